@@ -1,0 +1,1 @@
+"""Experiment building blocks: tasks, architectures, models."""

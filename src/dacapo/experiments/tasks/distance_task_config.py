@@ -1,0 +1,62 @@
+"""Config of the signed-distance task (semantic masks from tanh-normalised distances)."""
+
+from __future__ import annotations
+
+import attr
+
+from .distance_task import DistanceTask
+from .task_config import (
+    TaskConfig,
+    check_channels,
+    check_clip_bounds,
+    check_non_negative,
+    check_positive,
+)
+
+
+@attr.s
+class DistanceTaskConfig(TaskConfig):
+    """Predict, per channel, the signed distance to the object boundary.
+
+    Target ``tanh(d / scale_factor)`` (d in world units, + inside); the segmentation is a
+    threshold of the prediction. Distances give a denser signal than affinities: one wrong
+    voxel cannot merge two distant objects.
+    """
+
+    task_type = DistanceTask
+
+    channels: list[str] = attr.ib(
+        metadata={"help_text": "One name per predicted class/channel, e.g. ['mito', 'nucleus']."}
+    )
+    clip_distance: float = attr.ib(
+        metadata={"help_text": "Distances (world units) are clipped at this value in evaluation."}
+    )
+    tol_distance: float = attr.ib(
+        metadata={"help_text": "Tolerance (world units) for the *_with_tolerance metrics."}
+    )
+    scale_factor: float = attr.ib(
+        default=1,
+        metadata={"help_text": "Distances are divided by this (world units) before tanh."},
+    )
+    mask_distances: bool = attr.ib(
+        default=False,
+        metadata={
+            "help_text": "Zero the weight where the true distance is unknowable "
+            "(closer to the crop/mask edge than the distance the target claims)."
+        },
+    )
+    clipmin: float = attr.ib(
+        default=0.05, metadata={"help_text": "Lower clip of class fractions for balancing."}
+    )
+    clipmax: float = attr.ib(
+        default=0.95, metadata={"help_text": "Upper clip of class fractions for balancing."}
+    )
+
+    def _problems(self) -> list[str]:
+        return (
+            check_channels("channels", self.channels)
+            + check_positive("clip_distance", self.clip_distance)
+            + check_non_negative("tol_distance", self.tol_distance)
+            + check_positive("scale_factor", self.scale_factor)
+            + check_clip_bounds("clipmin", self.clipmin, "clipmax", self.clipmax)
+        )

@@ -1,0 +1,28 @@
+"""Evaluators: score segmentations against ground truth; track the best parameters."""
+
+from .binary_segmentation_evaluation_scores import BinarySegmentationEvaluationScores
+from .binary_segmentation_evaluator import BinarySegmentationEvaluator
+from .dummy_evaluation_scores import DummyEvaluationScores
+from .dummy_evaluator import DummyEvaluator
+from .evaluation_scores import EvaluationScores, MetricInfo
+from .evaluator import BestResult, BestScore, Evaluator
+from .instance_evaluation_scores import InstanceEvaluationScores
+from .instance_evaluator import InstanceEvaluator
+from .multi_class_evaluation_scores import MultiClassEvaluationScores
+from .multi_class_evaluator import MultiClassEvaluator
+
+__all__ = [
+    "BestResult",
+    "BestScore",
+    "BinarySegmentationEvaluationScores",
+    "BinarySegmentationEvaluator",
+    "DummyEvaluationScores",
+    "DummyEvaluator",
+    "EvaluationScores",
+    "Evaluator",
+    "InstanceEvaluationScores",
+    "InstanceEvaluator",
+    "MetricInfo",
+    "MultiClassEvaluationScores",
+    "MultiClassEvaluator",
+]

@@ -1,0 +1,36 @@
+"""Config of the inner-distance task (distance to the nearest other label)."""
+
+from __future__ import annotations
+
+import attr
+
+from .inner_distance_task import InnerDistanceTask
+from .task_config import TaskConfig, check_channels, check_non_negative, check_positive
+
+
+@attr.s
+class InnerDistanceTaskConfig(TaskConfig):
+    """Predict, per channel, the distance from each labelled voxel to the nearest voxel not
+    of its own label (0 outside objects), tanh-normalised: touching instances separate."""
+
+    task_type = InnerDistanceTask
+
+    channels: list[str] = attr.ib(metadata={"help_text": "One name per predicted channel."})
+    clip_distance: float = attr.ib(
+        metadata={"help_text": "Distances (world units) are clipped at this value in evaluation."}
+    )
+    tol_distance: float = attr.ib(
+        metadata={"help_text": "Tolerance (world units) for the *_with_tolerance metrics."}
+    )
+    scale_factor: float = attr.ib(
+        default=1,
+        metadata={"help_text": "Distances are divided by this (world units) before tanh."},
+    )
+
+    def _problems(self) -> list[str]:
+        return (
+            check_channels("channels", self.channels)
+            + check_positive("clip_distance", self.clip_distance)
+            + check_non_negative("tol_distance", self.tol_distance)
+            + check_positive("scale_factor", self.scale_factor)
+        )

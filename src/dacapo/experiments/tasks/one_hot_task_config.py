@@ -1,0 +1,32 @@
+"""Config of the one-hot (semantic classes) task."""
+
+from __future__ import annotations
+
+import attr
+
+from .one_hot_task import OneHotTask
+from .task_config import TaskConfig, check_channels, check_kernel_size
+
+
+@attr.s
+class OneHotTaskConfig(TaskConfig):
+    """Predict a probability vector over ``classes`` per voxel (softmax in eval mode);
+    the segmentation is the argmax class id. GT holds class ids 0..C-1."""
+
+    task_type = OneHotTask
+
+    classes: list[str] = attr.ib(
+        metadata={"help_text": "Class names; GT value i means classes[i]."}
+    )
+    kernel_size: int | None = attr.ib(
+        default=None,
+        metadata={"help_text": "Kernel size of the head convolution (odd; default 1)."},
+    )
+
+    def _problems(self) -> list[str]:
+        problems = check_channels("classes", self.classes) + check_kernel_size(
+            "kernel_size", self.kernel_size
+        )
+        if self.classes is not None and len(self.classes) == 1:
+            problems.append("classes: need at least 2 classes")
+        return problems

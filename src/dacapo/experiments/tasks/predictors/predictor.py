@@ -1,0 +1,108 @@
+"""Base class of predictors: GT -> training target and weight, and the model head."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+from funlib.geometry import Coordinate, Roi
+from funlib.persistence import Array
+
+from dacapo.experiments.array_types import ArrayType
+
+
+class Predictor(ABC):
+    """Turns ground truth into targets and weights and builds the model head.
+
+    ``create_target(gt)`` and ``create_weight(gt, target, mask, moving_class_counts)``
+    take and give funlib `Array`s; the spatial part of the returned arrays equals the
+    spatial ROI of ``gt`` (targets are computed on the GT crop; the trainer crops them to
+    the model output ROI).
+    """
+
+    @property
+    @abstractmethod
+    def channels(self) -> list[str]:
+        """Names of the semantic channels (what post-processing / evaluation see)."""
+
+    @property
+    def num_output_channels(self) -> int:
+        """Channels the model head outputs (may differ from ``len(channels)``)."""
+        return len(self.channels)
+
+    @property
+    @abstractmethod
+    def output_array_type(self) -> ArrayType:
+        """Kind of the model output in eval mode."""
+
+    @abstractmethod
+    def create_model(self, architecture):
+        """The architecture plus a head with ``num_output_channels`` outputs."""
+
+    @abstractmethod
+    def create_target(self, gt: Array) -> Array:
+        """Training target for ground truth ``gt``."""
+
+    @abstractmethod
+    def create_weight(
+        self,
+        gt: Array,
+        target: Array,
+        mask: Array | None = None,
+        moving_class_counts: Any = None,
+    ) -> tuple[Array, Any]:
+        """Per-voxel loss weights (same shape as the target) and updated class counts."""
+
+    def padding(self, gt_voxel_size: Coordinate) -> Coordinate:
+        """Extra GT context (world units, each side) needed around the output ROI."""
+        return Coordinate((0,) * len(gt_voxel_size))
+
+    def gt_region_for_roi(self, target_roi: Roi, voxel_size: Coordinate) -> Roi:
+        """The GT ROI needed to compute the target (and weight) in ``target_roi``."""
+        pad = self.padding(voxel_size)
+        return target_roi.grow(pad, pad)
+
+
+def spatial_data(array: Array, name: str = "gt") -> np.ndarray:
+    """The array's data without a channel axis; a single channel axis is squeezed.
+
+    Raises a ValueError naming ``name`` for a multi-channel array.
+    """
+    data = np.asarray(array.data[:])
+    n_channel = data.ndim - array.voxel_size.dims
+    if n_channel == 0:
+        return data
+    if n_channel == 1 and data.shape[0] == 1:
+        return data[0]
+    raise ValueError(
+        f"{name}: expected a single-channel array, got shape {data.shape} with "
+        f"{array.voxel_size.dims} spatial dims"
+    )
+
+
+def channel_data(array: Array, num_channels: int, name: str = "gt") -> np.ndarray:
+    """The array's data with a leading channel axis of length ``num_channels``.
+
+    An array without channel axis is accepted when ``num_channels == 1``.
+    """
+    data = np.asarray(array.data[:])
+    dims = array.voxel_size.dims
+    if data.ndim == dims:
+        data = data[None]
+    if data.ndim != dims + 1 or data.shape[0] != num_channels:
+        raise ValueError(
+            f"{name}: expected {num_channels} channel(s) over {dims} spatial dims, got shape "
+            f"{data.shape}"
+        )
+    return data
+
+
+def like(array: Array, data: np.ndarray) -> Array:
+    """A new Array with ``data`` (leading channel axis ``c^`` if it has one more dim) placed
+    at ``array``'s spatial offset and voxel size."""
+    dims = array.voxel_size.dims
+    spatial_names = [n for n in array.axis_names if not n.endswith("^")][-dims:]
+    axis_names = spatial_names if data.ndim == dims else ["c^"] + spatial_names
+    units = list(array.units) if array.units else None
+    return Array(data, offset=array.offset, voxel_size=array.voxel_size, axis_names=axis_names, units=units)

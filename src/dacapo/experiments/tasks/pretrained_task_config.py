@@ -1,0 +1,37 @@
+"""Config of a task that starts from saved weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attr
+
+from .pretrained_task import PretrainedTask
+from .task_config import TaskConfig
+
+
+@attr.s
+class PretrainedTaskConfig(TaskConfig):
+    """A sub-task whose model starts from a saved state dict (``weights``)."""
+
+    task_type = PretrainedTask
+
+    sub_task_config: TaskConfig = attr.ib(
+        metadata={"help_text": "The task to fine-tune (its targets, loss, sweep and evaluation)."}
+    )
+    weights: Path = attr.ib(
+        converter=Path,
+        metadata={"help_text": "Path of a saved model state dict (torch.save) to start from."},
+    )
+
+    def _problems(self) -> list[str]:
+        problems = []
+        if not isinstance(self.sub_task_config, TaskConfig):
+            problems.append("sub_task_config: must be a task config")
+        else:
+            ok, reason = self.sub_task_config.verify()
+            if not ok:
+                problems.append(f"sub_task_config: {reason}")
+        if not self.weights.is_file():
+            problems.append(f"weights: file not found: {self.weights}")
+        return problems

@@ -1,0 +1,87 @@
+"""Base class of all task configurations."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import attr
+
+
+@attr.s
+class TaskConfig(ABC):
+    """Base class for task configurations: one subclass per task kind.
+
+    Subclasses set the class attribute ``task_type`` (the `Task` class to build) and
+    implement ``problems()``, the list of reasons the config is invalid.
+    """
+
+    task_type: ClassVar[type]
+
+    name: str = attr.ib(metadata={"help_text": "A unique name for this task."})
+
+    def problems(self) -> list[str]:
+        """Reasons this config is invalid (empty when valid)."""
+        problems = []
+        if not isinstance(self.name, str) or not self.name:
+            problems.append("name: must be a non-empty string")
+        return problems + self._problems()
+
+    @abstractmethod
+    def _problems(self) -> list[str]:
+        """Task-specific validation."""
+
+    def verify(self) -> tuple[bool, str]:
+        """Check whether this is a valid task: ``(ok, reason)``."""
+        problems = self.problems()
+        if problems:
+            return False, "; ".join(problems)
+        return True, "valid"
+
+    def build(self):
+        """Build the `Task` this config describes."""
+        return self.task_type(self)
+
+
+def check_channels(field: str, channels) -> list[str]:
+    """Problems with a list of channel/class names: empty, duplicate or not strings."""
+    if channels is None or len(channels) == 0:
+        return [f"{field}: must not be empty"]
+    problems = []
+    if not all(isinstance(c, str) and c for c in channels):
+        problems.append(f"{field}: every entry must be a non-empty string")
+    dup = sorted({c for c in channels if list(channels).count(c) > 1})
+    if dup:
+        problems.append(f"{field}: duplicate names {dup}")
+    return problems
+
+
+def check_positive(field: str, value) -> list[str]:
+    if not isinstance(value, (int, float)) or not value > 0:
+        return [f"{field}: must be > 0, got {value!r}"]
+    return []
+
+
+def check_non_negative(field: str, value) -> list[str]:
+    if not isinstance(value, (int, float)) or not value >= 0:
+        return [f"{field}: must be >= 0, got {value!r}"]
+    return []
+
+
+def check_clip_bounds(min_field: str, lo, max_field: str, hi) -> list[str]:
+    """Clip bounds for class balancing must satisfy 0 < lo < hi < 1."""
+    problems = []
+    for field, value in ((min_field, lo), (max_field, hi)):
+        if not isinstance(value, (int, float)) or not 0 < value < 1:
+            problems.append(f"{field}: must lie in (0, 1), got {value!r}")
+    if not problems and lo >= hi:
+        problems.append(f"{min_field} ({lo}) must be smaller than {max_field} ({hi})")
+    return problems
+
+
+def check_kernel_size(field: str, value) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, int) or value < 1 or value % 2 == 0:
+        return [f"{field}: must be an odd integer >= 1 (or None), got {value!r}"]
+    return []

@@ -1,0 +1,1 @@
+"""Pure array functions (numpy in, numpy out; no I/O, no torch)."""

@@ -1,0 +1,1 @@
+"""Persistence: config (de)serialisation, arrays, run directories."""
