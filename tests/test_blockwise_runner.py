@@ -201,6 +201,14 @@ def test_worker_command_template(tmp_path, raw3d, template):
     np.testing.assert_array_equal(out, reference(data))
 
 
+def test_failing_worker_command_raises(tmp_path, raw3d):
+    raw_path, _ = raw3d
+    with pytest.raises(BlockwiseError, match="36 of 36 blocks were not completed") as info:
+        _run_3d(tmp_path, raw_path, "bad", num_workers=1, worker_command="false {command}")
+    assert "exited with code 1" in str(info.value)
+    assert info.value.result.processed == 0
+
+
 def test_readonly_input_and_clean_cwd(tmp_path, raw3d, monkeypatch):
     raw_path, data = raw3d
     cwd = tmp_path / "cwd"
@@ -253,6 +261,24 @@ def test_changed_layout_with_existing_markers_is_refused(tmp_path, raw3d):
             out_path,
             Coordinate(40, 40, 40),
             context=VOXEL_3D,
+            num_workers=1,
             log_dir=tmp_path / "logs" / "cfg",
+            progress=False,
+        )
+
+
+def test_parallel_run_refuses_blocks_sharing_chunks(tmp_path, raw3d):
+    raw_path, _ = raw3d
+    roi = open_ds(raw_path).roi
+    out_path = tmp_path / "out.zarr" / "big_chunks"
+    prepare_output(out_path, roi, VOXEL_3D, np.float32, write_size=BLOCK_3D)
+    with pytest.raises(ValueError, match="aligned to the output chunks"):
+        run_blockwise(
+            box_mean,
+            {"raw": raw_path},
+            out_path,
+            Coordinate(40, 40, 40),
+            num_workers=2,
+            log_dir=tmp_path / "logs",
             progress=False,
         )

@@ -146,23 +146,22 @@ def prepare_output(
     total_roi = Roi(total_roi.offset, total_roi.shape)
     voxel_size = Coordinate(voxel_size)
     write_size = Coordinate(total_roi.shape if write_size is None else write_size)
-    for name, value in (("total_roi offset", total_roi.offset), ("total_roi shape",
-                        total_roi.shape), ("write_size", write_size)):
+    for name, value in (
+        ("total_roi offset", total_roi.offset),
+        ("total_roi shape", total_roi.shape),
+        ("write_size", write_size),
+    ):
         if len(value) != len(voxel_size) or value % voxel_size != Coordinate(
             (0,) * len(voxel_size)
         ):
-            raise ValueError(
-                f"{name} {value} is not a multiple of the voxel size {voxel_size}"
-            )
+            raise ValueError(f"{name} {value} is not a multiple of the voxel size {voxel_size}")
     spatial_shape = tuple(total_roi.shape / voxel_size)
     chunk_spatial = tuple(min(c, s) for c, s in zip(write_size / voxel_size, spatial_shape))
     channel_shape = () if num_channels is None else (int(num_channels),)
     shape = channel_shape + spatial_shape
     chunk_shape = channel_shape + chunk_spatial
     dtype = np.dtype(dtype)
-    if axis_names is not None and num_channels is not None and len(axis_names) == len(
-        voxel_size
-    ):
+    if axis_names is not None and num_channels is not None and len(axis_names) == len(voxel_size):
         axis_names = ["c^", *axis_names]
 
     try:
@@ -304,9 +303,7 @@ def _launch_command_worker(*, spec_path: str, template: str, context=None) -> No
     if daisy_context is not None:
         env["DAISY_CONTEXT"] = daisy_context
     package_root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (package_root, env.get("PYTHONPATH", "")) if p
-    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
     logger.info("starting worker: %s", command)
     ret = subprocess.run(command, shell=True, env=env, check=False)
     if ret.returncode != 0:
@@ -345,9 +342,7 @@ def _default_log_dir(output: Path) -> Path:
     for i, part in enumerate(parts):
         if Path(part).suffix in (".zarr", ".n5", ".zarr2", ".zarr3"):
             container = Path(*parts[: i + 1])
-            return container.with_name(container.name + ".blockwise").joinpath(
-                *parts[i + 1 :]
-            )
+            return container.with_name(container.name + ".blockwise").joinpath(*parts[i + 1 :])
     return output.with_name(output.name + ".blockwise")
 
 
@@ -357,6 +352,21 @@ def _check_alignment(name: str, roi: Roi, voxel_size: Coordinate) -> None:
         raise ValueError(
             f"{name}: ROI {roi} is not aligned with the voxel size {voxel_size}; "
             "block_size, context and roi must be multiples of every array's voxel size"
+        )
+
+
+def _check_chunk_alignment(out, total_write_roi: Roi, block_size: Coordinate) -> None:
+    """Blocks written in parallel must not share output chunks (lost updates)."""
+    chunks = Coordinate(tuple(out._source_data.chunks)[out.channel_dims :])
+    start = (total_write_roi.offset - out.roi.offset) / out.voxel_size
+    step = block_size / out.voxel_size
+    zero = Coordinate((0,) * len(chunks))
+    if start % chunks != zero or step % chunks != zero:
+        raise ValueError(
+            f"parallel writes need blocks aligned to the output chunks: block size {step} "
+            f"voxels and ROI start {start} voxels (relative to the output) must be "
+            f"multiples of the chunk shape {chunks}. Create the output with "
+            "prepare_output(..., write_size=block_size) or use num_workers=1."
         )
 
 
@@ -442,7 +452,7 @@ def run_blockwise(
             f"{len(voxel_size)} dimensions like the output's voxel size {voxel_size}"
         )
     block_write_roi = Roi(context, block_size)
-    block_read_roi = Roi((0,) * len(context), block_size).grow(context, context)
+    block_read_roi = Roi((0,) * len(context), block_size + context * 2)
     total_read_roi = total_write_roi.grow(context, context)
 
     _check_alignment("output block", Roi(total_write_roi.offset, block_size), voxel_size)
@@ -454,10 +464,17 @@ def run_blockwise(
                 f"input {name!r} has {len(in_voxel_size)} spatial dims, output has "
                 f"{len(voxel_size)}"
             )
-        _check_alignment(f"input {name!r} read block", Roi(total_read_roi.offset,
-                         block_read_roi.shape), in_voxel_size)
-        _check_alignment(f"input {name!r} block step", Roi(block_size, block_size),
-                         in_voxel_size)
+        _check_alignment(
+            f"input {name!r} read block",
+            Roi(total_read_roi.offset, block_read_roi.shape),
+            in_voxel_size,
+        )
+        _check_alignment(f"input {name!r} block step", Roi(block_size, block_size), in_voxel_size)
+
+    if num_workers is None:
+        num_workers = os.cpu_count() or 1
+    if num_workers > 1 or worker_command is not None:
+        _check_chunk_alignment(out, total_write_roi, block_size)
 
     log_dir = _default_log_dir(output.absolute()) if log_dir is None else Path(log_dir)
     log_dir = log_dir.absolute()
@@ -490,12 +507,14 @@ def run_blockwise(
     for stale in _failed_dir(task_dir).glob("*.json"):
         stale.unlink()
     todo = len(blocks) - len(done_before)
-    if num_workers is None:
-        num_workers = os.cpu_count() or 1
     num_workers = max(1, min(num_workers, max(todo, 1)))
     logger.info(
         "task %s: %d blocks (%d already done), %d workers, logs in %s",
-        task_id, len(blocks), len(done_before), num_workers, task_dir,
+        task_id,
+        len(blocks),
+        len(done_before),
+        num_workers,
+        task_dir,
     )
 
     spec = _Spec(process, inputs, str(output.absolute()), str(task_dir), task_id)
@@ -561,7 +580,10 @@ def run_blockwise(
     )
     logger.info(
         "task %s: %d blocks processed, %d skipped, %d failed",
-        task_id, result.processed, result.skipped, len(failed),
+        task_id,
+        result.processed,
+        result.skipped,
+        len(failed),
     )
     if failed:
         shown = failed[:10]
@@ -569,10 +591,13 @@ def run_blockwise(
         if len(failed) > len(shown):
             lines.append(f"  ... and {len(failed) - len(shown)} more")
         errors = [b for b in failed if b.error]
-        msg = (
-            f"blockwise task {task_id!r}: {len(failed)} of {len(blocks)} blocks failed "
-            f"(after {max_retries} retries):\n" + "\n".join(lines)
+        how = (
+            "were not completed (workers kept crashing)"
+            if abandoned
+            else f"failed (after {max_retries} retries)"
         )
+        msg = f"blockwise task {task_id!r}: {len(failed)} of {len(blocks)} blocks {how}:\n"
+        msg += "\n".join(lines)
         if errors:
             msg += f"\nerror of {errors[0]}:\n{errors[0].error.rstrip()}"
         if abandoned:

@@ -1,0 +1,158 @@
+"""Configs <-> plain dicts / YAML with cattrs; a ``type`` tag names the config class.
+
+Every attrs config class that may stand where its base class is expected (task,
+architecture, ...) is registered by class name; dicts carry ``type: ClassName``.
+Unknown types, missing and extra fields raise `ConfigError` naming the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import attr
+import cattrs
+import yaml
+from funlib.geometry import Coordinate
+
+TYPE_KEY = "type"
+_registry: dict[str, type] = {}
+_bases: list[type] = []
+
+
+class ConfigError(ValueError):
+    """A config file or dict that does not describe a valid config."""
+
+
+def register(cls: type, base: type | None = None) -> type:
+    """Make ``cls`` known by its class name; ``base`` (optional) becomes polymorphic."""
+    _registry[cls.__name__] = cls
+    if base is not None and base not in _bases:
+        _bases.append(base)
+        _converter.register_structure_hook_func(lambda t, b=base: t is b, _structure_tagged)
+        _converter.register_unstructure_hook_func(lambda t, b=base: t is b, _unstructure_tagged)
+    return cls
+
+
+def _structure_tagged(data: Any, cl: type) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected a mapping for a {cl.__name__}, got {type(data).__name__}")
+    if TYPE_KEY not in data:
+        raise ConfigError(f"missing field '{TYPE_KEY}' (the config class) for a {cl.__name__}")
+    name = data[TYPE_KEY]
+    cls = _registry.get(name)
+    if cls is None or not issubclass(cls, cl):
+        known = sorted(k for k, v in _registry.items() if issubclass(v, cl))
+        raise ConfigError(f"unknown {cl.__name__} type {name!r}; known: {known}")
+    fields = {k: v for k, v in data.items() if k != TYPE_KEY}
+    return _structure_plain(fields, cls)
+
+
+def _unstructure_tagged(obj: Any) -> dict:
+    return {TYPE_KEY: type(obj).__name__, **_unstructure_plain(obj)}
+
+
+def _structure_plain(data: dict, cls: type) -> Any:
+    attr.resolve_types(cls)
+    return _converter.structure(data, cls)
+
+
+def _unstructure_plain(obj: Any) -> dict:
+    attr.resolve_types(type(obj))
+    return {
+        f.name: _converter.unstructure(getattr(obj, f.name), unstructure_as=f.type)
+        for f in attr.fields(type(obj))
+    }
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True)
+    conv.register_structure_hook(Coordinate, lambda d, _: Coordinate(d))
+    conv.register_unstructure_hook(Coordinate, lambda c: [int(v) for v in c])
+    conv.register_structure_hook(Path, lambda d, _: Path(d))
+    conv.register_unstructure_hook(Path, str)
+    return conv
+
+
+_converter = _make_converter()
+
+
+def to_dict(obj: Any) -> dict:
+    """A registered config as a plain dict with a ``type`` tag (recursively)."""
+    return _unstructure_tagged(obj)
+
+
+def from_dict(data: dict, cls: type | None = None) -> Any:
+    """The config described by ``data``; ``cls`` (a base or concrete class) optional."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected a mapping, got {type(data).__name__}")
+    if TYPE_KEY in data or cls is None:
+        target = cls or object
+        if TYPE_KEY not in data:
+            raise ConfigError(f"missing field '{TYPE_KEY}' (the config class)")
+        name = data[TYPE_KEY]
+        if name not in _registry or not issubclass(_registry[name], target):
+            raise ConfigError(f"unknown config type {name!r}; known: {sorted(_registry)}")
+        cls = _registry[name]
+        data = {k: v for k, v in data.items() if k != TYPE_KEY}
+    try:
+        return _structure_plain(data, cls)
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 - cattrs errors are reworded with field paths
+        raise ConfigError(_describe(e, cls)) from e
+
+
+def _format(exc: BaseException, type_) -> str:
+    if isinstance(exc, ConfigError):
+        return str(exc)
+    return cattrs.v.format_exception(exc, type_)
+
+
+def _describe(error: Exception, cls: type) -> str:
+    if isinstance(error, (cattrs.BaseValidationError,)):
+        messages = cattrs.transform_error(error, path=cls.__name__, format_exception=_format)
+        return "; ".join(messages)
+    return f"{cls.__name__}: {error}"
+
+
+def to_yaml(obj: Any, path: str | Path | None = None) -> str:
+    """YAML text of a config; also written to ``path`` (atomically) when given."""
+    text = yaml.safe_dump(to_dict(obj), sort_keys=False)
+    if path is not None:
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return text
+
+
+def from_yaml(source: str | Path, cls: type | None = None) -> Any:
+    """The config in a YAML file (or YAML text when ``source`` is not a file)."""
+    path = Path(source) if isinstance(source, Path) or "\n" not in str(source) else None
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        text = path.read_text()
+    else:
+        text = str(source)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path or 'config'}: not valid YAML: {e}") from e
+    return from_dict(data, cls)
+
+
+def _register_builtin() -> None:
+    from dacapo.experiments import architectures as archs
+    from dacapo.experiments import tasks
+
+    for name in tasks.__all__:
+        obj = getattr(tasks, name)
+        if name.endswith("Config") and name != "TaskConfig":
+            register(obj, tasks.TaskConfig)
+    for name in ("CNNectomeUNetConfig", "DummyArchitectureConfig"):
+        register(getattr(archs, name), archs.ArchitectureConfig)
+
+
+_register_builtin()
