@@ -252,7 +252,14 @@ def test_prepare_output_reuse_and_mismatch(tmp_path):
 
 def test_changed_layout_with_existing_markers_is_refused(tmp_path, raw3d):
     raw_path, _ = raw3d
-    _run_3d(tmp_path, raw_path, "cfg", num_workers=1)
+    # pretend every block of a first run is done (ids are < 1000 here), so the
+    # first call records its configuration without starting any worker
+    done = tmp_path / "logs" / "cfg" / "dacapo" / "done"
+    done.mkdir(parents=True)
+    for i in range(1000):
+        (done / str(i)).touch()
+    result, _ = _run_3d(tmp_path, raw_path, "cfg", num_workers=1)
+    assert (result.total, result.processed, result.skipped) == (36, 0, 36)
     out_path = tmp_path / "out.zarr" / "cfg"
     with pytest.raises(ValueError, match="different configuration"):
         run_blockwise(
