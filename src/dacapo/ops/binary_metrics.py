@@ -114,9 +114,10 @@ def distance_to(mask: np.ndarray, voxel_size: Sequence[float]) -> np.ndarray:
     """dist_X(v) in world units: distance from each voxel centre to the nearest voxel of
     ``mask`` (0 inside it); ``inf`` everywhere if ``mask`` is empty. Exact anisotropic EDT."""
     outside = np.logical_not(mask).view(np.uint8)
+    anisotropy = tuple(float(v) for v in voxel_size)
     return edt.edt(
         np.ascontiguousarray(outside),
-        anisotropy=tuple(float(v) for v in voxel_size),
+        anisotropy=anisotropy[0] if len(anisotropy) == 1 else anisotropy,
         black_border=False,
         parallel=1,
     )

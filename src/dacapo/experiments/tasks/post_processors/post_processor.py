@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from functools import partial
@@ -59,8 +60,9 @@ class BlockwisePostProcessor(PostProcessor):
 
     @abstractmethod
     def process_block(self, prediction: np.ndarray, parameters: PostProcessorParameters) -> np.ndarray:
-        """Segmentation of ``prediction`` (channels first) for ``parameters``; the spatial
-        shape of the result equals that of the input."""
+        """Segmentation of ``prediction`` (channels first: always a leading channel axis,
+        also for a single-channel prediction) for ``parameters``; the spatial shape of the
+        result equals that of the input."""
 
     def output_dtype(self, parameters: PostProcessorParameters) -> np.dtype:
         return np.dtype(np.uint8)
@@ -91,7 +93,11 @@ class BlockwisePostProcessor(PostProcessor):
         channels = self.output_channels(prediction, parameters)
         if block_size is None:
             block_size = Coordinate((self.DEFAULT_BLOCK_VOXELS,) * voxel_size.dims) * voxel_size
-        block_size = Coordinate(block_size)
+        # blocks larger than the ROI would make prepare_output's chunks smaller than a
+        # block, which the runner refuses for parallel writes: clip to the ROI
+        block_size = Coordinate(
+            min(b, s) for b, s in zip(Coordinate(block_size), spatial_roi.shape)
+        )
         out = prepare_output(
             output_array,
             total_roi=spatial_roi,
@@ -101,30 +107,40 @@ class BlockwisePostProcessor(PostProcessor):
             write_size=block_size,
         )
         if isinstance(self.prediction, Array):
-            seg = self.process_block(np.asarray(prediction.to_ndarray(spatial_roi)), parameters)
+            data = _with_channel_axis(np.asarray(prediction.to_ndarray(spatial_roi)), voxel_size.dims)
+            seg = self.process_block(data, parameters)
             out[spatial_roi] = seg
             return open_array(output_array, "output")
-        run_blockwise(
-            partial(_process_block, self, parameters),
-            inputs={"prediction": self.prediction},
-            output=output_array,
-            block_size=block_size,
-            context=self.context(parameters, voxel_size),
-            num_workers=num_workers,
-            log_dir=log_dir,
-            task_id=f"{type(self).__name__}_{parameters.id}",
-        )
+        # Without a log_dir, done-markers go to a temporary directory: a later call with a
+        # new prediction and the same output path must recompute every block, not skip
+        # them. With an explicit log_dir, an interrupted run resumes (the runner's markers).
+        with tempfile.TemporaryDirectory(prefix="dacapo_post_") as tmp:
+            run_blockwise(
+                partial(_process_block, self, parameters),
+                inputs={"prediction": self.prediction},
+                output=output_array,
+                block_size=block_size,
+                context=self.context(parameters, voxel_size),
+                num_workers=num_workers,
+                log_dir=tmp if log_dir is None else log_dir,
+                task_id=f"{type(self).__name__}_{parameters.id}",
+                progress=False,
+            )
         del out
         return open_array(output_array, "output")
 
 
 def _process_block(post_processor: BlockwisePostProcessor, parameters, prediction, block) -> np.ndarray:
     """Run ``process_block`` on a block with context and crop to the write ROI."""
-    seg = post_processor.process_block(prediction, parameters)
     voxel_size = block.voxel_size
+    seg = post_processor.process_block(_with_channel_axis(prediction, voxel_size.dims), parameters)
     begin = (block.write_roi.begin - block.read_roi.begin) / voxel_size
     shape = block.write_roi.shape / voxel_size
     spatial = tuple(slice(b, b + s) for b, s in zip(begin, shape))
     lead = (slice(None),) * (seg.ndim - len(spatial))
     return seg[lead + spatial]
 
+
+def _with_channel_axis(data: np.ndarray, dims: int) -> np.ndarray:
+    """``data`` with a leading channel axis (added if it has only ``dims`` axes)."""
+    return data[None] if data.ndim == dims else data

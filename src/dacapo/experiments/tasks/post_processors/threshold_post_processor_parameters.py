@@ -1,6 +1,14 @@
-"""PLACEHOLDER: being implemented."""
+"""Parameters of the threshold post-processor."""
+
+from __future__ import annotations
+
+import attr
+
+from .post_processor_parameters import PostProcessorParameters
 
 
-class ThresholdPostProcessorParameters:
-    def __init__(self, *args, **kwargs) -> None:
-        self.args, self.kwargs = args, kwargs
+@attr.s(frozen=True)
+class ThresholdPostProcessorParameters(PostProcessorParameters):
+    """Foreground where ``prediction > threshold`` (same threshold for every channel)."""
+
+    threshold: float = attr.ib(default=0.0, converter=float)

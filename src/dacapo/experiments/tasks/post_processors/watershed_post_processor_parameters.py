@@ -1,6 +1,16 @@
-"""PLACEHOLDER: being implemented."""
+"""Parameters of the watershed post-processor."""
+
+from __future__ import annotations
+
+import attr
+
+from .post_processor_parameters import PostProcessorParameters
 
 
-class WatershedPostProcessorParameters:
-    def __init__(self, *args, **kwargs) -> None:
-        self.args, self.kwargs = args, kwargs
+@attr.s(frozen=True)
+class WatershedPostProcessorParameters(PostProcessorParameters):
+    """Mutex watershed on ``affinities - bias``; fragments with mean affinity < ``bias``
+    or fewer than ``min_size`` voxels are removed (set to 0)."""
+
+    bias: float = attr.ib(default=0.5, converter=float)
+    min_size: int = attr.ib(default=0, converter=int)

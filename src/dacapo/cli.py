@@ -1,0 +1,260 @@
+"""The ``dacapo`` command line: verify, train, validate, apply, convert, demo.
+
+Bad input (a config or data problem: `ConfigError`, `ValueError`, `FileNotFoundError`,
+`TypeError` from our code) prints one line ``error: ...`` on stderr and exits with code 2,
+without a traceback; ``--debug`` (before the command) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+BAD_INPUT = 2
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    if isinstance(e, KeyError):
+        text = f"missing key {text}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " ".join(lines) if len(lines) <= 3 else lines[0]
+
+
+def handle_errors(func):
+    """Turn bad-input exceptions into ``error: <message>`` and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from dacapo.blockwise import BlockwiseError
+
+        ctx = click.get_current_context()
+        debug = bool(ctx.find_root().params.get("debug"))
+        try:
+            return func(*args, **kwargs)
+        except (ValueError, FileNotFoundError, TypeError, KeyError, NotADirectoryError) as e:
+            if debug:
+                raise
+            click.echo(f"error: {_one_line(e)}", err=True)
+            sys.exit(BAD_INPUT)
+        except BlockwiseError as e:
+            if debug:
+                raise
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def _load_run_config(path: str):
+    from dacapo.experiments.run_config import RunConfig
+    from dacapo.store.converter import from_yaml
+
+    return from_yaml(Path(path), RunConfig)
+
+
+def _absolute_paths(rc):
+    """The run config with dataset paths made absolute (relative to the current dir)."""
+    import attr
+
+    return attr.evolve(rc, datasplit_config=rc.datasplit_config.resolve(Path.cwd()))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.option("-v", "--verbose", is_flag=True, help="Log INFO messages to stderr.")
+def cli(debug: bool, verbose: bool) -> None:
+    """dacapo: train, validate and apply segmentation models on large 2D/3D volumes."""
+    level = logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        # run directories log INFO to files; the terminal shows only what was asked for
+        handler.setLevel(level)
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--no-data", is_flag=True, help="Skip opening the data arrays.")
+@handle_errors
+def verify(config: str, no_data: bool) -> None:
+    """Check a run config (or a task/architecture config) YAML file.
+
+    Prints 'valid' or every problem found; exit code 2 when invalid.
+    """
+    from dacapo.experiments.run_config import RunConfig
+    from dacapo.store.converter import from_yaml
+
+    obj = from_yaml(Path(config))
+    if isinstance(obj, RunConfig):
+        problems = _absolute_paths(obj).problems(check_data=not no_data)
+    elif hasattr(obj, "verify"):
+        ok, reason = obj.verify()
+        problems = [] if ok else [reason]
+    else:
+        problems = [f"{type(obj).__name__} cannot be verified on its own"]
+    if problems:
+        click.echo(f"{config}: invalid", err=True)
+        for p in problems:
+            click.echo(f"  - {p}", err=True)
+        sys.exit(BAD_INPUT)
+    click.echo(f"{config}: valid")
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--root", default="runs", show_default=True, type=click.Path(file_okay=False),
+              help="Folder that holds the run directories.")
+@click.option("--no-validate", is_flag=True, help="Skip validation during training.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@handle_errors
+def train(config: str, root: str, no_validate: bool, quiet: bool) -> None:
+    """Train the run described by CONFIG in ROOT/<name> (resumes when re-run)."""
+    from dacapo.train import train_run
+    from dacapo.validate import format_table
+
+    rc = _absolute_paths(_load_run_config(config))
+    run_dir = train_run(rc, root, progress=not quiet, validate=not no_validate)
+    click.echo(f"run directory: {run_dir.path}")
+    if run_dir.validation_scores_file.is_file():
+        click.echo(format_table(run_dir))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--iteration", type=int, default=None, help="Checkpoint (default: the latest).")
+@click.option("--workers", type=int, default=None, help="Blockwise workers (default: the run's).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@handle_errors
+def validate(run_dir: str, iteration: int | None, workers: int | None, quiet: bool) -> None:
+    """Validate a checkpoint of RUN_DIR: predict, post-process every parameter, score."""
+    from dacapo.validate import format_table, validate_run
+
+    rows = validate_run(run_dir, iteration, num_workers=workers, progress=not quiet)
+    click.echo(format_table(run_dir, rows[0]["iteration"] if rows else None))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--input", "input_", required=True, help="Raw zarr array, e.g. data.zarr/raw.")
+@click.option("--output", required=True, help="Output zarr array, e.g. out.zarr/seg.")
+@click.option("--iteration", type=int, default=None, help="Checkpoint to use.")
+@click.option("--criterion", default=None, help="Use the best checkpoint and parameters for it.")
+@click.option("--workers", type=int, default=None, help="Local workers (default: all cores).")
+@click.option("--worker-command", default=None,
+              help="Shell template starting a worker, e.g. 'srun -n1 {command}'.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@handle_errors
+def apply(run_dir: str, input_: str, output: str, iteration: int | None, criterion: str | None,
+          workers: int | None, worker_command: str | None, quiet: bool) -> None:
+    """Segment INPUT with a trained run, blockwise, into OUTPUT."""
+    from dacapo.apply import apply_run
+
+    if iteration is not None and criterion is not None:
+        raise ValueError("give --iteration or --criterion, not both")
+    out = apply_run(run_dir, input_, output, iteration=iteration, criterion=criterion,
+                    num_workers=workers, worker_command=worker_command, progress=not quiet)
+    click.echo(f"wrote {output} (shape {tuple(out.shape)}, voxel size {tuple(out.voxel_size)})")
+
+
+def convert_tiff(source, output, voxel_size, offset=None, axis_names=None, units="nm",
+                 chunk: int = 64):
+    """Write a TIFF stack (one file, or a folder of 2D TIFFs sorted by name) as a zarr
+    array with the given voxel size; slab by slab, so the stack need not fit in memory."""
+    import numpy as np
+    import tifffile
+    from funlib.geometry import Coordinate
+    from funlib.persistence import prepare_ds
+
+    src = Path(source)
+    if not src.exists():
+        raise FileNotFoundError(f"TIFF source: no file or folder at {str(source)!r}")
+    if Path(str(output)).exists():
+        raise ValueError(f"output {str(output)!r} exists already; choose another path")
+    if src.is_dir():
+        files = sorted(p for p in src.iterdir() if p.suffix.lower() in (".tif", ".tiff"))
+        if not files:
+            raise FileNotFoundError(f"TIFF source: no .tif/.tiff files in {str(source)!r}")
+        first = tifffile.imread(files[0])
+        shape, dtype = (len(files), *first.shape), first.dtype
+
+        def read(z0: int, z1: int) -> np.ndarray:
+            return np.stack([tifffile.imread(f) for f in files[z0:z1]])
+    else:
+        tif = tifffile.TiffFile(src)
+        series = tif.series[0]
+        shape, dtype = tuple(series.shape), series.dtype
+        pages = series.pages if len(series.pages) > 1 else None
+
+        def read(z0: int, z1: int) -> np.ndarray:
+            if pages is None:
+                return series.asarray()[z0:z1]
+            return np.stack([pages[i].asarray() for i in range(z0, z1)])
+    dims = len(voxel_size)
+    if len(shape) != dims:
+        raise ValueError(
+            f"TIFF {str(source)!r} has shape {shape} ({len(shape)} dims) but --voxel-size "
+            f"gives {dims} values"
+        )
+    names = axis_names or ["z", "y", "x"][-dims:]
+    if len(names) != dims:
+        raise ValueError(f"--axis-names: expected {dims} names, got {names}")
+    arr = prepare_ds(
+        str(output), shape=shape, offset=Coordinate(offset or (0,) * dims),
+        voxel_size=Coordinate(voxel_size), axis_names=names, units=[units] * dims,
+        dtype=dtype, chunk_shape=tuple(min(chunk, s) for s in shape), mode="w",
+    )
+    if dims == 2:
+        arr._source_data[:] = read(0, shape[0]) if src.is_dir() else series.asarray()
+        return arr
+    step = max(1, chunk)
+    for z0 in range(0, shape[0], step):
+        z1 = min(shape[0], z0 + step)
+        arr._source_data[z0:z1] = read(z0, z1)
+    return arr
+
+
+def _parse_ints(text: str, name: str) -> list[int]:
+    try:
+        return [int(v) for v in text.replace("x", ",").split(",") if v.strip()]
+    except ValueError as e:
+        raise ValueError(f"{name}: expected integers like 40,8,8, got {text!r}") from e
+
+
+@cli.command()
+@click.argument("source", type=click.Path())
+@click.argument("output")
+@click.option("--voxel-size", required=True, help="World units per voxel, e.g. 40,8,8 (z,y,x).")
+@click.option("--offset", default=None, help="World offset, e.g. 0,0,0.")
+@click.option("--axis-names", default=None, help="e.g. z,y,x (default by dimension).")
+@click.option("--units", default="nm", show_default=True, help="Unit of every spatial axis.")
+@click.option("--chunk", type=int, default=64, show_default=True, help="Chunk edge in voxels.")
+@handle_errors
+def convert(source: str, output: str, voxel_size: str, offset: str | None,
+            axis_names: str | None, units: str, chunk: int) -> None:
+    """Convert a TIFF stack (file or folder of 2D TIFFs) into the zarr array OUTPUT."""
+    arr = convert_tiff(
+        source, output, _parse_ints(voxel_size, "--voxel-size"),
+        offset=None if offset is None else _parse_ints(offset, "--offset"),
+        axis_names=None if axis_names is None else axis_names.split(","),
+        units=units, chunk=chunk,
+    )
+    click.echo(f"wrote {output}: shape {tuple(arr.shape)}, dtype {arr.dtype}, "
+               f"voxel size {tuple(arr.voxel_size)}")
+
+
+@cli.command()
+@click.option("--root", default="demo_runs", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the demo data and run directories.")
+@click.option("--quick", is_flag=True, help="A few iterations only (smoke test).")
+@handle_errors
+def demo(root: str, quick: bool) -> None:
+    """Synthetic data, then train + validate + apply a Distance and an Affinities task."""
+    from dacapo.demo import run_demo
+
+    results = run_demo(root, quick=quick, echo=click.echo)
+    if not quick and not results["_goals_met"]:
+        click.echo("demo: a quality or time goal was not met (see the summary above)", err=True)
