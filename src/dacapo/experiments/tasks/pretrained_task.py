@@ -24,7 +24,7 @@ class PretrainedTask(Task):
         model = self.sub_task.create_model(architecture)
         if not self.weights.is_file():
             raise FileNotFoundError(f"weights: file not found: {self.weights}")
-        state = torch.load(self.weights, map_location="cpu", weights_only=False)
+        state = torch.load(self.weights, map_location="cpu", weights_only=True)
         if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
             state = state["model"]
         if not isinstance(state, dict):
