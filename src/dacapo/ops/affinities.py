@@ -53,6 +53,8 @@ def affinities(
 ) -> np.ndarray:
     """Affinities ``(len(neighborhood), *labels.shape)`` uint8 (see module docstring)."""
     labels = np.asarray(labels)
+    if labels.dtype.kind not in "biu":
+        raise TypeError(f"labels: integer dtype required, got {labels.dtype}")
     offsets = _check_neighborhood(neighborhood, labels.ndim)
     out = np.zeros((len(offsets),) + labels.shape, dtype=np.uint8)
     foreground = None if background_as_object else labels != 0

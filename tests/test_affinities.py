@@ -1,0 +1,85 @@
+"""Affinities and their mask against brute-force per-voxel loops (DESIGN §2)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from dacapo.ops.affinities import affinities, affinity_mask
+
+
+def brute_affinities(labels, neighborhood, background_as_object=False):
+    """aff[k, u] = 1 iff u + o_k lies in the crop and label(u) == label(u + o_k), and
+    label(u) != 0 unless background counts as an object."""
+    out = np.zeros((len(neighborhood),) + labels.shape, np.uint8)
+    for k, o in enumerate(neighborhood):
+        for u in itertools.product(*map(range, labels.shape)):
+            v = tuple(a + b for a, b in zip(u, o))
+            if not all(0 <= c < n for c, n in zip(v, labels.shape)):
+                continue
+            same = labels[u] == labels[v]
+            out[k][u] = same and (background_as_object or labels[u] != 0)
+    return out
+
+
+def brute_mask(mask, shape, neighborhood):
+    out = np.zeros((len(neighborhood),) + tuple(shape), np.uint8)
+    for k, o in enumerate(neighborhood):
+        for u in itertools.product(*map(range, shape)):
+            v = tuple(a + b for a, b in zip(u, o))
+            if all(0 <= c < n for c, n in zip(v, shape)):
+                out[k][u] = mask is None or (mask[u] != 0 and mask[v] != 0)
+    return out
+
+
+NBH_3D = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (-1, 0, 0), (0, -2, 1), (3, 0, 0), (0, 9, 0),
+          (0, 0, -5), (2, -3, 4), (7, 0, 0)]  # the last one is longer than the crop
+NBH_2D = [(1, 0), (0, 1), (0, -1), (-3, 2), (0, 9), (5, 5), (-20, 0)]
+
+
+@pytest.mark.parametrize("background_as_object", [False, True])
+@pytest.mark.parametrize(
+    "shape,neighborhood,dtype",
+    [((7, 11, 13), NBH_3D, np.uint64), ((17, 23), NBH_2D, np.int32), ((9, 10), NBH_2D, bool)],
+)
+def test_affinities_equal_brute_force(shape, neighborhood, dtype, background_as_object):
+    rng = np.random.default_rng(len(shape))
+    # few labels, in runs, so both equal and different neighbours are frequent
+    labels = rng.integers(0, 4, shape)
+    labels = np.repeat(labels, 2, axis=-1)[..., : shape[-1]].astype(dtype)
+    fast = affinities(labels, neighborhood, background_as_object)
+    ref = brute_affinities(labels, neighborhood, background_as_object)
+    assert fast.dtype == np.uint8 and fast.shape == ref.shape
+    np.testing.assert_array_equal(fast, ref)
+    assert ref.any() and not ref.all()
+
+
+@pytest.mark.parametrize("shape,neighborhood", [((6, 9, 8), NBH_3D), ((15, 12), NBH_2D)])
+def test_affinity_mask_equals_brute_force(shape, neighborhood):
+    rng = np.random.default_rng(1)
+    mask = rng.random(shape) < 0.8
+    np.testing.assert_array_equal(
+        affinity_mask(mask, shape, neighborhood), brute_mask(mask, shape, neighborhood)
+    )
+    np.testing.assert_array_equal(
+        affinity_mask(None, shape, neighborhood), brute_mask(None, shape, neighborhood)
+    )
+
+
+def test_hand_computed_1d_like_case():
+    labels = np.array([[1, 1, 2, 0, 0, 2]])
+    np.testing.assert_array_equal(affinities(labels, [(0, 1)])[0, 0], [1, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(affinities(labels, [(0, 1)], True)[0, 0], [1, 0, 0, 1, 0, 0])
+    np.testing.assert_array_equal(affinities(labels, [(0, -3)])[0, 0], [0, 0, 0, 0, 0, 1])
+    np.testing.assert_array_equal(affinity_mask(None, (1, 6), [(0, -3)])[0, 0], [0, 0, 0, 1, 1, 1])
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="neighborhood: offset"):
+        affinities(np.zeros((4, 4), int), [(1, 0, 0)])
+    with pytest.raises(TypeError, match="labels: integer dtype"):
+        affinities(np.zeros((4, 4)), [(1, 0)])
+    with pytest.raises(ValueError, match="mask: shape"):
+        affinity_mask(np.ones((3, 4)), (4, 4), [(1, 0)])
