@@ -189,7 +189,7 @@ def demo_run_configs(root: str | Path, quick: bool = False) -> list:
         validation_interval=iterations // 2,
         checkpoint_interval=max(1, iterations // 4),
         snapshot_interval=iterations,
-        num_workers=2,
+        num_workers=0,
     )
     affinities = RunConfig(
         name="demo_affinities",
@@ -207,7 +207,7 @@ def demo_run_configs(root: str | Path, quick: bool = False) -> list:
         validation_interval=iterations // 2,
         checkpoint_interval=max(1, iterations // 4),
         snapshot_interval=iterations,
-        num_workers=2,
+        num_workers=0,
     )
     return [distance, affinities]
 

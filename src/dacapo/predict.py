@@ -6,10 +6,13 @@ units) around the block and zero-padded outside the raw. The prediction covers t
 ROI shrunk by that context (a valid-padding UNet cannot predict the border), snapped to the
 output voxel grid; blocks at the far end overhang and are clipped.
 
-Blocks run on the daisy runner (`dacapo.blockwise.run_blockwise`); every worker process
-builds the model from the run's configs and loads the checkpoint once, with
-``cpu_count // num_workers`` torch threads. Raw is read by the workers themselves (so an
-OME-NGFF raw works), through `dacapo.experiments.datasplits.open_array`.
+With ``num_workers >= 1`` blocks run on the daisy runner (`dacapo.blockwise.run_blockwise`,
+done-markers: a killed job re-run skips finished blocks); every worker process builds the
+model from the run's configs and loads the checkpoint once, with ``cpu_count // num_workers``
+torch threads. Raw is read by the workers themselves (so an OME-NGFF raw works), through
+`dacapo.experiments.datasplits.open_array`. With ``num_workers == 0`` (or a ``model``
+given) the same blocks are predicted one after the other in this process: no worker start-up,
+which is what validation during training uses.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from pathlib import Path
 
 import attr
 import numpy as np
-from funlib.geometry import Roi
+from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
 
+from dacapo.checks import check_finite_array, check_output_location
 from dacapo.experiments.datasplits import normalize_raw, open_array
 from dacapo.train import CropGeometry, build_model, choose_device, snap_roi
 
@@ -83,6 +87,40 @@ def predict_block(spec: PredictSpec, block) -> np.ndarray:
     return y
 
 
+def block_rois(out_roi: Roi, geometry: CropGeometry) -> list[Roi]:
+    """Write ROIs of the block grid over ``out_roi`` (blocks at the far end overhang)."""
+    from itertools import product
+
+    steps = [range(b, e, s) for b, e, s in zip(out_roi.begin, out_roi.end, geometry.output_size)]
+    return [Roi(Coordinate(begin), geometry.output_size) for begin in product(*steps)]
+
+
+def predict_in_process(model, raw: Array, output, out_roi: Roi, geometry: CropGeometry,
+                       progress: bool = True) -> None:
+    """Predict every block of ``out_roi`` with ``model`` here and write it to ``output``."""
+    import torch
+    from tqdm import tqdm
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        for write_roi in tqdm(block_rois(out_roi, geometry), desc="predict", disable=not progress,
+                              dynamic_ncols=True, leave=False):
+            read_roi = write_roi.grow(geometry.context, geometry.context)
+            data = normalize_raw(np.asarray(raw.to_ndarray(read_roi, fill_value=0)))
+            if data.ndim == raw.voxel_size.dims:
+                data = data[None]
+            with torch.no_grad():
+                y = model(torch.from_numpy(np.ascontiguousarray(data))[None].to(device))[0]
+            y = y.cpu().numpy().astype(np.float32, copy=False)
+            target = write_roi.intersect(out_roi)
+            rel = (target - write_roi.offset) / geometry.output_voxel_size
+            output[target] = y[(slice(None),) + rel.to_slices()]
+    finally:
+        model.train(was_training)
+
+
 def prediction_roi(raw: Array, geometry: CropGeometry, roi: Roi | None = None) -> Roi:
     """Raw ROI shrunk by the context, snapped to the output grid (∩ ``roi``)."""
     out = raw.roi.grow(-geometry.context, -geometry.context)
@@ -109,17 +147,29 @@ def predict(
     log_dir: str | Path | None = None,
     task_id: str = "predict",
     progress: bool = True,
+    model=None,
 ) -> Array:
     """Predict ``raw_path`` with the model of ``run_config`` at ``checkpoint``.
 
-    Writes ``output_path`` (zarr, float32, channels first) and returns it opened read-only.
+    ``num_workers == 0`` or a ``model`` (already holding the weights; ``checkpoint`` is then
+    not read) predicts in this process. Writes ``output_path`` (zarr, float32, channels
+    first) and returns it opened read-only.
     """
     from dacapo.blockwise import prepare_output, run_blockwise
 
     if Path(str(raw_path)).resolve() == Path(str(output_path)).resolve():
         raise ValueError(f"output {str(output_path)!r} is the input array; choose another path")
     raw = open_array(raw_path, "raw")
-    model = build_model(run_config)
+    check_finite_array(raw, "raw")
+    in_process = model is not None or num_workers == 0
+    if model is None:
+        model = build_model(run_config)
+        if in_process:
+            import torch
+
+            state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+            model.load_state_dict(state["model"] if "model" in state else state)
+            model.to(choose_device(run_config.device))
     if model.num_in_channels != (1 if len(raw.shape) == raw.voxel_size.dims else raw.shape[0]):
         raise ValueError(
             f"raw {str(raw_path)!r} has shape {tuple(raw.shape)}; the model expects "
@@ -128,7 +178,8 @@ def predict(
     geometry = CropGeometry(model, raw.voxel_size, model.eval_input_shape)
     out_roi = prediction_roi(raw, geometry, roi)
     spatial_names = list(raw.axis_names[len(raw.axis_names) - raw.voxel_size.dims :])
-    prepare_output(
+    check_output_location(output_path, 4 * model.num_out_channels * int(np.prod(out_roi.shape / geometry.output_voxel_size)))
+    output = prepare_output(
         output_path,
         total_roi=out_roi,
         voxel_size=geometry.output_voxel_size,
@@ -138,6 +189,11 @@ def predict(
         axis_names=spatial_names,
         units=list(raw.units) if raw.units else None,
     )
+    if in_process:
+        logger.info("predicting %s -> %s in this process (ROI %s, blocks %s)",
+                    raw_path, output_path, out_roi, geometry.output_size)
+        predict_in_process(model, raw, output, out_roi, geometry, progress)
+        return open_array(output_path, "prediction")
     cpus = os.cpu_count() or 1
     spec = PredictSpec(
         run_config.task_config,

@@ -10,8 +10,10 @@ Batches
     ``min_foreground`` (both in the output ROI) are redrawn (up to 50 times). Targets and
     weights come from ``predictor.create_target``/``create_weight`` on the augmented GT and
     are cropped to the output ROI. ``moving_class_counts`` is carried from batch to batch
-    *within each data worker* (workers get batches round-robin), so a run is deterministic
-    given the seed and the number of workers; a resumed run starts the counts afresh.
+    in ``max(1, num_data_workers)`` streams: batch ``i`` continues stream ``i % streams``
+    (the torch DataLoader hands out batches round-robin, so each worker owns one stream).
+    The counts of every stream are saved with each checkpoint and restored on resume, so
+    a run is deterministic given the seed and ``num_data_workers``, resumed or not.
 
 Processes
     Batches are made by ``num_data_workers`` spawned processes (torch DataLoader, one torch
@@ -22,13 +24,15 @@ Checkpoints and resume
     ``checkpoints/<iteration>.pt`` holds model and optimiser state, written atomically. A
     re-run of the same config resumes from the latest checkpoint: rows of
     ``training_stats.csv`` after it are dropped and training continues with batch
-    ``latest``, so an interrupted run reproduces an uninterrupted one's batches.
+    ``latest``, so an interrupted run reproduces an uninterrupted one (same batches, same
+    weights, same class counts: the same losses).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import pickle
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -91,10 +95,13 @@ class BatchProvider(torch.utils.data.Dataset):
     Opens arrays and builds the task lazily, so each worker process does it once.
     """
 
-    def __init__(self, run_config: RunConfig, input_shape=None, with_snapshot_every: int = 0):
+    def __init__(self, run_config: RunConfig, input_shape=None, with_snapshot_every: int = 0,
+                 initial_counts: dict[int, Any] | None = None):
         self.run_config = run_config
         self.input_shape = None if input_shape is None else Coordinate(input_shape)
         self.with_snapshot_every = with_snapshot_every
+        self.streams = max(1, run_config.trainer_config.num_data_workers)
+        self.initial_counts = dict(initial_counts or {})
         self._state: dict[str, Any] | None = None
 
     def __len__(self) -> int:
@@ -114,16 +121,22 @@ class BatchProvider(torch.utils.data.Dataset):
                 "predictor": task.predictor,
                 "datasets": datasets,
                 "geometries": geometries,
-                "counts": None,
+                "counts": dict(self.initial_counts),
             }
         return self._state
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         state = self._setup()
         rng = np.random.default_rng([int(self.run_config.seed), int(index)])
-        samples = [self._sample(state, rng) for _ in range(self.run_config.trainer_config.batch_size)]
+        stream = int(index) % self.streams
+        samples = []
+        for _ in range(self.run_config.trainer_config.batch_size):
+            sample, state["counts"][stream] = self._sample(state, rng, state["counts"].get(stream))
+            samples.append(sample)
         batch = {
             "iteration": index,
+            # pickled, so that the DataLoader passes it through untouched
+            "counts": pickle.dumps((stream, state["counts"][stream])),
             "raw": np.stack([s["raw"] for s in samples]),
             "target": np.stack([s["target"] for s in samples]),
             "weight": np.stack([s["weight"] for s in samples]),
@@ -133,7 +146,8 @@ class BatchProvider(torch.utils.data.Dataset):
             batch["snapshot"] = samples[0]
         return batch
 
-    def _sample(self, state: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    def _sample(self, state: dict[str, Any], rng: np.random.Generator,
+                counts: Any) -> tuple[dict[str, Any], Any]:
         tc = self.run_config.trainer_config
         k = int(rng.integers(len(state["datasets"])))
         ds = state["datasets"][k]
@@ -191,8 +205,8 @@ class BatchProvider(torch.utils.data.Dataset):
             axis_names=spatial_names, units=ds.gt.units,
         )
         target = predictor.create_target(gt_array)
-        weight, state["counts"] = predictor.create_weight(
-            gt_array, target, mask_array, moving_class_counts=state["counts"]
+        weight, counts = predictor.create_weight(
+            gt_array, target, mask_array, moving_class_counts=counts
         )
         target_data = _with_channels(np.asarray(target.to_ndarray(out_roi)), ovs.dims)
         weight_data = _with_channels(np.asarray(weight.to_ndarray(out_roi)), ovs.dims)
@@ -207,7 +221,7 @@ class BatchProvider(torch.utils.data.Dataset):
             "out_offset": np.asarray(out_roi.offset),
             "voxel_size": np.asarray(geo.voxel_size),
             "output_voxel_size": np.asarray(ovs),
-        }
+        }, counts
 
 
 def _with_channels(data: np.ndarray, dims: int) -> np.ndarray:
@@ -373,20 +387,33 @@ def _train(run_config: RunConfig, run_dir: RunDir, progress: bool, validate: boo
     model = build_model(rc, task).to(device)
     optimizer = make_optimizer(model, tc)
 
+    streams = max(1, tc.num_data_workers)
+    counts: dict[int, Any] = {}
+
+    def checkpoint(iteration: int) -> None:
+        run_dir.save_checkpoint(iteration, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "class_counts": counts, "count_streams": streams,
+        })
+
     start = run_dir.latest_checkpoint() or 0
     if start > 0:
         state = run_dir.load_checkpoint(start)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if state.get("count_streams") == streams:
+            counts = dict(state.get("class_counts") or {})
+        else:
+            logger.info("num_data_workers changed: class counts start afresh")
         logger.info("resuming %s from iteration %d", rc.name, start)
     else:
-        run_dir.save_checkpoint(0, {"model": model.state_dict(), "optimizer": optimizer.state_dict()})
+        checkpoint(0)
     run_dir.truncate_training_stats(start)
     if start >= rc.num_iterations:
         logger.info("%s: already trained for %d iterations", rc.name, start)
         return
 
-    provider = BatchProvider(rc, with_snapshot_every=rc.snapshot_interval)
+    provider = BatchProvider(rc, with_snapshot_every=rc.snapshot_interval, initial_counts=counts)
     loader = make_loader(provider, start, rc.num_iterations, tc.num_data_workers)
     t_start = time.perf_counter()
     bar = tqdm(
@@ -396,6 +423,8 @@ def _train(run_config: RunConfig, run_dir: RunDir, progress: bool, validate: boo
     try:
         for batch in loader:
             iteration = int(batch["iteration"]) + 1
+            stream, stream_counts = pickle.loads(batch["counts"])
+            counts[stream] = stream_counts
             raw = batch["raw"].to(device, non_blocking=True)
             target = batch["target"].to(device, non_blocking=True)
             weight = batch["weight"].to(device, non_blocking=True)
@@ -415,14 +444,13 @@ def _train(run_config: RunConfig, run_dir: RunDir, progress: bool, validate: boo
                 write_snapshot(run_dir, iteration, batch["snapshot"], prediction[0].cpu().numpy())
             validating = validate and rc.validation_interval and iteration % rc.validation_interval == 0
             if iteration % rc.checkpoint_interval == 0 or iteration == rc.num_iterations or validating:
-                run_dir.save_checkpoint(
-                    iteration, {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
-                )
+                checkpoint(iteration)
             if validating:
                 from dacapo.validate import validate_run
 
                 bar.clear()
-                validate_run(run_dir, iteration, progress=False, run_config=rc)
+                validate_run(run_dir, iteration, progress=False, run_config=rc,
+                             model=model if rc.num_workers == 0 else None)
                 bar.refresh()
     finally:
         bar.close()

@@ -2,9 +2,13 @@
 
 For checkpoint ``iteration`` and each validation dataset:
 
-1. blockwise prediction into ``predictions/<iteration>/<dataset>.zarr/prediction``;
-2. for every parameter of the task's sweep, ``post_processor.process`` (blockwise) into
-   ``.../segmentation_<parameter id>``;
+1. blockwise prediction into ``predictions/<iteration>/<dataset>.zarr/prediction`` (in this
+   process when ``num_workers`` is 0 or the live training model is passed in, else on
+   daisy workers);
+2. for every parameter of the task's sweep, ``post_processor.process`` into
+   ``.../segmentation_<parameter id>``: in memory when the prediction has at most
+   ``IN_MEMORY_VOXELS`` values (the evaluation holds the volume in memory anyway), else
+   blockwise with ``max(1, num_workers)`` workers;
 3. ``evaluator.evaluate(segmentation, gt)`` on the prediction ROI ∩ the GT ROI (a valid
    UNet's prediction is smaller than the raw; both arrays are cropped to it);
 4. one row per criterion in ``validation_scores.csv`` (rows of an earlier validation of
@@ -31,12 +35,16 @@ from dacapo.store.run_dir import RunDir
 
 logger = logging.getLogger(__name__)
 
-#: metric names shown in score tables, in this order (others are in the CSV)
+#: predictions with at most this many values are post-processed in memory
+IN_MEMORY_VOXELS = 2**25
+
+#: criteria shown in score tables, in this order (all are in the CSV): a name matches
+#: itself, ``__<metric>`` matches that metric of every channel
 MAIN_METRICS = [
     "voi", "voi_split", "voi_merge", "adapted_rand_error", "ap50", "map", "f1",
     "mean_dice", "mean_iou",
-    "dice", "jaccard", "hausdorff", "f1_score", "precision", "recall",
-    "frizz_level", "blipp_score",
+    "__dice", "__jaccard", "__hausdorff", "__f1_score", "__precision", "__recall", "__voi",
+    "__iou", "frizz_level", "blipp_score",
 ]
 
 
@@ -58,7 +66,8 @@ def main_criteria(criteria: list[str], limit: int = 10) -> list[str]:
     chosen = []
     for metric in MAIN_METRICS:
         for c in criteria:
-            if (c == metric or c.endswith(f"__{metric}")) and c not in chosen:
+            hit = c.endswith(metric) if metric.startswith("__") else c == metric
+            if hit and c not in chosen:
                 chosen.append(c)
     return chosen[:limit] or criteria[:limit]
 
@@ -86,8 +95,13 @@ def validate_run(
     num_workers: int | None = None,
     progress: bool = True,
     run_config=None,
+    model=None,
 ) -> list[dict[str, Any]]:
-    """Validate checkpoint ``iteration`` (default: the latest); returns its score rows."""
+    """Validate checkpoint ``iteration`` (default: the latest); returns its score rows.
+
+    ``model`` (the training loop's, holding the weights of ``iteration``) predicts in this
+    process without reading the checkpoint.
+    """
     from dacapo.experiments.datasplits import open_array
     from dacapo.predict import predict
     from dacapo.train import log_to_file
@@ -106,7 +120,9 @@ def validate_run(
             f"run {str(run_dir.path)!r}: no checkpoint for iteration {iteration} "
             f"(available: {run_dir.checkpoint_iterations()[-10:]})"
         )
-    num_workers = num_workers or rc.num_workers
+    num_workers = rc.num_workers if num_workers is None else num_workers
+    if num_workers < 0:
+        raise ValueError(f"num_workers: must be >= 0, got {num_workers}")
     task = rc.task_config.build()
     rows: list[dict[str, Any]] = []
     run_dir.logs.mkdir(parents=True, exist_ok=True)
@@ -121,15 +137,23 @@ def validate_run(
             logger.info("validating %s at iteration %d on %s", rc.name, iteration, ds.name)
             prediction = predict(
                 rc, checkpoint, dconf.raw, out / "prediction", num_workers=num_workers,
-                log_dir=log_dir, progress=progress,
+                log_dir=log_dir, progress=progress, model=model,
             )
             roi = prediction.roi.intersect(ds.gt.roi)
+            if roi.empty:
+                raise ValueError(
+                    f"dataset {ds.name!r}: the prediction ROI {prediction.roi} does not overlap "
+                    f"the gt ROI {ds.gt.roi}"
+                )
             gt = _crop_array(ds.gt, roi)
-            task.post_processor.set_prediction(str(out / "prediction"))
+            if int(np.prod(prediction.shape)) <= IN_MEMORY_VOXELS:
+                task.post_processor.set_prediction(_crop_array(prediction, prediction.roi))
+            else:
+                task.post_processor.set_prediction(str(out / "prediction"))
             for parameters in task.parameters:
                 seg_path = out / f"segmentation_{parameters.id}"
                 task.post_processor.process(
-                    parameters, str(seg_path), num_workers=num_workers, block_size=None,
+                    parameters, str(seg_path), num_workers=max(1, num_workers), block_size=None,
                     log_dir=log_dir,
                 )
                 seg = _crop_array(open_array(seg_path, "segmentation"), roi)

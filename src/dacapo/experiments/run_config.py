@@ -14,6 +14,7 @@ import attr
 from funlib.geometry import Coordinate
 
 from dacapo.augment import AugmentConfig
+from dacapo.checks import run_data_problems
 from dacapo.experiments.architectures import ArchitectureConfig
 from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
 from dacapo.experiments.tasks import TaskConfig
@@ -90,7 +91,9 @@ class RunConfig:
     )
     seed: int = attr.ib(default=0, metadata={"help_text": "Seed of weights and crops."})
     num_workers: int = attr.ib(
-        default=1, metadata={"help_text": "Blockwise workers for validation."}
+        default=0,
+        metadata={"help_text": "Blockwise workers for validation (0: predict in the training "
+                               "process with the live model, no worker start-up)."},
     )
     device: str | None = attr.ib(
         default=None, metadata={"help_text": "torch device; default cuda if available, else cpu."}
@@ -105,7 +108,7 @@ class RunConfig:
             ("validation_interval", 0),
             ("checkpoint_interval", 1),
             ("snapshot_interval", 0),
-            ("num_workers", 1),
+            ("num_workers", 0),
         ):
             v = getattr(self, field)
             if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
@@ -140,7 +143,7 @@ class RunConfig:
             scale = None if model is None else model.scale
             problems += self.datasplit_config.problems(scale)
             if model is not None and not problems:
-                problems += data_fits_model(self.datasplit_config, model)
+                problems += run_data_problems(self) or data_fits_model(self.datasplit_config, model)
         return problems
 
     def verify(self, check_data: bool = True) -> tuple[bool, str]:
