@@ -131,9 +131,11 @@ def train(config: str, root: str, no_validate: bool, quiet: bool) -> None:
 @handle_errors
 def validate(run_dir: str, iteration: int | None, workers: int | None, quiet: bool) -> None:
     """Validate a checkpoint of RUN_DIR: predict, post-process every parameter, score."""
+    from dacapo.plots import safe_plot_run
     from dacapo.validate import format_table, validate_run
 
     rows = validate_run(run_dir, iteration, num_workers=workers, progress=not quiet)
+    safe_plot_run(run_dir)
     click.echo(format_table(run_dir, rows[0]["iteration"] if rows else None))
 
 
@@ -258,3 +260,7 @@ def demo(root: str, quick: bool) -> None:
     results = run_demo(root, quick=quick, echo=click.echo)
     if not quick and not results["_goals_met"]:
         click.echo("demo: a quality or time goal was not met (see the summary above)", err=True)
+
+
+if __name__ == "__main__":
+    cli()

@@ -87,11 +87,13 @@ def plot_criteria(run_dir: RunDir, max_panels: int = 36) -> Path | None:
                 ax.plot(its, vals, marker="o", ms=3, label=ds)
         ax.set_title(c, fontsize=8)
         ax.tick_params(labelsize=7)
+        ax.locator_params(nbins=4)
     for ax in list(axes.flat)[len(criteria):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
     fig.suptitle(f"{run_dir.path.name}: best over the sweep vs iteration", fontsize=10)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.5 / nrows, top=1 - 0.45 / nrows,
+                        wspace=0.3, hspace=0.5)
     path = run_dir.plots / "criteria.png"
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -135,3 +137,12 @@ def plot_run(run_dir: RunDir | str | Path) -> list[Path]:
     run_dir.plots.mkdir(parents=True, exist_ok=True)
     out = [plot_loss(run_dir), plot_criteria(run_dir), *plot_sweeps(run_dir)]
     return [p for p in out if p is not None]
+
+
+def safe_plot_run(run_dir: RunDir | str | Path) -> list[Path]:
+    """`plot_run`, logging instead of raising: a figure must never fail a run."""
+    try:
+        return plot_run(run_dir)
+    except Exception:  # noqa: BLE001
+        logger.exception("plotting %s failed", run_dir)
+        return []

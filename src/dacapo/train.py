@@ -455,12 +455,9 @@ def _train(run_config: RunConfig, run_dir: RunDir, progress: bool, validate: boo
     finally:
         bar.close()
         del loader
-    try:
-        from dacapo.plots import plot_run
+    from dacapo.plots import safe_plot_run
 
-        plot_run(run_dir)
-    except Exception:  # noqa: BLE001 - plots must never fail a run
-        logger.exception("plotting failed")
+    safe_plot_run(run_dir)
 
 
 def write_snapshot(run_dir: RunDir, iteration: int, sample: dict, prediction: np.ndarray) -> Path:

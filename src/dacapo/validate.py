@@ -14,6 +14,9 @@ For checkpoint ``iteration`` and each validation dataset:
 4. one row per criterion in ``validation_scores.csv`` (rows of an earlier validation of
    the same iteration are replaced).
 
+Plots are left to the callers (end of training, ``dacapo validate``): drawing them after
+every validation would cost more than the validation of a small volume.
+
 Then every stored row is replayed through ``evaluator.store_score`` and ``best.json``
 is rewritten: per criterion (where the score class says ``store_best``) the best
 dataset, iteration, parameters (as a dict) and value over all validations so far.
@@ -166,12 +169,6 @@ def validate_run(
                     })
     run_dir.replace_validation_scores(iteration, rows)
     update_best(run_dir, task)
-    try:
-        from dacapo.plots import plot_run
-
-        plot_run(run_dir)
-    except Exception:  # noqa: BLE001 - plots must never fail a validation
-        logger.exception("plotting failed")
     return rows
 
 

@@ -93,8 +93,12 @@ class RunDir:
         return self.path / "logs"
 
     def create(self) -> RunDir:
+        """Make the folders; remove temp files a killed writer left behind."""
         for d in (self.path, self.checkpoints, self.plots, self.logs):
             d.mkdir(parents=True, exist_ok=True)
+        for d in (self.path, self.checkpoints):
+            for stale in d.glob(".*.tmp"):
+                stale.unlink(missing_ok=True)
         return self
 
     def exists(self) -> bool:
@@ -105,9 +109,7 @@ class RunDir:
         from dacapo.store.converter import to_yaml
 
         self.path.mkdir(parents=True, exist_ok=True)
-        tmp = self.config_file.with_name(".run.yaml.tmp")
-        to_yaml(run_config, tmp)
-        os.replace(tmp, self.config_file)
+        atomic_write_text(self.config_file, to_yaml(run_config))
 
     def load_config(self):
         from dacapo.experiments.run_config import RunConfig

@@ -1,0 +1,85 @@
+"""Helpers of the pipeline tests: tiny synthetic data and a tiny run config."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from funlib.geometry import Coordinate
+from funlib.persistence import prepare_ds
+
+from dacapo.demo import make_demo_data
+from dacapo.experiments.architectures import CNNectomeUNetConfig
+from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
+from dacapo.experiments.run_config import RunConfig, TrainerConfig
+from dacapo.experiments.tasks import DistanceTaskConfig
+
+SHAPE = (16, 48, 48)
+
+
+def tiny_data(root: Path) -> Path:
+    """The demo's synthetic cells, small: ``<root>/data/demo.zarr/{train,validate}/...``."""
+    return make_demo_data(root, train_shape=SHAPE, validate_shape=SHAPE)
+
+
+def tiny_unet(name: str = "tiny") -> CNNectomeUNetConfig:
+    """Valid-padded 3D UNet: input (8, 28, 28) -> output (4, 12, 12); eval (8, 36, 36)."""
+    return CNNectomeUNetConfig(
+        name=name,
+        input_shape=(8, 28, 28),
+        eval_shape_increase=(0, 8, 8),
+        fmaps_in=1,
+        fmaps_out=4,
+        num_fmaps=4,
+        fmap_inc_factor=2,
+        downsample_factors=[(1, 2, 2)],
+        kernel_size_down=[[(1, 3, 3), (1, 3, 3)], [(3, 3, 3), (3, 3, 3)]],
+        kernel_size_up=[[(1, 3, 3), (1, 3, 3)]],
+    )
+
+
+def tiny_run(container: Path, name: str = "tiny", **kwargs) -> RunConfig:
+    """A Distance run on the tiny data (overrides as keyword arguments)."""
+    split = DataSplitConfig(
+        train=[DatasetConfig("train", f"{container}/train/raw", f"{container}/train/fg")],
+        validate=[DatasetConfig("validate", f"{container}/validate/raw",
+                                f"{container}/validate/fg")],
+    )
+    defaults = dict(
+        name=name,
+        task_config=DistanceTaskConfig("distance", channels=["cell"], clip_distance=40,
+                                       tol_distance=16, scale_factor=20),
+        architecture_config=tiny_unet(),
+        datasplit_config=split,
+        trainer_config=TrainerConfig(batch_size=1, learning_rate=1e-3, num_data_workers=0),
+        num_iterations=6,
+        validation_interval=0,
+        checkpoint_interval=3,
+        seed=3,
+    )
+    defaults.update(kwargs)
+    return RunConfig(**defaults)
+
+
+def write_array(path: Path | str, data: np.ndarray, voxel_size, offset=None) -> None:
+    """A zarr array with funlib metadata (spatial axes only)."""
+    dims = len(voxel_size)
+    ds = prepare_ds(
+        str(path), shape=data.shape, offset=Coordinate(offset or (0,) * dims),
+        voxel_size=Coordinate(voxel_size), axis_names=["z", "y", "x"][-dims:],
+        units=["nm"] * dims, dtype=data.dtype, mode="w",
+    )
+    ds[ds.roi] = data
+
+
+def dacapo_cli(*args: str, cwd: Path | None = None, timeout: float = 300,
+               **popen) -> subprocess.CompletedProcess:
+    """Run ``python -m dacapo.cli ARGS`` (the ``dacapo`` command) and capture its output."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(
+        [sys.executable, "-m", "dacapo.cli", *args], cwd=cwd, env=env, capture_output=True,
+        text=True, timeout=timeout, **popen,
+    )

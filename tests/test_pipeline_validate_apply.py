@@ -1,0 +1,153 @@
+"""Validation (scores, best.json) and blockwise apply (workers, worker command)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import zarr
+from click.testing import CliRunner
+from funlib.persistence import open_ds
+from pipeline_fixtures import dacapo_cli, tiny_data, tiny_run
+
+from dacapo.apply import apply_run
+from dacapo.cli import cli
+from dacapo.predict import predict
+from dacapo.store.run_dir import RunDir
+from dacapo.train import train_run
+
+THRESHOLDS = [-0.5, -0.25, 0.0, 0.25, 0.5]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny Distance run, 8 iterations, validated at 4 and 8 (in-process prediction)."""
+    root = tmp_path_factory.mktemp("pipeline")
+    container = tiny_data(root)
+    rc = tiny_run(container, num_iterations=8, validation_interval=4, checkpoint_interval=4)
+    run_dir = train_run(rc, root / "runs", progress=False)
+    return rc, run_dir, container
+
+
+def test_validation_scores_and_best(trained):
+    rc, run_dir, container = trained
+    rows = run_dir.validation_scores()
+    task = rc.task_config.build()
+    criteria = task.evaluation_scores.criteria
+    assert len(rows) == 2 * len(THRESHOLDS) * len(criteria)
+    assert {r["iteration"] for r in rows} == {4, 8}
+    assert sorted({r["parameters"]["threshold"] for r in rows}) == THRESHOLDS
+
+    # scores recomputed from the stored arrays with numpy: segmentation = prediction > t,
+    # dice/precision/recall on the prediction ROI against the gt
+    gt_all = zarr.open_array(str(container / "validate" / "fg"), mode="r")[:] > 0
+    folder = run_dir.predictions / "00000008" / "validate.zarr"
+    prediction = open_ds(str(folder / "prediction"), mode="r")
+    pred = prediction[prediction.roi]
+    gt = gt_all[(prediction.roi / prediction.voxel_size).to_slices()]
+    for pid, t in enumerate(THRESHOLDS):
+        seg = open_ds(str(folder / f"segmentation_{pid}"), mode="r")
+        assert seg.roi == prediction.roi
+        s = seg[seg.roi][0] > 0
+        np.testing.assert_array_equal(s, pred[0] > t)
+        tp = np.sum(s & gt)
+        expected = {
+            "cell__dice": 2 * tp / (s.sum() + gt.sum()),
+            "cell__precision": tp / s.sum() if s.sum() else math.nan,
+            "cell__recall": tp / gt.sum(),
+        }
+        for criterion, value in expected.items():
+            (row,) = [r for r in rows if r["iteration"] == 8 and r["criterion"] == criterion
+                      and r["parameters"]["id"] == pid]
+            assert row["value"] == pytest.approx(value, nan_ok=True)
+
+    # best.json: per criterion the best value over all rows, with its iteration/parameters
+    best = json.loads(run_dir.best_file.read_text())
+    assert set(best) == {c for c in criteria if task.evaluation_scores.store_best(c)}
+    for criterion, entry in best.items():
+        values = [r for r in rows if r["criterion"] == criterion and not math.isnan(r["value"])]
+        hib = task.evaluation_scores.higher_is_better(criterion)
+        top = (max if hib else min)(r["value"] for r in values)
+        assert entry["value"] == pytest.approx(top)
+        assert entry["higher_is_better"] == hib
+        assert any(r["iteration"] == entry["iteration"] and r["parameters"] == entry["parameters"]
+                   and r["value"] == pytest.approx(top) for r in values)
+    for name in ("loss.png", "criteria.png"):
+        assert (run_dir.plots / name).stat().st_size > 1000
+
+
+def test_cli_validate_rewrites_an_iteration(trained):
+    rc, run_dir, _ = trained
+    before = [r for r in run_dir.validation_scores() if r["iteration"] == 4]
+    result = CliRunner().invoke(cli, ["validate", str(run_dir.path), "--iteration", "4",
+                                      "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "validation at iteration 4" in result.output and "cell__dice" in result.output
+    after = [r for r in run_dir.validation_scores() if r["iteration"] == 4]
+    assert len(after) == len(before)  # replaced, not appended
+    for a, b in zip(after, before):
+        assert a["value"] == pytest.approx(b["value"], nan_ok=True)
+
+
+def test_prediction_in_process_equals_workers(trained, tmp_path):
+    rc, run_dir, container = trained
+    raw = container / "validate" / "raw"
+    ckpt = run_dir.checkpoint_path(8)
+    a = predict(rc, ckpt, raw, tmp_path / "p.zarr" / "here", num_workers=0, progress=False)
+    b = predict(rc, ckpt, raw, tmp_path / "p.zarr" / "daisy", num_workers=2,
+                log_dir=tmp_path / "logs", progress=False)
+    assert a.roi == b.roi and a.voxel_size == b.voxel_size
+    np.testing.assert_allclose(a[a.roi], b[b.roi], rtol=0, atol=1e-6)
+    # the prediction covers the raw shrunk by the context, on the voxel grid
+    raw_roi = open_ds(str(raw), mode="r").roi
+    assert raw_roi.contains(a.roi) and a.roi.shape[1] > 0
+
+
+def test_apply_one_two_workers_and_worker_command_identical(trained, tmp_path):
+    rc, run_dir, container = trained
+    raw = container / "validate" / "raw"
+    out1 = apply_run(run_dir.path, raw, tmp_path / "a.zarr" / "seg", num_workers=1,
+                     progress=False)
+    out2 = apply_run(run_dir.path, raw, tmp_path / "b.zarr" / "seg", num_workers=2,
+                     progress=False)
+    result = dacapo_cli(
+        "apply", str(run_dir.path), "--input", str(raw), "--output",
+        str(tmp_path / "c.zarr" / "seg"), "--workers", "2", "--quiet",
+        "--worker-command", "sh -c {quoted_command}",
+    )
+    assert result.returncode == 0, result.stderr
+    out3 = open_ds(str(tmp_path / "c.zarr" / "seg"), mode="r")
+    a, b, c = (o[o.roi] for o in (out1, out2, out3))
+    assert out1.roi == out2.roi == out3.roi
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, c)
+    # the worker command really started the workers
+    logs = list((run_dir.logs / "apply").rglob("worker_spec.pkl"))
+    assert logs
+    # default choice: best checkpoint and threshold of cell__dice; the result equals the
+    # validation's segmentation of that iteration and threshold
+    best = run_dir.load_best()["cell__dice"]
+    folder = run_dir.predictions / f"{best['iteration']:08d}" / "validate.zarr"
+    seg = open_ds(str(folder / f"segmentation_{best['parameters']['id']}"), mode="r")
+    np.testing.assert_array_equal(a, seg[out1.roi])
+    assert 0 < a.mean() < 1
+
+
+def test_apply_chooses_iteration_and_criterion(trained, tmp_path):
+    from dacapo.apply import choose_checkpoint_and_parameters
+
+    rc, run_dir, _ = trained
+    task = rc.task_config.build()
+    rows = run_dir.validation_scores()
+    it, params = choose_checkpoint_and_parameters(run_dir, task, 4, "cell__hausdorff")
+    sel = [r for r in rows if r["iteration"] == 4 and r["criterion"] == "cell__hausdorff"
+           and not math.isnan(r["value"])]
+    assert it == 4
+    assert params.threshold == min(sel, key=lambda r: r["value"])["parameters"]["threshold"]
+    with pytest.raises(ValueError, match="criterion 'nope'"):
+        choose_checkpoint_and_parameters(run_dir, task, None, "nope")
+    with pytest.raises(FileNotFoundError, match="no checkpoint for iteration 5"):
+        apply_run(run_dir.path, "x", tmp_path / "o.zarr" / "s", iteration=5)
+    assert RunDir(run_dir.path).latest_checkpoint() == 8
