@@ -85,13 +85,15 @@ class BlockwiseResult:
 
     ``processed`` blocks were completed by this call, ``skipped`` blocks were
     already done (marker present) before it, ``failed`` lists the blocks that
-    are still not done afterwards.
+    are still not done afterwards, ``retried`` the blocks that failed at least
+    once in this call but succeeded on a retry (with their last error).
     """
 
     total: int
     processed: int
     skipped: int
     failed: list[FailedBlock] = field(default_factory=list)
+    retried: list[FailedBlock] = field(default_factory=list)
 
 
 class BlockwiseError(RuntimeError):
@@ -437,10 +439,13 @@ def run_blockwise(
     from daisy import logging as daisy_logging
     from funlib.persistence import open_ds
 
+    from dacapo.checks import check_output_not_input
+
     if "block" in inputs:
         raise ValueError("an input must not be called 'block' (reserved keyword)")
     output = Path(output)
     inputs = {name: str(path) for name, path in inputs.items()}
+    check_output_not_input(output, inputs)
     out = open_ds(str(output), mode="r")
     voxel_size = out.voxel_size
     block_size = Coordinate(block_size)
@@ -505,6 +510,8 @@ def run_blockwise(
 
     done_before = done_ids()
     for stale in _failed_dir(task_dir).glob("*.json"):
+        stale.unlink()
+    for stale in done_dir.glob(".*.tmp"):  # markers of a killed run, cut before the rename
         stale.unlink()
     todo = len(blocks) - len(done_before)
     num_workers = max(1, min(num_workers, max(todo, 1)))
@@ -572,18 +579,28 @@ def run_blockwise(
         FailedBlock(i, blocks[i], _read_failure(task_dir, i))
         for i in sorted(set(blocks) - done_after)
     ]
+    retried = [
+        FailedBlock(i, blocks[i], error)
+        for i in sorted(done_after - done_before)
+        if (error := _read_failure(task_dir, i)) is not None
+    ]
+    for b in retried:
+        last = b.error.strip().splitlines()[-1] if b.error else "unknown error"
+        logger.warning("task %s: %s failed and succeeded on a retry (%s)", task_id, b, last)
     result = BlockwiseResult(
         total=len(blocks),
         processed=len(done_after - done_before),
         skipped=len(done_before),
         failed=failed,
+        retried=retried,
     )
     logger.info(
-        "task %s: %d blocks processed, %d skipped, %d failed",
+        "task %s: %d blocks processed, %d skipped, %d failed, %d retried",
         task_id,
         result.processed,
         result.skipped,
         len(failed),
+        len(retried),
     )
     if failed:
         shown = failed[:10]

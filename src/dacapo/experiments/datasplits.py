@@ -22,6 +22,8 @@ import numpy as np
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
 
+from dacapo.checks import check_voxel_sizes_divide
+
 
 def _ome_level0(group, path: str) -> tuple[str, dict]:
     """(sub-path of level 0, open_ds overrides) of an OME-NGFF multiscale group."""
@@ -176,6 +178,7 @@ class Dataset:
             raise ValueError(
                 f"{prefix}: raw has {rvs.dims} spatial dims, gt has {gvs.dims}"
             )
+        check_voxel_sizes_divide(gvs, rvs, f"{prefix}: gt", "raw")
         expected = rvs if gt_voxel_size is None else Coordinate(gt_voxel_size)
         if gvs != expected:
             raise ValueError(
