@@ -31,6 +31,7 @@ import logging
 import math
 import os
 import shutil
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,7 +256,7 @@ def check_output_location(path: str | Path, needed_bytes: int | None = None,
                           name: str = "output") -> None:
     """Raise unless ``path`` can be created: its nearest existing ancestor is a writable
     directory (not a file, not on a read-only file system) with at least ``needed_bytes``
-    free. Creates nothing."""
+    free. Leaves nothing behind (a probe folder is created and removed at once)."""
     p = Path(os.path.abspath(os.fspath(path)))
     existing = p
     while not existing.exists():
@@ -275,6 +276,12 @@ def check_output_location(path: str | Path, needed_bytes: int | None = None,
             ro = False
         why = "is on a read-only file system" if ro else "is not writable"
         raise InputError(f"{name}: cannot write {str(path)!r}: {str(probe)!r} {why}")
+    try:  # the definitive test (root ignores modes; immutable dirs, ACLs, sysfs...)
+        os.rmdir(tempfile.mkdtemp(prefix=".dacapo-write-probe-", dir=probe))
+    except OSError as e:
+        raise InputError(
+            f"{name}: cannot write {str(path)!r}: {str(probe)!r}: {e.strerror}"
+        ) from None
     if needed_bytes:
         free = shutil.disk_usage(probe).free
         if free < needed_bytes:

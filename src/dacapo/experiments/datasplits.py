@@ -22,7 +22,7 @@ import numpy as np
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
 
-from dacapo.checks import check_voxel_sizes_divide
+from dacapo.checks import check_not_empty, check_voxel_sizes_divide
 
 
 def _ome_level0(group, path: str) -> tuple[str, dict]:
@@ -178,6 +178,8 @@ class Dataset:
             raise ValueError(
                 f"{prefix}: raw has {rvs.dims} spatial dims, gt has {gvs.dims}"
             )
+        check_not_empty(self.raw.shape, f"{prefix}: raw")
+        check_not_empty(self.gt.shape, f"{prefix}: gt")
         check_voxel_sizes_divide(gvs, rvs, f"{prefix}: gt", "raw")
         expected = rvs if gt_voxel_size is None else Coordinate(gt_voxel_size)
         if gvs != expected:
