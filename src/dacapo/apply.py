@@ -24,6 +24,7 @@ from pathlib import Path
 
 from funlib.persistence import Array
 
+from dacapo.checks import check_output_location
 from dacapo.store.run_dir import RunDir
 from dacapo.validate import main_criterion, parameters_dict
 
@@ -89,6 +90,7 @@ def apply_run(
 
     if _same_path(input_path, output_path):
         raise ValueError(f"output {str(output_path)!r} is the input array; choose another path")
+    check_output_location(output_path)
     run_dir = RunDir(run_dir)
     rc = run_dir.load_config()
     task = rc.task_config.build()
