@@ -8,9 +8,10 @@ and long range, are treated alike: a channel is attractive where the prediction 
 bias. A low bias merges more, a high bias splits more. ``mwatershed`` gives label 0 to voxels
 that never merged with another voxel (singletons), so isolated background voxels are 0.
 
-Fragment filter (as in DaCapo's watershed post-processor): a fragment is kept iff its mean
-affinity (mean over channels and voxels) is >= bias and it has >= ``min_size`` voxels;
-removed fragments become 0.
+Fragment filter: fragments with fewer than ``min_size`` voxels become 0. (DaCapo also
+dropped fragments whose mean affinity was below the bias; that removes true objects whenever
+long-range channels are low near their boundaries, and voxels with only repulsive edges are
+singletons, i.e. 0, anyway, so it is not done here.)
 
 Stitching (blockwise runs): every block is segmented on its write ROI grown by a context;
 ids are made unique as ``block_index * ids_per_block + local id``. For two blocks X, Y whose
@@ -28,7 +29,7 @@ import fastremap
 import numpy as np
 
 __all__ = [
-    "fragment_statistics",
+    "fragment_sizes",
     "keep_fragments",
     "majority_pairs",
     "merge_components",
@@ -87,31 +88,16 @@ def mutex_watershed(
     return np.asarray(labels, dtype=np.uint64)
 
 
-def fragment_statistics(
-    labels: np.ndarray, affs: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(ids, sizes, affinity sums) of the non-zero fragments of ``labels``.
-
-    The affinity sum of a fragment is sum over its voxels of the channel-mean affinity, so
-    mean affinity = sum / size.
-    """
-    flat = np.ascontiguousarray(labels).reshape(-1)
-    mean_aff = np.asarray(affs, dtype=np.float64).mean(axis=0).reshape(-1)
-    ids, inverse = np.unique(flat, return_inverse=True)
-    sizes = np.bincount(inverse, minlength=len(ids)).astype(np.int64)
-    sums = np.bincount(inverse, weights=mean_aff, minlength=len(ids))
+def fragment_sizes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, sizes) of the non-zero fragments of ``labels`` (ids sorted, uint64)."""
+    ids, sizes = fastremap.unique(np.ascontiguousarray(labels), return_counts=True)
     nonzero = ids != 0
-    return ids[nonzero].astype(np.uint64), sizes[nonzero], sums[nonzero]
+    return ids[nonzero].astype(np.uint64), sizes[nonzero].astype(np.int64)
 
 
-def keep_fragments(
-    sizes: np.ndarray, aff_sums: np.ndarray, bias: float, min_size: int = 0
-) -> np.ndarray:
-    """Boolean mask of fragments kept: mean affinity >= bias and size >= min_size."""
-    sizes = np.asarray(sizes)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.asarray(aff_sums, dtype=np.float64) / sizes
-    return (sizes > 0) & (sizes >= min_size) & (mean >= float(np.mean(bias)))
+def keep_fragments(sizes: np.ndarray, min_size: int = 0) -> np.ndarray:
+    """Boolean mask of the fragments kept: size >= max(min_size, 1)."""
+    return np.asarray(sizes) >= max(int(min_size), 1)
 
 
 def remove_small_fragments(labels: np.ndarray, min_size: int) -> np.ndarray:
@@ -132,16 +118,13 @@ def segment(
     min_size: int = 0,
     **kwargs,
 ) -> np.ndarray:
-    """Single-block segmentation: `mutex_watershed`, then `keep_fragments`; ids 1..n.
+    """Single-block segmentation: `mutex_watershed`, then `remove_small_fragments`; ids
+    1..n in order of first occurrence (uint64, 0 = background).
 
     ``kwargs`` go to `mutex_watershed` (strides, randomized_strides, seed).
     """
     labels = mutex_watershed(affs, offsets, bias, **kwargs)
-    labels, _ = fastremap.renumber(labels, preserve_zero=True, in_place=True)
-    ids, sizes, sums = fragment_statistics(labels, affs)
-    keep = keep_fragments(sizes, sums, bias, min_size)
-    if not keep.all():
-        labels = fastremap.mask(labels, ids[~keep])
+    labels = remove_small_fragments(labels, min_size)
     labels, _ = fastremap.renumber(labels, preserve_zero=True, in_place=True)
     return labels.astype(np.uint64, copy=False)
 

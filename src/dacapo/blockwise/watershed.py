@@ -1,0 +1,226 @@
+"""Blockwise mutex watershed: the per-block functions and the stitching pass.
+
+Used by `dacapo.experiments.tasks.post_processors.WatershedPostProcessor` for zarr
+predictions. Kept free of torch and of the task package so that daisy worker processes
+start quickly (they import this module to unpickle the block functions).
+
+Three passes, deterministic and independent of the number of workers:
+
+1. `fragments_block`: each block is segmented (`dacapo.ops.watershed.mutex_watershed`) on
+   its write ROI grown by the context; the write ROI is written with ids
+   ``block_index * ids_per_block + local id`` (unique, uint64). The block also stores, in a
+   scratch directory, its labels of the read ROI with the interior that no neighbour sees
+   zeroed, and the size of each written fragment.
+2. `stitch` (driver, two blocks in memory at a time): for every pair of blocks whose read
+   ROIs overlap (faces, edges, corners), on the part of one block's write ROI that the other
+   saw as context, each id of the other block joins the id that holds the strict majority of
+   its voxels there (`dacapo.ops.watershed.majority_pairs`); the union of all pairs gives
+   objects (representative: smallest id). Object sizes are the sums over their fragments,
+   so ``min_size`` acts on whole objects as in one block. One lookup table per block.
+3. `relabel_block`: each block maps its fragment ids through its lookup table.
+
+Peak memory is bounded by the block size (plus the id tables of the fragments that touch
+block boundaries), not by the volume.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from itertools import product
+from pathlib import Path
+
+import fastremap
+import numpy as np
+from funlib.geometry import Coordinate, Roi
+
+from dacapo.ops.watershed import (
+    fragment_sizes,
+    keep_fragments,
+    majority_pairs,
+    merge_components,
+    mutex_watershed,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Geometry", "affinity_channels", "fragments_block", "relabel_block", "stitch"]
+
+
+def affinity_channels(data: np.ndarray, num_offsets: int, dims: int) -> np.ndarray:
+    """The first ``num_offsets`` channels as float64 in [0, 1] (ints scaled by dtype max)."""
+    if data.ndim == dims:
+        data = data[None]
+    affs = data[:num_offsets]
+    if np.issubdtype(affs.dtype, np.integer):
+        return affs.astype(np.float64) / np.iinfo(affs.dtype).max
+    return affs.astype(np.float64, copy=False)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The block grid of a blockwise run (world units)."""
+
+    total_roi: Roi
+    voxel_size: Coordinate
+    block_size: Coordinate
+    context: Coordinate
+
+    @property
+    def grid_shape(self) -> tuple[int, ...]:
+        return tuple(math.ceil(s / b) for s, b in zip(self.total_roi.shape, self.block_size))
+
+    @property
+    def ids_per_block(self) -> int:
+        return int(np.prod((self.block_size + self.context * 2) / self.voxel_size))
+
+    def block_index(self, write_roi: Roi) -> int:
+        position = tuple((write_roi.offset - self.total_roi.offset) / self.block_size)
+        return int(np.ravel_multi_index(position, self.grid_shape))
+
+    def id_base(self, index: int) -> int:
+        return index * self.ids_per_block
+
+    def slices(self, roi: Roi, within: Roi) -> tuple[slice, ...]:
+        """Voxel slices of ``roi`` in an array covering ``within``."""
+        return ((roi - within.offset) / self.voxel_size).to_slices()
+
+
+def _roi_arrays(roi: Roi) -> dict[str, np.ndarray]:
+    return {"offset": np.asarray(roi.offset, np.int64), "shape": np.asarray(roi.shape, np.int64)}
+
+
+def fragments_block(prediction: np.ndarray, block, *, geometry: Geometry, scratch: str,
+                    offsets, bias: float, watershed_kwargs: dict) -> np.ndarray:
+    """Pass 1: mutex watershed on the read ROI; write-ROI ids made globally unique."""
+    index = geometry.block_index(block.write_roi)
+    read_roi, write_roi = block.read_roi, block.write_roi
+    valid = read_roi.intersect(geometry.total_roi)
+    dims = geometry.voxel_size.dims
+    affs = affinity_channels(prediction, len(offsets), dims)
+    affs = affs[(slice(None),) + geometry.slices(valid, read_roi)]
+    kwargs = dict(watershed_kwargs)
+    if kwargs.get("randomized_strides") and kwargs.get("seed") is not None:
+        kwargs["seed"] = [int(kwargs["seed"]), index]  # one stream per block, reproducible
+    local = mutex_watershed(affs, offsets, bias, **kwargs)
+    del affs
+    local, _ = fastremap.renumber(local, preserve_zero=True, in_place=True)
+    local = local.astype(np.uint64, copy=False)
+    num_local = int(local.max()) if local.size else 0
+    base = np.uint64(geometry.id_base(index))
+    local[local != 0] += base
+
+    labels = np.zeros(tuple(read_roi.shape / geometry.voxel_size), np.uint64)
+    labels[geometry.slices(valid, read_roi)] = local
+    del local
+    written = labels[geometry.slices(write_roi, read_roi)].copy()
+    ids, sizes = fragment_sizes(written)
+    core = write_roi.grow(-geometry.context, -geometry.context)
+    if not core.empty:
+        labels[geometry.slices(core, read_roi)] = 0  # no neighbour sees the core
+    folder = Path(scratch)
+    np.savez_compressed(folder / f"labels_{index}.npz", labels=labels,
+                        **{f"read_{k}": v for k, v in _roi_arrays(read_roi).items()},
+                        **{f"write_{k}": v for k, v in _roi_arrays(write_roi).items()})
+    np.savez(folder / f"stats_{index}.npz", ids=ids, sizes=sizes, base=base,
+             num_local=np.int64(num_local))
+    return written
+
+
+@dataclass
+class _BlockLabels:
+    labels: np.ndarray
+    read_roi: Roi
+    write_roi: Roi
+
+
+def _load_labels(scratch: Path, index: int) -> _BlockLabels:
+    with np.load(scratch / f"labels_{index}.npz") as f:
+        return _BlockLabels(
+            f["labels"],
+            Roi(Coordinate(f["read_offset"]), Coordinate(f["read_shape"])),
+            Roi(Coordinate(f["write_offset"]), Coordinate(f["write_shape"])),
+        )
+
+
+def _load_stats(scratch: Path, index: int) -> dict[str, np.ndarray]:
+    with np.load(scratch / f"stats_{index}.npz") as f:
+        return {k: f[k] for k in f.files}
+
+
+def _half_neighbourhood(dims: int) -> list[tuple[int, ...]]:
+    """Grid steps to the 'later' half of the 3^d - 1 neighbours (each pair once)."""
+    return [d for d in product((-1, 0, 1), repeat=dims) if d > (0,) * dims]
+
+
+def _pair_merges(x: _BlockLabels, y: _BlockLabels, geometry: Geometry) -> list[np.ndarray]:
+    """Merges between two blocks: each block is authoritative in its own write ROI."""
+    merges = []
+    for auth, ctx in ((x, y), (y, x)):
+        region = auth.write_roi.intersect(ctx.read_roi)
+        if region.empty:
+            continue
+        merges.append(majority_pairs(
+            auth.labels[geometry.slices(region, auth.read_roi)],
+            ctx.labels[geometry.slices(region, ctx.read_roi)],
+        ))
+    return merges
+
+
+def _lookup(sorted_ids: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of ``values`` in ``sorted_ids`` and whether each was found."""
+    if len(sorted_ids) == 0:
+        return np.zeros(len(values), np.int64), np.zeros(len(values), bool)
+    where = np.minimum(np.searchsorted(sorted_ids, values), len(sorted_ids) - 1)
+    return where, sorted_ids[where] == values
+
+
+def stitch(scratch: str | Path, geometry: Geometry, min_size: int) -> None:
+    """Pass 2: merge pairs over all neighbouring blocks -> per-block lookup tables."""
+    scratch = Path(scratch)
+    grid = geometry.grid_shape
+    indices = sorted(int(p.stem.split("_")[1]) for p in scratch.glob("stats_*.npz"))
+    present = set(indices)
+    merges: list[np.ndarray] = []
+    for index in indices:
+        position = np.unravel_index(index, grid)
+        x = None
+        for step in _half_neighbourhood(len(grid)):
+            other = tuple(int(p) + s for p, s in zip(position, step))
+            if any(o < 0 or o >= g for o, g in zip(other, grid)):
+                continue
+            other_index = int(np.ravel_multi_index(other, grid))
+            if other_index not in present:
+                continue
+            x = _load_labels(scratch, index) if x is None else x
+            merges += _pair_merges(x, _load_labels(scratch, other_index), geometry)
+    ids, roots = merge_components(np.concatenate(merges) if merges else np.zeros((0, 2)))
+    root_ids, root_of = np.unique(roots, return_inverse=True)
+    root_sizes = np.zeros(len(root_ids), np.int64)
+    for index in indices:
+        stats = _load_stats(scratch, index)
+        where, found = _lookup(ids, stats["ids"])
+        np.add.at(root_sizes, root_of[where[found]], stats["sizes"][found])
+    root_keep = keep_fragments(root_sizes, min_size)
+    logger.info("watershed stitching: %d blocks, %d merge pairs, %d boundary objects",
+                len(indices), sum(len(m) for m in merges), len(root_ids))
+    for index in indices:
+        stats = _load_stats(scratch, index)
+        frag_ids = stats["ids"]
+        final = np.where(keep_fragments(stats["sizes"], min_size), frag_ids, np.uint64(0))
+        final = final.astype(np.uint64)
+        where, found = _lookup(ids, frag_ids)
+        final[found] = np.where(root_keep[root_of[where[found]]], roots[where[found]], 0)
+        lut = np.zeros(int(stats["num_local"]) + 1, np.uint64)
+        lut[(frag_ids - stats["base"]).astype(np.int64)] = final
+        np.save(scratch / f"lut_{index}.npy", lut)
+
+
+def relabel_block(fragments: np.ndarray, block, *, geometry: Geometry, scratch: str) -> np.ndarray:
+    """Pass 3: map the block's fragment ids to final ids through its lookup table."""
+    index = geometry.block_index(block.write_roi)
+    lut = np.load(Path(scratch) / f"lut_{index}.npy")
+    base = np.uint64(geometry.id_base(index))
+    local = np.where(fragments != 0, fragments - base, np.uint64(0)).astype(np.int64)
+    return lut[local]
