@@ -7,10 +7,14 @@ when an iteration is given, from ``validation_scores.csv``); with no validation 
 the first parameters of the sweep (logged as a warning).
 
 The prediction goes to ``<output>_prediction`` beside the output array (so a killed apply
-re-run skips the finished blocks of both steps), daisy logs to
+re-run skips the finished prediction blocks), daisy logs to
 ``<run>/logs/apply/<output name>/<iteration>/``. ``worker_command`` (e.g.
 ``"srun -n1 {command}"``) starts the prediction workers through a scheduler; the
 post-processor gets it too when its ``process`` accepts a ``worker_command`` argument.
+A prediction with at most ``in_memory_limit`` values (default
+`dacapo.validate.IN_MEMORY_VOXELS`) is post-processed in memory in one block, as in
+validation (same result as on the validation volume, no worker start-up); a bigger one
+blockwise with ``num_workers`` workers.
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 from funlib.persistence import Array
 
 from dacapo.checks import check_output_location
 from dacapo.store.run_dir import RunDir
-from dacapo.validate import main_criterion, parameters_dict
+from dacapo.validate import IN_MEMORY_VOXELS, _crop_array, main_criterion, parameters_dict
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +86,7 @@ def apply_run(
     num_workers: int | None = None,
     worker_command: str | None = None,
     progress: bool = True,
+    in_memory_limit: int | None = None,
 ) -> Array:
     """Predict and post-process ``input_path`` into ``output_path``; returns the output."""
     import os
@@ -109,13 +115,17 @@ def apply_run(
     log_dir = run_dir.logs / "apply" / name / f"{iteration:08d}"
     logger.info("applying %s (iteration %d, %s) to %s", rc.name, iteration, parameters, input_path)
     with log_to_file(run_dir.logs / "apply.log"):
-        predict(
+        prediction = predict(
             rc, run_dir.checkpoint_path(iteration), input_path, prediction_path,
             num_workers=num_workers, worker_command=worker_command, log_dir=log_dir,
             task_id="predict", progress=progress,
         )
         post = task.post_processor
-        post.set_prediction(str(prediction_path))
+        limit = IN_MEMORY_VOXELS if in_memory_limit is None else in_memory_limit
+        if int(np.prod(prediction.shape)) <= limit:
+            post.set_prediction(_crop_array(prediction, prediction.roi))
+        else:
+            post.set_prediction(str(prediction_path))
         kwargs = {}
         if worker_command is not None and "worker_command" in inspect.signature(post.process).parameters:
             kwargs["worker_command"] = worker_command
