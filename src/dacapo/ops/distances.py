@@ -17,10 +17,16 @@ so ``d² = min_k d_k²`` with ``d_k`` the distance to the axis-k faces. ``d_k²`
 along k gives the exact squared distance to the nearest axis-k face on each line
 (``(t − 1/2)² s_k²`` with ``t`` the index distance to the nearest value change), then the
 lower envelope of parabolas along every other axis j adds ``s_j² Δ_j²`` exactly. The 1D
-kernels are compiled with numba (the ``edt`` package only starts from voxel centres, which
-is off by up to half a voxel here). For label arrays the nearest point of ``B`` always lies on
-a face of ``v``'s own label region, so the same ``d`` is the per-label inner distance
-(touching instances are separated by their common faces).
+kernels are compiled with numba: the ``edt`` package measures to voxel centres, which is off
+by up to half a voxel here, and its ``voxel_graph`` option (cut edges between voxels) was
+tried and neither matched the face-midpoint brute force nor ran faster; running it on the
+2× grid costs 8× the voxels. Same input and numbers as old DaCapo's scipy EDT on the 2× grid
+(``benchmarks/bench_distance_target.py`` checks it), without the 8× grid.
+
+For label arrays the nearest point of ``B`` always lies on a face of ``v``'s own label
+region (a monotone lattice path from ``v`` towards any other face crosses one of them no
+farther away), so the same ``d`` is the per-label inner distance (touching instances are
+separated by their common faces).
 
 Conventions chosen here:
 - distances are to face midpoints (the boundary), never to voxel centres;
