@@ -201,7 +201,11 @@ def instance_metrics(seg: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     Keys: voi_split, voi_merge, voi, adapted_rand_error, precision, recall, f1, ap50, map,
     mean_matched_iou. Definitions and empty cases in the module docstring.
     """
-    table = contingency_table(np.asarray(seg), np.asarray(truth))
+    seg, truth = np.asarray(seg), np.asarray(truth)
+    for name, labels in (("seg", seg), ("truth", truth)):
+        if labels.dtype.kind not in "biu":
+            raise TypeError(f"{name}: integer labels required, got dtype {labels.dtype}")
+    table = contingency_table(seg, truth)
     split, merge = variation_of_information(table)
     return {
         "voi_split": split,
