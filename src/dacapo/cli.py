@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -162,39 +163,57 @@ def apply(run_dir: str, input_: str, output: str, iteration: int | None, criteri
     click.echo(f"wrote {output} (shape {tuple(out.shape)}, voxel size {tuple(out.voxel_size)})")
 
 
+def _tiff_reader(src: Path):
+    """(shape, dtype, read(z0, z1)) of a TIFF file or a folder of 2D TIFFs."""
+    import numpy as np
+    import tifffile
+
+    if src.is_dir():
+        files = sorted(p for p in src.iterdir() if p.suffix.lower() in (".tif", ".tiff"))
+        if not files:
+            raise FileNotFoundError(f"TIFF source: no .tif/.tiff files in {str(src)!r}")
+        first = tifffile.imread(files[0])
+        shape, dtype = (len(files), *first.shape), first.dtype
+
+        def read(z0: int, z1: int) -> np.ndarray:
+            return np.stack([tifffile.imread(f) for f in files[z0:z1]])
+
+        return shape, dtype, read
+    series = tifffile.TiffFile(src).series[0]
+    shape, dtype = tuple(series.shape), series.dtype
+    pages = series.pages if len(shape) == 3 and len(series.pages) == shape[0] else None
+
+    def read(z0: int, z1: int) -> np.ndarray:
+        if pages is None:  # one page holds everything
+            return series.asarray()[z0:z1]
+        return np.stack([pages[i].asarray() for i in range(z0, z1)])
+
+    return shape, dtype, read
+
+
 def convert_tiff(source, output, voxel_size, offset=None, axis_names=None, units="nm",
                  chunk: int = 64):
     """Write a TIFF stack (one file, or a folder of 2D TIFFs sorted by name) as a zarr
-    array with the given voxel size; slab by slab, so the stack need not fit in memory."""
-    import numpy as np
-    import tifffile
+    array with the given voxel size; slab by slab, so the stack need not fit in memory.
+
+    The array is written under a temporary name beside ``output`` and renamed when
+    complete: a killed conversion leaves no half-written ``output``."""
+    import shutil
+
     from funlib.geometry import Coordinate
-    from funlib.persistence import prepare_ds
+    from funlib.persistence import open_ds, prepare_ds
 
     src = Path(source)
     if not src.exists():
         raise FileNotFoundError(f"TIFF source: no file or folder at {str(source)!r}")
     if Path(str(output)).exists():
         raise ValueError(f"output {str(output)!r} exists already; choose another path")
-    if src.is_dir():
-        files = sorted(p for p in src.iterdir() if p.suffix.lower() in (".tif", ".tiff"))
-        if not files:
-            raise FileNotFoundError(f"TIFF source: no .tif/.tiff files in {str(source)!r}")
-        first = tifffile.imread(files[0])
-        shape, dtype = (len(files), *first.shape), first.dtype
-
-        def read(z0: int, z1: int) -> np.ndarray:
-            return np.stack([tifffile.imread(f) for f in files[z0:z1]])
-    else:
-        tif = tifffile.TiffFile(src)
-        series = tif.series[0]
-        shape, dtype = tuple(series.shape), series.dtype
-        pages = series.pages if len(series.pages) > 1 else None
-
-        def read(z0: int, z1: int) -> np.ndarray:
-            if pages is None:
-                return series.asarray()[z0:z1]
-            return np.stack([pages[i].asarray() for i in range(z0, z1)])
+    try:
+        shape, dtype, read = _tiff_reader(src)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, IndexError) as e:  # tifffile's errors on a non-TIFF file
+        raise ValueError(f"TIFF source {str(source)!r}: cannot read it ({e})") from e
     dims = len(voxel_size)
     if len(shape) != dims:
         raise ValueError(
@@ -204,24 +223,27 @@ def convert_tiff(source, output, voxel_size, offset=None, axis_names=None, units
     names = axis_names or ["z", "y", "x"][-dims:]
     if len(names) != dims:
         raise ValueError(f"--axis-names: expected {dims} names, got {names}")
+    final = Path(str(output))
+    tmp = final.with_name(f".{final.name}.converting")
+    if tmp.exists():  # left by a killed conversion
+        shutil.rmtree(tmp)
     arr = prepare_ds(
-        str(output), shape=shape, offset=Coordinate(offset or (0,) * dims),
+        str(tmp), shape=shape, offset=Coordinate(offset or (0,) * dims),
         voxel_size=Coordinate(voxel_size), axis_names=names, units=[units] * dims,
         dtype=dtype, chunk_shape=tuple(min(chunk, s) for s in shape), mode="w",
     )
-    if dims == 2:
-        arr._source_data[:] = read(0, shape[0]) if src.is_dir() else series.asarray()
-        return arr
-    step = max(1, chunk)
+    step = shape[0] if dims == 2 else max(1, chunk)
     for z0 in range(0, shape[0], step):
         z1 = min(shape[0], z0 + step)
         arr._source_data[z0:z1] = read(z0, z1)
-    return arr
+    os.replace(tmp, final)
+    return open_ds(str(final), mode="r")
 
 
 def _parse_ints(text: str, name: str) -> list[int]:
+    """``40,8,8`` or ``40x8x8`` as integers; ValueError naming the option otherwise."""
     try:
-        return [int(v) for v in text.replace("x", ",").split(",") if v.strip()]
+        return [int(v) for v in text.replace("x", ",").split(",")]
     except ValueError as e:
         raise ValueError(f"{name}: expected integers like 40,8,8, got {text!r}") from e
 

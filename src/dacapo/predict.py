@@ -58,7 +58,7 @@ def _load(spec: PredictSpec):
         torch.set_num_threads(max(1, spec.threads))
         task = spec.task_config.build()
         model = task.create_model(spec.architecture_config)
-        state = torch.load(spec.checkpoint, map_location="cpu", weights_only=False)
+        state = torch.load(spec.checkpoint, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"] if "model" in state else state)
         device = choose_device(spec.device)
         model.to(device).eval()
@@ -167,7 +167,7 @@ def predict(
         if in_process:
             import torch
 
-            state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
             model.load_state_dict(state["model"] if "model" in state else state)
             model.to(choose_device(run_config.device))
     if model.num_in_channels != (1 if len(raw.shape) == raw.voxel_size.dims else raw.shape[0]):

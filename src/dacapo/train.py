@@ -393,7 +393,8 @@ def _train(run_config: RunConfig, run_dir: RunDir, progress: bool, validate: boo
     def checkpoint(iteration: int) -> None:
         run_dir.save_checkpoint(iteration, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "class_counts": counts, "count_streams": streams,
+            # pickled: the checkpoint stays loadable with torch.load(weights_only=True)
+            "class_counts": pickle.dumps(counts), "count_streams": streams,
         })
 
     start = run_dir.latest_checkpoint() or 0
@@ -402,7 +403,7 @@ def _train(run_config: RunConfig, run_dir: RunDir, progress: bool, validate: boo
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if state.get("count_streams") == streams:
-            counts = dict(state.get("class_counts") or {})
+            counts = dict(pickle.loads(state["class_counts"]))
         else:
             logger.info("num_data_workers changed: class counts start afresh")
         logger.info("resuming %s from iteration %d", rc.name, start)

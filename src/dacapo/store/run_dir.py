@@ -165,7 +165,7 @@ class RunDir:
                 f"run {str(self.path)!r}: no checkpoint for iteration {iteration} "
                 f"(available: {have[-10:] or 'none'})"
             )
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=True)
 
     # ---- CSV tables --------------------------------------------------------
     @staticmethod

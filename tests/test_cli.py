@@ -1,0 +1,165 @@
+"""The ``dacapo`` command line: help, verify (examples, bad input), convert."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from click.testing import CliRunner
+from funlib.persistence import open_ds
+from pipeline_fixtures import dacapo_cli, tiny_data, tiny_run, write_array
+
+from dacapo.cli import cli
+from dacapo.demo import make_demo_data
+from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig, open_array
+from dacapo.experiments.run_config import RunConfig
+from dacapo.store.converter import from_yaml, to_yaml
+
+EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("*.yaml"))
+COMMANDS = ["verify", "train", "validate", "apply", "convert", "demo"]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+@pytest.fixture(scope="module")
+def container(tmp_path_factory):
+    return tiny_data(tmp_path_factory.mktemp("cli"))
+
+
+def test_help_of_every_command():
+    result = dacapo_cli("--help")  # the real entry point, in a fresh process
+    assert result.returncode == 0
+    for command in COMMANDS:
+        assert command in result.stdout
+    for command in COMMANDS:
+        r = invoke(command, "--help")
+        assert r.exit_code == 0, r.output
+        assert f"Usage: cli {command}" in r.output or "Usage:" in r.output
+
+
+def test_every_example_verifies(tmp_path, monkeypatch):
+    """One example per task kind; run from a folder holding the demo data (as after
+    `make demo`), each passes ``dacapo verify`` with its data checked."""
+    kinds = {from_yaml(p, RunConfig).task_config.__class__.__name__ for p in EXAMPLES}
+    assert kinds == {"DistanceTaskConfig", "InnerDistanceTaskConfig", "HotDistanceTaskConfig",
+                     "OneHotTaskConfig", "AffinitiesTaskConfig", "PretrainedTaskConfig"}
+    monkeypatch.chdir(tmp_path)
+    make_demo_data(tmp_path / "demo_runs", train_shape=(24, 72, 72), validate_shape=(16, 48, 48))
+    for path in EXAMPLES:
+        rc = from_yaml(path, RunConfig)
+        if type(rc.task_config).__name__ == "PretrainedTaskConfig":
+            # the weights a demo run would leave: a checkpoint of the same model
+            model = rc.task_config.sub_task_config.build().create_model(rc.architecture_config)
+            rc.task_config.weights.parent.mkdir(parents=True)
+            torch.save({"model": model.state_dict()}, rc.task_config.weights)
+        result = invoke("verify", str(path))
+        assert result.exit_code == 0, f"{path.name}: {result.output}"
+        assert "valid" in result.output
+    # the real command on one of them
+    result = dacapo_cli("verify", str(EXAMPLES[0]), cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.strip().endswith(": valid"), result.stderr
+
+
+def _config(tmp_path: Path, container: Path, **dataset) -> Path:
+    """A run config whose training dataset has the given raw/gt paths."""
+    ds = {"name": "train", "raw": f"{container}/train/raw", "gt": f"{container}/train/fg",
+          **dataset}
+    rc = tiny_run(container, datasplit_config=DataSplitConfig(train=[DatasetConfig(**ds)]))
+    path = tmp_path / "run.yaml"
+    to_yaml(rc, path)
+    return path
+
+
+def _one_line_error(result, *needles: str) -> str:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def test_bad_input_gives_one_line_and_exit_2(tmp_path, container):
+    runs = str(tmp_path / "runs")
+    # a wrong path (no such container)
+    missing = tmp_path / "nowhere.zarr" / "raw"
+    config = _config(tmp_path, container, raw=str(missing))
+    _one_line_error(dacapo_cli("train", str(config), "--root", runs), "raw", str(missing))
+    # a missing array in an existing container
+    config = _config(tmp_path, container, gt=f"{container}/train/no_such_array")
+    _one_line_error(dacapo_cli("train", str(config), "--root", runs), "gt", "no_such_array")
+    # raw and gt with different voxel sizes
+    gt = np.asarray(open_ds(f"{container}/train/fg", mode="r")[:])
+    write_array(tmp_path / "other.zarr" / "gt", gt, (12, 8, 8))
+    config = _config(tmp_path, container, gt=str(tmp_path / "other.zarr" / "gt"))
+    line = _one_line_error(dacapo_cli("train", str(config), "--root", runs), "gt", "voxel size")
+    assert "(16, 8, 8)" in line and "(12, 8, 8)" in line
+    # verify lists the reason and exits 2 as well
+    r = invoke("verify", str(config))
+    assert r.exit_code == 2 and "voxel size" in r.output and "invalid" in r.output
+    assert not Path(runs).exists() or not any(Path(runs).iterdir())  # nothing written
+
+
+def test_bad_input_in_process(tmp_path, container):
+    """More bad input, through click in this process (same error handler)."""
+    def error(*args: str) -> str:
+        r = invoke(*args)
+        assert r.exit_code == 2, r.output
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+        return lines[0]
+
+    assert "not found" in error("train", str(tmp_path / "nope.yaml"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(to_yaml(tiny_run(container)).replace("num_iterations:", "num_iteratons:"))
+    assert "num_iteratons" in error("train", str(bad), "--root", str(tmp_path / "r"))
+    assert "no run.yaml" in error("apply", str(tmp_path), "--input", "x", "--output", "y")
+    assert "--voxel-size" in error("convert", str(bad), str(tmp_path / "o.zarr" / "a"),
+                                   "--voxel-size", "4,a")
+    # re-using a run directory for another run
+    root = tmp_path / "runs"
+    config = tmp_path / "a.yaml"
+    to_yaml(tiny_run(container, num_iterations=1), config)
+    assert invoke("train", str(config), "--root", str(root), "--quiet").exit_code == 0
+    to_yaml(tiny_run(container, num_iterations=1, seed=9), config)
+    assert "different seed" in error("train", str(config), "--root", str(root))
+
+
+@pytest.mark.parametrize("layout", ["stack", "folder", "2d"])
+def test_convert_tiff_round_trip(tmp_path, layout):
+    rng = np.random.default_rng(0)
+    if layout == "2d":
+        data = rng.integers(0, 65535, size=(37, 45), dtype=np.uint16)
+        voxel_size = "6,4"
+    else:
+        data = rng.integers(0, 255, size=(7, 33, 40), dtype=np.uint8)
+        voxel_size = "40,8,8"
+    if layout == "folder":
+        source = tmp_path / "slices"
+        source.mkdir()
+        for z, plane in enumerate(data):
+            tifffile.imwrite(source / f"slice_{z:03d}.tif", plane)
+    else:
+        source = tmp_path / "stack.tif"
+        tifffile.imwrite(source, data)
+    out = tmp_path / "converted.zarr" / "raw"
+    r = invoke("convert", str(source), str(out), "--voxel-size", voxel_size, "--chunk", "4")
+    assert r.exit_code == 0, r.output
+    array = open_array(out)
+    expected_vs = tuple(int(v) for v in voxel_size.split(","))
+    assert tuple(array.voxel_size) == expected_vs
+    assert tuple(array.roi.offset) == (0,) * data.ndim
+    assert array.dtype == data.dtype
+    np.testing.assert_array_equal(array[array.roi], data)
+    # the output is never overwritten; a wrong number of voxel-size values is refused
+    r = invoke("convert", str(source), str(out), "--voxel-size", voxel_size)
+    assert r.exit_code == 2 and "exists" in r.stderr
+    wrong = "4,4" if data.ndim == 3 else "4,4,4"
+    r = invoke("convert", str(source), str(tmp_path / "w.zarr" / "raw"), "--voxel-size", wrong)
+    assert r.exit_code == 2 and "voxel-size" in r.stderr
