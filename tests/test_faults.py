@@ -9,8 +9,9 @@
   (partial temp file, full temp file before the rename, right after the rename): every
   resume loads an intact checkpoint and the final weights, optimiser state and loss curve
   equal an uninterrupted run's;
-- ``dacapo apply`` killed mid-way and re-run: finished blocks are skipped, the output
-  equals an uninterrupted apply's.
+- ``dacapo apply`` killed mid-way through its blockwise prediction (144 blocks) and
+  finished by the real command line: finished blocks are skipped (their done-markers are
+  untouched), prediction and segmentation equal an uninterrupted apply's.
 
 The random kill points come from ``DACAPO_FAULT_SEED`` (default 0); the seed is in every
 assertion message.
@@ -110,7 +111,7 @@ def _fork_context():
         _CTX = multiprocessing.get_context("forkserver")
         _CTX.set_forkserver_preload(
             ["numpy", "funlib.persistence", "daisy.v2", "dacapo.blockwise.runner", "dacapo.train",
-             "test_faults"]
+             "dacapo.apply", "torch._dynamo", "test_faults"]
         )
     return _CTX
 
@@ -271,7 +272,7 @@ def test_block_always_failing_names_the_block_and_rerun_does_only_it(tmp_path):
 
 # --- training: kill, resume ------------------------------------------------------------
 
-N_ITERATIONS = 72
+N_ITERATIONS = 48
 CHECKPOINT_EVERY = 4
 
 
@@ -353,8 +354,7 @@ def test_training_killed_ten_times_resumes_to_identical_weights(tmp_path):
     for k in range(10):
         latest = run.latest_checkpoint() or 0
         if k % 2 == 0:  # inside a checkpoint write
-            room = (N_ITERATIONS - CHECKPOINT_EVERY - latest) // CHECKPOINT_EVERY
-            target = latest + CHECKPOINT_EVERY * int(rng.integers(1, max(1, min(2, room)) + 1))
+            target = latest + CHECKPOINT_EVERY  # the next checkpoint
             phase = ["partial", "before_rename", "after_rename"][int(rng.integers(3))]
             spec = (target, phase, float(rng.uniform(0.05, 0.95)))
             proc = _start(_train_child, rc, str(root), spec)
@@ -362,10 +362,16 @@ def test_training_killed_ten_times_resumes_to_identical_weights(tmp_path):
             assert proc.exitcode == -signal.SIGKILL, (SEED, history, proc.exitcode)
             history.append(("checkpoint", *spec))
         else:  # at a random moment
-            target = _stats_rows(run.path) + int(rng.integers(1, 7))
+            target = latest + int(rng.integers(1, 5))  # 1..4 iterations after the resume
+            stats = run.path / "training_stats.csv"
+            old_inode = stats.stat().st_ino if stats.is_file() else None
             proc = _start(_train_child, rc, str(root), None)
             deadline = time.monotonic() + 120
-            while _stats_rows(run.path) < target and proc.is_alive():
+            # (the resume rewrites the stats file: wait for the new one, then for the rows)
+            while proc.is_alive() and (
+                not stats.is_file() or stats.stat().st_ino == old_inode
+                or _stats_rows(run.path) < target
+            ):
                 assert time.monotonic() < deadline, (SEED, history)
                 time.sleep(0.002)
             time.sleep(float(rng.uniform(0, 0.02)))
@@ -380,7 +386,7 @@ def test_training_killed_ten_times_resumes_to_identical_weights(tmp_path):
         if history[-1][0] == "checkpoint":
             expected = target if history[-1][2] == "after_rename" else target - CHECKPOINT_EVERY
             assert latest_now == expected, (SEED, history, latest_now)
-    assert (run.latest_checkpoint() or 0) < N_ITERATIONS, (SEED, history)
+    assert (run.latest_checkpoint() or 0) < N_ITERATIONS, (SEED, history)  # 10 kills <= 40 its
 
     # finish, and compare with an uninterrupted run of the same config
     proc = _start(_train_child, rc, str(root), None)
@@ -402,3 +408,71 @@ def test_training_killed_ten_times_resumes_to_identical_weights(tmp_path):
     clean_losses = [(r["iteration"], r["loss"]) for r in clean.training_stats()]
     assert [i for i, _ in killed_losses] == list(range(1, N_ITERATIONS + 1))
     assert killed_losses == clean_losses, (SEED, history)
+
+
+# --- dacapo apply: kill, re-run ------------------------------------------------------------
+
+
+def _apply_child(run: str, raw: str, out: str, workers: int) -> None:
+    os.setsid()
+    logging.disable(logging.CRITICAL)
+    from dacapo.apply import apply_run
+
+    apply_run(run, raw, out, iteration=1, num_workers=workers, progress=False)
+
+
+def _markers(folder: Path) -> dict[str, int]:
+    """{done-marker path: mtime} of every blockwise task under ``folder``."""
+    return {str(p): p.stat().st_mtime_ns for p in folder.rglob("done/*") if p.name.isdigit()}
+
+
+def test_apply_killed_then_cli_rerun_skips_done_blocks(tmp_path):
+    from pipeline_fixtures import dacapo_cli
+
+    from dacapo.apply import apply_run
+    from dacapo.store.run_dir import RunDir
+    from dacapo.train import train_run
+
+    rng = np.random.default_rng(SEED + 1)
+    rc = _train_config(tmp_path)
+    rc = type(rc)(**{**rc.__dict__, "num_iterations": 1, "checkpoint_interval": 1})
+    train_run(rc, tmp_path / "runs", progress=False, validate=False)
+    run = RunDir(tmp_path / "runs" / rc.name)
+    big = np.random.default_rng(5).integers(0, 255, (32, 96, 96), dtype=np.uint8)
+    raw_arr = prepare_ds(str(tmp_path / "big.zarr" / "raw"), big.shape, offset=(0, 0, 0),
+                         voxel_size=(8, 4, 4), axis_names=["z", "y", "x"], dtype=np.uint8,
+                         mode="w")
+    raw_arr[raw_arr.roi] = big
+    raw = str(tmp_path / "big.zarr" / "raw")
+    out = tmp_path / "out.zarr" / "seg"
+    logs = run.logs / "apply"
+    history = []
+    for _ in range(1):  # (10 randomised kills of the same runner: first test above)
+        target = len(_markers(logs)) + int(rng.integers(1, 60))
+        workers = int(rng.integers(1, 3))
+        proc = _start(_apply_child, str(run.path), raw, str(out), workers)
+        deadline = time.monotonic() + 120
+        while len(_markers(logs)) < target and proc.is_alive():
+            assert time.monotonic() < deadline, (SEED, history)
+            time.sleep(0.002)
+        assert proc.is_alive(), f"seed {SEED}: apply ended before the kill {history}"
+        _kill_group(proc)
+        history.append((workers, target, len(_markers(logs))))
+    done_before = _markers(logs)
+    assert done_before, history
+
+    # the real command line finishes the job
+    res = dacapo_cli("apply", str(run.path), "--input", raw, "--output", str(out),
+                     "--iteration", "1", "--workers", "2", "--quiet")
+    assert res.returncode == 0, res.stderr
+    done_after = _markers(logs)
+    assert all(done_after[p] == t for p, t in done_before.items()), "a finished block was redone"
+    assert len(done_after) > len(done_before)
+
+    clean = tmp_path / "clean.zarr" / "seg"
+    apply_run(str(run.path), raw, str(clean), iteration=1, num_workers=1, progress=False)
+    for suffix in ("", "_prediction"):
+        a = open_ds(str(out) + suffix)
+        b = open_ds(str(clean) + suffix)
+        assert a.roi == b.roi
+        np.testing.assert_array_equal(a[a.roi], b[b.roi], err_msg=f"{suffix} {SEED} {history}")
