@@ -358,18 +358,27 @@ def _check_alignment(name: str, roi: Roi, voxel_size: Coordinate) -> None:
 
 
 def _check_chunk_alignment(out, total_write_roi: Roi, block_size: Coordinate) -> None:
-    """Blocks written in parallel must not share output chunks (lost updates)."""
+    """Blocks written in parallel must not share output chunks (lost updates).
+
+    Every face between two blocks that lies inside the written region must fall on a chunk
+    boundary; an axis with a single block (e.g. a ROI smaller than a block, whose chunks
+    were clipped to the ROI) has no such face.
+    """
     chunks = Coordinate(tuple(out._source_data.chunks)[out.channel_dims :])
     start = (total_write_roi.offset - out.roi.offset) / out.voxel_size
+    end = (total_write_roi.end - out.roi.offset) / out.voxel_size
     step = block_size / out.voxel_size
-    zero = Coordinate((0,) * len(chunks))
-    if start % chunks != zero or step % chunks != zero:
-        raise ValueError(
-            f"parallel writes need blocks aligned to the output chunks: block size {step} "
-            f"voxels and ROI start {start} voxels (relative to the output) must be "
-            f"multiples of the chunk shape {chunks}. Create the output with "
-            "prepare_output(..., write_size=block_size) or use num_workers=1."
-        )
+    for axis, (s, e, st, c) in enumerate(zip(start, end, step, chunks)):
+        faces = range(s + st, e, st)
+        bad = next((f for f in faces if f % c), None)
+        if bad is not None:
+            raise ValueError(
+                f"parallel writes need blocks aligned to the output chunks: block size "
+                f"{step} voxels and ROI start {start} voxels (relative to the output) put a "
+                f"block face at voxel {bad} of axis {axis}, inside a chunk of shape {chunks}. "
+                "Create the output with prepare_output(..., write_size=block_size) or use "
+                "num_workers=1."
+            )
 
 
 def _check_config(task_dir: Path, config: dict) -> None:
