@@ -100,7 +100,8 @@ def check_non_negative(data: np.ndarray, name: str) -> None:
     data = np.asarray(data)
     if data.size and data.dtype.kind in "if" and data.min() < 0:
         raise InputError(
-            f"{name}: negative label {data.min()!r} (labels must be >= 0; 0 is background), "
+            f"{name}: negative label {data.min().item()!r} (labels must be >= 0; 0 is "
+            "background), "
             f"first at voxel {_first_index(data < 0)}"
         )
 
@@ -111,7 +112,7 @@ def check_label_range(data: np.ndarray, num_classes: int, name: str) -> None:
     check_non_negative(data, name)
     if data.size and data.max() >= num_classes:
         raise InputError(
-            f"{name}: label {data.max()!r} >= number of classes {num_classes} "
+            f"{name}: label {data.max().item()!r} >= number of classes {num_classes} "
             f"(labels must lie in 0..{num_classes - 1})"
         )
 
