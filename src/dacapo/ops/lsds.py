@@ -179,7 +179,6 @@ def _run_objects(lab, boxes, kernels, perm, voxel_size, sigma, out) -> None:
 
 @njit(cache=True, nogil=True)
 def _lsd_worker(lab, boxes, pa, wb, wc, vs, channels, sigma, budget, out):  # pragma: no cover - numba
-    ra = (pa.shape[1] - 2) // 2
     rb = wb.shape[1] - 1
     rc = wc.shape[1] - 1
     size1 = 0
@@ -209,16 +208,25 @@ def _lsd_worker(lab, boxes, pa, wb, wc, vs, channels, sigma, budget, out):  # pr
         _lsd_object(lab, boxes[i], slab, pa, wb, wc, vs, channels, sigma, out, s1, s2, rows, runs)
 
 
-@njit(cache=True, nogil=True)
-def _tap(acc, up, down, w, sign, lo, hi):  # pragma: no cover - numba
-    """acc[lo:hi] += w (up + sign down): one tap pair of a symmetric/antisymmetric kernel."""
+@njit(cache=True, nogil=True, fastmath=True)
+def _stage2_taps(r0, r1, r2, r3, r4, r5, u0, d0, u1, d1, u2, d2, w0, w1, w2, lo, hi):  # pragma: no cover - numba
+    """One tap pair t of stage 2 for the six fields: rows u = s1(b + t), d = s1(b - t) of
+    the moments k_a = 0, 1, 2; even kernels (w0, w2) add, the odd one (w1) subtracts."""
     for x in range(lo, hi):
-        acc[x] += w * (up[x] + sign * down[x])
+        p0 = u0[x] + d0[x]
+        q0 = u0[x] - d0[x]
+        r0[x] += w0 * p0
+        r1[x] += w1 * q0
+        r2[x] += w2 * p0
+        r3[x] += w0 * (u1[x] + d1[x])
+        r4[x] += w1 * (u1[x] - d1[x])
+        r5[x] += w0 * (u2[x] + d2[x])
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def _moments_c(f00, f01, f02, f10, f11, f20, x, wc):  # pragma: no cover - numba
-    """Stage 3 at one voxel: the 10 moments (ka, kb, kc) along c from the 6 stage-2 rows."""
+def _moments_c(f00, f01, f02, f10, f11, f20, x, wc, tmax):  # pragma: no cover - numba
+    """Stage 3 at one voxel: the 10 moments (ka, kb, kc) along c from the 6 stage-2 rows;
+    taps beyond ``tmax`` only see zeros (outside the object's box) and are skipped."""
     g = wc[0, 0]
     m000 = g * f00[x]
     m010 = g * f01[x]
@@ -230,7 +238,7 @@ def _moments_c(f00, f01, f02, f10, f11, f20, x, wc):  # pragma: no cover - numba
     m002 = 0.0
     m011 = 0.0
     m101 = 0.0
-    for t in range(1, wc.shape[1]):
+    for t in range(1, tmax + 1):
         w0 = wc[0, t]
         w1 = wc[1, t]
         w2 = wc[2, t]
@@ -359,13 +367,11 @@ def _lsd_object(lab, box, slab, pa, wb, wc, vs, channels, sigma, out, s1flat, s2
                     r3[x] = gb0 * s1[1, ai, bi, x]
                     r4[x] = 0.0
                     r5[x] = gb0 * s1[2, ai, bi, x]
-                for t in range(1, rb + 1):
-                    _tap(r0, s1[0, ai, bi + t], s1[0, ai, bi - t], wb[0, t], 1.0, clo, chi)
-                    _tap(r1, s1[0, ai, bi + t], s1[0, ai, bi - t], wb[1, t], -1.0, clo, chi)
-                    _tap(r2, s1[0, ai, bi + t], s1[0, ai, bi - t], wb[2, t], 1.0, clo, chi)
-                    _tap(r3, s1[1, ai, bi + t], s1[1, ai, bi - t], wb[0, t], 1.0, clo, chi)
-                    _tap(r4, s1[1, ai, bi + t], s1[1, ai, bi - t], wb[1, t], -1.0, clo, chi)
-                    _tap(r5, s1[2, ai, bi + t], s1[2, ai, bi - t], wb[0, t], 1.0, clo, chi)
+                tb = min(rb, max(bj, nb - 1 - bj))  # farther taps leave the box: zeros
+                for t in range(1, tb + 1):
+                    _stage2_taps(r0, r1, r2, r3, r4, r5, s1[0, ai, bi + t], s1[0, ai, bi - t],
+                                 s1[1, ai, bi + t], s1[1, ai, bi - t], s1[2, ai, bi + t],
+                                 s1[2, ai, bi - t], wb[0, t], wb[1, t], wb[2, t], clo, chi)
         # stage 3 (axis c) over the object's extent of each row, then the descriptors
         for ai in range(na):
             for bj in range(nb):
@@ -386,7 +392,8 @@ def _lsd_object(lab, box, slab, pa, wb, wc, vs, channels, sigma, out, s1flat, s2
                     if lab[a, b, c] != label:
                         continue
                     m000, m001, m002, m010, m011, m020, m100, m101, m110, m200 = _moments_c(
-                        f00, f01, f02, f10, f11, f20, c - c0 + rc, wc
+                        f00, f01, f02, f10, f11, f20, c - c0 + rc, wc,
+                        min(rc, max(c - c0, c1 - 1 - c)),
                     )
                     inv = 1.0 / m000
                     ma = m100 * inv
