@@ -41,13 +41,23 @@ NBH_2D = [(1, 0), (0, 1), (0, -1), (-3, 2), (0, 9), (5, 5), (-20, 0)]
 
 @pytest.mark.parametrize("background_as_object", [False, True])
 @pytest.mark.parametrize(
-    "shape,neighborhood,dtype",
-    [((7, 11, 13), NBH_3D, np.uint64), ((17, 23), NBH_2D, np.int32), ((9, 10), NBH_2D, bool)],
+    "shape,neighborhood,dtype,scale",
+    [
+        ((7, 11, 13), NBH_3D, np.uint64, 1),
+        ((7, 11, 13), NBH_3D, np.uint64, 2**40),  # ids beyond uint16
+        ((7, 11, 13), NBH_3D, np.int64, 42),  # max 126: compared as uint8
+        ((7, 11, 13), NBH_3D, np.int64, 43),  # max 129: as uint16
+        ((7, 11, 13), NBH_3D, np.uint32, 10922),  # max 32766: as uint16
+        ((7, 11, 13), NBH_3D, np.uint32, 10923),  # max 32769: as they are
+        ((17, 23), NBH_2D, np.int32, 1),
+        ((17, 23), NBH_2D, np.int64, -3),  # negative ids
+        ((9, 10), NBH_2D, bool, 1),
+    ],
 )
-def test_affinities_equal_brute_force(shape, neighborhood, dtype, background_as_object):
+def test_affinities_equal_brute_force(shape, neighborhood, dtype, scale, background_as_object):
     rng = np.random.default_rng(len(shape))
     # few labels, in runs, so both equal and different neighbours are frequent
-    labels = rng.integers(0, 4, shape)
+    labels = rng.integers(0, 4, shape) * scale
     labels = np.repeat(labels, 2, axis=-1)[..., : shape[-1]].astype(dtype)
     fast = affinities(labels, neighborhood, background_as_object)
     ref = brute_affinities(labels, neighborhood, background_as_object)

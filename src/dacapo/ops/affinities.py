@@ -10,7 +10,10 @@ mwatershed: the edge stored at u links u and u + o_k)::
     affinity_mask[k, u] = 1  iff  u and u + o_k are both inside the crop and both masked in
 
 Implemented with one pair of overlapping slices per offset (no per-voxel loop, no rolled
-or padded full-volume temporaries); works for long-range and negative offsets.
+or padded full-volume temporaries), results written in place; labels whose values fit in
+uint8/uint16 are compared in that narrower type (memory traffic drops 4-8x for uint64
+ids), with background shifted so that it equals nothing (see `_comparable`). Works for
+long-range and negative offsets.
 """
 
 from __future__ import annotations
@@ -56,18 +59,44 @@ def affinities(
     if labels.dtype.kind not in "biu":
         raise TypeError(f"labels: integer dtype required, got {labels.dtype}")
     offsets = _check_neighborhood(neighborhood, labels.ndim)
+    a, b, foreground = _comparable(labels, background_as_object)
     out = np.zeros((len(offsets),) + labels.shape, dtype=np.uint8)
-    foreground = None if background_as_object else labels != 0
     for k, o in enumerate(offsets):
         slices = _offset_slices(labels.shape, o)
         if slices is None:
             continue
         src, dst = slices
         view = out[k][src].view(np.bool_)
-        np.equal(labels[src], labels[dst], out=view)
+        np.equal(a[src], b[dst], out=view)
         if foreground is not None:
             np.logical_and(view, foreground[src], out=view)
     return out
+
+
+def _comparable(
+    labels: np.ndarray, background_as_object: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(a, b, foreground)`` with ``aff(u, v) = a[u] == b[v]`` (``and foreground[u]`` if
+    that is not None).
+
+    Ids in 0..hi with hi <= 127 (32767) are compared as uint8 (uint16). Without
+    ``background_as_object`` they are shifted, ``a = labels - 1`` (wrapping: background ->
+    255) and ``b = a & 127`` (background -> 127, labels unchanged since l - 1 <= 126): a
+    label l is l - 1 in both, and background matches nothing on either side, so no masking
+    pass is needed. Other labels are compared as they are and masked with ``labels != 0``.
+    """
+    unsigned = labels.dtype.kind == "u"
+    if labels.size and labels.dtype != np.bool_ and (unsigned or labels.min() >= 0):
+        hi = int(labels.max())
+        for narrow in (np.uint8, np.uint16):
+            half = np.iinfo(narrow).max >> 1
+            if hi <= half:
+                a = labels.astype(narrow)
+                if background_as_object:
+                    return a, a, None
+                np.subtract(a, narrow(1), out=a)
+                return a, np.bitwise_and(a, narrow(half)), None
+    return labels, labels, None if background_as_object else labels != 0
 
 
 def affinity_mask(

@@ -1,0 +1,71 @@
+"""Affinities alone on the `bench_lsd_affs` label volume (50×100×200, ~90 objects) with the
+neighborhood [(1,0,0),(0,1,0),(0,0,1),(3,0,0),(0,9,0),(0,0,9)], one core.
+
+Fast: `dacapo.ops.affinities.affinities` (one pair of overlapping slices per offset, results
+written in place into the uint8 output). Naive reference: the straightforward numpy
+formula per offset, ``np.roll`` for the partner, an index mask for partners outside the
+crop, ``(labels == partner) & (labels != 0) & inside``. Outputs are compared. Goal ≥ 4×.
+
+Run: ``.venv/bin/python benchmarks/bench_affinities.py``.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+from bench_lsd_affs import NBH, SHAPE, make_labels  # noqa: E402
+
+from dacapo.ops.affinities import affinities  # noqa: E402
+
+
+def naive(labels: np.ndarray, neighborhood) -> np.ndarray:
+    out = np.zeros((len(neighborhood),) + labels.shape, np.uint8)
+    dims = labels.ndim
+    for k, o in enumerate(neighborhood):
+        partner = np.roll(labels, [-v for v in o], axis=tuple(range(dims)))
+        inside = np.ones(labels.shape, bool)
+        for axis, v in enumerate(o):
+            index = [slice(None)] * dims
+            index[axis] = slice(labels.shape[axis] - v, None) if v > 0 else slice(0, -v)
+            if v != 0:
+                inside[tuple(index)] = False
+        out[k] = (labels == partner) & (labels != 0) & inside
+    return out
+
+
+def best_of(fn, repeats: int) -> tuple[float, np.ndarray]:
+    times, result = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args()
+    labels = make_labels()
+    mvox = labels.size / 1e6
+    t_fast, fast = best_of(lambda: affinities(labels, NBH), args.repeats)
+    t_naive, ref = best_of(lambda: naive(labels, NBH), args.repeats)
+    assert np.array_equal(fast, ref), "fast and naive affinities differ"
+    print(f"input: {SHAPE} {labels.dtype} labels, {len(np.unique(labels)) - 1} objects, "
+          f"{len(NBH)} offsets, one core; outputs identical")
+    print(f"fast  (ops.affinities):        best of {args.repeats} {t_fast * 1e3:7.2f} ms  "
+          f"{mvox / t_fast:8.1f} Mvoxel/s")
+    print(f"naive (np.roll + index masks): best of {args.repeats} {t_naive * 1e3:7.2f} ms  "
+          f"{mvox / t_naive:8.1f} Mvoxel/s")
+    print(f"speed-up: {t_naive / t_fast:.1f}x (goal >= 4x)")
+
+
+if __name__ == "__main__":
+    main()
