@@ -8,7 +8,8 @@ Measures, for 1 and 2 workers, wall time, Mvoxel/s and peak memory of
   3 float32 affinity channels of synthetic touching cells (default shape 256x512x512 =
   67 Mvoxel, a sixteenth of the 1 Gvoxel volume with the same 64³ blocks; the 1 Gvoxel time is
   extrapolated linearly from it and printed as such);
-- ``predict``: `dacapo.predict.predict` of a uint8 raw (default 400x512x512 = 105 Mvoxel)
+- ``predict``: `dacapo.predict.predict` of a uint8 raw (default 416x512x512 = 109 Mvoxel;
+  the prediction, the raw less the valid UNet's context, is 412x496x496 = 101 Mvoxel)
   with a small valid-padded 3D UNet (untrained weights; speed does not depend on them).
 
 Each measured job runs in its own process; a sampler reads ``/proc`` every 0.2 s and
@@ -302,7 +303,7 @@ def main() -> None:
     parser.add_argument("--dir", default="/tmp/dacapo_load", type=Path)
     parser.add_argument("--threshold-shape", nargs=3, type=int, default=[1024, 1024, 1024])
     parser.add_argument("--watershed-shape", nargs=3, type=int, default=[256, 512, 512])
-    parser.add_argument("--predict-shape", nargs=3, type=int, default=[400, 512, 512])
+    parser.add_argument("--predict-shape", nargs=3, type=int, default=[416, 512, 512])
     parser.add_argument("--workers", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--only", nargs="+", choices=["threshold", "watershed", "predict"],
                         default=["threshold", "watershed", "predict"])

@@ -19,7 +19,9 @@ BAD_INPUT = 2
 
 
 def _one_line(e: BaseException) -> str:
-    text = str(e).strip() or type(e).__name__
+    from dacapo.checks import unwrap_worker_message
+
+    text = unwrap_worker_message(str(e).strip()) or type(e).__name__
     if isinstance(e, KeyError):
         text = f"missing key {text}"
     lines = [line.strip() for line in text.splitlines() if line.strip()]
