@@ -1,0 +1,95 @@
+"""Training step time with the real data pipeline vs the bare model step.
+
+For each demo run (Distance; Affinities + LSDs: the batch preparation is heavier), on the
+demo's synthetic data and model:
+
+- *bare*: ``train_step`` on batches made beforehand (tensors in memory): model forward,
+  loss, backward, optimiser step and nothing else;
+- *pipeline*: `dacapo.train.train_run` as ``dacapo train`` runs it (batches from random
+  crops + augmentation + targets/weights in ``num_data_workers`` background process(es),
+  one CSV row per iteration), timed from its ``training_stats.csv`` over the iterations after
+  a warm-up (so the worker start-up, reported separately, is left out).
+
+Prints both per-iteration times, output Mvoxel/s and the ratio pipeline / bare (goal:
+<= 1.10, i.e. the data pipeline adds at most 10 %). On a machine whose cores are busy
+with other work, both times grow and the ratio is noisy; rerun when idle.
+
+Run: ``.venv/bin/python benchmarks/bench_train_pipeline.py [--iterations N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import attr
+import torch
+
+
+def bare_step_time(rc, batches: list[dict], repeats: int) -> float:
+    from dacapo.train import build_model, make_optimizer, train_step
+
+    task = rc.task_config.build()
+    model = build_model(rc, task)
+    optimizer = make_optimizer(model, rc.trainer_config)
+    tensors = [{k: torch.from_numpy(b[k]) for k in ("raw", "target", "weight")} for b in batches]
+    for t in tensors[:2]:  # warm-up
+        train_step(model, optimizer, task.loss, t["raw"], t["target"], t["weight"])
+    start = time.perf_counter()
+    for i in range(repeats):
+        t = tensors[i % len(tensors)]
+        train_step(model, optimizer, task.loss, t["raw"], t["target"], t["weight"])
+    return (time.perf_counter() - start) / repeats
+
+
+def pipeline_step_time(rc, root: Path, warmup: int, iterations: int) -> tuple[float, float]:
+    """(seconds per iteration after the warm-up, seconds to the first iteration)."""
+    from dacapo.train import train_run
+
+    rc = attr.evolve(rc, num_iterations=warmup + iterations, validation_interval=0,
+                     checkpoint_interval=warmup + iterations, snapshot_interval=0)
+    run_dir = train_run(rc, root, progress=False)
+    stats = run_dir.training_stats()
+    times = {int(s["iteration"]): s["time"] for s in stats}
+    return (times[warmup + iterations] - times[warmup]) / iterations, times[1]
+
+
+def main() -> None:
+    from dacapo.demo import demo_run_configs, make_demo_data
+    from dacapo.train import BatchProvider, CropGeometry, build_model
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=40)
+    parser.add_argument("--warmup", type=int, default=5)
+    args = parser.parse_args()
+    print(f"torch threads {torch.get_num_threads()}, {args.iterations} timed iterations")
+    with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
+        root = Path(tmp)
+        make_demo_data(root)
+        for rc in demo_run_configs(root):
+            provider = BatchProvider(rc)
+            batches = [provider[i] for i in range(8)]
+            bare = bare_step_time(rc, batches, args.iterations)
+            pipe, first = pipeline_step_time(rc, root, args.warmup, args.iterations)
+            model = build_model(rc)
+            geo = CropGeometry(model, provider._setup()["datasets"][0].raw.voxel_size)
+            voxels = rc.trainer_config.batch_size * math.prod(geo.output_shape)
+            t_batch = time.perf_counter()
+            for i in range(3):
+                provider[100 + i]
+            batch_time = (time.perf_counter() - t_batch) / 3
+            print(
+                f"{rc.name:16s} bare step {bare * 1e3:7.1f} ms ({voxels / bare / 1e6:.2f} Mvoxel/s)"
+                f" | pipeline {pipe * 1e3:7.1f} ms ({voxels / pipe / 1e6:.2f} Mvoxel/s)"
+                f" | ratio {pipe / bare:.3f} (goal <= 1.10)"
+                f" | one batch made alone {batch_time * 1e3:.0f} ms,"
+                f" {rc.trainer_config.num_data_workers} data worker(s), first iteration after"
+                f" {first:.1f} s"
+            )
+
+
+if __name__ == "__main__":
+    main()
