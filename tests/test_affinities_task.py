@@ -147,6 +147,8 @@ def test_predictor_bad_input():
     target = predictor.create_target(gt)
     with pytest.raises(ValueError, match="mask: roi"):
         predictor.create_weight(gt, target, array(np.ones((4, 5, 7), np.uint8)))
+    with pytest.raises(ValueError, match="target: expected shape"):
+        predictor.create_weight(gt, array(np.zeros((5, 4, 5, 6), np.float32)))
     with pytest.raises(ValueError, match="moving_class_counts"):
         predictor.create_weight(gt, target, None, np.zeros((5, 2)))
     with pytest.raises(ValueError, match="neighborhood"):

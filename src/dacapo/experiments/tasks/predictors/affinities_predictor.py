@@ -44,7 +44,7 @@ from dacapo.ops.lsds import gaussian_kernel1d, local_shape_descriptors, lsd_sigm
 
 from .distance_predictor import gt_channels, mask_channels
 from .inner_distance_predictor import integer_labels
-from .predictor import Predictor, channel_data, like
+from .predictor import Predictor, like
 
 
 def affinity_channel_name(offset) -> str:
@@ -148,14 +148,13 @@ class AffinitiesPredictor(Predictor):
 
     def create_target(self, gt: Array) -> Array:
         labels = self._labels(gt)
-        target = affinities(labels, self.neighborhood, self.background_as_object).astype(
-            np.float32
-        )
+        k = self.num_affinities
+        target = np.empty((self.num_output_channels,) + labels.shape, np.float32)
+        target[:k] = affinities(labels, self.neighborhood, self.background_as_object)
         if self.lsds:
-            lsd = local_shape_descriptors(
+            target[k:] = local_shape_descriptors(
                 labels, gt.voxel_size, self.sigma(gt.voxel_size), self.downsample_lsds
             )
-            target = np.concatenate([target, lsd])
         return _like(gt, target)
 
     def create_weight(
@@ -167,15 +166,19 @@ class AffinitiesPredictor(Predictor):
     ) -> tuple[Array, Any]:
         labels = self._labels(gt)
         k = self.num_affinities
-        target_np = channel_data(target, self.num_output_channels, "target")
-        if target_np.shape[1:] != labels.shape:
-            raise ValueError(f"target: spatial shape {target_np.shape[1:]} != gt {labels.shape}")
+        shape = tuple(target.shape)
+        if shape != (self.num_output_channels,) + labels.shape:
+            raise ValueError(
+                f"target: expected shape {(self.num_output_channels,) + labels.shape} "
+                f"(channels, *gt spatial shape), got {shape}"
+            )
+        aff_target = np.asarray(target.data[:k])  # only the affinity channels are read
         mask_np = mask_channels(mask, gt, 1)
         mask_np = None if mask_np is None else mask_np[0]
         aff_counts, lsd_counts = _split_counts(moving_class_counts)
         valid = affinity_mask(mask_np, labels.shape, self.neighborhood)
         weight, aff_counts = balance_weights(
-            (target_np[:k] > 0.5).view(np.uint8),
+            (aff_target > 0.5).view(np.uint8),
             valid,
             num_classes=2,
             clipmin=self.affs_weight_clipmin,
