@@ -71,8 +71,10 @@ def volume():
 
 
 def _write_prediction(path, data) -> str:
-    array = prepare_ds(str(path), shape=data.shape, offset=(80, 40, 40), voxel_size=VOXEL,
-                       axis_names=["c^", "z", "y", "x"], dtype=data.dtype, mode="w")
+    dims = data.ndim - 1
+    array = prepare_ds(str(path), shape=data.shape, offset=(80, 40, 40)[-dims:],
+                       voxel_size=VOXEL[-dims:], axis_names=["c^"] + ["z", "y", "x"][-dims:],
+                       dtype=data.dtype, mode="w")
     array[array.roi] = data
     return str(path)
 
@@ -181,6 +183,20 @@ def test_blockwise_perfect_with_min_size(volume, tmp_path):
     assert full_voi(seg, expected) < 1e-9
     assert full_voi(seg, segment(affs, OFFSETS, 0.5, min_size=cut)) < 1e-9
     assert not list(tmp_path.glob("watershed_*"))  # scratch removed
+
+
+def test_blockwise_2d(volume, tmp_path):
+    """2D, 3 x 3 blocks (the last ones partial), long-range offsets: the labels come back."""
+    labels = make_labels(shape=(1, 40, 40), num=6, seed=3)[0]
+    offsets = [(1, 0), (0, 1), (0, 3), (-3, 0)]
+    affs = brute_affinities(labels, offsets)
+    post = WatershedPostProcessor(offsets=offsets)
+    post.set_prediction(_write_prediction(tmp_path / "p.zarr/affs", affs))
+    params = WatershedPostProcessorParameters(0, bias=0.5)
+    out = post.process(params, tmp_path / "o.zarr/a", block_size=Coordinate(16, 16) * Coordinate(VOXEL[1:]))
+    seg = out.to_ndarray(out.roi)
+    assert full_voi(seg, labels) < 1e-9 and full_voi(seg, segment(affs, offsets, 0.5)) < 1e-9
+    assert len(np.unique(labels)) > 4
 
 
 def test_blockwise_noisy_matches_single_block_and_is_deterministic(volume, tmp_path):
