@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -49,7 +50,7 @@ def _lock(paths: list[Path]) -> bool:
     """Read-only on disk; also immutable for root. Returns whether chattr was used."""
     for p in paths:
         p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
-    if os.geteuid() != 0:
+    if os.geteuid() != 0 or not shutil.which("chattr"):
         return False
     res = subprocess.run(["chattr", "+i", *map(str, paths)], capture_output=True)
     return res.returncode == 0
