@@ -24,7 +24,9 @@ Because m is zero outside the object's bounding box and outputs are only needed 
 object, filtering inside the box with zero padding is exact. The separable filter runs in
 three stages sharing partial moments (3 → 6 → 10 fields): stage 1 along one axis from the
 runs of m via prefix sums of G t^k, stage 2 only on rows that contain the object, stage 3
-only over the object's extent in each row. Relative displacements avoid the catastrophic
+only over the object's extent in each row; taps that could only read zeros (outside the
+object's box) are skipped, and the six stage-2 fields are stored interleaved per position so
+that stage 3 reads the values of a tap contiguously. Relative displacements avoid the catastrophic
 cancellation of world coordinates. numba kernels, one thread per group of objects.
 """
 
@@ -189,10 +191,10 @@ def _lsd_worker(lab, boxes, pa, wb, wc, vs, channels, sigma, budget, out):  # pr
         na = boxes[i, 2] - boxes[i, 1]
         nb = boxes[i, 4] - boxes[i, 3]
         nc = boxes[i, 6] - boxes[i, 5]
-        per_a = 3 * (nb + 2 * rb) * (nc + 2 * rc) + 6 * nb * (nc + 2 * rc)
+        per_a = 3 * (nb + 2 * rb) * nc + 8 * nb * (nc + 2 * rc)
         slab = min(na, max(1, budget // per_a))
-        size1 = max(size1, 3 * slab * (nb + 2 * rb) * (nc + 2 * rc))
-        size2 = max(size2, 6 * slab * nb * (nc + 2 * rc))
+        size1 = max(size1, 3 * slab * (nb + 2 * rb) * nc)
+        size2 = max(size2, 8 * slab * nb * (nc + 2 * rc))
         size_rows = max(size_rows, 2 * slab * nb)
         max_c = max(max_c, nc)
     s1 = np.empty(size1)
@@ -203,62 +205,46 @@ def _lsd_worker(lab, boxes, pa, wb, wc, vs, channels, sigma, budget, out):  # pr
         na = boxes[i, 2] - boxes[i, 1]
         nb = boxes[i, 4] - boxes[i, 3]
         nc = boxes[i, 6] - boxes[i, 5]
-        per_a = 3 * (nb + 2 * rb) * (nc + 2 * rc) + 6 * nb * (nc + 2 * rc)
+        per_a = 3 * (nb + 2 * rb) * nc + 8 * nb * (nc + 2 * rc)
         slab = min(na, max(1, budget // per_a))
         _lsd_object(lab, boxes[i], slab, pa, wb, wc, vs, channels, sigma, out, s1, s2, rows, runs)
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def _stage2_taps(r0, r1, r2, r3, r4, r5, u0, d0, u1, d1, u2, d2, w0, w1, w2, lo, hi):  # pragma: no cover - numba
-    """One tap pair t of stage 2 for the six fields: rows u = s1(b + t), d = s1(b - t) of
-    the moments k_a = 0, 1, 2; even kernels (w0, w2) add, the odd one (w1) subtracts."""
-    for x in range(lo, hi):
-        p0 = u0[x] + d0[x]
-        q0 = u0[x] - d0[x]
-        r0[x] += w0 * p0
-        r1[x] += w1 * q0
-        r2[x] += w2 * p0
-        r3[x] += w0 * (u1[x] + d1[x])
-        r4[x] += w1 * (u1[x] - d1[x])
-        r5[x] += w0 * (u2[x] + d2[x])
-
-
-@njit(cache=True, nogil=True, fastmath=True)
-def _moments_c(f00, f01, f02, f10, f11, f20, x, wc, tmax):  # pragma: no cover - numba
-    """Stage 3 at one voxel: the 10 moments (ka, kb, kc) along c from the 6 stage-2 rows;
-    taps beyond ``tmax`` only see zeros (outside the object's box) and are skipped."""
-    g = wc[0, 0]
-    m000 = g * f00[x]
-    m010 = g * f01[x]
-    m020 = g * f02[x]
-    m100 = g * f10[x]
-    m110 = g * f11[x]
-    m200 = g * f20[x]
-    m001 = 0.0
-    m002 = 0.0
-    m011 = 0.0
-    m101 = 0.0
+def _moments_c(g, x, wc, tmax):  # pragma: no cover - numba
+    """Stage 3 at one voxel: the 10 moments (ka, kb, kc) along c from the stage-2 row ``g``
+    (positions x fields, fields (ka, kb) = 00, 01, 02, 10, 11, 20 interleaved so that the
+    six loads of a tap are contiguous); taps beyond ``tmax`` only see zeros (outside the
+    object's box) and are skipped. Returns m000, m001, m002, m010, m011, m020, m100, m101,
+    m110, m200."""
+    w = wc[0, 0]
+    e0 = w * g[x, 0]
+    e1 = w * g[x, 1]
+    e2 = w * g[x, 2]
+    e3 = w * g[x, 3]
+    e4 = w * g[x, 4]
+    e5 = w * g[x, 5]
+    o0 = 0.0
+    o1 = 0.0
+    o3 = 0.0
+    q0 = 0.0
     for t in range(1, tmax + 1):
         w0 = wc[0, t]
         w1 = wc[1, t]
-        w2 = wc[2, t]
-        u = f00[x + t]
-        d = f00[x - t]
-        m000 += w0 * (u + d)
-        m001 += w1 * (u - d)
-        m002 += w2 * (u + d)
-        u = f01[x + t]
-        d = f01[x - t]
-        m010 += w0 * (u + d)
-        m011 += w1 * (u - d)
-        m020 += w0 * (f02[x + t] + f02[x - t])
-        u = f10[x + t]
-        d = f10[x - t]
-        m100 += w0 * (u + d)
-        m101 += w1 * (u - d)
-        m110 += w0 * (f11[x + t] + f11[x - t])
-        m200 += w0 * (f20[x + t] + f20[x - t])
-    return m000, m001, m002, m010, m011, m020, m100, m101, m110, m200
+        u = g[x + t]
+        d = g[x - t]
+        p0 = u[0] + d[0]
+        e0 += w0 * p0
+        e1 += w0 * (u[1] + d[1])
+        e2 += w0 * (u[2] + d[2])
+        e3 += w0 * (u[3] + d[3])
+        e4 += w0 * (u[4] + d[4])
+        e5 += w0 * (u[5] + d[5])
+        o0 += w1 * (u[0] - d[0])
+        o1 += w1 * (u[1] - d[1])
+        o3 += w1 * (u[3] - d[3])
+        q0 += wc[2, t] * p0
+    return e0, o0, q0, e1, o1, e2, e3, o3, e4, e5
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -282,8 +268,8 @@ def _lsd_object(lab, box, slab, pa, wb, wc, vs, channels, sigma, out, s1flat, s2
     for sa0 in range(a0, a1, slab):
         sa1 = min(sa0 + slab, a1)
         na = sa1 - sa0
-        s1 = s1flat[: 3 * na * nbp * ncp].reshape((3, na, nbp, ncp))
-        s2 = s2flat[: 6 * na * nb * ncp].reshape((6, na, nb, ncp))
+        s1 = s1flat[: 3 * na * nbp * nc].reshape((3, na, nbp, nc))  # padded along b only
+        s2 = s2flat[: 8 * na * nb * ncp].reshape((na, nb, ncp, 8))
         rows = rowsflat[: 2 * na * nb].reshape((na, nb, 2))
         s1[:] = 0.0
         # stage 1 (axis a): moments k = 0, 1, 2 of each line's runs, by prefix sums
@@ -308,7 +294,7 @@ def _lsd_object(lab, box, slab, pa, wb, wc, vs, channels, sigma, out, s1flat, s2
                 if nr == 0:
                     continue
                 bi = b - b0 + rb
-                ci = c - c0 + rc
+                ci = c - c0
                 for a in range(sa0, sa1):
                     m0 = 0.0
                     m1 = 0.0
@@ -348,30 +334,40 @@ def _lsd_object(lab, box, slab, pa, wb, wc, vs, channels, sigma, out, s1flat, s2
                 phi = rows[ai, bj, 1] - c0 + 2 * rc + 1
                 clo = max(plo, rc)
                 chi = min(phi, rc + nc)
-                for j in range(6):
-                    for x in range(plo, clo):
-                        s2[j, ai, bj, x] = 0.0
-                    for x in range(chi, phi):
-                        s2[j, ai, bj, x] = 0.0
+                for x in range(plo, clo):
+                    s2[ai, bj, x, :6] = 0.0
+                for x in range(chi, phi):
+                    s2[ai, bj, x, :6] = 0.0
                 bi = bj + rb
-                r0 = s2[0, ai, bj]
-                r1 = s2[1, ai, bj]
-                r2 = s2[2, ai, bj]
-                r3 = s2[3, ai, bj]
-                r4 = s2[4, ai, bj]
-                r5 = s2[5, ai, bj]
-                for x in range(clo, chi):
-                    r0[x] = gb0 * s1[0, ai, bi, x]
-                    r1[x] = 0.0
-                    r2[x] = 0.0
-                    r3[x] = gb0 * s1[1, ai, bi, x]
-                    r4[x] = 0.0
-                    r5[x] = gb0 * s1[2, ai, bi, x]
                 tb = min(rb, max(bj, nb - 1 - bj))  # farther taps leave the box: zeros
-                for t in range(1, tb + 1):
-                    _stage2_taps(r0, r1, r2, r3, r4, r5, s1[0, ai, bi + t], s1[0, ai, bi - t],
-                                 s1[1, ai, bi + t], s1[1, ai, bi - t], s1[2, ai, bi + t],
-                                 s1[2, ai, bi - t], wb[0, t], wb[1, t], wb[2, t], clo, chi)
+                for x in range(clo, chi):
+                    acc0 = gb0 * s1[0, ai, bi, x - rc]
+                    acc1 = 0.0
+                    acc2 = 0.0
+                    acc3 = gb0 * s1[1, ai, bi, x - rc]
+                    acc4 = 0.0
+                    acc5 = gb0 * s1[2, ai, bi, x - rc]
+                    for t in range(1, tb + 1):
+                        w0 = wb[0, t]
+                        w1 = wb[1, t]
+                        u0 = s1[0, ai, bi + t, x - rc]
+                        d0 = s1[0, ai, bi - t, x - rc]
+                        u1 = s1[1, ai, bi + t, x - rc]
+                        d1 = s1[1, ai, bi - t, x - rc]
+                        p0 = u0 + d0
+                        acc0 += w0 * p0
+                        acc1 += w1 * (u0 - d0)
+                        acc2 += wb[2, t] * p0
+                        acc3 += w0 * (u1 + d1)
+                        acc4 += w1 * (u1 - d1)
+                        acc5 += w0 * (s1[2, ai, bi + t, x - rc] + s1[2, ai, bi - t, x - rc])
+                    row = s2[ai, bj, x]
+                    row[0] = acc0
+                    row[1] = acc1
+                    row[2] = acc2
+                    row[3] = acc3
+                    row[4] = acc4
+                    row[5] = acc5
         # stage 3 (axis c) over the object's extent of each row, then the descriptors
         for ai in range(na):
             for bj in range(nb):
@@ -379,12 +375,7 @@ def _lsd_object(lab, box, slab, pa, wb, wc, vs, channels, sigma, out, s1flat, s2
                 if cmin < 0:
                     continue
                 n = rows[ai, bj, 1] - cmin + 1
-                f00 = s2[0, ai, bj]
-                f01 = s2[1, ai, bj]
-                f02 = s2[2, ai, bj]
-                f10 = s2[3, ai, bj]
-                f11 = s2[4, ai, bj]
-                f20 = s2[5, ai, bj]
+                g = s2[ai, bj]
                 a = sa0 + ai
                 b = b0 + bj
                 for i in range(n):
@@ -392,8 +383,7 @@ def _lsd_object(lab, box, slab, pa, wb, wc, vs, channels, sigma, out, s1flat, s2
                     if lab[a, b, c] != label:
                         continue
                     m000, m001, m002, m010, m011, m020, m100, m101, m110, m200 = _moments_c(
-                        f00, f01, f02, f10, f11, f20, c - c0 + rc, wc,
-                        min(rc, max(c - c0, c1 - 1 - c)),
+                        g, c - c0 + rc, wc, min(rc, max(c - c0, c1 - 1 - c))
                     )
                     inv = 1.0 / m000
                     ma = m100 * inv
