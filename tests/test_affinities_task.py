@@ -177,7 +177,7 @@ def test_loss_equals_reference_and_honours_weights(num_lsds):
     shape = (2, k + num_lsds, 3, 5, 6)
     p = torch.tensor(rng.normal(0, 2, shape), dtype=torch.float32)
     t = torch.tensor(rng.random(shape) < 0.5, dtype=torch.float32)
-    t[:, k:] = torch.rand(2, num_lsds, 3, 5, 6)
+    t[:, k:] = torch.tensor(rng.random((2, num_lsds, 3, 5, 6)), dtype=torch.float32)
     w = torch.tensor(rng.random(shape) * (rng.random(shape) < 0.7), dtype=torch.float32)
     loss = AffinitiesLoss(k, lsds_to_affs_weight_ratio=0.3)
     value = loss.compute(p, t, w)
@@ -190,8 +190,10 @@ def test_loss_equals_reference_and_honours_weights(num_lsds):
     for lo, hi in ((0, k), (k, k + num_lsds)):
         if hi > lo:
             p3 = p.clone()
-            p3[:, lo:hi][w[:, lo:hi] > 0] += 1.0
-            assert loss.compute(p3, t, w).item() != pytest.approx(value.item(), rel=1e-3)
+            p3[:, lo:hi][w[:, lo:hi] > 0] -= 3.0
+            changed = loss.compute(p3, t, w).item()
+            assert changed == pytest.approx(reference_loss(p3, t, w, k, 0.3), rel=1e-5)
+            assert abs(changed - value.item()) > 1e-3
     # weights multiply once: doubling the weights doubles the loss
     assert loss.compute(p, t, 2 * w).item() == pytest.approx(2 * value.item(), rel=1e-5)
     with pytest.raises(ValueError, match="weight shape"):

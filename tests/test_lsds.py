@@ -85,6 +85,10 @@ def test_lsds_equal_literal_definition(shape, voxel_size, num_lsd_voxels, downsa
     sigma = lsd_sigma(voxel_size, num_lsd_voxels)
     fast = local_shape_descriptors(labels, voxel_size, sigma, downsample)
     ref = brute_lsds(labels, voxel_size, sigma, downsample)
+    into = np.full((num_lsds(len(shape)) + 1,) + shape, 7, np.float32)  # a view, not zeroed
+    assert local_shape_descriptors(labels, voxel_size, sigma, downsample, out=into[1:]) is not None
+    np.testing.assert_array_equal(into[1:], fast)
+    assert (into[0] == 7).all()
     assert fast.shape == ref.shape == (num_lsds(len(shape)),) + shape
     assert fast.dtype == np.float32
     np.testing.assert_allclose(fast, ref, atol=1e-4, rtol=0)
@@ -159,6 +163,8 @@ def test_empty_and_full():
         (dict(voxel_size=(1, 1, 1)), ValueError, "voxel_size"),
         (dict(sigma=0.0), ValueError, "sigma"),
         (dict(downsample=0), ValueError, "downsample"),
+        (dict(out=np.zeros((6, 4, 4))), ValueError, "out: expected a float32"),
+        (dict(out=np.zeros((10, 4, 4), np.float32)), ValueError, "out: expected a float32"),
     ],
 )
 def test_bad_input(kwargs, error, match):

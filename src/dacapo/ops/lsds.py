@@ -75,10 +75,12 @@ def local_shape_descriptors(
     voxel_size: Sequence[float],
     sigma: float,
     downsample: int = 1,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """LSDs ``(num_lsds(dims), *labels.shape)`` float32 of an integer label array.
 
     ``sigma`` in world units (see `lsd_sigma`); ``voxel_size`` in the array's axis order.
+    ``out``: a float32 array of that shape to write the result into (and return).
     """
     labels = np.asarray(labels)
     dims = labels.ndim
@@ -92,13 +94,21 @@ def local_shape_descriptors(
     f = int(downsample)
     if f < 1:
         raise ValueError(f"downsample: must be >= 1, got {downsample}")
+    shape = (num_lsds(dims),) + labels.shape
+    if out is not None and (out.shape != shape or out.dtype != np.float32):
+        raise ValueError(f"out: expected a float32 array of shape {shape}, got {out.dtype} "
+                         f"{out.shape}")
     if f == 1:
-        return _lsds(labels, tuple(float(v) for v in voxel_size), float(sigma))
+        return _lsds(labels, tuple(float(v) for v in voxel_size), float(sigma), out)
     small = labels[(slice(None, None, f),) * dims]
     desc = _lsds(small, tuple(float(v) * f for v in voxel_size), float(sigma))
     for axis in range(dims):
         desc = np.repeat(desc, f, axis=axis + 1)
-    return np.ascontiguousarray(desc[(slice(None),) + tuple(slice(0, n) for n in labels.shape)])
+    desc = desc[(slice(None),) + tuple(slice(0, n) for n in labels.shape)]
+    if out is None:
+        return np.ascontiguousarray(desc)
+    out[...] = desc
+    return out
 
 
 def _moment_tables(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -119,7 +129,8 @@ def _stage_order(lengths: Sequence[int]) -> tuple[int, int, int]:
     return first, second, third
 
 
-def _lsds(labels: np.ndarray, voxel_size: tuple[float, ...], sigma: float) -> np.ndarray:
+def _lsds(labels: np.ndarray, voxel_size: tuple[float, ...], sigma: float,
+          result: np.ndarray | None = None) -> np.ndarray:
     dims = labels.ndim
     if dims == 2:
         labels = labels[None]
@@ -128,7 +139,11 @@ def _lsds(labels: np.ndarray, voxel_size: tuple[float, ...], sigma: float) -> np
     if dims == 2:
         kernels[0] = np.ones(1)
     perm = _stage_order([len(k) for k in kernels])
-    out = np.zeros((10,) + labels.shape, dtype=np.float32)
+    if result is not None and dims == 3:
+        out = result
+        out.fill(0)
+    else:
+        out = np.zeros((10,) + labels.shape, dtype=np.float32)
     internal = np.ascontiguousarray(labels.transpose(perm))
     renumbered, _ = fastremap.renumber(internal, in_place=False)
     renumbered = renumbered.astype(np.uint32, copy=False)
@@ -140,7 +155,10 @@ def _lsds(labels: np.ndarray, voxel_size: tuple[float, ...], sigma: float) -> np
     if boxes:
         _run_objects(renumbered, np.asarray(boxes, dtype=np.int64), kernels, perm, voxel_size, sigma, out)
     if dims == 2:
-        return out[[1, 2, 4, 5, 8, 9], 0]
+        out = out[[1, 2, 4, 5, 8, 9], 0]
+        if result is not None:
+            result[...] = out
+            return result
     return out
 
 

@@ -152,8 +152,9 @@ class AffinitiesPredictor(Predictor):
         target = np.empty((self.num_output_channels,) + labels.shape, np.float32)
         target[:k] = affinities(labels, self.neighborhood, self.background_as_object)
         if self.lsds:
-            target[k:] = local_shape_descriptors(
-                labels, gt.voxel_size, self.sigma(gt.voxel_size), self.downsample_lsds
+            local_shape_descriptors(
+                labels, gt.voxel_size, self.sigma(gt.voxel_size), self.downsample_lsds,
+                out=target[k:],
             )
         return _like(gt, target)
 
