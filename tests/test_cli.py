@@ -13,7 +13,7 @@ from funlib.persistence import open_ds
 from pipeline_fixtures import dacapo_cli, tiny_data, tiny_run, write_array
 
 from dacapo.cli import cli
-from dacapo.demo import make_demo_data
+from dacapo.demo import ITERATIONS, make_demo_data
 from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig, open_array
 from dacapo.experiments.run_config import RunConfig
 from dacapo.store.converter import from_yaml, to_yaml
@@ -53,7 +53,10 @@ def test_every_example_verifies(tmp_path, monkeypatch):
     for path in EXAMPLES:
         rc = from_yaml(path, RunConfig)
         if type(rc.task_config).__name__ == "PretrainedTaskConfig":
-            # the weights a demo run would leave: a checkpoint of the same model
+            # the weights the demo leaves: its distance run's last checkpoint
+            final = ITERATIONS["demo_distance"]
+            assert str(rc.task_config.weights) == (
+                f"demo_runs/demo_distance/checkpoints/{final:08d}.pt")
             model = rc.task_config.sub_task_config.build().create_model(rc.architecture_config)
             rc.task_config.weights.parent.mkdir(parents=True)
             torch.save({"model": model.state_dict()}, rc.task_config.weights)

@@ -13,27 +13,32 @@ from dacapo.demo import VOXEL_SIZE, demo_run_configs, make_demo_data, run_demo, 
 
 def test_synthetic_cells_touch_and_show_membranes():
     shape = (16, 64, 64)
-    raw, labels = synthetic_cells(shape, VOXEL_SIZE, np.random.default_rng(5))
-    raw2, labels2 = synthetic_cells(shape, VOXEL_SIZE, np.random.default_rng(5))
-    np.testing.assert_array_equal(raw, raw2)  # deterministic given the generator
-    np.testing.assert_array_equal(labels, labels2)
+    raw, touching, membrane = synthetic_cells(shape, VOXEL_SIZE, np.random.default_rng(5),
+                                              gap=False)
+    raw2, labels, membrane2 = synthetic_cells(shape, VOXEL_SIZE, np.random.default_rng(5))
+    raw3, labels3, _ = synthetic_cells(shape, VOXEL_SIZE, np.random.default_rng(5))
+    np.testing.assert_array_equal(raw2, raw3)  # deterministic given the generator
+    np.testing.assert_array_equal(labels, labels3)
+    np.testing.assert_array_equal(raw, raw2)  # the same image, with or without the gap
+    np.testing.assert_array_equal(membrane, membrane2)
     assert raw.dtype == np.uint8 and labels.dtype == np.uint32
-    ids = np.unique(labels)
-    assert ids[0] == 0 and np.array_equal(ids, np.arange(len(ids)))  # 1..n, no gaps
-    assert len(ids) > 5
-    # touching instances: face-adjacent voxels of two different cells, along every axis
-    edge = np.zeros(shape, bool)
+    for lab in (touching, labels):
+        ids = np.unique(lab)
+        assert ids[0] == 0 and np.array_equal(ids, np.arange(len(ids)))  # 1..n, no gaps
+        assert len(ids) > 5
+    # the cells touch: face-adjacent voxels of two different cells, along every axis
     for axis in range(3):
-        a = np.moveaxis(labels, axis, 0)
+        a = np.moveaxis(touching, axis, 0)
         touch = (a[1:] != a[:-1]) & (a[1:] > 0) & (a[:-1] > 0)
         assert touch.sum() > 10, f"no touching cells along axis {axis}"
-        e = np.moveaxis(edge, axis, 0)
-        diff = a[1:] != a[:-1]
-        e[1:] |= diff
-        e[:-1] |= diff
-    # membranes: voxels at a label edge are darker than cell interiors
-    interior = (labels > 0) & ~edge
-    assert raw[edge & (labels > 0)].mean() < raw[interior].mean() - 40
+    # the GT labels the shared membranes 0: same cells, minus the membrane band
+    assert not np.any(labels[membrane])
+    np.testing.assert_array_equal(labels > 0, (touching > 0) & ~membrane)
+    pairs = np.unique(np.stack([touching[labels > 0], labels[labels > 0]]), axis=1)
+    assert len(np.unique(pairs[0])) == pairs.shape[1] == len(np.unique(pairs[1]))  # 1:1
+    # membranes are dark: every voxel at a boundary of the touching labels is in the band
+    # (up to the band width), and the band is darker than the cells
+    assert raw[membrane & (touching > 0)].mean() < raw[labels > 0].mean() - 40
 
 
 def test_demo_data_arrays(tmp_path):
@@ -46,8 +51,10 @@ def test_demo_data_arrays(tmp_path):
         labels = arrays["labels"][:]
         np.testing.assert_array_equal(arrays["fg"][:], labels > 0)
         classes = arrays["classes"][:]
-        np.testing.assert_array_equal(classes > 0, labels > 0)
+        np.testing.assert_array_equal(classes == 1, labels > 0)
         assert set(np.unique(classes)) == {0, 1, 2}
+        raw = arrays["raw"][:]
+        assert raw[classes == 2].mean() < raw[classes == 1].mean() - 40  # dark membranes
     # a second call leaves the data alone (idempotent)
     before = (container / "train" / "raw").stat().st_mtime_ns
     make_demo_data(tmp_path, train_shape=(8, 32, 32), validate_shape=(8, 24, 24))

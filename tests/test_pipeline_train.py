@@ -195,3 +195,15 @@ def test_intensity_raw_normalisation():
     assert normalize_raw(np.array([0, 255], np.uint8)).tolist() == [0.0, 1.0]
     assert normalize_raw(np.array([0, 65535], np.uint16)).tolist() == [0.0, 1.0]
     assert normalize_raw(np.array([0.5], np.float64)).dtype == np.float32
+
+
+def test_resume_redoes_an_interrupted_validation(container, tmp_path):
+    rc = tiny_run(container, num_iterations=2, validation_interval=2, checkpoint_interval=2)
+    run_dir = train_run(rc, tmp_path, progress=False)
+    assert {r["iteration"] for r in run_dir.validation_scores()} == {2}
+    run_dir.validation_scores_file.unlink()  # as if killed while validating iteration 2
+    (run_dir.path / "best.json").unlink()
+    train_run(tiny_run(container, num_iterations=4, validation_interval=2, checkpoint_interval=2),
+              tmp_path, progress=False)
+    assert {r["iteration"] for r in run_dir.validation_scores()} == {2, 4}
+    assert run_dir.load_best()

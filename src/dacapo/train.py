@@ -25,7 +25,8 @@ Checkpoints and resume
     re-run of the same config resumes from the latest checkpoint: rows of
     ``training_stats.csv`` after it are dropped and training continues with batch
     ``latest``, so an interrupted run reproduces an uninterrupted one (same batches, same
-    weights, same class counts: the same losses).
+    weights, same class counts: the same losses). A validation the interruption cut short
+    (its checkpoint exists, its scores do not) is done first.
 """
 
 from __future__ import annotations
@@ -410,6 +411,14 @@ def _train(run_config: RunConfig, run_dir: RunDir, progress: bool, validate: boo
     else:
         checkpoint(0)
     run_dir.truncate_training_stats(start)
+    if (validate and start > 0 and rc.validation_interval and start % rc.validation_interval == 0
+            and start not in {r["iteration"] for r in run_dir.validation_scores()}):
+        # the run was stopped during (or right before) this validation: redo it
+        from dacapo.validate import validate_run
+
+        logger.info("validating iteration %d, missing from an interrupted run", start)
+        validate_run(run_dir, start, progress=False, run_config=rc,
+                     model=model if rc.num_workers == 0 else None)
     if start >= rc.num_iterations:
         logger.info("%s: already trained for %d iterations", rc.name, start)
         return
