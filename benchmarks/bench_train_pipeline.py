@@ -1,7 +1,9 @@
 """Training step time with the real data pipeline vs the bare model step.
 
 For each demo run (Distance; Affinities + LSDs: the batch preparation is heavier), on the
-demo's synthetic data and model:
+demo's synthetic data, with the demo's tiny UNet (8 feature maps; its config leaves the data
+worker a core) and with a larger one (24 feature maps, bigger crops, torch's default
+threads), each trained with one background data worker:
 
 - *bare*: ``train_step`` on batches made beforehand (tensors in memory): model forward,
   loss, backward, optimiser step and nothing else;
@@ -57,6 +59,15 @@ def pipeline_step_time(rc, root: Path, warmup: int, iterations: int) -> tuple[fl
     return (times[warmup + iterations] - times[warmup]) / iterations, times[1]
 
 
+def larger(rc):
+    """``rc`` with a model ~10x as expensive per step (input (16, 108, 108) -> output
+    (12, 92, 92), 24 feature maps) and torch's default threads."""
+    arch = attr.evolve(rc.architecture_config, input_shape=(16, 108, 108), num_fmaps=24,
+                       fmaps_out=24)
+    return attr.evolve(rc, name=rc.name + "_larger", architecture_config=arch,
+                       trainer_config=attr.evolve(rc.trainer_config, torch_threads=0))
+
+
 def main() -> None:
     from dacapo.demo import demo_run_configs, make_demo_data
     from dacapo.train import BatchProvider, CropGeometry, build_model
@@ -69,7 +80,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
         root = Path(tmp)
         make_demo_data(root)
-        for rc in demo_run_configs(root):
+        for rc in [*demo_run_configs(root), *map(larger, demo_run_configs(root))]:
             provider = BatchProvider(rc)
             batches = [provider[i] for i in range(8)]
             bare = bare_step_time(rc, batches, args.iterations)
@@ -82,7 +93,7 @@ def main() -> None:
                 provider[100 + i]
             batch_time = (time.perf_counter() - t_batch) / 3
             print(
-                f"{rc.name:16s} bare step {bare * 1e3:7.1f} ms ({voxels / bare / 1e6:.2f} Mvoxel/s)"
+                f"{rc.name:23s} bare step {bare * 1e3:7.1f} ms ({voxels / bare / 1e6:.2f} Mvoxel/s)"
                 f" | pipeline {pipe * 1e3:7.1f} ms ({voxels / pipe / 1e6:.2f} Mvoxel/s)"
                 f" | ratio {pipe / bare:.3f} (goal <= 1.10)"
                 f" | one batch made alone {batch_time * 1e3:.0f} ms,"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from pathlib import Path
 
@@ -158,8 +159,10 @@ def make_demo_data(root: str | Path, seed: int = 1, train_shape=TRAIN_SHAPE,
 
 
 #: iterations of the two demo runs (distance, affinities); ``--quick``: a few only
-ITERATIONS = {"demo_distance": 150, "demo_affinities": 300}
+ITERATIONS = {"demo_distance": 150, "demo_affinities": 400}
 QUICK_ITERATIONS = 4
+#: validations during training
+VALIDATIONS = {"demo_distance": 2, "demo_affinities": 4}
 
 
 def demo_unet(name: str) -> CNNectomeUNetConfig:
@@ -197,12 +200,20 @@ def demo_run_configs(root: str | Path, quick: bool = False,
         )
 
     def schedule(name: str) -> dict:
+        # validate a few times: apply takes the best checkpoint, not just the last
         n = QUICK_ITERATIONS if quick else iterations[name]
-        return {"num_iterations": n, "validation_interval": n // 2,
-                "checkpoint_interval": n // 4, "snapshot_interval": n, "num_workers": 0}
+        k = VALIDATIONS[name]
+        return {"num_iterations": n, "validation_interval": max(1, n // k),
+                "checkpoint_interval": max(1, n // k), "snapshot_interval": n,
+                "num_workers": 0}
 
-    # --quick: batches in this process (no worker start-up for a handful of iterations)
-    trainer = TrainerConfig(batch_size=2, learning_rate=5e-3, num_data_workers=0 if quick else 1)
+    # --quick: batches in this process (no worker start-up for a handful of iterations).
+    # The demo's model is so small that preparing a batch costs more than a step: the
+    # training process leaves the data worker a core of its own.
+    workers = 0 if quick else 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    trainer = TrainerConfig(batch_size=2, learning_rate=5e-3, num_data_workers=workers,
+                            torch_threads=max(1, (cores or 1) - workers))
     distance = RunConfig(
         name="demo_distance",
         task_config=DistanceTaskConfig(

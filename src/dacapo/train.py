@@ -17,7 +17,12 @@ Batches
 
 Processes
     Batches are made by ``num_data_workers`` spawned processes (torch DataLoader, one torch
-    thread each); the main process only runs the model.
+    thread each); the main process only runs the model, with ``trainer.torch_threads``
+    threads (0: torch's default, every core; all of them again while validating). When
+    batch preparation costs more than a model step (a small model on few cores), leaving
+    the workers their cores (``torch_threads = cores - num_data_workers``) is faster:
+    OpenMP threads of the model would otherwise take the CPU the workers need. Training
+    arrays of at most ``CACHE_BYTES`` are read into memory once per worker (`Volume`).
 
 Checkpoints and resume
     Every ``checkpoint_interval`` iterations (and at the end, and before each validation)
@@ -52,6 +57,50 @@ from dacapo.store.run_dir import RunDir
 logger = logging.getLogger(__name__)
 
 MAX_REJECTIONS = 50
+#: training arrays up to this size are read into memory once per data worker (reading crops
+#: from memory instead of through dask/zarr makes a batch several times faster)
+CACHE_BYTES = 512 * 2**20
+
+
+def as_numpy(array: Array) -> np.ndarray:
+    """The data of a funlib `Array`, without a dask round trip for in-memory arrays."""
+    source = getattr(array, "_source_data", None)
+    if isinstance(source, np.ndarray) and not getattr(array, "lazy_ops", None):
+        return source
+    return np.asarray(array.data)
+
+
+def in_memory(data: np.ndarray):
+    """``data`` as a one-chunk dask array with a random name: a funlib `Array` made from
+    it does not hash the data (as it does for a numpy array), and reads are one chunk."""
+    import dask.array as da
+
+    return da.from_array(data, chunks=data.shape, name=False)
+
+
+class Volume:
+    """Crops of one array (zero outside its ROI): from memory when it is at most
+    ``cache_bytes`` large, else read through funlib.persistence."""
+
+    def __init__(self, array: Array, cache_bytes: int = CACHE_BYTES) -> None:
+        self.array = array
+        self.roi = array.roi
+        self.voxel_size = array.voxel_size
+        nbytes = int(np.prod(array.shape)) * np.dtype(array.dtype).itemsize
+        self.data = np.asarray(array[array.roi]) if nbytes <= cache_bytes else None
+
+    def read(self, roi: Roi, fill_value=0) -> np.ndarray:
+        if self.data is None:
+            return np.asarray(self.array.to_ndarray(roi, fill_value=fill_value))
+        vs = self.voxel_size
+        lead = self.data.shape[: self.data.ndim - vs.dims]
+        out = np.full(lead + tuple(roi.shape / vs), fill_value, dtype=self.data.dtype)
+        inside = roi.intersect(self.roi)
+        if not inside.empty:
+            src = ((inside - self.roi.offset) / vs).to_slices()
+            dst = ((inside - roi.offset) / vs).to_slices()
+            out[(Ellipsis, *dst)] = self.data[(Ellipsis, *src)]
+        return out
 
 
 # --------------------------------------------------------------------------
@@ -118,15 +167,28 @@ class BatchProvider(torch.utils.data.Dataset):
             model = task.create_model(rc.architecture_config)
             datasets = [d.open() for d in rc.datasplit_config.train]
             geometries = [CropGeometry(model, ds.raw.voxel_size, self.input_shape) for ds in datasets]
+            volumes = [
+                {name: None if getattr(ds, name) is None else Volume(getattr(ds, name))
+                 for name in ("raw", "gt", "mask")}
+                for ds in datasets
+            ]
             self._state = {
                 "predictor": task.predictor,
                 "datasets": datasets,
+                "volumes": volumes,
                 "geometries": geometries,
                 "counts": dict(self.initial_counts),
             }
         return self._state
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        import dask
+
+        # the predictors' small in-memory dask reads: no thread pool hand-offs
+        with dask.config.set(scheduler="synchronous"):
+            return self._batch(index)
+
+    def _batch(self, index: int) -> dict[str, Any]:
         state = self._setup()
         rng = np.random.default_rng([int(self.run_config.seed), int(index)])
         stream = int(index) % self.streams
@@ -152,6 +214,7 @@ class BatchProvider(torch.utils.data.Dataset):
         tc = self.run_config.trainer_config
         k = int(rng.integers(len(state["datasets"])))
         ds = state["datasets"][k]
+        vol = state["volumes"][k]
         geo: CropGeometry = state["geometries"][k]
         predictor = state["predictor"]
         ovs = geo.output_voxel_size
@@ -173,44 +236,44 @@ class BatchProvider(torch.utils.data.Dataset):
             out_roi = Roi(offset, geo.output_size)
             gt_roi = predictor.gt_region_for_roi(out_roi, ovs)
             gt_read = gt_roi.grow(margin, margin)
-            mask = _valid_mask(ds, gt_read)
+            mask = _valid_mask(ds, vol["mask"], gt_read)
             if tc.min_masked <= 0 and tc.min_foreground <= 0:
                 break
             inner = _crop(mask, gt_read, out_roi, ovs)
             if inner.mean() < tc.min_masked:
                 continue
             if tc.min_foreground > 0:
-                gt_out = ds.gt.to_ndarray(out_roi, fill_value=0)
+                gt_out = vol["gt"].read(out_roi)
                 if np.mean(gt_out != 0) < tc.min_foreground:
                     continue
             break
         else:
             logger.debug("dataset %s: no crop passed the rejection criteria", ds.name)
         in_read = out_roi.grow(geo.context, geo.context).grow(margin, margin)
-        raw = normalize_raw(np.asarray(ds.raw.to_ndarray(in_read, fill_value=0)))
+        raw = normalize_raw(vol["raw"].read(in_read))
         if raw.ndim == geo.voxel_size.dims:
             raw = raw[None]
-        gt = np.asarray(ds.gt.to_ndarray(gt_read, fill_value=0))
+        gt = vol["gt"].read(gt_read)
         raw, (gt, mask) = augment(raw, [gt, mask], ovs, tc.augment, rng)
         if margin != Coordinate((0,) * len(margin)):
             raw = _crop(raw, in_read, in_read.grow(-margin, -margin), geo.voxel_size)
             gt = _crop(gt, gt_read, gt_roi, ovs)
             mask = _crop(mask, gt_read, gt_roi, ovs)
         gt_array = Array(
-            gt, offset=gt_roi.offset, voxel_size=ovs, axis_names=ds.gt.axis_names,
+            in_memory(gt), offset=gt_roi.offset, voxel_size=ovs, axis_names=ds.gt.axis_names,
             units=ds.gt.units,
         )
         spatial_names = ds.gt.axis_names[len(ds.gt.axis_names) - ovs.dims :]
         mask_array = Array(
-            mask.astype(np.uint8), offset=gt_roi.offset, voxel_size=ovs,
+            in_memory(mask.astype(np.uint8)), offset=gt_roi.offset, voxel_size=ovs,
             axis_names=spatial_names, units=ds.gt.units,
         )
         target = predictor.create_target(gt_array)
         weight, counts = predictor.create_weight(
             gt_array, target, mask_array, moving_class_counts=counts
         )
-        target_data = _with_channels(np.asarray(target.to_ndarray(out_roi)), ovs.dims)
-        weight_data = _with_channels(np.asarray(weight.to_ndarray(out_roi)), ovs.dims)
+        target_data = _with_channels(_crop(as_numpy(target), target.roi, out_roi, ovs), ovs.dims)
+        weight_data = _with_channels(_crop(as_numpy(weight), weight.roi, out_roi, ovs), ovs.dims)
         return {
             "raw": np.ascontiguousarray(raw, dtype=np.float32),
             "target": np.ascontiguousarray(target_data, dtype=np.float32),
@@ -237,7 +300,7 @@ def _crop(data: np.ndarray, data_roi: Roi, roi: Roi, voxel_size: Coordinate) -> 
     return data[lead + tuple(slice(b, b + s) for b, s in zip(begin, shape))]
 
 
-def _valid_mask(ds, roi: Roi) -> np.ndarray:
+def _valid_mask(ds, mask: Volume | None, roi: Roi) -> np.ndarray:
     """1 where the GT exists (and the mask, if any, is non-zero) inside ``roi``."""
     vs = ds.gt.voxel_size
     shape = tuple(roi.shape / vs)
@@ -247,8 +310,8 @@ def _valid_mask(ds, roi: Roi) -> np.ndarray:
         begin = (inside.begin - roi.begin) / vs
         sl = tuple(slice(b, b + s) for b, s in zip(begin, inside.shape / vs))
         valid[sl] = True
-    if ds.mask is not None:
-        m = np.asarray(ds.mask.to_ndarray(roi, fill_value=0))
+    if mask is not None:
+        m = mask.read(roi)
         m = m.reshape(m.shape[m.ndim - vs.dims :]) if m.ndim > vs.dims else m
         valid &= m != 0
     return valid
@@ -425,12 +488,15 @@ def _train(run_config: RunConfig, run_dir: RunDir, progress: bool, validate: boo
 
     provider = BatchProvider(rc, with_snapshot_every=rc.snapshot_interval, initial_counts=counts)
     loader = make_loader(provider, start, rc.num_iterations, tc.num_data_workers)
+    default_threads = torch.get_num_threads()
+    step_threads = tc.torch_threads or default_threads
     t_start = time.perf_counter()
     bar = tqdm(
         total=rc.num_iterations, initial=start, desc=f"train {rc.name}", disable=not progress,
         dynamic_ncols=True,
     )
     try:
+        torch.set_num_threads(step_threads)
         for batch in loader:
             iteration = int(batch["iteration"]) + 1
             stream, stream_counts = pickle.loads(batch["counts"])
@@ -459,10 +525,13 @@ def _train(run_config: RunConfig, run_dir: RunDir, progress: bool, validate: boo
                 from dacapo.validate import validate_run
 
                 bar.clear()
+                torch.set_num_threads(default_threads)  # the data workers wait meanwhile
                 validate_run(run_dir, iteration, progress=False, run_config=rc,
                              model=model if rc.num_workers == 0 else None)
+                torch.set_num_threads(step_threads)
                 bar.refresh()
     finally:
+        torch.set_num_threads(default_threads)
         bar.close()
         del loader
     from dacapo.plots import safe_plot_run

@@ -35,6 +35,12 @@ class TrainerConfig:
         default=1,
         metadata={"help_text": "Background processes preparing batches (0: in the main process)."},
     )
+    torch_threads: int = attr.ib(
+        default=0,
+        metadata={"help_text": "Torch threads of the training process (0: torch's default, "
+                               "all cores); cores minus num_data_workers is faster when "
+                               "preparing a batch costs more than a model step."},
+    )
     min_masked: float = attr.ib(
         default=0.0,
         metadata={"help_text": "Reject crops whose output region is less than this fraction "
@@ -61,6 +67,8 @@ class TrainerConfig:
             out.append(f"trainer.weight_decay: must be >= 0, got {self.weight_decay!r}")
         if not isinstance(self.num_data_workers, int) or self.num_data_workers < 0:
             out.append(f"trainer.num_data_workers: must be >= 0, got {self.num_data_workers!r}")
+        if not isinstance(self.torch_threads, int) or self.torch_threads < 0:
+            out.append(f"trainer.torch_threads: must be >= 0, got {self.torch_threads!r}")
         for name in ("min_masked", "min_foreground"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not 0 <= v <= 1:
