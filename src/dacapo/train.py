@@ -378,21 +378,33 @@ def train_step(model, optimizer, loss, raw, target, weight) -> tuple[float, torc
 # --------------------------------------------------------------------------
 
 
+#: settings a re-run may change: the schedule and how the work is spread over the machine
+FREE_FIELDS = {"num_iterations", "validation_interval", "checkpoint_interval",
+               "snapshot_interval", "num_workers", "device"}
+FREE_TRAINER_FIELDS = {"num_data_workers", "torch_threads"}
+
+
+def _comparable(config: dict) -> dict:
+    out = {k: v for k, v in config.items() if k not in FREE_FIELDS}
+    if isinstance(out.get("trainer_config"), dict):
+        out["trainer_config"] = {k: v for k, v in out["trainer_config"].items()
+                                 if k not in FREE_TRAINER_FIELDS}
+    return out
+
+
 def prepare_run_dir(run_config: RunConfig, root: str | Path) -> RunDir:
     """Create ``<root>/<name>`` with ``run.yaml``, or check that it holds the same run.
 
     A stored run with another config raises ValueError naming the first differing field
-    (``num_iterations`` and the validation/checkpoint/snapshot intervals may change).
+    (``FREE_FIELDS`` and ``FREE_TRAINER_FIELDS`` may change).
     """
     from dacapo.store.converter import to_dict
 
     run_dir = RunDir(Path(root) / run_config.name)
     if run_dir.exists():
-        stored = to_dict(run_dir.load_config())
-        new = to_dict(run_config)
-        free = {"num_iterations", "validation_interval", "checkpoint_interval",
-                "snapshot_interval", "num_workers", "device"}
-        diff = [k for k in new if k not in free and stored.get(k) != new.get(k)]
+        stored = _comparable(to_dict(run_dir.load_config()))
+        new = _comparable(to_dict(run_config))
+        diff = [k for k in new if stored.get(k) != new.get(k)]
         if diff:
             raise ValueError(
                 f"run directory {str(run_dir.path)!r} holds a run with a different "
