@@ -210,6 +210,11 @@ def load_best(run_dir) -> dict[str, Any]:
     return _as_run_dir(run_dir).load_best()
 
 
+def _fmt(value: float) -> str:
+    """4 decimals; no "-0.0000" for a value that rounds to zero."""
+    return f"{0.0 if abs(value) < 5e-5 else value:.4f}"
+
+
 def format_table(run_dir, iteration: int | None = None, limit: int = 10) -> str:
     """One-screen score table: main criteria at ``iteration`` (default: the last
     validated) per dataset, best over the sweep, and the best so far from ``best.json``."""
@@ -235,9 +240,9 @@ def format_table(run_dir, iteration: int | None = None, limit: int = 10) -> str:
             hib = b["higher_is_better"] if b else True
             if finite:
                 top = (max if hib else min)(finite, key=lambda r: r["value"])
-                value, params = f"{top['value']:.4f}", parameters_label(top["parameters"])
+                value, params = _fmt(top["value"]), parameters_label(top["parameters"])
             else:
                 value, params = "nan", "-"
-            best_text = f"{b['value']:.4f} ({b['iteration']})" if b else "-"
+            best_text = f"{_fmt(b['value'])} ({b['iteration']})" if b else "-"
             lines.append(f"  {dataset[:12]:12s} {c[:28]:28s} {value:>9s}  {params[:28]:28s} {best_text:>18s}")
     return "\n".join(lines)
