@@ -125,6 +125,13 @@ def test_bad_input_in_process(tmp_path, container):
     assert "no run.yaml" in error("apply", str(tmp_path), "--input", "x", "--output", "y")
     assert "--voxel-size" in error("convert", str(bad), str(tmp_path / "o.zarr" / "a"),
                                    "--voxel-size", "4,a")
+    # an error raised in a data worker process comes out as its own message
+    from dacapo.cli import _one_line
+
+    wrapped = ValueError("Caught ValueError in DataLoader worker process 0.\nOriginal "
+                         "Traceback (most recent call last):\n  File \"x.py\", line 1\n"
+                         "ValueError: dataset 'train': gt: label 7 >= number of classes 3")
+    assert _one_line(wrapped) == "dataset 'train': gt: label 7 >= number of classes 3"
     # re-using a run directory for another run
     root = tmp_path / "runs"
     config = tmp_path / "a.yaml"
