@@ -13,7 +13,8 @@ Batches
     in ``max(1, num_data_workers)`` streams: batch ``i`` continues stream ``i % streams``
     (the torch DataLoader hands out batches round-robin, so each worker owns one stream).
     The counts of every stream are saved with each checkpoint and restored on resume, so
-    a run is deterministic given the seed and ``num_data_workers``, resumed or not.
+    a run is deterministic given the seed, ``num_data_workers`` and the number of torch
+    threads, resumed or not.
 
 Processes
     Batches are made by ``num_data_workers`` spawned processes (torch DataLoader, one torch
