@@ -85,24 +85,15 @@ def distance_padding(scale_factor: float, voxel_size: Coordinate) -> Coordinate:
     )
 
 
-class DistancePredictor(Predictor):
-    """Predicts ``tanh(signed distance / scale_factor)`` per channel (see module docstring)."""
+class TanhDistancePredictor(Predictor):
+    """Shared part of the predictors of one ``tanh(distance / scale_factor)`` channel per
+    named channel: channels, output type, head, GT padding."""
 
-    def __init__(
-        self,
-        channels: list[str],
-        scale_factor: float,
-        mask_distances: bool,
-        clipmin: float = 0.05,
-        clipmax: float = 0.95,
-    ) -> None:
+    def __init__(self, channels: list[str], scale_factor: float) -> None:
         if not scale_factor > 0:
             raise ValueError(f"scale_factor must be > 0, got {scale_factor}")
         self._channels = list(channels)
         self.scale_factor = float(scale_factor)
-        self.mask_distances = bool(mask_distances)
-        self.clipmin = clipmin
-        self.clipmax = clipmax
 
     @property
     def channels(self) -> list[str]:
@@ -117,6 +108,23 @@ class DistancePredictor(Predictor):
 
     def padding(self, gt_voxel_size: Coordinate) -> Coordinate:
         return distance_padding(self.scale_factor, gt_voxel_size)
+
+
+class DistancePredictor(TanhDistancePredictor):
+    """Predicts ``tanh(signed distance / scale_factor)`` per channel (see module docstring)."""
+
+    def __init__(
+        self,
+        channels: list[str],
+        scale_factor: float,
+        mask_distances: bool,
+        clipmin: float = 0.05,
+        clipmax: float = 0.95,
+    ) -> None:
+        super().__init__(channels, scale_factor)
+        self.mask_distances = bool(mask_distances)
+        self.clipmin = clipmin
+        self.clipmax = clipmax
 
     def create_target(self, gt: Array) -> Array:
         return like(gt, self.distance_target(gt_channels(gt, len(self._channels)), gt.voxel_size))

@@ -20,16 +20,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from funlib.geometry import Coordinate
 from funlib.persistence import Array
 
-from dacapo.experiments.array_types import ArrayType
-from dacapo.experiments.model import create_model
 from dacapo.ops.balance import balance_weights
 from dacapo.ops.distances import inner_distance, tanh_normalize
 
-from .distance_predictor import distance_padding, gt_channels, mask_channels
-from .predictor import Predictor, like
+from .distance_predictor import TanhDistancePredictor, gt_channels, mask_channels
+from .predictor import like
 
 
 def integer_labels(data: np.ndarray, name: str = "gt") -> np.ndarray:
@@ -41,31 +38,11 @@ def integer_labels(data: np.ndarray, name: str = "gt") -> np.ndarray:
     return data.astype(np.int64)
 
 
-class InnerDistancePredictor(Predictor):
+class InnerDistancePredictor(TanhDistancePredictor):
     """Predicts ``tanh(inner distance / scale_factor)`` per channel."""
 
     clipmin = 0.05
     clipmax = 0.95
-
-    def __init__(self, channels: list[str], scale_factor: float) -> None:
-        if not scale_factor > 0:
-            raise ValueError(f"scale_factor must be > 0, got {scale_factor}")
-        self._channels = list(channels)
-        self.scale_factor = float(scale_factor)
-
-    @property
-    def channels(self) -> list[str]:
-        return list(self._channels)
-
-    @property
-    def output_array_type(self) -> ArrayType:
-        return ArrayType("distance", tuple(self._channels))
-
-    def create_model(self, architecture):
-        return create_model(architecture, len(self._channels))
-
-    def padding(self, gt_voxel_size: Coordinate) -> Coordinate:
-        return distance_padding(self.scale_factor, gt_voxel_size)
 
     def create_target(self, gt: Array) -> Array:
         labels = integer_labels(gt_channels(gt, len(self._channels)))
