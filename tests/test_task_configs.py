@@ -213,6 +213,8 @@ INVALID = [
     (_affs(downsample_lsds=0), "downsample_lsds: must be an integer >= 1"),
     (_affs(affs_weight_clipmin=0.9, affs_weight_clipmax=0.1), "affs_weight_clipmin"),
     (_affs(lsd_weight_clipmax=1.0), "lsd_weight_clipmax: must lie in (0, 1)"),
+    (_affs(min_fragment_sizes=[]), "min_fragment_sizes"),
+    (_affs(min_fragment_sizes=[0, -1]), "min_fragment_sizes"),
     (PretrainedTaskConfig(name="p", sub_task_config=_distance(), weights="/nonexistent/w.pt"), "weights: file not found"),
     (PretrainedTaskConfig(name="p", sub_task_config=_distance(channels=[]), weights="/nonexistent/w.pt"), "sub_task_config: channels"),
 ]

@@ -234,3 +234,31 @@ def test_majority_pairs_and_components():
     assert sorted(map(tuple, pairs.tolist())) == [(7, 1), (8, 2)]
     ids, roots = merge_components(np.array([[5, 3], [3, 9], [10, 11]], np.uint64))
     assert dict(zip(ids.tolist(), roots.tolist())) == {3: 3, 5: 3, 9: 3, 10: 10, 11: 10}
+
+
+def test_min_size_sweep(volume, tmp_path):
+    """A sequence of min sizes is swept with the biases (sizes outermost); on noisy
+    affinities the min_size > 0 entries remove the background noise fragments that the
+    matching scores count as false positives, as the affinities task's default sweep does."""
+    from dacapo.experiments.tasks import AffinitiesTaskConfig
+
+    labels, _, noisy = volume
+    post = WatershedPostProcessor(offsets=OFFSETS, biases=[0.25, 0.5], min_size=[0, 5])
+    params = list(post.enumerate_parameters())
+    assert [(p.id, p.min_size, p.bias) for p in params] == [
+        (0, 0, 0.25), (1, 0, 0.5), (2, 5, 0.25), (3, 5, 0.5)
+    ]
+    post.set_prediction(Array(noisy, offset=VOXEL, voxel_size=VOXEL))
+    f1 = {}
+    for p in params:
+        seg = post.process(p, tmp_path / "o.zarr" / str(p.id))
+        data = seg.to_ndarray(seg.roi)
+        np.testing.assert_array_equal(data, segment(noisy, OFFSETS, p.bias, min_size=p.min_size))
+        f1[p.min_size, p.bias] = instance_metrics(data, labels)["f1"]
+    assert f1[5, 0.5] > 0.9 and f1[0, 0.5] < 0.5  # noise fragments only hurt without min_size
+
+    task = AffinitiesTaskConfig(name="a", neighborhood=OFFSETS).build()
+    assert sorted({p.min_size for p in task.parameters}) == [0, 100]
+    assert len(task.parameters) == 10
+    with pytest.raises(ValueError, match="min_size"):
+        WatershedPostProcessor(offsets=OFFSETS, min_size=[3, 3])

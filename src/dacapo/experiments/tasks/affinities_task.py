@@ -30,5 +30,7 @@ class AffinitiesTask(Task):
             num_affinities=len(task_config.neighborhood),
             lsds_to_affs_weight_ratio=task_config.lsds_to_affs_weight_ratio,
         )
-        self.post_processor = WatershedPostProcessor(offsets=task_config.neighborhood)
+        self.post_processor = WatershedPostProcessor(
+            offsets=task_config.neighborhood, min_size=task_config.min_fragment_sizes
+        )
         self.evaluator = InstanceEvaluator()

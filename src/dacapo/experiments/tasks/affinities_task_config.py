@@ -57,6 +57,15 @@ class AffinitiesTaskConfig(TaskConfig):
         default=False,
         metadata={"help_text": "Treat background (label 0) as one more object (bg-bg affinity 1)."},
     )
+    min_fragment_sizes: list[int] = attr.ib(
+        factory=lambda: [0, 100],
+        converter=lambda v: [int(x) for x in v],
+        metadata={
+            "help_text": "Swept with the biases: fragments with fewer voxels than this are "
+            "removed (set to 0) after the watershed; 0 keeps all. Removes the singleton "
+            "fragments a mutex watershed leaves in predicted background."
+        },
+    )
 
     def _problems(self) -> list[str]:
         problems = []
@@ -79,6 +88,11 @@ class AffinitiesTaskConfig(TaskConfig):
             problems.append(f"num_lsd_voxels: must be an integer >= 1, got {self.num_lsd_voxels!r}")
         if not isinstance(self.downsample_lsds, int) or self.downsample_lsds < 1:
             problems.append(f"downsample_lsds: must be an integer >= 1, got {self.downsample_lsds!r}")
+        sizes = self.min_fragment_sizes
+        if not sizes or len(set(sizes)) != len(sizes) or min(sizes) < 0:
+            problems.append(
+                f"min_fragment_sizes: must be distinct integers >= 0 (at least one), got {sizes!r}"
+            )
         problems += check_positive("lsds_to_affs_weight_ratio", self.lsds_to_affs_weight_ratio)
         problems += check_clip_bounds(
             "affs_weight_clipmin", self.affs_weight_clipmin, "affs_weight_clipmax", self.affs_weight_clipmax

@@ -48,7 +48,8 @@ class WatershedPostProcessor(PostProcessor):
     """Mutex watershed of the affinity channels, one segmentation per bias.
 
     ``offsets``: the affinity neighborhood (one offset per channel, voxels).
-    ``biases``: the sweep. ``min_size``: fragments smaller than this are removed.
+    ``biases``: the sweep. ``min_size``: fragments smaller than this are removed; a
+    sequence is swept too (every bias with every size, sizes outermost).
     ``strides`` / ``randomized_strides`` / ``seed``: edge subsampling of `mutex_watershed`
     (off by default; randomized strides are seeded, per block in blockwise runs).
     ``context``: voxels of context per axis for blockwise runs (default 2 x max |offset|).
@@ -61,7 +62,7 @@ class WatershedPostProcessor(PostProcessor):
         self,
         offsets: Sequence[Sequence[int]],
         biases: Sequence[float] = DEFAULT_BIASES,
-        min_size: int = 0,
+        min_size: int | Sequence[int] = 0,
         strides: Sequence[Sequence[int]] | None = None,
         randomized_strides: bool = False,
         seed: int | None = None,
@@ -75,11 +76,13 @@ class WatershedPostProcessor(PostProcessor):
         if not self.biases or len(set(self.biases)) != len(self.biases):
             raise ValueError(f"WatershedPostProcessor: biases {biases} must be non-empty "
                              "and distinct")
-        if min_size < 0:
-            raise ValueError(f"WatershedPostProcessor: min_size must be >= 0, got {min_size}")
+        sizes = [int(min_size)] if isinstance(min_size, int | float) else [int(m) for m in min_size]
+        if not sizes or len(set(sizes)) != len(sizes) or min(sizes) < 0:
+            raise ValueError(f"WatershedPostProcessor: min_size must be >= 0 (distinct values "
+                             f"when a sequence), got {min_size}")
         if strides is not None and len(strides) != len(self.offsets):
             raise ValueError("WatershedPostProcessor: strides needs one entry per offset")
-        self.min_size = int(min_size)
+        self.min_sizes = sizes
         self.strides = None if strides is None else [tuple(int(v) for v in s) for s in strides]
         self.randomized_strides = bool(randomized_strides)
         self.seed = seed
@@ -91,8 +94,9 @@ class WatershedPostProcessor(PostProcessor):
         self.context_voxels = Coordinate(int(c) for c in context)
 
     def enumerate_parameters(self) -> Iterator[WatershedPostProcessorParameters]:
-        for i, bias in enumerate(self.biases):
-            yield WatershedPostProcessorParameters(id=i, bias=bias, min_size=self.min_size)
+        pairs = ((size, bias) for size in self.min_sizes for bias in self.biases)
+        for i, (size, bias) in enumerate(pairs):
+            yield WatershedPostProcessorParameters(id=i, bias=bias, min_size=size)
 
     def _watershed_kwargs(self) -> dict:
         return {
