@@ -27,6 +27,9 @@ class PostProcessor(ABC):
 
     prediction: Array | str | Path | None = None
 
+    #: default block size in voxels per axis when none is given
+    DEFAULT_BLOCK_VOXELS = 64
+
     @abstractmethod
     def enumerate_parameters(self) -> Iterable[PostProcessorParameters]:
         """The parameter sweep, each with a distinct ``id``."""
@@ -46,6 +49,21 @@ class PostProcessor(ABC):
     ) -> Array:
         """Write the segmentation for ``parameters`` to ``output_array``; return it."""
 
+    def _open_prediction(self) -> Array:
+        """The prediction set by `set_prediction`, opened read-only."""
+        if self.prediction is None:
+            raise ValueError(f"{type(self).__name__}: call set_prediction() before process()")
+        return open_array(self.prediction, "prediction")
+
+    def _block_size(self, block_size, prediction: Array) -> Coordinate:
+        """``block_size`` (world units; default ``DEFAULT_BLOCK_VOXELS`` per axis) clipped to
+        the prediction's ROI: blocks larger than the ROI would make the output's chunks
+        smaller than a block, which the runner refuses for parallel writes."""
+        voxel_size = prediction.voxel_size
+        if block_size is None:
+            block_size = Coordinate((self.DEFAULT_BLOCK_VOXELS,) * voxel_size.dims) * voxel_size
+        return Coordinate(min(b, s) for b, s in zip(Coordinate(block_size), prediction.roi.shape))
+
 
 class BlockwisePostProcessor(PostProcessor):
     """A post-processor that works block by block with a fixed context.
@@ -54,9 +72,6 @@ class BlockwisePostProcessor(PostProcessor):
     describe the output (``output_dtype``, ``output_channels``). A zarr prediction is
     processed blockwise with the daisy runner; an in-memory `Array` in one block.
     """
-
-    #: default block size in voxels per axis when none is given
-    DEFAULT_BLOCK_VOXELS = 64
 
     @abstractmethod
     def process_block(self, prediction: np.ndarray, parameters: PostProcessorParameters) -> np.ndarray:
@@ -85,19 +100,11 @@ class BlockwisePostProcessor(PostProcessor):
     ) -> Array:
         from dacapo.blockwise import prepare_output, run_blockwise
 
-        if self.prediction is None:
-            raise ValueError("post-processor: call set_prediction() before process()")
-        prediction = open_array(self.prediction, "prediction")
+        prediction = self._open_prediction()
         voxel_size = prediction.voxel_size
         spatial_roi = prediction.roi
         channels = self.output_channels(prediction, parameters)
-        if block_size is None:
-            block_size = Coordinate((self.DEFAULT_BLOCK_VOXELS,) * voxel_size.dims) * voxel_size
-        # blocks larger than the ROI would make prepare_output's chunks smaller than a
-        # block, which the runner refuses for parallel writes: clip to the ROI
-        block_size = Coordinate(
-            min(b, s) for b, s in zip(Coordinate(block_size), spatial_roi.shape)
-        )
+        block_size = self._block_size(block_size, prediction)
         out = prepare_output(
             output_array,
             total_roi=spatial_roi,

@@ -55,9 +55,6 @@ class WatershedPostProcessor(PostProcessor):
     ``context``: voxels of context per axis for blockwise runs (default 2 x max |offset|).
     """
 
-    #: default block size in voxels per axis for zarr predictions
-    DEFAULT_BLOCK_VOXELS = 64
-
     def __init__(
         self,
         offsets: Sequence[Sequence[int]],
@@ -116,9 +113,7 @@ class WatershedPostProcessor(PostProcessor):
         """Segment the prediction for ``parameters`` into ``output_array`` (zarr path)."""
         from dacapo.blockwise import prepare_output
 
-        if self.prediction is None:
-            raise ValueError("WatershedPostProcessor: call set_prediction() before process()")
-        prediction = open_array(self.prediction, "prediction")
+        prediction = self._open_prediction()
         voxel_size = prediction.voxel_size
         if voxel_size.dims != len(self.offsets[0]):
             raise ValueError(
@@ -132,9 +127,7 @@ class WatershedPostProcessor(PostProcessor):
                 f"({len(self.offsets)})"
             )
         roi = prediction.roi
-        if block_size is None:
-            block_size = Coordinate((self.DEFAULT_BLOCK_VOXELS,) * voxel_size.dims) * voxel_size
-        block_size = Coordinate(min(b, s) for b, s in zip(Coordinate(block_size), roi.shape))
+        block_size = self._block_size(block_size, prediction)
         out = prepare_output(
             output_array, total_roi=roi, voxel_size=voxel_size, dtype=np.uint64,
             write_size=block_size,
