@@ -148,19 +148,22 @@ def predict(
     task_id: str = "predict",
     progress: bool = True,
     model=None,
+    check_raw: bool = True,
 ) -> Array:
     """Predict ``raw_path`` with the model of ``run_config`` at ``checkpoint``.
 
     ``num_workers == 0`` or a ``model`` (already holding the weights; ``checkpoint`` is then
-    not read) predicts in this process. Writes ``output_path`` (zarr, float32, channels
-    first) and returns it opened read-only.
+    not read) predicts in this process. ``check_raw=False`` skips the scan of the raw for
+    NaN/Inf (for a caller that has scanned it already). Writes ``output_path`` (zarr,
+    float32, channels first) and returns it opened read-only.
     """
     from dacapo.blockwise import prepare_output, run_blockwise
 
     if Path(str(raw_path)).resolve() == Path(str(output_path)).resolve():
         raise ValueError(f"output {str(output_path)!r} is the input array; choose another path")
     raw = open_array(raw_path, "raw")
-    check_finite_array(raw, "raw")
+    if check_raw:
+        check_finite_array(raw, "raw")
     in_process = model is not None or num_workers == 0
     if model is None:
         model = build_model(run_config)

@@ -141,6 +141,8 @@ def validate_run(
             prediction = predict(
                 rc, checkpoint, dconf.raw, out / "prediction", num_workers=num_workers,
                 log_dir=log_dir, progress=progress, model=model,
+                # the training loop (which passes its model) scanned every raw at its start
+                check_raw=model is None,
             )
             roi = prediction.roi.intersect(ds.gt.roi)
             if roi.empty:
