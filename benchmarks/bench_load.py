@@ -5,9 +5,9 @@ Measures, for 1 and 2 workers, wall time, Mvoxel/s and peak memory of
 - ``threshold``: `ThresholdPostProcessor` on a float32 distance-like prediction
   (default 1024³ = 1.07 Gvoxel, 4.3 GB uncompressed);
 - ``watershed``: blockwise `WatershedPostProcessor` (mutex watershed, stitching, relabel) on
-  3 float32 affinity channels of synthetic touching cells (default shape 256x512x512 =
-  67 Mvoxel, a sixteenth of the 1 Gvoxel volume with the same 64³ blocks; the 1 Gvoxel time is
-  extrapolated linearly from it and printed as such);
+  3 float32 affinity channels of synthetic touching cells (default 1024³ = 1.07 Gvoxel,
+  12.9 GB uncompressed, 4096 blocks of 64³; a smaller ``--watershed-shape`` prints the
+  linear extrapolation to 1024³ next to its figures);
 - ``predict``: `dacapo.predict.predict` of a uint8 raw (default 416x512x512 = 109 Mvoxel;
   the prediction, the raw less the valid UNet's context, is 412x496x496 = 101 Mvoxel)
   with a small valid-padded 3D UNet (untrained weights; speed does not depend on them).
@@ -302,7 +302,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dir", default="/tmp/dacapo_load", type=Path)
     parser.add_argument("--threshold-shape", nargs=3, type=int, default=[1024, 1024, 1024])
-    parser.add_argument("--watershed-shape", nargs=3, type=int, default=[256, 512, 512])
+    parser.add_argument("--watershed-shape", nargs=3, type=int, default=[1024, 1024, 1024])
     parser.add_argument("--predict-shape", nargs=3, type=int, default=[416, 512, 512])
     parser.add_argument("--workers", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--only", nargs="+", choices=["threshold", "watershed", "predict"],
@@ -333,7 +333,8 @@ def main() -> None:
                              "output": str(base / "watershed.zarr" / f"seg_{w}")})
                 print("  ", r, flush=True)
                 est = 1073.74 / r["mvoxel_per_s"]
-                rows.append(_row(r, f"1024³ extrapolated: {est / 60:.1f} min"))
+                note = f"1024³ extrapolated: {est / 60:.1f} min" if r["mvoxels"] < 1000 else ""
+                rows.append(_row(r, note))
         if "predict" in args.only:
             raw = base / "predict.zarr" / "raw"
             if not raw.exists():

@@ -289,3 +289,24 @@ def test_parallel_run_refuses_blocks_sharing_chunks(tmp_path, raw3d):
             log_dir=tmp_path / "logs",
             progress=False,
         )
+
+
+@pytest.mark.parametrize("channels", [0, 2])
+def test_direct_read_equals_funlib_padded_read(tmp_path, channels):
+    """The runner's direct zarr read equals funlib's ``to_ndarray`` (zero padding outside
+    the array), inside, across the border and fully outside."""
+    from dacapo.blockwise.runner import _read
+
+    rng = np.random.default_rng(channels)
+    shape = ((channels,) if channels else ()) + (6, 7, 9)
+    arr = prepare_ds(str(tmp_path / "a.zarr" / "x"), shape, offset=(4, 2, 2),
+                     voxel_size=(4, 2, 2), dtype=np.float32, mode="w",
+                     axis_names=(["c^"] if channels else []) + ["z", "y", "x"])
+    arr[arr.roi] = rng.random(shape).astype(np.float32)
+    arr = open_ds(str(tmp_path / "a.zarr" / "x"))
+    for roi in [Roi((8, 4, 6), (8, 6, 4)), Roi((0, 0, 0), (16, 10, 30)),
+                Roi((20, 12, 16), (12, 8, 8)), Roi((100, 100, 100), (8, 4, 4))]:
+        expected = arr.to_ndarray(roi, fill_value=0)
+        got = _read(arr, roi)
+        assert got.shape == expected.shape and got.dtype == expected.dtype
+        np.testing.assert_array_equal(got, expected)

@@ -9,8 +9,8 @@
   (partial temp file, full temp file before the rename, right after the rename): every
   resume loads an intact checkpoint and the final weights, optimiser state and loss curve
   equal an uninterrupted run's;
-- ``dacapo apply`` killed mid-way through its blockwise prediction (144 blocks) and
-  finished by the real command line: finished blocks are skipped (their done-markers are
+- ``dacapo apply`` killed 10 times at random points of its blockwise prediction (144
+  blocks) and finished by the real command line: finished blocks are skipped (their done-markers are
   untouched), prediction and segmentation equal an uninterrupted apply's.
 
 The random kill points come from ``DACAPO_FAULT_SEED`` (default 0); the seed is in every
@@ -426,7 +426,7 @@ def _markers(folder: Path) -> dict[str, int]:
     return {str(p): p.stat().st_mtime_ns for p in folder.rglob("done/*") if p.name.isdigit()}
 
 
-def test_apply_killed_then_cli_rerun_skips_done_blocks(tmp_path):
+def test_apply_killed_ten_times_then_cli_rerun_skips_done_blocks(tmp_path):
     from pipeline_fixtures import dacapo_cli
 
     from dacapo.apply import apply_run
@@ -447,8 +447,8 @@ def test_apply_killed_then_cli_rerun_skips_done_blocks(tmp_path):
     out = tmp_path / "out.zarr" / "seg"
     logs = run.logs / "apply"
     history = []
-    for _ in range(1):  # (10 randomised kills of the same runner: first test above)
-        target = len(_markers(logs)) + int(rng.integers(1, 60))
+    for _ in range(10):  # 10 randomised kills; 10 x at most 12 blocks < the 144 to predict
+        target = len(_markers(logs)) + int(rng.integers(1, 13))
         workers = int(rng.integers(1, 3))
         proc = _start(_apply_child, str(run.path), raw, str(out), workers)
         deadline = time.monotonic() + 120

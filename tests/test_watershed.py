@@ -236,6 +236,23 @@ def test_majority_pairs_and_components():
     assert dict(zip(ids.tolist(), roots.tolist())) == {3: 3, 5: 3, 9: 3, 10: 10, 11: 10}
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_majority_pairs_brute_force(seed):
+    """Against a per-id count: each context id joins the authoritative id holding > half."""
+    rng = np.random.default_rng(seed)
+    auth = rng.integers(0, 4, (6, 7, 5)).astype(np.uint64) * 1000
+    ctx = rng.integers(0, 6, (6, 7, 5)).astype(np.uint64)
+    auth[ctx == 5] = 2000  # id 5 is mostly 2000: a guaranteed pair
+    expected = set()
+    for c in np.unique(ctx[ctx != 0]):
+        where = ctx == c
+        for a in np.unique(auth[where]):
+            if a != 0 and 2 * np.count_nonzero(auth[where] == a) > np.count_nonzero(where):
+                expected.add((int(c), int(a)))
+    got = set(map(tuple, majority_pairs(auth, ctx).tolist()))
+    assert got == expected and (5, 2000) in got
+
+
 def test_min_size_sweep(volume, tmp_path):
     """A sequence of min sizes is swept with the biases (sizes outermost); on noisy
     affinities the min_size > 0 entries remove the background noise fragments that the

@@ -242,12 +242,35 @@ def _is_done(done_dir: str, block) -> bool:
     return os.path.exists(os.path.join(done_dir, str(block.block_id[1])))
 
 
+def _read(array, roi: Roi) -> np.ndarray:
+    """``array`` in ``roi``, zero-padded outside the array's ROI.
+
+    Reads the zarr array directly (about twice as fast as funlib's dask path, which
+    `Array.to_ndarray` takes); arrays with lazy ops fall back to `Array.to_ndarray`.
+    """
+    if array.lazy_ops:
+        return array.to_ndarray(roi, fill_value=0)
+    voxel_size = array.voxel_size
+    channels = tuple(array.shape[: array.channel_dims])
+    inside = roi.intersect(array.roi)
+    if inside == roi:
+        src = ((roi - array.roi.offset) / voxel_size).to_slices()
+        return np.asarray(array._source_data[(slice(None),) * len(channels) + src])
+    out = np.zeros(channels + tuple(roi.shape / voxel_size), dtype=array.dtype)
+    if not inside.empty:
+        src = ((inside - array.roi.offset) / voxel_size).to_slices()
+        dst = ((inside - roi.offset) / voxel_size).to_slices()
+        prefix = (slice(None),) * len(channels)
+        out[prefix + dst] = array._source_data[prefix + src]
+    return out
+
+
 def _process_one(spec: _Spec, read_roi: Roi, write_roi: Roi, block_id: int) -> None:
     """Read, process and write one block, then mark it done."""
     out = _open(spec.output, "r+")
     arrays = {}
     for name, path in spec.inputs.items():
-        arrays[name] = _open(path, "r").to_ndarray(read_roi, fill_value=0)
+        arrays[name] = _read(_open(path, "r"), read_roi)
     info = BlockInfo(read_roi, write_roi, out.voxel_size, block_id)
     data = np.asarray(spec.process(**arrays, block=info))
 

@@ -9,9 +9,10 @@ Three passes, deterministic and independent of the number of workers:
 1. `fragments_block`: each block is segmented (`dacapo.ops.watershed.mutex_watershed`) on
    its write ROI grown by the context; the write ROI is written with ids
    ``block_index * ids_per_block + local id`` (unique, uint64). The block also stores, in a
-   scratch directory, its labels of the read ROI with the interior that no neighbour sees
-   zeroed, and the size of each written fragment.
-2. `stitch` (driver, two blocks in memory at a time): for every pair of blocks whose read
+   scratch directory, the slabs of its labels that the stitching compares (per neighbour:
+   its write ROI seen by the neighbour as context, and its context inside the neighbour's
+   write ROI) and the size of each written fragment.
+2. `stitch` (driver, two blocks' slabs in memory at a time): for every pair of blocks whose read
    ROIs overlap (faces, edges, corners), on the part of one block's write ROI that the other
    saw as context, each id of the other block joins the id that holds the strict majority of
    its voxels there (`dacapo.ops.watershed.majority_pairs`); the union of all pairs gives
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
@@ -34,6 +36,7 @@ from pathlib import Path
 import fastremap
 import numpy as np
 from funlib.geometry import Coordinate, Roi
+from tqdm import tqdm
 
 from dacapo.ops.watershed import (
     fragment_sizes,
@@ -82,13 +85,50 @@ class Geometry:
     def id_base(self, index: int) -> int:
         return index * self.ids_per_block
 
+    def neighbour_write_roi(self, write_roi: Roi, step: tuple[int, ...]) -> Roi | None:
+        """Write ROI of the block ``step`` grid steps away (clipped to the volume, as daisy's
+        ``fit="shrink"`` does), or None outside the volume."""
+        offset = write_roi.offset + Coordinate(step) * self.block_size
+        roi = Roi(offset, self.block_size).intersect(self.total_roi)
+        return None if roi.empty else roi
+
     def slices(self, roi: Roi, within: Roi) -> tuple[slice, ...]:
         """Voxel slices of ``roi`` in an array covering ``within``."""
         return ((roi - within.offset) / self.voxel_size).to_slices()
 
 
-def _roi_arrays(roi: Roi) -> dict[str, np.ndarray]:
-    return {"offset": np.asarray(roi.offset, np.int64), "shape": np.asarray(roi.shape, np.int64)}
+def _directions(dims: int) -> list[tuple[int, ...]]:
+    """Grid steps to the 3^d - 1 neighbouring blocks."""
+    return [d for d in product((-1, 0, 1), repeat=dims) if any(d)]
+
+
+def _half_neighbourhood(dims: int) -> list[tuple[int, ...]]:
+    """Grid steps to the 'later' half of the neighbours (each pair once)."""
+    return [d for d in _directions(dims) if d > (0,) * dims]
+
+
+def _key(direction: tuple[int, ...]) -> str:
+    return "_".join(str(v) for v in direction)
+
+
+def _slabs(labels: np.ndarray, write_roi: Roi, read_roi: Roi,
+           geometry: Geometry) -> dict[str, np.ndarray]:
+    """The parts of a block's read-ROI labels that the stitching pass compares.
+
+    For each neighbour (direction ``d``): ``auth_d``, this block's write ROI where the
+    neighbour saw context, and ``ctx_d``, this block's context inside the neighbour's
+    write ROI. ``x.auth_d`` and ``y.ctx_-d`` cover the same voxels for ``y = x + d``.
+    """
+    slabs = {}
+    for d in _directions(geometry.voxel_size.dims):
+        other_write = geometry.neighbour_write_roi(write_roi, d)
+        if other_write is None:
+            continue
+        auth = write_roi.intersect(other_write.grow(geometry.context, geometry.context))
+        ctx = read_roi.intersect(other_write)
+        slabs[f"auth_{_key(d)}"] = labels[geometry.slices(auth, read_roi)]
+        slabs[f"ctx_{_key(d)}"] = labels[geometry.slices(ctx, read_roi)]
+    return slabs
 
 
 def fragments_block(prediction: np.ndarray, block, *, geometry: Geometry, scratch: str,
@@ -116,56 +156,24 @@ def fragments_block(prediction: np.ndarray, block, *, geometry: Geometry, scratc
     del local
     written = labels[geometry.slices(write_roi, read_roi)].copy()
     ids, sizes = fragment_sizes(written)
-    core = write_roi.grow(-geometry.context, -geometry.context)
-    if not core.empty:
-        labels[geometry.slices(core, read_roi)] = 0  # no neighbour sees the core
     folder = Path(scratch)
-    np.savez_compressed(folder / f"labels_{index}.npz", labels=labels,
-                        **{f"read_{k}": v for k, v in _roi_arrays(read_roi).items()},
-                        **{f"write_{k}": v for k, v in _roi_arrays(write_roi).items()})
-    np.savez(folder / f"stats_{index}.npz", ids=ids, sizes=sizes, base=base,
-             num_local=np.int64(num_local))
+    # written last and atomically: a block with stats has its slabs (a re-run rewrites both)
+    _save_npz(folder / f"slabs_{index}.npz", _slabs(labels, write_roi, read_roi, geometry),
+              compressed=True)
+    _save_npz(folder / f"stats_{index}.npz", {"ids": ids, "sizes": sizes, "base": base,
+                                              "num_local": np.int64(num_local)})
     return written
 
 
-@dataclass
-class _BlockLabels:
-    labels: np.ndarray
-    read_roi: Roi
-    write_roi: Roi
-
-
-def _load_labels(scratch: Path, index: int) -> _BlockLabels:
-    with np.load(scratch / f"labels_{index}.npz") as f:
-        return _BlockLabels(
-            f["labels"],
-            Roi(Coordinate(f["read_offset"]), Coordinate(f["read_shape"])),
-            Roi(Coordinate(f["write_offset"]), Coordinate(f["write_shape"])),
-        )
+def _save_npz(path: Path, arrays: dict, compressed: bool = False) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    (np.savez_compressed if compressed else np.savez)(tmp, **arrays)
+    os.replace(tmp, path)
 
 
 def _load_stats(scratch: Path, index: int) -> dict[str, np.ndarray]:
     with np.load(scratch / f"stats_{index}.npz") as f:
         return {k: f[k] for k in f.files}
-
-
-def _half_neighbourhood(dims: int) -> list[tuple[int, ...]]:
-    """Grid steps to the 'later' half of the 3^d - 1 neighbours (each pair once)."""
-    return [d for d in product((-1, 0, 1), repeat=dims) if d > (0,) * dims]
-
-
-def _pair_merges(x: _BlockLabels, y: _BlockLabels, geometry: Geometry) -> list[np.ndarray]:
-    """Merges between two blocks: each block is authoritative in its own write ROI."""
-    merges = []
-    for auth, ctx in ((x, y), (y, x)):
-        region = auth.write_roi.intersect(ctx.read_roi)
-        if region.empty:
-            continue
-        merges.append(majority_pairs(
-            auth.labels[geometry.slices(region, auth.read_roi)],
-            ctx.labels[geometry.slices(region, ctx.read_roi)],
-        ))
-    return merges
 
 
 def _lookup(sorted_ids: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -176,25 +184,32 @@ def _lookup(sorted_ids: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.
     return where, sorted_ids[where] == values
 
 
-def stitch(scratch: str | Path, geometry: Geometry, min_size: int) -> None:
+def stitch(scratch: str | Path, geometry: Geometry, min_size: int,
+           progress: bool = False) -> None:
     """Pass 2: merge pairs over all neighbouring blocks -> per-block lookup tables."""
     scratch = Path(scratch)
     grid = geometry.grid_shape
     indices = sorted(int(p.stem.split("_")[1]) for p in scratch.glob("stats_*.npz"))
     present = set(indices)
     merges: list[np.ndarray] = []
-    for index in indices:
+    steps = _half_neighbourhood(len(grid))
+    for index in tqdm(indices, desc="stitching", unit="block", disable=not progress):
         position = np.unravel_index(index, grid)
-        x = None
-        for step in _half_neighbourhood(len(grid)):
-            other = tuple(int(p) + s for p, s in zip(position, step))
-            if any(o < 0 or o >= g for o, g in zip(other, grid)):
-                continue
-            other_index = int(np.ravel_multi_index(other, grid))
-            if other_index not in present:
-                continue
-            x = _load_labels(scratch, index) if x is None else x
-            merges += _pair_merges(x, _load_labels(scratch, other_index), geometry)
+        with np.load(scratch / f"slabs_{index}.npz") as x:
+            for step in steps:
+                other = tuple(int(p) + s for p, s in zip(position, step))
+                if any(o < 0 or o >= g for o, g in zip(other, grid)):
+                    continue
+                other_index = int(np.ravel_multi_index(other, grid))
+                if other_index not in present:
+                    continue
+                back = tuple(-v for v in step)
+                with np.load(scratch / f"slabs_{other_index}.npz") as y:
+                    # each block is authoritative in its own write ROI
+                    merges.append(majority_pairs(x[f"auth_{_key(step)}"],
+                                                 y[f"ctx_{_key(back)}"]))
+                    merges.append(majority_pairs(y[f"auth_{_key(back)}"],
+                                                 x[f"ctx_{_key(step)}"]))
     ids, roots = merge_components(np.concatenate(merges) if merges else np.zeros((0, 2)))
     root_ids, root_of = np.unique(roots, return_inverse=True)
     root_sizes = np.zeros(len(root_ids), np.int64)

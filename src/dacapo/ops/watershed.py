@@ -140,15 +140,21 @@ def majority_pairs(authoritative: np.ndarray, context: np.ndarray) -> np.ndarray
     """
     a = np.ascontiguousarray(authoritative).reshape(-1)
     c = np.ascontiguousarray(context).reshape(-1)
+    if a.shape != c.shape:
+        raise ValueError(f"majority_pairs: shapes differ ({authoritative.shape} vs "
+                         f"{context.shape})")
     valid = c != 0
     a, c = a[valid], c[valid]
     if c.size == 0:
         return np.zeros((0, 2), np.uint64)
-    pairs, counts = np.unique(np.stack([c, a], axis=1), axis=0, return_counts=True)
-    c_ids, c_inverse = np.unique(pairs[:, 0], return_inverse=True)
-    c_totals = np.bincount(c_inverse, weights=counts)
-    ok = (2 * counts > c_totals[c_inverse]) & (pairs[:, 1] != 0)
-    return pairs[ok].astype(np.uint64)
+    # one 1-D key per (context, authoritative) pair: much faster than a row-wise unique
+    c_ids, c_idx = np.unique(c, return_inverse=True)
+    a_ids, a_idx = np.unique(a, return_inverse=True)
+    keys, counts = np.unique(c_idx.astype(np.int64) * len(a_ids) + a_idx, return_counts=True)
+    pair_c, pair_a = np.divmod(keys, len(a_ids))
+    c_totals = np.bincount(pair_c, weights=counts, minlength=len(c_ids))
+    ok = (2 * counts > c_totals[pair_c]) & (a_ids[pair_a] != 0)
+    return np.stack([c_ids[pair_c[ok]], a_ids[pair_a[ok]]], axis=1).astype(np.uint64)
 
 
 def merge_components(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
