@@ -251,7 +251,34 @@ def _job(job: dict) -> dict:
     if kind != "predict":  # a cheap sanity check that something was segmented
         sample = arr[Roi(arr.roi.offset, Coordinate((BLOCK,) * 3) * arr.voxel_size)]
         summary["sample_labels"] = int(len(np.unique(sample)))
+    if kind == "watershed":
+        summary["stitch_check"] = stitch_check(arr)
     return summary
+
+
+def stitch_check(seg) -> dict:
+    """Is the segmentation a one-to-one relabelling of the synthetic cells in a 192³ window
+    at the centre of the volume (it crosses 3 stitched block faces per axis)? Counts the
+    distinct cells, segments and (cell, segment) pairs of the labelled voxels there:
+    all equal = exact up to the unlabelled (0) voxels, whose number is reported."""
+    size = Coordinate(min(3 * BLOCK, s) for s in seg.roi.shape / seg.voxel_size)
+    centre = seg.roi.shape / seg.voxel_size / 2
+    begin = Coordinate(max(0, int(c) - BLOCK - BLOCK // 2) for c in centre)
+    roi = Roi(seg.roi.offset + begin * seg.voxel_size, size * seg.voxel_size)
+    labels = seg.to_ndarray(roi)
+
+    class _B:  # the generator's block interface
+        write_roi, voxel_size = roi, seg.voxel_size
+
+    z, y, x = _grid(_B)
+    cells = np.broadcast_to(_cells(z, y, x), labels.shape)
+    fg = labels != 0  # voxels that merged with nothing (all edges repulsive) are 0
+    cell_ids, cell_idx = np.unique(cells[fg], return_inverse=True)
+    seg_ids, seg_idx = np.unique(labels[fg], return_inverse=True)
+    pairs = np.unique(cell_idx.astype(np.int64) * len(seg_ids) + seg_idx)
+    return {"voxels": int(labels.size), "cells": int(len(cell_ids)),
+            "segments": int(len(seg_ids)), "pairs": int(len(pairs)),
+            "background_voxels": int(np.count_nonzero(labels == 0))}
 
 
 # --------------------------------------------------------------------------
