@@ -8,6 +8,10 @@ Measures, for 1 and 2 workers, wall time, Mvoxel/s and peak memory of
   3 float32 affinity channels of synthetic touching cells (default 1024³ = 1.07 Gvoxel,
   12.9 GB uncompressed, 4096 blocks of 64³; a smaller ``--watershed-shape`` prints the
   linear extrapolation to 1024³ next to its figures);
+- naive references (``threshold``, ``watershed``): the whole prediction read into one
+  process, one numpy / `dacapo.ops.watershed.segment` call, the whole result written; run
+  only where that fits in memory (the 1 Gvoxel watershed does not: ~48 GiB). Each row's
+  note gives the blockwise job's speed and peak memory relative to it;
 - ``predict``: `dacapo.predict.predict` of a uint8 raw (default 416x512x512 = 109 Mvoxel;
   the prediction, the raw less the valid UNet's context, is 412x496x496 = 101 Mvoxel)
   with a small valid-padded 3D UNet (untrained weights; speed does not depend on them).
@@ -232,6 +236,8 @@ def _job(job: dict) -> dict:
         post.set_prediction(job["input"])
         post.process(WatershedPostProcessorParameters(id=0, bias=0.5, min_size=0), str(out),
                      num_workers=workers)
+    elif kind in ("threshold_naive", "watershed_naive"):
+        _naive(kind, job["input"], out)
     elif kind == "predict":
         from dacapo.predict import predict
         from dacapo.store.converter import from_yaml
@@ -248,12 +254,41 @@ def _job(job: dict) -> dict:
     voxels = int(np.prod(arr.roi.shape / arr.voxel_size))
     summary = {"kind": kind, "workers": workers, "seconds": round(seconds, 2),
                "mvoxels": round(voxels / 1e6, 2), "mvoxel_per_s": round(voxels / 1e6 / seconds, 2)}
+    if kind.startswith("watershed"):
+        summary["stitch_check"] = stitch_check(arr)
     if kind != "predict":  # a cheap sanity check that something was segmented
         sample = arr[Roi(arr.roi.offset, Coordinate((BLOCK,) * 3) * arr.voxel_size)]
         summary["sample_labels"] = int(len(np.unique(sample)))
-    if kind == "watershed":
-        summary["stitch_check"] = stitch_check(arr)
     return summary
+
+
+def _naive(kind: str, source: str, out: Path) -> None:
+    """The naive reference: the whole array in memory, one call, one process."""
+    from funlib.persistence import open_ds, prepare_ds
+
+    from dacapo.ops.watershed import segment
+
+    pred = open_ds(source)
+    data = np.asarray(pred._source_data[...])
+    if kind == "threshold_naive":
+        result = (data > 0.0).astype(np.uint8)
+    else:
+        result = segment(data, OFFSETS, 0.5)
+    del data
+    arr = prepare_ds(str(out), result.shape, offset=pred.roi.offset, voxel_size=pred.voxel_size,
+                     axis_names=(["c^"] if result.ndim == 4 else []) + ["z", "y", "x"],
+                     dtype=result.dtype, chunk_shape=(1,) * (result.ndim - 3) + (BLOCK,) * 3,
+                     mode="w")
+    arr._source_data[...] = result
+
+
+def naive_fits(kind: str, voxels: int) -> tuple[bool, str]:
+    """Whether the naive in-memory reference fits in this machine's memory (with margin)."""
+    per_voxel = {"threshold": 4 + 1 + 1, "watershed": 3 * 4 + 3 * 8 + 2 * 8}[kind]
+    need = voxels * per_voxel
+    with open("/proc/meminfo") as f:
+        total = int(next(line for line in f if line.startswith("MemTotal")).split()[1]) * 1024
+    return need < 0.6 * total, f"needs ~{need / 2**30:.0f} GiB in one process"
 
 
 def stitch_check(seg) -> dict:
@@ -319,6 +354,27 @@ def small_unet_run(folder: Path, raw_path: Path) -> tuple[Path, Path]:
     return config, checkpoint
 
 
+def _measure_naive(kind: str, pred: Path, out: Path, voxels: int, rows: list) -> dict | None:
+    """Run the naive in-memory reference of ``kind`` if it fits in memory (else a row saying so)."""
+    fits, need = naive_fits(kind, voxels)
+    if not fits:
+        print(f"  naive {kind}: skipped, {need}", flush=True)
+        rows.append(f"| {kind} naive (whole array in memory) | {voxels / 1e6:.0f} | 1 | - | - "
+                    f"| - | - | - | - | not run: {need} |")
+        return None
+    r = measure({"kind": f"{kind}_naive", "workers": 1, "input": str(pred), "output": str(out)})
+    print("  ", r, flush=True)
+    rows.append(_row(r, "naive reference: whole array in memory, one call"))
+    return r
+
+
+def _vs_naive(r: dict, naive: dict | None) -> str:
+    if naive is None:
+        return "no naive reference (does not fit in memory)"
+    return (f"{naive['seconds'] / r['seconds']:.2f}x the naive speed, "
+            f"{r['peak_pss_mib'] / naive['peak_pss_mib']:.2f}x its memory")
+
+
 def _row(r: dict, note: str = "") -> str:
     return (f"| {r['kind']} | {r['mvoxels']:.0f} | {r['workers']} | {r['seconds']:.1f} | "
             f"{r['mvoxel_per_s']:.2f} | {r['peak_pss_mib']} | {r['peak_rss_mib']} | "
@@ -345,23 +401,27 @@ def main() -> None:
             pred = base / "threshold.zarr" / "prediction"
             if not pred.exists():
                 generate(distance_block, pred, args.threshold_shape, 1, np.float32)
+            naive = _measure_naive("threshold", pred, base / "threshold.zarr" / "naive",
+                                   int(np.prod(args.threshold_shape)), rows)
             for w in args.workers:
                 r = measure({"kind": "threshold", "workers": w, "input": str(pred),
                              "output": str(base / "threshold.zarr" / f"seg_{w}"),
                              "log_dir": str(base / "logs" / f"threshold_{w}")})
                 print("  ", r, flush=True)
-                rows.append(_row(r))
+                rows.append(_row(r, _vs_naive(r, naive)))
         if "watershed" in args.only:
             pred = base / "watershed.zarr" / "affs"
             if not pred.exists():
                 generate(affinity_block, pred, args.watershed_shape, len(OFFSETS), np.float32)
+            naive = _measure_naive("watershed", pred, base / "watershed.zarr" / "naive",
+                                   int(np.prod(args.watershed_shape)), rows)
             for w in args.workers:
                 r = measure({"kind": "watershed", "workers": w, "input": str(pred),
                              "output": str(base / "watershed.zarr" / f"seg_{w}")})
                 print("  ", r, flush=True)
                 est = 1073.74 / r["mvoxel_per_s"]
-                note = f"1024³ extrapolated: {est / 60:.1f} min" if r["mvoxels"] < 1000 else ""
-                rows.append(_row(r, note))
+                note = f"; 1024³ extrapolated: {est / 60:.1f} min" if r["mvoxels"] < 1000 else ""
+                rows.append(_row(r, _vs_naive(r, naive) + note))
         if "predict" in args.only:
             raw = base / "predict.zarr" / "raw"
             if not raw.exists():
