@@ -24,7 +24,7 @@ demo: venv
 bench: venv
 	for f in benchmarks/bench_*.py; do [ $$f = benchmarks/bench_load.py ] || $(BIN)/python $$f || exit 1; done
 
-# the load figures (1 Gvoxel threshold, watershed, 100 Mvoxel predict): tens of minutes
+# the load figures (1 Gvoxel threshold and watershed, 100 Mvoxel predict): about an hour
 bench-load: venv
 	$(BIN)/python benchmarks/bench_load.py
 
