@@ -279,3 +279,17 @@ def test_min_size_sweep(volume, tmp_path):
     assert len(task.parameters) == 10
     with pytest.raises(ValueError, match="min_size"):
         WatershedPostProcessor(offsets=OFFSETS, min_size=[3, 3])
+
+
+def test_blockwise_context_larger_than_block_is_refused(tmp_path):
+    """Stitching compares direct neighbours only: a context reaching past the next block is
+    refused before anything is written."""
+    labels = make_labels(shape=(1, 40, 40), num=6, seed=3)[0]
+    offsets = [(1, 0), (0, 1), (0, 9)]  # context 18 voxels along x
+    post = WatershedPostProcessor(offsets=offsets)
+    post.set_prediction(_write_prediction(tmp_path / "p.zarr/affs",
+                                          brute_affinities(labels, offsets)))
+    with pytest.raises(ValueError, match=r"smaller than the context \(2, 18\) voxels along axis 1"):
+        post.process(WatershedPostProcessorParameters(0, bias=0.5), tmp_path / "o.zarr/a",
+                     block_size=Coordinate(16, 16) * Coordinate(VOXEL[1:]))
+    assert not (tmp_path / "o.zarr" / "a").exists()

@@ -128,6 +128,9 @@ class WatershedPostProcessor(PostProcessor):
             )
         roi = prediction.roi
         block_size = self._block_size(block_size, prediction)
+        if not isinstance(self.prediction, Array):
+            self._check_context(Geometry(roi, voxel_size, block_size,
+                                         self.context_voxels * voxel_size))
         out = prepare_output(
             output_array, total_roi=roi, voxel_size=voxel_size, dtype=np.uint64,
             write_size=block_size,
@@ -142,6 +145,19 @@ class WatershedPostProcessor(PostProcessor):
                                     num_workers, log_dir)
         del out
         return open_array(output_array, "output")
+
+    def _check_context(self, geometry: Geometry) -> None:
+        """Stitching compares each block with its direct neighbours only: the context must
+        not reach past them (checked along axes with more than one block)."""
+        for axis, (b, c, n) in enumerate(zip(geometry.block_size, geometry.context,
+                                             geometry.grid_shape)):
+            if n > 1 and c > b:
+                raise ValueError(
+                    f"WatershedPostProcessor: block size "
+                    f"{tuple(geometry.block_size / geometry.voxel_size)} voxels is smaller than "
+                    f"the context {tuple(self.context_voxels)} voxels along axis {axis}; use "
+                    "blocks of at least the context"
+                )
 
     def _process_blockwise(self, parameters, output_array, roi, voxel_size, block_size,
                            num_workers, log_dir) -> None:
