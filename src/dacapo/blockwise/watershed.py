@@ -36,7 +36,6 @@ from pathlib import Path
 import fastremap
 import numpy as np
 from funlib.geometry import Coordinate, Roi
-from tqdm import tqdm
 
 from dacapo.ops.watershed import (
     fragment_sizes,
@@ -69,6 +68,17 @@ class Geometry:
     voxel_size: Coordinate
     block_size: Coordinate
     context: Coordinate
+
+    def __post_init__(self) -> None:
+        """Stitching compares each block with its direct neighbours only: the context must
+        not reach past them (checked along axes with more than one block)."""
+        for axis, (b, c, n) in enumerate(zip(self.block_size, self.context, self.grid_shape)):
+            if n > 1 and c > b:
+                raise ValueError(
+                    f"blockwise watershed: block size {tuple(self.block_size / self.voxel_size)} "
+                    f"voxels is smaller than the context {tuple(self.context / self.voxel_size)} "
+                    f"voxels along axis {axis}; use blocks of at least the context"
+                )
 
     @property
     def grid_shape(self) -> tuple[int, ...]:
@@ -184,8 +194,7 @@ def _lookup(sorted_ids: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.
     return where, sorted_ids[where] == values
 
 
-def stitch(scratch: str | Path, geometry: Geometry, min_size: int,
-           progress: bool = False) -> None:
+def stitch(scratch: str | Path, geometry: Geometry, min_size: int) -> None:
     """Pass 2: merge pairs over all neighbouring blocks -> per-block lookup tables."""
     scratch = Path(scratch)
     grid = geometry.grid_shape
@@ -193,7 +202,7 @@ def stitch(scratch: str | Path, geometry: Geometry, min_size: int,
     present = set(indices)
     merges: list[np.ndarray] = []
     steps = _half_neighbourhood(len(grid))
-    for index in tqdm(indices, desc="stitching", unit="block", disable=not progress):
+    for index in indices:
         position = np.unravel_index(index, grid)
         with np.load(scratch / f"slabs_{index}.npz") as x:
             for step in steps:

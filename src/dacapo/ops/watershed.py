@@ -138,11 +138,11 @@ def majority_pairs(authoritative: np.ndarray, context: np.ndarray) -> np.ndarray
     (voxels where the authoritative label is 0 count in the total), so each context id
     joins at most one authoritative id.
     """
+    if np.shape(authoritative) != np.shape(context):
+        raise ValueError(f"majority_pairs: shapes differ ({np.shape(authoritative)} vs "
+                         f"{np.shape(context)})")
     a = np.ascontiguousarray(authoritative).reshape(-1)
     c = np.ascontiguousarray(context).reshape(-1)
-    if a.shape != c.shape:
-        raise ValueError(f"majority_pairs: shapes differ ({authoritative.shape} vs "
-                         f"{context.shape})")
     valid = c != 0
     a, c = a[valid], c[valid]
     if c.size == 0:

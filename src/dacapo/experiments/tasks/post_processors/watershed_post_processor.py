@@ -128,39 +128,26 @@ class WatershedPostProcessor(PostProcessor):
             )
         roi = prediction.roi
         block_size = self._block_size(block_size, prediction)
-        if not isinstance(self.prediction, Array):
-            self._check_context(Geometry(roi, voxel_size, block_size,
-                                         self.context_voxels * voxel_size))
+        blockwise = not isinstance(self.prediction, Array)
+        # built (and its block size checked against the context) before anything is written
+        geometry = (Geometry(roi, voxel_size, block_size, self.context_voxels * voxel_size)
+                    if blockwise else None)
         out = prepare_output(
             output_array, total_roi=roi, voxel_size=voxel_size, dtype=np.uint64,
             write_size=block_size,
         )
-        if isinstance(self.prediction, Array):
+        if blockwise:
+            self._process_blockwise(parameters, output_array, geometry, num_workers, log_dir)
+        else:
             affs = affinity_channels(np.asarray(prediction.to_ndarray(roi)),
                                      len(self.offsets), voxel_size.dims)
             out[roi] = segment(affs, self.offsets, parameters.bias, parameters.min_size,
                                **self._watershed_kwargs())
-        else:
-            self._process_blockwise(parameters, output_array, roi, voxel_size, block_size,
-                                    num_workers, log_dir)
         del out
         return open_array(output_array, "output")
 
-    def _check_context(self, geometry: Geometry) -> None:
-        """Stitching compares each block with its direct neighbours only: the context must
-        not reach past them (checked along axes with more than one block)."""
-        for axis, (b, c, n) in enumerate(zip(geometry.block_size, geometry.context,
-                                             geometry.grid_shape)):
-            if n > 1 and c > b:
-                raise ValueError(
-                    f"WatershedPostProcessor: block size "
-                    f"{tuple(geometry.block_size / geometry.voxel_size)} voxels is smaller than "
-                    f"the context {tuple(self.context_voxels)} voxels along axis {axis}; use "
-                    "blocks of at least the context"
-                )
-
-    def _process_blockwise(self, parameters, output_array, roi, voxel_size, block_size,
-                           num_workers, log_dir) -> None:
+    def _process_blockwise(self, parameters, output_array, geometry: Geometry, num_workers,
+                           log_dir) -> None:
         from dacapo.blockwise import prepare_output, run_blockwise
 
         base = Path(log_dir) if log_dir is not None else _container_parent(Path(output_array))
@@ -169,23 +156,22 @@ class WatershedPostProcessor(PostProcessor):
         scratch = work / "stitch"
         scratch.mkdir()
         fragments = work / "fragments.zarr" / "fragments"
-        prepare_output(fragments, total_roi=roi, voxel_size=voxel_size, dtype=np.uint64,
-                       write_size=block_size)
-        geometry = Geometry(roi, voxel_size, block_size, self.context_voxels * voxel_size)
+        prepare_output(fragments, total_roi=geometry.total_roi, voxel_size=geometry.voxel_size,
+                       dtype=np.uint64, write_size=geometry.block_size)
         common = {"geometry": geometry, "scratch": str(scratch)}
         try:
             run_blockwise(
                 partial(fragments_block, **common, offsets=self.offsets,
                         bias=parameters.bias, watershed_kwargs=self._watershed_kwargs()),
                 inputs={"prediction": str(self.prediction)},
-                output=fragments, block_size=block_size, context=geometry.context,
+                output=fragments, block_size=geometry.block_size, context=geometry.context,
                 num_workers=num_workers, log_dir=work, task_id="fragments", progress=False,
             )
             stitch(scratch, geometry, parameters.min_size)
             run_blockwise(
                 partial(relabel_block, **common),
                 inputs={"fragments": str(fragments)},
-                output=output_array, block_size=block_size, context=None,
+                output=output_array, block_size=geometry.block_size, context=None,
                 num_workers=num_workers, log_dir=work, task_id="relabel", progress=False,
             )
         finally:
