@@ -53,6 +53,7 @@ from funlib.persistence import Array
 from dacapo.augment import augment
 from dacapo.experiments.datasplits import normalize_raw
 from dacapo.experiments.run_config import RunConfig
+from dacapo.store.arrays import read_padded
 from dacapo.store.run_dir import RunDir
 
 logger = logging.getLogger(__name__)
@@ -93,15 +94,7 @@ class Volume:
     def read(self, roi: Roi, fill_value=0) -> np.ndarray:
         if self.data is None:
             return np.asarray(self.array.to_ndarray(roi, fill_value=fill_value))
-        vs = self.voxel_size
-        lead = self.data.shape[: self.data.ndim - vs.dims]
-        out = np.full(lead + tuple(roi.shape / vs), fill_value, dtype=self.data.dtype)
-        inside = roi.intersect(self.roi)
-        if not inside.empty:
-            src = ((inside - self.roi.offset) / vs).to_slices()
-            dst = ((inside - roi.offset) / vs).to_slices()
-            out[(Ellipsis, *dst)] = self.data[(Ellipsis, *src)]
-        return out
+        return read_padded(self.data, self.roi, self.voxel_size, roi, fill_value)
 
 
 # --------------------------------------------------------------------------
