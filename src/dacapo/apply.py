@@ -26,18 +26,13 @@ import math
 import re
 from pathlib import Path
 
-import numpy as np
 from funlib.persistence import Array
 
-from dacapo.checks import check_output_location
+from dacapo.checks import check_not_input_array, check_output_location
 from dacapo.store.run_dir import RunDir
-from dacapo.validate import IN_MEMORY_VOXELS, _crop_array, main_criterion, parameters_dict
+from dacapo.validate import IN_MEMORY_VOXELS, main_criterion, parameters_dict, set_prediction
 
 logger = logging.getLogger(__name__)
-
-
-def _same_path(a: str | Path, b: str | Path) -> bool:
-    return Path(str(a)).absolute().resolve() == Path(str(b)).absolute().resolve()
 
 
 def choose_checkpoint_and_parameters(run_dir: RunDir, task, iteration: int | None,
@@ -94,8 +89,7 @@ def apply_run(
     from dacapo.predict import predict
     from dacapo.train import log_to_file
 
-    if _same_path(input_path, output_path):
-        raise ValueError(f"output {str(output_path)!r} is the input array; choose another path")
+    check_not_input_array(output_path, input_path)
     check_output_location(output_path)
     run_dir = RunDir(run_dir)
     rc = run_dir.load_config()
@@ -109,8 +103,7 @@ def apply_run(
     num_workers = num_workers or os.cpu_count() or 1
     output_path = Path(output_path)
     prediction_path = output_path.with_name(output_path.name + "_prediction")
-    if _same_path(input_path, prediction_path):
-        raise ValueError(f"the prediction path {str(prediction_path)!r} is the input array")
+    check_not_input_array(prediction_path, input_path, "the prediction path")
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(output_path.absolute()).strip("/"))[-120:]
     log_dir = run_dir.logs / "apply" / name / f"{iteration:08d}"
     logger.info("applying %s (iteration %d, %s) to %s", rc.name, iteration, parameters, input_path)
@@ -121,11 +114,8 @@ def apply_run(
             task_id="predict", progress=progress,
         )
         post = task.post_processor
-        limit = IN_MEMORY_VOXELS if in_memory_limit is None else in_memory_limit
-        if int(np.prod(prediction.shape)) <= limit:
-            post.set_prediction(_crop_array(prediction, prediction.roi))
-        else:
-            post.set_prediction(str(prediction_path))
+        set_prediction(post, prediction, prediction_path,
+                       IN_MEMORY_VOXELS if in_memory_limit is None else in_memory_limit)
         kwargs = {}
         if worker_command is not None and "worker_command" in inspect.signature(post.process).parameters:
             kwargs["worker_command"] = worker_command

@@ -53,6 +53,7 @@ __all__ = [
     "check_label_range",
     "check_mask",
     "check_neighborhood_dims",
+    "check_not_input_array",
     "check_non_negative",
     "check_not_empty",
     "check_output_location",
@@ -236,6 +237,14 @@ def check_mask(mask, gt, name: str = "mask", gt_name: str = "gt") -> None:
 
 def _resolved(path: str | Path) -> Path:
     return Path(os.path.abspath(os.fspath(path))).resolve()
+
+
+def check_not_input_array(output: str | Path, input_path: str | Path, name: str = "output"
+                          ) -> None:
+    """Raise if ``output`` is the very array ``input_path`` (checked before anything is
+    opened for writing; `check_output_not_input` also refuses nested paths)."""
+    if _resolved(output) == _resolved(input_path):
+        raise InputError(f"{name} {str(output)!r} is the input array; choose another path")
 
 
 def check_output_not_input(output: str | Path, inputs: dict[str, str | Path], name: str = "output"

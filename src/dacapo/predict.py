@@ -27,7 +27,7 @@ import numpy as np
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
 
-from dacapo.checks import check_finite_array, check_output_location
+from dacapo.checks import check_finite_array, check_not_input_array, check_output_location
 from dacapo.experiments.datasplits import normalize_raw, open_array
 from dacapo.train import CropGeometry, build_model, choose_device, snap_roi
 
@@ -159,8 +159,7 @@ def predict(
     """
     from dacapo.blockwise import prepare_output, run_blockwise
 
-    if Path(str(raw_path)).resolve() == Path(str(output_path)).resolve():
-        raise ValueError(f"output {str(output_path)!r} is the input array; choose another path")
+    check_not_input_array(output_path, raw_path)
     raw = open_array(raw_path, "raw")
     if check_raw:
         check_finite_array(raw, "raw")

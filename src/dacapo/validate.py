@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import shutil
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -92,6 +93,17 @@ def _crop_array(array: Array, roi) -> Array:
                  axis_names=array.axis_names, units=array.units)
 
 
+def set_prediction(post_processor, prediction: Array, path: str | Path,
+                   limit: int = IN_MEMORY_VOXELS) -> None:
+    """Hand ``prediction`` (stored at ``path``) to ``post_processor``: in memory when it has
+    at most ``limit`` values (one block, no worker start-up), else as the zarr path
+    (blockwise)."""
+    if int(np.prod(prediction.shape)) <= limit:
+        post_processor.set_prediction(_crop_array(prediction, prediction.roi))
+    else:
+        post_processor.set_prediction(str(path))
+
+
 def validate_run(
     run_dir,
     iteration: int | None = None,
@@ -151,10 +163,7 @@ def validate_run(
                     f"the gt ROI {ds.gt.roi}"
                 )
             gt = _crop_array(ds.gt, roi)
-            if int(np.prod(prediction.shape)) <= IN_MEMORY_VOXELS:
-                task.post_processor.set_prediction(_crop_array(prediction, prediction.roi))
-            else:
-                task.post_processor.set_prediction(str(out / "prediction"))
+            set_prediction(task.post_processor, prediction, out / "prediction")
             for parameters in task.parameters:
                 seg_path = out / f"segmentation_{parameters.id}"
                 task.post_processor.process(
