@@ -54,6 +54,8 @@ def test_label_and_value_checks():
     checks.check_label_range(np.array([0, 1, 2]), 3, "gt")
     with pytest.raises(checks.InputError, match=r"^gt: label 3 >= number of classes 3"):
         checks.check_label_range(np.array([0, 3]), 3, "gt")
+    with pytest.raises(checks.InputError, match=r"^gt: label 3000000 >= number of classes 3"):
+        checks.check_label_range(np.array([0, 3_000_000]), 3, "gt")  # exact, not 3e+06
     with pytest.raises(checks.InputError, match=r"^gt: negative label -2 .* first at voxel \(1,\)"):
         checks.check_non_negative(np.array([0, -2, 1]), "gt")
     with pytest.raises(checks.InputError, match=r"^raw: 1 non-finite value\(s\) \(0 NaN, 1 Inf\)"):

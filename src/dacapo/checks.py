@@ -82,6 +82,29 @@ def _first_index(bad: np.ndarray) -> tuple[int, ...]:
     return tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), bad.shape))
 
 
+def _label_text(value: float) -> str:
+    """A label value as written: integers exactly (no 3e+06), other floats with %g."""
+    if isinstance(value, int | np.integer) or float(value).is_integer():
+        return str(int(value))
+    return f"{value:g}"
+
+
+def _non_finite_message(name: str, nan: int, inf: int, first: tuple[int, ...] | None) -> str:
+    return (f"{name}: {nan + inf} non-finite value(s) ({nan} NaN, {inf} Inf), "
+            f"first at voxel {first}")
+
+
+def _negative_message(name: str, value: float, first: tuple[int, ...] | None) -> str:
+    return (f"{name}: negative label {_label_text(value)} (labels must be >= 0; 0 is "
+            "background), "
+            f"first at voxel {first}")
+
+
+def _too_large_message(name: str, value: float, num_classes: int, detail: str = "") -> str:
+    return (f"{name}: label {_label_text(value)} >= number of classes {num_classes} "
+            f"(labels must lie in 0..{num_classes - 1}{detail})")
+
+
 def check_finite(data: np.ndarray, name: str) -> None:
     """Raise if ``data`` holds NaN or ±Inf (integer data always passes)."""
     data = np.asarray(data)
@@ -90,21 +113,15 @@ def check_finite(data: np.ndarray, name: str) -> None:
     bad = ~np.isfinite(data)
     if bad.any():
         n_nan = int(np.isnan(data).sum())
-        raise InputError(
-            f"{name}: {int(bad.sum())} non-finite value(s) ({n_nan} NaN, "
-            f"{int(bad.sum()) - n_nan} Inf), first at voxel {_first_index(bad)}"
-        )
+        raise InputError(_non_finite_message(name, n_nan, int(bad.sum()) - n_nan,
+                                             _first_index(bad)))
 
 
 def check_non_negative(data: np.ndarray, name: str) -> None:
     """Raise if labels are negative (0 is background, objects/classes are > 0)."""
     data = np.asarray(data)
     if data.size and data.dtype.kind in "if" and data.min() < 0:
-        raise InputError(
-            f"{name}: negative label {data.min().item()!r} (labels must be >= 0; 0 is "
-            "background), "
-            f"first at voxel {_first_index(data < 0)}"
-        )
+        raise InputError(_negative_message(name, data.min().item(), _first_index(data < 0)))
 
 
 def check_label_range(data: np.ndarray, num_classes: int, name: str) -> None:
@@ -112,10 +129,7 @@ def check_label_range(data: np.ndarray, num_classes: int, name: str) -> None:
     data = np.asarray(data)
     check_non_negative(data, name)
     if data.size and data.max() >= num_classes:
-        raise InputError(
-            f"{name}: label {data.max().item()!r} >= number of classes {num_classes} "
-            f"(labels must lie in 0..{num_classes - 1})"
-        )
+        raise InputError(_too_large_message(name, data.max().item(), num_classes))
 
 
 def check_integer_dtype(dtype: Any, name: str, why: str = "instance labels") -> None:
@@ -387,10 +401,7 @@ def check_finite_array(array, name: str, budget_bytes: int = DEFAULT_BUDGET) -> 
         return
     s = scan_array(array, budget_bytes)
     if s.nan or s.inf:
-        raise InputError(
-            f"{name}: {s.nan + s.inf} non-finite value(s) ({s.nan} NaN, {s.inf} Inf), "
-            f"first at voxel {s.first_non_finite}"
-        )
+        raise InputError(_non_finite_message(name, s.nan, s.inf, s.first_non_finite))
 
 
 # --------------------------------------------------------------------------
@@ -466,27 +477,19 @@ def data_problems(task_config, dataset, architecture=None, scan: bool = True,
         s = scan_array(gt, budget_bytes)
         name = f"{prefix}: gt"
         if s.nan or s.inf:
-            problems.append(
-                f"{name}: {s.nan + s.inf} non-finite value(s) ({s.nan} NaN, {s.inf} Inf), "
-                f"first at voxel {s.first_non_finite}"
-            )
+            problems.append(_non_finite_message(name, s.nan, s.inf, s.first_non_finite))
         elif s.min < 0:
-            problems.append(
-                f"{name}: negative label {s.min:g} (labels must be >= 0; 0 is background), "
-                f"first at voxel {s.first_negative}"
-            )
+            problems.append(_negative_message(name, s.min, s.first_negative))
         elif kind == "onehot" and s.max >= len(tc.classes):
-            problems.append(
-                f"{name}: label {s.max:g} >= number of classes {len(tc.classes)} "
-                f"(labels must lie in 0..{len(tc.classes) - 1} for classes {list(tc.classes)})"
-            )
+            problems.append(_too_large_message(name, s.max, len(tc.classes),
+                                               f" for classes {list(tc.classes)}"))
         elif kind == "onehot" and s.non_integral:
             problems.append(f"{name}: {s.non_integral} non-integral class id(s)")
         elif (kind == "distance" and len(tc.channels) > 1
               and _spatial_and_channels(gt.shape, dims)[1] in (None, 1)
               and s.max > len(tc.channels)):
             problems.append(
-                f"{name}: class id {s.max:g} > number of channels {len(tc.channels)} "
+                f"{name}: class id {_label_text(s.max)} > number of channels {len(tc.channels)} "
                 f"{list(tc.channels)} (a single GT array holds ids 0..{len(tc.channels)}, "
                 "channel i is gt == i + 1)"
             )
