@@ -9,7 +9,7 @@ from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
 from scipy import ndimage
 from test_affinities import brute_affinities, brute_mask
-from test_lsds import blob_labels, brute_lsds
+from test_lsds import blob_labels, brute_lsds, label_edges
 
 from dacapo.experiments.architectures import CNNectomeUNetConfig
 from dacapo.experiments.tasks import AffinitiesTaskConfig
@@ -241,13 +241,7 @@ def synthetic(seed: int, shape=(16, 40, 40)):
     """Cells (Voronoi, one-voxel dark gaps between them) and a noisy membrane image."""
     rng = np.random.default_rng(seed)
     labels = blob_labels(shape, num=30, seed=seed, background=0.0)
-    gaps = np.zeros(shape, bool)
-    for axis in range(3):
-        diff = np.diff(labels.astype(np.int64), axis=axis) != 0
-        index = [slice(None)] * 3
-        index[axis] = slice(0, -1)
-        gaps[tuple(index)] |= diff
-    labels[gaps] = 0
+    labels[label_edges(labels)] = 0
     labels, _ = ndimage.label(labels > 0)  # split merged Voronoi ids into connected cells
     raw = np.where(labels > 0, 1.0, 0.0) + rng.normal(0, 0.3, shape)
     return raw.astype(np.float32), labels.astype(np.uint64)

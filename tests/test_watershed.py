@@ -7,6 +7,8 @@ import pytest
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array, prepare_ds
 from scipy import ndimage
+from test_affinities import brute_affinities as loop_affinities
+from test_lsds import label_edges
 
 from dacapo.experiments.tasks.post_processors import (
     WatershedPostProcessor,
@@ -32,25 +34,13 @@ def make_labels(shape=(32, 32, 32), num=12, seed=0) -> np.ndarray:
     dist, idx = ndimage.distance_transform_edt(seeds == 0, return_indices=True)
     labels = seeds[tuple(idx)]
     labels[dist > 9] = 0
-    boundary = np.zeros(shape, bool)
-    for axis in range(3):
-        diff = np.diff(labels.astype(np.int64), axis=axis) != 0
-        lo = [slice(None)] * 3
-        lo[axis] = slice(0, -1)
-        boundary[tuple(lo)] |= diff
-    labels[boundary] = 0  # one-voxel gaps between touching cells
+    labels[label_edges(labels)] = 0  # one-voxel gaps between touching cells
     return labels
 
 
 def brute_affinities(labels: np.ndarray, offsets) -> np.ndarray:
-    """aff[k, u] = 1 iff u + o_k is inside, label(u) == label(u + o_k) != 0 (loop per voxel)."""
-    affs = np.zeros((len(offsets), *labels.shape), np.float32)
-    for k, o in enumerate(offsets):
-        for u in np.ndindex(labels.shape):
-            v = tuple(a + b for a, b in zip(u, o))
-            if all(0 <= c < s for c, s in zip(v, labels.shape)):
-                affs[k][u] = float(labels[u] != 0 and labels[u] == labels[v])
-    return affs
+    """The per-voxel affinity loop of ``test_affinities``, as float32 predictions."""
+    return loop_affinities(labels, offsets).astype(np.float32)
 
 
 def full_voi(a: np.ndarray, b: np.ndarray) -> float:
