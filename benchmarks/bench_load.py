@@ -324,19 +324,14 @@ def small_unet_run(folder: Path, raw_path: Path) -> tuple[Path, Path]:
     """A run config (YAML) with a small valid 3D UNet and its untrained checkpoint."""
     import torch
 
-    from dacapo.experiments.architectures import CNNectomeUNetConfig
+    from dacapo.demo import demo_unet
     from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
     from dacapo.experiments.run_config import RunConfig
     from dacapo.experiments.tasks import DistanceTaskConfig
     from dacapo.store.converter import to_yaml
     from dacapo.train import build_model
 
-    arch = CNNectomeUNetConfig(
-        name="small", input_shape=(20, 60, 60), eval_shape_increase=(24, 72, 72), fmaps_in=1,
-        fmaps_out=8, num_fmaps=8, fmap_inc_factor=2, downsample_factors=[(1, 2, 2)],
-        kernel_size_down=[[(1, 3, 3), (1, 3, 3)], [(3, 3, 3), (3, 3, 3)]],
-        kernel_size_up=[[(1, 3, 3), (1, 3, 3)]],
-    )
+    arch = demo_unet("small", input_shape=(20, 60, 60), eval_shape_increase=(24, 72, 72))
     task = DistanceTaskConfig("d", channels=["fg"], clip_distance=40, tol_distance=16,
                               scale_factor=20)
     ds = DatasetConfig("raw", str(raw_path), str(raw_path))

@@ -11,7 +11,7 @@ import numpy as np
 from funlib.geometry import Coordinate
 from funlib.persistence import prepare_ds
 
-from dacapo.demo import make_demo_data
+from dacapo.demo import demo_unet, make_demo_data
 from dacapo.experiments.architectures import CNNectomeUNetConfig
 from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
 from dacapo.experiments.run_config import RunConfig, TrainerConfig
@@ -26,19 +26,8 @@ def tiny_data(root: Path) -> Path:
 
 
 def tiny_unet(name: str = "tiny") -> CNNectomeUNetConfig:
-    """Valid-padded 3D UNet: input (8, 28, 28) -> output (4, 12, 12); eval (8, 36, 36)."""
-    return CNNectomeUNetConfig(
-        name=name,
-        input_shape=(8, 28, 28),
-        eval_shape_increase=(0, 8, 8),
-        fmaps_in=1,
-        fmaps_out=4,
-        num_fmaps=4,
-        fmap_inc_factor=2,
-        downsample_factors=[(1, 2, 2)],
-        kernel_size_down=[[(1, 3, 3), (1, 3, 3)], [(3, 3, 3), (3, 3, 3)]],
-        kernel_size_up=[[(1, 3, 3), (1, 3, 3)]],
-    )
+    """The demo's UNet, smaller: input (8, 28, 28) -> output (4, 12, 12); eval (8, 36, 36)."""
+    return demo_unet(name, input_shape=(8, 28, 28), eval_shape_increase=(0, 8, 8), num_fmaps=4)
 
 
 def tiny_run(container: Path, name: str = "tiny", **kwargs) -> RunConfig:

@@ -165,16 +165,18 @@ QUICK_ITERATIONS = 4
 VALIDATIONS = {"demo_distance": 2, "demo_affinities": 4}
 
 
-def demo_unet(name: str) -> CNNectomeUNetConfig:
-    """The demo's small 3D UNet: 3D convolutions only at the coarse level (the voxels are
-    twice as long in z); input (12, 64, 64) -> output (8, 48, 48) voxels."""
+def demo_unet(name: str, input_shape=(12, 64, 64), eval_shape_increase=(8, 32, 32),
+              num_fmaps: int = 8) -> CNNectomeUNetConfig:
+    """The demo's small anisotropic 3D UNet: 3D convolutions only at the coarse level (the
+    voxels are twice as long in z), ``num_fmaps`` feature maps out. With the defaults,
+    input (12, 64, 64) -> output (8, 48, 48) voxels."""
     return CNNectomeUNetConfig(
         name=name,
-        input_shape=(12, 64, 64),
-        eval_shape_increase=(8, 32, 32),
+        input_shape=tuple(input_shape),
+        eval_shape_increase=tuple(eval_shape_increase),
         fmaps_in=1,
-        fmaps_out=8,
-        num_fmaps=8,
+        fmaps_out=num_fmaps,
+        num_fmaps=num_fmaps,
         fmap_inc_factor=2,
         downsample_factors=[(1, 2, 2)],
         kernel_size_down=[[(1, 3, 3), (1, 3, 3)], [(3, 3, 3), (3, 3, 3)]],
