@@ -53,7 +53,7 @@ from funlib.persistence import Array
 from dacapo.augment import augment
 from dacapo.experiments.datasplits import normalize_raw
 from dacapo.experiments.run_config import RunConfig
-from dacapo.store.arrays import read_padded
+from dacapo.store.arrays import in_memory, read_padded
 from dacapo.store.run_dir import RunDir
 
 logger = logging.getLogger(__name__)
@@ -70,14 +70,6 @@ def as_numpy(array: Array) -> np.ndarray:
     if isinstance(source, np.ndarray) and not getattr(array, "lazy_ops", None):
         return source
     return np.asarray(array.data)
-
-
-def in_memory(data: np.ndarray):
-    """``data`` as a one-chunk dask array with a random name: a funlib `Array` made from
-    it does not hash the data (as it does for a numpy array), and reads are one chunk."""
-    import dask.array as da
-
-    return da.from_array(data, chunks=data.shape, name=False)
 
 
 class Volume:

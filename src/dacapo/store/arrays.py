@@ -27,6 +27,15 @@ def open_array(array: Array | str | Path, name: str, mode: str = "r") -> Array:
         raise ValueError(f"{name}: cannot open array {str(array)!r}: {e}") from e
 
 
+def in_memory(data: np.ndarray):
+    """``data`` as a one-chunk dask array with a random name, for a funlib `Array`: built
+    from a numpy array, an `Array` hashes the data for a dask name (~4 ms per 4 MB), and
+    reads would be split into chunks."""
+    import dask.array as da
+
+    return da.from_array(data, chunks=data.shape, name=False)
+
+
 def read_padded(data, data_roi: Roi, voxel_size: Coordinate, roi: Roi,
                 fill_value=0) -> np.ndarray:
     """``roi`` of ``data`` (a numpy or zarr array covering ``data_roi``, leading channel

@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import dask.array as da
 import numpy as np
 from funlib.geometry import Coordinate
 from funlib.persistence import Array
@@ -156,7 +155,7 @@ class AffinitiesPredictor(Predictor):
                 labels, gt.voxel_size, self.sigma(gt.voxel_size), self.downsample_lsds,
                 out=target[k:],
             )
-        return _like(gt, target)
+        return like(gt, target)
 
     def create_weight(
         self,
@@ -198,12 +197,7 @@ class AffinitiesPredictor(Predictor):
             weight = np.concatenate(
                 [weight, np.broadcast_to(lsd_weight, (self.num_lsds,) + labels.shape)]
             )
-        return _like(gt, weight), (aff_counts, lsd_counts)
-
-
-def _like(gt: Array, data: np.ndarray) -> Array:
-    """`like`, without dask hashing the data for a name (~0.1 s per Mvoxel target)."""
-    return like(gt, da.from_array(data, chunks=-1, name=False))
+        return like(gt, weight), (aff_counts, lsd_counts)
 
 
 def _split_counts(counts: Any) -> tuple[Any, Any]:

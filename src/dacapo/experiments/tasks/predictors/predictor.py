@@ -10,6 +10,7 @@ from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
 
 from dacapo.experiments.array_types import ArrayType
+from dacapo.store.arrays import in_memory
 
 
 class Predictor(ABC):
@@ -100,9 +101,10 @@ def channel_data(array: Array, num_channels: int, name: str = "gt") -> np.ndarra
 
 def like(array: Array, data: np.ndarray) -> Array:
     """A new Array with ``data`` (leading channel axis ``c^`` if it has one more dim) placed
-    at ``array``'s spatial offset and voxel size."""
+    at ``array``'s spatial offset and voxel size (`in_memory`: the data are not hashed)."""
     dims = array.voxel_size.dims
     spatial_names = [n for n in array.axis_names if not n.endswith("^")][-dims:]
     axis_names = spatial_names if data.ndim == dims else ["c^"] + spatial_names
     units = list(array.units) if array.units else None
-    return Array(data, offset=array.offset, voxel_size=array.voxel_size, axis_names=axis_names, units=units)
+    return Array(in_memory(data), offset=array.offset, voxel_size=array.voxel_size,
+                 axis_names=axis_names, units=units)
