@@ -40,6 +40,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from funlib.geometry import Coordinate, Roi
@@ -261,7 +262,7 @@ def _job(job: dict) -> dict:
 
 def _naive(kind: str, source: str, out: Path) -> None:
     """The naive reference: the whole array in memory, one call, one process."""
-    from funlib.persistence import open_ds, prepare_ds
+    from funlib.persistence import prepare_ds
 
     from dacapo.ops.watershed import segment
 
@@ -301,10 +302,7 @@ def stitch_check(seg) -> dict:
     roi = Roi(seg.roi.offset + begin * seg.voxel_size, size * seg.voxel_size)
     labels = seg.to_ndarray(roi)
 
-    class _B:  # the generator's block interface
-        write_roi, voxel_size = roi, seg.voxel_size
-
-    z, y, x = _grid(_B)
+    z, y, x = _grid(SimpleNamespace(write_roi=roi, voxel_size=seg.voxel_size))
     cells = np.broadcast_to(_cells(z, y, x), labels.shape)
     fg = labels != 0  # voxels that merged with nothing (all edges repulsive) are 0
     cell_ids, cell_idx = np.unique(cells[fg], return_inverse=True)

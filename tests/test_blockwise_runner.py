@@ -296,6 +296,7 @@ def test_direct_read_equals_funlib_padded_read(tmp_path, channels):
     """The runner's direct zarr read equals funlib's ``to_ndarray`` (zero padding outside
     the array), inside, across the border and fully outside."""
     from dacapo.blockwise.runner import _read
+    from dacapo.store.arrays import read_padded
 
     rng = np.random.default_rng(channels)
     shape = ((channels,) if channels else ()) + (6, 7, 9)
@@ -310,3 +311,8 @@ def test_direct_read_equals_funlib_padded_read(tmp_path, channels):
         got = _read(arr, roi)
         assert got.shape == expected.shape and got.dtype == expected.dtype
         np.testing.assert_array_equal(got, expected)
+        # the same function on an in-memory copy (training's Volume): equal, never a view
+        in_memory = np.asarray(arr._source_data[...])
+        got = read_padded(in_memory, arr.roi, arr.voxel_size, roi)
+        np.testing.assert_array_equal(got, expected)
+        assert not np.shares_memory(got, in_memory)
