@@ -80,11 +80,13 @@ def test_threshold_channel_offset_and_single_channel(tmp_path):
     hot.set_prediction(Array(pred, offset=OFFSET, voxel_size=VOXEL))
     out = hot.process(next(iter(hot.enumerate_parameters())), tmp_path / "o.zarr" / "hot")
     np.testing.assert_array_equal(out.to_ndarray(out.roi), pred[2:4] > 0.1)
-    # a prediction without channel axis gives one output channel
+    # a prediction without channel axis gives one output channel, stored without a channel
+    # axis (the layout convention of every output)
     single = ThresholdPostProcessor([0.0])
     single.set_prediction(Array(pred[0], offset=OFFSET, voxel_size=VOXEL))
     out = single.process(next(iter(single.enumerate_parameters())), tmp_path / "o.zarr" / "one")
-    np.testing.assert_array_equal(out.to_ndarray(out.roi), (pred[0] > 0)[None])
+    assert out.shape == pred[0].shape
+    np.testing.assert_array_equal(out.to_ndarray(out.roi), pred[0] > 0)
     with pytest.raises(ValueError, match="channel"):
         bad = ThresholdPostProcessor([0.0], channel_offset=3, num_channels=2)
         bad.set_prediction(Array(pred, offset=OFFSET, voxel_size=VOXEL))

@@ -116,7 +116,8 @@ def predict_in_process(model, raw: Array, output, out_roi: Roi, geometry: CropGe
             y = y.cpu().numpy().astype(np.float32, copy=False)
             target = write_roi.intersect(out_roi)
             rel = (target - write_roi.offset) / geometry.output_voxel_size
-            output[target] = y[(slice(None),) + rel.to_slices()]
+            y = y[(slice(None),) + rel.to_slices()]
+            output[target] = y if output.channel_dims else y[0]  # 1 channel: no channel axis
     finally:
         model.train(was_training)
 
@@ -157,7 +158,8 @@ def predict(
     NaN/Inf (for a caller that has scanned it already). Writes ``output_path`` (zarr,
     float32, channels first) and returns it opened read-only.
     """
-    from dacapo.blockwise import prepare_output, run_blockwise
+    from dacapo.blockwise import run_blockwise
+    from dacapo.store.ome import prepare_output
 
     check_not_input_array(output_path, raw_path)
     raw = open_array(raw_path, "raw")

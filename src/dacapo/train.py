@@ -538,8 +538,11 @@ def _train(run_config: RunConfig, run_dir: RunDir, progress: bool, validate: boo
 
 
 def write_snapshot(run_dir: RunDir, iteration: int, sample: dict, prediction: np.ndarray) -> Path:
-    """``snapshots/<iteration>.zarr`` with raw, gt, mask, target, weight, prediction."""
-    from funlib.persistence import prepare_ds
+    """``snapshots/<iteration>.zarr`` with raw, gt, mask, target, weight, prediction, each an
+    OME-NGFF image (`dacapo.store.ome`; gt and mask as label images)."""
+    import shutil
+
+    from dacapo.store.ome import prepare_output
 
     path = run_dir.snapshots / f"{iteration:08d}.zarr"
     run_dir.snapshots.mkdir(parents=True, exist_ok=True)
@@ -558,13 +561,17 @@ def write_snapshot(run_dir: RunDir, iteration: int, sample: dict, prediction: np
         "prediction": (prediction, as_np(sample["out_offset"]), ovs),
     }
     dims = vs.dims
-    spatial = ["z", "y", "x"][-dims:]
+    if path.exists():  # a snapshot of a resumed run's iteration is written anew
+        shutil.rmtree(path)
     for name, (data, offset, voxel_size) in arrays.items():
-        channels = data.ndim - dims
-        axis_names = [f"c{i}^" for i in range(channels)] + spatial
-        ds = prepare_ds(
-            f"{path}/{name}", shape=data.shape, offset=Coordinate(offset.tolist()),
-            voxel_size=voxel_size, axis_names=axis_names, dtype=data.dtype, mode="w",
+        if data.ndim > dims + 1:
+            raise ValueError(f"snapshot {name}: shape {data.shape} has more than one channel axis")
+        data = data[0] if data.ndim == dims + 1 and data.shape[0] == 1 else data
+        roi = Roi(Coordinate(offset.tolist()), Coordinate(data.shape[-dims:]) * voxel_size)
+        ds = prepare_output(
+            f"{path}/{name}", roi, voxel_size, data.dtype,
+            num_channels=data.shape[0] if data.ndim > dims else None,
+            label=name in ("gt", "mask"),
         )
         ds[ds.roi] = data
     return path

@@ -215,7 +215,7 @@ def _open(path: str, mode: str):
     """Open a zarr array once per worker process."""
     key = (path, mode)
     if key not in _OPEN_ARRAYS:
-        from funlib.persistence import open_ds
+        from dacapo.store.ome import open_ds  # plain zarr arrays and OME-NGFF images
 
         _OPEN_ARRAYS[key] = open_ds(path, mode=mode)
     return _OPEN_ARRAYS[key]
@@ -262,6 +262,8 @@ def _process_one(spec: _Spec, read_roi: Roi, write_roi: Roi, block_id: int) -> N
     data = np.asarray(spec.process(**arrays, block=info))
 
     expected = tuple(out.shape[: out.channel_dims]) + tuple(write_roi.shape / out.voxel_size)
+    if out.channel_dims == 0 and data.shape == (1, *expected):
+        data = data[0]  # a single-channel output is stored without a channel axis
     if data.shape != expected:
         raise ValueError(
             f"process returned an array of shape {data.shape} for block {block_id} "
@@ -456,7 +458,8 @@ def run_blockwise(
     """
     import daisy.v2 as daisy
     from daisy import logging as daisy_logging
-    from funlib.persistence import open_ds
+
+    from dacapo.store.ome import open_ds  # plain zarr arrays and OME-NGFF images
 
     from dacapo.checks import check_output_not_input
 

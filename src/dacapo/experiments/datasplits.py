@@ -27,54 +27,9 @@ from dacapo.checks import check_not_empty, check_voxel_sizes_divide
 
 def _ome_level0(group, path: str) -> tuple[str, dict]:
     """(sub-path of level 0, open_ds overrides) of an OME-NGFF multiscale group."""
-    attrs = dict(group.attrs)
-    ms = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
-    if not ms:
-        arrays = sorted(k for k, _ in group.arrays())
-        hint = f" (it holds arrays {arrays[:8]})" if arrays else ""
-        raise ValueError(f"{path!r} is a zarr group, not an array{hint}")
-    meta = ms[0]
-    datasets = meta.get("datasets") or []
-    if not datasets:
-        raise ValueError(f"{path!r}: OME-NGFF multiscales lists no datasets")
-    level = datasets[0]
-    axes = meta.get("axes") or []
-    scale = None
-    translation = None
-    for transforms in (meta.get("coordinateTransformations") or [], level.get("coordinateTransformations") or []):
-        for t in transforms:
-            if t.get("type") == "scale":
-                scale = [a * b for a, b in zip(scale, t["scale"])] if scale else list(t["scale"])
-            elif t.get("type") == "translation":
-                translation = (
-                    [a + b for a, b in zip(translation, t["translation"])]
-                    if translation
-                    else list(t["translation"])
-                )
-    names, units, spatial = [], [], []
-    for i, axis in enumerate(axes):
-        axis = axis if isinstance(axis, dict) else {"name": axis, "type": "space"}
-        is_space = axis.get("type", "space") == "space"
-        names.append(axis["name"] if is_space else f"{axis['name']}^")
-        if is_space:
-            spatial.append(i)
-            units.append(axis.get("unit") or "")
-    overrides: dict = {}
-    if axes:
-        overrides["axis_names"] = names
-        overrides["units"] = units
-    if scale is not None:
-        vs = [scale[i] for i in spatial] if axes else scale
-        if not all(abs(v - round(v)) < 1e-6 and round(v) > 0 for v in vs):
-            raise ValueError(
-                f"{path!r}: OME-NGFF scale {vs} is not a positive integer voxel size; "
-                "express it in a smaller unit (e.g. nm)"
-            )
-        overrides["voxel_size"] = [int(round(v)) for v in vs]
-    if translation is not None:
-        off = [translation[i] for i in spatial] if axes else translation
-        overrides["offset"] = [int(round(v)) for v in off]
-    return str(level["path"]), overrides
+    from dacapo.store.ome import ome_level
+
+    return ome_level(group, path, 0)
 
 
 def open_array(path: str | Path, what: str = "array") -> Array:
@@ -100,7 +55,12 @@ def open_array(path: str | Path, what: str = "array") -> Array:
             raise ValueError(f"{what}: {e}") from e
         path = str(Path(path) / sub)
     try:
-        array = open_ds(path, mode="r", **overrides)
+        if overrides:
+            array = open_ds(path, mode="r", **overrides)
+        else:  # a plain array, or a level of a multiscale image opened by its own path
+            from dacapo.store.ome import open_ds as open_level
+
+            array = open_level(path, mode="r")
     except Exception as e:  # noqa: BLE001
         raise ValueError(f"{what}: cannot open {path!r} ({type(e).__name__}: {e})") from e
     if array.voxel_size.dims not in (2, 3):

@@ -10,13 +10,14 @@ from funlib.persistence import Array
 
 
 def open_array(array: Array | str | Path, name: str, mode: str = "r") -> Array:
-    """An `Array` as is, or a zarr array path opened (read-only by default).
+    """An `Array` as is, or a zarr array path (or OME-NGFF image, level 0) opened
+    (read-only by default).
 
     Errors name the array (``name``) and the path.
     """
     if isinstance(array, Array):
         return array
-    from funlib.persistence import open_ds
+    from dacapo.store.ome import open_ds  # plain zarr arrays and OME-NGFF images
 
     path = Path(array)
     if not path.exists():

@@ -70,7 +70,9 @@ class BlockwisePostProcessor(PostProcessor):
 
     Subclasses implement ``process_block`` (numpy in, numpy out, same spatial shape) and
     describe the output (``output_dtype``, ``output_channels``). A zarr prediction is
-    processed blockwise with the daisy runner; an in-memory `Array` in one block.
+    processed blockwise with the daisy runner; an in-memory `Array` in one block. The
+    output is an OME-NGFF label image (`dacapo.store.ome`); a single-channel one has no
+    channel axis.
     """
 
     @abstractmethod
@@ -98,7 +100,8 @@ class BlockwisePostProcessor(PostProcessor):
         block_size=None,
         log_dir: str | Path | None = None,
     ) -> Array:
-        from dacapo.blockwise import prepare_output, run_blockwise
+        from dacapo.blockwise import run_blockwise
+        from dacapo.store.ome import prepare_output
 
         prediction = self._open_prediction()
         voxel_size = prediction.voxel_size
@@ -112,11 +115,14 @@ class BlockwisePostProcessor(PostProcessor):
             dtype=self.output_dtype(parameters),
             num_channels=channels,
             write_size=block_size,
+            axis_names=list(prediction.axis_names),
+            units=list(prediction.units),
+            label=True,
         )
         if isinstance(self.prediction, Array):
             data = _with_channel_axis(np.asarray(prediction.to_ndarray(spatial_roi)), voxel_size.dims)
             seg = self.process_block(data, parameters)
-            out[spatial_roi] = seg
+            out[spatial_roi] = seg if out.channel_dims or seg.ndim == voxel_size.dims else seg[0]
             return open_array(output_array, "output")
         # Without a log_dir, done-markers go to a temporary directory: a later call with a
         # new prediction and the same output path must recompute every block, not skip

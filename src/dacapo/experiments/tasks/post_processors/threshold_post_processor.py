@@ -1,6 +1,6 @@
 """Threshold post-processor: per channel ``prediction > threshold`` over a threshold sweep.
 
-Output: uint8, always with a channel axis of C channels, channel i =
+Output: uint8, with a channel axis of C channels (none when C = 1), channel i =
 ``prediction[channel_offset + i] > threshold``; C = ``num_channels`` or, if None, every
 prediction channel from ``channel_offset`` on (HotDistance thresholds only its second half,
 the distance channels). Voxel-wise, so blocks need no context.

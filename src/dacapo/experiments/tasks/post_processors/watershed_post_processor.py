@@ -111,7 +111,7 @@ class WatershedPostProcessor(PostProcessor):
         log_dir: str | Path | None = None,
     ) -> Array:
         """Segment the prediction for ``parameters`` into ``output_array`` (zarr path)."""
-        from dacapo.blockwise import prepare_output
+        from dacapo.store.ome import prepare_output
 
         prediction = self._open_prediction()
         voxel_size = prediction.voxel_size
@@ -134,7 +134,8 @@ class WatershedPostProcessor(PostProcessor):
                     if blockwise else None)
         out = prepare_output(
             output_array, total_roi=roi, voxel_size=voxel_size, dtype=np.uint64,
-            write_size=block_size,
+            write_size=block_size, axis_names=list(prediction.axis_names),
+            units=list(prediction.units), label=True,
         )
         if blockwise:
             self._process_blockwise(parameters, output_array, geometry, num_workers, log_dir)
