@@ -175,11 +175,12 @@ def test_snapshot_holds_the_batch(container, tmp_path):
     rc = tiny_run(container, num_iterations=2, snapshot_interval=2)
     run_dir = train_run(rc, tmp_path, progress=False)
     snap = run_dir.snapshots / "00000002.zarr"
-    arrays = {n: zarr.open_array(str(snap / n), mode="r") for n in
+    # each snapshot array is an OME-NGFF image with the data at level s0
+    arrays = {n: zarr.open_array(str(snap / n / "s0"), mode="r") for n in
               ("raw", "gt", "mask", "target", "weight", "prediction")}
     assert arrays["prediction"].shape == arrays["target"].shape == arrays["weight"].shape
     # target = the predictor's target of the stored (augmented) gt, at the output ROI
-    from funlib.persistence import open_ds
+    from dacapo.store.ome import open_ds
 
     gt = open_ds(str(snap / "gt"), mode="r")
     target = open_ds(str(snap / "target"), mode="r")

@@ -1,4 +1,4 @@
-"""The ``dacapo`` command line: verify, train, validate, apply, convert, demo.
+"""The ``dacapo`` command line: verify, train, validate, apply, convert, downsample, view, demo.
 
 Bad input (a config or data problem: `ConfigError`, `ValueError`, `FileNotFoundError`,
 `TypeError` from our code) prints one line ``error: ...`` on stderr and exits with code 2,
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -152,9 +151,11 @@ def validate(run_dir: str, iteration: int | None, workers: int | None, quiet: bo
 @click.option("--worker-command", default=None,
               help="Shell template starting a worker, e.g. 'srun -n1 {command}'.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--pyramid", is_flag=True,
+              help="Add pyramid levels to the prediction and the output (see downsample).")
 @handle_errors
 def apply(run_dir: str, input_: str, output: str, iteration: int | None, criterion: str | None,
-          workers: int | None, worker_command: str | None, quiet: bool) -> None:
+          workers: int | None, worker_command: str | None, quiet: bool, pyramid: bool) -> None:
     """Segment INPUT with a trained run, blockwise, into OUTPUT."""
     from dacapo.apply import apply_run
 
@@ -163,83 +164,19 @@ def apply(run_dir: str, input_: str, output: str, iteration: int | None, criteri
     out = apply_run(run_dir, input_, output, iteration=iteration, criterion=criterion,
                     num_workers=workers, worker_command=worker_command, progress=not quiet)
     click.echo(f"wrote {output} (shape {tuple(out.shape)}, voxel size {tuple(out.voxel_size)})")
+    if pyramid:
+        from dacapo.pyramid import downsample_image
+
+        for path in (f"{output}_prediction", output):
+            levels = downsample_image(path, num_workers=workers or 1)
+            click.echo(f"{path}: levels {', '.join(levels)}")
 
 
-def _tiff_reader(src: Path):
-    """(shape, dtype, read(z0, z1)) of a TIFF file or a folder of 2D TIFFs."""
-    import numpy as np
-    import tifffile
+def convert_tiff(*args, **kwargs):
+    """`dacapo.convert.convert_tiff` (kept here for callers of the old location)."""
+    from dacapo.convert import convert_tiff as convert
 
-    if src.is_dir():
-        files = sorted(p for p in src.iterdir() if p.suffix.lower() in (".tif", ".tiff"))
-        if not files:
-            raise FileNotFoundError(f"TIFF source: no .tif/.tiff files in {str(src)!r}")
-        first = tifffile.imread(files[0])
-        shape, dtype = (len(files), *first.shape), first.dtype
-
-        def read(z0: int, z1: int) -> np.ndarray:
-            return np.stack([tifffile.imread(f) for f in files[z0:z1]])
-
-        return shape, dtype, read
-    series = tifffile.TiffFile(src).series[0]
-    shape, dtype = tuple(series.shape), series.dtype
-    pages = series.pages if len(shape) == 3 and len(series.pages) == shape[0] else None
-
-    def read(z0: int, z1: int) -> np.ndarray:
-        if pages is None:  # one page holds everything
-            return series.asarray()[z0:z1]
-        return np.stack([pages[i].asarray() for i in range(z0, z1)])
-
-    return shape, dtype, read
-
-
-def convert_tiff(source, output, voxel_size, offset=None, axis_names=None, units="nm",
-                 chunk: int = 64):
-    """Write a TIFF stack (one file, or a folder of 2D TIFFs sorted by name) as a zarr
-    array with the given voxel size; slab by slab, so the stack need not fit in memory.
-
-    The array is written under a temporary name beside ``output`` and renamed when
-    complete: a killed conversion leaves no half-written ``output``."""
-    import shutil
-
-    from funlib.geometry import Coordinate
-    from funlib.persistence import open_ds, prepare_ds
-
-    src = Path(source)
-    if not src.exists():
-        raise FileNotFoundError(f"TIFF source: no file or folder at {str(source)!r}")
-    if Path(str(output)).exists():
-        raise ValueError(f"output {str(output)!r} exists already; choose another path")
-    try:
-        shape, dtype, read = _tiff_reader(src)
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError, IndexError) as e:  # tifffile's errors on a non-TIFF file
-        raise ValueError(f"TIFF source {str(source)!r}: cannot read it ({e})") from e
-    dims = len(voxel_size)
-    if len(shape) != dims:
-        raise ValueError(
-            f"TIFF {str(source)!r} has shape {shape} ({len(shape)} dims) but --voxel-size "
-            f"gives {dims} values"
-        )
-    names = axis_names or ["z", "y", "x"][-dims:]
-    if len(names) != dims:
-        raise ValueError(f"--axis-names: expected {dims} names, got {names}")
-    final = Path(str(output))
-    tmp = final.with_name(f".{final.name}.converting")
-    if tmp.exists():  # left by a killed conversion
-        shutil.rmtree(tmp)
-    arr = prepare_ds(
-        str(tmp), shape=shape, offset=Coordinate(offset or (0,) * dims),
-        voxel_size=Coordinate(voxel_size), axis_names=names, units=[units] * dims,
-        dtype=dtype, chunk_shape=tuple(min(chunk, s) for s in shape), mode="w",
-    )
-    step = shape[0] if dims == 2 else max(1, chunk)
-    for z0 in range(0, shape[0], step):
-        z1 = min(shape[0], z0 + step)
-        arr._source_data[z0:z1] = read(z0, z1)
-    os.replace(tmp, final)
-    return open_ds(str(final), mode="r")
+    return convert(*args, **kwargs)
 
 
 def _parse_ints(text: str, name: str) -> list[int]:
@@ -253,23 +190,74 @@ def _parse_ints(text: str, name: str) -> list[int]:
 @cli.command()
 @click.argument("source", type=click.Path())
 @click.argument("output")
-@click.option("--voxel-size", required=True, help="World units per voxel, e.g. 40,8,8 (z,y,x).")
+@click.option("--voxel-size", default=None,
+              help="World units per voxel, e.g. 40,8,8 (z,y,x); required for TIFF.")
 @click.option("--offset", default=None, help="World offset, e.g. 0,0,0.")
 @click.option("--axis-names", default=None, help="e.g. z,y,x (default by dimension).")
 @click.option("--units", default="nm", show_default=True, help="Unit of every spatial axis.")
 @click.option("--chunk", type=int, default=64, show_default=True, help="Chunk edge in voxels.")
+@click.option("--roi", default=None,
+              help="Crop in world units, begin:end per axis, e.g. 0:400,0:800,0:800.")
+@click.option("--slices", default=None, help="Crop in voxels, e.g. 0:10,:,: (Python ranges).")
+@click.option("--map", "maps", multiple=True,
+              help="Remap a label value OLD:NEW, e.g. --map 255:1 (repeatable).")
+@click.option("--label/--no-label", default=None,
+              help="Flag the output as a label image (default: with --map).")
 @handle_errors
-def convert(source: str, output: str, voxel_size: str, offset: str | None,
-            axis_names: str | None, units: str, chunk: int) -> None:
-    """Convert a TIFF stack (file or folder of 2D TIFFs) into the zarr array OUTPUT."""
+def convert(source: str, output: str, voxel_size: str | None, offset: str | None,
+            axis_names: str | None, units: str, chunk: int, roi: str | None,
+            slices: str | None, maps: tuple[str, ...], label: bool | None) -> None:
+    """Convert a TIFF stack (file or folder of 2D TIFFs) or a zarr array into the
+    OME-NGFF image OUTPUT, optionally cropped and with label values remapped."""
+    from dacapo.convert import convert_tiff, parse_map, parse_roi
+
+    vs = None if voxel_size is None else _parse_ints(voxel_size, "--voxel-size")
     arr = convert_tiff(
-        source, output, _parse_ints(voxel_size, "--voxel-size"),
+        source, output, vs,
         offset=None if offset is None else _parse_ints(offset, "--offset"),
         axis_names=None if axis_names is None else axis_names.split(","),
         units=units, chunk=chunk,
+        roi=None if roi is None else parse_roi(roi, len(vs) if vs else roi.count(",") + 1),
+        slices=slices, mapping=parse_map(maps), label=label,
     )
     click.echo(f"wrote {output}: shape {tuple(arr.shape)}, dtype {arr.dtype}, "
-               f"voxel size {tuple(arr.voxel_size)}")
+               f"voxel size {tuple(arr.voxel_size)}, offset {tuple(arr.roi.offset)}")
+
+
+@cli.command()
+@click.argument("array", type=click.Path(exists=True, file_okay=False))
+@click.option("--levels", type=int, default=None,
+              help="Levels to add (default: until the largest axis has <= 64 voxels).")
+@click.option("--method", type=click.Choice(["mean", "mode", "stride"]), default=None,
+              help="Default: mode for label images, mean otherwise.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Blockwise workers.")
+@handle_errors
+def downsample(array: str, levels: int | None, method: str | None, workers: int) -> None:
+    """Add pyramid levels s1, s2, ... to the OME-NGFF image ARRAY (blockwise, resumable)."""
+    from dacapo.pyramid import downsample_image
+
+    paths = downsample_image(array, levels=levels, method=method, num_workers=workers)
+    click.echo(f"{array}: levels {', '.join(paths)}")
+
+
+@cli.command()
+@click.argument("arrays", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--bind-address", default="127.0.0.1", show_default=True,
+              help="Address the viewer's server listens on (0.0.0.0 for all).")
+@click.option("--port", type=int, default=0, show_default=True, help="Port (0: any free one).")
+@click.option("--no-browser", is_flag=True, help="Only print the URL.")
+@click.option("--channels", default=None,
+              help="Channels shown as RGB for multi-channel images, e.g. 0,1,2.")
+@handle_errors
+def view(arrays: tuple[str, ...], bind_address: str, port: int, no_browser: bool,
+         channels: str | None) -> None:
+    """Show zarr arrays / OME-NGFF images (or a run directory's latest validation: raw, GT,
+    prediction, segmentation) in a local neuroglancer viewer, served chunk by chunk."""
+    from dacapo.view import serve_forever
+
+    rgb = None if channels is None else _parse_ints(channels, "--channels")
+    serve_forever(list(arrays), bind_address=bind_address, port=port,
+                  open_browser=not no_browser, rgb_channels=rgb, echo=click.echo)
 
 
 @cli.command()

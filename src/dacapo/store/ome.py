@@ -9,7 +9,8 @@ one ``multiscales`` entry (built and validated with `ome_zarr_models.v05`):
   ``nanometer``;
 - ``datasets``: level ``s0`` (the data, a zarr array whose ``dimension_names`` are the axis
   names) with ``coordinateTransformations`` scale = voxel size and translation = offset
-  (1 and 0 on the channel axis); pyramid levels ``s1, s2, ...`` follow (`add_level`);
+  (1 and 0 on the channel axis); pyramid levels ``s1, s2, ...`` follow (`create_level`, `list_level`);
+  every level array also carries funlib attributes (``voxel_size``, ``offset``, ...);
 - label images (segmentations, ground truth) carry ``image-label`` metadata too.
 
 Layout convention: a single-channel output has no channel axis (``(z, y, x)``), a
@@ -35,7 +36,8 @@ from funlib.persistence import Array
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "add_level",
+    "create_level",
+    "list_level",
     "is_label",
     "level_paths",
     "ome_level",
@@ -115,7 +117,7 @@ def _multiscale_attrs(names: list[str], units: list[str], channels: bool,
                       translation=lead_t + [float(v) for v in t])
         for p, s, t in levels
     )
-    multiscale = Multiscale(axes=tuple(axes), datasets=datasets, name=name)
+    multiscale = Multiscale(axes=tuple(axes), datasets=datasets, name=name or None)
     if label:
         attrs = ImageLabelAttrs(multiscales=[multiscale], version="0.5",
                                 **{"image-label": Label(version="0.5")})
@@ -209,7 +211,7 @@ def prepare_output(
 
     parent, leaf = _open_parent_groups(path)
     attrs = _multiscale_attrs(names, unit_list, channels is not None,
-                              [("s0", voxel_size, total_roi.offset)], label, path.name)
+                              [("s0", voxel_size, total_roi.offset)], label, None)
     if leaf is None:  # the container itself is the image
         group = parent
         group.attrs.update({"ome": attrs})
@@ -218,6 +220,8 @@ def prepare_output(
     group.create_array(
         "s0", shape=shape, chunks=chunks, dtype=dtype, fill_value=0,
         dimension_names=(["c"] if channels is not None else []) + names, overwrite=True,
+        attributes=_funlib_attrs(names, unit_list, channels is not None, voxel_size,
+                                 total_roi.offset),
     )
     del zarr
     return open_ds(path, mode="r+")
@@ -368,51 +372,75 @@ def _listed_levels(group) -> list[str]:
     return [str(d.get("path")) for d in (ms[0].get("datasets") or [])] if ms else []
 
 
-def add_level(path: str | Path, name: str, factors: Sequence[int], dtype: Any,
-              chunks: Sequence[int] | None = None) -> Array:
-    """Add (or reopen) pyramid level ``name`` of the image at ``path``, downsampled from
-    its last level by ``factors`` (spatial, integers): scale = previous scale x factors,
-    translation = the previous one (levels share the world origin of their first voxel);
-    shape = previous spatial shape // factors (a partial last block is dropped). The
-    multiscales metadata lists the level from then on. Returns it as an `Array` (r+)."""
+def _funlib_attrs(names: list[str], units: list[str], channels: bool, voxel_size,
+                  offset) -> dict:
+    """funlib.persistence attributes of a level array, so that tools that open
+    ``image/sN`` directly (funlib, daisy, gunpowder) see its voxel size and offset too."""
+    return {
+        "voxel_size": [int(v) for v in voxel_size],
+        "offset": [int(v) for v in offset],
+        "axis_names": (["c^"] if channels else []) + list(names),
+        "units": list(units),
+    }
+
+
+def _spatial_axes(meta: dict) -> tuple[list[str], list[str], bool]:
+    axes = meta["axes"]
+    names = [a["name"] for a in axes if a.get("type", "space") == "space"]
+    units = [a.get("unit") or DEFAULT_UNIT for a in axes if a.get("type", "space") == "space"]
+    return names, units, any(a.get("type") == "channel" for a in axes)
+
+
+def create_level(path: str | Path, name: str, source: str, voxel_size: Sequence[int],
+                 roi: Roi, dtype: Any, chunks: Sequence[int] | None = None) -> Array:
+    """Create (or reopen, for a resumed job) the array of pyramid level ``name`` of the
+    image at ``path``: ``roi`` (world units, aligned to ``voxel_size``), the channels and
+    chunk shape of level ``source`` (or ``chunks``, spatial), ``dtype``. The level is not
+    listed in the multiscales metadata until `list_level` (after it has been written)."""
     import zarr
 
     path = Path(path)
     group = zarr.open_group(str(path), mode="r+")
-    meta_all = dict(group.attrs)["ome"]
-    meta = meta_all["multiscales"][0]
-    paths = [d["path"] for d in meta["datasets"]]
-    if name in paths:
-        if paths[-1] != name:
-            raise ValueError(f"{path}: level {name!r} exists but is not the last level")
-        prev = open_ds(path, level=len(paths) - 2)
-        paths = paths[:-1]
-    else:
-        prev = open_ds(path, level=len(paths) - 1)
-    factors = Coordinate(factors)
-    dims = prev.voxel_size.dims
-    lead = tuple(prev.shape[: len(prev.shape) - dims])
-    spatial = tuple(Coordinate(prev.shape[len(lead):]) / factors)
-    if any(s < 1 for s in spatial):
-        raise ValueError(f"{path}: level {name!r} would be empty (shape {spatial})")
-    voxel_size = prev.voxel_size * factors
-    names = [a["name"] for a in meta["axes"] if a.get("type") == "space"]
-    units = [a.get("unit") or DEFAULT_UNIT for a in meta["axes"] if a.get("type") == "space"]
+    meta = dict(group.attrs)["ome"]["multiscales"][0]
+    names, units, channels = _spatial_axes(meta)
+    src = open_ds(path, level=source)
+    voxel_size = Coordinate(voxel_size)
+    dims = voxel_size.dims
+    lead = tuple(src.shape[: len(src.shape) - dims])
+    shape = lead + tuple(roi.shape / voxel_size)
+    spatial_chunks = tuple(chunks) if chunks is not None else tuple(src._source_data.chunks)[len(lead):]
+    chunk_shape = lead + tuple(min(c, s) for c, s in zip(spatial_chunks, shape[len(lead):]))
+    dtype = np.dtype(dtype)
+    attrs = _funlib_attrs(names, units, channels, voxel_size, roi.offset)
+    existing = group.get(name)
+    if not (existing is not None and isinstance(existing, zarr.Array)
+            and tuple(existing.shape) == shape and existing.dtype == dtype
+            and dict(existing.attrs) == attrs):
+        group.create_array(name, shape=shape, chunks=chunk_shape, dtype=dtype, fill_value=0,
+                           dimension_names=(["c"] if channels else []) + names,
+                           attributes=attrs, overwrite=True)
+    return open_ds(path / name, mode="r+")
+
+
+def list_level(path: str | Path, name: str) -> None:
+    """Append level ``name`` (an array of the group at ``path`` made by `create_level`) to
+    the multiscales metadata, with scale = its voxel size and translation = its offset."""
+    import zarr
+
+    path = Path(path)
+    group = zarr.open_group(str(path), mode="r+")
+    ome = dict(group.attrs)["ome"]
+    meta = ome["multiscales"][0]
+    names, units, channels = _spatial_axes(meta)
+    paths = [str(d["path"]) for d in meta["datasets"]]
     levels = []
     for i, p in enumerate(paths):
+        if p == name:
+            continue
         arr = open_ds(path, level=i)
         levels.append((p, arr.voxel_size, arr.roi.offset))
-    levels.append((name, voxel_size, prev.roi.offset))
-    label = "image-label" in meta_all
-    attrs = _multiscale_attrs(names, units, bool(lead), levels, label, meta.get("name"))
-    shape = lead + spatial
-    chunk_shape = tuple(chunks) if chunks is not None else tuple(prev._source_data.chunks)
-    chunk_shape = tuple(min(c, s) for c, s in zip(chunk_shape, shape))
-    if name in group and tuple(group[name].shape) == shape and group[name].dtype == np.dtype(dtype):
-        pass  # a resumed job: keep the written chunks
-    else:
-        group.create_array(name, shape=shape, chunks=chunk_shape, dtype=np.dtype(dtype),
-                           fill_value=0, dimension_names=(["c"] if lead else []) + names,
-                           overwrite=True)
+    new = open_ds(path / name)
+    levels.append((name, new.voxel_size, new.roi.offset))
+    attrs = _multiscale_attrs(names, units, channels, levels, "image-label" in ome,
+                              meta.get("name"))
     group.attrs.update({"ome": attrs})
-    return open_ds(path, mode="r+", level=name)
