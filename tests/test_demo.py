@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 import pytest
-from funlib.persistence import open_ds
 
 from dacapo.demo import VOXEL_SIZE, demo_run_configs, make_demo_data, run_demo, synthetic_cells
+from dacapo.store.ome import open_ds  # plain arrays and OME-NGFF outputs
 
 
 def test_synthetic_cells_touch_and_show_membranes():

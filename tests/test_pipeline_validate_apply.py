@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import zarr
 from click.testing import CliRunner
-from funlib.persistence import open_ds
 from pipeline_fixtures import dacapo_cli, tiny_data, tiny_run
 
 from dacapo.apply import apply_run
 from dacapo.cli import cli
 from dacapo.predict import predict
+from dacapo.store.ome import open_ds  # outputs are OME-NGFF images (level s0)
 from dacapo.store.run_dir import RunDir
 from dacapo.train import train_run
 
@@ -50,8 +50,10 @@ def test_validation_scores_and_best(trained):
     for pid, t in enumerate(THRESHOLDS):
         seg = open_ds(str(folder / f"segmentation_{pid}"), mode="r")
         assert seg.roi == prediction.roi
-        s = seg[seg.roi][0] > 0
-        np.testing.assert_array_equal(s, pred[0] > t)
+        # one channel: prediction and segmentation are (z, y, x), no channel axis
+        assert seg.shape == prediction.shape == gt.shape
+        s = seg[seg.roi] > 0
+        np.testing.assert_array_equal(s, pred > t)
         tp = np.sum(s & gt)
         empty = not s.any()  # DESIGN: metrics other than dice/jaccard NaN on an empty mask
         expected = {

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import numpy as np
 from click.testing import CliRunner
-from funlib.persistence import open_ds, prepare_ds
+from funlib.persistence import prepare_ds
 
 from dacapo.cli import cli
 from dacapo.experiments.architectures import DummyArchitectureConfig
 from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
 from dacapo.experiments.run_config import RunConfig, TrainerConfig
 from dacapo.experiments.tasks import DistanceTaskConfig
+from dacapo.store.ome import open_ds  # plain arrays and OME-NGFF outputs
 from dacapo.train import train_run
 from dacapo.validate import validate_run
 

@@ -248,16 +248,21 @@ def downsample(array: str, levels: int | None, method: str | None, workers: int)
 @click.option("--no-browser", is_flag=True, help="Only print the URL.")
 @click.option("--channels", default=None,
               help="Channels shown as RGB for multi-channel images, e.g. 0,1,2.")
+@click.option("--layout", default=None,
+              help="neuroglancer layout: xy, xz, yz, 3d, 4panel, ... (default 4panel in 3D).")
+@click.option("--screenshot", "screenshot_path", default=None, type=click.Path(dir_okay=False),
+              help="Write a PNG rendered by headless chromium and exit.")
 @handle_errors
 def view(arrays: tuple[str, ...], bind_address: str, port: int, no_browser: bool,
-         channels: str | None) -> None:
+         channels: str | None, layout: str | None, screenshot_path: str | None) -> None:
     """Show zarr arrays / OME-NGFF images (or a run directory's latest validation: raw, GT,
     prediction, segmentation) in a local neuroglancer viewer, served chunk by chunk."""
     from dacapo.view import serve_forever
 
     rgb = None if channels is None else _parse_ints(channels, "--channels")
     serve_forever(list(arrays), bind_address=bind_address, port=port,
-                  open_browser=not no_browser, rgb_channels=rgb, echo=click.echo)
+                  open_browser=not no_browser and screenshot_path is None, rgb_channels=rgb,
+                  echo=click.echo, layout=layout, screenshot_path=screenshot_path)
 
 
 @cli.command()

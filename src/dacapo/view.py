@@ -29,7 +29,7 @@ from funlib.persistence import Array
 logger = logging.getLogger(__name__)
 
 __all__ = ["PyramidVolume", "add_layers", "chunk_url", "make_viewer", "run_dir_arrays",
-           "serve_forever"]
+           "screenshot", "serve_forever"]
 
 _NG_UNITS = {"nanometer": "nm", "micrometer": "um", "millimeter": "mm", "meter": "m",
              "angstrom": "Å", "picometer": "pm", "centimeter": "cm", "": "nm"}
@@ -243,8 +243,9 @@ def _expand(paths: Sequence[str | Path]) -> list[str]:
 
 
 def make_viewer(paths: Sequence[str | Path], bind_address: str = "127.0.0.1", port: int = 0,
-                rgb_channels: Sequence[int] | None = None):
-    """(neuroglancer Viewer showing ``paths``, {layer: volume}); run dirs are expanded."""
+                rgb_channels: Sequence[int] | None = None, layout: str | None = None):
+    """(neuroglancer Viewer showing ``paths``, {layer: volume}); run dirs are expanded.
+    ``layout``: a neuroglancer layout (default ``4panel`` in 3D, ``xy`` in 2D)."""
     import neuroglancer as ng
 
     ng.set_server_bind_address(bind_address, bind_port=port)
@@ -252,8 +253,72 @@ def make_viewer(paths: Sequence[str | Path], bind_address: str = "127.0.0.1", po
     expanded = _expand(paths)
     with viewer.txn() as state:
         volumes = add_layers(state, expanded, rgb_channels)
-        state.layout = "xy" if all(v.levels[0].voxel_size.dims == 2 for v in volumes.values()) else "4panel"
+        flat = all(v.levels[0].voxel_size.dims == 2 for v in volumes.values())
+        state.layout = layout or ("xy" if flat else "4panel")
+        _global_space(state, volumes)
     return viewer, volumes
+
+
+def _global_space(state, volumes) -> None:
+    """Global coordinates x across, y down, z through the screen (the arrays' axes are
+    z, y, x), at the finest voxel size; centred on the first layer, zoomed to fit it."""
+    import neuroglancer as ng
+
+    finest: dict[str, tuple[float, str]] = {}
+    for v in volumes.values():
+        for name, unit, scale in zip(v.dimensions.names, v.dimensions.units, v.dimensions.scales):
+            if not name.endswith("^") and (name not in finest or scale < finest[name][0]):
+                finest[name] = (scale, unit)
+    order = [n for n in ("x", "y", "z") if n in finest] + sorted(
+        n for n in finest if n not in ("x", "y", "z"))
+    state.dimensions = ng.CoordinateSpace(names=order, units=[finest[n][1] for n in order],
+                                          scales=[finest[n][0] for n in order])
+    volume = next(iter(volumes.values()))
+    first = volume.levels[0]
+    lead = first.channel_dims
+    spatial = list(volume.dimensions.names)[lead:]
+    metres = list(volume.dimensions.scales)[lead:]  # per voxel of level 0
+    # world units of the array -> global voxels (finest voxel size, in metres)
+    to_global = {n: metres[i] / first.voxel_size[i] / finest[n][0] for i, n in enumerate(spatial)}
+    centre = first.roi.center
+    state.position = [centre[spatial.index(n)] * to_global[n] if n in spatial else 0
+                      for n in order]
+    extent = [first.roi.shape[spatial.index(n)] * to_global[n] for n in order[:2] if n in spatial]
+    if extent:
+        state.cross_section_scale = max(extent) / 400  # the data fills ~400 screen pixels
+
+
+def screenshot(viewer, path: str | Path, size: Sequence[int] = (1000, 700),
+               browser: str = "chromium", timeout: float = 120) -> np.ndarray:
+    """Render ``viewer`` in a headless ``browser`` (Chromium, software WebGL) once every
+    visible chunk has loaded, write the PNG to ``path``; returns its RGBA pixels."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import threading
+
+    exe = shutil.which(browser)
+    if exe is None:
+        raise FileNotFoundError(f"screenshot: no {browser!r} on PATH (Debian: apt-get install chromium)")
+    proc = subprocess.Popen(
+        [exe, "--headless=new", "--no-sandbox", "--use-angle=swiftshader",
+         "--enable-unsafe-swiftshader", f"--window-size={size[0]},{size[1]}",
+         "--remote-debugging-port=0", viewer.get_viewer_url()],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    timer = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
+    timer.start()
+    try:
+        shot = viewer.screenshot(size=list(size)).screenshot
+    finally:
+        timer.cancel()
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    Path(path).write_bytes(shot.image)
+    return shot.image_pixels
 
 
 def chunk_url(viewer, volume, start: Sequence[int], end: Sequence[int],
@@ -271,11 +336,16 @@ def chunk_url(viewer, volume, start: Sequence[int], end: Sequence[int],
 
 def serve_forever(paths: Sequence[str | Path], bind_address: str = "127.0.0.1", port: int = 0,
                   open_browser: bool = True, rgb_channels: Sequence[int] | None = None,
-                  echo: Callable[[str], None] = print) -> None:
+                  echo: Callable[[str], None] = print, layout: str | None = None,
+                  screenshot_path: str | Path | None = None) -> None:
     """Start the viewer, print its URL, open a browser (unless told not to), serve until
-    interrupted."""
-    viewer, volumes = make_viewer(paths, bind_address, port, rgb_channels)
+    interrupted; with ``screenshot_path``, write a headless screenshot and return."""
+    viewer, volumes = make_viewer(paths, bind_address, port, rgb_channels, layout)
     url = viewer.get_viewer_url()
+    if screenshot_path is not None:
+        screenshot(viewer, screenshot_path)
+        echo(f"wrote {screenshot_path}")
+        return
     echo(f"neuroglancer: {url}")
     echo(f"layers: {', '.join(volumes)} (Ctrl-C to stop)")
     if open_browser:

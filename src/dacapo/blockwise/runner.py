@@ -459,9 +459,8 @@ def run_blockwise(
     import daisy.v2 as daisy
     from daisy import logging as daisy_logging
 
-    from dacapo.store.ome import open_ds  # plain zarr arrays and OME-NGFF images
-
     from dacapo.checks import check_output_not_input
+    from dacapo.store.ome import open_ds  # plain zarr arrays and OME-NGFF images
 
     if "block" in inputs:
         raise ValueError("an input must not be called 'block' (reserved keyword)")
