@@ -19,7 +19,7 @@ from dacapo.experiments.run_config import RunConfig
 from dacapo.store.converter import from_yaml, to_yaml
 
 EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("*.yaml"))
-COMMANDS = ["verify", "train", "validate", "apply", "convert", "demo"]
+COMMANDS = ["verify", "train", "validate", "apply", "convert", "downsample", "view", "demo"]
 
 
 def invoke(*args: str):

@@ -126,7 +126,8 @@ def test_prediction_and_segmentation_are_ome_ngff(tmp_path, channels):
     assert seen["data"].ndim == (4 if multi else 3)  # one channel: (z, y, x)
 
     post = ThresholdPostProcessor([0.0])
-    post.set_prediction(str(pred_path))  # the zarr path: blockwise on the daisy runner
+    # the zarr path (blockwise on the daisy runner) for two channels, in memory for one
+    post.set_prediction(str(pred_path) if multi else prediction)
     seg_path = tmp_path / "out.zarr" / "segmentation"
     seg = post.process(next(iter(post.enumerate_parameters())), seg_path,
                        block_size=Coordinate(8, 16, 16))

@@ -3,8 +3,8 @@
 Each array is served **lazily** by the `neuroglancer` package's Python server: a
 `PyramidVolume` (a `neuroglancer.LocalVolume`) answers every chunk request by reading only
 that region from zarr, from the coarsest pyramid level (``s0, s1, ...``) that is at least
-as fine as the requested downsampling (the rest of the factor by striding). Nothing is
-loaded whole. Layers: label images (OME ``image-label``, or integer arrays named like
+as fine as the requested downsampling (the rest of the factor: the level's voxel under the
+centre of each requested voxel). Nothing is loaded whole. Layers: label images (OME ``image-label``, or integer arrays named like
 ``gt``/``labels``/``segmentation``) as segmentation layers, everything else as image
 layers; a multi-channel image (affinities, LSDs) as RGB of three chosen channels.
 Coordinates: voxel size and offset of level 0 in the arrays' units (world coordinates
@@ -285,7 +285,7 @@ def _global_space(state, volumes) -> None:
                       for n in order]
     extent = [first.roi.shape[spatial.index(n)] * to_global[n] for n in order[:2] if n in spatial]
     if extent:
-        state.cross_section_scale = max(extent) / 400  # the data fills ~400 screen pixels
+        state.cross_section_scale = max(extent) / 560  # the data fills ~560 screen pixels
 
 
 def screenshot(viewer, path: str | Path, size: Sequence[int] = (1000, 700),
