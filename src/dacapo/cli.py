@@ -9,18 +9,38 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import sys
 from pathlib import Path
 
+import attr
 import click
+
+from dacapo.blockwise import BlockwiseError
+
+# The commands import the pipeline (hence torch) when they run, each marked "lazy":
+# ``dacapo --help`` and a mistyped option answer at once instead of after seconds.
 
 BAD_INPUT = 2
 
 
-def _one_line(e: BaseException) -> str:
-    from dacapo.checks import unwrap_worker_message
+def unwrap_worker_message(text: str) -> str:
+    """The original error line of an exception re-raised from a worker process.
 
+    torch's DataLoader re-raises a worker's exception as ``Caught ValueError in DataLoader
+    worker process 0.\\nOriginal Traceback ...\\nValueError: <message>``; this returns
+    ``<message>`` (other texts unchanged).
+    """
+    if "Original Traceback" not in text:
+        return text
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    last = lines[-1].strip()
+    head, sep, rest = last.partition(": ")
+    if sep and head.replace(".", "").replace("_", "").isalnum() and head[:1].isupper():
+        return rest
+    return last
+
+
+def _one_line(e: BaseException) -> str:
     text = unwrap_worker_message(str(e).strip()) or type(e).__name__
     if isinstance(e, KeyError):
         text = f"missing key {text}"
@@ -33,8 +53,6 @@ def handle_errors(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        from dacapo.blockwise import BlockwiseError
-
         ctx = click.get_current_context()
         debug = bool(ctx.find_root().params.get("debug"))
         try:
@@ -54,16 +72,14 @@ def handle_errors(func):
 
 
 def _load_run_config(path: str):
-    from dacapo.experiments.run_config import RunConfig
-    from dacapo.store.converter import from_yaml
+    from dacapo.experiments.run_config import RunConfig  # lazy: see top
+    from dacapo.store.converter import from_yaml  # lazy: see top
 
     return from_yaml(Path(path), RunConfig)
 
 
 def _absolute_paths(rc):
     """The run config with dataset paths made absolute (relative to the current dir)."""
-    import attr
-
     return attr.evolve(rc, datasplit_config=rc.datasplit_config.resolve(Path.cwd()))
 
 
@@ -88,12 +104,13 @@ def verify(config: str, no_data: bool) -> None:
 
     Prints 'valid' or every problem found; exit code 2 when invalid.
     """
-    from dacapo.experiments.run_config import RunConfig
-    from dacapo.store.converter import from_yaml
+    from dacapo.experiments.run_config import RunConfig  # lazy: see top
+    from dacapo.store.converter import from_yaml  # lazy: see top
+    from dacapo.verify import run_problems  # lazy: see top
 
     obj = from_yaml(Path(config))
     if isinstance(obj, RunConfig):
-        problems = _absolute_paths(obj).problems(check_data=not no_data)
+        problems = run_problems(_absolute_paths(obj), check_data=not no_data)
     elif hasattr(obj, "verify"):
         ok, reason = obj.verify()
         problems = [] if ok else [reason]
@@ -116,8 +133,8 @@ def verify(config: str, no_data: bool) -> None:
 @handle_errors
 def train(config: str, root: str, no_validate: bool, quiet: bool) -> None:
     """Train the run described by CONFIG in ROOT/<name> (resumes when re-run)."""
-    from dacapo.train import train_run
-    from dacapo.validate import format_table
+    from dacapo.scores import format_table  # lazy: see top
+    from dacapo.train import train_run  # lazy: see top
 
     rc = _absolute_paths(_load_run_config(config))
     run_dir = train_run(rc, root, progress=not quiet, validate=not no_validate)
@@ -129,13 +146,15 @@ def train(config: str, root: str, no_validate: bool, quiet: bool) -> None:
 @cli.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--iteration", type=int, default=None, help="Checkpoint (default: the latest).")
-@click.option("--workers", type=int, default=None, help="Blockwise workers (default: the run's).")
+@click.option("--workers", type=int, default=None,
+              help="Blockwise workers; 0 = in this process (default: the run's num_workers).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @handle_errors
 def validate(run_dir: str, iteration: int | None, workers: int | None, quiet: bool) -> None:
     """Validate a checkpoint of RUN_DIR: predict, post-process every parameter, score."""
-    from dacapo.plots import safe_plot_run
-    from dacapo.validate import format_table, validate_run
+    from dacapo.plots import safe_plot_run  # lazy: see top
+    from dacapo.scores import format_table  # lazy: see top
+    from dacapo.validate import validate_run  # lazy: see top
 
     rows = validate_run(run_dir, iteration, num_workers=workers, progress=not quiet)
     safe_plot_run(run_dir)
@@ -148,7 +167,8 @@ def validate(run_dir: str, iteration: int | None, workers: int | None, quiet: bo
 @click.option("--output", required=True, help="Output zarr array, e.g. out.zarr/seg.")
 @click.option("--iteration", type=int, default=None, help="Checkpoint to use.")
 @click.option("--criterion", default=None, help="Use the best checkpoint and parameters for it.")
-@click.option("--workers", type=int, default=None, help="Local workers (default: all cores).")
+@click.option("--workers", type=int, default=None,
+              help="Blockwise workers; 0 = in this process (default: one per core).")
 @click.option("--worker-command", default=None,
               help="Shell template starting a worker, e.g. 'srun -n1 {command}'.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -156,90 +176,13 @@ def validate(run_dir: str, iteration: int | None, workers: int | None, quiet: bo
 def apply(run_dir: str, input_: str, output: str, iteration: int | None, criterion: str | None,
           workers: int | None, worker_command: str | None, quiet: bool) -> None:
     """Segment INPUT with a trained run, blockwise, into OUTPUT."""
-    from dacapo.apply import apply_run
+    from dacapo.apply import apply_run  # lazy: see top
 
     if iteration is not None and criterion is not None:
         raise ValueError("give --iteration or --criterion, not both")
     out = apply_run(run_dir, input_, output, iteration=iteration, criterion=criterion,
                     num_workers=workers, worker_command=worker_command, progress=not quiet)
     click.echo(f"wrote {output} (shape {tuple(out.shape)}, voxel size {tuple(out.voxel_size)})")
-
-
-def _tiff_reader(src: Path):
-    """(shape, dtype, read(z0, z1)) of a TIFF file or a folder of 2D TIFFs."""
-    import numpy as np
-    import tifffile
-
-    if src.is_dir():
-        files = sorted(p for p in src.iterdir() if p.suffix.lower() in (".tif", ".tiff"))
-        if not files:
-            raise FileNotFoundError(f"TIFF source: no .tif/.tiff files in {str(src)!r}")
-        first = tifffile.imread(files[0])
-        shape, dtype = (len(files), *first.shape), first.dtype
-
-        def read(z0: int, z1: int) -> np.ndarray:
-            return np.stack([tifffile.imread(f) for f in files[z0:z1]])
-
-        return shape, dtype, read
-    series = tifffile.TiffFile(src).series[0]
-    shape, dtype = tuple(series.shape), series.dtype
-    pages = series.pages if len(shape) == 3 and len(series.pages) == shape[0] else None
-
-    def read(z0: int, z1: int) -> np.ndarray:
-        if pages is None:  # one page holds everything
-            return series.asarray()[z0:z1]
-        return np.stack([pages[i].asarray() for i in range(z0, z1)])
-
-    return shape, dtype, read
-
-
-def convert_tiff(source, output, voxel_size, offset=None, axis_names=None, units="nm",
-                 chunk: int = 64):
-    """Write a TIFF stack (one file, or a folder of 2D TIFFs sorted by name) as a zarr
-    array with the given voxel size; slab by slab, so the stack need not fit in memory.
-
-    The array is written under a temporary name beside ``output`` and renamed when
-    complete: a killed conversion leaves no half-written ``output``."""
-    import shutil
-
-    from funlib.geometry import Coordinate
-    from funlib.persistence import open_ds, prepare_ds
-
-    src = Path(source)
-    if not src.exists():
-        raise FileNotFoundError(f"TIFF source: no file or folder at {str(source)!r}")
-    if Path(str(output)).exists():
-        raise ValueError(f"output {str(output)!r} exists already; choose another path")
-    try:
-        shape, dtype, read = _tiff_reader(src)
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError, IndexError) as e:  # tifffile's errors on a non-TIFF file
-        raise ValueError(f"TIFF source {str(source)!r}: cannot read it ({e})") from e
-    dims = len(voxel_size)
-    if len(shape) != dims:
-        raise ValueError(
-            f"TIFF {str(source)!r} has shape {shape} ({len(shape)} dims) but --voxel-size "
-            f"gives {dims} values"
-        )
-    names = axis_names or ["z", "y", "x"][-dims:]
-    if len(names) != dims:
-        raise ValueError(f"--axis-names: expected {dims} names, got {names}")
-    final = Path(str(output))
-    tmp = final.with_name(f".{final.name}.converting")
-    if tmp.exists():  # left by a killed conversion
-        shutil.rmtree(tmp)
-    arr = prepare_ds(
-        str(tmp), shape=shape, offset=Coordinate(offset or (0,) * dims),
-        voxel_size=Coordinate(voxel_size), axis_names=names, units=[units] * dims,
-        dtype=dtype, chunk_shape=tuple(min(chunk, s) for s in shape), mode="w",
-    )
-    step = shape[0] if dims == 2 else max(1, chunk)
-    for z0 in range(0, shape[0], step):
-        z1 = min(shape[0], z0 + step)
-        arr._source_data[z0:z1] = read(z0, z1)
-    os.replace(tmp, final)
-    return open_ds(str(final), mode="r")
 
 
 def _parse_ints(text: str, name: str) -> list[int]:
@@ -262,6 +205,8 @@ def _parse_ints(text: str, name: str) -> list[int]:
 def convert(source: str, output: str, voxel_size: str, offset: str | None,
             axis_names: str | None, units: str, chunk: int) -> None:
     """Convert a TIFF stack (file or folder of 2D TIFFs) into the zarr array OUTPUT."""
+    from dacapo.convert import convert_tiff  # lazy: see top
+
     arr = convert_tiff(
         source, output, _parse_ints(voxel_size, "--voxel-size"),
         offset=None if offset is None else _parse_ints(offset, "--offset"),
@@ -281,7 +226,7 @@ def demo(root: str, quick: bool) -> None:
     """Synthetic data, then train + validate + apply a Distance and an Affinities task.
 
     Exit code 1 when a quality goal (Dice >= 0.9, VOI <= 0.5) is not met."""
-    from dacapo.demo import run_demo
+    from dacapo.demo import run_demo  # lazy: see top
 
     results = run_demo(root, quick=quick, echo=click.echo)
     if quick:

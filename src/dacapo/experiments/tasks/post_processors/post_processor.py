@@ -12,7 +12,8 @@ import numpy as np
 from funlib.geometry import Coordinate
 from funlib.persistence import Array
 
-from dacapo.store.arrays import open_array
+from dacapo.blockwise import run_blockwise
+from dacapo.store.arrays import open_array, prepare_output
 
 from .post_processor_parameters import PostProcessorParameters
 
@@ -98,8 +99,6 @@ class BlockwisePostProcessor(PostProcessor):
         block_size=None,
         log_dir: str | Path | None = None,
     ) -> Array:
-        from dacapo.blockwise import prepare_output, run_blockwise
-
         prediction = self._open_prediction()
         voxel_size = prediction.voxel_size
         spatial_roi = prediction.roi

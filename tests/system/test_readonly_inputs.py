@@ -22,8 +22,9 @@ from funlib.persistence import open_ds, prepare_ds
 from dacapo.cli import cli
 from dacapo.experiments.architectures import DummyArchitectureConfig
 from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
-from dacapo.experiments.run_config import RunConfig, TrainerConfig
+from dacapo.experiments.run_config import RunConfig
 from dacapo.experiments.tasks import DistanceTaskConfig
+from dacapo.experiments.trainer_config import TrainerConfig
 from dacapo.train import train_run
 from dacapo.validate import validate_run
 
