@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 
 test: venv
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q tests
 
 demo: venv

@@ -102,7 +102,8 @@ def raw_block(block) -> np.ndarray:
 
 def generate(func, path: Path, shape, channels: int | None, dtype, workers: int = 2) -> None:
     """Write ``func`` blockwise into a new zarr array (chunks = 64³ blocks)."""
-    from dacapo.blockwise import prepare_output, run_blockwise
+    from dacapo.blockwise import run_blockwise
+    from dacapo.store.arrays import prepare_output
 
     roi = Roi((0, 0, 0), Coordinate(shape) * VOXEL)
     block = Coordinate((BLOCK,) * 3) * VOXEL
@@ -326,8 +327,8 @@ def small_unet_run(folder: Path, raw_path: Path) -> tuple[Path, Path]:
     from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
     from dacapo.experiments.run_config import RunConfig
     from dacapo.experiments.tasks import DistanceTaskConfig
+    from dacapo.runtime import build_model
     from dacapo.store.converter import to_yaml
-    from dacapo.train import build_model
 
     arch = demo_unet("small", input_shape=(20, 60, 60), eval_shape_increase=(24, 72, 72))
     task = DistanceTaskConfig("d", channels=["fg"], clip_distance=40, tol_distance=16,

@@ -32,7 +32,8 @@ import torch
 
 
 def bare_step_time(rc, batches: list[dict], repeats: int) -> float:
-    from dacapo.train import build_model, make_optimizer, train_step
+    from dacapo.runtime import build_model, make_optimizer
+    from dacapo.train import train_step
 
     task = rc.task_config.build()
     model = build_model(rc, task)
@@ -69,8 +70,10 @@ def larger(rc):
 
 
 def main() -> None:
+    from dacapo.batches import BatchProvider
     from dacapo.demo import demo_run_configs, make_demo_data
-    from dacapo.train import BatchProvider, CropGeometry, build_model
+    from dacapo.geometry import ModelGeometry
+    from dacapo.runtime import build_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=40)
@@ -86,7 +89,7 @@ def main() -> None:
             bare = bare_step_time(rc, batches, args.iterations)
             pipe, first = pipeline_step_time(rc, root, args.warmup, args.iterations)
             model = build_model(rc)
-            geo = CropGeometry(model, provider._setup()["datasets"][0].raw.voxel_size)
+            geo = ModelGeometry(model, provider._setup()["datasets"][0].raw.voxel_size)
             voxels = rc.trainer_config.batch_size * math.prod(geo.output_shape)
             t_batch = time.perf_counter()
             for i in range(3):

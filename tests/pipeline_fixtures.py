@@ -14,8 +14,9 @@ from funlib.persistence import prepare_ds
 from dacapo.demo import demo_unet, make_demo_data
 from dacapo.experiments.architectures import CNNectomeUNetConfig
 from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
-from dacapo.experiments.run_config import RunConfig, TrainerConfig
+from dacapo.experiments.run_config import RunConfig
 from dacapo.experiments.tasks import DistanceTaskConfig
+from dacapo.experiments.trainer_config import TrainerConfig
 
 SHAPE = (16, 48, 48)
 

@@ -12,12 +12,8 @@ import pytest
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import open_ds, prepare_ds
 
-from dacapo.blockwise import (
-    BlockInfo,
-    BlockwiseError,
-    prepare_output,
-    run_blockwise,
-)
+from dacapo.blockwise import BlockInfo, BlockwiseError, run_blockwise
+from dacapo.store.arrays import prepare_output
 
 VOXEL_3D = Coordinate(8, 4, 4)
 OFFSET_3D = Coordinate(80, 40, 40)
@@ -295,7 +291,7 @@ def test_parallel_run_refuses_blocks_sharing_chunks(tmp_path, raw3d):
 def test_direct_read_equals_funlib_padded_read(tmp_path, channels):
     """The runner's direct zarr read equals funlib's ``to_ndarray`` (zero padding outside
     the array), inside, across the border and fully outside."""
-    from dacapo.blockwise.runner import _read
+    from dacapo.blockwise.worker import read as _read
     from dacapo.store.arrays import read_padded
 
     rng = np.random.default_rng(channels)
@@ -316,3 +312,30 @@ def test_direct_read_equals_funlib_padded_read(tmp_path, channels):
         got = read_padded(in_memory, arr.roi, arr.voxel_size, roi)
         np.testing.assert_array_equal(got, expected)
         assert not np.shares_memory(got, in_memory)
+
+
+def _zarr(path, data, chunks):
+    arr = prepare_ds(str(path), data.shape, offset=(0,) * data.ndim, voxel_size=(1,) * data.ndim,
+                     dtype=data.dtype, chunk_shape=chunks, mode="w")
+    arr[arr.roi] = data
+    return open_ds(str(path))
+
+
+def _ones(raw: np.ndarray, block: BlockInfo) -> np.ndarray:
+    return np.full(tuple(block.write_roi.shape / block.voxel_size), block.block_id + 1, np.uint16)
+
+
+def test_two_workers_when_the_roi_is_smaller_than_a_block_on_one_axis(tmp_path):
+    # prepare_output clips chunks to the ROI: (10, 30, 8) with blocks (10, 10, 16) voxels;
+    # axis 2 has one block only, so no two blocks share a chunk
+    raw = _zarr(tmp_path / "in.zarr" / "raw", np.zeros((10, 30, 8), np.uint8), (10, 30, 8))
+    out = tmp_path / "out.zarr" / "o"
+    block = Coordinate(10, 10, 16)
+    prepare_output(out, raw.roi, Coordinate(1, 1, 1), np.uint16, write_size=block)
+    result = run_blockwise(functools.partial(_ones), {"raw": str(tmp_path / "in.zarr" / "raw")},
+                           out, block, num_workers=2, log_dir=tmp_path / "logs", progress=False)
+    assert (result.total, result.processed) == (3, 3)
+    data = open_ds(str(out))[raw.roi]
+    assert (data > 0).all() and len(np.unique(data)) == 3
+    for y in range(0, 30, 10):  # one block per y-slab, each written whole
+        assert len(np.unique(data[:, y : y + 10, :])) == 1

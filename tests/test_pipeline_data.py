@@ -9,8 +9,10 @@ import zarr
 from funlib.geometry import Coordinate
 from pipeline_fixtures import write_array
 
-from dacapo.augment import AugmentConfig, augment, mirror_and_transpose
-from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig, open_array
+from dacapo.augment import augment, mirror_and_transpose
+from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
+from dacapo.experiments.trainer_config import AugmentConfig
+from dacapo.store.arrays import open_array
 from dacapo.store.run_dir import RunDir
 
 
@@ -169,3 +171,19 @@ def test_run_dir_csv_truncation_and_atomic_files(tmp_path):
     run.replace_validation_scores(3, [{"iteration": 3, "dataset": "v", "parameters": {"a": 1},
                                        "criterion": "dice", "value": 0.7}])
     assert [r["value"] for r in run.validation_scores()] == [0.7]
+
+
+def test_the_mask_rule_same_voxel_size_and_roi_as_the_gt(tmp_path):
+    """One rule (`dacapo.checks.arrays.check_mask`), applied when a dataset opens: a mask
+    that only overlaps the GT is refused (before: accepted here, refused by verify, and
+    intersected by training)."""
+    c = tmp_path / "d.zarr"
+    write_array(c / "raw", np.zeros((8, 8, 8), np.uint8), (16, 8, 8))
+    write_array(c / "gt", np.zeros((8, 8, 8), np.uint8), (16, 8, 8))
+    write_array(c / "same", np.ones((8, 8, 8), np.uint8), (16, 8, 8))
+    write_array(c / "part", np.ones((4, 8, 8), np.uint8), (16, 8, 8), offset=(32, 0, 0))
+    ds = DatasetConfig("ok", str(c / "raw"), str(c / "gt"), str(c / "same")).open()
+    assert ds.training_roi == ds.gt.roi
+    with pytest.raises(ValueError, match=r"dataset 'p': mask: shape \(4, 8, 8\) at offset "
+                                         r"\(32, 0, 0\) differs from gt shape \(8, 8, 8\)"):
+        DatasetConfig("p", str(c / "raw"), str(c / "gt"), str(c / "part")).open()

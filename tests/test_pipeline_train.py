@@ -17,12 +17,14 @@ from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
 from pipeline_fixtures import dacapo_cli, tiny_data, tiny_run
 
-from dacapo.augment import AugmentConfig
-from dacapo.experiments.datasplits import normalize_raw
-from dacapo.experiments.run_config import TrainerConfig
+from dacapo.batches import BatchProvider
+from dacapo.experiments.trainer_config import AugmentConfig, TrainerConfig
+from dacapo.geometry import ModelGeometry
+from dacapo.ops.intensity import normalize_raw
+from dacapo.runtime import build_model
 from dacapo.store.converter import to_yaml
 from dacapo.store.run_dir import RunDir
-from dacapo.train import BatchProvider, CropGeometry, build_model, train_run
+from dacapo.train import train_run
 
 NO_AUGMENT = AugmentConfig(mirror=False, transpose=False, intensity_scale=0, intensity_shift=0)
 
@@ -120,7 +122,7 @@ def test_crops_match_the_arrays(container):
     ds = state["datasets"][0]
     predictor = rc.task_config.build().predictor
     model = build_model(rc)
-    geo = CropGeometry(model, ds.raw.voxel_size)
+    geo = ModelGeometry(model, ds.raw.voxel_size)
     vs = ds.raw.voxel_size
     raw_zarr = zarr.open_array(str(container / "train" / "raw"), mode="r")[:]
     gt_zarr = zarr.open_array(str(container / "train" / "fg"), mode="r")[:]

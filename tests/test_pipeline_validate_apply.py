@@ -139,7 +139,7 @@ def test_apply_one_two_workers_and_worker_command_identical(trained, tmp_path):
 
 
 def test_apply_chooses_iteration_and_criterion(trained, tmp_path):
-    from dacapo.apply import choose_checkpoint_and_parameters
+    from dacapo.scores import choose_checkpoint_and_parameters
 
     rc, run_dir, _ = trained
     task = rc.task_config.build()

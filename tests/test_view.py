@@ -14,10 +14,13 @@ import pytest
 import zarr
 from click.testing import CliRunner
 from funlib.geometry import Coordinate, Roi
+from pipeline_fixtures import tiny_run, write_array
 
+from dacapo.cli import cli
 from dacapo.pyramid import downsample_image
 from dacapo.store.ome import prepare_output
-from dacapo.view import chunk_url, make_viewer, screenshot
+from dacapo.store.run_dir import RunDir
+from dacapo.view import chunk_url, make_viewer, run_dir_arrays, screenshot
 
 VOXEL = Coordinate(40, 8, 8)
 ROI = Roi((80, 16, 32), (12 * 40, 32 * 8, 40 * 8))
@@ -115,6 +118,28 @@ def grey_levels(pixels: np.ndarray) -> int:
 
 
 def test_view_command_prints_errors_in_one_line(tmp_path):
-    r = CliRunner().invoke(__import__("dacapo.cli", fromlist=["cli"]).cli,
-                           ["view", str(tmp_path), "--no-browser"])
+    r = CliRunner().invoke(cli, ["view", str(tmp_path), "--no-browser"])
     assert r.exit_code == 2 and r.stderr.startswith("error:")
+
+
+def test_run_dir_shows_raw_gt_latest_prediction_and_best_segmentation(tmp_path):
+    container = tmp_path / "d.zarr"
+    write_array(container / "validate" / "raw", np.zeros((8, 16, 16), np.uint8), (40, 8, 8))
+    write_array(container / "validate" / "fg", np.ones((8, 16, 16), np.uint8), (40, 8, 8))
+    rc = tiny_run(container)
+    run = RunDir(tmp_path / "runs" / "tiny")
+    run.save_config(rc)
+    for iteration in (3, 6):
+        folder = run.predictions / f"{iteration:08d}" / "validate.zarr"
+        prepare_output(folder / "prediction", ROI, VOXEL, np.float32)
+        for pid in (0, 1, 2):
+            prepare_output(folder / f"segmentation_{pid}", ROI, VOXEL, np.uint8, label=True)
+    run.save_best({"cell__dice": {"iteration": 6, "parameters": {"id": 2, "threshold": 0.5},
+                                  "value": 0.9}})
+    latest = run.predictions / "00000006" / "validate.zarr"
+    assert run_dir_arrays(run.path) == [
+        f"{container}/validate/raw", f"{container}/validate/fg",
+        str(latest / "prediction"), str(latest / "segmentation_2")]
+    _, volumes = make_viewer([run.path])
+    assert [v.volume_type for v in volumes.values()] == ["image", "segmentation", "image",
+                                                         "segmentation"]

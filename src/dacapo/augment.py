@@ -13,69 +13,23 @@ applied to each array about its own centre and stay aligned:
 - intensity (raw only): ``raw * a + b`` with a ~ U(1-s, 1+s), b ~ U(-t, t); gamma
   ``raw^exp(U(-g, g))`` on the non-negative part; Gaussian noise with σ ~ U(0, noise).
 
-Every random draw comes from the ``numpy.random.Generator`` passed in (deterministic given
+The settings are a `dacapo.experiments.trainer_config.AugmentConfig`. Every random draw
+comes from the ``numpy.random.Generator`` passed in (deterministic given
 the trainer's per-batch seed).
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import attr
 import numpy as np
 from funlib.geometry import Coordinate
+from scipy.interpolate import RegularGridInterpolator
+from scipy.ndimage import map_coordinates
 
-
-@attr.s
-class AugmentConfig:
-    """Which augmentations the trainer applies, and how strongly."""
-
-    mirror: bool = attr.ib(default=True, metadata={"help_text": "Random flips of each axis."})
-    transpose: bool = attr.ib(
-        default=True,
-        metadata={"help_text": "Random permutations of axes with equal voxel size and extent."},
-    )
-    intensity_scale: float = attr.ib(
-        default=0.1, metadata={"help_text": "raw * U(1-s, 1+s); 0 disables."}
-    )
-    intensity_shift: float = attr.ib(
-        default=0.1, metadata={"help_text": "raw + U(-t, t); 0 disables."}
-    )
-    gamma: float = attr.ib(
-        default=0.0, metadata={"help_text": "raw ** exp(U(-g, g)) on raw >= 0; 0 disables."}
-    )
-    noise: float = attr.ib(
-        default=0.0, metadata={"help_text": "Gaussian noise with sigma ~ U(0, noise); 0 disables."}
-    )
-    elastic_magnitude: float = attr.ib(
-        default=0.0,
-        metadata={"help_text": "Std of the elastic displacement in world units; 0 disables."},
-    )
-    elastic_spacing: float = attr.ib(
-        default=0.0,
-        metadata={
-            "help_text": "Control-point spacing of the elastic field (world units); "
-            "0: 10 x the largest voxel size."
-        },
-    )
-
-    def problems(self) -> list[str]:
-        out = []
-        for name in ("intensity_scale", "intensity_shift", "gamma", "noise", "elastic_magnitude",
-                     "elastic_spacing"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or value < 0:
-                out.append(f"trainer.augment.{name}: must be >= 0, got {value!r}")
-        if isinstance(self.intensity_scale, (int, float)) and self.intensity_scale >= 1:
-            out.append("trainer.augment.intensity_scale: must be < 1")
-        return out
-
-    def elastic_margin(self, voxel_size: Coordinate) -> Coordinate:
-        """World-unit margin (per side, multiple of ``voxel_size``) read for elastic."""
-        if self.elastic_magnitude <= 0:
-            return Coordinate((0,) * len(voxel_size))
-        m = 3 * self.elastic_magnitude
-        return Coordinate(int(math.ceil(m / v)) * v for v in voxel_size)
+if TYPE_CHECKING:  # annotations only: the config lives in the layer above
+    from dacapo.experiments.trainer_config import AugmentConfig
 
 
 def _spatial(array: np.ndarray, dims: int) -> tuple[int, ...]:
@@ -122,8 +76,6 @@ def elastic_field(
     Control points on a grid with spacing ``elastic_spacing`` covering ``shape_world``
     (centred at 0), displacements N(0, magnitude²), interpolated linearly.
     """
-    from scipy.interpolate import RegularGridInterpolator
-
     dims = len(voxel_size)
     spacing = cfg.elastic_spacing or 10 * max(voxel_size)
     grids = []
@@ -140,8 +92,6 @@ def apply_elastic(
     array: np.ndarray, voxel_size: Coordinate, field, order: int
 ) -> np.ndarray:
     """Resample ``array`` (trailing spatial axes) at its voxel centres + ``field``."""
-    from scipy.ndimage import map_coordinates
-
     dims = len(voxel_size)
     shape = array.shape[array.ndim - dims :]
     axes = [(np.arange(s) - (s - 1) / 2.0) * v for s, v in zip(shape, voxel_size)]

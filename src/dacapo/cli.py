@@ -12,14 +12,35 @@ import logging
 import sys
 from pathlib import Path
 
+import attr
 import click
+
+from dacapo.blockwise import BlockwiseError
+
+# The commands import the pipeline (hence torch) when they run, each marked "lazy":
+# ``dacapo --help`` and a mistyped option answer at once instead of after seconds.
 
 BAD_INPUT = 2
 
 
-def _one_line(e: BaseException) -> str:
-    from dacapo.checks import unwrap_worker_message
+def unwrap_worker_message(text: str) -> str:
+    """The original error line of an exception re-raised from a worker process.
 
+    torch's DataLoader re-raises a worker's exception as ``Caught ValueError in DataLoader
+    worker process 0.\\nOriginal Traceback ...\\nValueError: <message>``; this returns
+    ``<message>`` (other texts unchanged).
+    """
+    if "Original Traceback" not in text:
+        return text
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    last = lines[-1].strip()
+    head, sep, rest = last.partition(": ")
+    if sep and head.replace(".", "").replace("_", "").isalnum() and head[:1].isupper():
+        return rest
+    return last
+
+
+def _one_line(e: BaseException) -> str:
     text = unwrap_worker_message(str(e).strip()) or type(e).__name__
     if isinstance(e, KeyError):
         text = f"missing key {text}"
@@ -32,8 +53,6 @@ def handle_errors(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        from dacapo.blockwise import BlockwiseError
-
         ctx = click.get_current_context()
         debug = bool(ctx.find_root().params.get("debug"))
         try:
@@ -53,16 +72,14 @@ def handle_errors(func):
 
 
 def _load_run_config(path: str):
-    from dacapo.experiments.run_config import RunConfig
-    from dacapo.store.converter import from_yaml
+    from dacapo.experiments.run_config import RunConfig  # lazy: see top
+    from dacapo.store.converter import from_yaml  # lazy: see top
 
     return from_yaml(Path(path), RunConfig)
 
 
 def _absolute_paths(rc):
     """The run config with dataset paths made absolute (relative to the current dir)."""
-    import attr
-
     return attr.evolve(rc, datasplit_config=rc.datasplit_config.resolve(Path.cwd()))
 
 
@@ -87,12 +104,13 @@ def verify(config: str, no_data: bool) -> None:
 
     Prints 'valid' or every problem found; exit code 2 when invalid.
     """
-    from dacapo.experiments.run_config import RunConfig
-    from dacapo.store.converter import from_yaml
+    from dacapo.experiments.run_config import RunConfig  # lazy: see top
+    from dacapo.store.converter import from_yaml  # lazy: see top
+    from dacapo.verify import run_problems  # lazy: see top
 
     obj = from_yaml(Path(config))
     if isinstance(obj, RunConfig):
-        problems = _absolute_paths(obj).problems(check_data=not no_data)
+        problems = run_problems(_absolute_paths(obj), check_data=not no_data)
     elif hasattr(obj, "verify"):
         ok, reason = obj.verify()
         problems = [] if ok else [reason]
@@ -115,8 +133,8 @@ def verify(config: str, no_data: bool) -> None:
 @handle_errors
 def train(config: str, root: str, no_validate: bool, quiet: bool) -> None:
     """Train the run described by CONFIG in ROOT/<name> (resumes when re-run)."""
-    from dacapo.train import train_run
-    from dacapo.validate import format_table
+    from dacapo.scores import format_table  # lazy: see top
+    from dacapo.train import train_run  # lazy: see top
 
     rc = _absolute_paths(_load_run_config(config))
     run_dir = train_run(rc, root, progress=not quiet, validate=not no_validate)
@@ -128,13 +146,15 @@ def train(config: str, root: str, no_validate: bool, quiet: bool) -> None:
 @cli.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--iteration", type=int, default=None, help="Checkpoint (default: the latest).")
-@click.option("--workers", type=int, default=None, help="Blockwise workers (default: the run's).")
+@click.option("--workers", type=int, default=None,
+              help="Blockwise workers; 0 = in this process (default: the run's num_workers).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @handle_errors
 def validate(run_dir: str, iteration: int | None, workers: int | None, quiet: bool) -> None:
     """Validate a checkpoint of RUN_DIR: predict, post-process every parameter, score."""
-    from dacapo.plots import safe_plot_run
-    from dacapo.validate import format_table, validate_run
+    from dacapo.plots import safe_plot_run  # lazy: see top
+    from dacapo.scores import format_table  # lazy: see top
+    from dacapo.validate import validate_run  # lazy: see top
 
     rows = validate_run(run_dir, iteration, num_workers=workers, progress=not quiet)
     safe_plot_run(run_dir)
@@ -147,7 +167,8 @@ def validate(run_dir: str, iteration: int | None, workers: int | None, quiet: bo
 @click.option("--output", required=True, help="Output zarr array, e.g. out.zarr/seg.")
 @click.option("--iteration", type=int, default=None, help="Checkpoint to use.")
 @click.option("--criterion", default=None, help="Use the best checkpoint and parameters for it.")
-@click.option("--workers", type=int, default=None, help="Local workers (default: all cores).")
+@click.option("--workers", type=int, default=None,
+              help="Blockwise workers; 0 = in this process (default: one per core).")
 @click.option("--worker-command", default=None,
               help="Shell template starting a worker, e.g. 'srun -n1 {command}'.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -157,7 +178,8 @@ def validate(run_dir: str, iteration: int | None, workers: int | None, quiet: bo
 def apply(run_dir: str, input_: str, output: str, iteration: int | None, criterion: str | None,
           workers: int | None, worker_command: str | None, quiet: bool, pyramid: bool) -> None:
     """Segment INPUT with a trained run, blockwise, into OUTPUT."""
-    from dacapo.apply import apply_run
+    from dacapo.apply import apply_run  # lazy: see top
+    from dacapo.pyramid import downsample_image  # lazy: see top
 
     if iteration is not None and criterion is not None:
         raise ValueError("give --iteration or --criterion, not both")
@@ -165,18 +187,10 @@ def apply(run_dir: str, input_: str, output: str, iteration: int | None, criteri
                     num_workers=workers, worker_command=worker_command, progress=not quiet)
     click.echo(f"wrote {output} (shape {tuple(out.shape)}, voxel size {tuple(out.voxel_size)})")
     if pyramid:
-        from dacapo.pyramid import downsample_image
-
-        for path in (f"{output}_prediction", output):
-            levels = downsample_image(path, num_workers=workers or 1)
+        prediction = Path(output).with_name(Path(output).name + "_prediction")
+        for path in (prediction, Path(output)):
+            levels = downsample_image(path, num_workers=max(1, workers or 1))
             click.echo(f"{path}: levels {', '.join(levels)}")
-
-
-def convert_tiff(*args, **kwargs):
-    """`dacapo.convert.convert_tiff` (kept here for callers of the old location)."""
-    from dacapo.convert import convert_tiff as convert
-
-    return convert(*args, **kwargs)
 
 
 def _parse_ints(text: str, name: str) -> list[int]:
@@ -209,7 +223,7 @@ def convert(source: str, output: str, voxel_size: str | None, offset: str | None
             slices: str | None, maps: tuple[str, ...], label: bool | None) -> None:
     """Convert a TIFF stack (file or folder of 2D TIFFs) or a zarr array into the
     OME-NGFF image OUTPUT, optionally cropped and with label values remapped."""
-    from dacapo.convert import convert_tiff, parse_map, parse_roi
+    from dacapo.convert import convert_tiff, parse_map, parse_roi  # lazy: see top
 
     vs = None if voxel_size is None else _parse_ints(voxel_size, "--voxel-size")
     arr = convert_tiff(
@@ -234,7 +248,7 @@ def convert(source: str, output: str, voxel_size: str | None, offset: str | None
 @handle_errors
 def downsample(array: str, levels: int | None, method: str | None, workers: int) -> None:
     """Add pyramid levels s1, s2, ... to the OME-NGFF image ARRAY (blockwise, resumable)."""
-    from dacapo.pyramid import downsample_image
+    from dacapo.pyramid import downsample_image  # lazy: see top
 
     paths = downsample_image(array, levels=levels, method=method, num_workers=workers)
     click.echo(f"{array}: levels {', '.join(paths)}")
@@ -257,7 +271,7 @@ def view(arrays: tuple[str, ...], bind_address: str, port: int, no_browser: bool
          channels: str | None, layout: str | None, screenshot_path: str | None) -> None:
     """Show zarr arrays / OME-NGFF images (or a run directory's latest validation: raw, GT,
     prediction, segmentation) in a local neuroglancer viewer, served chunk by chunk."""
-    from dacapo.view import serve_forever
+    from dacapo.view import serve_forever  # lazy: see top
 
     rgb = None if channels is None else _parse_ints(channels, "--channels")
     serve_forever(list(arrays), bind_address=bind_address, port=port,
@@ -274,7 +288,7 @@ def demo(root: str, quick: bool) -> None:
     """Synthetic data, then train + validate + apply a Distance and an Affinities task.
 
     Exit code 1 when a quality goal (Dice >= 0.9, VOI <= 0.5) is not met."""
-    from dacapo.demo import run_demo
+    from dacapo.demo import run_demo  # lazy: see top
 
     results = run_demo(root, quick=quick, echo=click.echo)
     if quick:

@@ -14,17 +14,20 @@ import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import fastremap
 import numpy as np
+import tifffile
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
+
+from dacapo.store.ome import prepare_output
+from dacapo.store.ome_read import open_ds
 
 __all__ = ["convert_tiff", "parse_map", "parse_roi", "parse_slices"]
 
 
 def _tiff_reader(src: Path):
     """(shape, dtype, read(z0, z1)) of a TIFF file or a folder of 2D TIFFs."""
-    import tifffile
-
     if src.is_dir():
         files = sorted(p for p in src.iterdir() if p.suffix.lower() in (".tif", ".tiff"))
         if not files:
@@ -104,8 +107,6 @@ def parse_map(items: Sequence[str]) -> dict[int, int]:
 
 
 def _remap(data: np.ndarray, mapping: dict[int, int], dtype: np.dtype) -> np.ndarray:
-    import fastremap
-
     out = fastremap.remap(data, mapping, preserve_missing_labels=True, in_place=False)
     return out.astype(dtype, copy=False)
 
@@ -136,8 +137,6 @@ def convert_tiff(source, output, voxel_size=None, offset=None, axis_names=None, 
     ``mapping`` remaps label values; ``label`` flags the output as a label image (default:
     when ``mapping`` is given).
     """
-    from dacapo.store.ome import open_ds, prepare_output
-
     src = Path(source)
     if not src.exists():
         raise FileNotFoundError(f"source: no file or folder at {str(source)!r}")

@@ -30,8 +30,19 @@ from pathlib import Path
 
 import numpy as np
 from funlib.geometry import Coordinate
+from funlib.persistence import Array, prepare_ds
+from scipy.ndimage import gaussian_filter
+from scipy.spatial import cKDTree
 
+from dacapo.apply import apply_run
 from dacapo.experiments.architectures import CNNectomeUNetConfig
+from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
+from dacapo.experiments.run_config import RunConfig
+from dacapo.experiments.tasks import AffinitiesTaskConfig, DistanceTaskConfig
+from dacapo.experiments.trainer_config import TrainerConfig
+from dacapo.scores import format_table
+from dacapo.store.arrays import open_array
+from dacapo.train import train_run
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +68,6 @@ def synthetic_cells(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(raw uint8, labels uint32, membrane bool) of touching blob-shaped cells (world
     units in nm). ``gap``: the membrane band is label 0 (else cells meet at a face)."""
-    from scipy.ndimage import gaussian_filter
-    from scipy.spatial import cKDTree
 
     vs = np.asarray(voxel_size, dtype=float)
     extent = np.asarray(shape) * vs
@@ -122,7 +131,6 @@ def synthetic_cells(
 
 
 def _write(path: str, data: np.ndarray, voxel_size: Coordinate) -> None:
-    from funlib.persistence import prepare_ds
 
     chunks = tuple(min(s, 64) for s in data.shape)
     ds = prepare_ds(
@@ -188,9 +196,6 @@ def demo_unet(name: str, input_shape=(12, 64, 64), eval_shape_increase=(8, 32, 3
 def demo_run_configs(root: str | Path, quick: bool = False,
                      iterations: dict[str, int] | None = None) -> list:
     """The demo's two run configs (Distance, Affinities + LSDs) on the demo data."""
-    from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
-    from dacapo.experiments.run_config import RunConfig, TrainerConfig
-    from dacapo.experiments.tasks import AffinitiesTaskConfig, DistanceTaskConfig
 
     data = Path(root).absolute() / "data" / "demo.zarr"
     iterations = {**ITERATIONS, **(iterations or {})}
@@ -246,9 +251,7 @@ def demo_run_configs(root: str | Path, quick: bool = False,
 def evaluate_output(run_config, output_path: str | Path) -> float:
     """The demo criterion of ``output_path`` (an applied segmentation) against the
     validation GT, on the output's ROI, with the task's own evaluator."""
-    from funlib.persistence import Array
 
-    from dacapo.experiments.datasplits import open_array
 
     task = run_config.task_config.build()
     output = open_array(output_path, "segmentation")
@@ -277,9 +280,6 @@ def run_demo(root: str | Path = "demo_runs", quick: bool = False, echo=print,
     Each run is applied to the validation raw (blockwise, ``num_workers`` workers) with its
     best checkpoint and parameters, and that output is scored against the validation GT.
     """
-    from dacapo.apply import apply_run
-    from dacapo.train import train_run
-    from dacapo.validate import format_table
 
     t0 = time.perf_counter()
     root = Path(root)
@@ -319,6 +319,9 @@ def run_demo(root: str | Path = "demo_runs", quick: bool = False, echo=print,
              f"{r['run_dir']}/plots")
     echo(f"  wall time {total:.1f} s (goal <= {TIME_GOAL_S} s: "
          f"{'met' if total <= TIME_GOAL_S else 'NOT met'})")
+    for r in (r for r in results.values() if isinstance(r, dict)):
+        echo(f"  look at it: dacapo view {r['run_dir']}   (or: dacapo view "
+             f"{container / 'validate' / 'raw'} {r['segmentation']})")
     results["_total_seconds"] = total
     results["_goals_met"] = bool(all(r["goal_met"] for r in results.values()
                                      if isinstance(r, dict)) and total <= TIME_GOAL_S)

@@ -13,18 +13,18 @@ import logging
 import math
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 
+from dacapo.scores import main_criteria, parameters_label
 from dacapo.store.run_dir import RunDir
 
 logger = logging.getLogger(__name__)
 
 
 def _plt():
-    import matplotlib
-
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: pyplot after choosing the Agg backend
 
     return plt
 
@@ -55,8 +55,15 @@ def plot_loss(run_dir: RunDir) -> Path | None:
     return path
 
 
-def _best_direction(best: dict, criterion: str) -> bool:
-    return bool(best.get(criterion, {}).get("higher_is_better", True))
+def best_per_iteration(rows: list[dict], criterion: str, dataset: str,
+                       higher_is_better: bool) -> tuple[list[int], list[float]]:
+    """(iterations, best value over the sweep at each) of ``criterion`` on ``dataset``."""
+    per_it: dict[int, list[float]] = {}
+    for r in rows:
+        if r["criterion"] == criterion and r["dataset"] == dataset and not math.isnan(r["value"]):
+            per_it.setdefault(r["iteration"], []).append(r["value"])
+    its = sorted(per_it)
+    return its, [(max if higher_is_better else min)(per_it[i]) for i in its]
 
 
 def plot_criteria(run_dir: RunDir, max_panels: int = 36) -> Path | None:
@@ -65,8 +72,7 @@ def plot_criteria(run_dir: RunDir, max_panels: int = 36) -> Path | None:
     criteria = [c for c in dict.fromkeys(r["criterion"] for r in rows) if c in best]
     if not criteria:
         return None
-    from dacapo.validate import main_criteria
-
+    scores = run_dir.load_config().task_config.build().evaluation_scores
     ordered = main_criteria(criteria, len(criteria))
     criteria = (ordered + [c for c in criteria if c not in ordered])[:max_panels]
     plt = _plt()
@@ -75,15 +81,9 @@ def plot_criteria(run_dir: RunDir, max_panels: int = 36) -> Path | None:
     fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 2.6 * nrows), squeeze=False)
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     for ax, c in zip(axes.flat, criteria):
-        hib = _best_direction(best, c)
         for ds in datasets:
-            per_it: dict[int, list[float]] = {}
-            for r in rows:
-                if r["criterion"] == c and r["dataset"] == ds and not math.isnan(r["value"]):
-                    per_it.setdefault(r["iteration"], []).append(r["value"])
-            if per_it:
-                its = sorted(per_it)
-                vals = [(max if hib else min)(per_it[i]) for i in its]
+            its, vals = best_per_iteration(rows, c, ds, scores.higher_is_better(c))
+            if its:
                 ax.plot(its, vals, marker="o", ms=3, label=ds)
         ax.set_title(c, fontsize=8)
         ax.tick_params(labelsize=7)
@@ -103,8 +103,6 @@ def plot_criteria(run_dir: RunDir, max_panels: int = 36) -> Path | None:
 def plot_sweeps(run_dir: RunDir, limit: int = 3) -> list[Path]:
     rows = run_dir.validation_scores()
     best = run_dir.load_best()
-    from dacapo.validate import main_criteria, parameters_label
-
     paths = []
     for c in main_criteria([c for c in best], limit):
         b = best[c]

@@ -13,13 +13,26 @@ was writing. A level is listed in the multiscales metadata once it is complete.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import zarr
 from funlib.geometry import Coordinate, Roi
+from funlib.persistence import Array
 
+from dacapo.blockwise import run_blockwise
 from dacapo.ops.downsample import downsample, pyramid_factors
+from dacapo.store.ome import (
+    DEFAULT_UNIT,
+    funlib_attrs,
+    is_label,
+    level_paths,
+    multiscale_attrs,
+    open_ds,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +67,66 @@ def plan_levels(roi: Roi, voxel_size: Coordinate, levels: int | None = None,
     return plan
 
 
+def _spatial_axes(meta: dict) -> tuple[list[str], list[str], bool]:
+    axes = meta["axes"]
+    names = [a["name"] for a in axes if a.get("type", "space") == "space"]
+    units = [a.get("unit") or DEFAULT_UNIT for a in axes if a.get("type", "space") == "space"]
+    return names, units, any(a.get("type") == "channel" for a in axes)
+
+
+def create_level(path: str | Path, name: str, source: str, voxel_size: Sequence[int],
+                 roi: Roi, dtype: Any, chunks: Sequence[int] | None = None) -> Array:
+    """Create (or reopen, for a resumed job) the array of pyramid level ``name`` of the
+    image at ``path``: ``roi`` (world units, aligned to ``voxel_size``), the channels and
+    chunk shape of level ``source`` (or ``chunks``, spatial), ``dtype``. The level is not
+    listed in the multiscales metadata until `list_level` (after it has been written)."""
+
+    path = Path(path)
+    group = zarr.open_group(str(path), mode="r+")
+    meta = dict(group.attrs)["ome"]["multiscales"][0]
+    names, units, channels = _spatial_axes(meta)
+    src = open_ds(path, level=source)
+    voxel_size = Coordinate(voxel_size)
+    dims = voxel_size.dims
+    lead = tuple(src.shape[: len(src.shape) - dims])
+    shape = lead + tuple(roi.shape / voxel_size)
+    spatial_chunks = tuple(chunks) if chunks is not None else tuple(src._source_data.chunks)[len(lead):]
+    chunk_shape = lead + tuple(min(c, s) for c, s in zip(spatial_chunks, shape[len(lead):]))
+    dtype = np.dtype(dtype)
+    attrs = funlib_attrs(names, units, channels, voxel_size, roi.offset)
+    existing = group.get(name)
+    if not (existing is not None and isinstance(existing, zarr.Array)
+            and tuple(existing.shape) == shape and existing.dtype == dtype
+            and dict(existing.attrs) == attrs):
+        group.create_array(name, shape=shape, chunks=chunk_shape, dtype=dtype, fill_value=0,
+                           dimension_names=(["c"] if channels else []) + names,
+                           attributes=attrs, overwrite=True)
+    return open_ds(path / name, mode="r+")
+
+
+def list_level(path: str | Path, name: str) -> None:
+    """Append level ``name`` (an array of the group at ``path`` made by `create_level`) to
+    the multiscales metadata, with scale = its voxel size and translation = its offset."""
+
+    path = Path(path)
+    group = zarr.open_group(str(path), mode="r+")
+    ome = dict(group.attrs)["ome"]
+    meta = ome["multiscales"][0]
+    names, units, channels = _spatial_axes(meta)
+    paths = [str(d["path"]) for d in meta["datasets"]]
+    levels = []
+    for i, p in enumerate(paths):
+        if p == name:
+            continue
+        arr = open_ds(path, level=i)
+        levels.append((p, arr.voxel_size, arr.roi.offset))
+    new = open_ds(path / name)
+    levels.append((name, new.voxel_size, new.roi.offset))
+    attrs = multiscale_attrs(names, units, channels, levels, "image-label" in ome,
+                              meta.get("name"))
+    group.attrs.update({"ome": attrs})
+
+
 def _downsample_block(method: str, factors: tuple[int, ...], source: np.ndarray, block) -> np.ndarray:
     return downsample(source, factors, method)
 
@@ -65,9 +138,6 @@ def downsample_image(path: str | Path, levels: int | None = None, method: str | 
     returns every level path afterwards. ``method``: ``mean``, ``mode`` or ``stride``
     (default: ``mode`` for a label image or an integer image flagged as one, else ``mean``).
     Existing levels after ``s0`` are recomputed only where their blocks are not done."""
-    from dacapo.blockwise import run_blockwise
-    from dacapo.store.ome import create_level, is_label, level_paths, list_level, open_ds
-
     path = Path(path)
     try:
         existing = level_paths(path)

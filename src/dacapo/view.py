@@ -11,20 +11,34 @@ Coordinates: voxel size and offset of level 0 in the arrays' units (world coordi
 agree across layers).
 
 ``dacapo view RUN_DIR`` shows the run's first validation dataset: raw, GT, and the latest
-validation prediction and segmentation (of the best parameters of that iteration where
-known).
+validation prediction and segmentation (of the parameters best for the task's main criterion
+when that iteration is the best one, else the first of the sweep).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
+import shutil
+import signal
+import subprocess
+import threading
 import time
+import webbrowser
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import neuroglancer as ng
 import numpy as np
 from funlib.persistence import Array
+from neuroglancer import server
+from neuroglancer.chunks import encode_jpeg, encode_npz, encode_raw
+from neuroglancer.local_volume import MeshesNotSupportedForVolume
+
+from dacapo.scores import main_criterion
+from dacapo.store.ome_read import is_label, level_paths, open_ds
+from dacapo.store.run_dir import RunDir
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +52,6 @@ _LABEL_NAMES = re.compile(r"(^|[_/])(gt|labels?|seg|segmentation\w*|mask|fragmen
 
 def _levels(path: str | Path) -> list[Array]:
     """Every level of the image at ``path`` (a plain zarr array: itself) as `Array`s."""
-    from dacapo.store.ome import level_paths, open_ds
-
     try:
         names = level_paths(path)
     except ValueError:
@@ -48,91 +60,79 @@ def _levels(path: str | Path) -> list[Array]:
 
 
 def _is_label(path: str | Path, array: Array) -> bool:
-    from dacapo.store.ome import is_label
-
     if is_label(path):
         return True
     integer = np.issubdtype(array.dtype, np.integer) or array.dtype == bool
     return bool(integer and array.channel_dims == 0 and _LABEL_NAMES.search(Path(path).name))
 
 
-def _make_pyramid_volume_class():
-    import neuroglancer
-    from neuroglancer.chunks import encode_jpeg, encode_npz, encode_raw
+class PyramidVolume(ng.LocalVolume):
+    """A LocalVolume over the levels of an image: chunk requests read only their
+    region, from the coarsest level at least as fine as the request."""
 
-    class PyramidVolume(neuroglancer.LocalVolume):
-        """A LocalVolume over the levels of an image: chunk requests read only their
-        region, from the coarsest level at least as fine as the request."""
+    def __init__(self, levels: Sequence[Array], volume_type: str, dtype=None):
+        base = levels[0]
+        self.levels = list(levels)
+        self.out_dtype = np.dtype(dtype or base.dtype)
+        if self.out_dtype == np.float64:
+            self.out_dtype = np.dtype(np.float32)
+        dims = base.voxel_size.dims
+        lead = base.channel_dims
+        names = [n for n in base.axis_names][-(dims + lead):]
+        names = (["c^"] * lead) + [n.rstrip("^") for n in names[lead:]]
+        units = [_NG_UNITS.get(u, u) for u in (base.units or [""] * dims)]
+        space = ng.CoordinateSpace(names=names, units=[""] * lead + units,
+                                   scales=[1] * lead + list(base.voxel_size))
+        offset = [0] * lead + list(base.roi.offset / base.voxel_size)
+        super().__init__(_ShapeOnly(tuple(base.shape), self.out_dtype), dimensions=space,
+                         volume_type=volume_type, voxel_offset=offset,
+                         downsampling="3d" if dims == 3 else "2d")
+        self.lead = lead
 
-        def __init__(self, levels: Sequence[Array], volume_type: str, dtype=None):
-            import neuroglancer as ng
+    def read(self, start: Sequence[int], end: Sequence[int], factors: Sequence[int]) -> np.ndarray:
+        """Data of the downsampled index box [start, end) (voxels of the grid of level 0
+        downsampled by ``factors``, channels first), read from the best level."""
+        lead = self.lead
+        base = self.levels[0]
+        f_sp = np.asarray(factors[lead:], dtype=np.int64)
+        chosen, f_level = base, np.ones_like(f_sp)
+        for level in self.levels[1:]:
+            fl = np.asarray(level.voxel_size / base.voxel_size, dtype=np.int64)
+            if np.all(fl <= f_sp):
+                chosen, f_level = level, fl
+        # centres of the requested voxels in level-0 voxel units, mapped into `chosen`
+        shift = np.asarray((chosen.roi.offset - base.roi.offset) / base.voxel_size)
+        level_shape = np.asarray(chosen.shape[lead:])
+        index = []
+        for a in range(len(f_sp)):
+            centre = (np.arange(start[lead + a], end[lead + a]) + 0.5) * f_sp[a]
+            i = np.floor((centre - shift[a]) / f_level[a]).astype(np.int64)
+            index.append(np.clip(i, 0, level_shape[a] - 1))
+        box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in index)
+        channels = tuple(slice(int(s), int(e)) for s, e in zip(start[:lead], end[:lead]))
+        region = np.asarray(chosen._source_data[channels + box])
+        for a, i in enumerate(index):
+            region = np.take(region, i - i.min(), axis=lead + a)
+        return region.astype(self.out_dtype, copy=False)
 
-            base = levels[0]
-            self.levels = list(levels)
-            self.out_dtype = np.dtype(dtype or base.dtype)
-            if self.out_dtype == np.float64:
-                self.out_dtype = np.dtype(np.float32)
-            dims = base.voxel_size.dims
-            lead = base.channel_dims
-            names = [n for n in base.axis_names][-(dims + lead):]
-            names = (["c^"] * lead) + [n.rstrip("^") for n in names[lead:]]
-            units = [_NG_UNITS.get(u, u) for u in (base.units or [""] * dims)]
-            space = ng.CoordinateSpace(names=names, units=[""] * lead + units,
-                                       scales=[1] * lead + list(base.voxel_size))
-            offset = [0] * lead + list(base.roi.offset / base.voxel_size)
-            super().__init__(_ShapeOnly(tuple(base.shape), self.out_dtype), dimensions=space,
-                             volume_type=volume_type, voxel_offset=offset,
-                             downsampling="3d" if dims == 3 else "2d")
-            self.lead = lead
+    def get_encoded_subvolume(self, data_format, start, end, scale_key):
+        factors = np.array(scale_key.split(","), dtype=np.int64)
+        if len(factors) != self.rank or np.any(factors < 1) or np.any(factors[: self.lead] != 1):
+            raise ValueError("Invalid downsampling factor.")
+        shape = np.ceil(np.asarray(self.shape) / factors).astype(np.int64)
+        if np.any(end < start) or np.any(start < 0) or np.any(end > shape):
+            raise ValueError("Out of bounds data request.")
+        subvol = self.read(start, end, factors)
+        if data_format == "jpeg":
+            return encode_jpeg(subvol), "image/jpeg"
+        if data_format == "npz":
+            return encode_npz(subvol), "application/octet-stream"
+        if data_format == "raw":
+            return encode_raw(subvol), "application/octet-stream"
+        raise ValueError("Invalid data format requested.")
 
-        def read(self, start: Sequence[int], end: Sequence[int], factors: Sequence[int]) -> np.ndarray:
-            """Data of the downsampled index box [start, end) (voxels of the grid of level 0
-            downsampled by ``factors``, channels first), read from the best level."""
-            lead = self.lead
-            base = self.levels[0]
-            f_sp = np.asarray(factors[lead:], dtype=np.int64)
-            chosen, f_level = base, np.ones_like(f_sp)
-            for level in self.levels[1:]:
-                fl = np.asarray(level.voxel_size / base.voxel_size, dtype=np.int64)
-                if np.all(fl <= f_sp):
-                    chosen, f_level = level, fl
-            # centres of the requested voxels in level-0 voxel units, mapped into `chosen`
-            shift = np.asarray((chosen.roi.offset - base.roi.offset) / base.voxel_size)
-            level_shape = np.asarray(chosen.shape[lead:])
-            index = []
-            for a in range(len(f_sp)):
-                centre = (np.arange(start[lead + a], end[lead + a]) + 0.5) * f_sp[a]
-                i = np.floor((centre - shift[a]) / f_level[a]).astype(np.int64)
-                index.append(np.clip(i, 0, level_shape[a] - 1))
-            box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in index)
-            channels = tuple(slice(int(s), int(e)) for s, e in zip(start[:lead], end[:lead]))
-            region = np.asarray(chosen._source_data[channels + box])
-            for a, i in enumerate(index):
-                region = np.take(region, i - i.min(), axis=lead + a)
-            return region.astype(self.out_dtype, copy=False)
-
-        def get_encoded_subvolume(self, data_format, start, end, scale_key):
-            factors = np.array(scale_key.split(","), dtype=np.int64)
-            if len(factors) != self.rank or np.any(factors < 1) or np.any(factors[: self.lead] != 1):
-                raise ValueError("Invalid downsampling factor.")
-            shape = np.ceil(np.asarray(self.shape) / factors).astype(np.int64)
-            if np.any(end < start) or np.any(start < 0) or np.any(end > shape):
-                raise ValueError("Out of bounds data request.")
-            subvol = self.read(start, end, factors)
-            if data_format == "jpeg":
-                return encode_jpeg(subvol), "image/jpeg"
-            if data_format == "npz":
-                return encode_npz(subvol), "application/octet-stream"
-            if data_format == "raw":
-                return encode_raw(subvol), "application/octet-stream"
-            raise ValueError("Invalid data format requested.")
-
-        def get_object_mesh(self, object_id):  # meshing would read the whole volume
-            from neuroglancer.local_volume import MeshesNotSupportedForVolume
-
-            raise MeshesNotSupportedForVolume()
-
-    return PyramidVolume
+    def get_object_mesh(self, object_id):  # meshing would read the whole volume
+        raise MeshesNotSupportedForVolume()
 
 
 class _ShapeOnly:
@@ -145,17 +145,6 @@ class _ShapeOnly:
         raise RuntimeError("PyramidVolume reads its levels directly")
 
 
-_CLASS = None
-
-
-def PyramidVolume(levels: Sequence[Array], volume_type: str, dtype=None):  # noqa: N802
-    """A neuroglancer LocalVolume serving ``levels`` lazily (see the module docstring)."""
-    global _CLASS
-    if _CLASS is None:
-        _CLASS = _make_pyramid_volume_class()
-    return _CLASS(levels, volume_type, dtype)
-
-
 def _rgb_shader(channels: Sequence[int], integer: bool) -> str:
     value = "toNormalized(getDataValue({}))" if integer else "getDataValue({})"
     rgb = ", ".join(value.format(c) for c in channels)
@@ -164,8 +153,6 @@ def _rgb_shader(channels: Sequence[int], integer: bool) -> str:
 
 def add_layers(state, paths: Sequence[str | Path], rgb_channels: Sequence[int] | None = None) -> dict:
     """Add one layer per array path to the viewer ``state``; returns {layer name: volume}."""
-    import neuroglancer as ng
-
     volumes = {}
     used: set[str] = set()
     for path in paths:
@@ -178,8 +165,8 @@ def add_layers(state, paths: Sequence[str | Path], rgb_channels: Sequence[int] |
             name += "'"
         used.add(name)
         if _is_label(path, base) and base.channel_dims == 0:
-            dtype = np.uint64 if base.dtype == bool or np.dtype(base.dtype).itemsize > 4 else None
-            dtype = np.uint32 if dtype is None and np.dtype(base.dtype).itemsize < 4 else dtype
+            # neuroglancer segmentations are uint32 or uint64
+            dtype = np.uint64 if np.dtype(base.dtype).itemsize > 4 else np.uint32
             volume = PyramidVolume(levels, "segmentation", dtype)
             state.layers[name] = ng.SegmentationLayer(source=volume)
         else:
@@ -201,8 +188,6 @@ def add_layers(state, paths: Sequence[str | Path], rgb_channels: Sequence[int] |
 
 def run_dir_arrays(run_dir: str | Path) -> list[str]:
     """Raw, GT, latest validation prediction and its segmentation of a run directory."""
-    from dacapo.store.run_dir import RunDir
-
     run = RunDir(run_dir)
     rc = run.load_config()
     if not rc.datasplit_config.validate:
@@ -217,15 +202,9 @@ def run_dir_arrays(run_dir: str | Path) -> list[str]:
     if (folder / "prediction").exists():
         paths.append(str(folder / "prediction"))
     segs = sorted(folder.glob("segmentation_*"), key=lambda p: (len(p.name), p.name))
-    best_id = None
-    try:
-        best = run.load_best()
-        for entry in best.values():
-            if int(entry.get("iteration", -1)) == int(iterations[-1].name):
-                best_id = entry.get("parameters", {}).get("id")
-                break
-    except (OSError, ValueError, AttributeError):
-        best_id = None
+    entry = run.load_best().get(main_criterion(rc.task_config.build()), {})
+    best_id = (entry.get("parameters", {}).get("id")
+               if int(entry.get("iteration", -1)) == int(iterations[-1].name) else None)
     chosen = [s for s in segs if best_id is not None and s.name == f"segmentation_{best_id}"]
     if chosen or segs:
         paths.append(str((chosen or segs)[0]))
@@ -246,8 +225,6 @@ def make_viewer(paths: Sequence[str | Path], bind_address: str = "127.0.0.1", po
                 rgb_channels: Sequence[int] | None = None, layout: str | None = None):
     """(neuroglancer Viewer showing ``paths``, {layer: volume}); run dirs are expanded.
     ``layout``: a neuroglancer layout (default ``4panel`` in 3D, ``xy`` in 2D)."""
-    import neuroglancer as ng
-
     ng.set_server_bind_address(bind_address, bind_port=port)
     viewer = ng.Viewer()
     expanded = _expand(paths)
@@ -262,8 +239,6 @@ def make_viewer(paths: Sequence[str | Path], bind_address: str = "127.0.0.1", po
 def _global_space(state, volumes) -> None:
     """Global coordinates x across, y down, z through the screen (the arrays' axes are
     z, y, x), at the finest voxel size; centred on the first layer, zoomed to fit it."""
-    import neuroglancer as ng
-
     finest: dict[str, tuple[float, str]] = {}
     for v in volumes.values():
         for name, unit, scale in zip(v.dimensions.names, v.dimensions.units, v.dimensions.scales):
@@ -292,12 +267,6 @@ def screenshot(viewer, path: str | Path, size: Sequence[int] = (1000, 700),
                browser: str = "chromium", timeout: float = 120) -> np.ndarray:
     """Render ``viewer`` in a headless ``browser`` (Chromium, software WebGL) once every
     visible chunk has loaded, write the PNG to ``path``; returns its RGBA pixels."""
-    import os
-    import shutil
-    import signal
-    import subprocess
-    import threading
-
     exe = shutil.which(browser)
     if exe is None:
         raise FileNotFoundError(f"screenshot: no {browser!r} on PATH (Debian: apt-get install chromium)")
@@ -325,8 +294,6 @@ def chunk_url(viewer, volume, start: Sequence[int], end: Sequence[int],
               factors: Sequence[int] | None = None, data_format: str = "npz") -> str:
     """The server URL of the chunk [start, end) (voxels, at downsampling ``factors``) of
     ``volume`` — the request the neuroglancer client sends for it."""
-    from neuroglancer import server
-
     factors = factors or [1] * len(start)
     join = ",".join
     return (f"{server.get_server_url()}/neuroglancer/{data_format}/{viewer.token}.{volume.token}/"
@@ -349,8 +316,6 @@ def serve_forever(paths: Sequence[str | Path], bind_address: str = "127.0.0.1", 
     echo(f"neuroglancer: {url}")
     echo(f"layers: {', '.join(volumes)} (Ctrl-C to stop)")
     if open_browser:
-        import webbrowser
-
         webbrowser.open(url)
     try:
         while True:

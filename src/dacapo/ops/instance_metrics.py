@@ -46,6 +46,8 @@ from typing import NamedTuple
 
 import fastremap
 import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import maximum_bipartite_matching
 
 __all__ = [
     "IOU_THRESHOLDS",
@@ -152,8 +154,6 @@ def _num_matches(t_idx: np.ndarray, s_idx: np.ndarray) -> int:
     """Size of a maximum one-to-one matching among candidate pairs."""
     if len(np.unique(t_idx)) == len(t_idx) and len(np.unique(s_idx)) == len(s_idx):
         return len(t_idx)
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import maximum_bipartite_matching
 
     _, ti = np.unique(t_idx, return_inverse=True)
     _, si = np.unique(s_idx, return_inverse=True)

@@ -26,7 +26,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import fastremap
+import mwatershed
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 __all__ = [
     "fragment_sizes",
@@ -63,7 +66,6 @@ def mutex_watershed(
     drawn with ``numpy.random.default_rng(seed)`` (dropped edges get weight 0, i.e. inert),
     so a fixed seed gives a fixed result.
     """
-    import mwatershed
 
     affs = np.asarray(affs)
     offsets = [tuple(int(v) for v in o) for o in offsets]
@@ -163,8 +165,6 @@ def merge_components(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Returns ``(ids, roots)``: the sorted ids that occur in a pair and, for each, the
     smallest id of its component.
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
 
     pairs = np.asarray(pairs, dtype=np.uint64).reshape(-1, 2)
     if len(pairs) == 0:

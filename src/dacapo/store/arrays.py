@@ -1,39 +1,99 @@
-"""Opening arrays (funlib `Array`s as they are, zarr paths read-only) and zero-padded reads."""
+"""Array I/O: the one `open_array`, zero-padded reads, output creation, atomic writes.
+
+An array path is ``<container>.zarr/<array>`` (e.g. ``data.zarr/raw``), opened with
+funlib.persistence (read-only by default): voxel size, offset, axis names and units come
+from the array's attributes (``voxel_size``, ``offset``, ``axis_names``, ``units``). A path
+that points at an OME-NGFF multiscale group (``multiscales`` in its attributes, v0.4 or
+v0.5) opens its level 0 with the scale/translation of that level (`dacapo.store.ome`); a
+level of such an image opened by its own path (``image/s1``) has funlib attributes too.
+Pipeline outputs are OME-NGFF images: `dacapo.store.ome.prepare_output`.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
+from typing import Any
 
+import dask.array as da
 import numpy as np
+import zarr
 from funlib.geometry import Coordinate, Roi
-from funlib.persistence import Array
+from funlib.persistence import Array, open_ds, prepare_ds
+
+from dacapo.store.ome_read import ome_level
+
+logger = logging.getLogger(__name__)
 
 
-def open_array(array: Array | str | Path, name: str, mode: str = "r") -> Array:
-    """An `Array` as is, or a zarr array path (or OME-NGFF image, level 0) opened
-    (read-only by default).
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same folder and `os.replace`:
+    a reader (or a re-run after a kill) never sees a half-written file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
-    Errors name the array (``name``) and the path.
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+#: folder suffixes of array containers
+CONTAINER_SUFFIXES = (".zarr", ".n5", ".zarr2", ".zarr3")
+
+
+def container_of(path: str | Path) -> Path | None:
+    """The container folder (``*.zarr``, ``*.n5``) holding the array ``path``, if any."""
+    path = Path(os.path.abspath(os.fspath(path)))
+    for parent in [path, *path.parents]:
+        if parent.suffix in CONTAINER_SUFFIXES:
+            return parent
+    return None
+
+
+def open_array(array: Array | str | Path, name: str = "array", mode: str = "r") -> Array:
+    """An `Array` as is, or a zarr array (or OME-NGFF multiscale level 0) opened with
+    ``mode`` (read-only by default).
+
+    Errors: `FileNotFoundError` / `ValueError` with one line naming ``name`` and the path.
     """
     if isinstance(array, Array):
         return array
-    from dacapo.store.ome import open_ds  # plain zarr arrays and OME-NGFF images
-
-    path = Path(array)
-    if not path.exists():
-        raise FileNotFoundError(f"{name}: no array at {str(array)!r}")
+    path = str(array)
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{name}: no array at {path!r}")
     try:
-        return open_ds(str(array), mode=mode)
-    except Exception as e:  # noqa: BLE001 - rephrase any opening error with the array's name
-        raise ValueError(f"{name}: cannot open array {str(array)!r}: {e}") from e
+        node = zarr.open(path, mode="r")
+    except Exception as e:  # noqa: BLE001 - zarr raises many kinds; report them in one line
+        raise ValueError(f"{name}: cannot open {path!r} as zarr ({type(e).__name__}: {e})") from e
+    overrides: dict = {}
+    if isinstance(node, zarr.Group):
+        try:
+            sub, overrides = ome_level(node, path, 0)
+        except ValueError as e:
+            raise ValueError(f"{name}: {e}") from e
+        path = str(Path(path) / sub)
+    try:
+        opened = open_ds(path, mode=mode, **overrides)
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"{name}: cannot open {path!r} ({type(e).__name__}: {e})") from e
+    if opened.voxel_size.dims not in (2, 3):
+        raise ValueError(
+            f"{name}: {path!r} has {opened.voxel_size.dims} spatial dims (shape "
+            f"{tuple(opened.shape)}); expected 2 or 3"
+        )
+    return opened
 
 
 def in_memory(data: np.ndarray):
     """``data`` as a one-chunk dask array with a random name, for a funlib `Array`: built
     from a numpy array, an `Array` hashes the data for a dask name (~4 ms per 4 MB), and
     reads would be split into chunks."""
-    import dask.array as da
-
     return da.from_array(data, chunks=data.shape, name=False)
 
 
@@ -57,3 +117,78 @@ def read_padded(data, data_roi: Roi, voxel_size: Coordinate, roi: Roi,
         dst = ((inside - roi.offset) / voxel_size).to_slices()
         out[(Ellipsis, *dst)] = data[(Ellipsis, *src)]
     return out
+
+
+def prepare_output(
+    path: str | Path,
+    total_roi: Roi,
+    voxel_size: Coordinate,
+    dtype: Any,
+    num_channels: int | None = None,
+    write_size: Coordinate | None = None,
+    axis_names: list[str] | None = None,
+    units: list[str] | None = None,
+):
+    """Create (or reopen) the zarr output array for `run_blockwise`.
+
+    ``write_size`` is the block size in world units (default: the whole ROI);
+    it becomes the chunk size so that no two blocks share a chunk, which makes
+    parallel writes safe. An existing array is reused as-is (mode ``"a"``, so
+    finished blocks survive a re-run) if shape, dtype and voxel size match;
+    otherwise a `ValueError` is raised. Returns the `funlib.persistence.Array`.
+    """
+    total_roi = Roi(total_roi.offset, total_roi.shape)
+    voxel_size = Coordinate(voxel_size)
+    write_size = Coordinate(total_roi.shape if write_size is None else write_size)
+    for name, value in (
+        ("total_roi offset", total_roi.offset),
+        ("total_roi shape", total_roi.shape),
+        ("write_size", write_size),
+    ):
+        if len(value) != len(voxel_size) or value % voxel_size != Coordinate(
+            (0,) * len(voxel_size)
+        ):
+            raise ValueError(f"{name} {value} is not a multiple of the voxel size {voxel_size}")
+    spatial_shape = tuple(total_roi.shape / voxel_size)
+    chunk_spatial = tuple(min(c, s) for c, s in zip(write_size / voxel_size, spatial_shape))
+    channel_shape = () if num_channels is None else (int(num_channels),)
+    shape = channel_shape + spatial_shape
+    chunk_shape = channel_shape + chunk_spatial
+    dtype = np.dtype(dtype)
+    if axis_names is not None and num_channels is not None and len(axis_names) == len(voxel_size):
+        axis_names = ["c^", *axis_names]
+
+    try:
+        existing = open_ds(str(path), mode="r")
+    except (FileNotFoundError, KeyError):
+        existing = None
+    if existing is not None:
+        problems = []
+        if tuple(existing.shape) != shape:
+            problems.append(f"shape {tuple(existing.shape)} != {shape}")
+        if existing.dtype != dtype:
+            problems.append(f"dtype {existing.dtype} != {dtype}")
+        if existing.voxel_size != voxel_size:
+            problems.append(f"voxel size {existing.voxel_size} != {voxel_size}")
+        if existing.roi != total_roi:
+            problems.append(f"ROI {existing.roi} != {total_roi}")
+        if problems:
+            raise ValueError(
+                f"existing array at {path} is incompatible with the requested output: "
+                + "; ".join(problems)
+                + ". Delete it or choose another output path."
+            )
+        logger.info("reusing existing output array %s", path)
+        return open_ds(str(path), mode="r+")
+
+    return prepare_ds(
+        str(path),
+        shape=shape,
+        offset=total_roi.offset,
+        voxel_size=voxel_size,
+        axis_names=axis_names,
+        units=units,
+        chunk_shape=chunk_shape,
+        dtype=dtype,
+        mode="a",
+    )

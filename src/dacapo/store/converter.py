@@ -1,7 +1,8 @@
 """Configs <-> plain dicts / YAML with cattrs; a ``type`` tag names the config class.
 
-Every attrs config class that may stand where its base class is expected (task,
-architecture, ...) is registered by class name; dicts carry ``type: ClassName``.
+Every attrs config class registers itself here by class name (task and architecture
+configs through their base class, the others with `register` below their definition);
+dicts carry ``type: ClassName``.
 Unknown types, missing and extra fields raise `ConfigError` naming the field.
 """
 
@@ -15,13 +16,11 @@ import cattrs
 import yaml
 from funlib.geometry import Coordinate
 
+from dacapo.errors import ConfigError
+
 TYPE_KEY = "type"
 _registry: dict[str, type] = {}
 _bases: list[type] = []
-
-
-class ConfigError(ValueError):
-    """A config file or dict that does not describe a valid config."""
 
 
 def register(cls: type, base: type | None = None) -> type:
@@ -141,18 +140,3 @@ def from_yaml(source: str | Path, cls: type | None = None) -> Any:
     except yaml.YAMLError as e:
         raise ConfigError(f"{path or 'config'}: not valid YAML: {e}") from e
     return from_dict(data, cls)
-
-
-def _register_builtin() -> None:
-    from dacapo.experiments import architectures as archs
-    from dacapo.experiments import tasks
-
-    for name in tasks.__all__:
-        obj = getattr(tasks, name)
-        if name.endswith("Config") and name != "TaskConfig":
-            register(obj, tasks.TaskConfig)
-    for name in ("CNNectomeUNetConfig", "DummyArchitectureConfig"):
-        register(getattr(archs, name), archs.ArchitectureConfig)
-
-
-_register_builtin()

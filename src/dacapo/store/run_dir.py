@@ -4,7 +4,8 @@ Layout of ``<root>/<run name>/``::
 
     run.yaml               the whole RunConfig (round-trips with `dacapo.store.converter`)
     checkpoints/<it>.pt    {"iteration", "model", "optimizer"} every checkpoint_interval
-                           (written to a temp file, then os.replace: never half-written)
+                           (written to a temp file, then os.replace: never half-written;
+                           a corrupt one, e.g. from a failed copy, is reported by name)
     training_stats.csv     iteration,loss,time
     validation_scores.csv  iteration,dataset,parameters,criterion,value
     best.json              {criterion: {iteration, dataset, parameters, value}}
@@ -14,39 +15,35 @@ Layout of ``<root>/<run name>/``::
     logs/                  daisy worker logs and done-markers of blockwise jobs
 
 CSV files are appended line by line (flushed), so a killed run loses at most the line
-being written; `truncate_after` drops rows newer than the checkpoint a run resumes from.
+being written; `RunDir.truncate_training_stats` drops rows newer than the checkpoint a
+run resumes from.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
-import os
+import pickle
 import re
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+import torch
+
+from dacapo.errors import CheckpointError
+from dacapo.experiments.run_config import RunConfig
+from dacapo.store.arrays import atomic_write_bytes, atomic_write_text
+from dacapo.store.converter import from_yaml, to_dict, to_yaml
 
 logger = logging.getLogger(__name__)
 
 TRAINING_FIELDS = ["iteration", "loss", "time"]
 VALIDATION_FIELDS = ["iteration", "dataset", "parameters", "criterion", "value"]
 _CHECKPOINT = re.compile(r"^(\d+)\.pt$")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and `os.replace`."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
 
 
 class RunDir:
@@ -106,15 +103,10 @@ class RunDir:
 
     # ---- config ------------------------------------------------------------
     def save_config(self, run_config) -> None:
-        from dacapo.store.converter import to_yaml
-
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.config_file, to_yaml(run_config))
 
-    def load_config(self):
-        from dacapo.experiments.run_config import RunConfig
-        from dacapo.store.converter import from_yaml
-
+    def load_config(self) -> RunConfig:
         if not self.config_file.is_file():
             raise FileNotFoundError(f"run directory {str(self.path)!r}: no run.yaml in it")
         return from_yaml(self.config_file, RunConfig)
@@ -139,10 +131,6 @@ class RunDir:
 
     def save_checkpoint(self, iteration: int, state: dict[str, Any]) -> Path:
         """``torch.save`` ``state`` atomically as ``checkpoints/<iteration>.pt``."""
-        import io
-
-        import torch
-
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
         torch.save({"iteration": iteration, **state}, buffer)
@@ -150,14 +138,9 @@ class RunDir:
         atomic_write_bytes(path, buffer.getvalue())
         return path
 
-    def load_checkpoint(self, iteration: int | None = None) -> dict[str, Any]:
-        """The checkpoint of ``iteration`` (default: the latest), on the CPU."""
-        import torch
-
-        if iteration is None:
-            iteration = self.latest_checkpoint()
-            if iteration is None:
-                raise FileNotFoundError(f"run {str(self.path)!r}: no checkpoint yet")
+    def existing_checkpoint(self, iteration: int) -> Path:
+        """The checkpoint file of ``iteration``; FileNotFoundError naming the available
+        ones when there is none (the one "no checkpoint" message)."""
         path = self.checkpoint_path(iteration)
         if not path.is_file():
             have = self.checkpoint_iterations()
@@ -165,7 +148,26 @@ class RunDir:
                 f"run {str(self.path)!r}: no checkpoint for iteration {iteration} "
                 f"(available: {have[-10:] or 'none'})"
             )
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return path
+
+    def load_checkpoint(self, iteration: int | None = None) -> dict[str, Any]:
+        """The checkpoint of ``iteration`` (default: the latest), on the CPU;
+        `CheckpointError` when the file is corrupt."""
+        if iteration is None:
+            iteration = self.latest_checkpoint()
+            if iteration is None:
+                raise FileNotFoundError(f"run {str(self.path)!r}: no checkpoint yet")
+        return load_checkpoint_file(self.existing_checkpoint(iteration))
+
+    def latest_intact_checkpoint(self) -> tuple[int | None, dict[str, Any] | None]:
+        """(iteration, state) of the newest checkpoint that loads, warning about each newer
+        corrupt one (a failed copy or a full disk leaves a truncated file)."""
+        for iteration in reversed(self.checkpoint_iterations()):
+            try:
+                return iteration, self.load_checkpoint(iteration)
+            except CheckpointError as e:
+                logger.warning("%s; resuming from an older checkpoint", e)
+        return None, None
 
     # ---- CSV tables --------------------------------------------------------
     @staticmethod
@@ -188,8 +190,6 @@ class RunDir:
 
     @staticmethod
     def _rewrite_csv(path: Path, fields: list[str], rows: list[dict[str, Any]]) -> None:
-        import io
-
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=fields)
         writer.writeheader()
@@ -253,3 +253,52 @@ class RunDir:
         if not self.best_file.is_file():
             return {}
         return json.loads(self.best_file.read_text())
+
+
+def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
+    """A checkpoint (``torch.load`` on the CPU, weights only); `CheckpointError` naming the
+    file when it is truncated or not a checkpoint."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile,
+            pickle.UnpicklingError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is corrupt or truncated ({first}); delete it to use "
+            "an older one"
+        ) from None
+
+
+#: settings a re-run may change: the schedule and how the work is spread over the machine
+FREE_FIELDS = {"num_iterations", "validation_interval", "checkpoint_interval",
+               "snapshot_interval", "num_workers", "device"}
+FREE_TRAINER_FIELDS = {"num_data_workers", "torch_threads"}
+
+
+def _comparable(config: dict) -> dict:
+    out = {k: v for k, v in config.items() if k not in FREE_FIELDS}
+    if isinstance(out.get("trainer_config"), dict):
+        out["trainer_config"] = {k: v for k, v in out["trainer_config"].items()
+                                 if k not in FREE_TRAINER_FIELDS}
+    return out
+
+
+def prepare_run_dir(run_config: RunConfig, root: str | Path) -> RunDir:
+    """Create ``<root>/<name>`` with ``run.yaml``, or check that it holds the same run.
+
+    A stored run with another config raises ValueError naming the first differing field
+    (``FREE_FIELDS`` and ``FREE_TRAINER_FIELDS`` may change).
+    """
+    run_dir = RunDir(Path(root) / run_config.name)
+    if run_dir.exists():
+        stored = _comparable(to_dict(run_dir.load_config()))
+        new = _comparable(to_dict(run_config))
+        diff = [k for k in new if stored.get(k) != new.get(k)]
+        if diff:
+            raise ValueError(
+                f"run directory {str(run_dir.path)!r} holds a run with a different "
+                f"{diff[0]}; choose another run name or root, or delete the folder"
+            )
+    run_dir.create()
+    run_dir.save_config(run_config)
+    return run_dir

@@ -8,6 +8,8 @@ import attr
 import torch
 from funlib.geometry import Coordinate
 
+from dacapo.store.converter import register
+
 
 @attr.s
 class ArchitectureConfig(ABC):
@@ -25,6 +27,10 @@ class ArchitectureConfig(ABC):
     eval_shape_increase: Coordinate | None  # voxels added to input_shape for prediction
 
     name: str = attr.ib(metadata={"help_text": "A unique name for this architecture."})
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        register(cls, ArchitectureConfig)
 
     @property
     def dims(self) -> int:

@@ -6,7 +6,7 @@ import attr
 from funlib.geometry import Coordinate
 
 from .affinities_task import AffinitiesTask
-from .task_config import TaskConfig, check_clip_bounds, check_positive
+from .task_config import GTRules, TaskConfig, check_clip_bounds, check_positive
 
 
 def _neighborhood(values):
@@ -66,6 +66,11 @@ class AffinitiesTaskConfig(TaskConfig):
             "fragments a mutex watershed leaves in predicted background."
         },
     )
+
+    def gt_rules(self) -> GTRules:
+        """Instance ids (integers, one channel); offsets with one entry per data dim."""
+        return GTRules(integer_labels=True,
+                       neighborhood=tuple(tuple(int(v) for v in o) for o in self.neighborhood))
 
     def _problems(self) -> list[str]:
         problems = []

@@ -6,6 +6,7 @@ import attr
 
 from .distance_task import DistanceTask
 from .task_config import (
+    GTRules,
     TaskConfig,
     check_channels,
     check_clip_bounds,
@@ -51,6 +52,10 @@ class DistanceTaskConfig(TaskConfig):
     clipmax: float = attr.ib(
         default=0.95, metadata={"help_text": "Upper clip of class fractions for balancing."}
     )
+
+    def gt_rules(self) -> GTRules:
+        """One GT array per channel, or class ids ``0..len(channels)`` in one array."""
+        return GTRules(num_channels=len(self.channels), channel_names=self.channels)
 
     def _problems(self) -> list[str]:
         return (

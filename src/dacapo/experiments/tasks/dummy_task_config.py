@@ -5,7 +5,7 @@ from __future__ import annotations
 import attr
 
 from .dummy_task import DummyTask
-from .task_config import TaskConfig
+from .task_config import GTRules, TaskConfig
 
 
 @attr.s
@@ -23,6 +23,10 @@ class DummyTaskConfig(TaskConfig):
     detection_threshold: float = attr.ib(
         default=0.7, metadata={"help_text": "Threshold of the dummy post-processor."}
     )
+
+    def gt_rules(self) -> GTRules:
+        """Nothing: the dummy task reads no GT values."""
+        return GTRules(scan=False)
 
     def _problems(self) -> list[str]:
         problems = []

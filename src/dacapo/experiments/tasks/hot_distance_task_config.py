@@ -6,6 +6,7 @@ import attr
 
 from .hot_distance_task import HotDistanceTask
 from .task_config import (
+    GTRules,
     TaskConfig,
     check_channels,
     check_kernel_size,
@@ -40,6 +41,10 @@ class HotDistanceTaskConfig(TaskConfig):
         default=None,
         metadata={"help_text": "Kernel size of the head convolution (odd; default 1)."},
     )
+
+    def gt_rules(self) -> GTRules:
+        """One GT array per channel, or class ids ``0..len(channels)`` in one array."""
+        return GTRules(num_channels=len(self.channels), channel_names=self.channels)
 
     def _problems(self) -> list[str]:
         return (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import attr
 
 from .inner_distance_task import InnerDistanceTask
-from .task_config import TaskConfig, check_channels, check_non_negative, check_positive
+from .task_config import GTRules, TaskConfig, check_channels, check_non_negative, check_positive
 
 
 @attr.s
@@ -26,6 +26,10 @@ class InnerDistanceTaskConfig(TaskConfig):
         default=1,
         metadata={"help_text": "Distances are divided by this (world units) before tanh."},
     )
+
+    def gt_rules(self) -> GTRules:
+        """Instance ids (integers, one channel)."""
+        return GTRules(integer_labels=True)
 
     def _problems(self) -> list[str]:
         return (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import attr
 
 from .one_hot_task import OneHotTask
-from .task_config import TaskConfig, check_channels, check_kernel_size
+from .task_config import GTRules, TaskConfig, check_channels, check_kernel_size
 
 
 @attr.s
@@ -22,6 +22,10 @@ class OneHotTaskConfig(TaskConfig):
         default=None,
         metadata={"help_text": "Kernel size of the head convolution (odd; default 1)."},
     )
+
+    def gt_rules(self) -> GTRules:
+        """Class ids ``0..len(classes) - 1`` in one channel."""
+        return GTRules(num_classes=len(self.classes), channel_names=self.classes)
 
     def _problems(self) -> list[str]:
         problems = check_channels("classes", self.classes) + check_kernel_size(

@@ -7,7 +7,7 @@ from pathlib import Path
 import attr
 
 from .pretrained_task import PretrainedTask
-from .task_config import TaskConfig
+from .task_config import GTRules, TaskConfig
 
 
 @attr.s
@@ -23,6 +23,9 @@ class PretrainedTaskConfig(TaskConfig):
         converter=Path,
         metadata={"help_text": "Path of a saved model state dict (torch.save) to start from."},
     )
+
+    def gt_rules(self) -> GTRules:
+        return self.sub_task_config.gt_rules()
 
     def _problems(self) -> list[str]:
         problems = []

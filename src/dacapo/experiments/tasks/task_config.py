@@ -1,4 +1,9 @@
-"""Base class of all task configurations."""
+"""Base class of all task configurations, and what a task asks of its ground truth.
+
+Every subclass registers itself with `dacapo.store.converter` (by class name), so a YAML
+file can name it in its ``type`` field, and must say what it requires of the GT
+(`gt_rules`), which `dacapo.verify` checks before a run starts.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,30 @@ from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import attr
+
+from dacapo.store.converter import register
+
+
+@attr.s(frozen=True)
+class GTRules:
+    """What a task requires of its ground truth (checked by `dacapo.verify`).
+
+    - ``scan``: read the GT's values (finite, non-negative, the ranges below);
+    - ``integer_labels``: instance ids, stored as integers (not floats);
+    - ``num_channels``: GT channels accepted besides one (one array per channel);
+      with ``num_channels > 1`` a single GT array holds class ids ``0..num_channels``
+      (channel i is ``gt == i + 1``);
+    - ``num_classes``: class ids lie in ``[0, num_classes)`` and are integral;
+    - ``channel_names``: names shown in messages (channels or classes);
+    - ``neighborhood``: affinity offsets, which need as many entries as the data has dims.
+    """
+
+    scan: bool = attr.ib(default=True)
+    integer_labels: bool = attr.ib(default=False)
+    num_channels: int = attr.ib(default=1)
+    num_classes: int | None = attr.ib(default=None)
+    channel_names: tuple[str, ...] = attr.ib(default=(), converter=tuple)
+    neighborhood: tuple | None = attr.ib(default=None)
 
 
 @attr.s
@@ -19,6 +48,14 @@ class TaskConfig(ABC):
     task_type: ClassVar[type]
 
     name: str = attr.ib(metadata={"help_text": "A unique name for this task."})
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        register(cls, TaskConfig)
+
+    @abstractmethod
+    def gt_rules(self) -> GTRules:
+        """What this task requires of its ground truth."""
 
     def problems(self) -> list[str]:
         """Reasons this config is invalid (empty when valid)."""

@@ -12,7 +12,9 @@ import numpy as np
 from funlib.geometry import Coordinate
 from funlib.persistence import Array
 
+from dacapo.blockwise import run_blockwise
 from dacapo.store.arrays import open_array
+from dacapo.store.ome import prepare_output  # outputs are OME-NGFF label images
 
 from .post_processor_parameters import PostProcessorParameters
 
@@ -100,9 +102,6 @@ class BlockwisePostProcessor(PostProcessor):
         block_size=None,
         log_dir: str | Path | None = None,
     ) -> Array:
-        from dacapo.blockwise import run_blockwise
-        from dacapo.store.ome import prepare_output
-
         prediction = self._open_prediction()
         voxel_size = prediction.voxel_size
         spatial_roi = prediction.roi

@@ -28,6 +28,7 @@ import numpy as np
 from funlib.geometry import Coordinate
 from funlib.persistence import Array
 
+from dacapo.blockwise import run_blockwise
 from dacapo.blockwise.watershed import (
     Geometry,
     affinity_channels,
@@ -36,7 +37,8 @@ from dacapo.blockwise.watershed import (
     stitch,
 )
 from dacapo.ops.watershed import segment
-from dacapo.store.arrays import open_array
+from dacapo.store.arrays import container_of, open_array, prepare_output
+from dacapo.store.ome import prepare_output as prepare_image  # the OME-NGFF label output
 
 from .post_processor import PostProcessor
 from .watershed_post_processor_parameters import WatershedPostProcessorParameters
@@ -111,8 +113,6 @@ class WatershedPostProcessor(PostProcessor):
         log_dir: str | Path | None = None,
     ) -> Array:
         """Segment the prediction for ``parameters`` into ``output_array`` (zarr path)."""
-        from dacapo.store.ome import prepare_output
-
         prediction = self._open_prediction()
         voxel_size = prediction.voxel_size
         if voxel_size.dims != len(self.offsets[0]):
@@ -132,7 +132,7 @@ class WatershedPostProcessor(PostProcessor):
         # built (and its block size checked against the context) before anything is written
         geometry = (Geometry(roi, voxel_size, block_size, self.context_voxels * voxel_size)
                     if blockwise else None)
-        out = prepare_output(
+        out = prepare_image(
             output_array, total_roi=roi, voxel_size=voxel_size, dtype=np.uint64,
             write_size=block_size, axis_names=list(prediction.axis_names),
             units=list(prediction.units), label=True,
@@ -149,9 +149,7 @@ class WatershedPostProcessor(PostProcessor):
 
     def _process_blockwise(self, parameters, output_array, geometry: Geometry, num_workers,
                            log_dir) -> None:
-        from dacapo.blockwise import prepare_output, run_blockwise
-
-        base = Path(log_dir) if log_dir is not None else _container_parent(Path(output_array))
+        base = Path(log_dir) if log_dir is not None else _work_parent(Path(output_array))
         base.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f"watershed_{parameters.id}_", dir=base))
         scratch = work / "stitch"
@@ -183,10 +181,7 @@ class WatershedPostProcessor(PostProcessor):
                 shutil.rmtree(work / "fragments.zarr", ignore_errors=True)
 
 
-def _container_parent(path: Path) -> Path:
+def _work_parent(path: Path) -> Path:
     """The directory holding the zarr container of ``path`` (or its parent)."""
-    path = path.absolute()
-    for parent in [path, *path.parents]:
-        if parent.suffix in (".zarr", ".n5", ".zarr2", ".zarr3"):
-            return parent.parent
-    return path.parent
+    container = container_of(path)
+    return (container or path.absolute()).parent

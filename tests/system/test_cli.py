@@ -12,13 +12,14 @@ from click.testing import CliRunner
 from funlib.persistence import open_ds
 from pipeline_fixtures import dacapo_cli, tiny_data, tiny_run, write_array
 
-from dacapo.cli import cli
+from dacapo.cli import cli, unwrap_worker_message
 from dacapo.demo import ITERATIONS, make_demo_data
-from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig, open_array
+from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
 from dacapo.experiments.run_config import RunConfig
+from dacapo.store.arrays import open_array
 from dacapo.store.converter import from_yaml, to_yaml
 
-EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("*.yaml"))
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
 COMMANDS = ["verify", "train", "validate", "apply", "convert", "downsample", "view", "demo"]
 
 
@@ -173,3 +174,10 @@ def test_convert_tiff_round_trip(tmp_path, layout):
     wrong = "4,4" if data.ndim == 3 else "4,4,4"
     r = invoke("convert", str(source), str(tmp_path / "w.zarr" / "raw"), "--voxel-size", wrong)
     assert r.exit_code == 2 and "voxel-size" in r.stderr
+
+
+def test_unwrap_worker_message():
+    text = ("Caught ValueError in DataLoader worker process 0.\nOriginal Traceback (most recent "
+            "call last):\n  File \"x.py\", line 1\nValueError: dataset 'a': raw: bad\n")
+    assert unwrap_worker_message(text) == "dataset 'a': raw: bad"
+    assert unwrap_worker_message("plain") == "plain"

@@ -30,13 +30,14 @@ from pipeline_fixtures import dacapo_cli
 from dacapo.cli import cli
 from dacapo.experiments.architectures import DummyArchitectureConfig
 from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
-from dacapo.experiments.run_config import RunConfig, TrainerConfig
+from dacapo.experiments.run_config import RunConfig
 from dacapo.experiments.tasks import (
     AffinitiesTaskConfig,
     DistanceTaskConfig,
     OneHotTaskConfig,
     PretrainedTaskConfig,
 )
+from dacapo.experiments.trainer_config import TrainerConfig
 from dacapo.store.converter import from_yaml, to_yaml
 
 VS = (8, 4, 4)

@@ -22,9 +22,10 @@ from funlib.persistence import prepare_ds
 from dacapo.cli import cli
 from dacapo.experiments.architectures import DummyArchitectureConfig
 from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
-from dacapo.experiments.run_config import RunConfig, TrainerConfig
+from dacapo.experiments.run_config import RunConfig
 from dacapo.experiments.tasks import DistanceTaskConfig
-from dacapo.store.ome import open_ds  # plain arrays and OME-NGFF outputs
+from dacapo.experiments.trainer_config import TrainerConfig
+from dacapo.store.arrays import open_array
 from dacapo.train import train_run
 from dacapo.validate import validate_run
 
@@ -111,6 +112,6 @@ def test_train_validate_apply_never_write_their_inputs(tmp_path, monkeypatch):
     finally:
         _unlock(locked, immutable)
     assert _state(container) == before
-    seg = open_ds(str(out))
+    seg = open_array(str(out))  # an OME-NGFF image: level s0
     assert seg.to_ndarray(seg.roi).any()
     assert list(cwd.iterdir()) == []  # nothing written to the working directory either

@@ -33,7 +33,8 @@ import pytest
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import open_ds, prepare_ds
 
-from dacapo.blockwise import BlockInfo, BlockwiseError, prepare_output, run_blockwise
+from dacapo.blockwise import BlockInfo, BlockwiseError, run_blockwise
+from dacapo.store.arrays import prepare_output
 
 SEED = int(os.environ.get("DACAPO_FAULT_SEED", "0"))
 TESTS = Path(__file__).resolve().parent
@@ -229,7 +230,7 @@ def test_block_failing_once_is_retried_and_reported(tmp_path, caplog):
     bad = (24, 20, 0)
     state = tmp_path / "state"
     state.mkdir()
-    with caplog.at_level(logging.WARNING, logger="dacapo.blockwise.runner"):
+    with caplog.at_level(logging.WARNING, logger="dacapo.blockwise"):
         result = run_blockwise(
             functools.partial(fail_once, state_dir=str(state), bad_begin=bad), {"raw": raw},
             out, BLOCK, context=VOXEL, num_workers=2, log_dir=tmp_path / "logs", progress=False,
@@ -279,8 +280,9 @@ CHECKPOINT_EVERY = 4
 def _train_config(tmp_path: Path):
     from dacapo.experiments.architectures import DummyArchitectureConfig
     from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
-    from dacapo.experiments.run_config import RunConfig, TrainerConfig
+    from dacapo.experiments.run_config import RunConfig
     from dacapo.experiments.tasks import DummyTaskConfig
+    from dacapo.experiments.trainer_config import TrainerConfig
 
     rng = np.random.default_rng(3)
     labels = np.zeros((16, 32, 32), np.uint32)
