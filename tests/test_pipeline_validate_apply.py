@@ -54,7 +54,7 @@ def test_validation_scores_and_best(trained):
         s = seg[seg.roi][0] > 0
         np.testing.assert_array_equal(s, pred[0] > t)
         tp = np.sum(s & gt)
-        empty = not s.any()  # DESIGN: metrics other than dice/jaccard NaN on an empty mask
+        empty = not s.any()  # metrics other than dice/jaccard are NaN on an empty mask
         expected = {
             "cell__dice": 2 * tp / (s.sum() + gt.sum()),
             "cell__precision": math.nan if empty else tp / s.sum(),
