@@ -1,4 +1,4 @@
-"""Affinities and their mask against brute-force per-voxel loops (DESIGN §2)."""
+"""Affinities and their mask against brute-force per-voxel loops (the definitions in `dacapo.ops.affinities`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Class-balancing weights (dacapo.ops.balance) against a per-voxel transcription of DESIGN §2."""
+"""Class-balancing weights (dacapo.ops.balance) against a per-voxel transcription of its definition."""
 
 from __future__ import annotations
 

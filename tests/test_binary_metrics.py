@@ -34,7 +34,7 @@ def _cond_entropy(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def reference(test, truth, voxel_size, tol, clip) -> dict[str, float]:
-    """Direct transcription of DESIGN.md §3 (no EDT)."""
+    """Direct transcription of the definitions in dacapo.ops.binary_metrics (no EDT)."""
     S, T = test.astype(bool), truth.astype(bool)
     s, t = S.sum(), T.sum()
     nan = math.nan

@@ -1,4 +1,4 @@
-"""LSDs against a literal reference: one full-volume Gaussian filter per object (DESIGN §2)."""
+"""LSDs against a literal reference: one full-volume Gaussian filter per object (Sheridan et al. 2022)."""
 
 from __future__ import annotations
 

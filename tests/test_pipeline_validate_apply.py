@@ -14,6 +14,7 @@ from pipeline_fixtures import dacapo_cli, tiny_data, tiny_run
 from dacapo.apply import apply_run
 from dacapo.cli import cli
 from dacapo.predict import predict
+from dacapo.scores import format_table
 from dacapo.store.ome import open_ds  # outputs are OME-NGFF images (level s0)
 from dacapo.store.run_dir import RunDir
 from dacapo.train import train_run
@@ -55,7 +56,7 @@ def test_validation_scores_and_best(trained):
         s = seg[seg.roi] > 0
         np.testing.assert_array_equal(s, pred > t)
         tp = np.sum(s & gt)
-        empty = not s.any()  # DESIGN: metrics other than dice/jaccard NaN on an empty mask
+        empty = not s.any()  # metrics other than dice/jaccard are NaN on an empty mask
         expected = {
             "cell__dice": 2 * tp / (s.sum() + gt.sum()),
             "cell__precision": math.nan if empty else tp / s.sum(),
@@ -119,7 +120,7 @@ def test_apply_one_two_workers_and_worker_command_identical(trained, tmp_path):
     assert p.std() > 0
     for other in preds[1:]:
         np.testing.assert_array_equal(p, other[other.roi])
-    # ... and equal to a prediction in this process; it covers the raw minus the context
+    # ... and equal to a prediction in this process; it covers the whole raw (reflect padding)
     here = predict(rc, run_dir.checkpoint_path(run_dir.load_best()["cell__dice"]["iteration"]),
                    raw, tmp_path / "p.zarr" / "here", num_workers=0, progress=False)
     assert here.roi == preds[0].roi
@@ -154,3 +155,14 @@ def test_apply_chooses_iteration_and_criterion(trained, tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint for iteration 5"):
         apply_run(run_dir.path, "x", tmp_path / "o.zarr" / "s", iteration=5)
     assert RunDir(run_dir.path).latest_checkpoint() == 8
+
+
+def test_validation_scores_the_whole_gt_and_says_so(trained):
+    rc, run_dir, container = trained
+    gt = open_ds(str(container / "validate" / "fg"), mode="r")
+    rows = run_dir.validation_scores()
+    assert {r["scored_roi"] for r in rows} == {str(gt.roi)}  # reflect padding: every voxel
+    assert {r["gt_fraction"] for r in rows} == {1.0}
+    table = format_table(run_dir)
+    assert f"scored {gt.roi} = 100.0% of the gt ROI" in table
+    assert "parameters chosen by cell__dice" in table

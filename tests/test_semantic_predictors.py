@@ -38,7 +38,7 @@ def _array(data: np.ndarray, voxel_size, offset=None) -> Array:
 
 
 def _brute_knowable(target: np.ndarray, mask: np.ndarray, voxel_size, scale: float) -> np.ndarray:
-    """DESIGN §2: known iff min(|t|, 0.8) <= tanh(distance to the nearest face of a
+    """Known iff min(|t|, 0.8) <= tanh(distance to the nearest face of a
     masked-out or out-of-crop voxel / scale); masked-out voxels never."""
     padded = np.pad(mask.astype(bool), 1)
     inner = (slice(1, -1),) * mask.ndim

@@ -43,8 +43,12 @@ def apply_run(
     worker_command: str | None = None,
     progress: bool = True,
     in_memory_limit: int | None = None,
+    padding: str | None = None,
 ) -> Array:
-    """Predict and post-process ``input_path`` into ``output_path``; returns the output."""
+    """Predict and post-process ``input_path`` into ``output_path``; returns the output.
+
+    ``padding`` (default: the run's) fills the context beyond the raw; with ``reflect`` or
+    ``zero`` every voxel of the input is segmented (`dacapo.predict`)."""
     output_path = Path(output_path)
     prediction_path = output_path.with_name(output_path.name + "_prediction")
     check_output(output_path, {"input": input_path})
@@ -63,7 +67,8 @@ def apply_run(
     logger.info("applying %s (iteration %d, %s) to %s", rc.name, iteration, parameters, input_path)
     with log_to_file(run_dir.logs / "apply.log"):
         prediction = predict(
-            rc, checkpoint, input_path, prediction_path, num_workers=num_workers,
+            rc, checkpoint, input_path, prediction_path, padding=padding or rc.padding,
+            num_workers=num_workers,
             worker_command=worker_command, log_dir=log_dir, task_id="predict", progress=progress,
         )
         post = task.post_processor

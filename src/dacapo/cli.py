@@ -171,12 +171,16 @@ def validate(run_dir: str, iteration: int | None, workers: int | None, quiet: bo
               help="Blockwise workers; 0 = in this process (default: one per core).")
 @click.option("--worker-command", default=None,
               help="Shell template starting a worker, e.g. 'srun -n1 {command}'.")
+@click.option("--padding", type=click.Choice(["reflect", "zero", "none"]), default=None,
+              help="Context beyond the input: mirrored, zeros, or none (then the border "
+                   "the model cannot see is not segmented). Default: the run's.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--pyramid", is_flag=True,
               help="Add pyramid levels to the prediction and the output (see downsample).")
 @handle_errors
 def apply(run_dir: str, input_: str, output: str, iteration: int | None, criterion: str | None,
-          workers: int | None, worker_command: str | None, quiet: bool, pyramid: bool) -> None:
+          workers: int | None, worker_command: str | None, padding: str | None,
+          quiet: bool, pyramid: bool) -> None:
     """Segment INPUT with a trained run, blockwise, into OUTPUT."""
     from dacapo.apply import apply_run  # lazy: see top
     from dacapo.pyramid import downsample_image  # lazy: see top
@@ -184,7 +188,8 @@ def apply(run_dir: str, input_: str, output: str, iteration: int | None, criteri
     if iteration is not None and criterion is not None:
         raise ValueError("give --iteration or --criterion, not both")
     out = apply_run(run_dir, input_, output, iteration=iteration, criterion=criterion,
-                    num_workers=workers, worker_command=worker_command, progress=not quiet)
+                    num_workers=workers, worker_command=worker_command, progress=not quiet,
+                    padding=padding)
     click.echo(f"wrote {output} (shape {tuple(out.shape)}, voxel size {tuple(out.voxel_size)})")
     if pyramid:
         prediction = Path(output).with_name(Path(output).name + "_prediction")

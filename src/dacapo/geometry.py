@@ -5,7 +5,8 @@
 - `snap_roi`: the largest ROI inside a ROI on a voxel grid;
 - `crop`: the part of a numpy array (covering a ROI) inside another ROI;
 - `block_rois`: a grid of blocks over a ROI (blocks at the far end overhang);
-- `prediction_roi`: where a valid model can predict inside a raw ROI.
+- `prediction_roi`: what a model predicts of a raw ROI: all of it when the context beyond
+  the raw is padded (``reflect``/``zero``), the raw shrunk by the context with ``none``.
 """
 
 from __future__ import annotations
@@ -59,15 +60,20 @@ def block_rois(roi: Roi, block_size: Coordinate) -> list[Roi]:
     return [Roi(Coordinate(begin), block_size) for begin in product(*steps)]
 
 
-def prediction_roi(raw_roi: Roi, geometry: ModelGeometry, roi: Roi | None = None) -> Roi:
-    """``raw_roi`` shrunk by the model's context, snapped to the output grid (∩ ``roi``)."""
-    out = raw_roi.grow(-geometry.context, -geometry.context)
+def prediction_roi(raw_roi: Roi, geometry: ModelGeometry, roi: Roi | None = None,
+                   padding: str = "none") -> Roi:
+    """The ROI to predict, on the output grid: ``raw_roi`` (∩ ``roi``) when the context
+    beyond the raw is padded; with ``padding="none"`` only where the model sees real
+    context, ``raw_roi`` shrunk by the context on each side."""
+    out = raw_roi if padding != "none" else raw_roi.grow(-geometry.context, -geometry.context)
     if roi is not None:
         out = out.intersect(roi)
     out = snap_roi(out, geometry.output_voxel_size)
     if out.empty or any(s <= 0 for s in out.shape):
+        if padding != "none":
+            raise InputError(f"raw ROI {raw_roi} does not overlap the requested ROI {roi}")
         raise InputError(
             f"raw ROI {raw_roi} is too small for the model: it needs a context of "
-            f"{tuple(geometry.context)} (world units) on each side"
+            f"{tuple(geometry.context)} (world units) on each side (or predict with padding)"
         )
     return out

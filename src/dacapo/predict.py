@@ -2,9 +2,17 @@
 
 Each block's output is the model's eval-mode output (activation applied) for an input of
 ``eval_input_shape`` voxels; the input is read with context ``(input − output) / 2`` (world
-units) around the block and zero-padded outside the raw. The prediction covers the raw
-ROI shrunk by that context (a valid-padding UNet cannot predict the border), snapped to the
-output voxel grid; blocks at the far end overhang and are clipped. One forward path
+units) around the block. ``padding`` says what the context is beyond the raw:
+
+- ``"reflect"`` (default): the raw mirrored at its border; the prediction covers the whole
+  raw ROI (or the requested ``roi`` inside it), so a crop smaller than the model's input +
+  context is still predicted whole;
+- ``"zero"``: zeros beyond the raw, also the whole ROI;
+- ``"none"``: only where the model sees real context: the raw ROI shrunk by the context
+  (a valid-padding UNet cannot see beyond the border).
+
+The ROI is snapped to the output voxel grid; blocks at the far end overhang and are
+clipped. One forward path
 (`predict_block`) serves both ways of running:
 
 - ``num_workers == 0`` (or a ``model`` given): the blocks one after the other in this
@@ -36,18 +44,20 @@ from dacapo.errors import InputError
 from dacapo.geometry import ModelGeometry, block_rois, prediction_roi
 from dacapo.ops.intensity import normalize_raw
 from dacapo.runtime import build_model, choose_device, load_weights
-from dacapo.store.arrays import open_array
+from dacapo.store.arrays import PADDINGS, open_array, read_with_padding
 from dacapo.store.ome import prepare_output  # outputs are OME-NGFF images
 
 logger = logging.getLogger(__name__)
 
 
-def predict_block(model, raw: Array, write_roi: Roi, geometry: ModelGeometry) -> np.ndarray:
+def predict_block(model, raw: Array, write_roi: Roi, geometry: ModelGeometry,
+                  padding: str = "reflect") -> np.ndarray:
     """Model output (channels first, float32) for ``write_roi``: the raw read with the
-    model's context (zero outside the raw), normalised, one forward pass in eval mode."""
+    model's context (padded beyond the raw as ``padding`` says), normalised, one forward
+    pass in eval mode."""
     device = next(model.parameters()).device
     read_roi = write_roi.grow(geometry.context, geometry.context)
-    data = normalize_raw(np.asarray(raw.to_ndarray(read_roi, fill_value=0)))
+    data = normalize_raw(read_with_padding(raw, read_roi, padding))
     if data.ndim == raw.voxel_size.dims:
         data = data[None]
     with torch.no_grad():
@@ -69,6 +79,7 @@ class PredictSpec:
     run_config = attr.ib()
     checkpoint: str = attr.ib()
     raw: str = attr.ib()
+    padding: str = attr.ib()
     threads: int = attr.ib(default=1)
 
 
@@ -91,18 +102,18 @@ def _load(spec: PredictSpec):
 def _worker_block(spec: PredictSpec, block) -> np.ndarray:
     """Runner process function: `predict_block` of ``block.write_roi``."""
     model, raw, geometry = _load(spec)
-    return predict_block(model, raw, block.write_roi, geometry)
+    return predict_block(model, raw, block.write_roi, geometry, spec.padding)
 
 
 def predict_in_process(model, raw: Array, output, out_roi: Roi, geometry: ModelGeometry,
-                       progress: bool = True) -> None:
+                       padding: str = "reflect", progress: bool = True) -> None:
     """Predict every block of ``out_roi`` with ``model`` here and write it to ``output``."""
     was_training = model.training
     model.eval()
     try:
         for write_roi in tqdm(block_rois(out_roi, geometry.output_size), desc="predict",
                               disable=not progress, dynamic_ncols=True, leave=False):
-            y = predict_block(model, raw, write_roi, geometry)
+            y = predict_block(model, raw, write_roi, geometry, padding)
             target = write_roi.intersect(out_roi)
             rel = (target - write_roi.offset) / geometry.output_voxel_size
             y = y[(slice(None),) + rel.to_slices()]
@@ -118,6 +129,7 @@ def predict(
     output_path: str | Path,
     *,
     roi: Roi | None = None,
+    padding: str = "reflect",
     num_workers: int = 1,
     worker_command: str | None = None,
     log_dir: str | Path | None = None,
@@ -130,9 +142,13 @@ def predict(
 
     ``num_workers == 0`` or a ``model`` (already holding the weights; ``checkpoint`` is then
     not read) predicts in this process. ``check_raw=False`` skips the scan of the raw for
-    NaN/Inf (for a caller that has scanned it already). Writes ``output_path`` (zarr,
-    float32, channels first) and returns it opened read-only.
+    NaN/Inf (for a caller that has scanned it already). ``roi`` limits the prediction;
+    ``padding`` (see the module docstring) fills the context beyond the raw. Writes
+    ``output_path`` (an OME-NGFF image, float32, channels first; one channel: no channel
+    axis) and returns it opened read-only.
     """
+    if padding not in PADDINGS:
+        raise InputError(f"padding: must be one of {list(PADDINGS)}, got {padding!r}")
     check_output(output_path, {"raw": raw_path})
     raw = open_array(raw_path, "raw")
     if check_raw:
@@ -148,7 +164,7 @@ def predict(
             f"{model.num_in_channels} input channel(s)"
         )
     geometry = ModelGeometry(model, raw.voxel_size, model.eval_input_shape)
-    out_roi = prediction_roi(raw.roi, geometry, roi)
+    out_roi = prediction_roi(raw.roi, geometry, roi, padding)
     spatial_names = list(raw.axis_names[len(raw.axis_names) - raw.voxel_size.dims :])
     voxels = int(np.prod(out_roi.shape / geometry.output_voxel_size))
     check_output(output_path, {"raw": raw_path}, 4 * model.num_out_channels * voxels)
@@ -161,10 +177,10 @@ def predict(
                 output_path, out_roi, geometry.output_size, geometry.context,
                 "in this process" if in_process else f"{num_workers} workers")
     if in_process:
-        predict_in_process(model, raw, output, out_roi, geometry, progress)
+        predict_in_process(model, raw, output, out_roi, geometry, padding, progress)
         return open_array(output_path, "prediction")
     spec = PredictSpec(run_config, str(Path(checkpoint).absolute()),
-                       str(Path(raw_path).absolute()),
+                       str(Path(raw_path).absolute()), padding,
                        max(1, (os.cpu_count() or 1) // max(1, num_workers)))
     run_blockwise(
         functools.partial(_worker_block, spec), inputs={}, output=output_path,

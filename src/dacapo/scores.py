@@ -72,6 +72,8 @@ def update_best(run_dir, task) -> dict[str, Any]:
     by_key = {json.dumps(parameters_dict(p), sort_keys=True): p for p in task.parameters}
     groups: dict[tuple, dict[str, float]] = {}
     for row in run_dir.validation_scores():
+        if row.get("degenerate"):  # never the best: a constant segmentation
+            continue
         key = (row["iteration"], row["dataset"], json.dumps(row["parameters"], sort_keys=True))
         groups.setdefault(key, {})[row["criterion"]] = row["value"]
     for (iteration, dataset, pkey), values in sorted(groups.items()):
@@ -124,11 +126,10 @@ def choose_checkpoint_and_parameters(run_dir: RunDir, task, iteration: int | Non
             if iteration is None:
                 raise FileNotFoundError(f"run {str(run_dir.path)!r}: no checkpoint yet")
     if params_dict is None:
-        rows = [r for r in run_dir.validation_scores()
-                if r["iteration"] == iteration and r["criterion"] == crit and not math.isnan(r["value"])]
-        if rows:
-            pick = max if scores.higher_is_better(crit) else min
-            params_dict = pick(rows, key=lambda r: r["value"])["parameters"]
+        rows = [r for r in run_dir.validation_scores() if r["iteration"] == iteration]
+        chosen = choose_parameters(rows, crit, scores.higher_is_better(crit))
+        if chosen is not None:
+            params_dict = chosen["parameters"]
     sweep = task.parameters
     if params_dict is not None:
         wanted = json.dumps(params_dict, sort_keys=True)
@@ -143,38 +144,67 @@ def choose_checkpoint_and_parameters(run_dir: RunDir, task, iteration: int | Non
 
 def _fmt(value: float) -> str:
     """4 decimals; no "-0.0000" for a value that rounds to zero."""
-    return f"{0.0 if abs(value) < 5e-5 else value:.4f}"
+    return "nan" if math.isnan(value) else f"{0.0 if abs(value) < 5e-5 else value:.4f}"
+
+
+def choose_parameters(rows: list[dict], criterion: str, higher_is_better: bool) -> dict | None:
+    """The row of the best parameters by ``criterion`` among ``rows`` (one validation of
+    one dataset), degenerate segmentations (`dacapo.validate`) only when all are."""
+    cands = [r for r in rows if r["criterion"] == criterion and not math.isnan(r["value"])]
+    fine = [r for r in cands if not r.get("degenerate")]
+    if not (fine or cands):
+        return None
+    return (max if higher_is_better else min)(fine or cands, key=lambda r: r["value"])
+
+
+#: how the instance metrics treat label 0, shown under tables that have them
+CONVENTIONS = {
+    "adapted_rand_error": "adapted_rand_error, voi: GT label 0 is unlabelled and ignored; "
+                          "segment 0 on labelled voxels counts as singletons (CREMI)",
+}
 
 
 def format_table(run_dir, iteration: int | None = None, limit: int = 10) -> str:
-    """One-screen score table: main criteria at ``iteration`` (default: the last
-    validated) per dataset, best over the sweep, and the best so far from ``best.json``."""
+    """One-screen score table of ``iteration`` (default: the last validated), per dataset:
+    the parameters the task's main criterion chooses, every main metric at that choice,
+    each metric's own best over the sweep, and the best so far (``best.json``)."""
     run_dir = as_run_dir(run_dir)
     rows = run_dir.validation_scores()
     if not rows:
         return f"run {run_dir.path.name}: no validation scores yet"
-    scores = run_dir.load_config().task_config.build().evaluation_scores
+    task = run_dir.load_config().task_config.build()
+    scores = task.evaluation_scores
+    main = main_criterion(task)
     if iteration is None:
         iteration = max(r["iteration"] for r in rows)
     rows = [r for r in rows if r["iteration"] == iteration]
     best = run_dir.load_best()
-    criteria = list(dict.fromkeys(r["criterion"] for r in rows))
-    shown = main_criteria(criteria, limit)
-    lines = [f"run {run_dir.path.name}: validation at iteration {iteration}"]
-    header = f"  {'dataset':12s} {'criterion':28s} {'value':>9s}  {'parameters':28s} {'best (iteration)':>18s}"
-    lines.append(header)
-    lines.append("  " + "-" * (len(header) - 2))
+    shown = main_criteria(list(dict.fromkeys(r["criterion"] for r in rows)), limit)
+    lines = [f"run {run_dir.path.name}: validation at iteration {iteration} "
+             f"(parameters chosen by {main})"]
+    header = (f"  {'criterion':28s} {'value':>9s}  {'sweep best':>10s} {'at':24s} "
+              f"{'best (iteration)':>18s}")
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        here = [r for r in rows if r["dataset"] == dataset]
+        chosen = choose_parameters(here, main, scores.higher_is_better(main))
+        key = None if chosen is None else json.dumps(chosen["parameters"], sort_keys=True)
+        at = {r["criterion"]: r for r in here
+              if json.dumps(r["parameters"], sort_keys=True) == key}
+        label = "-" if chosen is None else parameters_label(chosen["parameters"])
+        flag = " DEGENERATE (constant segmentation)" if chosen and chosen.get("degenerate") else ""
+        fraction = here[0].get("gt_fraction", math.nan)
+        scored = (f"scored {here[0]['scored_roi']} = {100 * fraction:.1f}% of the gt ROI"
+                  if here[0].get("scored_roi") else "scored ROI not recorded")
+        lines += [f"  dataset {dataset}: {label}{flag}; {scored}", header,
+                  "  " + "-" * (len(header) - 2)]
         for c in shown:
-            cands = [r for r in rows if r["dataset"] == dataset and r["criterion"] == c]
-            finite = [r for r in cands if not math.isnan(r["value"])]
+            value = _fmt(at[c]["value"]) if c in at else "-"
+            top = choose_parameters(here, c, scores.higher_is_better(c))
+            sweep = ("nan", "-") if top is None else (_fmt(top["value"]),
+                                                      parameters_label(top["parameters"]))
             b = best.get(c)
-            if finite:
-                pick = max if scores.higher_is_better(c) else min
-                top = pick(finite, key=lambda r: r["value"])
-                value, params = _fmt(top["value"]), parameters_label(top["parameters"])
-            else:
-                value, params = "nan", "-"
             best_text = f"{_fmt(b['value'])} ({b['iteration']})" if b else "-"
-            lines.append(f"  {dataset[:12]:12s} {c[:28]:28s} {value:>9s}  {params[:28]:28s} {best_text:>18s}")
+            lines.append(f"  {c[:28]:28s} {value:>9s}  {sweep[0]:>10s} {sweep[1][:24]:24s} "
+                         f"{best_text:>18s}")
+    lines += [f"  ({text})" for c, text in CONVENTIONS.items() if c in shown]
     return "\n".join(lines)

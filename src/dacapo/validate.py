@@ -9,10 +9,13 @@ For checkpoint ``iteration`` and each validation dataset:
    ``.../segmentation_<parameter id>``: in memory when the prediction has at most
    ``IN_MEMORY_VOXELS`` values (the evaluation holds the volume in memory anyway), else
    blockwise with ``num_workers`` workers;
-3. ``evaluator.evaluate(segmentation, gt)`` on the prediction ROI ∩ the GT ROI (a valid
-   UNet's prediction is smaller than the raw; both arrays are cropped to it);
+3. ``evaluator.evaluate(segmentation, gt)`` on the prediction ROI ∩ the GT ROI: the whole
+   GT with the run's default ``padding="reflect"`` (context beyond the raw mirrored), only
+   the part a valid UNet sees real context for with ``padding="none"`` (a warning says how
+   much of the GT that is); the scored ROI and its fraction of the GT are in every row;
 4. one row per criterion in ``validation_scores.csv`` (rows of an earlier validation of
-   the same iteration are replaced).
+   the same iteration are replaced); a constant segmentation where the GT is not
+   (`is_degenerate`) is flagged there, logged as a warning and never chosen as best.
 
 Plots are left to the callers (end of training, ``dacapo validate``): drawing them after
 every validation would cost more than the validation of a small volume.
@@ -34,7 +37,7 @@ from funlib.persistence import Array
 
 from dacapo.predict import predict
 from dacapo.runtime import log_to_file
-from dacapo.scores import as_run_dir, parameters_dict, update_best
+from dacapo.scores import as_run_dir, parameters_dict, parameters_label, update_best
 from dacapo.store.arrays import open_array
 
 logger = logging.getLogger(__name__)
@@ -47,6 +50,21 @@ def _crop_array(array: Array, roi) -> Array:
     data = np.asarray(array.to_ndarray(roi, fill_value=0))
     return Array(data, offset=roi.offset, voxel_size=array.voxel_size,
                  axis_names=array.axis_names, units=array.units)
+
+
+def _constant(data: np.ndarray) -> bool:
+    return data.size == 0 or bool(data.min() == data.max())
+
+
+def is_degenerate(segmentation: Array, gt: Array) -> bool:
+    """A segmentation with one value everywhere (everything foreground, background or one
+    object) where the gt has more than one: the sweep's parameter left nothing to score."""
+    return _constant(np.asarray(segmentation.data)) and not _constant(np.asarray(gt.data))
+
+
+def _constant_text(seg: Array) -> str:
+    data = np.asarray(seg.data)
+    return f"every voxel {data.flat[0]}" if data.size else "empty"
 
 
 def set_prediction(post_processor, prediction: Array, path: str | Path,
@@ -98,8 +116,9 @@ def validate_run(
                     shutil.rmtree(stale)
             logger.info("validating %s at iteration %d on %s", rc.name, iteration, ds.name)
             prediction = predict(
-                rc, checkpoint, dconf.raw, out / "prediction", num_workers=num_workers,
-                log_dir=log_dir, progress=progress, model=model,
+                rc, checkpoint, dconf.raw, out / "prediction", roi=ds.gt.roi,
+                padding=rc.padding, num_workers=num_workers, log_dir=log_dir,
+                progress=progress, model=model,
                 # the training loop (which passes its model) scanned every raw at its start
                 check_raw=model is None,
             )
@@ -110,6 +129,10 @@ def validate_run(
                     f"the gt ROI {ds.gt.roi}"
                 )
             gt = _crop_array(ds.gt, roi)
+            fraction = roi.size / ds.gt.roi.size
+            if fraction < 1:
+                logger.warning("dataset %s: scored %s, %.1f%% of the gt ROI %s (padding %r)",
+                               ds.name, roi, 100 * fraction, ds.gt.roi, rc.padding)
             set_prediction(task.post_processor, prediction, out / "prediction")
             for parameters in task.parameters:
                 seg_path = out / f"segmentation_{parameters.id}"
@@ -120,10 +143,17 @@ def validate_run(
                 seg = _crop_array(open_array(seg_path, "segmentation"), roi)
                 scores = task.evaluator.evaluate(seg, gt)
                 p = parameters_dict(parameters)
+                degenerate = is_degenerate(seg, gt)
+                if degenerate:
+                    logger.warning("dataset %s, %s: the segmentation is constant (%s) where "
+                                   "the gt is not; never chosen as best", ds.name,
+                                   parameters_label(p), _constant_text(seg))
                 for criterion in scores.criteria:
                     rows.append({
                         "iteration": iteration, "dataset": ds.name, "parameters": p,
                         "criterion": criterion, "value": float(scores[criterion]),
+                        "scored_roi": str(roi), "gt_fraction": fraction,
+                        "degenerate": int(degenerate),
                     })
     run_dir.replace_validation_scores(iteration, rows)
     update_best(run_dir, task)

@@ -44,9 +44,9 @@ def test_apply_and_predict_refuse_an_output_inside_the_raw_group(trained):
     rc, run_dir, group = trained
     assert open_array(group).voxel_size == open_array(group / "s0").voxel_size  # a valid raw
     inside = group / "segmentation"
-    with pytest.raises(InputError, match="overlaps the input array"):
+    with pytest.raises(InputError, match="lies inside the input array"):
         apply_run(run_dir.path, group, inside, iteration=6, num_workers=0, progress=False)
-    with pytest.raises(InputError, match="overlaps the raw array"):
+    with pytest.raises(InputError, match="lies inside the raw array"):
         predict(rc, run_dir.checkpoint_path(6), group, inside, num_workers=0, progress=False)
     assert not inside.exists()
 

@@ -151,8 +151,8 @@ def check_mask(mask, gt, name: str = "mask", gt_name: str = "gt") -> None:
     """Raise unless ``mask`` (funlib Array) has the voxel size and ROI (shape) of ``gt``."""
     if mask.voxel_size != gt.voxel_size:
         raise InputError(
-            f"{name}: voxel size {tuple(mask.voxel_size)} differs from {gt_name} voxel size "
-            f"{tuple(gt.voxel_size)}"
+            f"{name}: voxel size mismatch: mask {tuple(mask.voxel_size)} vs {gt_name} "
+            f"{tuple(gt.voxel_size)} (a mask must have the voxel size of the ground truth)"
         )
     if mask.roi != gt.roi:
         m_shape = tuple(mask.roi.shape / mask.voxel_size)

@@ -30,11 +30,16 @@ def check_not_input(output: str | Path, inputs: Mapping[str, str | Path | None],
         if path is None:
             continue
         p = _resolved(path)
-        if out == p or p in out.parents or out in p.parents:
-            raise InputError(
-                f"{name}: {str(output)!r} is (or overlaps) the {in_name} array {str(path)!r}; "
-                "inputs are never written, choose another output path"
-            )
+        if out == p:
+            how = f"is the {in_name} array"
+        elif p in out.parents:
+            how = f"lies inside the {in_name} array {str(path)!r}"
+        elif out in p.parents:
+            how = f"contains the {in_name} array {str(path)!r}"
+        else:
+            continue
+        raise InputError(f"{name} {str(output)!r} {how} (an output never overlaps an input: "
+                         "inputs are never written); choose another output path")
 
 
 def _check_writable(path: str | Path, needed_bytes: int | None, name: str) -> None:

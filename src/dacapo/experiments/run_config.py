@@ -49,6 +49,13 @@ class RunConfig:
     device: str | None = attr.ib(
         default=None, metadata={"help_text": "torch device; default cuda if available, else cpu."}
     )
+    padding: str = attr.ib(
+        default="reflect",
+        metadata={"help_text": "Context beyond the raw when predicting (validate, apply): "
+                               "'reflect' (mirror the raw; every voxel of the GT / raw is "
+                               "predicted), 'zero', or 'none' (predict only where the model "
+                               "sees real context: the raw shrunk by the model's context)."},
+    )
 
     def _schedule_problems(self) -> list[str]:
         out = []
@@ -79,6 +86,8 @@ class RunConfig:
         arch_ok, arch_reason = self.architecture_config.verify()
         if not arch_ok:
             problems.append(f"architecture_config: {arch_reason}")
+        if self.padding not in ("reflect", "zero", "none"):
+            problems.append(f"padding: must be 'reflect', 'zero' or 'none', got {self.padding!r}")
         return problems + self.trainer_config.problems() + self.datasplit_config.problems()
 
 

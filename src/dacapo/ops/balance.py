@@ -1,4 +1,4 @@
-"""Class-balancing weights with moving class counts (DESIGN §2).
+"""Class-balancing weights with moving class counts (inverse class frequency, as DaCapo).
 
 Per channel ``c``, among masked-in voxels, with ``n_{c,k}`` the number of voxels of class
 ``k`` (accumulated over calls in ``moving_counts``):

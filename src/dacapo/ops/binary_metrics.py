@@ -1,4 +1,4 @@
-"""Binary segmentation metrics of one channel (DESIGN.md §3), numpy in, floats out.
+"""Binary segmentation metrics of one channel, numpy in, floats out.
 
 Notation: T = truth foreground, S = test foreground (voxel sets), |·| = voxel count,
 TP = |S ∩ T|, FP = |S ∖ T|, FN = |T ∖ S|, background = voxels not in T (|bg| = N − |T|).
@@ -26,7 +26,7 @@ Metrics (all floats):
   precision_with_tolerance = TP_tol / (TP_tol + FP_tol),
   recall_with_tolerance = TP_tol / (TP_tol + FN_tol), f1_score_with_tolerance from those.
 
-Empty masks (DESIGN.md §3): dice and jaccard are NaN when both S and T are empty (and 0 when
+Empty masks: dice and jaccard are NaN when both S and T are empty (and 0 when
 exactly one is); hausdorff is 0 when both are empty and NaN when exactly one is; every other
 metric is NaN when either mask is empty. An F1 with precision = recall = 0 is NaN. Any other
 0/0 or x/0 (e.g. false_positive_rate when T fills the array) is NaN.
@@ -146,7 +146,7 @@ def _check_inputs(test: np.ndarray, truth: np.ndarray, voxel_size: Sequence[floa
 
 
 def _empty_result(s_size: int, t_size: int) -> dict[str, float]:
-    """Scores when S or T is empty (DESIGN.md §3 conventions)."""
+    """Scores when S or T is empty (the conventions above)."""
     result = dict.fromkeys(BINARY_METRIC_NAMES, NAN)
     if s_size == 0 and t_size == 0:
         result["hausdorff"] = 0.0

@@ -1,7 +1,7 @@
 """Exact distances to the inter-voxel boundary (world units, anisotropic voxels).
 
 The one kernel behind the Distance, InnerDistance and HotDistance targets and the
-``mask_distances`` weights (DESIGN §2).
+``mask_distances`` weights.
 
 Definitions. Voxel ``v`` has its centre at ``v ⊙ s`` (``s`` = voxel size, array axis order).
 For a value array ``x``, the boundary ``B(x)`` is the set of face midpoints

@@ -22,6 +22,7 @@ import zarr
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array, open_ds, prepare_ds
 
+from dacapo.ops.padding import reflect_index
 from dacapo.store.ome_read import ome_level
 
 logger = logging.getLogger(__name__)
@@ -117,6 +118,37 @@ def read_padded(data, data_roi: Roi, voxel_size: Coordinate, roi: Roi,
         dst = ((inside - roi.offset) / voxel_size).to_slices()
         out[(Ellipsis, *dst)] = data[(Ellipsis, *src)]
     return out
+
+
+#: how context beyond the edge of a volume is filled
+PADDINGS = ("reflect", "zero", "none")
+
+
+def read_reflected(array: Array, roi: Roi) -> np.ndarray:
+    """``roi`` of ``array`` (leading channel axes kept) with voxels outside the array's ROI
+    mirrored into it (`dacapo.ops.padding.reflect_index`, numpy's ``reflect``): exact for
+    any pad width, also when ``roi`` extends beyond the array on both sides."""
+    vs = array.voxel_size
+    shape = array.roi.shape / vs
+    begin = (roi.begin - array.roi.begin) / vs
+    maps = [reflect_index(np.arange(b, b + s), n)
+            for b, s, n in zip(begin, roi.shape / vs, shape)]
+    lo = [int(m.min()) for m in maps]
+    hi = [int(m.max()) + 1 for m in maps]
+    box = Roi(array.roi.begin + vs * Coordinate(lo),
+              vs * Coordinate(h - lo_ for h, lo_ in zip(hi, lo)))
+    data = np.asarray(array.to_ndarray(box))
+    lead = data.ndim - vs.dims
+    index = np.ix_(*[m - lo_ for m, lo_ in zip(maps, lo)])
+    return data[(slice(None),) * lead + index]
+
+
+def read_with_padding(array: Array, roi: Roi, padding: str) -> np.ndarray:
+    """``roi`` of ``array``, context outside its ROI mirrored (``"reflect"``) or zero
+    (``"zero"``, and ``"none"``, where no read leaves the array)."""
+    if padding == "reflect" and not array.roi.contains(roi):
+        return read_reflected(array, roi)
+    return np.asarray(array.to_ndarray(roi, fill_value=0))
 
 
 def prepare_output(

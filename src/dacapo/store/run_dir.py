@@ -42,7 +42,8 @@ from dacapo.store.converter import from_yaml, to_dict, to_yaml
 logger = logging.getLogger(__name__)
 
 TRAINING_FIELDS = ["iteration", "loss", "time"]
-VALIDATION_FIELDS = ["iteration", "dataset", "parameters", "criterion", "value"]
+VALIDATION_FIELDS = ["iteration", "dataset", "parameters", "criterion", "value", "scored_roi",
+                     "gt_fraction", "degenerate"]
 _CHECKPOINT = re.compile(r"^(\d+)\.pt$")
 
 
@@ -230,6 +231,10 @@ class RunDir:
                         "parameters": json.loads(r["parameters"]),
                         "criterion": r["criterion"],
                         "value": float(r["value"]),
+                        # what was scored (empty in tables written before it was recorded)
+                        "scored_roi": r.get("scored_roi") or "",
+                        "gt_fraction": float(r.get("gt_fraction") or "nan"),
+                        "degenerate": r.get("degenerate") in ("1", "True"),
                     }
                 )
             except (KeyError, TypeError, ValueError):
@@ -271,7 +276,7 @@ def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
 
 #: settings a re-run may change: the schedule and how the work is spread over the machine
 FREE_FIELDS = {"num_iterations", "validation_interval", "checkpoint_interval",
-               "snapshot_interval", "num_workers", "device"}
+               "snapshot_interval", "num_workers", "device", "padding"}
 FREE_TRAINER_FIELDS = {"num_data_workers", "torch_threads"}
 
 

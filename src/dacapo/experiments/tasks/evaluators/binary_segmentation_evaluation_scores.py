@@ -1,4 +1,4 @@
-"""Scores of the binary segmentation evaluator: 21 metrics per channel (DESIGN.md §3).
+"""Scores of the binary segmentation evaluator: 21 metrics per channel (`dacapo.ops.binary_metrics`).
 
 Criteria are ``<channel>__<metric>``; see `dacapo.ops.binary_metrics` for the definitions
 and the empty-mask conventions (NaN where undefined). Distances are in world units.

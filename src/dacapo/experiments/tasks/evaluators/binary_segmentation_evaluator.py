@@ -1,4 +1,4 @@
-"""Binary segmentation evaluator: the 21 metrics of DESIGN.md §3 for every channel.
+"""Binary segmentation evaluator: the 21 metrics of `dacapo.ops.binary_metrics` for every channel.
 
 The output (test) array is a C-channel binary segmentation (channel axis first; no channel
 axis is accepted when C == 1), non-zero = foreground. The evaluation (GT) array is brought

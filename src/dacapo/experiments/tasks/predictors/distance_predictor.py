@@ -1,6 +1,6 @@
 """Signed-distance predictor: GT masks -> tanh-normalised signed boundary distances.
 
-Target, per channel (DESIGN §2): ``tanh(d / scale_factor)`` with ``d`` the exact signed
+Target, per channel: ``tanh(d / scale_factor)`` with ``d`` the exact signed
 distance (world units) from each voxel centre to the nearest face between voxels inside
 (GT > 0) and outside, ``+`` inside (`dacapo.ops.distances.signed_distance`); a channel
 without boundary in the crop gets ``±`` half the smallest crop extent.

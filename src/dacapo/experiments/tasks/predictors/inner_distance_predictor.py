@@ -1,6 +1,6 @@
 """Inner-distance predictor: labels -> tanh-normalised distance inside each object.
 
-Target, per channel (DESIGN §2): ``tanh(d / scale_factor)`` where, for a voxel of label
+Target, per channel: ``tanh(d / scale_factor)`` where, for a voxel of label
 ``l ≠ 0``, ``d`` is the exact distance (world units) from its centre to the nearest face
 between a voxel of label ``l`` and a voxel of any other label — the same boundary convention
 as the signed distance (`dacapo.ops.distances.inner_distance`). Touching instances are
