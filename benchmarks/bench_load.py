@@ -44,7 +44,8 @@ from types import SimpleNamespace
 
 import numpy as np
 from funlib.geometry import Coordinate, Roi
-from funlib.persistence import open_ds
+
+from dacapo.store.ome import open_ds  # plain zarr arrays and OME-NGFF outputs
 
 VOXEL = Coordinate(8, 8, 8)
 BLOCK = 64  # voxels per axis, the post-processors' default block size

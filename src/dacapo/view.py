@@ -151,8 +151,11 @@ def _rgb_shader(channels: Sequence[int], integer: bool) -> str:
     return f"void main() {{\n  emitRGB(vec3({rgb}));\n}}\n"
 
 
-def add_layers(state, paths: Sequence[str | Path], rgb_channels: Sequence[int] | None = None) -> dict:
-    """Add one layer per array path to the viewer ``state``; returns {layer name: volume}."""
+def add_layers(state, paths: Sequence[str | Path], rgb_channels: Sequence[int] | None = None,
+               labels: Sequence[str | Path] = ()) -> dict:
+    """Add one layer per array path to the viewer ``state`` (``labels``: paths shown as
+    segmentations whatever their metadata); returns {layer name: volume}."""
+    labels = {str(p) for p in labels}
     volumes = {}
     used: set[str] = set()
     for path in paths:
@@ -164,7 +167,7 @@ def add_layers(state, paths: Sequence[str | Path], rgb_channels: Sequence[int] |
         while name in used:
             name += "'"
         used.add(name)
-        if _is_label(path, base) and base.channel_dims == 0:
+        if (_is_label(path, base) or str(path) in labels) and base.channel_dims == 0:
             # neuroglancer segmentations are uint32 or uint64
             dtype = np.uint64 if np.dtype(base.dtype).itemsize > 4 else np.uint32
             volume = PyramidVolume(levels, "segmentation", dtype)
@@ -211,15 +214,18 @@ def run_dir_arrays(run_dir: str | Path) -> list[str]:
     return paths
 
 
-def _expand(paths: Sequence[str | Path]) -> list[str]:
+def _expand(paths: Sequence[str | Path]) -> tuple[list[str], list[str]]:
+    """(array paths, the GT among them) with run directories expanded."""
     out: list[str] = []
+    gts: list[str] = []
     for p in paths:
         if (Path(p) / "run.yaml").exists():  # a run directory
-            out.extend(run_dir_arrays(p))
+            arrays = run_dir_arrays(p)
+            out.extend(arrays)
+            gts.append(arrays[1])
         else:
             out.append(str(p))
-    return out
-
+    return out, gts
 
 def make_viewer(paths: Sequence[str | Path], bind_address: str = "127.0.0.1", port: int = 0,
                 rgb_channels: Sequence[int] | None = None, layout: str | None = None):
@@ -227,9 +233,9 @@ def make_viewer(paths: Sequence[str | Path], bind_address: str = "127.0.0.1", po
     ``layout``: a neuroglancer layout (default ``4panel`` in 3D, ``xy`` in 2D)."""
     ng.set_server_bind_address(bind_address, bind_port=port)
     viewer = ng.Viewer()
-    expanded = _expand(paths)
+    expanded, gts = _expand(paths)
     with viewer.txn() as state:
-        volumes = add_layers(state, expanded, rgb_channels)
+        volumes = add_layers(state, expanded, rgb_channels, labels=gts)
         flat = all(v.levels[0].voxel_size.dims == 2 for v in volumes.values())
         state.layout = layout or ("xy" if flat else "4panel")
         _global_space(state, volumes)
