@@ -1,4 +1,4 @@
-"""The ``dacapo`` command line: verify, train, validate, apply, convert, demo.
+"""The ``dacapo`` command line: verify, train, validate, apply, convert, export, config-help, demo.
 
 Bad input (a config or data problem: `ConfigError`, `ValueError`, `FileNotFoundError`,
 `TypeError` from our code) prints one line ``error: ...`` on stderr and exits with code 2,
@@ -220,6 +220,49 @@ def convert(source: str, output: str, voxel_size: str, offset: str | None,
     )
     click.echo(f"wrote {output}: shape {tuple(arr.shape)}, dtype {arr.dtype}, "
                f"voxel size {tuple(arr.voxel_size)}")
+
+
+@cli.command("export")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.option("--iteration", type=int, default=None, help="Checkpoint to export.")
+@click.option("--criterion", default=None,
+              help="Export the best checkpoint for this criterion (default: the task's main one).")
+@click.option("--author", "authors", multiple=True,
+              help="Author name (repeatable; default: your login name).")
+@click.option("--license", "license_", default="CC-BY-4.0", show_default=True,
+              help="SPDX licence identifier of the package.")
+@click.option("--cite", multiple=True,
+              help="'TEXT|DOI' or 'TEXT|URL' (repeatable; default: the U-Net paper, plus the "
+                   "LSD paper for LSD models).")
+@click.option("--name", default=None, help="Model name (default: 'dacapo <run name>').")
+@click.option("--description", default=None, help="One-paragraph description.")
+@handle_errors
+def export_cmd(run_dir: str, output: str, iteration: int | None, criterion: str | None,
+               authors: tuple[str, ...], license_: str, cite: tuple[str, ...], name: str | None,
+               description: str | None) -> None:
+    """Write a bioimage.io model package (OUTPUT.zip) of a trained run: runs without dacapo."""
+    from dacapo.export.bioimageio import export_run
+
+    if iteration is not None and criterion is not None:
+        raise ValueError("give --iteration or --criterion, not both")
+    path = export_run(run_dir, output, iteration=iteration, criterion=criterion, authors=authors,
+                      license=license_, citations=cite, name=name, description=description)
+    click.echo(f"wrote {path}")
+
+
+@cli.command("config-help")
+@click.argument("kind", required=False)
+@click.option("--markdown", is_flag=True, help="All kinds as markdown (docs/configuration.md).")
+@handle_errors
+def config_help(kind: str | None, markdown: bool) -> None:
+    """Reference of every config field, from the code's help texts.
+
+    KIND: run, task, architecture, trainer, augmentation, datasplit or a class name
+    (default: all)."""
+    from dacapo.config_help import reference_markdown, reference_text
+
+    click.echo(reference_markdown() if markdown else reference_text(kind), nl=False)
 
 
 @cli.command()

@@ -37,8 +37,8 @@ def standalone_kwargs(model) -> dict:
     arch = model.architecture
     if not hasattr(arch, "unet_kwargs"):
         raise ValueError(
-            f"export: architecture {arch.name!r} ({type(arch).__name__}) is not a CNNectome "
-            "UNet; only CNNectomeUNetConfig models export"
+            f"bioimage.io packages: architecture {arch.name!r} ({type(arch).__name__}) is not a "
+            "CNNectome UNet; only CNNectomeUNetConfig models are supported"
         )
     head = model.head
     if not isinstance(head, (nn.Conv2d, nn.Conv3d)):
