@@ -179,6 +179,10 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _params(parameters: dict) -> str:
+    return ", ".join(f"{k}={_fmt(v)}" for k, v in parameters.items() if k not in ("type", "id"))
+
+
 def documentation(rc, task, iteration: int, criterion: str, parameters: dict, best: dict,
                   grids, axis_ids, voxel_size, out_voxel_size, raw_dtype, norm, channels,
                   unit: str | None) -> str:
@@ -212,14 +216,17 @@ def documentation(rc, task, iteration: int, criterion: str, parameters: dict, be
               + ", ".join(axis_ids) + "): predict overlapping tiles and stitch their outputs.",
               "", "## Post-processing", "",
               f"{type(task.post_processor).__name__}; parameters to use (best `{criterion}`): "
-              + ", ".join(f"{k}={_fmt(v)}" for k, v in parameters.items() if k != "type") + ".",
+              + _params(parameters) + ".",
               "", "## Validation", ""]
     if best:
-        lines += ["| criterion | value | iteration | dataset | parameters |", "|---|---|---|---|---|"]
-        for crit in sorted(best):
+        from dacapo.validate import main_criteria
+
+        lines += [f"Best scores on the validation data (all {len(best)} criteria: the run's "
+                  "best.json):", "",
+                  "| criterion | value | iteration | dataset | parameters |", "|---|---|---|---|---|"]
+        for crit in main_criteria(list(best), 10):
             b = best[crit]
-            params = ", ".join(f"{k}={_fmt(v)}" for k, v in (b.get("parameters") or {}).items()
-                               if k != "type")
+            params = _params(b.get("parameters") or {})
             lines.append(f"| {crit} | {_fmt(b.get('value'))} | {b.get('iteration')} | "
                          f"{b.get('dataset')} | {params} |")
     else:
