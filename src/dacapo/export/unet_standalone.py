@@ -12,7 +12,7 @@ weights.
 
 from __future__ import annotations
 
-from typing import List, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -51,7 +51,7 @@ class ConvPass(nn.Module):
         return self.layers(x)
 
 
-def center_crop(x: torch.Tensor, shape: List[int]) -> torch.Tensor:
+def center_crop(x: torch.Tensor, shape: list[int]) -> torch.Tensor:
     """Crop the spatial dims of ``x`` to ``shape`` around the centre."""
     for i in range(len(shape)):
         dim = i + 2
@@ -117,7 +117,7 @@ class CNNectomeUNet(nn.Module):
             self.extra_up.append(nn.Sequential(transposed(fmaps_out, fmaps_out, f, stride=f), nn.ReLU()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skips: List[torch.Tensor] = []
+        skips: list[torch.Tensor] = []
         levels = len(self.down)
         for level, conv in enumerate(self.down):
             x = conv(x)
