@@ -156,9 +156,16 @@ print('maxdiff', float(np.abs(y - ref).max()), y.shape == ref.shape)
     assert imported <= {"__future__", "collections", "typing", "torch"} and "torch" in imported
 
 
-def test_documentation_and_metadata(runs):
-    package = _exported(runs, "tiny_distance", "--author", "Ada Lovelace", "--author", "Alan Turing",
-                        "--license", "MIT", "--cite", "A paper|10.1234/abc.5")
+def test_documentation_and_metadata(runs, monkeypatch):
+    from dacapo.cli import cli
+
+    monkeypatch.chdir(runs["root"])  # a relative output path, in a folder not there yet
+    result = CliRunner().invoke(cli, [
+        "export", str(runs["tiny_distance"]), "shared/model.zip", "--author", "Ada Lovelace",
+        "--author", "Alan Turing", "--license", "MIT", "--cite", "A paper|10.1234/abc.5"])
+    assert result.exit_code == 0, result.output
+    package = runs["root"] / "shared" / "model.zip"
+    assert sorted(p.name for p in package.parent.iterdir()) == ["model.zip"]  # no temp left
     rdf = _rdf(package)
     assert [a["name"] for a in rdf["authors"]] == ["Ada Lovelace", "Alan Turing"]
     assert rdf["license"] == "MIT"

@@ -272,7 +272,7 @@ def export_run(run_dir, output, iteration: int | None = None, criterion: str | N
     from dacapo.validate import main_criterion, parameters_dict
 
     rd = RunDir(run_dir)
-    output = Path(output)
+    output = Path(output).absolute()
     if output.suffix != ".zip":
         raise ValueError(f"output: {str(output)!r} must end in .zip")
     rc = rd.load_config()
@@ -329,7 +329,8 @@ def export_run(run_dir, output, iteration: int | None = None, criterion: str | N
     best = rd.load_best()
     torch_version = torch.__version__.split("+")[0]
 
-    with tempfile.TemporaryDirectory(prefix=".export-", dir=output.parent if output.parent.exists() else None) as tmp:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{output.name}.", dir=output.parent) as tmp:
         tmp = Path(tmp)
         shutil.copyfile(SOURCE_FILE, tmp / ARCHITECTURE_FILE)
         torch.save(dict(model.state_dict()), tmp / "weights.pt")
@@ -396,8 +397,7 @@ def export_run(run_dir, output, iteration: int | None = None, criterion: str | N
             )
             partial = tmp / "package.zip"
             save_bioimageio_package(descr, output_path=partial)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(partial, output)
+        os.replace(partial, output)  # complete or absent, never half-written
     logger.info("exported %s iteration %d to %s", rc.name, iteration, output)
     return output
 
