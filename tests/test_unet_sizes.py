@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dacapo.export.unet_standalone import CNNectomeUNet
+from dacapo.experiments.architectures.cnnectome_unet import CNNectomeUNet
 from dacapo.ops.unet_sizes import unet_axes_grid, unet_output_size, unet_size_grid
 
 CONFIGS = {

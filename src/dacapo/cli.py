@@ -242,7 +242,7 @@ def export_cmd(run_dir: str, output: str, iteration: int | None, criterion: str 
                authors: tuple[str, ...], license_: str, cite: tuple[str, ...], name: str | None,
                description: str | None) -> None:
     """Write a bioimage.io model package (OUTPUT.zip) of a trained run: runs without dacapo."""
-    from dacapo.export.bioimageio import export_run
+    from dacapo.export.bioimageio import export_run  # lazy: see top
 
     if iteration is not None and criterion is not None:
         raise ValueError("give --iteration or --criterion, not both")
@@ -260,7 +260,7 @@ def config_help(kind: str | None, markdown: bool) -> None:
 
     KIND: run, task, architecture, trainer, augmentation, datasplit or a class name
     (default: all)."""
-    from dacapo.config_help import reference_markdown, reference_text
+    from dacapo.config_help import reference_markdown, reference_text  # lazy: see top
 
     click.echo(reference_markdown() if markdown else reference_text(kind), nl=False)
 

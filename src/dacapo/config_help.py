@@ -12,6 +12,12 @@ import textwrap
 
 import attr
 
+from dacapo.experiments import architectures, tasks
+from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
+from dacapo.experiments.run_config import RunConfig
+from dacapo.experiments.trainer_config import AugmentConfig, TrainerConfig
+from dacapo.store.converter import _registry
+
 #: kind -> what it is, in the order the reference shows them
 KIND_TITLES = {
     "run": "Run (the YAML file `dacapo verify` / `dacapo train` read)",
@@ -26,11 +32,6 @@ KINDS = list(KIND_TITLES)
 
 def config_classes() -> dict[str, list[type]]:
     """kind -> config classes (every registered task and architecture config)."""
-    from dacapo.augment import AugmentConfig
-    from dacapo.experiments import architectures, tasks
-    from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
-    from dacapo.experiments.run_config import RunConfig, TrainerConfig
-    from dacapo.store.converter import _registry
 
     def registered(base: type) -> list[type]:
         return [c for c in _registry.values() if issubclass(c, base) and c is not base]

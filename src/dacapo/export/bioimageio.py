@@ -1,10 +1,12 @@
-"""Export a trained run as a bioimage.io model package (spec 0.5), and read one back.
+"""Export a trained run as a bioimage.io model package (spec 0.5); `dacapo.experiments.packages`
+reads one back (PretrainedTaskConfig weights).
 
 `export_run` writes a zip that runs without dacapo (ilastik, deepImageJ, napari, the
 ``bioimageio`` tools):
 
 * weights: ``pytorch_state_dict`` (the checkpoint's state dict; architecture = the shipped
-  `unet_standalone.py`, callable ``DacapoUNet``, plain torch) and ``torchscript``
+  `experiments/architectures/cnnectome_unet.py` as ``dacapo_unet.py``, callable
+  ``DacapoUNet``, plain torch) and ``torchscript``
   (`torch.jit.script` of the same model), both in eval form (activation applied);
 * input ``raw``: axes batch, channel, then the raw's spatial axes with the voxel size as
   scale; sizes ``min + n * step`` per axis (the sizes the UNet accepts,
@@ -25,21 +27,28 @@ CC-BY-4.0, and the U-Net paper (plus the LSD paper for LSD models) by their DOIs
 from __future__ import annotations
 
 import getpass
-import io
 import json
 import logging
 import os
 import re
 import shutil
 import tempfile
-import zipfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import yaml
+import tifffile
+import torch
+from funlib.geometry import Coordinate, Roi
 
-from dacapo.export.model_source import CALLABLE, SOURCE_FILE, kwargs_differences, standalone_kwargs
+from dacapo.experiments.architectures.cnnectome_unet import DacapoUNet
+from dacapo.experiments.packages import CALLABLE, SOURCE_FILE, standalone_kwargs
+from dacapo.export.documentation import documentation
+from dacapo.ops.intensity import normalize_raw
+from dacapo.ops.unet_sizes import unet_axes_grid
+from dacapo.scores import choose_checkpoint_and_parameters, main_criterion, parameters_dict
+from dacapo.store.arrays import open_array
+from dacapo.store.converter import to_dict
+from dacapo.store.run_dir import RunDir
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +72,7 @@ _UNITS = {"nm": "nanometer", "nanometer": "nanometer", "um": "micrometer", "µm"
 
 def _need_spec():
     try:
-        import bioimageio.spec  # noqa: F401
+        import bioimageio.spec  # noqa: F401  # lazy: optional, slow to import
     except ImportError as e:
         raise ValueError(
             "export: needs the bioimageio.spec package (pip install 'bioimageio.spec==0.5.*')"
@@ -96,8 +105,6 @@ def training_normalization(run_dir, dtype) -> tuple[float, float] | None:
 
 def normalize(data: np.ndarray, run_dir, dtype) -> np.ndarray:
     """The model input for raw ``data`` as in training (see `training_normalization`)."""
-    from dacapo.experiments.datasplits import normalize_raw
-
     if (Path(run_dir) / NORMALIZATION_FILE).is_file():
         gain, offset = training_normalization(run_dir, dtype)
         return data.astype(np.float32) * np.float32(gain) + np.float32(offset)
@@ -105,18 +112,16 @@ def normalize(data: np.ndarray, run_dir, dtype) -> np.ndarray:
 
 
 def _preprocessing(norm: tuple[float, float] | None) -> list:
-    from bioimageio.spec.model.v0_5 import (
-        EnsureDtypeDescr,
-        EnsureDtypeKwargs,
-        ScaleLinearDescr,
-        ScaleLinearKwargs,
-    )
+    from bioimageio.spec.model import v0_5 as bio  # lazy
 
-    steps: list = [EnsureDtypeDescr(kwargs=EnsureDtypeKwargs(dtype="float32"))]
+
+    def as_float32():
+        return bio.EnsureDtypeDescr(kwargs=bio.EnsureDtypeKwargs(dtype="float32"))
+
+    steps: list = [as_float32()]
     if norm is not None and norm != (1.0, 0.0):
-        steps.append(ScaleLinearDescr(kwargs=ScaleLinearKwargs(gain=norm[0], offset=norm[1])))
-    steps.append(EnsureDtypeDescr(kwargs=EnsureDtypeKwargs(dtype="float32")))
-    return steps
+        steps.append(bio.ScaleLinearDescr(kwargs=bio.ScaleLinearKwargs(gain=norm[0], offset=norm[1])))
+    return steps + [as_float32()]
 
 
 def _axis_ids(raw, dims: int) -> list[str]:
@@ -149,7 +154,7 @@ def crop_shape(grids, eval_shape, raw_shape) -> list[int]:
 
 
 def _citations(citations, lsds: bool):
-    from bioimageio.spec.generic.v0_3 import CiteEntry
+    from bioimageio.spec.generic.v0_3 import CiteEntry  # lazy
 
     entries = []
     for c in citations or ():
@@ -173,73 +178,6 @@ def _name(text: str) -> str:
     return text if len(text) >= 5 else (text + "_model")
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _params(parameters: dict) -> str:
-    return ", ".join(f"{k}={_fmt(v)}" for k, v in parameters.items() if k not in ("type", "id"))
-
-
-def documentation(rc, task, iteration: int, criterion: str, parameters: dict, best: dict,
-                  grids, axis_ids, voxel_size, out_voxel_size, raw_dtype, norm, channels,
-                  unit: str | None) -> str:
-    """The package's README.md (markdown), from the run config and its scores."""
-    from dacapo.store.converter import to_dict
-
-    tc = rc.task_config
-    sub = getattr(tc, "sub_task_config", None) or tc
-    u = f" {unit}" if unit else ""
-    lines = [f"# {rc.name}", "",
-             f"A {type(sub).__name__.removesuffix('Config')} model trained with dacapo "
-             f"(run `{rc.name}`, checkpoint of iteration {iteration}).", "",
-             "## Task", "", "```yaml", yaml.safe_dump(to_dict(tc), sort_keys=False).rstrip(),
-             "```", "", "Output channels: " + ", ".join(f"`{c}`" for c in channels) + ".", "",
-             "## Data", ""]
-    for split in ("train", "validate"):
-        for ds in getattr(rc.datasplit_config, split):
-            lines.append(f"- {split}: `{ds.name}` (raw `{Path(ds.raw).name}`, gt `{Path(ds.gt).name}`)")
-    context = [-g[2] // 2 for g in grids]
-    lines += ["", f"Voxel size {' x '.join(str(v) for v in voxel_size)}{u} "
-              f"({', '.join(axis_ids)}); output voxel size "
-              f"{' x '.join(str(v) for v in out_voxel_size)}{u}.",
-              f"Raw dtype {raw_dtype}; normalisation (as in training): " +
-              ("raw as float32, unchanged." if norm is None else
-               f"raw as float32 times {norm[0]:.6g} plus {norm[1]:.6g}."), "",
-              "## Input and output sizes", "",
-              "Input sizes per axis: " + ", ".join(
-                  f"{a} = {g[0]} + n*{g[1]}" for a, g in zip(axis_ids, grids)) + ".",
-              "The output is the input minus the valid-padding context of "
-              + ", ".join(f"{c}" for c in context) + " voxels on each side ("
-              + ", ".join(axis_ids) + "): predict overlapping tiles and stitch their outputs.",
-              "", "## Post-processing", "",
-              f"{type(task.post_processor).__name__}; parameters to use (best `{criterion}`): "
-              + _params(parameters) + ".",
-              "", "## Validation", ""]
-    if best:
-        from dacapo.validate import main_criteria
-
-        lines += [f"Best scores on the validation data (all {len(best)} criteria: the run's "
-                  "best.json):", "",
-                  "| criterion | value | iteration | dataset | parameters |", "|---|---|---|---|---|"]
-        for crit in main_criteria(list(best), 10):
-            b = best[crit]
-            params = _params(b.get("parameters") or {})
-            lines.append(f"| {crit} | {_fmt(b.get('value'))} | {b.get('iteration')} | "
-                         f"{b.get('dataset')} | {params} |")
-    else:
-        lines.append("This run was not validated (no best.json).")
-    lines += ["", "The package's test output is dacapo's own prediction on its test input "
-              "(a crop of the validation raw).", "",
-              "## Fine-tuning with dacapo", "",
-              "Use this zip as the `weights` of a `PretrainedTaskConfig` whose `sub_task_config` "
-              "is the task above, with this architecture:", "", "```yaml",
-              yaml.safe_dump(to_dict(rc.architecture_config), sort_keys=False).rstrip(), "```", ""]
-    return "\n".join(lines)
-
-
 # --------------------------------------------------------------------------
 # export
 # --------------------------------------------------------------------------
@@ -259,17 +197,8 @@ def export_run(run_dir, output, iteration: int | None = None, criterion: str | N
     """Write the bioimage.io package of a run's checkpoint to ``output`` (a .zip); see the
     module docstring. The checkpoint is chosen as by ``dacapo apply``."""
     _need_spec()
-    import torch
-    from bioimageio.spec import ValidationContext, save_bioimageio_package
-    from bioimageio.spec.model import v0_5 as bio
-
-    from dacapo.apply import choose_checkpoint_and_parameters
-    from dacapo.experiments.datasplits import open_array
-    from dacapo.export.unet_standalone import DacapoUNet
-    from dacapo.ops.unet_sizes import unet_axes_grid
-    from dacapo.store.converter import to_dict
-    from dacapo.store.run_dir import RunDir
-    from dacapo.validate import main_criterion, parameters_dict
+    from bioimageio.spec import ValidationContext, save_bioimageio_package  # lazy
+    from bioimageio.spec.model import v0_5 as bio  # lazy
 
     rd = RunDir(run_dir)
     output = Path(output).absolute()
@@ -296,8 +225,6 @@ def export_run(run_dir, output, iteration: int | None = None, criterion: str | N
     spatial_shape = list(raw.shape)[-dims:]
     shape = crop_shape(grids, model.eval_input_shape, spatial_shape)
     begin = [(s - c) // 2 for s, c in zip(spatial_shape, shape)]
-    from funlib.geometry import Coordinate, Roi
-
     roi = Roi(raw.roi.offset + Coordinate(begin) * raw.voxel_size,
               Coordinate(shape) * raw.voxel_size)
     data = np.asarray(raw.to_ndarray(roi, fill_value=0))
@@ -337,8 +264,6 @@ def export_run(run_dir, output, iteration: int | None = None, criterion: str | N
         scripted.save(str(tmp / "weights_torchscript.pt"))
         np.save(tmp / "test_input.npy", data[None])
         np.save(tmp / "test_output.npy", prediction)
-        import tifffile
-
         tifffile.imwrite(tmp / "sample_input.tif", data.squeeze())
         tifffile.imwrite(tmp / "sample_output.tif", prediction[0].squeeze())
         doc = documentation(rc, task, iteration, crit, params, best, grids, axis_ids,
@@ -400,67 +325,3 @@ def export_run(run_dir, output, iteration: int | None = None, criterion: str | N
         os.replace(partial, output)  # complete or absent, never half-written
     logger.info("exported %s iteration %d to %s", rc.name, iteration, output)
     return output
-
-
-# --------------------------------------------------------------------------
-# import
-# --------------------------------------------------------------------------
-
-
-def is_package(path) -> bool:
-    """Whether ``path`` is a zip holding a bioimage.io description (rdf.yaml/bioimageio.yaml)."""
-    path = Path(path)
-    if not path.is_file() or not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as z:
-        return any(n in z.namelist() for n in ("rdf.yaml", "bioimageio.yaml"))
-
-
-def _rdf(z: zipfile.ZipFile) -> dict:
-    name = "bioimageio.yaml" if "bioimageio.yaml" in z.namelist() else "rdf.yaml"
-    return yaml.safe_load(z.read(name))
-
-
-def load_package_state(path, run_kwargs: dict, run_channels: list[str]) -> dict:
-    """The state dict of a dacapo bioimage.io package, after checking that its architecture
-    arguments and channels equal the run's; ValueError naming what differs otherwise."""
-    import torch
-
-    path = Path(path)
-    with zipfile.ZipFile(path) as z:
-        rdf = _rdf(z)
-        entry = (rdf.get("weights") or {}).get("pytorch_state_dict")
-        if not entry:
-            raise ValueError(f"weights: package {path.name} has no pytorch_state_dict weights")
-        arch = entry.get("architecture") or {}
-        if arch.get("callable") != CALLABLE:
-            raise ValueError(
-                f"weights: package {path.name}'s architecture is {arch.get('callable')!r} from "
-                f"{arch.get('source') or arch.get('import_from')!r}, not a dacapo export ({CALLABLE})"
-            )
-        problems = [f"architecture {d}" for d in kwargs_differences(arch.get("kwargs") or {}, run_kwargs)]
-        outputs = rdf.get("outputs") or [{}]
-        names = next((a.get("channel_names") for a in outputs[0].get("axes", [])
-                      if a.get("type") == "channel"), None)
-        if names is not None and list(names) != list(run_channels):
-            problems.append(f"channels {list(names)} (package) vs {list(run_channels)} (run)")
-        if problems:
-            raise ValueError(f"weights: package {path.name} does not match this run: "
-                             + "; ".join(problems))
-        source = str(entry["source"])
-        if source not in z.namelist():
-            raise ValueError(f"weights: package {path.name} lacks its weights file {source!r}")
-        state = torch.load(io.BytesIO(z.read(source)), map_location="cpu", weights_only=True)
-    if not isinstance(state, dict):
-        raise ValueError(f"weights: {source} in {path.name} is not a state dict")
-    return state
-
-
-def package_summary(path) -> dict:
-    """``config.dacapo`` of a package (run, iteration, configs), {} when absent."""
-    with zipfile.ZipFile(path) as z:
-        return ((_rdf(z).get("config") or {}).get("dacapo")) or {}
-
-
-__all__ = ["export_run", "is_package", "load_package_state", "package_summary",
-           "training_normalization", "documentation", "crop_shape", "DEFAULT_LICENSE"]

@@ -8,6 +8,7 @@ Unknown types, missing and extra fields raise `ConfigError` naming the field.
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
@@ -114,8 +115,6 @@ def unknown_fields_message(cls: type, names) -> str:
     """``unknown field 'x' of Cls; valid fields: a, b`` (``dacapo config-help`` lists them)."""
     names = sorted(names)
     valid = [f.name for f in attr.fields(cls)] if attr.has(cls) else []
-    import difflib
-
     noun = "field" if len(names) == 1 else "fields"
     close = [m for n in names for m in difflib.get_close_matches(n, valid, n=1, cutoff=0.6)]
     hint = f" (did you mean {', '.join(repr(m) for m in close)}?)" if close else ""

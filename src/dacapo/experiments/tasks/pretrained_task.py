@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..packages import is_package, load_package_state, standalone_kwargs
 from .task import Task
 
 
@@ -26,11 +27,7 @@ class PretrainedTask(Task):
         model = self.sub_task.create_model(architecture)
         if not self.weights.is_file():
             raise FileNotFoundError(f"weights: file not found: {self.weights}")
-        from dacapo.export.bioimageio import is_package, load_package_state
-
         if is_package(self.weights):  # a bioimage.io package written by `dacapo export`
-            from dacapo.export.model_source import standalone_kwargs
-
             channels = list(self.sub_task.predictor.output_array_type.channels)
             state = load_package_state(self.weights, standalone_kwargs(model), channels)
         else:
