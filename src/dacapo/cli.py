@@ -1,4 +1,5 @@
-"""The ``dacapo`` command line: verify, train, validate, apply, convert, downsample, view, demo.
+"""The ``dacapo`` command line: verify, train, validate, apply, convert, downsample, view,
+export, config-help, demo.
 
 Bad input (a config or data problem: `ConfigError`, `ValueError`, `FileNotFoundError`,
 `TypeError` from our code) prints one line ``error: ...`` on stderr and exits with code 2,
@@ -215,11 +216,9 @@ def _parse_ints(text: str, name: str) -> list[int]:
 @click.option("--axis-names", default=None, help="e.g. z,y,x (default by dimension).")
 @click.option("--units", default="nm", show_default=True, help="Unit of every spatial axis.")
 @click.option("--chunk", type=int, default=64, show_default=True, help="Chunk edge in voxels.")
-@click.option("--roi", default=None,
-              help="Crop in world units, begin:end per axis, e.g. 0:400,0:800,0:800.")
+@click.option("--roi", default=None, help="Crop in world units (begin:end per axis): 0:400,0:80,0:80.")
 @click.option("--slices", default=None, help="Crop in voxels, e.g. 0:10,:,: (Python ranges).")
-@click.option("--map", "maps", multiple=True,
-              help="Remap a label value OLD:NEW, e.g. --map 255:1 (repeatable).")
+@click.option("--map", "maps", multiple=True, help="Remap a label value OLD:NEW, e.g. 255:1 (repeat).")
 @click.option("--label/--no-label", default=None,
               help="Flag the output as a label image (default: with --map).")
 @handle_errors
@@ -236,7 +235,7 @@ def convert(source: str, output: str, voxel_size: str | None, offset: str | None
         offset=None if offset is None else _parse_ints(offset, "--offset"),
         axis_names=None if axis_names is None else axis_names.split(","),
         units=units, chunk=chunk,
-        roi=None if roi is None else parse_roi(roi, len(vs) if vs else roi.count(",") + 1),
+        roi=None if roi is None else parse_roi(roi, roi.count(",") + 1),
         slices=slices, mapping=parse_map(maps), label=label,
     )
     click.echo(f"wrote {output}: shape {tuple(arr.shape)}, dtype {arr.dtype}, "
@@ -265,10 +264,8 @@ def downsample(array: str, levels: int | None, method: str | None, workers: int)
               help="Address the viewer's server listens on (0.0.0.0 for all).")
 @click.option("--port", type=int, default=0, show_default=True, help="Port (0: any free one).")
 @click.option("--no-browser", is_flag=True, help="Only print the URL.")
-@click.option("--channels", default=None,
-              help="Channels shown as RGB for multi-channel images, e.g. 0,1,2.")
-@click.option("--layout", default=None,
-              help="neuroglancer layout: xy, xz, yz, 3d, 4panel, ... (default 4panel in 3D).")
+@click.option("--channels", default=None, help="RGB channels of a multi-channel image: 0,1,2.")
+@click.option("--layout", default=None, help="neuroglancer layout: xy, 3d, 4panel (3D default)...")
 @click.option("--screenshot", "screenshot_path", default=None, type=click.Path(dir_okay=False),
               help="Write a PNG rendered by headless chromium and exit.")
 @handle_errors
@@ -278,10 +275,53 @@ def view(arrays: tuple[str, ...], bind_address: str, port: int, no_browser: bool
     prediction, segmentation) in a local neuroglancer viewer, served chunk by chunk."""
     from dacapo.view import serve_forever  # lazy: see top
 
-    rgb = None if channels is None else _parse_ints(channels, "--channels")
     serve_forever(list(arrays), bind_address=bind_address, port=port,
-                  open_browser=not no_browser and screenshot_path is None, rgb_channels=rgb,
-                  echo=click.echo, layout=layout, screenshot_path=screenshot_path)
+                  open_browser=not no_browser and screenshot_path is None, echo=click.echo,
+                  rgb_channels=channels and _parse_ints(channels, "--channels"), layout=layout,
+                  screenshot_path=screenshot_path)
+
+
+@cli.command("export")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.option("--iteration", type=int, default=None, help="Checkpoint to export.")
+@click.option("--criterion", default=None,
+              help="Export the best checkpoint for this criterion (default: the task's main one).")
+@click.option("--author", "authors", multiple=True,
+              help="Author name (repeatable; default: your login name).")
+@click.option("--license", "license_", default="CC-BY-4.0", show_default=True,
+              help="SPDX licence identifier of the package.")
+@click.option("--cite", multiple=True,
+              help="'TEXT|DOI' or 'TEXT|URL' (repeatable; default: the U-Net paper, plus the "
+                   "LSD paper for LSD models).")
+@click.option("--name", default=None, help="Model name (default: 'dacapo <run name>').")
+@click.option("--description", default=None, help="One-paragraph description.")
+@handle_errors
+def export_cmd(run_dir: str, output: str, iteration: int | None, criterion: str | None,
+               authors: tuple[str, ...], license_: str, cite: tuple[str, ...], name: str | None,
+               description: str | None) -> None:
+    """Write a bioimage.io model package (OUTPUT.zip) of a trained run: runs without dacapo."""
+    from dacapo.export.bioimageio import export_run  # lazy: see top
+
+    if iteration is not None and criterion is not None:
+        raise ValueError("give --iteration or --criterion, not both")
+    path = export_run(run_dir, output, iteration=iteration, criterion=criterion, authors=authors,
+                      license=license_, citations=cite, name=name, description=description)
+    click.echo(f"wrote {path}")
+
+
+@cli.command("config-help")
+@click.argument("kind", required=False)
+@click.option("--markdown", is_flag=True, help="All kinds as markdown (docs/configuration.md).")
+@handle_errors
+def config_help(kind: str | None, markdown: bool) -> None:
+    """Reference of every config field, from the code's help texts.
+
+    KIND: run, task, architecture, trainer, augmentation, datasplit or a class name
+    (default: all)."""
+    from dacapo.config_help import reference_markdown, reference_text  # lazy: see top
+
+    click.echo(reference_markdown() if markdown else reference_text(kind), nl=False)
 
 
 @cli.command()

@@ -182,6 +182,8 @@ def convert_tiff(source, output, voxel_size=None, offset=None, axis_names=None, 
     if roi is not None and slices is not None:
         raise ValueError("give --roi or --slices, not both")
     if roi is not None:
+        if roi.dims != dims:
+            raise ValueError(f"--roi {roi} has {roi.dims} axes, the source {dims}")
         zero = Coordinate((0,) * dims)
         if roi.offset % voxel_size != zero or roi.shape % voxel_size != zero:
             raise ValueError(f"--roi {roi} is not a multiple of the voxel size {tuple(voxel_size)}")

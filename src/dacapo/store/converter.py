@@ -8,6 +8,7 @@ Unknown types, missing and extra fields raise `ConfigError` naming the field.
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,20 @@ def from_dict(data: dict, cls: type | None = None) -> Any:
 def _format(exc: BaseException, type_) -> str:
     if isinstance(exc, ConfigError):
         return str(exc)
+    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
+        return unknown_fields_message(exc.cl, exc.extra_fields)
     return cattrs.v.format_exception(exc, type_)
+
+
+def unknown_fields_message(cls: type, names) -> str:
+    """``unknown field 'x' of Cls; valid fields: a, b`` (``dacapo config-help`` lists them)."""
+    names = sorted(names)
+    valid = [f.name for f in attr.fields(cls)] if attr.has(cls) else []
+    noun = "field" if len(names) == 1 else "fields"
+    close = [m for n in names for m in difflib.get_close_matches(n, valid, n=1, cutoff=0.6)]
+    hint = f" (did you mean {', '.join(repr(m) for m in close)}?)" if close else ""
+    return (f"unknown {noun} {', '.join(repr(n) for n in names)} of {cls.__name__}{hint}; valid "
+            f"fields: {', '.join(valid)} (see `dacapo config-help {cls.__name__}`)")
 
 
 def _describe(error: Exception, cls: type) -> str:

@@ -1,4 +1,14 @@
-"""A 2D/3D UNet in the style of CNNectome / funlib.learn.torch (valid or same padding)."""
+"""A 2D/3D UNet in the style of CNNectome / funlib.learn.torch (valid or same padding), plus
+the task head and eval activation of a dacapo model (`DacapoUNet`): plain torch.
+
+This file imports nothing but torch: `dacapo export` ships it verbatim in bioimage.io
+packages as the ``pytorch_state_dict`` architecture (callable `DacapoUNet`), so a package
+runs where only torch is installed. The state dict of
+`DacapoUNet` has the keys of a dacapo model checkpoint (``body.*``, ``head.*``).
+
+It is also TorchScript-compatible (`torch.jit.script`), for the package's ``torchscript``
+weights.
+"""
 
 from __future__ import annotations
 
@@ -27,8 +37,10 @@ class ConvPass(nn.Module):
         dims = len(kernel_sizes[0])
         layers: list[nn.Module] = []
         for kernel in kernel_sizes:
-            pad = tuple(k // 2 for k in kernel) if padding == "same" else 0
-            layers.append(_conv(dims)(in_channels, out_channels, tuple(kernel), padding=pad))
+            pad = tuple(int(k) // 2 for k in kernel) if padding == "same" else 0
+            layers.append(
+                _conv(dims)(in_channels, out_channels, tuple(int(k) for k in kernel), padding=pad)
+            )
             if batch_norm:
                 layers.append((nn.BatchNorm3d if dims == 3 else nn.BatchNorm2d)(out_channels))
             layers.append(nn.ReLU(inplace=True))
@@ -39,11 +51,13 @@ class ConvPass(nn.Module):
         return self.layers(x)
 
 
-def center_crop(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+def center_crop(x: torch.Tensor, shape: list[int]) -> torch.Tensor:
     """Crop the spatial dims of ``x`` to ``shape`` around the centre."""
-    offsets = [(a - b) // 2 for a, b in zip(x.shape[2:], shape)]
-    slices = tuple(slice(o, o + s) for o, s in zip(offsets, shape))
-    return x[(slice(None), slice(None)) + slices]
+    for i in range(len(shape)):
+        dim = i + 2
+        offset = (x.shape[dim] - shape[i]) // 2
+        x = x.narrow(dim, offset, shape[i])
+    return x
 
 
 class CNNectomeUNet(nn.Module):
@@ -72,7 +86,7 @@ class CNNectomeUNet(nn.Module):
         dims = len(kernel_size_down[0][0])
         levels = len(downsample_factors) + 1
         fmaps = [num_fmaps * fmap_inc_factor**level for level in range(levels)]
-        self.downsample_factors = [tuple(f) for f in downsample_factors]
+        self.downsample_factors = [tuple(int(v) for v in f) for f in downsample_factors]
         self.down = nn.ModuleList()
         for level in range(levels):
             in_c = in_channels if level == 0 else fmaps[level - 1]
@@ -87,7 +101,7 @@ class CNNectomeUNet(nn.Module):
             if constant_upsample:
                 self.upsample.append(
                     nn.Sequential(
-                        nn.Upsample(scale_factor=factor, mode="nearest"),
+                        nn.Upsample(scale_factor=tuple(float(f) for f in factor), mode="nearest"),
                         _conv(dims)(fmaps[level + 1], fmaps[level], 1),
                     )
                 )
@@ -99,21 +113,91 @@ class CNNectomeUNet(nn.Module):
         self.extra_up = nn.ModuleList()
         for factor in upsample_factors:
             transposed = nn.ConvTranspose3d if dims == 3 else nn.ConvTranspose2d
-            self.extra_up.append(
-                nn.Sequential(transposed(fmaps_out, fmaps_out, tuple(factor), stride=tuple(factor)), nn.ReLU())
-            )
+            f = tuple(int(v) for v in factor)
+            self.extra_up.append(nn.Sequential(transposed(fmaps_out, fmaps_out, f, stride=f), nn.ReLU()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
+        skips: list[torch.Tensor] = []
+        levels = len(self.down)
         for level, conv in enumerate(self.down):
             x = conv(x)
-            if level < len(self.pool):
+            if level < levels - 1:
                 skips.append(x)
-                x = self.pool[level](x)
+                for p, pool in enumerate(self.pool):  # self.pool[level], for TorchScript
+                    if p == level:
+                        x = pool(x)
         for upsample, conv in zip(self.upsample, self.up):
             x = upsample(x)
-            skip = center_crop(skips.pop(), x.shape[2:])
+            skip = skips.pop()
+            skip = center_crop(skip, x.shape[2:])
             x = conv(torch.cat([skip, center_crop(x, skip.shape[2:])], dim=1))
         for up in self.extra_up:
             x = up(x)
         return x
+
+
+class SigmoidFirst(nn.Module):
+    """Sigmoid on the first ``num_channels`` channels (dim 1), identity on the rest."""
+
+    def __init__(self, num_channels: int) -> None:
+        super().__init__()
+        self.num_channels = int(num_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.num_channels
+        return torch.cat([torch.sigmoid(x[:, :c]), x[:, c:]], dim=1)
+
+
+def activation_module(name: str, num_channels: int = 0) -> nn.Module:
+    """``identity``, ``sigmoid``, ``softmax`` (over channels) or ``sigmoid_first``
+    (sigmoid on the first ``num_channels`` channels)."""
+    if name == "identity":
+        return nn.Identity()
+    if name == "sigmoid":
+        return nn.Sigmoid()
+    if name == "softmax":
+        return nn.Softmax(dim=1)
+    if name == "sigmoid_first":
+        return SigmoidFirst(num_channels)
+    raise ValueError(f"activation: unknown {name!r} (identity, sigmoid, softmax, sigmoid_first)")
+
+
+class DacapoUNet(nn.Module):
+    """``activation(head(body(x)))``: a dacapo model as it predicts (eval mode).
+
+    ``body`` is a `CNNectomeUNet` with the given arguments, ``head`` a convolution from
+    ``fmaps_out`` to ``out_channels`` with kernel ``head_kernel_size`` (same padding).
+    Input ``(B, in_channels, *spatial)`` of the raw scaled as in training, float32.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_fmaps: int,
+        fmaps_out: int,
+        fmap_inc_factor: int,
+        downsample_factors: Sequence[Sequence[int]],
+        kernel_size_down: Sequence[Sequence[Sequence[int]]],
+        kernel_size_up: Sequence[Sequence[Sequence[int]]],
+        out_channels: int,
+        constant_upsample: bool = True,
+        padding: str = "valid",
+        batch_norm: bool = False,
+        upsample_factors: Sequence[Sequence[int]] = (),
+        head_kernel_size: int = 1,
+        activation: str = "identity",
+        activation_channels: int = 0,
+    ) -> None:
+        super().__init__()
+        self.body = CNNectomeUNet(
+            in_channels, num_fmaps, fmaps_out, fmap_inc_factor, downsample_factors,
+            kernel_size_down, kernel_size_up, constant_upsample, padding, batch_norm,
+            upsample_factors,
+        )
+        dims = len(kernel_size_down[0][0])
+        k = int(head_kernel_size)
+        self.head = _conv(dims)(fmaps_out, out_channels, k, padding=k // 2)
+        self.activation = activation_module(activation, activation_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.head(self.body(x)))

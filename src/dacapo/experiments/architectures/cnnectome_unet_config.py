@@ -74,22 +74,30 @@ class CNNectomeUNetConfig(ArchitectureConfig):
     def _default_kernels(self) -> list[list[Coordinate]]:
         return [[Coordinate((3,) * self.dims)] * 2 for _ in range(len(self.downsample_factors) + 1)]
 
-    def module(self) -> torch.nn.Module:
+    def unet_kwargs(self) -> dict:
+        """Arguments of `CNNectomeUNet` for this config, as plain ints/lists/strings."""
         down = self.kernel_size_down or self._default_kernels()
         up = self.kernel_size_up or self._default_kernels()[:-1]
-        return CNNectomeUNet(
-            in_channels=self.fmaps_in,
-            num_fmaps=self.num_fmaps,
-            fmaps_out=self.fmaps_out,
-            fmap_inc_factor=self.fmap_inc_factor,
-            downsample_factors=self.downsample_factors,
-            kernel_size_down=down,
-            kernel_size_up=up,
-            constant_upsample=self.constant_upsample,
-            padding=self.padding,
-            batch_norm=self.batch_norm,
-            upsample_factors=self.upsample_factors or [],
-        )
+
+        def ints(c) -> list[int]:
+            return [int(v) for v in c]
+
+        return {
+            "in_channels": int(self.fmaps_in),
+            "num_fmaps": int(self.num_fmaps),
+            "fmaps_out": int(self.fmaps_out),
+            "fmap_inc_factor": int(self.fmap_inc_factor),
+            "downsample_factors": [ints(f) for f in self.downsample_factors],
+            "kernel_size_down": [[ints(k) for k in level] for level in down],
+            "kernel_size_up": [[ints(k) for k in level] for level in up],
+            "constant_upsample": bool(self.constant_upsample),
+            "padding": str(self.padding),
+            "batch_norm": bool(self.batch_norm),
+            "upsample_factors": [ints(f) for f in self.upsample_factors or []],
+        }
+
+    def module(self) -> torch.nn.Module:
+        return CNNectomeUNet(**self.unet_kwargs())
 
     def scale(self, input_voxel_size: Coordinate) -> Coordinate:
         voxel_size = Coordinate(input_voxel_size)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..packages import is_package, load_package_state, standalone_kwargs
 from .task import Task
 
 
@@ -20,11 +21,17 @@ class PretrainedTask(Task):
         self.evaluator = self.sub_task.evaluator
 
     def create_model(self, architecture):
-        """The sub-task's model with its state dict loaded from ``weights`` (on the CPU)."""
+        """The sub-task's model with its state dict loaded from ``weights`` (on the CPU): a
+        state dict, a checkpoint or a bioimage.io package of `dacapo export` (whose
+        architecture arguments and channels must equal this run's)."""
         model = self.sub_task.create_model(architecture)
         if not self.weights.is_file():
             raise FileNotFoundError(f"weights: file not found: {self.weights}")
-        state = torch.load(self.weights, map_location="cpu", weights_only=True)
+        if is_package(self.weights):  # a bioimage.io package written by `dacapo export`
+            channels = list(self.sub_task.predictor.output_array_type.channels)
+            state = load_package_state(self.weights, standalone_kwargs(model), channels)
+        else:
+            state = torch.load(self.weights, map_location="cpu", weights_only=True)
         if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
             state = state["model"]
         if not isinstance(state, dict):

@@ -21,7 +21,8 @@ class PretrainedTaskConfig(TaskConfig):
     )
     weights: Path = attr.ib(
         converter=Path,
-        metadata={"help_text": "Path of a saved model state dict (torch.save) to start from."},
+        metadata={"help_text": "What to start from: a saved state dict (torch.save), a dacapo "
+                               "checkpoint (.pt) or a bioimage.io package (.zip) of `dacapo export`."},
     )
 
     def gt_rules(self) -> GTRules:

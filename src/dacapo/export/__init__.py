@@ -1,0 +1,1 @@
+"""Sharing trained runs: bioimage.io model packages (export and import)."""

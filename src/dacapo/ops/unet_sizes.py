@@ -1,0 +1,97 @@
+"""Input sizes a (CNNectome) UNet accepts, and the output size it gives, per axis.
+
+Along one axis, with ``L`` levels, pooling factors ``f_0 .. f_{L-2}``, the summed kernel
+overhang of level ``l``'s down convolutions ``d_l = sum(k - 1)`` (0 with same padding) and
+of its up convolutions ``u_l``::
+
+    s_0 = size;   t_l = s_l - d_l;   s_{l+1} = t_l / f_l       (t_l must divide by f_l)
+    x_{L-1} = t_{L-1};   x_l = x_{l+1} * f_l - u_l             (l = L-2 .. 0)
+    output = x_0 * prod(upsample factors)
+
+Every ``t_l`` and ``x_l`` must be >= 1, and the skip connection of level ``l`` (``t_l``
+voxels) is cropped to ``x_{l+1} * f_l`` around its centre, so their difference must be even
+(else the output is not centred on the input). The accepted sizes are then
+``min + n * step`` with ``step = prod(f_l)`` (divisibility repeats with that period and
+the sizes grow with the input), and the output size is ``input * prod(upsample) + offset``
+(bioimage.io's ``ParameterizedSize`` and ``SizeReference``; Ronneberger et al. 2015
+describe the same "valid" tiling constraint for the original U-Net).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+
+def unet_output_size(
+    size: int,
+    factors: Sequence[int],
+    down_overhang: Sequence[int],
+    up_overhang: Sequence[int],
+    upsample: int = 1,
+) -> int | None:
+    """Output size along one axis for input ``size``; None when the UNet does not accept it.
+
+    ``factors``: pooling factor per level (L-1), ``down_overhang``: ``sum(k - 1)`` of the
+    down convolutions per level (L), ``up_overhang``: the same for the up convolutions of
+    levels 0 .. L-2; ``upsample``: product of the extra output upsampling factors.
+    """
+    levels = len(down_overhang)
+    if len(factors) != levels - 1 or len(up_overhang) != levels - 1:
+        raise ValueError(
+            f"unet sizes: {levels} levels need {levels - 1} factors and up overhangs, got "
+            f"{len(factors)} and {len(up_overhang)}"
+        )
+    s = int(size)
+    skips = []
+    for level in range(levels):
+        s -= int(down_overhang[level])
+        if s < 1:
+            return None
+        if level < levels - 1:
+            skips.append(s)
+            if s % factors[level]:
+                return None
+            s //= int(factors[level])
+    for level in reversed(range(levels - 1)):
+        s *= int(factors[level])
+        if (skips[level] - s) % 2 or skips[level] < s:
+            return None
+        s -= int(up_overhang[level])
+        if s < 1:
+            return None
+    return s * int(upsample)
+
+
+def unet_size_grid(
+    factors: Sequence[int],
+    down_overhang: Sequence[int],
+    up_overhang: Sequence[int],
+    upsample: int = 1,
+    limit: int = 100_000,
+) -> tuple[int, int, int]:
+    """``(min, step, offset)``: accepted sizes ``min + n * step`` (n >= 0), output size
+    ``size * upsample + offset``. ValueError when no size up to ``limit`` is accepted."""
+    step = math.prod(int(f) for f in factors)
+    for size in range(1, limit + 1):
+        out = unet_output_size(size, factors, down_overhang, up_overhang, upsample)
+        if out is not None:
+            return size, step, out - size * int(upsample)
+    raise ValueError(f"unet sizes: no input size up to {limit} is accepted")
+
+
+def unet_axes_grid(kwargs: dict) -> list[tuple[int, int, int]]:
+    """`unet_size_grid` per spatial axis for `CNNectomeUNet` keyword arguments
+    (``downsample_factors``, ``kernel_size_down``, ``kernel_size_up``, ``padding``,
+    ``upsample_factors``)."""
+    same = kwargs.get("padding", "valid") == "same"
+    down = kwargs["kernel_size_down"]
+    dims = len(down[0][0])
+    grids = []
+    for axis in range(dims):
+        factors = [int(f[axis]) for f in kwargs["downsample_factors"]]
+        d = [0 if same else sum(int(k[axis]) - 1 for k in level) for level in down]
+        u = [0 if same else sum(int(k[axis]) - 1 for k in level) for level in kwargs["kernel_size_up"]]
+        up = math.prod(int(f[axis]) for f in kwargs.get("upsample_factors") or [])
+        grids.append(unet_size_grid(factors, d, u, up))
+    return grids
