@@ -52,6 +52,8 @@ __all__ = [
     "histogram_quantile_scores",
     "merge_levels",
     "merge_scores",
+    "nearest_neighbour_affinities",
+    "nearest_neighbour_channels",
     "region_adjacency",
     "relabel",
     "scoring_function",
@@ -71,6 +73,52 @@ def _check_affs(affs: np.ndarray, name: str = "affs") -> np.ndarray:
             f"(2, y, x) or (3, z, y, x), got {affs.shape}"
         )
     return affs
+
+
+def nearest_neighbour_channels(offsets: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
+    """For each spatial axis d, ``(channel, sign)`` of the offset +e_d (sign 1) or -e_d
+    (sign -1) in ``offsets``; ValueError naming the missing axes."""
+    offsets = [tuple(int(v) for v in o) for o in offsets]
+    dims = len(offsets[0]) if offsets else 0
+    found = []
+    missing = []
+    for d in range(dims):
+        unit = tuple(int(i == d) for i in range(dims))
+        minus = tuple(-v for v in unit)
+        if unit in offsets:
+            found.append((offsets.index(unit), 1))
+        elif minus in offsets:
+            found.append((offsets.index(minus), -1))
+        else:
+            missing.append(unit)
+    if not found or missing:
+        raise ValueError(f"neighborhood: the agglomeration needs the nearest-neighbour offsets "
+                         f"of every axis; missing {missing or 'all'} in {offsets}")
+    return found
+
+
+def nearest_neighbour_affinities(prediction: np.ndarray,
+                                 channels: Sequence[tuple[int, int]]) -> np.ndarray:
+    """(dims, *spatial) float32 in [0, 1], channel d at u linking u and u + e_d, from the
+    prediction's channels ``channels`` (`nearest_neighbour_channels`); a -e_d channel is
+    shifted by one voxel, integer predictions are scaled by the dtype's maximum."""
+    prediction = np.asarray(prediction)
+    dims = len(channels)
+    if prediction.ndim == dims:
+        prediction = prediction[None]
+    scale = np.iinfo(prediction.dtype).max if np.issubdtype(prediction.dtype, np.integer) else 1
+    out = np.zeros((dims,) + prediction.shape[1:], np.float32)
+    for d, (channel, sign) in enumerate(channels):
+        data = prediction[channel].astype(np.float32) / np.float32(scale)
+        if sign > 0:
+            out[d] = data
+        else:  # value at u links u and u - e_d: belongs to u - e_d in our convention
+            lo = [slice(None)] * dims
+            hi = [slice(None)] * dims
+            lo[d] = slice(None, -1)
+            hi[d] = slice(1, None)
+            out[d][tuple(lo)] = data[tuple(hi)]
+    return out
 
 
 def boundary_map(affs: np.ndarray) -> np.ndarray:
