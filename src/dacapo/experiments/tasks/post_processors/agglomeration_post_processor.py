@@ -45,9 +45,9 @@ from .post_processor import PostProcessor
 
 logger = logging.getLogger(__name__)
 
-#: fine where segmentations change fast (mid-range scores), coarse at the ends
-DEFAULT_THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6,
-                      0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+#: steps of 0.025 up to 0.5, where the segmentation goes from split to merged on
+#: predictions of every contrast tried (bench_agglomeration), coarse above
+DEFAULT_THRESHOLDS = tuple(round(0.025 * i, 3) for i in range(1, 21)) + (0.6, 0.7, 0.8, 0.9)
 #: quantiles waterz ships compiled (others need a C++ compiler and boost at first use)
 PREBUILT_QUANTILES = tuple(range(10, 100, 5))
 
