@@ -38,8 +38,8 @@ from dacapo.ops.agglomeration import (
     relabel,
     scoring_function,
     seeds,
-    waterz_affinities,
     watershed_fragments,
+    waterz_affinities,
 )
 from dacapo.ops.instance_metrics import instance_metrics
 from dacapo.ops.watershed import segment
@@ -336,7 +336,7 @@ def blockwise(volume, tmp_path_factory):
     one = post.process(params, tmp / "one.zarr" / "s")
     path = _write_prediction(tmp / "p.zarr" / "affs", noisy)
     post.set_prediction(path)
-    out = post.process(params, tmp / "o.zarr" / "s", num_workers=2,
+    out = post.process(params, tmp / "o.zarr" / "s", num_workers=1,
                        block_size=Coordinate(16, 16, 16) * VOXEL, log_dir=tmp / "logs")
     edges = post._blockwise["edges"]
     return {"one": one[one.roi], "seg": out[out.roi], "edges": edges, "path": path,
@@ -359,20 +359,57 @@ def test_blockwise_close_to_one_block(blockwise):
     assert len(np.unique(edges, axis=0)) == len(edges)
 
 
-def test_one_block_blockwise_equals_in_memory(blockwise):
-    """A single block through the daisy passes and the database gives the in-memory result."""
+def test_block_functions_on_one_block_equal_in_memory(volume, tmp_path):
+    """The blockwise passes called on one block covering the volume (context zero-padded
+    as the runner reads it, SQLite store) give the in-memory result exactly."""
+    from funlib.geometry import Roi
+
+    from dacapo.blockwise import BlockInfo
+    from dacapo.blockwise.agglomeration import (
+        GraphStore,
+        edges_block,
+        fragments_block,
+        global_lut,
+        read_edges,
+        relabel_block,
+    )
+    from dacapo.blockwise.watershed import Geometry
+    from dacapo.store.arrays import read_padded
+
+    labels, noisy = volume
+    total = Roi((80, 40, 40), Coordinate(noisy.shape[1:]) * VOXEL)
     post = AgglomerationPostProcessor(OFFSETS, thresholds=[0.3], seed_distance=3)
-    post.set_prediction(blockwise["path"])
-    out = post.process(blockwise["params"], blockwise["tmp"] / "o.zarr" / "single",
-                       block_size=Coordinate(32, 32, 32) * VOXEL)
-    assert same_partition(out[out.roi], blockwise["one"])
+    post.set_prediction(Array(noisy, offset=total.offset, voxel_size=VOXEL))
+    one = post.process(next(iter(post.enumerate_parameters())), tmp_path / "one.zarr" / "s")
+    geometry = Geometry(total, VOXEL, total.shape, post.fragments_context * VOXEL)
+
+    def block(context):
+        return BlockInfo(total.grow(context, context), total, VOXEL, 0)
+
+    def read(data, b):
+        return read_padded(data, total, VOXEL, b.read_roi)
+
+    b = block(geometry.context)
+    fragments = fragments_block(read(noisy, b), b, geometry=geometry, channels=post.channels,
+                                threshold=0.5, seed_distance=3)
+    store = GraphStore(dims=3, sqlite_path=str(tmp_path / "g.db"))
+    store.open("w").close()
+    b = block(post.edges_context * VOXEL)
+    edges_block(read(noisy, b), read(fragments, b), b, geometry=geometry,
+                channels=post.channels, quantile=75, store=store)
+    global_lut(*read_edges(store), 0.3, tmp_path / "lut.npz")
+    seg = relabel_block(fragments, block(Coordinate(0, 0, 0)), lut=str(tmp_path / "lut.npz"))
+    assert same_partition(seg, one[one.roi])
+    assert fragments.min() > geometry.id_base(0)  # ids of block 0, none left 0
 
 
 def test_sqlite_equals_postgresql(blockwise, postgres_url):
+    """The same blockwise run through PostgreSQL
+    gives the same edges, merge levels and segmentation."""
     post = AgglomerationPostProcessor(OFFSETS, thresholds=[0.3], seed_distance=3,
                                       db_url=postgres_url)
     post.set_prediction(blockwise["path"])
-    out = post.process(blockwise["params"], blockwise["tmp"] / "o.zarr" / "pg", num_workers=2,
+    out = post.process(blockwise["params"], blockwise["tmp"] / "o.zarr" / "pg", num_workers=1,
                        block_size=Coordinate(16, 16, 16) * VOXEL)
     assert post._blockwise["store"].kind == "postgresql"
     np.testing.assert_array_equal(out[out.roi], blockwise["seg"])
