@@ -218,6 +218,33 @@ def test_agglomerate_edges_brute_force(seed):
     assert [find(int(x)) for x in got_ids] == roots.tolist()
 
 
+def test_position_ids_brute_force():
+    """Each seed is named 1 + the smallest whole-volume linear index of its voxels; the
+    owner block is the block holding that voxel."""
+    from funlib.geometry import Roi
+
+    from dacapo.blockwise.agglomeration import owner_blocks
+    from dacapo.blockwise.watershed import Geometry
+    from dacapo.ops.agglomeration import position_ids
+
+    rng = np.random.default_rng(0)
+    markers = rng.integers(0, 5, (4, 5, 6))
+    got = position_ids(markers, (2, 3, 1), (9, 10, 11))
+    for k in range(1, 5):
+        linear = [np.ravel_multi_index((z + 2, y + 3, x + 1), (9, 10, 11))
+                  for z, y, x in np.argwhere(markers == k)]
+        assert set(got[markers == k].tolist()) == {min(linear) + 1}
+    assert (got[markers == 0] == 0).all()
+    geometry = Geometry(Roi((0, 0, 0), (18, 20, 22)), Coordinate(2, 2, 2),
+                        Coordinate(6, 8, 10), Coordinate(2, 2, 2))
+    ids = np.unique(got[got != 0])
+    brute = []
+    for i in ids:
+        z, y, x = np.unravel_index(int(i) - 1, (9, 10, 11))
+        brute.append(np.ravel_multi_index((z // 3, y // 4, x // 5), geometry.grid_shape))
+    assert owner_blocks(ids, geometry).tolist() == brute
+
+
 def test_nearest_neighbour_channels_and_shift():
     offsets = [(0, 0, -1), (2, 0, 0), (-1, 0, 0), (0, 1, 0)]
     assert nearest_neighbour_channels(offsets) == [(2, -1), (3, 1), (0, -1)]
@@ -400,7 +427,7 @@ def test_block_functions_on_one_block_equal_in_memory(volume, tmp_path):
     global_lut(*read_edges(store), 0.3, tmp_path / "lut.npz")
     seg = relabel_block(fragments, block(Coordinate(0, 0, 0)), lut=str(tmp_path / "lut.npz"))
     assert same_partition(seg, one[one.roi])
-    assert fragments.min() > geometry.id_base(0)  # ids of block 0, none left 0
+    np.testing.assert_array_equal(fragments, post._one_block[0])  # ids from seed positions
 
 
 def test_sqlite_equals_postgresql(blockwise, postgres_url):

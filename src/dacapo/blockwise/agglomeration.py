@@ -6,16 +6,19 @@ predictions; free of torch and of the task package so daisy workers start quickl
 Passes (each a `dacapo.blockwise.run_blockwise` task with done-markers, so a re-run resumes):
 
 1. `fragments_block`: `dacapo.ops.agglomeration.watershed_fragments` on the block's write
-   ROI grown by the fragments context (cut to the volume); the write ROI is written with ids
-   ``block_index * ids_per_block + local id`` (unique across blocks, uint64). Fragments cut
-   by block faces become different fragments, joined by the agglomeration.
-2. `edges_block`: fragments and affinities of the write ROI grown by the edges context
-   (>= 1 voxel, so a fragment made by this block is seen with all its contacts);
+   ROI grown by the fragments context (cut to the volume), written in the write ROI. A
+   fragment's id is 1 + the linear index (in the whole volume) of its seed's first voxel:
+   unique, and the same in every block that finds the seed, so a fragment cut by a block face
+   stays one fragment where the context makes both blocks agree (with too little context
+   the two pieces are two fragments, joined or not by the agglomeration).
+2. `edges_block`: fragments and affinities of the write ROI grown by the edges context;
    `dacapo.ops.agglomeration.merge_scores` (waterz on the read ROI) gives the edges and their
-   merge levels. The block stores its own fragments (id, centre of mass, size) as nodes and
-   the edges whose smaller id is one of its own fragments (each edge once), into the graph
-   database (`GraphStore`: funlib.persistence SQLite by default, PostgreSQL with a URL).
-   Writes are INSERT-or-ignore, so a block re-run after a crash does not duplicate rows.
+   merge levels. A fragment belongs to the block holding its seed; the block stores its own
+   fragments (id, centre of mass and size of the part it sees) as nodes and the edges whose
+   smaller id is one of its own fragments (each edge once) into the graph database
+   (`GraphStore`: funlib.persistence SQLite by default, PostgreSQL with a URL). Contacts of a
+   fragment beyond the owner's read ROI are not seen (none with enough context). Writes are
+   INSERT-or-ignore, so a block re-run after a crash does not duplicate rows.
 3. `global_lut` (driver): all edges are read (memory ~ the number of edges, not voxels),
    components of the edges with merge level < threshold (union-find, representative =
    smallest fragment id) -> lookup table fragment id -> segment id.
@@ -53,6 +56,7 @@ __all__ = [
     "edges_block",
     "fragments_block",
     "global_lut",
+    "owner_blocks",
     "read_edges",
     "relabel_block",
 ]
@@ -168,15 +172,27 @@ def _valid(block, geometry: Geometry) -> Roi:
 
 def fragments_block(prediction: np.ndarray, block, *, geometry: Geometry, channels,
                     threshold: float, seed_distance: int) -> np.ndarray:
-    """Pass 1: fragments of the read ROI (inside the volume), write ROI with unique ids."""
-    index = geometry.block_index(block.write_roi)
+    """Pass 1: fragments of the read ROI (inside the volume), ids from seed positions."""
     valid = _valid(block, geometry)
     affs = nearest_neighbour_affinities(prediction, channels)
     affs = affs[(slice(None),) + geometry.slices(valid, block.read_roi)]
-    local = watershed_fragments(affs, tuple(geometry.voxel_size), threshold, seed_distance)
+    origin = (valid.offset - geometry.total_roi.offset) / geometry.voxel_size
+    local = watershed_fragments(affs, tuple(geometry.voxel_size), threshold, seed_distance,
+                                origin=tuple(origin), volume_shape=_volume_shape(geometry))
     del affs
-    local[local != 0] += np.uint64(geometry.id_base(index))
     return local[geometry.slices(block.write_roi, valid)]
+
+
+def _volume_shape(geometry: Geometry) -> tuple[int, ...]:
+    return tuple(geometry.total_roi.shape / geometry.voxel_size)
+
+
+def owner_blocks(ids: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """Block index of the seed of each fragment id (`position_ids`)."""
+    coords = np.unravel_index(np.asarray(ids, np.int64) - 1, _volume_shape(geometry))
+    steps = geometry.block_size / geometry.voxel_size
+    grid = tuple(c // s for c, s in zip(coords, steps))
+    return np.ravel_multi_index(grid, geometry.grid_shape)
 
 
 def _nodes(fragments: np.ndarray, ids: np.ndarray, offset: Coordinate,
@@ -211,11 +227,9 @@ def edges_block(prediction: np.ndarray, fragments: np.ndarray, block, *, geometr
     fragments = np.ascontiguousarray(fragments[crop[1:]], dtype=np.uint64)
     edges, levels, scores, areas = merge_scores(fragments, affs, quantile)
     del affs
-    ipb = geometry.ids_per_block
-    written = fragments[geometry.slices(block.write_roi, valid)]
-    ids = np.unique(written)
+    ids = np.unique(fragments)
     ids = ids[ids != 0]
-    own_ids = ids[(ids - np.uint64(1)) // np.uint64(ipb) == np.uint64(index)]
+    own_ids = ids[owner_blocks(ids, geometry) == index]
     nodes = _nodes(fragments, own_ids, valid.offset, geometry.voxel_size)
     own = np.isin(edges[:, 0], own_ids) if len(edges) else np.zeros(0, bool)
     edge_rows = {

@@ -17,6 +17,8 @@ over a cube of ``seed_distance`` voxels (scipy ``maximum_filter``); then a seede
 (``skimage.segmentation.watershed``, priority flooding, face connectivity) of b from the
 seeds over the whole volume. Every voxel gets the label of a seed it reaches by a path whose
 highest boundary value is smallest (minimax); no seed at all (everything boundary) gives 0.
+Blockwise, a fragment is named after the position of its seed (`position_ids`), so the
+pieces of a fragment that two blocks compute with context keep one id.
 
 Edges (`region_adjacency`): for every pair of face-adjacent voxels (u, u + e_d) with
 different non-zero fragments a < b, the affinity affs[d](u) is one sample of edge (a, b).
@@ -54,6 +56,7 @@ __all__ = [
     "merge_scores",
     "nearest_neighbour_affinities",
     "nearest_neighbour_channels",
+    "position_ids",
     "region_adjacency",
     "relabel",
     "scoring_function",
@@ -149,19 +152,45 @@ def seeds(
     return labels.astype(np.uint64)
 
 
+def position_ids(markers: np.ndarray, origin: Sequence[int],
+                 volume_shape: Sequence[int]) -> np.ndarray:
+    """``markers`` with each seed k renamed 1 + the smallest C-order linear index, in a
+    volume of ``volume_shape`` where this array starts at voxel ``origin``, of its voxels
+    (the same seed seen by two blocks gets the same id). uint64."""
+    markers = np.asarray(markers)
+    where = np.flatnonzero(markers)
+    out = np.zeros(markers.shape, np.uint64)
+    if len(where) == 0:
+        return out
+    labels = markers.reshape(-1)[where].astype(np.int64)
+    coords = np.unravel_index(where, markers.shape)
+    linear = np.ravel_multi_index(tuple(c + int(o) for c, o in zip(coords, origin)),
+                                  tuple(int(v) for v in volume_shape))
+    smallest = np.full(int(labels.max()) + 1, np.iinfo(np.int64).max, np.int64)
+    np.minimum.at(smallest, labels, linear)
+    out.reshape(-1)[where] = (smallest[labels] + 1).astype(np.uint64)
+    return out
+
+
 def watershed_fragments(
     affs: np.ndarray,
     voxel_size: Sequence[float] | None = None,
     threshold: float = 0.5,
     seed_distance: int = 10,
+    origin: Sequence[int] | None = None,
+    volume_shape: Sequence[int] | None = None,
 ) -> np.ndarray:
-    """Fragments (uint64, ids 1..n in seed order): seeded watershed of `boundary_map` from
-    `seeds`, covering every voxel; all 0 if there is no seed."""
+    """Fragments (uint64): seeded watershed of `boundary_map` from `seeds`, covering every
+    voxel; all 0 if there is no seed. Ids 1..n in seed order, or with ``origin`` and
+    ``volume_shape`` the `position_ids` of the seeds (blockwise: a fragment cut by a block
+    face keeps one id on both sides when both blocks find its seed)."""
     from skimage.segmentation import watershed
 
     markers = seeds(affs, voxel_size, threshold, seed_distance)
     if not markers.any():
         return markers
+    if origin is not None:
+        markers = position_ids(markers, origin, volume_shape)
     fragments = watershed(boundary_map(affs), markers=markers.astype(np.int64))
     return fragments.astype(np.uint64)
 

@@ -59,7 +59,7 @@ class AgglomerationPostProcessor(PostProcessor):
     ``thresholds``: the sweep. ``quantile``: of the contact affinities (percent).
     ``fragments_threshold`` / ``seed_distance``: fragments mask (mean affinity above it) and
     the cube (voxels) of the seed maxima. ``fragments_context`` / ``edges_context``: voxels
-    of context per axis of the two blockwise passes (default ``seed_distance`` and 2 x that).
+    of context per axis of the two blockwise passes (default 2 and 4 x ``seed_distance``).
     ``db_url``: PostgreSQL URL for the fragment graph (default: SQLite).
     """
 
@@ -94,9 +94,9 @@ class AgglomerationPostProcessor(PostProcessor):
         self.fragments_threshold = float(fragments_threshold)
         self.seed_distance = int(seed_distance)
         if fragments_context is None:
-            fragments_context = (self.seed_distance,) * dims
-        if edges_context is None:
-            edges_context = (2 * self.seed_distance,) * dims
+            fragments_context = (2 * self.seed_distance,) * dims
+        if edges_context is None:  # bench_agglomeration: 2x -> VOI +0.19 vs one block, 4x +0.10
+            edges_context = (4 * self.seed_distance,) * dims
         for name, value in (("fragments_context", fragments_context),
                             ("edges_context", edges_context)):
             if len(value) != dims or min(value) < 1:
@@ -137,8 +137,9 @@ class AgglomerationPostProcessor(PostProcessor):
         if self._one_block is None:
             data = np.asarray(prediction.to_ndarray(prediction.roi))
             affs = nearest_neighbour_affinities(data, self.channels)
-            fragments = watershed_fragments(affs, tuple(prediction.voxel_size),
-                                            self.fragments_threshold, self.seed_distance)
+            fragments = watershed_fragments(
+                affs, tuple(prediction.voxel_size), self.fragments_threshold,
+                self.seed_distance, origin=(0,) * (affs.ndim - 1), volume_shape=affs.shape[1:])
             edges, levels, _, _ = merge_scores(fragments, affs, self.quantile)
             self._one_block = (fragments, edges, levels)
         return self._one_block
