@@ -89,6 +89,8 @@ def main() -> None:
     parser.add_argument("--block", type=int, nargs=3, default=(50, 64, 64))
     parser.add_argument("--all-rows", action="store_true")
     parser.add_argument("--skip-mws", action="store_true")
+    parser.add_argument("--mws-biases", type=float, nargs="+", default=[0.1, 0.25, 0.5, 0.75, 0.9])
+    parser.add_argument("--mws-min-sizes", type=int, nargs="+", default=[0, 100])
     args = parser.parse_args()
     labels = tifffile.imread(DATA / "labels.tif").astype(np.uint64)
     affs = corrupted_affinities(labels, args.sigma, args.noise, args.seed)
@@ -102,8 +104,8 @@ def main() -> None:
         }
         if not args.skip_mws:
             results["mutex_watershed"] = sweep(
-                WatershedPostProcessor(OFFSETS, min_size=[0, 100]), prediction, labels, tmp,
-                "mws")
+                WatershedPostProcessor(OFFSETS, biases=args.mws_biases, min_size=args.mws_min_sizes),
+                prediction, labels, tmp, "mws")
         if args.blockwise:
             best = results["agglomeration"]["best"]["parameters"]
             threshold = float(best.split("threshold=")[1].rstrip(")"))
