@@ -31,6 +31,7 @@ waterz's) as the edges context grows; with one block it is identical.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -38,7 +39,10 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 import numpy as np
+import psycopg2
 from funlib.geometry import Coordinate, Roi
+from funlib.persistence.graphs import PgSQLGraphDatabase, SQLiteGraphDataBase
+from funlib.persistence.types import Vec
 
 from dacapo.blockwise.watershed import Geometry
 from dacapo.ops.agglomeration import (
@@ -93,8 +97,6 @@ class GraphStore:
     def open(self, mode: str = "r+"):
         """The funlib.persistence graph database (mode ``w`` creates it, dropping old
         tables of this prefix)."""
-        from funlib.persistence.types import Vec
-
         kwargs = dict(
             position_attribute="position", mode=mode, directed=False,
             nodes_table=f"{self.prefix}_nodes", edges_table=f"{self.prefix}_edges",
@@ -102,13 +104,10 @@ class GraphStore:
             edge_attrs={"merge_score": float, "score": float, "area": int},
         )
         if self.url is None:
-            from funlib.persistence.graphs import SQLiteGraphDataBase
-
             db = SQLiteGraphDataBase(Path(self.sqlite_path), **kwargs)
             db.con.execute("PRAGMA busy_timeout = 120000")  # workers write concurrently
             return db
-        return _pg_graph_class()(**_pg_connection(self.url), meta_table=f"{self.prefix}_meta",
-                                 **kwargs)
+        return PgGraph(**_pg_connection(self.url), meta_table=f"{self.prefix}_meta", **kwargs)
 
 
 def _pg_connection(url: str) -> dict:
@@ -125,45 +124,34 @@ def _pg_connection(url: str) -> dict:
     }
 
 
-def _pg_graph_class():
-    from funlib.persistence.graphs import PgSQLGraphDatabase
+class PgGraph(PgSQLGraphDatabase):
+    """funlib's PostgreSQL graph with its metadata in a table of its own (funlib keeps one
+    table ``metadata`` per database, so two graphs in one database would overwrite it)."""
 
-    class PgGraph(PgSQLGraphDatabase):
-        """funlib's PostgreSQL graph with its metadata in a table of its own (funlib
-        keeps one table ``metadata`` per database, so two graphs would overwrite it)."""
+    def __init__(self, *, meta_table: str, **kwargs) -> None:
+        self._meta_table = meta_table
+        super().__init__(**kwargs)
 
-        def __init__(self, *, meta_table: str, **kwargs) -> None:
-            self._meta_table = meta_table
-            super().__init__(**kwargs)
+    def _drop_tables(self) -> None:
+        for table in (self.nodes_table_name, self.edges_table_name, self._meta_table):
+            self.cur.execute(f"DROP TABLE IF EXISTS {table}")
+        self._commit()
 
-        def _drop_tables(self) -> None:
-            for table in (self.nodes_table_name, self.edges_table_name, self._meta_table):
-                self.cur.execute(f"DROP TABLE IF EXISTS {table}")
-            self._commit()
+    def _store_metadata(self, metadata) -> None:
+        self.cur.execute(f"DROP TABLE IF EXISTS {self._meta_table}")
+        self.cur.execute(f"CREATE TABLE {self._meta_table} (value VARCHAR)")
+        self.cur.execute(f"INSERT INTO {self._meta_table} (value) VALUES (%s)",
+                         (json.dumps(metadata),))
+        self._commit()
 
-        def _store_metadata(self, metadata) -> None:
-            import json
-
-            self.cur.execute(f"DROP TABLE IF EXISTS {self._meta_table}")
-            self.cur.execute(f"CREATE TABLE {self._meta_table} (value VARCHAR)")
-            self.cur.execute(f"INSERT INTO {self._meta_table} (value) VALUES (%s)",
-                             (json.dumps(metadata),))
-            self._commit()
-
-        def _read_metadata(self):
-            import json
-
-            import psycopg2
-
-            try:
-                self.cur.execute(f"SELECT value FROM {self._meta_table}")
-            except psycopg2.errors.UndefinedTable:
-                self.connection.rollback()
-                return None
-            row = self.cur.fetchone()
-            return None if row is None else json.loads(row[0])
-
-    return PgGraph
+    def _read_metadata(self):
+        try:
+            self.cur.execute(f"SELECT value FROM {self._meta_table}")
+        except psycopg2.errors.UndefinedTable:
+            self.connection.rollback()
+            return None
+        row = self.cur.fetchone()
+        return None if row is None else json.loads(row[0])
 
 
 def _valid(block, geometry: Geometry) -> Roi:

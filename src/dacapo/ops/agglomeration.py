@@ -45,8 +45,14 @@ import os
 import sys
 from collections.abc import Sequence
 
+import edt
 import fastremap
 import numpy as np
+import waterz
+from scipy.ndimage import label, maximum_filter
+from skimage.segmentation import watershed
+
+from .watershed import merge_components
 
 __all__ = [
     "agglomerate_edges",
@@ -139,9 +145,6 @@ def seeds(
     """Seed labels 1..n (uint64, 0 elsewhere): plateaus of local maxima of the distance
     transform of ``mean(affs) > threshold`` inside that mask (cube of ``seed_distance``
     voxels)."""
-    import edt
-    from scipy.ndimage import label, maximum_filter
-
     affs = _check_affs(affs)
     mask = affs.astype(np.float32).mean(axis=0) > threshold
     anisotropy = tuple(float(v) for v in (voxel_size or (1.0,) * mask.ndim))
@@ -184,8 +187,6 @@ def watershed_fragments(
     voxel; all 0 if there is no seed. Ids 1..n in seed order, or with ``origin`` and
     ``volume_shape`` the `position_ids` of the seeds (blockwise: a fragment cut by a block
     face keeps one id on both sides when both blocks find its seed)."""
-    from skimage.segmentation import watershed
-
     markers = seeds(affs, voxel_size, threshold, seed_distance)
     if not markers.any():
         return markers
@@ -336,8 +337,6 @@ def merge_scores(
     agglomeration (``scoring_function(quantile)``, run up to 1) joins each edge's two
     fragments. Components of the edges with level < t equal ``waterz.agglomerate`` at t.
     """
-    import waterz
-
     fragments = np.asarray(fragments)
     edges, scores, areas = region_adjacency(fragments, affs, quantile)
     if len(edges) == 0:
@@ -383,8 +382,6 @@ def agglomerate_edges(edges: np.ndarray, levels: np.ndarray,
     Returns ``(ids, roots)``: the sorted ids joined to at least one other and, for each, the
     smallest id of its component (`dacapo.ops.watershed.merge_components`).
     """
-    from .watershed import merge_components
-
     edges = np.asarray(edges, np.uint64).reshape(-1, 2)
     keep = np.asarray(levels, np.float32) < np.float32(threshold)
     return merge_components(edges[keep])

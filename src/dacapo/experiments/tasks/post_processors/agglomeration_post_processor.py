@@ -38,7 +38,25 @@ import numpy as np
 from funlib.geometry import Coordinate
 from funlib.persistence import Array
 
-from dacapo.store.arrays import open_array
+from dacapo.blockwise import run_blockwise
+from dacapo.blockwise.agglomeration import (
+    GraphStore,
+    edges_block,
+    fragments_block,
+    global_lut,
+    read_edges,
+    relabel_block,
+)
+from dacapo.blockwise.watershed import Geometry
+from dacapo.ops.agglomeration import (
+    agglomerate_edges,
+    merge_scores,
+    nearest_neighbour_affinities,
+    nearest_neighbour_channels,
+    relabel,
+    watershed_fragments,
+)
+from dacapo.store.arrays import container_of, open_array, prepare_output
 
 from .agglomeration_post_processor_parameters import AgglomerationPostProcessorParameters
 from .post_processor import PostProcessor
@@ -74,8 +92,6 @@ class AgglomerationPostProcessor(PostProcessor):
         edges_context: Sequence[int] | None = None,
         db_url: str | None = None,
     ) -> None:
-        from dacapo.ops.agglomeration import nearest_neighbour_channels
-
         self.offsets = [tuple(int(v) for v in o) for o in offsets]
         self.channels = nearest_neighbour_channels(self.offsets)
         dims = len(self.channels)
@@ -128,12 +144,6 @@ class AgglomerationPostProcessor(PostProcessor):
 
     def _fragments_and_edges(self, prediction: Array):
         """(fragments, edges, levels) of an in-memory prediction (computed once)."""
-        from dacapo.ops.agglomeration import (
-            merge_scores,
-            nearest_neighbour_affinities,
-            watershed_fragments,
-        )
-
         if self._one_block is None:
             data = np.asarray(prediction.to_ndarray(prediction.roi))
             affs = nearest_neighbour_affinities(data, self.channels)
@@ -149,15 +159,6 @@ class AgglomerationPostProcessor(PostProcessor):
     def _prepare_blockwise(self, prediction: Array, block_size: Coordinate, num_workers: int,
                            log_dir, output_array) -> dict:
         """Fragments and edges passes (once per prediction and block size)."""
-        from dacapo.blockwise import prepare_output, run_blockwise
-        from dacapo.blockwise.agglomeration import (
-            GraphStore,
-            edges_block,
-            fragments_block,
-            read_edges,
-        )
-        from dacapo.blockwise.watershed import Geometry
-
         key = (tuple(block_size), None if log_dir is None else str(log_dir))
         state = self._blockwise
         if state is not None and state["key"] == key and state.get("edges") is not None:
@@ -167,7 +168,7 @@ class AgglomerationPostProcessor(PostProcessor):
             voxel_size = prediction.voxel_size
             geometry = Geometry(prediction.roi, voxel_size, block_size,
                                 self.fragments_context * voxel_size)
-            base = Path(log_dir) if log_dir is not None else _container_parent(Path(output_array))
+            base = Path(log_dir) if log_dir is not None else _container_parent(output_array)
             base.mkdir(parents=True, exist_ok=True)
             work = Path(tempfile.mkdtemp(prefix="agglomeration_", dir=base))
             if log_dir is None:
@@ -215,10 +216,6 @@ class AgglomerationPostProcessor(PostProcessor):
         log_dir: str | Path | None = None,
     ) -> Array:
         """Segment the prediction at ``parameters.threshold`` into ``output_array``."""
-        from dacapo.blockwise import prepare_output, run_blockwise
-        from dacapo.blockwise.agglomeration import global_lut, relabel_block
-        from dacapo.ops.agglomeration import agglomerate_edges, relabel
-
         prediction = self._open_prediction()
         voxel_size = prediction.voxel_size
         if voxel_size.dims != len(self.channels):
@@ -264,10 +261,7 @@ def _table_prefix(work: Path) -> str:
     return "agglo_" + "".join(c if c.isalnum() else "_" for c in work.name.lower())
 
 
-def _container_parent(path: Path) -> Path:
+def _container_parent(path) -> Path:
     """The directory holding the zarr container of ``path`` (or its parent)."""
-    path = path.absolute()
-    for parent in [path, *path.parents]:
-        if parent.suffix in (".zarr", ".n5", ".zarr2", ".zarr3"):
-            return parent.parent
-    return path.parent
+    container = container_of(path)
+    return (container if container is not None else Path(path).absolute()).parent
