@@ -354,7 +354,8 @@ def postgres_url():
 
 @pytest.fixture(scope="module")
 def blockwise(volume, tmp_path_factory):
-    """One block in memory and 2 x 2 x 2 blocks of 16^3 with the SQLite store."""
+    """One block in memory and 2 x 2 x 2 blocks of 16^3 with the SQLite store (blocks run
+    in this process; the PostgreSQL run below uses a daisy worker process)."""
     labels, noisy = volume
     tmp = tmp_path_factory.mktemp("agglo")
     post = AgglomerationPostProcessor(OFFSETS, thresholds=[0.3], seed_distance=3)
@@ -363,7 +364,7 @@ def blockwise(volume, tmp_path_factory):
     one = post.process(params, tmp / "one.zarr" / "s")
     path = _write_prediction(tmp / "p.zarr" / "affs", noisy)
     post.set_prediction(path)
-    out = post.process(params, tmp / "o.zarr" / "s", num_workers=1,
+    out = post.process(params, tmp / "o.zarr" / "s", num_workers=0,  # in this process
                        block_size=Coordinate(16, 16, 16) * VOXEL, log_dir=tmp / "logs")
     edges = post._blockwise["edges"]
     return {"one": one[one.roi], "seg": out[out.roi], "edges": edges, "path": path,

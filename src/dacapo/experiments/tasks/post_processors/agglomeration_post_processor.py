@@ -236,7 +236,7 @@ class AgglomerationPostProcessor(PostProcessor):
             out[roi] = relabel(fragments, ids, roots)
             del out
             return open_array(output_array, "output")
-        state = self._prepare_blockwise(prediction, block_size, max(1, num_workers), log_dir,
+        state = self._prepare_blockwise(prediction, block_size, num_workers, log_dir,
                                         output_array)
         work = state["work"]
         lut = work / f"lut_{parameters.id}.npz"
@@ -250,7 +250,7 @@ class AgglomerationPostProcessor(PostProcessor):
         run_blockwise(
             partial(relabel_block, lut=str(lut)),
             inputs={"fragments": str(state["fragments"])}, output=output_array,
-            block_size=block_size, context=None, num_workers=max(1, num_workers),
+            block_size=block_size, context=None, num_workers=num_workers,
             log_dir=work, task_id=task_id, progress=False,
         )
         return open_array(output_array, "output")
