@@ -76,3 +76,13 @@ def test_is_degenerate():
     assert not is_degenerate(Array(np.eye(2, dtype=np.uint8), voxel_size=(1, 1)), gt)
     flat = Array(np.zeros((2, 2), np.uint8), voxel_size=(1, 1))
     assert not is_degenerate(flat, flat)  # nothing to find: a constant answer is right
+
+
+def test_best_json_names_a_degenerate_choice_only_when_there_is_no_other(tmp_path):
+    run_dir = _run_dir(tmp_path, {0.0: 0.7, 0.5: 0.9}, "cell__dice")
+    rows = run_dir.validation_scores()
+    for r in rows:
+        r["degenerate"] = True
+    run_dir.replace_validation_scores(4, rows)
+    best = update_best(run_dir, run_dir.load_config().task_config.build())
+    assert best["cell__dice"]["value"] == 0.9 and best["cell__dice"]["degenerate"] is True

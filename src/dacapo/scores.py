@@ -63,17 +63,14 @@ def as_run_dir(run_dir) -> RunDir:
     return run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
 
 
-def update_best(run_dir, task) -> dict[str, Any]:
-    """Replay all stored scores through the task's evaluator; rewrite ``best.json``."""
-    run_dir = as_run_dir(run_dir)
+def _replay(task, rows: list[dict]) -> dict[str, Any]:
+    """Best per stored criterion of ``rows``, through the task's evaluator."""
     evaluator = task.evaluator
     evaluator.best_scores = {}
     empty = task.evaluation_scores
     by_key = {json.dumps(parameters_dict(p), sort_keys=True): p for p in task.parameters}
     groups: dict[tuple, dict[str, float]] = {}
-    for row in run_dir.validation_scores():
-        if row.get("degenerate"):  # never the best: a constant segmentation
-            continue
+    for row in rows:
         key = (row["iteration"], row["dataset"], json.dumps(row["parameters"], sort_keys=True))
         groups.setdefault(key, {})[row["criterion"]] = row["value"]
     for (iteration, dataset, pkey), values in sorted(groups.items()):
@@ -82,9 +79,7 @@ def update_best(run_dir, task) -> dict[str, Any]:
         evaluator.store_score(iteration, dataset, by_key.get(pkey, pkey), scores)
     best: dict[str, Any] = {}
     for criterion in empty.criteria:
-        if not empty.store_best(criterion):
-            continue
-        result = evaluator.best(criterion)
+        result = evaluator.best(criterion) if empty.store_best(criterion) else None
         if result is None:
             continue
         params = result.parameters
@@ -95,6 +90,24 @@ def update_best(run_dir, task) -> dict[str, Any]:
             "value": float(result.value),
             "higher_is_better": bool(empty.higher_is_better(criterion)),
         }
+    return best
+
+
+def update_best(run_dir, task) -> dict[str, Any]:
+    """Replay all stored scores through the task's evaluator; rewrite ``best.json``.
+
+    Degenerate segmentations (constant, `dacapo.validate.is_degenerate`) are passed over;
+    a criterion scored only on degenerate ones gets its best among them, marked
+    ``"degenerate": true`` and logged as a warning."""
+    run_dir = as_run_dir(run_dir)
+    rows = run_dir.validation_scores()
+    best = _replay(task, [r for r in rows if not r.get("degenerate")])
+    fallback = _replay(task, [r for r in rows if r.get("degenerate")])
+    for criterion, entry in fallback.items():
+        if criterion not in best:
+            best[criterion] = {**entry, "degenerate": True}
+            logger.warning("%s: every segmentation scored so far is degenerate (constant); "
+                           "best.json names one, marked degenerate", criterion)
     run_dir.save_best(best)
     return best
 

@@ -142,7 +142,7 @@ def _slabs(labels: np.ndarray, write_roi: Roi, read_roi: Roi,
 
 
 def fragments_block(prediction: np.ndarray, block, *, geometry: Geometry, scratch: str,
-                    offsets, bias: float, watershed_kwargs: dict) -> np.ndarray:
+                    offsets, bias: float | list[float], watershed_kwargs: dict) -> np.ndarray:
     """Pass 1: mutex watershed on the read ROI; write-ROI ids made globally unique."""
     index = geometry.block_index(block.write_roi)
     read_roi, write_roi = block.read_roi, block.write_roi

@@ -116,7 +116,7 @@ def remove_small_fragments(labels: np.ndarray, min_size: int) -> np.ndarray:
 def segment(
     affs: np.ndarray,
     offsets: Sequence[Sequence[int]],
-    bias: float,
+    bias: float | Sequence[float],
     min_size: int = 0,
     **kwargs,
 ) -> np.ndarray:

@@ -1,5 +1,7 @@
 """Post-processors: prediction -> segmentation over a parameter sweep."""
 
+from .agglomeration_post_processor import AgglomerationPostProcessor
+from .agglomeration_post_processor_parameters import AgglomerationPostProcessorParameters
 from .argmax_post_processor import ArgmaxPostProcessor
 from .argmax_post_processor_parameters import ArgmaxPostProcessorParameters
 from .dummy_post_processor import DummyPostProcessor
@@ -12,6 +14,8 @@ from .watershed_post_processor import WatershedPostProcessor
 from .watershed_post_processor_parameters import WatershedPostProcessorParameters
 
 __all__ = [
+    "AgglomerationPostProcessor",
+    "AgglomerationPostProcessorParameters",
     "ArgmaxPostProcessor",
     "ArgmaxPostProcessorParameters",
     "DummyPostProcessor",

@@ -4,7 +4,8 @@ Only the first ``len(offsets)`` prediction channels are used (LSD channels that 
 ignored); integer predictions are scaled by the dtype's maximum. Output: uint64 labels, no
 channel axis, 0 = background (voxels that merged with nothing and fragments smaller than
 ``min_size``). See `dacapo.ops.watershed` for the edge convention (weight ``aff - bias``,
-positive attractive, every channel alike).
+positive attractive); long-range channels (offsets longer than one voxel) get
+``bias + long_range_bias_offset`` (0 by default: every channel alike).
 
 An in-memory `Array` prediction is segmented in one block. A zarr prediction runs blockwise
 (`dacapo.blockwise.watershed`): blocks with context, ids unique across blocks (uint64,
@@ -55,6 +56,7 @@ class WatershedPostProcessor(PostProcessor):
     ``strides`` / ``randomized_strides`` / ``seed``: edge subsampling of `mutex_watershed`
     (off by default; randomized strides are seeded, per block in blockwise runs).
     ``context``: voxels of context per axis for blockwise runs (default 2 x max |offset|).
+    ``long_range_bias_offset``: added to the bias of the long-range channels.
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class WatershedPostProcessor(PostProcessor):
         randomized_strides: bool = False,
         seed: int | None = None,
         context: Sequence[int] | None = None,
+        long_range_bias_offset: float = 0.0,
     ) -> None:
         self.offsets = [tuple(int(v) for v in o) for o in offsets]
         if not self.offsets or len({len(o) for o in self.offsets}) != 1:
@@ -91,6 +94,15 @@ class WatershedPostProcessor(PostProcessor):
         if len(context) != dims:
             raise ValueError(f"WatershedPostProcessor: context {context} needs {dims} values")
         self.context_voxels = Coordinate(int(c) for c in context)
+        self.long_range_bias_offset = float(long_range_bias_offset)
+
+    def _bias(self, parameters: WatershedPostProcessorParameters) -> float | list[float]:
+        """The bias of every channel (one float when all are alike)."""
+        if self.long_range_bias_offset == 0:
+            return parameters.bias
+        return [parameters.bias + (self.long_range_bias_offset
+                                   if max(abs(v) for v in o) > 1 else 0.0)
+                for o in self.offsets]
 
     def enumerate_parameters(self) -> Iterator[WatershedPostProcessorParameters]:
         pairs = ((size, bias) for size in self.min_sizes for bias in self.biases)
@@ -142,7 +154,7 @@ class WatershedPostProcessor(PostProcessor):
         else:
             affs = affinity_channels(np.asarray(prediction.to_ndarray(roi)),
                                      len(self.offsets), voxel_size.dims)
-            out[roi] = segment(affs, self.offsets, parameters.bias, parameters.min_size,
+            out[roi] = segment(affs, self.offsets, self._bias(parameters), parameters.min_size,
                                **self._watershed_kwargs())
         del out
         return open_array(output_array, "output")
@@ -161,7 +173,7 @@ class WatershedPostProcessor(PostProcessor):
         try:
             run_blockwise(
                 partial(fragments_block, **common, offsets=self.offsets,
-                        bias=parameters.bias, watershed_kwargs=self._watershed_kwargs()),
+                        bias=self._bias(parameters), watershed_kwargs=self._watershed_kwargs()),
                 inputs={"prediction": str(self.prediction)},
                 output=fragments, block_size=geometry.block_size, context=geometry.context,
                 num_workers=num_workers, log_dir=work, task_id="fragments", progress=False,
