@@ -57,6 +57,7 @@ from dacapo.ops.agglomeration import (
     watershed_fragments,
 )
 from dacapo.store.arrays import container_of, open_array, prepare_output
+from dacapo.store.ome import prepare_output as prepare_image  # the OME-NGFF label output
 
 from .agglomeration_post_processor_parameters import AgglomerationPostProcessorParameters
 from .post_processor import PostProcessor
@@ -231,8 +232,10 @@ class AgglomerationPostProcessor(PostProcessor):
         if isinstance(self.prediction, Array):
             fragments, edges, levels = self._fragments_and_edges(prediction)
             ids, roots = agglomerate_edges(edges, levels, parameters.threshold)
-            out = prepare_output(output_array, total_roi=roi, voxel_size=voxel_size,
-                                 dtype=np.uint64, write_size=block_size)
+            out = prepare_image(output_array, total_roi=roi, voxel_size=voxel_size,
+                                dtype=np.uint64, write_size=block_size, label=True,
+                                axis_names=list(prediction.axis_names),
+                                units=list(prediction.units))
             out[roi] = relabel(fragments, ids, roots)
             del out
             return open_array(output_array, "output")
@@ -241,8 +244,9 @@ class AgglomerationPostProcessor(PostProcessor):
         work = state["work"]
         lut = work / f"lut_{parameters.id}.npz"
         global_lut(*state["edges"], parameters.threshold, lut)
-        out = prepare_output(output_array, total_roi=roi, voxel_size=voxel_size,
-                             dtype=np.uint64, write_size=block_size)
+        out = prepare_image(output_array, total_roi=roi, voxel_size=voxel_size,
+                            dtype=np.uint64, write_size=block_size, label=True,
+                            axis_names=list(prediction.axis_names), units=list(prediction.units))
         del out
         tag = hashlib.sha1(str(Path(output_array).absolute()).encode()).hexdigest()[:8]
         task_id = f"relabel_{parameters.id}_{tag}"
