@@ -27,7 +27,7 @@ from dacapo.ops.channels import gt_to_channels
 from dacapo.store.arrays import open_array
 
 from .binary_segmentation_evaluation_scores import BinarySegmentationEvaluationScores
-from .evaluator import Evaluator
+from .evaluator import Evaluator, read_roi
 
 logger = logging.getLogger(__name__)
 
@@ -94,9 +94,9 @@ class BinarySegmentationEvaluator(Evaluator):
         roi = common_roi(output, evaluation)
         dims = roi.dims
         num = len(self.channels)
-        test = output_channels(np.asarray(output.to_ndarray(roi)), num, dims) != 0
+        test = output_channels(read_roi(output, roi), num, dims) != 0
         truth = (
-            gt_to_channels(np.asarray(evaluation.to_ndarray(roi)), num, dims, "evaluation array")
+            gt_to_channels(read_roi(evaluation, roi), num, dims, "evaluation array")
             != 0
         )
         voxel_size = tuple(output.voxel_size)

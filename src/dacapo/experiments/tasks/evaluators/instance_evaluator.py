@@ -16,7 +16,7 @@ from funlib.persistence import Array
 from dacapo.ops.instance_metrics import instance_metrics
 from dacapo.store.arrays import open_array
 
-from .evaluator import Evaluator
+from .evaluator import Evaluator, read_roi
 from .instance_evaluation_scores import InstanceEvaluationScores
 
 
@@ -52,8 +52,8 @@ class InstanceEvaluator(Evaluator):
                 "do not overlap"
             )
         dims = output.voxel_size.dims
-        seg = _spatial(np.asarray(output.to_ndarray(roi)), dims, "output_array")
-        gt = _spatial(np.asarray(truth.to_ndarray(roi)), dims, "evaluation_array")
+        seg = _spatial(read_roi(output, roi), dims, "output_array")
+        gt = _spatial(read_roi(truth, roi), dims, "evaluation_array")
         if seg.shape != gt.shape:
             raise ValueError(
                 f"output_array shape {seg.shape} != evaluation_array shape {gt.shape} "

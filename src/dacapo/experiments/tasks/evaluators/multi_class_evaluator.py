@@ -18,7 +18,7 @@ from dacapo.ops.multiclass_metrics import multiclass_metrics
 from dacapo.store.arrays import open_array
 
 from .binary_segmentation_evaluator import common_roi
-from .evaluator import Evaluator
+from .evaluator import Evaluator, read_roi
 from .multi_class_evaluation_scores import MultiClassEvaluationScores
 
 
@@ -50,9 +50,9 @@ class MultiClassEvaluator(Evaluator):
         evaluation = open_array(evaluation_array, "evaluation array")
         roi = common_roi(output, evaluation)
         num = len(self.classes)
-        test = _class_ids(np.asarray(output.to_ndarray(roi)), roi.dims, num, "output array")
+        test = _class_ids(read_roi(output, roi), roi.dims, num, "output array")
         truth = _class_ids(
-            np.asarray(evaluation.to_ndarray(roi)), roi.dims, num, "evaluation array"
+            read_roi(evaluation, roi), roi.dims, num, "evaluation array"
         )
         per_class, means = multiclass_metrics(test, truth, num)
         values = dict(means)
