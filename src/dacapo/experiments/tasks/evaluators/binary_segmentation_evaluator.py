@@ -100,11 +100,19 @@ class BinarySegmentationEvaluator(Evaluator):
             != 0
         )
         voxel_size = tuple(output.voxel_size)
+        return self.scores_from_metrics(
+            [
+                binary_metrics(test[i], truth[i], voxel_size, self.tol_distance, self.clip_distance)
+                for i in range(num)
+            ]
+        )
+
+    def scores_from_metrics(
+        self, per_channel: list[dict[str, float]]
+    ) -> BinarySegmentationEvaluationScores:
+        """The score object of one metrics dict per channel (in channel order)."""
         values = {}
-        for i, channel in enumerate(self.channels):
-            metrics = binary_metrics(
-                test[i], truth[i], voxel_size, self.tol_distance, self.clip_distance
-            )
+        for channel, metrics in zip(self.channels, per_channel):
             values.update({f"{channel}__{name}": value for name, value in metrics.items()})
         return BinarySegmentationEvaluationScores(values, channels=self.channels)
 
