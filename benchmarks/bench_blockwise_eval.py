@@ -1,4 +1,4 @@
-"""Blockwise evaluation (`dacapo.blockwise.evaluate.evaluate_blockwise`): peak memory flat in
+"""Blockwise evaluation (`dacapo.experiments.tasks.evaluators.evaluate_blockwise`): peak memory flat in
 the volume size, against the in-memory evaluators, at 1x and 8x the volume.
 
 Each measurement runs in a fresh subprocess (one daisy worker = in-process blocks), which
@@ -109,10 +109,10 @@ def child(kind: str, mode: str, seg: str, gt: str) -> None:
     """One measurement in this (fresh) process; prints a JSON line."""
     from funlib.geometry import Coordinate
 
-    from dacapo.blockwise.evaluate import evaluate_blockwise
     from dacapo.experiments.tasks.evaluators import (
         BinarySegmentationEvaluator,
         InstanceEvaluator,
+        evaluate_blockwise,
     )
 
     if kind == "instance":

@@ -13,11 +13,11 @@ from funlib.geometry import Coordinate, Roi
 from funlib.persistence import prepare_ds
 from scipy import ndimage
 
-from dacapo.blockwise.evaluate import evaluate_blockwise
 from dacapo.experiments.tasks.evaluators import (
     BinarySegmentationEvaluator,
     InstanceEvaluator,
     MultiClassEvaluator,
+    evaluate_blockwise,
 )
 from dacapo.ops.binary_metrics import BINARY_METRIC_NAMES
 
