@@ -126,14 +126,11 @@ def _compact_ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _pair_counts(t: np.ndarray, nt: int, s: np.ndarray, ns: int) -> tuple[np.ndarray, ...]:
-    """(rows, cols, counts) of the distinct pairs of the compact indices ``t``, ``s``."""
-    if nt * ns <= 4 * t.size + 1_000_000:
-        table = np.bincount(t * ns + s, minlength=nt * ns)
-        keys = np.flatnonzero(table)
-        counts = table[keys]
-    else:
-        keys, counts = np.unique(t * ns + s, return_counts=True)
-    rows, cols = np.divmod(keys, ns)
+    """(rows, cols, counts) of the distinct pairs of the compact indices ``t``, ``s``:
+    ``fastremap.unique`` of the keys t·ns + s (a dense count for small key ranges, else a
+    hash/sort in C++; a ``bincount`` over nt·ns bins thrashes the cache for many objects)."""
+    keys, counts = fastremap.unique(t * ns + s, return_counts=True)
+    rows, cols = np.divmod(keys.astype(np.int64, copy=False), ns)
     return rows, cols, counts.astype(np.int64)
 
 
