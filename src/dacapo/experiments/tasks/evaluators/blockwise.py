@@ -175,6 +175,10 @@ def evaluate_blockwise(
     docstring: what is exact). ``block_size`` in world units (default `DEFAULT_BLOCK_VOXELS`
     voxels per axis); ``context`` (binary only, world units): the radius r around each block
     within which distances are exact (default and minimum: max(clip_distance, tol_distance))."""
+    for name, path in (("segmentation_path", segmentation_path), ("gt_path", gt_path)):
+        if not isinstance(path, str | Path):
+            raise TypeError(f"evaluate_blockwise: {name} must be a zarr/N5 array path (workers "
+                            f"open it themselves), got {type(path).__name__}")
     output = open_array(segmentation_path, "output array")
     truth = open_array(gt_path, "evaluation array")
     scored = _scored_roi(evaluator, output, truth, roi)
