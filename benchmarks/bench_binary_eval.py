@@ -9,7 +9,10 @@ peer's calls alternate so both see the same load; medians of ``--repeats``. Goal
 
 Cases: the LM nuclei of ``/work/shared/data/lm_nuclei`` (100³, voxel 0.284 × 0.127 × 0.127 µm;
 truth = nucleus mask; test = the mask shifted by one voxel along y, dilated by one voxel, one
-nucleus missed and a spurious ball added), tolerance 0.5 µm, clip 2 µm; and a synthetic
+nucleus missed and a spurious ball added), tolerance 0.5 µm, clip 2 µm; the ssTEM membranes
+of ``/work/shared/data/sstem_membranes`` (a 20 × 224 × 224 crop, 50 × 4 × 4 nm; membrane
+eroded/dilated by one voxel on alternate slices and shifted by one along x), tolerance 8 nm,
+clip 40 nm; and a synthetic
 100³ volume (voxel 8×4×4 nm, random balls; test shifted along z with 2 % of the voxels
 flipped), tolerance 8 nm, clip 40 nm. Our values are checked against a naive transcription
 of the definitions (two full-volume scipy EDTs), not against the peer (its false discovery
@@ -37,6 +40,7 @@ from dacapo.ops.binary_metrics import BINARY_METRIC_NAMES, binary_metrics, binar
 
 VOXEL = (8.0, 4.0, 4.0)
 DATA = "/work/shared/data/lm_nuclei"
+EM_DATA = "/work/shared/data/sstem_membranes"
 
 
 def real_input() -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
@@ -56,6 +60,23 @@ def real_input() -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
     spurious = np.linalg.norm((grid - (80, 20, 20)) * np.asarray(voxel), axis=-1) < 1.5
     test |= spurious & ~truth
     return test, truth, voxel
+
+
+def em_input() -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
+    """ssTEM membranes, 20 x 224 x 224 crop (1 Mvoxel, voxel 50 x 4 x 4 nm): truth = membrane
+    (label 0); test = the membrane eroded by one voxel in y/x where a slice is even, dilated
+    where odd, shifted by one voxel along x."""
+    import tifffile
+    from scipy import ndimage
+
+    labels = tifffile.imread(f"{EM_DATA}/labels.tif")[:, :224, :224]
+    truth = labels == 0
+    cross = ndimage.generate_binary_structure(2, 1)
+    test = np.stack([
+        (ndimage.binary_erosion if z % 2 == 0 else ndimage.binary_dilation)(t, cross)
+        for z, t in enumerate(truth)
+    ])
+    return np.roll(test, 1, axis=2), truth, (50.0, 4.0, 4.0)
 
 
 def make_input(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -162,6 +183,8 @@ def main() -> None:
     args = parser.parse_args()
     test, truth, voxel = real_input()
     cases = [("lm_nuclei (real)", test, truth, voxel, 0.5, 2.0)]
+    test, truth, voxel = em_input()
+    cases.append(("sstem_membranes (real)", test, truth, voxel, 8.0, 40.0))
     test, truth = make_input(100)
     cases.append(("synthetic 100^3", test, truth, VOXEL, 8.0, 40.0))
     if not peer_eval.available():

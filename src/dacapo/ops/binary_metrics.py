@@ -36,6 +36,10 @@ square roots on the false voxels only, a few counts.
 The nearest T voxel of any voxel lies in T, so cropping to the bounding box of S ∪ T does
 not change any distance we read (EDT with ``black_border=False``).
 
+Blockwise: `binary_stats` reduces a region (a block read with a context) to additive sums
+(`BinaryStats`, merged by `merge_binary_stats`) from which `metrics_from_stats` gives the 21
+metrics; ``binary_metrics`` is that on the whole array.
+
 References: Dice (1945); Jaccard (1912); Huttenlocher et al., "Comparing images using the
 Hausdorff distance", TPAMI 1993; Meilă, "Comparing clusterings", JMVA 2007 (VOI).
 """

@@ -37,6 +37,10 @@ Edge cases: a ratio with a zero denominator is NaN. So with no labelled truth vo
 adapted_rand_error are NaN; with no truth object recall is NaN and (if there are segments)
 precision, f1, ap50 and map are 0; with no segment precision is NaN and recall, f1, ap50, map
 are 0; both empty: all NaN. mean_matched_iou is NaN without matches.
+
+Blockwise: every metric is a function of the table, and tables of disjoint regions add up:
+`label_pairs` counts a block's table in the original ids, `merge_label_pairs` adds tables,
+`table_from_pairs` compacts the sum, `metrics_from_table` scores it.
 """
 
 from __future__ import annotations
