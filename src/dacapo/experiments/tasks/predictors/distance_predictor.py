@@ -40,7 +40,7 @@ from dacapo.ops.distances import (
     tanh_normalize,
 )
 
-from .predictor import Predictor, channel_data, like
+from .predictor import Predictor, channel_data, like, numpy_data
 
 #: Context (in units of ``scale_factor``) a distance target needs around the output ROI.
 CONTEXT = 2.76
@@ -48,7 +48,7 @@ CONTEXT = 2.76
 
 def gt_channels(gt: Array, num_channels: int) -> np.ndarray:
     """GT as ``(C, *spatial)`` numpy; ValueError naming ``gt`` for NaN or a bad layout."""
-    data = np.asarray(gt.data[:])
+    data = numpy_data(gt)
     if data.dtype.kind == "f" and np.isnan(data).any():
         raise ValueError("gt: contains NaN")
     return gt_to_channels(data, num_channels, gt.voxel_size.dims, "gt")
@@ -65,7 +65,7 @@ def mask_channels(mask: Array | None, gt: Array, num_channels: int) -> np.ndarra
         raise ValueError(f"mask: voxel size {mask.voxel_size} != gt voxel size {gt.voxel_size}")
     if mask.roi != gt.roi:
         raise ValueError(f"mask: roi {mask.roi} != gt roi {gt.roi}")
-    data = np.asarray(mask.data[:])
+    data = numpy_data(mask)
     dims = gt.voxel_size.dims
     if data.ndim == dims:
         data = data[None]
