@@ -38,9 +38,10 @@ import numpy as np
 from funlib.geometry import Coordinate, Roi
 
 from dacapo.ops.watershed import (
+    compact,
     fragment_sizes,
     keep_fragments,
-    majority_pairs,
+    majority_pairs_indexed,
     merge_components,
     mutex_watershed,
 )
@@ -51,13 +52,15 @@ __all__ = ["Geometry", "affinity_channels", "fragments_block", "relabel_block", 
 
 
 def affinity_channels(data: np.ndarray, num_offsets: int, dims: int) -> np.ndarray:
-    """The first ``num_offsets`` channels as float64 in [0, 1] (ints scaled by dtype max)."""
+    """The first ``num_offsets`` channels in [0, 1]: floats as they are (no copy; the
+    watershed's weights are computed in float64 from them), ints scaled by dtype max to
+    float64."""
     if data.ndim == dims:
         data = data[None]
     affs = data[:num_offsets]
     if np.issubdtype(affs.dtype, np.integer):
         return affs.astype(np.float64) / np.iinfo(affs.dtype).max
-    return affs.astype(np.float64, copy=False)
+    return affs
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,8 @@ def _slabs(labels: np.ndarray, write_roi: Roi, read_roi: Roi,
     For each neighbour (direction ``d``): ``auth_d``, this block's write ROI where the
     neighbour saw context, and ``ctx_d``, this block's context inside the neighbour's
     write ROI. ``x.auth_d`` and ``y.ctx_-d`` cover the same voxels for ``y = x + d``.
+    Each slab is stored in its `compact` form, ``<name>.ids`` and ``<name>.index`` (a few
+    ids per slab: one byte per voxel instead of eight, no compression needed).
     """
     slabs = {}
     for d in _directions(geometry.voxel_size.dims):
@@ -136,9 +141,15 @@ def _slabs(labels: np.ndarray, write_roi: Roi, read_roi: Roi,
             continue
         auth = write_roi.intersect(other_write.grow(geometry.context, geometry.context))
         ctx = read_roi.intersect(other_write)
-        slabs[f"auth_{_key(d)}"] = labels[geometry.slices(auth, read_roi)]
-        slabs[f"ctx_{_key(d)}"] = labels[geometry.slices(ctx, read_roi)]
+        for name, roi in ((f"auth_{_key(d)}", auth), (f"ctx_{_key(d)}", ctx)):
+            ids, index = compact(labels[geometry.slices(roi, read_roi)])
+            slabs[f"{name}.ids"] = ids
+            slabs[f"{name}.index"] = index
     return slabs
+
+
+def _slab(npz, name: str) -> tuple[np.ndarray, np.ndarray]:
+    return npz[f"{name}.ids"], npz[f"{name}.index"]
 
 
 def fragments_block(prediction: np.ndarray, block, *, geometry: Geometry, scratch: str,
@@ -159,17 +170,19 @@ def fragments_block(prediction: np.ndarray, block, *, geometry: Geometry, scratc
     local = local.astype(np.uint64, copy=False)
     num_local = int(local.max()) if local.size else 0
     base = np.uint64(geometry.id_base(index))
-    local[local != 0] += base
+    np.add(local, base, out=local, where=local != 0)
 
-    labels = np.zeros(tuple(read_roi.shape / geometry.voxel_size), np.uint64)
-    labels[geometry.slices(valid, read_roi)] = local
+    if valid == read_roi:
+        labels = local
+    else:
+        labels = np.zeros(tuple(read_roi.shape / geometry.voxel_size), np.uint64)
+        labels[geometry.slices(valid, read_roi)] = local
     del local
     written = labels[geometry.slices(write_roi, read_roi)].copy()
     ids, sizes = fragment_sizes(written)
     folder = Path(scratch)
     # written last and atomically: a block with stats has its slabs (a re-run rewrites both)
-    _save_npz(folder / f"slabs_{index}.npz", _slabs(labels, write_roi, read_roi, geometry),
-              compressed=True)
+    _save_npz(folder / f"slabs_{index}.npz", _slabs(labels, write_roi, read_roi, geometry))
     _save_npz(folder / f"stats_{index}.npz", {"ids": ids, "sizes": sizes, "base": base,
                                               "num_local": np.int64(num_local)})
     return written
@@ -215,10 +228,10 @@ def stitch(scratch: str | Path, geometry: Geometry, min_size: int) -> None:
                 back = tuple(-v for v in step)
                 with np.load(scratch / f"slabs_{other_index}.npz") as y:
                     # each block is authoritative in its own write ROI
-                    merges.append(majority_pairs(x[f"auth_{_key(step)}"],
-                                                 y[f"ctx_{_key(back)}"]))
-                    merges.append(majority_pairs(y[f"auth_{_key(back)}"],
-                                                 x[f"ctx_{_key(step)}"]))
+                    merges.append(majority_pairs_indexed(*_slab(x, f"auth_{_key(step)}"),
+                                                         *_slab(y, f"ctx_{_key(back)}")))
+                    merges.append(majority_pairs_indexed(*_slab(y, f"auth_{_key(back)}"),
+                                                         *_slab(x, f"ctx_{_key(step)}")))
     ids, roots = merge_components(np.concatenate(merges) if merges else np.zeros((0, 2)))
     root_ids, root_of = np.unique(roots, return_inverse=True)
     root_sizes = np.zeros(len(root_ids), np.int64)
