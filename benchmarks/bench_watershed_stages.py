@@ -80,7 +80,7 @@ def main() -> None:
     agglom = mwatershed.agglom
     mwatershed.agglom = _timed("mwatershed", agglom)
     bw.mutex_watershed = _timed("mutex_watershed", bw.mutex_watershed)
-    bw._save_npz = _timed("scratch", bw._save_npz)
+    bw._save_arrays = _timed("scratch", bw._save_arrays)
     from dacapo.ops.watershed import attractive_components
 
     attractive_components(np.ones((3, 4, 4, 4)), OFFSETS)  # numba compilation / cache load
