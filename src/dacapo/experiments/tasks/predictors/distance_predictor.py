@@ -34,8 +34,9 @@ from dacapo.experiments.model import create_model
 from dacapo.ops.balance import balance_weights
 from dacapo.ops.channels import gt_to_channels
 from dacapo.ops.distances import (
+    SATURATION,
     knowable_mask,
-    mask_edge_distance,
+    mask_edge_distance_below,
     signed_distance,
     tanh_normalize,
 )
@@ -169,7 +170,10 @@ class DistancePredictor(TanhDistancePredictor):
         """Per channel, True where the tanh target is knowable from the crop and mask."""
         spatial = target_np.shape[1:]
         masks = [None] if mask_np is None else list(mask_np)
-        edges = [mask_edge_distance(m, voxel_size, spatial) for m in masks]
+        # edge distances beyond the saturation distance never decide (knowable_mask caps
+        # the claim at SATURATION): computed exactly only below it
+        limit = 1.01 * self.scale_factor * math.atanh(SATURATION)
+        edges = [mask_edge_distance_below(m, voxel_size, limit, spatial) for m in masks]
         return np.stack(
             [
                 knowable_mask(t, edges[0 if len(edges) == 1 else i], self.scale_factor)
