@@ -11,8 +11,8 @@ mwatershed: the edge stored at u links u and u + o_k)::
 
 Implemented with one pair of overlapping slices per offset (no per-voxel loop, no rolled
 or padded full-volume temporaries), results written in place; labels whose values fit in
-uint8/uint16 (after renumbering large sparse ids) are compared in that narrower type
-(memory traffic drops 4-8x for uint64 ids), with background shifted so that it equals nothing (see `_comparable`). Works for
+uint8/uint16 are compared in that narrower type (memory traffic drops 4-8x for uint64
+ids), with background shifted so that it equals nothing (see `_comparable`). Works for
 long-range and negative offsets.
 """
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import fastremap
 import numpy as np
 
 
@@ -80,8 +79,7 @@ def _comparable(
     """``(a, b, foreground)`` with ``aff(u, v) = a[u] == b[v]`` (``and foreground[u]`` if
     that is not None).
 
-    Ids above 32767 are first renumbered 1..n (`fastremap.renumber`, 0 kept). Ids in
-    0..hi with hi <= 127 (32767) are compared as uint8 (uint16). Without
+    Ids in 0..hi with hi <= 127 (32767) are compared as uint8 (uint16). Without
     ``background_as_object`` they are shifted, ``a = labels - 1`` (wrapping: background ->
     255) and ``b = a & 127`` (background -> 127, labels unchanged since l - 1 <= 126): a
     label l is l - 1 in both, and background matches nothing on either side, so no masking
@@ -90,10 +88,6 @@ def _comparable(
     unsigned = labels.dtype.kind == "u"
     if labels.size and labels.dtype != np.bool_ and (unsigned or labels.min() >= 0):
         hi = int(labels.max())
-        if hi > np.iinfo(np.uint16).max >> 1:
-            # large (sparse) ids: renumber 1..n keeping 0 (equality is all that matters)
-            labels, _ = fastremap.renumber(labels, preserve_zero=True, in_place=False)
-            hi = int(labels.max())
         for narrow in (np.uint8, np.uint16):
             half = np.iinfo(narrow).max >> 1
             if hi <= half:
