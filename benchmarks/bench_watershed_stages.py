@@ -35,8 +35,7 @@ from funlib.geometry import Coordinate, Roi
 from funlib.persistence import open_ds
 
 import dacapo.blockwise.watershed as bw
-from dacapo.blockwise import prepare_output
-from dacapo.store.arrays import read_padded
+from dacapo.store.arrays import prepare_output, read_padded
 
 TIMES: dict[str, float] = defaultdict(float)
 
