@@ -84,10 +84,11 @@ def distance_mask(shape) -> np.ndarray:
     return mask
 
 
-def case_affinities(volumes, peer, rounds, lsds: bool, check: bool):
+def case_affinities(volumes, peer, rounds, lsds: bool, check: bool, only=None):
     from dacapo.experiments.tasks.predictors import AffinitiesPredictor
 
     names = ["fibsem", "fibsem_sparse"] if lsds else ["fibsem", "fibsem_sparse", "lm", "lm_sparse"]
+    names = [n for n in names if not only or n in only]
     for name in names:
         labels, vs = volumes[name]
         gt, mask = _array(labels, vs), _array(np.ones(labels.shape, np.uint8), vs)
@@ -168,6 +169,8 @@ def main() -> None:
     parser.add_argument("--case", choices=["lsd_affs", "affs", "distance", "all"], default="all")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-peer", action="store_true", help="time ours only")
+    parser.add_argument("--volumes", nargs="+", default=None,
+                        help="only these label volumes (fibsem, fibsem_sparse, lm, lm_sparse)")
     args = parser.parse_args()
     volumes = _inputs()
     missing = "--no-peer given" if args.no_peer else peer_missing()
@@ -179,9 +182,9 @@ def main() -> None:
         if not missing:
             peer = stack.enter_context(Peer(_peer_arrays(volumes)))
         if args.case in ("lsd_affs", "all"):
-            case_affinities(volumes, peer, args.rounds, lsds=True, check=True)
+            case_affinities(volumes, peer, args.rounds, lsds=True, check=True, only=args.volumes)
         if args.case in ("affs", "all"):
-            case_affinities(volumes, peer, args.rounds, lsds=False, check=True)
+            case_affinities(volumes, peer, args.rounds, lsds=False, check=True, only=args.volumes)
             case_affinity_kernel(volumes, peer, args.rounds)
         if args.case in ("distance", "all"):
             case_distance(volumes, peer, args.rounds)
