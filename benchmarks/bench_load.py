@@ -387,6 +387,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=["threshold", "watershed", "predict"],
                         default=["threshold", "watershed", "predict"])
     parser.add_argument("--keep", action="store_true", help="Keep the generated arrays.")
+    parser.add_argument("--no-naive", action="store_true",
+                        help="Skip the naive in-memory references.")
     args = parser.parse_args()
 
     base: Path = args.dir
@@ -397,8 +399,9 @@ def main() -> None:
             pred = base / "threshold.zarr" / "prediction"
             if not pred.exists():
                 generate(distance_block, pred, args.threshold_shape, 1, np.float32)
-            naive = _measure_naive("threshold", pred, base / "threshold.zarr" / "naive",
-                                   int(np.prod(args.threshold_shape)), rows)
+            naive = None if args.no_naive else _measure_naive(
+                "threshold", pred, base / "threshold.zarr" / "naive",
+                int(np.prod(args.threshold_shape)), rows)
             for w in args.workers:
                 r = measure({"kind": "threshold", "workers": w, "input": str(pred),
                              "output": str(base / "threshold.zarr" / f"seg_{w}"),
@@ -409,8 +412,9 @@ def main() -> None:
             pred = base / "watershed.zarr" / "affs"
             if not pred.exists():
                 generate(affinity_block, pred, args.watershed_shape, len(OFFSETS), np.float32)
-            naive = _measure_naive("watershed", pred, base / "watershed.zarr" / "naive",
-                                   int(np.prod(args.watershed_shape)), rows)
+            naive = None if args.no_naive else _measure_naive(
+                "watershed", pred, base / "watershed.zarr" / "naive",
+                int(np.prod(args.watershed_shape)), rows)
             for w in args.workers:
                 r = measure({"kind": "watershed", "workers": w, "input": str(pred),
                              "output": str(base / "watershed.zarr" / f"seg_{w}")})

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from funlib.persistence import Array
 
+from dacapo.experiments.tasks.evaluators import evaluate_blockwise
 from dacapo.predict import predict
 from dacapo.runtime import log_to_file
 from dacapo.scores import as_run_dir, parameters_dict, parameters_label, update_best
@@ -85,11 +86,14 @@ def validate_run(
     progress: bool = True,
     run_config=None,
     model=None,
+    evaluate_in_memory: int = IN_MEMORY_VOXELS,
 ) -> list[dict[str, Any]]:
     """Validate checkpoint ``iteration`` (default: the latest); returns its score rows.
 
     ``model`` (the training loop's, holding the weights of ``iteration``) predicts in this
-    process without reading the checkpoint.
+    process without reading the checkpoint. A scored ROI of more than
+    ``evaluate_in_memory`` GT voxels is evaluated blockwise
+    (`dacapo.experiments.tasks.evaluators.evaluate_blockwise`: exact, memory bounded).
     """
     run_dir = as_run_dir(run_dir)
     rc = run_config or run_dir.load_config()
@@ -128,7 +132,9 @@ def validate_run(
                     f"dataset {ds.name!r}: the prediction ROI {prediction.roi} does not overlap "
                     f"the gt ROI {ds.gt.roi}"
                 )
-            gt = _crop_array(ds.gt, roi)
+            # a GT beyond the in-memory limit is scored block by block (exact, bounded memory)
+            in_memory = int(np.prod(roi.shape / ds.gt.voxel_size)) <= evaluate_in_memory
+            gt = _crop_array(ds.gt, roi) if in_memory else None
             fraction = roi.size / ds.gt.roi.size
             if fraction < 1:
                 logger.warning("dataset %s: scored %s, %.1f%% of the gt ROI %s (padding %r)",
@@ -140,10 +146,17 @@ def validate_run(
                     parameters, str(seg_path), num_workers=num_workers, block_size=None,
                     log_dir=log_dir,
                 )
-                seg = _crop_array(open_array(seg_path, "segmentation"), roi)
-                scores = task.evaluator.evaluate(seg, gt)
                 p = parameters_dict(parameters)
-                degenerate = is_degenerate(seg, gt)
+                if in_memory:
+                    seg = _crop_array(open_array(seg_path, "segmentation"), roi)
+                    scores = task.evaluator.evaluate(seg, gt)
+                    degenerate = is_degenerate(seg, gt)
+                else:
+                    scores = evaluate_blockwise(
+                        task.evaluator, seg_path, dconf.gt, roi=roi,
+                        num_workers=max(1, num_workers), log_dir=log_dir / "evaluate",
+                        task_id=f"evaluate_{parameters.id}")
+                    degenerate = False  # not checked blockwise (it needs the whole volume)
                 if degenerate:
                     logger.warning("dataset %s, %s: the segmentation is constant (%s) where "
                                    "the gt is not; never chosen as best", ds.name,

@@ -278,6 +278,38 @@ def mask_edge_distance(mask: np.ndarray | None, voxel_size: Sequence[float], sha
     return d
 
 
+def mask_edge_distance_below(
+    mask: np.ndarray | None, voxel_size: Sequence[float], limit: float, shape=None
+) -> np.ndarray:
+    """`mask_edge_distance` where it is below ``limit`` (world units), and some value
+    ``>= limit`` elsewhere: all that `knowable_mask` needs with ``limit`` = the distance at
+    which tanh saturates (``scale_factor · atanh(saturation)``).
+
+    The crop edge term has a closed form (`crop_edge_distance`); the faces of masked-out
+    voxels are searched only inside the bounding box of those voxels grown by
+    ``ceil(limit / s_k) + 1`` voxels per axis: every voxel outside it is farther than
+    ``limit`` from all of them. Exact where below ``limit``; cheaper than the full EDT when
+    the masked-out voxels are few or compact (an unlabelled slab, a corner).
+    """
+    if mask is None or np.all(mask):
+        return mask_edge_distance(mask, voxel_size, shape)
+    known = np.asarray(mask).astype(bool, copy=False)
+    s = _check_voxel_size(known.shape, voxel_size)
+    d = crop_edge_distance(known.shape, s)
+    out_idx = np.nonzero(~known)
+    grow = [int(np.ceil(limit / v)) + 1 for v in s]
+    box = tuple(
+        slice(max(0, int(i.min()) - g), min(n, int(i.max()) + 1 + g))
+        for i, g, n in zip(out_idx, grow, known.shape)
+    )
+    sub = known[box]
+    if not sub.all():
+        inner = boundary_distance(sub, s)  # faces between masked-in and masked-out voxels
+        np.minimum(d[box], inner, out=d[box])
+    d[~known] = 0
+    return d
+
+
 def knowable_mask(
     target: np.ndarray,
     edge_distance: np.ndarray,

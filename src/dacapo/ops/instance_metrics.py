@@ -37,6 +37,10 @@ Edge cases: a ratio with a zero denominator is NaN. So with no labelled truth vo
 adapted_rand_error are NaN; with no truth object recall is NaN and (if there are segments)
 precision, f1, ap50 and map are 0; with no segment precision is NaN and recall, f1, ap50, map
 are 0; both empty: all NaN. mean_matched_iou is NaN without matches.
+
+Blockwise: every metric is a function of the table, and tables of disjoint regions add up:
+`label_pairs` counts a block's table in the original ids, `merge_label_pairs` adds tables,
+`table_from_pairs` compacts the sum, `metrics_from_table` scores it.
 """
 
 from __future__ import annotations
@@ -52,10 +56,15 @@ from scipy.sparse.csgraph import maximum_bipartite_matching
 __all__ = [
     "IOU_THRESHOLDS",
     "Contingency",
+    "LabelPairs",
     "adapted_rand_error",
     "contingency_table",
     "instance_metrics",
+    "label_pairs",
     "matching_metrics",
+    "merge_label_pairs",
+    "metrics_from_table",
+    "table_from_pairs",
     "variation_of_information",
 ]
 
@@ -79,33 +88,94 @@ class Contingency(NamedTuple):
     num_voxels: int
 
 
-def _compact(labels: np.ndarray) -> tuple[np.ndarray, int]:
-    """Labels renumbered to 0..k-1 with 0 kept as 0 (index 0 may then be empty)."""
-    flat = np.ascontiguousarray(labels).reshape(-1)
-    if flat.size and flat.dtype.kind in "ui" and int(flat.min()) >= 0 and int(flat.max()) < 2**16:
-        ids = flat.astype(np.int64, copy=False)
-        return ids, int(ids.max()) + 1
-    renumbered, mapping = fastremap.renumber(flat, preserve_zero=True, in_place=False)
-    return renumbered.astype(np.int64, copy=False), max(mapping.values(), default=0) + 1
-
-
 def contingency_table(seg: np.ndarray, truth: np.ndarray) -> Contingency:
     """The sparse contingency table of ``truth`` (rows) against ``seg`` (columns)."""
     if seg.shape != truth.shape:
         raise ValueError(f"seg shape {seg.shape} != truth shape {truth.shape}")
-    t, nt = _compact(truth)
-    s, ns = _compact(seg)
-    if nt * ns <= 4 * t.size + 1_000_000:
-        table = np.bincount(t * ns + s, minlength=nt * ns)
-        keys = np.flatnonzero(table)
-        counts = table[keys]
-    else:
-        keys, counts = np.unique(t * ns + s, return_counts=True)
-    rows, cols = np.divmod(keys, ns)
-    counts = counts.astype(np.int64)
+    t, t_ids = _compact_ids(truth)
+    s, s_ids = _compact_ids(seg)
+    nt, ns = len(t_ids), len(s_ids)
+    rows, cols, counts = _pair_counts(t, nt, s, ns)
     truth_sizes = np.bincount(rows, weights=counts, minlength=nt).astype(np.int64)
     seg_sizes = np.bincount(cols, weights=counts, minlength=ns).astype(np.int64)
     return Contingency(rows, cols, counts, truth_sizes, seg_sizes, int(t.size))
+
+
+class LabelPairs(NamedTuple):
+    """The contingency table in the inputs' own label ids: ``counts[k]`` voxels carry truth
+    id ``truth_ids[k]`` and segment id ``seg_ids[k]`` (each pair once). Additive over
+    disjoint regions (`merge_label_pairs`), so a volume can be counted block by block."""
+
+    truth_ids: np.ndarray
+    seg_ids: np.ndarray
+    counts: np.ndarray
+
+
+def _id_dtype(labels: np.ndarray) -> np.dtype:
+    return np.dtype(np.int64) if labels.dtype.kind == "i" else np.dtype(np.uint64)
+
+
+def _compact_ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(compact index per voxel, original id per index); index 0 is label 0."""
+    flat = np.ascontiguousarray(labels).reshape(-1)
+    dtype = _id_dtype(flat)
+    if flat.size and (flat.dtype.kind in "ub" or int(flat.min()) >= 0) and int(flat.max()) < 2**16:
+        return flat.astype(np.int64, copy=False), np.arange(int(flat.max()) + 1, dtype=dtype)
+    renumbered, mapping = fastremap.renumber(flat, preserve_zero=True, in_place=False)
+    ids = np.zeros(max(mapping.values(), default=0) + 1, dtype=dtype)
+    ids[np.fromiter(mapping.values(), np.int64, len(mapping))] = np.fromiter(
+        mapping.keys(), dtype, len(mapping)
+    )
+    return renumbered.astype(np.int64, copy=False), ids
+
+
+def _pair_counts(t: np.ndarray, nt: int, s: np.ndarray, ns: int) -> tuple[np.ndarray, ...]:
+    """(rows, cols, counts) of the distinct pairs of the compact indices ``t``, ``s``:
+    ``fastremap.unique`` of the keys t·ns + s (a dense count for small key ranges, else a
+    hash/sort in C++; a ``bincount`` over nt·ns bins thrashes the cache for many objects)."""
+    keys, counts = fastremap.unique(t * ns + s, return_counts=True)
+    rows, cols = np.divmod(keys.astype(np.int64, copy=False), ns)
+    return rows, cols, counts.astype(np.int64)
+
+
+def label_pairs(seg: np.ndarray, truth: np.ndarray) -> LabelPairs:
+    """The `LabelPairs` (contingency table in original ids) of ``truth`` against ``seg``."""
+    if seg.shape != truth.shape:
+        raise ValueError(f"seg shape {seg.shape} != truth shape {truth.shape}")
+    t, t_ids = _compact_ids(truth)
+    s, s_ids = _compact_ids(seg)
+    rows, cols, counts = _pair_counts(t, len(t_ids), s, len(s_ids))
+    return LabelPairs(t_ids[rows], s_ids[cols], counts)
+
+
+def merge_label_pairs(parts: list[LabelPairs]) -> LabelPairs:
+    """The `LabelPairs` of the union of disjoint regions: counts of equal pairs add."""
+    if not parts:
+        return LabelPairs(np.zeros(0, np.uint64), np.zeros(0, np.uint64), np.zeros(0, np.int64))
+    truth_ids = np.concatenate([p.truth_ids for p in parts])
+    seg_ids = np.concatenate([p.seg_ids for p in parts])
+    counts = np.concatenate([p.counts for p in parts])
+    t_ids, t = np.unique(truth_ids, return_inverse=True)
+    s_ids, s = np.unique(seg_ids, return_inverse=True)
+    keys, inverse = np.unique(t.astype(np.int64) * len(s_ids) + s, return_inverse=True)
+    merged = np.bincount(inverse, weights=counts, minlength=len(keys)).astype(np.int64)
+    rows, cols = np.divmod(keys, len(s_ids))
+    return LabelPairs(t_ids[rows], s_ids[cols], merged)
+
+
+def table_from_pairs(pairs: LabelPairs) -> Contingency:
+    """The `Contingency` (compact ids, 0 kept as index 0) of `LabelPairs`; the number of
+    voxels is the sum of the counts (every voxel has a pair)."""
+    tables = []
+    for ids in (pairs.truth_ids, pairs.seg_ids):
+        nonzero = np.unique(ids[ids != 0])
+        index = np.where(ids != 0, np.searchsorted(nonzero, ids) + 1, 0).astype(np.int64)
+        tables.append((index, len(nonzero) + 1))
+    (rows, nt), (cols, ns) = tables
+    counts = np.asarray(pairs.counts, dtype=np.int64)
+    truth_sizes = np.bincount(rows, weights=counts, minlength=nt).astype(np.int64)
+    seg_sizes = np.bincount(cols, weights=counts, minlength=ns).astype(np.int64)
+    return Contingency(rows, cols, counts, truth_sizes, seg_sizes, int(counts.sum()))
 
 
 def _entropy_terms(counts: np.ndarray, marginal: np.ndarray, total: float) -> float:
@@ -195,17 +265,8 @@ def matching_metrics(table: Contingency) -> dict[str, float]:
     }
 
 
-def instance_metrics(seg: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """All instance metrics of ``seg`` against ``truth`` from one contingency table.
-
-    Keys: voi_split, voi_merge, voi, adapted_rand_error, precision, recall, f1, ap50, map,
-    mean_matched_iou. Definitions and empty cases in the module docstring.
-    """
-    seg, truth = np.asarray(seg), np.asarray(truth)
-    for name, labels in (("seg", seg), ("truth", truth)):
-        if labels.dtype.kind not in "biu":
-            raise TypeError(f"{name}: integer labels required, got dtype {labels.dtype}")
-    table = contingency_table(seg, truth)
+def metrics_from_table(table: Contingency) -> dict[str, float]:
+    """All instance metrics (see `instance_metrics`) from a contingency table."""
     split, merge = variation_of_information(table)
     return {
         "voi_split": split,
@@ -214,3 +275,21 @@ def instance_metrics(seg: np.ndarray, truth: np.ndarray) -> dict[str, float]:
         "adapted_rand_error": adapted_rand_error(table),
         **matching_metrics(table),
     }
+
+
+def instance_metrics(seg: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """All instance metrics of ``seg`` against ``truth`` from one contingency table.
+
+    Keys: voi_split, voi_merge, voi, adapted_rand_error, precision, recall, f1, ap50, map,
+    mean_matched_iou. Definitions and empty cases in the module docstring.
+    """
+    seg, truth = np.asarray(seg), np.asarray(truth)
+    check_labels(seg, "seg")
+    check_labels(truth, "truth")
+    return metrics_from_table(contingency_table(seg, truth))
+
+
+def check_labels(labels: np.ndarray, name: str) -> None:
+    """TypeError naming ``name`` unless ``labels`` has an integer (or bool) dtype."""
+    if labels.dtype.kind not in "biu":
+        raise TypeError(f"{name}: integer labels required, got dtype {labels.dtype}")

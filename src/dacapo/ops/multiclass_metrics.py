@@ -76,6 +76,12 @@ def multiclass_metrics(
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """Per-class scores (see `per_class_scores`) and ``{"mean_dice", "mean_iou"}`` of the
     class-id arrays ``test`` against ``truth``."""
-    per_class = per_class_scores(confusion_matrix(test, truth, num_classes))
+    return metrics_from_confusion(confusion_matrix(test, truth, num_classes))
+
+
+def metrics_from_confusion(cm: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Per-class scores and their means of a confusion matrix ``cm[truth, test]`` (additive
+    over disjoint regions: the sum of blocks' matrices is the volume's)."""
+    per_class = per_class_scores(cm)
     means = {"mean_dice": _nanmean(per_class["dice"]), "mean_iou": _nanmean(per_class["iou"])}
     return per_class, means

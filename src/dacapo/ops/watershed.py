@@ -8,6 +8,15 @@ and long range, are treated alike: a channel is attractive where the prediction 
 bias. A low bias merges more, a high bias splits more. ``mwatershed`` gives label 0 to voxels
 that never merged with another voxel (singletons), so isolated background voxels are 0.
 
+Fast exact path: MWS only merges along attractive edges, so every MWS cluster lies inside a
+connected component of the attractive edges (weight > 0). If no repulsive edge (weight < 0)
+joins two voxels of the same component, no mutex constraint can ever block a merge inside a
+component, whatever the processing order, and MWS returns exactly these components (voxels
+without an attractive edge: 0). `mutex_watershed` checks this first (one union-find pass over
+the edges, numba) and returns the components when it holds; otherwise (or with grid strides,
+or NaN weights) it runs ``mwatershed.agglom`` as before. Label ids are arbitrary either way
+(callers renumber); the partition is the same.
+
 Fragment filter: fragments with fewer than ``min_size`` voxels become 0. (DaCapo also
 dropped fragments whose mean affinity was below the bias; that removes true objects whenever
 long-range channels are low near their boundaries, and voxels with only repulsive edges are
@@ -27,14 +36,18 @@ from collections.abc import Sequence
 
 import fastremap
 import mwatershed
+import numba
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 __all__ = [
+    "attractive_components",
+    "compact",
     "fragment_sizes",
     "keep_fragments",
     "majority_pairs",
+    "majority_pairs_indexed",
     "merge_components",
     "mutex_watershed",
     "remove_small_fragments",
@@ -47,7 +60,7 @@ def _weights(affs: np.ndarray, bias: float | Sequence[float]) -> np.ndarray:
     bias_array = np.asarray(bias, dtype=np.float64)
     if bias_array.ndim == 1:
         bias_array = bias_array.reshape((-1,) + (1,) * (affs.ndim - 1))
-    return np.asarray(affs, dtype=np.float64) - bias_array
+    return np.subtract(affs, bias_array, dtype=np.float64)
 
 
 def mutex_watershed(
@@ -58,7 +71,8 @@ def mutex_watershed(
     randomized_strides: bool = False,
     seed: int | None = None,
 ) -> np.ndarray:
-    """Mutex watershed labels (uint64, 0 = singleton voxels) of ``affs`` (K, *spatial).
+    """Mutex watershed labels (uint64, 0 = singleton voxels, ids arbitrary) of ``affs``
+    (K, *spatial).
 
     Weights are ``affs - bias`` (positive attractive, negative repulsive). ``strides``
     (one per offset) subsample the edges of each offset on a regular grid (deterministic).
@@ -86,8 +100,84 @@ def mutex_watershed(
             weights[k][~keep] = 0.0
         strides = None
     stride_list = None if strides is None else [[int(s) for s in st] for st in strides]
-    labels = mwatershed.agglom(np.ascontiguousarray(weights), offsets, strides=stride_list)
+    weights = np.ascontiguousarray(weights)
+    if stride_list is None:
+        labels = attractive_components(weights, offsets)
+        if labels is not None:
+            return labels
+    labels = mwatershed.agglom(weights, offsets, strides=stride_list)
     return np.asarray(labels, dtype=np.uint64)
+
+
+def attractive_components(weights: np.ndarray, offsets: Sequence[Sequence[int]]) -> np.ndarray | None:
+    """The mutex watershed result when it is order-free (see the module docstring): labels
+    (uint64, 0 = no attractive edge) of the connected components of the edges with weight
+    > 0, or None when a repulsive edge (weight < 0) joins two voxels of one component, or a
+    weight is NaN. ``weights`` (K, *spatial) float64, edge at u linking u and u + o_k."""
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+    spatial = weights.shape[1:]
+    if len(spatial) > 3 or len(spatial) < 1 or any(not any(o) for o in offsets):
+        return None  # (a zero offset links a voxel to itself: left to mwatershed)
+    pad = 3 - len(spatial)
+    w = weights.reshape((weights.shape[0],) + (1,) * pad + spatial)
+    offs = np.asarray([(0,) * pad + tuple(o) for o in offsets], dtype=np.int64).reshape(-1, 3)
+    labels = np.empty(int(np.prod(spatial)), np.uint64)
+    if not _components_kernel(w, offs, labels):
+        return None
+    return labels.reshape(spatial)
+
+
+@numba.njit(cache=True, nogil=True)
+def _find(parent, i):  # pragma: no cover - numba
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+@numba.njit(cache=True, nogil=True)
+def _components_kernel(w, offsets, labels):  # pragma: no cover - numba
+    """Union-find over the attractive edges, then the repulsive-edge check; labels = root
+    index + 1 for voxels with an attractive edge, 0 elsewhere. False when not order-free."""
+    n_k, n_z, n_y, n_x = w.shape
+    n = n_z * n_y * n_x
+    parent = np.arange(n)
+    touched = np.zeros(n, np.bool_)
+    for k in range(n_k):
+        oz, oy, ox = offsets[k, 0], offsets[k, 1], offsets[k, 2]
+        step = (oz * n_y + oy) * n_x + ox
+        for z in range(max(0, -oz), min(n_z, n_z - oz)):
+            for y in range(max(0, -oy), min(n_y, n_y - oy)):
+                row = (z * n_y + y) * n_x
+                for x in range(max(0, -ox), min(n_x, n_x - ox)):
+                    wt = w[k, z, y, x]
+                    if wt > 0.0:
+                        u = row + x
+                        v = u + step
+                        touched[u] = True
+                        touched[v] = True
+                        ru = _find(parent, u)
+                        rv = _find(parent, v)
+                        if ru < rv:
+                            parent[rv] = ru
+                        elif rv < ru:
+                            parent[ru] = rv
+                    elif wt != wt:  # NaN: leave it to mwatershed (which refuses it)
+                        return False
+    for k in range(n_k):
+        oz, oy, ox = offsets[k, 0], offsets[k, 1], offsets[k, 2]
+        step = (oz * n_y + oy) * n_x + ox
+        for z in range(max(0, -oz), min(n_z, n_z - oz)):
+            for y in range(max(0, -oy), min(n_y, n_y - oy)):
+                row = (z * n_y + y) * n_x
+                for x in range(max(0, -ox), min(n_x, n_x - ox)):
+                    if w[k, z, y, x] < 0.0:
+                        u = row + x
+                        if _find(parent, u) == _find(parent, u + step):
+                            return False
+    for i in range(n):
+        labels[i] = _find(parent, i) + 1 if touched[i] else 0
+    return True
 
 
 def fragment_sizes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -131,6 +221,21 @@ def segment(
     return labels.astype(np.uint64, copy=False)
 
 
+def compact(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, index)``: the sorted distinct values of ``labels`` (uint64) and, per voxel, the
+    position of its value in ``ids`` in the smallest unsigned dtype (``labels == ids[index]``)."""
+    labels = np.ascontiguousarray(labels)
+    if labels.size == 0:
+        return np.zeros(0, np.uint64), np.zeros(labels.shape, np.uint8)
+    ids, index = fastremap.unique(labels, return_inverse=True)
+    index = index.reshape(labels.shape)
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if len(ids) <= np.iinfo(dtype).max + 1:
+            index = index.astype(dtype)
+            break
+    return ids.astype(np.uint64), index
+
+
 def majority_pairs(authoritative: np.ndarray, context: np.ndarray) -> np.ndarray:
     """Pairs (context id, authoritative id) to merge, shape (n, 2), uint64.
 
@@ -143,20 +248,31 @@ def majority_pairs(authoritative: np.ndarray, context: np.ndarray) -> np.ndarray
     if np.shape(authoritative) != np.shape(context):
         raise ValueError(f"majority_pairs: shapes differ ({np.shape(authoritative)} vs "
                          f"{np.shape(context)})")
-    a = np.ascontiguousarray(authoritative).reshape(-1)
-    c = np.ascontiguousarray(context).reshape(-1)
-    valid = c != 0
-    a, c = a[valid], c[valid]
-    if c.size == 0:
-        return np.zeros((0, 2), np.uint64)
-    # one 1-D key per (context, authoritative) pair: much faster than a row-wise unique
-    c_ids, c_idx = np.unique(c, return_inverse=True)
-    a_ids, a_idx = np.unique(a, return_inverse=True)
-    keys, counts = np.unique(c_idx.astype(np.int64) * len(a_ids) + a_idx, return_counts=True)
-    pair_c, pair_a = np.divmod(keys, len(a_ids))
-    c_totals = np.bincount(pair_c, weights=counts, minlength=len(c_ids))
-    ok = (2 * counts > c_totals[pair_c]) & (a_ids[pair_a] != 0)
-    return np.stack([c_ids[pair_c[ok]], a_ids[pair_a[ok]]], axis=1).astype(np.uint64)
+    return majority_pairs_indexed(*compact(authoritative), *compact(context))
+
+
+def majority_pairs_indexed(auth_ids: np.ndarray, auth_index: np.ndarray, ctx_ids: np.ndarray,
+                           ctx_index: np.ndarray) -> np.ndarray:
+    """`majority_pairs` of ``auth_ids[auth_index]`` and ``ctx_ids[ctx_index]`` (`compact`
+    forms; ids sorted): the (context, authoritative) voxel counts come from one bincount of
+    the index pairs, no per-voxel sort."""
+    a = np.ascontiguousarray(auth_index).reshape(-1).astype(np.int64)
+    c = np.ascontiguousarray(ctx_index).reshape(-1).astype(np.int64)
+    if a.shape != c.shape:
+        raise ValueError(f"majority_pairs: shapes differ ({np.shape(auth_index)} vs "
+                         f"{np.shape(ctx_index)})")
+    n_a = len(auth_ids)
+    keys = c * n_a + a
+    if len(ctx_ids) * n_a <= 4 * keys.size + 4096:
+        counts = np.bincount(keys, minlength=len(ctx_ids) * n_a)
+        keys = np.flatnonzero(counts)
+        counts = counts[keys]
+    else:
+        keys, counts = np.unique(keys, return_counts=True)
+    pair_c, pair_a = np.divmod(keys, n_a)
+    c_totals = np.bincount(pair_c, weights=counts, minlength=len(ctx_ids))
+    ok = (2 * counts > c_totals[pair_c]) & (auth_ids[pair_a] != 0) & (ctx_ids[pair_c] != 0)
+    return np.stack([ctx_ids[pair_c[ok]], auth_ids[pair_a[ok]]], axis=1).astype(np.uint64)
 
 
 def merge_components(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -2,6 +2,7 @@
 
 from .binary_segmentation_evaluation_scores import BinarySegmentationEvaluationScores
 from .binary_segmentation_evaluator import BinarySegmentationEvaluator
+from .blockwise import evaluate_blockwise
 from .dummy_evaluation_scores import DummyEvaluationScores
 from .dummy_evaluator import DummyEvaluator
 from .evaluation_scores import EvaluationScores, MetricInfo
@@ -25,4 +26,5 @@ __all__ = [
     "MetricInfo",
     "MultiClassEvaluationScores",
     "MultiClassEvaluator",
+    "evaluate_blockwise",
 ]

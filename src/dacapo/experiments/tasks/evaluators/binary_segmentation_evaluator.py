@@ -27,7 +27,7 @@ from dacapo.ops.channels import gt_to_channels
 from dacapo.store.arrays import open_array
 
 from .binary_segmentation_evaluation_scores import BinarySegmentationEvaluationScores
-from .evaluator import Evaluator
+from .evaluator import Evaluator, read_roi
 
 logger = logging.getLogger(__name__)
 
@@ -94,17 +94,25 @@ class BinarySegmentationEvaluator(Evaluator):
         roi = common_roi(output, evaluation)
         dims = roi.dims
         num = len(self.channels)
-        test = output_channels(np.asarray(output.to_ndarray(roi)), num, dims) != 0
+        test = output_channels(read_roi(output, roi), num, dims) != 0
         truth = (
-            gt_to_channels(np.asarray(evaluation.to_ndarray(roi)), num, dims, "evaluation array")
+            gt_to_channels(read_roi(evaluation, roi), num, dims, "evaluation array")
             != 0
         )
         voxel_size = tuple(output.voxel_size)
+        return self.scores_from_metrics(
+            [
+                binary_metrics(test[i], truth[i], voxel_size, self.tol_distance, self.clip_distance)
+                for i in range(num)
+            ]
+        )
+
+    def scores_from_metrics(
+        self, per_channel: list[dict[str, float]]
+    ) -> BinarySegmentationEvaluationScores:
+        """The score object of one metrics dict per channel (in channel order)."""
         values = {}
-        for i, channel in enumerate(self.channels):
-            metrics = binary_metrics(
-                test[i], truth[i], voxel_size, self.tol_distance, self.clip_distance
-            )
+        for channel, metrics in zip(self.channels, per_channel):
             values.update({f"{channel}__{name}": value for name, value in metrics.items()})
         return BinarySegmentationEvaluationScores(values, channels=self.channels)
 

@@ -11,16 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from funlib.geometry import Roi
 from funlib.persistence import Array
 
 from dacapo.ops.instance_metrics import instance_metrics
 from dacapo.store.arrays import open_array
 
-from .evaluator import Evaluator
+from .evaluator import Evaluator, read_roi
 from .instance_evaluation_scores import InstanceEvaluationScores
 
 
-def _spatial(data: np.ndarray, dims: int, name: str) -> np.ndarray:
+def spatial_labels(data: np.ndarray, dims: int, name: str) -> np.ndarray:
     """``data`` without singleton leading (channel) axes; ValueError if more remain."""
     while data.ndim > dims and data.shape[0] == 1:
         data = data[0]
@@ -32,6 +33,23 @@ def _spatial(data: np.ndarray, dims: int, name: str) -> np.ndarray:
     return data
 
 
+def instance_roi(output: Array, truth: Array) -> Roi:
+    """The ROI scored: the intersection of both arrays' ROIs (ValueError on a voxel size
+    mismatch or disjoint ROIs)."""
+    if output.voxel_size != truth.voxel_size:
+        raise ValueError(
+            f"output_array voxel size {output.voxel_size} != evaluation_array voxel "
+            f"size {truth.voxel_size}"
+        )
+    roi = output.roi.intersect(truth.roi)
+    if roi.empty:
+        raise ValueError(
+            f"output_array ROI {output.roi} and evaluation_array ROI {truth.roi} "
+            "do not overlap"
+        )
+    return roi
+
+
 class InstanceEvaluator(Evaluator):
     """Scores an instance segmentation: VOI split/merge, adapted Rand error, IoU matching."""
 
@@ -40,20 +58,10 @@ class InstanceEvaluator(Evaluator):
     ) -> InstanceEvaluationScores:
         output = open_array(output_array, "output_array")
         truth = open_array(evaluation_array, "evaluation_array")
-        if output.voxel_size != truth.voxel_size:
-            raise ValueError(
-                f"output_array voxel size {output.voxel_size} != evaluation_array voxel "
-                f"size {truth.voxel_size}"
-            )
-        roi = output.roi.intersect(truth.roi)
-        if roi.empty:
-            raise ValueError(
-                f"output_array ROI {output.roi} and evaluation_array ROI {truth.roi} "
-                "do not overlap"
-            )
+        roi = instance_roi(output, truth)
         dims = output.voxel_size.dims
-        seg = _spatial(np.asarray(output.to_ndarray(roi)), dims, "output_array")
-        gt = _spatial(np.asarray(truth.to_ndarray(roi)), dims, "evaluation_array")
+        seg = spatial_labels(read_roi(output, roi), dims, "output_array")
+        gt = spatial_labels(read_roi(truth, roi), dims, "evaluation_array")
         if seg.shape != gt.shape:
             raise ValueError(
                 f"output_array shape {seg.shape} != evaluation_array shape {gt.shape} "

@@ -18,11 +18,11 @@ from dacapo.ops.multiclass_metrics import multiclass_metrics
 from dacapo.store.arrays import open_array
 
 from .binary_segmentation_evaluator import common_roi
-from .evaluator import Evaluator
+from .evaluator import Evaluator, read_roi
 from .multi_class_evaluation_scores import MultiClassEvaluationScores
 
 
-def _class_ids(data: np.ndarray, dims: int, num_classes: int, name: str) -> np.ndarray:
+def class_ids(data: np.ndarray, dims: int, num_classes: int, name: str) -> np.ndarray:
     """Spatial class-id data (a single channel axis is squeezed); ValueError naming ``name``
     for another shape or an id outside 0..num_classes-1."""
     if data.ndim == dims + 1 and data.shape[0] == 1:
@@ -50,11 +50,16 @@ class MultiClassEvaluator(Evaluator):
         evaluation = open_array(evaluation_array, "evaluation array")
         roi = common_roi(output, evaluation)
         num = len(self.classes)
-        test = _class_ids(np.asarray(output.to_ndarray(roi)), roi.dims, num, "output array")
-        truth = _class_ids(
-            np.asarray(evaluation.to_ndarray(roi)), roi.dims, num, "evaluation array"
+        test = class_ids(read_roi(output, roi), roi.dims, num, "output array")
+        truth = class_ids(
+            read_roi(evaluation, roi), roi.dims, num, "evaluation array"
         )
-        per_class, means = multiclass_metrics(test, truth, num)
+        return self.scores_from_metrics(*multiclass_metrics(test, truth, num))
+
+    def scores_from_metrics(
+        self, per_class: dict[str, np.ndarray], means: dict[str, float]
+    ) -> MultiClassEvaluationScores:
+        """The score object of per-class metric arrays and their means."""
         values = dict(means)
         for metric, scores in per_class.items():
             for name, value in zip(self.classes, scores):

@@ -43,7 +43,7 @@ from dacapo.ops.lsds import gaussian_kernel1d, local_shape_descriptors, lsd_sigm
 
 from .distance_predictor import gt_channels, mask_channels
 from .inner_distance_predictor import integer_labels
-from .predictor import Predictor, like
+from .predictor import Predictor, like, numpy_data
 
 
 def affinity_channel_name(offset) -> str:
@@ -172,31 +172,32 @@ class AffinitiesPredictor(Predictor):
                 f"target: expected shape {(self.num_output_channels,) + labels.shape} "
                 f"(channels, *gt spatial shape), got {shape}"
             )
-        aff_target = np.asarray(target.data[:k])  # only the affinity channels are read
+        aff_target = numpy_data(target)[:k]  # only the affinity channels are read
         mask_np = mask_channels(mask, gt, 1)
         mask_np = None if mask_np is None else mask_np[0]
         aff_counts, lsd_counts = _split_counts(moving_class_counts)
         valid = affinity_mask(mask_np, labels.shape, self.neighborhood)
-        weight, aff_counts = balance_weights(
-            (aff_target > 0.5).view(np.uint8),
+        weight = np.empty((self.num_output_channels,) + labels.shape, np.float32)
+        _, aff_counts = balance_weights(
+            np.greater(aff_target, 0.5).view(np.uint8),
             valid,
             num_classes=2,
             clipmin=self.affs_weight_clipmin,
             clipmax=self.affs_weight_clipmax,
             moving_counts=aff_counts,
+            out=weight[:k],
         )
         if self.lsds:
-            lsd_weight, lsd_counts = balance_weights(
+            _, lsd_counts = balance_weights(
                 (labels != 0)[None].view(np.uint8),
                 None if mask_np is None else mask_np[None],
                 num_classes=2,
                 clipmin=self.lsd_weight_clipmin,
                 clipmax=self.lsd_weight_clipmax,
                 moving_counts=lsd_counts,
+                out=weight[k : k + 1],
             )
-            weight = np.concatenate(
-                [weight, np.broadcast_to(lsd_weight, (self.num_lsds,) + labels.shape)]
-            )
+            weight[k + 1 :] = weight[k]  # one weight shared by all LSD channels
         return like(gt, weight), (aff_counts, lsd_counts)
 
 

@@ -34,13 +34,14 @@ from dacapo.experiments.model import create_model
 from dacapo.ops.balance import balance_weights
 from dacapo.ops.channels import gt_to_channels
 from dacapo.ops.distances import (
+    SATURATION,
     knowable_mask,
-    mask_edge_distance,
+    mask_edge_distance_below,
     signed_distance,
     tanh_normalize,
 )
 
-from .predictor import Predictor, channel_data, like
+from .predictor import Predictor, channel_data, like, numpy_data
 
 #: Context (in units of ``scale_factor``) a distance target needs around the output ROI.
 CONTEXT = 2.76
@@ -48,7 +49,7 @@ CONTEXT = 2.76
 
 def gt_channels(gt: Array, num_channels: int) -> np.ndarray:
     """GT as ``(C, *spatial)`` numpy; ValueError naming ``gt`` for NaN or a bad layout."""
-    data = np.asarray(gt.data[:])
+    data = numpy_data(gt)
     if data.dtype.kind == "f" and np.isnan(data).any():
         raise ValueError("gt: contains NaN")
     return gt_to_channels(data, num_channels, gt.voxel_size.dims, "gt")
@@ -65,7 +66,7 @@ def mask_channels(mask: Array | None, gt: Array, num_channels: int) -> np.ndarra
         raise ValueError(f"mask: voxel size {mask.voxel_size} != gt voxel size {gt.voxel_size}")
     if mask.roi != gt.roi:
         raise ValueError(f"mask: roi {mask.roi} != gt roi {gt.roi}")
-    data = np.asarray(mask.data[:])
+    data = numpy_data(mask)
     dims = gt.voxel_size.dims
     if data.ndim == dims:
         data = data[None]
@@ -169,7 +170,10 @@ class DistancePredictor(TanhDistancePredictor):
         """Per channel, True where the tanh target is knowable from the crop and mask."""
         spatial = target_np.shape[1:]
         masks = [None] if mask_np is None else list(mask_np)
-        edges = [mask_edge_distance(m, voxel_size, spatial) for m in masks]
+        # edge distances beyond the saturation distance never decide (knowable_mask caps
+        # the claim at SATURATION): computed exactly only below it
+        limit = 1.01 * self.scale_factor * math.atanh(SATURATION)
+        edges = [mask_edge_distance_below(m, voxel_size, limit, spatial) for m in masks]
         return np.stack(
             [
                 knowable_mask(t, edges[0 if len(edges) == 1 else i], self.scale_factor)

@@ -65,12 +65,49 @@ class Predictor(ABC):
         return target_roi.grow(pad, pad)
 
 
+def numpy_data(array: Array) -> np.ndarray:
+    """The data of ``array`` as numpy, without a copy when it is held in memory: a numpy
+    array given to `Array`, or a one-chunk dask array wrapping one (`in_memory`, and
+    funlib's own wrapping of numpy data); otherwise computed. Treat the result as read-only.
+
+    (Computing a one-chunk dask array copies it: 15 ms for a 16-channel 1 Mvoxel target.)
+    """
+    if not getattr(array, "lazy_ops", None):
+        source = getattr(array, "_source_data", None)
+        if isinstance(source, np.ndarray):
+            return source
+        held = _single_chunk(source)
+        if held is not None:
+            return held
+    return np.asarray(array.data)
+
+
+def _single_chunk(data) -> np.ndarray | None:
+    """The numpy array a one-chunk ``dask.array.from_array`` holds, or None."""
+    graph = getattr(data, "dask", None)
+    if graph is None or getattr(data, "npartitions", 0) != 1:
+        return None
+    try:
+        layers = graph.layers
+    except AttributeError:
+        return None
+    if len(layers) != 1:
+        return None
+    (layer,) = layers.values()
+    values = list(dict(layer).values())
+    if len(values) == 1 and isinstance(values[0], np.ndarray):
+        held = values[0]
+        if held.shape == data.shape and held.dtype == data.dtype:
+            return held
+    return None
+
+
 def spatial_data(array: Array, name: str = "gt") -> np.ndarray:
     """The array's data without a channel axis; a single channel axis is squeezed.
 
     Raises a ValueError naming ``name`` for a multi-channel array.
     """
-    data = np.asarray(array.data[:])
+    data = numpy_data(array)
     n_channel = data.ndim - array.voxel_size.dims
     if n_channel == 0:
         return data
@@ -87,7 +124,7 @@ def channel_data(array: Array, num_channels: int, name: str = "gt") -> np.ndarra
 
     An array without channel axis is accepted when ``num_channels == 1``.
     """
-    data = np.asarray(array.data[:])
+    data = numpy_data(array)
     dims = array.voxel_size.dims
     if data.ndim == dims:
         data = data[None]
