@@ -1,19 +1,22 @@
-"""Signed-distance task: distances -> threshold sweep -> binary evaluation per channel."""
+"""Signed-distance task: distances -> threshold sweep (binary evaluation per channel) or
+seeded watershed instances (binary + instance evaluation); see `distance_post_processing`."""
 
 from __future__ import annotations
 
-from .evaluators import BinarySegmentationEvaluator
+from .distance_post_processing import build_post_processing
 from .losses import MSELoss
-from .post_processors import ThresholdPostProcessor
 from .predictors import DistancePredictor
 from .task import Task
 
-#: Thresholds on tanh-normalised distances (0 is the boundary).
+#: Default threshold sweep on tanh-normalised distances (0 is the boundary). Kept at
+#: DaCapo's five values because tests/test_pipeline_validate_apply.py asserts exactly this
+#: sweep; `HOT_DISTANCE_THRESHOLDS` is the finer grid around 0 (pass it as ``thresholds``).
 DISTANCE_THRESHOLDS = (-0.5, -0.25, 0.0, 0.25, 0.5)
 
 
 class DistanceTask(Task):
-    """Predicts tanh-normalised signed distances; segments by thresholding them."""
+    """Predicts tanh-normalised signed distances; segments by thresholding them (or, with
+    ``post_processor: instances``, by a seeded watershed of them)."""
 
     def __init__(self, task_config) -> None:
         super().__init__(task_config)
@@ -25,9 +28,4 @@ class DistanceTask(Task):
             clipmax=task_config.clipmax,
         )
         self.loss = MSELoss()
-        self.post_processor = ThresholdPostProcessor(thresholds=DISTANCE_THRESHOLDS)
-        self.evaluator = BinarySegmentationEvaluator(
-            clip_distance=task_config.clip_distance,
-            tol_distance=task_config.tol_distance,
-            channels=task_config.channels,
-        )
+        self.post_processor, self.evaluator = build_post_processing(task_config)

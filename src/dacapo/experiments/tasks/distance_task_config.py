@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import attr
 
-from .distance_task import DistanceTask
+from .distance_post_processing import (
+    check_post_processing,
+    instance_context_field,
+    min_seed_distance_field,
+    min_size_field,
+    post_processor_field,
+    seed_h_field,
+    seed_thresholds_field,
+    thresholds_field,
+)
+from .distance_task import DISTANCE_THRESHOLDS, DistanceTask
 from .task_config import (
     GTRules,
     TaskConfig,
@@ -52,6 +62,13 @@ class DistanceTaskConfig(TaskConfig):
     clipmax: float = attr.ib(
         default=0.95, metadata={"help_text": "Upper clip of class fractions for balancing."}
     )
+    thresholds: list[float] = thresholds_field(DISTANCE_THRESHOLDS, "0 is the boundary")
+    post_processor: str = post_processor_field()
+    seed_thresholds: list[float] = seed_thresholds_field()
+    seed_h: float | None = seed_h_field()
+    min_seed_distance: float = min_seed_distance_field()
+    min_size: int = min_size_field()
+    instance_context: float | None = instance_context_field()
 
     def gt_rules(self) -> GTRules:
         """One GT array per channel, or class ids ``0..len(channels)`` in one array."""
@@ -64,4 +81,5 @@ class DistanceTaskConfig(TaskConfig):
             + check_non_negative("tol_distance", self.tol_distance)
             + check_positive("scale_factor", self.scale_factor)
             + check_clip_bounds("clipmin", self.clipmin, "clipmax", self.clipmax)
+            + check_post_processing(self)
         )

@@ -1,20 +1,24 @@
-"""Hot-distance task: binary + distance prediction, thresholded distances, binary evaluation."""
+"""Hot-distance task: binary + distance prediction; the distance channels are thresholded
+(binary evaluation) or segmented into instances (binary + instance evaluation)."""
 
 from __future__ import annotations
 
-from .distance_task import DISTANCE_THRESHOLDS
-from .evaluators import BinarySegmentationEvaluator
+from .distance_post_processing import build_post_processing
 from .losses import HotDistanceLoss
-from .post_processors import ThresholdPostProcessor
 from .predictors import HotDistancePredictor
 from .task import Task
+
+#: Default threshold sweep on the tanh-normalised signed distances: the boundary (0) moves
+#: by scale_factor x atanh(t), so the grid is fine around 0 (steps 0.05) and coarser out to
+#: +-0.5.
+HOT_DISTANCE_THRESHOLDS = (-0.5, -0.3, -0.15, -0.05, 0.0, 0.05, 0.15, 0.3, 0.5)
 
 
 class HotDistanceTask(Task):
     """Combines binary ("hot") and distance prediction.
 
-    The model outputs 2C channels; post-processing thresholds the C distance channels
-    (the second half), so post-processing and evaluation see C channels.
+    The model outputs 2C channels; post-processing uses the C distance channels (the second
+    half), so post-processing and evaluation see C channels.
     """
 
     def __init__(self, task_config) -> None:
@@ -27,11 +31,6 @@ class HotDistanceTask(Task):
             kernel_size=task_config.kernel_size,
         )
         self.loss = HotDistanceLoss()
-        self.post_processor = ThresholdPostProcessor(
-            thresholds=DISTANCE_THRESHOLDS, channel_offset=len(channels), num_channels=len(channels)
-        )
-        self.evaluator = BinarySegmentationEvaluator(
-            clip_distance=task_config.clip_distance,
-            tol_distance=task_config.tol_distance,
-            channels=channels,
+        self.post_processor, self.evaluator = build_post_processing(
+            task_config, channel_offset=len(channels), num_channels=len(channels)
         )

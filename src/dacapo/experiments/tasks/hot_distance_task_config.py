@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import attr
 
-from .hot_distance_task import HotDistanceTask
+from .distance_post_processing import (
+    check_post_processing,
+    instance_context_field,
+    min_seed_distance_field,
+    min_size_field,
+    post_processor_field,
+    seed_h_field,
+    seed_thresholds_field,
+    thresholds_field,
+)
+from .hot_distance_task import HOT_DISTANCE_THRESHOLDS, HotDistanceTask
 from .task_config import (
     GTRules,
     TaskConfig,
@@ -41,6 +51,15 @@ class HotDistanceTaskConfig(TaskConfig):
         default=None,
         metadata={"help_text": "Kernel size of the head convolution (odd; default 1)."},
     )
+    thresholds: list[float] = thresholds_field(
+        HOT_DISTANCE_THRESHOLDS, "0 is the boundary; fine steps near 0"
+    )
+    post_processor: str = post_processor_field()
+    seed_thresholds: list[float] = seed_thresholds_field()
+    seed_h: float | None = seed_h_field()
+    min_seed_distance: float = min_seed_distance_field()
+    min_size: int = min_size_field()
+    instance_context: float | None = instance_context_field()
 
     def gt_rules(self) -> GTRules:
         """One GT array per channel, or class ids ``0..len(channels)`` in one array."""
@@ -53,4 +72,5 @@ class HotDistanceTaskConfig(TaskConfig):
             + check_non_negative("tol_distance", self.tol_distance)
             + check_positive("scale_factor", self.scale_factor)
             + check_kernel_size("kernel_size", self.kernel_size)
+            + check_post_processing(self)
         )

@@ -1,5 +1,7 @@
 """Evaluators: score segmentations against ground truth; track the best parameters."""
 
+from .binary_instance_evaluation_scores import BinaryInstanceEvaluationScores
+from .binary_instance_evaluator import BinaryInstanceEvaluator
 from .binary_segmentation_evaluation_scores import BinarySegmentationEvaluationScores
 from .binary_segmentation_evaluator import BinarySegmentationEvaluator
 from .blockwise import evaluate_blockwise
@@ -15,6 +17,8 @@ from .multi_class_evaluator import MultiClassEvaluator
 __all__ = [
     "BestResult",
     "BestScore",
+    "BinaryInstanceEvaluationScores",
+    "BinaryInstanceEvaluator",
     "BinarySegmentationEvaluationScores",
     "BinarySegmentationEvaluator",
     "DummyEvaluationScores",

@@ -4,6 +4,10 @@ from .agglomeration_post_processor import AgglomerationPostProcessor
 from .agglomeration_post_processor_parameters import AgglomerationPostProcessorParameters
 from .argmax_post_processor import ArgmaxPostProcessor
 from .argmax_post_processor_parameters import ArgmaxPostProcessorParameters
+from .distance_instances_post_processor import DistanceInstancesPostProcessor
+from .distance_instances_post_processor_parameters import (
+    DistanceInstancesPostProcessorParameters,
+)
 from .dummy_post_processor import DummyPostProcessor
 from .dummy_post_processor_parameters import DummyPostProcessorParameters
 from .post_processor import PostProcessor
@@ -18,6 +22,8 @@ __all__ = [
     "AgglomerationPostProcessorParameters",
     "ArgmaxPostProcessor",
     "ArgmaxPostProcessorParameters",
+    "DistanceInstancesPostProcessor",
+    "DistanceInstancesPostProcessorParameters",
     "DummyPostProcessor",
     "DummyPostProcessorParameters",
     "PostProcessor",

@@ -1,0 +1,68 @@
+"""Binary + instance evaluator: scores an instance segmentation as a mask and as instances.
+
+Output: uint labels with C channels (channel axis first; none when C == 1). GT: brought to
+C channels with `dacapo.ops.channels.gt_to_channels`; per channel its values are the truth
+instances (label 0 = unlabelled, ignored by VOI and ARAND) and ``!= 0`` the truth mask.
+ROI handling as the binary evaluator (`common_roi`). Per channel: `binary_metrics` of
+``output != 0`` against ``gt != 0`` and `instance_metrics` of the labels; names in
+`BinaryInstanceEvaluationScores`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from funlib.persistence import Array
+
+from dacapo.ops.binary_metrics import binary_metrics
+from dacapo.ops.channels import gt_to_channels
+from dacapo.ops.instance_metrics import instance_metrics
+from dacapo.store.arrays import open_array
+
+from .binary_instance_evaluation_scores import INSTANCE_PREFIX, BinaryInstanceEvaluationScores
+from .binary_segmentation_evaluator import common_roi, output_channels
+from .evaluator import Evaluator
+
+
+class BinaryInstanceEvaluator(Evaluator):
+    """Binary metrics of the foreground and instance metrics, channel by channel."""
+
+    def __init__(self, clip_distance: float, tol_distance: float, channels: Sequence[str]) -> None:
+        super().__init__()
+        self.clip_distance = float(clip_distance)
+        self.tol_distance = float(tol_distance)
+        self.channels = list(channels)
+
+    def evaluate(
+        self, output_array: Array | str | Path, evaluation_array: Array | str | Path
+    ) -> BinaryInstanceEvaluationScores:
+        output = open_array(output_array, "output array")
+        evaluation = open_array(evaluation_array, "evaluation array")
+        roi = common_roi(output, evaluation)
+        dims, num = roi.dims, len(self.channels)
+        seg = output_channels(np.asarray(output.to_ndarray(roi)), num, dims)
+        if seg.dtype.kind not in "biu":
+            raise ValueError(f"output array: expected integer instance labels, got {seg.dtype}")
+        truth = gt_to_channels(np.asarray(evaluation.to_ndarray(roi)), num, dims, "evaluation array")
+        voxel_size = tuple(output.voxel_size)
+        values: dict[str, float] = {}
+        per_channel = []
+        for i, channel in enumerate(self.channels):
+            binary = binary_metrics(seg[i] != 0, truth[i] != 0, voxel_size, self.tol_distance,
+                                    self.clip_distance)
+            values.update({f"{channel}__{m}": v for m, v in binary.items()})
+            instances = instance_metrics(seg[i], truth[i])
+            per_channel.append(instances)
+            if num > 1:
+                values.update({f"{channel}__{INSTANCE_PREFIX}{m}": v for m, v in instances.items()})
+        for metric in BinaryInstanceEvaluationScores.INSTANCE_METRICS:
+            found = [m[metric] for m in per_channel if not math.isnan(m[metric])]
+            values[metric] = float(np.mean(found)) if found else math.nan
+        return BinaryInstanceEvaluationScores(values, channels=self.channels)
+
+    @property
+    def score(self) -> BinaryInstanceEvaluationScores:
+        return BinaryInstanceEvaluationScores(channels=self.channels)

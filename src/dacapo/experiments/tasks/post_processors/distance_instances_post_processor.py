@@ -1,0 +1,163 @@
+"""Instances from distances: seeds at maxima of the predicted distance, watershed in the mask.
+
+For the InnerDistance task (touching objects separate where the inner distance dips), the
+Distance task (seeds at the maxima of the signed distance split touching convex objects)
+and the HotDistance task (its distance channels). Per channel ``prediction[channel_offset
++ c]``: `dacapo.ops.distance_instances.distance_instances`, then objects smaller than
+``min_size`` voxels are removed. Output: uint64 labels with a channel axis of C channels
+(ids per channel, 0 = background).
+
+Sweep: every mask threshold with every seed threshold above it (seed thresholds outer);
+``h``, ``min_seed_distance`` and ``min_size`` are fixed per post-processor.
+
+An in-memory `Array` prediction is segmented in one block. A zarr prediction runs
+blockwise with the mutex watershed's stitching (`dacapo.blockwise.watershed.run_stitched`):
+each block is segmented on its write ROI grown by ``context`` (world units; it should be
+at least the diameter of the largest object so that every object touching a block sees its
+seed), objects cut by block faces are joined by majority overlap, ``min_size`` acts on whole
+stitched objects. Deterministic and independent of the number of workers.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from funlib.geometry import Coordinate
+from funlib.persistence import Array
+
+from dacapo.blockwise.distance_instances import distance_instances_block
+from dacapo.blockwise.watershed import Geometry, run_stitched
+from dacapo.ops.distance_instances import distance_instances
+from dacapo.ops.watershed import remove_small_fragments
+from dacapo.store.arrays import open_array
+
+from .distance_instances_post_processor_parameters import (
+    DistanceInstancesPostProcessorParameters,
+)
+from .post_processor import PostProcessor
+from .watershed_post_processor import _container_parent
+
+
+def _floats(name: str, values: Sequence[float]) -> list[float]:
+    values = [float(v) for v in values]
+    if not values or len(set(values)) != len(values) or not all(map(math.isfinite, values)):
+        raise ValueError(f"DistanceInstancesPostProcessor: {name} {values} must be non-empty, "
+                         "finite and distinct")
+    return values
+
+
+class DistanceInstancesPostProcessor(PostProcessor):
+    """Seeded watershed of ``−prediction`` within ``prediction > threshold``, per channel."""
+
+    def __init__(
+        self,
+        thresholds: Sequence[float],
+        seed_thresholds: Sequence[float],
+        h: float | None = None,
+        min_seed_distance: float = 0.0,
+        min_size: int = 0,
+        channel_offset: int = 0,
+        num_channels: int | None = None,
+        context: float | Sequence[float] = 0.0,
+    ) -> None:
+        self.thresholds = _floats("thresholds", thresholds)
+        self.seed_thresholds = _floats("seed_thresholds", seed_thresholds)
+        if h is not None and not h >= 0:
+            raise ValueError(f"DistanceInstancesPostProcessor: h must be >= 0 or None, got {h}")
+        if not min_seed_distance >= 0:
+            raise ValueError("DistanceInstancesPostProcessor: min_seed_distance must be >= 0, "
+                             f"got {min_seed_distance}")
+        if int(min_size) < 0:
+            raise ValueError(f"DistanceInstancesPostProcessor: min_size must be >= 0, got {min_size}")
+        if channel_offset < 0 or (num_channels is not None and num_channels < 1):
+            raise ValueError("DistanceInstancesPostProcessor: channel_offset must be >= 0 and "
+                             "num_channels >= 1")
+        self.h = None if h is None else float(h)
+        self.min_seed_distance = float(min_seed_distance)
+        self.min_size = int(min_size)
+        self.channel_offset = int(channel_offset)
+        self.num_channels = num_channels
+        self.context = context
+        if not list(self.enumerate_parameters()):
+            raise ValueError(f"DistanceInstancesPostProcessor: no seed threshold in "
+                             f"{self.seed_thresholds} is above a mask threshold in {self.thresholds}")
+
+    def enumerate_parameters(self) -> Iterator[DistanceInstancesPostProcessorParameters]:
+        pairs = [(t, s) for s in self.seed_thresholds for t in self.thresholds if s > t]
+        for i, (threshold, seed_threshold) in enumerate(pairs):
+            yield DistanceInstancesPostProcessorParameters(
+                id=i, threshold=threshold, seed_threshold=seed_threshold, h=self.h,
+                min_seed_distance=self.min_seed_distance, min_size=self.min_size,
+            )
+
+    def _channels(self, prediction: Array) -> int:
+        available = prediction.shape[0] if prediction.channel_dims else 1
+        num = available - self.channel_offset if self.num_channels is None else self.num_channels
+        if num < 1 or self.channel_offset + num > available:
+            raise ValueError(
+                f"prediction: {available} channel(s), but instances need channels "
+                f"{self.channel_offset}..{self.channel_offset + max(num, 1) - 1}"
+            )
+        return num
+
+    def context_voxels(self, voxel_size: Coordinate) -> Coordinate:
+        """``context`` (world units, scalar or per axis) in whole voxels, rounded up."""
+        context = self.context
+        if isinstance(context, int | float):
+            context = [context] * voxel_size.dims
+        if len(context) != voxel_size.dims or min(context) < 0:
+            raise ValueError(f"DistanceInstancesPostProcessor: context {self.context} needs "
+                             f"{voxel_size.dims} non-negative values (world units)")
+        return Coordinate(math.ceil(c / v) for c, v in zip(context, voxel_size))
+
+    def process(
+        self,
+        parameters: DistanceInstancesPostProcessorParameters,
+        output_array: str | Path,
+        num_workers: int = 1,
+        block_size=None,
+        log_dir: str | Path | None = None,
+    ) -> Array:
+        """Write the instances for ``parameters`` to ``output_array`` (zarr path)."""
+        from dacapo.blockwise import prepare_output
+
+        prediction = self._open_prediction()
+        voxel_size = prediction.voxel_size
+        roi = prediction.roi
+        num = self._channels(prediction)
+        block_size = self._block_size(block_size, prediction)
+        blockwise = not isinstance(self.prediction, Array)
+        geometry = (Geometry(roi, voxel_size, block_size, self.context_voxels(voxel_size) * voxel_size)
+                    if blockwise else None)
+        out = prepare_output(output_array, total_roi=roi, voxel_size=voxel_size, dtype=np.uint64,
+                             num_channels=num, write_size=block_size)
+        kwargs = dict(threshold=parameters.threshold, seed_threshold=parameters.seed_threshold,
+                      h=parameters.h, min_seed_distance=parameters.min_seed_distance)
+        if not blockwise:
+            data = np.asarray(prediction.to_ndarray(roi))
+            data = data[None] if data.ndim == voxel_size.dims else data
+            out[roi] = np.stack([
+                remove_small_fragments(distance_instances(
+                    data[self.channel_offset + c], tuple(voxel_size), **kwargs), parameters.min_size)
+                for c in range(num)
+            ])
+            del out
+            return open_array(output_array, "output")
+        del out
+        base = Path(log_dir) if log_dir is not None else _container_parent(Path(output_array))
+        base.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f"instances_{parameters.id}_", dir=base))
+        try:
+            functions = [partial(distance_instances_block, channel=self.channel_offset + c, **kwargs)
+                         for c in range(num)]
+            run_stitched(functions, str(self.prediction), output_array, geometry,
+                         parameters.min_size, num_workers, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return open_array(output_array, "output")
