@@ -1,0 +1,156 @@
+"""Instances from inner distances on real nuclei: threshold + connected components vs the
+InnerDistance task's ``instances`` post-processor (seeded watershed).
+
+Data: ``../shared/data/lm_nuclei`` (1135, 100³ light-microscopy crop of Arabidopsis nuclei,
+54 nucleus ids, voxel 284 × 127 × 127 nm). From the GT labels the task's predictor makes
+the inner-distance target (tanh(d / scale_factor), scale_factor 500 nm); a "prediction" is
+that target corrupted deterministically (Gaussian blur of ``blur`` voxels in-plane, the
+same world extent in z, plus Gaussian noise of std ``noise`` blurred by 0.5 voxel).
+
+Methods, each over its sweep, both with objects < ``--min-size`` voxels removed:
+- ``threshold+cc``: ``prediction > t`` (the task's ``thresholds``), face-connected components;
+- ``instances``: the task's post-processor (`DistanceInstancesPostProcessor`, default
+  seeds: two-threshold, seed thresholds 0.5/0.7/0.9, mask thresholds = ``thresholds``).
+Scores (`BinaryInstanceEvaluator`, GT 0 ignored by VOI/ARAND): VOI (bits), adapted Rand
+error, F1 of the IoU >= 0.5 matching, Dice of the foreground; reported at the parameters
+with the best VOI and at those with the best F1. Also: VOI between the blockwise run
+(64³-voxel blocks, context 3.2 µm) and the one-block run of the best-VOI parameters.
+
+Run: ``PYTHONPATH=src python benchmarks/bench_distance_instances.py`` (about 5 min on one
+core; ``--quick`` sweeps fewer parameters).
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import cc3d  # noqa: E402
+import numpy as np  # noqa: E402
+import tifffile  # noqa: E402
+from funlib.geometry import Coordinate  # noqa: E402
+from funlib.persistence import Array, prepare_ds  # noqa: E402
+from scipy import ndimage  # noqa: E402
+
+from dacapo.experiments.tasks import InnerDistanceTaskConfig  # noqa: E402
+from dacapo.ops.instance_metrics import instance_metrics  # noqa: E402
+from dacapo.ops.watershed import remove_small_fragments  # noqa: E402
+
+_ROOT = Path(__file__).resolve().parents[1]
+#: ``../shared/data`` beside the checkout (a worktree one level deeper: ``../../shared``)
+DATA = next((p for p in (_ROOT.parent / "shared", _ROOT.parent.parent / "shared")
+             if (p / "data" / "lm_nuclei").is_dir()), _ROOT.parent / "shared") / "data" / "lm_nuclei"
+VOXEL = (284, 127, 127)  # nm, meta.json rounded
+CORRUPTIONS = [("clean", 0.0, 0.0), ("blur1+noise0.1", 1.0, 0.1), ("blur2+noise0.2", 2.0, 0.2)]
+
+
+def corrupt(target: np.ndarray, blur: float, noise: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    p = target.astype(np.float32)
+    if blur:
+        p = ndimage.gaussian_filter(p, (blur * VOXEL[2] / VOXEL[0], blur, blur))
+    if noise:
+        p = ndimage.gaussian_filter(p + noise * rng.standard_normal(p.shape).astype(np.float32), 0.5)
+    return p.astype(np.float32)
+
+
+def scores(evaluator, seg: np.ndarray, gt: Array) -> dict[str, float]:
+    s = evaluator.evaluate(Array(seg[None], voxel_size=VOXEL), gt)
+    return {"voi": s.voi, "arand": s.adapted_rand_error, "f1": s.f1, "dice": s.nucleus__dice}
+
+
+def summary(rows: list[dict]) -> dict:
+    by_voi = min(rows, key=lambda r: r["voi"])
+    by_f1 = max(rows, key=lambda r: r["f1"])
+    return {"best_voi": by_voi, "best_f1": by_f1}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--min-size", type=int, default=100)
+    parser.add_argument("--scale-factor", type=float, default=500.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--data", type=Path, default=DATA, help="folder with 1135_labels.tif")
+    args = parser.parse_args()
+
+    labels = tifffile.imread(args.data / "1135_labels.tif").astype(np.uint32)
+    gt = Array(labels, voxel_size=VOXEL)
+    thresholds = [0.05, 0.1, 0.2, 0.3] if args.quick else None
+    config = InnerDistanceTaskConfig(
+        name="nuclei", channels=["nucleus"], clip_distance=2000.0, tol_distance=300.0,
+        scale_factor=args.scale_factor, post_processor="instances", min_size=args.min_size,
+        instance_context=3200.0, **({"thresholds": thresholds} if thresholds else {}),
+    )
+    task = config.build()
+    target = np.asarray(task.predictor.create_target(gt).data)[0]
+    print(f"lm_nuclei 1135: {labels.shape} voxels, {len(np.unique(labels)) - 1} nuclei, "
+          f"voxel {VOXEL} nm, scale_factor {args.scale_factor:g} nm, min_size {args.min_size}")
+    results = {}
+    tmp = Path(tempfile.mkdtemp(prefix="bench_distinst_"))
+    for name, blur, noise in CORRUPTIONS:
+        pred = corrupt(target, blur, noise, args.seed)
+        cc_rows, ws_rows = [], []
+        t0 = time.perf_counter()
+        for t in config.thresholds:
+            seg = remove_small_fragments(
+                cc3d.connected_components(pred > t, connectivity=6).astype(np.uint64), args.min_size)
+            cc_rows.append({"threshold": t, **scores(task.evaluator, seg, gt)})
+        t_cc = (time.perf_counter() - t0) / len(cc_rows)
+        post = task.post_processor
+        post.set_prediction(Array(pred[None], voxel_size=VOXEL))
+        t_ws = 0.0
+        for p in task.parameters:
+            t0 = time.perf_counter()
+            seg = post.process(p, tmp / f"{name}.zarr" / f"p{p.id}")
+            t_ws += time.perf_counter() - t0
+            ws_rows.append({"threshold": p.threshold, "seed_threshold": p.seed_threshold,
+                            **scores(task.evaluator, np.asarray(seg[:])[0], gt)})
+        t_ws /= len(ws_rows)
+        results[name] = {"threshold+cc": summary(cc_rows), "instances": summary(ws_rows),
+                         "seconds_per_run": {"threshold+cc": t_cc, "instances": t_ws}}
+        print(f"\n{name}  (s/run: cc {t_cc:.2f}, instances {t_ws:.2f}; incl. min_size, excl. scoring)")
+        for method in ("threshold+cc", "instances"):
+            for key in ("best_voi", "best_f1"):
+                r = results[name][method][key]
+                params = {k: v for k, v in r.items() if k in ("threshold", "seed_threshold")}
+                print(f"  {method:13s} {key:8s} VOI {r['voi']:.3f}  ARAND {r['arand']:.3f}  "
+                      f"F1@0.5 {r['f1']:.3f}  Dice {r['dice']:.3f}  at {params}")
+
+    # blockwise vs one block, medium corruption, best-VOI parameters of the instances
+    name = CORRUPTIONS[1][0]
+    best = results[name]["instances"]["best_voi"]
+    (params,) = [p for p in task.parameters if p.threshold == best["threshold"]
+                 and p.seed_threshold == best["seed_threshold"]]
+    pred = corrupt(target, CORRUPTIONS[1][1], CORRUPTIONS[1][2], args.seed)
+    post = task.post_processor
+    post.set_prediction(Array(pred[None], voxel_size=VOXEL))
+    one = np.asarray(post.process(params, tmp / "bw.zarr" / "one")[:])[0]
+    ds = prepare_ds(str(tmp / "pred.zarr" / "pred"), shape=(1, *pred.shape), voxel_size=VOXEL,
+                    axis_names=["c^", "z", "y", "x"], dtype=np.float32, mode="w")
+    ds[ds.roi] = pred[None]
+    post.set_prediction(str(tmp / "pred.zarr" / "pred"))
+    t0 = time.perf_counter()
+    blocks = np.asarray(post.process(params, tmp / "bw.zarr" / "blocks", num_workers=1,
+                                     block_size=Coordinate(64, 64, 64) * Coordinate(VOXEL))[:])[0]
+    t_bw = time.perf_counter() - t0
+    between = instance_metrics(blocks, one)
+    results["blockwise_vs_one_block"] = {"voi": between["voi"], "arand": between["adapted_rand_error"],
+                                         "seconds": t_bw, "parameters": str(params)}
+    print(f"\nblockwise (64^3 blocks, 8 blocks, context 3.2 um) vs one block on {name}: "
+          f"VOI {between['voi']:.4f}, ARAND {between['adapted_rand_error']:.4f} ({t_bw:.1f} s)")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
