@@ -2,7 +2,7 @@
 
 Each block segments one prediction channel on its read ROI ∩ the volume with
 `dacapo.ops.distance_instances.distance_instances`; ids, stitching and relabelling are
-those of the blockwise mutex watershed (`dacapo.blockwise.watershed.run_stitched`). Kept
+those of the blockwise mutex watershed (`dacapo.blockwise.stitched.run_stitched`). Kept
 free of torch so that daisy workers start quickly.
 """
 

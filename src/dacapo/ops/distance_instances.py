@@ -33,7 +33,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cc3d
+import edt
+import fastremap
 import numpy as np
+from scipy.ndimage import maximum_filter
+from skimage.morphology import reconstruction
+from skimage.segmentation import watershed
 
 __all__ = [
     "distance_instances",
@@ -52,16 +58,12 @@ def h_maxima_voxels(f: np.ndarray, h: float) -> np.ndarray:
     with ``g = f − h`` (float64) and ``R`` the reconstruction by dilation of ``g`` under
     ``f`` (full connectivity); for ``h = 0`` the local maxima ``f >= max over N(v) of f``
     (there ``R = f`` everywhere, so the reconstruction test would not discriminate)."""
-    from skimage.morphology import reconstruction
-
     if not h >= 0:
         raise ValueError(f"h: must be >= 0, got {h}")
     f = np.asarray(f, dtype=np.float64)
     if f.size == 0:
         return np.zeros(f.shape, bool)
     if h == 0:  # local maxima: no neighbour is higher (R = f would mark every voxel)
-        from scipy.ndimage import maximum_filter
-
         return f >= maximum_filter(f, footprint=_full_footprint(f.ndim), mode="nearest")
     g = f - float(h)
     r = reconstruction(g, f, method="dilation", footprint=_full_footprint(f.ndim))
@@ -79,9 +81,6 @@ def seed_voxels(f: np.ndarray, seed_threshold: float, h: float | None) -> np.nda
 def join_seeds(seeds: np.ndarray, voxel_size: Sequence[float], min_seed_distance: float) -> np.ndarray:
     """Seed ids (uint64, 0 = no seed) of the boolean ``seeds``: connected components (full
     connectivity), joined by the ``min_seed_distance / 2`` dilation when it is > 0."""
-    import cc3d
-    import edt
-
     seeds = np.asarray(seeds, dtype=bool)
     connectivity = 26 if seeds.ndim == 3 else 8
     if min_seed_distance > 0 and seeds.any():
@@ -105,10 +104,6 @@ def distance_instances(
     min_seed_distance: float = 0.0,
 ) -> np.ndarray:
     """Instance labels of one distance channel ``f`` (module docstring, steps 1–5)."""
-    import cc3d
-    import fastremap
-    from skimage.segmentation import watershed
-
     f = np.asarray(f)
     if f.ndim not in (2, 3):
         raise ValueError(f"prediction: expected 2 or 3 spatial dims, got shape {f.shape}")

@@ -71,8 +71,10 @@ class DistanceTaskConfig(TaskConfig):
     instance_context: float | None = instance_context_field()
 
     def gt_rules(self) -> GTRules:
-        """One GT array per channel, or class ids ``0..len(channels)`` in one array."""
-        return GTRules(num_channels=len(self.channels), channel_names=self.channels)
+        """One GT array per channel, or class ids ``0..len(channels)`` in one array; integer
+        instance ids with ``post_processor: instances``."""
+        return GTRules(num_channels=len(self.channels), channel_names=self.channels,
+                       integer_labels=self.post_processor == "instances")
 
     def _problems(self) -> list[str]:
         return (

@@ -11,7 +11,7 @@ Sweep: every mask threshold with every seed threshold above it (seed thresholds 
 ``h``, ``min_seed_distance`` and ``min_size`` are fixed per post-processor.
 
 An in-memory `Array` prediction is segmented in one block. A zarr prediction runs
-blockwise with the mutex watershed's stitching (`dacapo.blockwise.watershed.run_stitched`):
+blockwise with the mutex watershed's stitching (`dacapo.blockwise.stitched.run_stitched`):
 each block is segmented on its write ROI grown by ``context`` (world units; it should be
 at least the diameter of the largest object so that every object touching a block sees its
 seed), objects cut by block faces are joined by majority overlap, ``min_size`` acts on whole
@@ -32,16 +32,16 @@ from funlib.geometry import Coordinate
 from funlib.persistence import Array
 
 from dacapo.blockwise.distance_instances import distance_instances_block
-from dacapo.blockwise.watershed import Geometry, run_stitched
+from dacapo.blockwise.stitched import run_stitched
+from dacapo.blockwise.watershed import Geometry
 from dacapo.ops.distance_instances import distance_instances
 from dacapo.ops.watershed import remove_small_fragments
-from dacapo.store.arrays import open_array
+from dacapo.store.arrays import container_of, open_array, prepare_output
 
 from .distance_instances_post_processor_parameters import (
     DistanceInstancesPostProcessorParameters,
 )
 from .post_processor import PostProcessor
-from .watershed_post_processor import _container_parent
 
 
 def _floats(name: str, values: Sequence[float]) -> list[float]:
@@ -125,8 +125,6 @@ class DistanceInstancesPostProcessor(PostProcessor):
         log_dir: str | Path | None = None,
     ) -> Array:
         """Write the instances for ``parameters`` to ``output_array`` (zarr path)."""
-        from dacapo.blockwise import prepare_output
-
         prediction = self._open_prediction()
         voxel_size = prediction.voxel_size
         roi = prediction.roi
@@ -150,7 +148,8 @@ class DistanceInstancesPostProcessor(PostProcessor):
             del out
             return open_array(output_array, "output")
         del out
-        base = Path(log_dir) if log_dir is not None else _container_parent(Path(output_array))
+        base = Path(log_dir) if log_dir is not None else (
+            container_of(output_array) or Path(output_array).absolute()).parent
         base.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f"instances_{parameters.id}_", dir=base))
         try:
