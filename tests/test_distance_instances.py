@@ -413,3 +413,10 @@ def test_instances_sweep_pairs_seed_above_mask():
     assert {(p.h, p.min_seed_distance, p.min_size) for p in task.parameters} == {(0.1, 50.0, 7)}
     # default blockwise context: 4 x scale_factor, rounded up to voxels
     assert task.post_processor.context_voxels(Coordinate(30, 10, 10)) == Coordinate(6, 16, 16)
+
+
+def test_main_criterion_is_instance_f1():
+    from dacapo.scores import main_criterion
+
+    assert main_criterion(inner_task()) == "f1"
+    assert main_criterion(inner_task(post_processor="threshold")) == "nucleus__dice"

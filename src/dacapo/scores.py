@@ -52,10 +52,14 @@ def main_criteria(criteria: list[str], limit: int = 10) -> list[str]:
 
 
 def main_criterion(task) -> str:
-    """The criterion that chooses the checkpoint and parameters by default (first of
-    `main_criteria` among the stored ones)."""
+    """The criterion that chooses the checkpoint and parameters by default: the score
+    class's ``MAIN_CRITERION`` when it sets one, else the first of `main_criteria` among
+    the stored ones."""
     scores = task.evaluation_scores
     stored = [c for c in scores.criteria if scores.store_best(c)]
+    preferred = getattr(scores, "MAIN_CRITERION", None)
+    if preferred in (stored or scores.criteria):
+        return preferred
     return main_criteria(stored or scores.criteria, 1)[0]
 
 
