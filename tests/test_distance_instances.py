@@ -420,3 +420,33 @@ def test_main_criterion_is_instance_f1():
 
     assert main_criterion(inner_task()) == "f1"
     assert main_criterion(inner_task(post_processor="threshold")) == "nucleus__dice"
+
+
+def test_pipeline_validates_inner_distance_instances(tmp_path):
+    """train + validate of a tiny InnerDistance run with ``post_processor: instances``:
+    every criterion of both score sets is stored for every parameter (an untrained model's
+    constant segmentations are never chosen as best, so best.json may stay empty)."""
+    from pipeline_fixtures import tiny_data, tiny_run
+
+    from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
+    from dacapo.train import train_run
+
+    container = tiny_data(tmp_path)
+    split = DataSplitConfig(
+        train=[DatasetConfig("train", f"{container}/train/raw", f"{container}/train/labels")],
+        validate=[DatasetConfig("validate", f"{container}/validate/raw",
+                                f"{container}/validate/labels")],
+    )
+    config = InnerDistanceTaskConfig("inner", channels=["cell"], clip_distance=40,
+                                     tol_distance=16, scale_factor=20, post_processor="instances",
+                                     thresholds=[0.1, 0.3], seed_thresholds=[0.5])
+    rc = tiny_run(container, task_config=config, datasplit_config=split, num_iterations=2,
+                  validation_interval=2, checkpoint_interval=2)
+    run_dir = train_run(rc, tmp_path / "runs", progress=False)
+    rows = run_dir.validation_scores()
+    criteria = {r["criterion"] for r in rows}
+    assert criteria == set(config.build().evaluation_scores.criteria)
+    assert {"voi", "adapted_rand_error", "f1", "cell__dice", "cell__voi"} <= criteria
+    assert {r["parameters"]["threshold"] for r in rows} == {0.1, 0.3}
+    assert len(rows) == 2 * len(criteria)
+    assert set(run_dir.load_best()) <= criteria
