@@ -309,4 +309,3 @@ def relabel_block(fragments: np.ndarray, block, *, geometry: Geometry, scratch: 
     base = np.uint64(geometry.id_base(index))
     local = np.where(fragments != 0, fragments - base, np.uint64(0)).astype(np.int64)
     return lut[local]
-
