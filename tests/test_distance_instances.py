@@ -450,3 +450,23 @@ def test_pipeline_validates_inner_distance_instances(tmp_path):
     assert {r["parameters"]["threshold"] for r in rows} == {0.1, 0.3}
     assert len(rows) == 2 * len(criteria)
     assert set(run_dir.load_best()) <= criteria
+
+
+def test_blockwise_evaluation_equals_in_memory(tmp_path):
+    from dacapo.experiments.tasks.evaluators import evaluate_blockwise
+
+    gt = blob_gt(3)
+    labels = np.asarray(gt.data)
+    task = inner_task()
+    seg = np.where(labels == 3, 2, labels).astype(np.uint64)[None]  # blobs 2 and 3 merged
+    seg_path = _write(tmp_path / "s.zarr" / "seg", seg, gt.voxel_size)
+    ds = prepare_ds(str(tmp_path / "s.zarr" / "gt"), shape=labels.shape, voxel_size=gt.voxel_size,
+                    axis_names=["z", "y", "x"], dtype=labels.dtype, mode="w")
+    ds[ds.roi] = labels
+    expected = task.evaluator.evaluate(seg_path, str(tmp_path / "s.zarr" / "gt"))
+    got = evaluate_blockwise(task.evaluator, seg_path, str(tmp_path / "s.zarr" / "gt"),
+                             num_workers=1, block_size=Coordinate(8, 16, 16) * gt.voxel_size)
+    assert type(got) is type(expected) and got.criteria == expected.criteria
+    assert expected.voi == pytest.approx(_merge_voi(labels, [2, 3]))
+    for criterion in expected.criteria:
+        assert got[criterion] == pytest.approx(expected[criterion], nan_ok=True), criterion

@@ -23,7 +23,11 @@ from dacapo.ops.instance_metrics import instance_metrics
 from dacapo.store.arrays import open_array
 
 from .binary_instance_evaluation_scores import INSTANCE_PREFIX, BinaryInstanceEvaluationScores
-from .binary_segmentation_evaluator import common_roi, output_channels
+from .binary_segmentation_evaluator import (
+    BinarySegmentationEvaluator,
+    common_roi,
+    output_channels,
+)
 from .evaluator import Evaluator
 
 
@@ -48,18 +52,25 @@ class BinaryInstanceEvaluator(Evaluator):
             raise ValueError(f"output array: expected integer instance labels, got {seg.dtype}")
         truth = gt_to_channels(np.asarray(evaluation.to_ndarray(roi)), num, dims, "evaluation array")
         voxel_size = tuple(output.voxel_size)
+        binary = [binary_metrics(seg[i] != 0, truth[i] != 0, voxel_size, self.tol_distance,
+                                 self.clip_distance) for i in range(num)]
+        instances = [instance_metrics(seg[i], truth[i]) for i in range(num)]
+        return self.scores_from_metrics(binary, instances)
+
+    def binary_part(self) -> BinarySegmentationEvaluator:
+        """The binary evaluator of the foreground (same channels, clip and tolerance)."""
+        return BinarySegmentationEvaluator(self.clip_distance, self.tol_distance, self.channels)
+
+    def scores_from_metrics(self, binary: list[dict[str, float]],
+                            instances: list[dict[str, float]]) -> BinaryInstanceEvaluationScores:
+        """The score object of one binary and one instance metrics dict per channel."""
         values: dict[str, float] = {}
-        per_channel = []
-        for i, channel in enumerate(self.channels):
-            binary = binary_metrics(seg[i] != 0, truth[i] != 0, voxel_size, self.tol_distance,
-                                    self.clip_distance)
-            values.update({f"{channel}__{m}": v for m, v in binary.items()})
-            instances = instance_metrics(seg[i], truth[i])
-            per_channel.append(instances)
-            if num > 1:
-                values.update({f"{channel}__{INSTANCE_PREFIX}{m}": v for m, v in instances.items()})
+        for channel, b, inst in zip(self.channels, binary, instances):
+            values.update({f"{channel}__{m}": v for m, v in b.items()})
+            if len(self.channels) > 1:
+                values.update({f"{channel}__{INSTANCE_PREFIX}{m}": v for m, v in inst.items()})
         for metric in BinaryInstanceEvaluationScores.INSTANCE_METRICS:
-            found = [m[metric] for m in per_channel if not math.isnan(m[metric])]
+            found = [m[metric] for m in instances if not math.isnan(m[metric])]
             values[metric] = float(np.mean(found)) if found else math.nan
         return BinaryInstanceEvaluationScores(values, channels=self.channels)
 

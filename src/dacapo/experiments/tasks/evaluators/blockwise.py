@@ -10,6 +10,8 @@ the merged tables, for the instance, binary and multi-class evaluators:
   adapted Rand error and IoU matching are functions of the whole table: **exact** for any
   volume. Memory: one block plus the table (one row per distinct truth/segment pair).
 - **multi-class**: confusion matrices add up: **exact**.
+- **binary + instance** (`BinaryInstanceEvaluator`, one channel): the binary pass of the
+  foreground and the instance pass, combined.
 - **binary** (per channel): counts add up; distances are measured on the block read with a
   context of r = max(clip_distance, tol_distance) world units on every side (``context``
   for a larger r; `dacapo.ops.binary_metrics.binary_stats`). Every distance ≤ r is then
@@ -56,6 +58,7 @@ from dacapo.ops.instance_metrics import (
 from dacapo.ops.multiclass_metrics import confusion_matrix, metrics_from_confusion
 from dacapo.store.arrays import open_array
 
+from .binary_instance_evaluator import BinaryInstanceEvaluator
 from .binary_segmentation_evaluator import (
     BinarySegmentationEvaluator,
     common_roi,
@@ -175,6 +178,18 @@ def evaluate_blockwise(
     docstring: what is exact). ``block_size`` in world units (default `DEFAULT_BLOCK_VOXELS`
     voxels per axis); ``context`` (binary only, world units): the radius r around each block
     within which distances are exact (default and minimum: max(clip_distance, tol_distance))."""
+    if isinstance(evaluator, BinaryInstanceEvaluator):  # the binary and the instance passes
+        if len(evaluator.channels) != 1:
+            raise TypeError("evaluate_blockwise: BinaryInstanceEvaluator with several channels "
+                            "has no blockwise evaluation (one channel has)")
+        common = dict(roi=roi, num_workers=num_workers, block_size=block_size, log_dir=log_dir)
+        binary = evaluate_blockwise(evaluator.binary_part(), segmentation_path, gt_path,
+                                    context=context, task_id=f"{task_id}_binary", **common)
+        instances = evaluate_blockwise(InstanceEvaluator(), segmentation_path, gt_path,
+                                       task_id=f"{task_id}_instances", **common)
+        channel = evaluator.channels[0]
+        b = {m: binary[f"{channel}__{m}"] for m in binary.METRICS}
+        return evaluator.scores_from_metrics([b], [instances.to_dict()])
     for name, path in (("segmentation_path", segmentation_path), ("gt_path", gt_path)):
         if not isinstance(path, str | Path):
             raise TypeError(f"evaluate_blockwise: {name} must be a zarr/N5 array path (workers "
