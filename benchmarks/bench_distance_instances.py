@@ -64,7 +64,7 @@ def corrupt(target: np.ndarray, blur: float, noise: float, seed: int) -> np.ndar
 
 
 def scores(evaluator, seg: np.ndarray, gt: Array) -> dict[str, float]:
-    s = evaluator.evaluate(Array(seg[None], voxel_size=VOXEL), gt)
+    s = evaluator.evaluate(Array(seg, voxel_size=VOXEL), gt)
     return {"voi": s.voi, "arand": s.adapted_rand_error, "f1": s.f1, "dice": s.nucleus__dice}
 
 
@@ -115,7 +115,7 @@ def main() -> None:
             seg = post.process(p, tmp / f"{name}.zarr" / f"p{p.id}")
             t_ws += time.perf_counter() - t0
             ws_rows.append({"threshold": p.threshold, "seed_threshold": p.seed_threshold,
-                            **scores(task.evaluator, np.asarray(seg[:])[0], gt)})
+                            **scores(task.evaluator, np.asarray(seg[:]), gt)})
         t_ws /= len(ws_rows)
         results[name] = {"threshold+cc": summary(cc_rows), "instances": summary(ws_rows),
                          "seconds_per_run": {"threshold+cc": t_cc, "instances": t_ws}}
@@ -135,7 +135,7 @@ def main() -> None:
         pred = corrupt(target, blur, noise, args.seed)
         post = task.post_processor
         post.set_prediction(Array(pred[None], voxel_size=VOXEL))
-        one = np.asarray(post.process(params, tmp / "bw.zarr" / f"one_{name}")[:])[0]
+        one = np.asarray(post.process(params, tmp / "bw.zarr" / f"one_{name}")[:])
         path = tmp / "pred.zarr" / name
         ds = prepare_ds(str(path), shape=(1, *pred.shape), voxel_size=VOXEL,
                         axis_names=["c^", "z", "y", "x"], dtype=np.float32, mode="w")
@@ -144,7 +144,7 @@ def main() -> None:
         t0 = time.perf_counter()
         blocks = np.asarray(post.process(
             params, tmp / "bw.zarr" / f"blocks_{name}", num_workers=1,
-            block_size=Coordinate(64, 64, 64) * Coordinate(VOXEL))[:])[0]
+            block_size=Coordinate(64, 64, 64) * Coordinate(VOXEL))[:])
         t_bw = time.perf_counter() - t0
         between = instance_metrics(blocks, one)
         vs_gt = {k: scores(task.evaluator, seg, gt) for k, seg in (("one", one), ("blocks", blocks))}

@@ -231,8 +231,8 @@ def test_inner_distance_instances_split_touching_blobs(dims, tmp_path):
     post.set_prediction(pred)
     params = DistanceInstancesPostProcessorParameters(id=0, threshold=low, seed_threshold=0.7)
     seg = post.process(params, tmp_path / "o.zarr" / "s")
-    assert seg.dtype == np.uint64 and seg.shape == (1, *labels.shape)
-    data = np.asarray(seg.to_ndarray(seg.roi))[0]
+    assert seg.dtype == np.uint64 and seg.shape == labels.shape  # no channel axis for C = 1
+    data = np.asarray(seg.to_ndarray(seg.roi))
     assert len(np.unique(data[data != 0])) == 3
     assert _same_up_to_relabelling(data, labels)
     scores = task.evaluator.evaluate(seg, gt)
@@ -248,7 +248,7 @@ def test_inner_distance_instances_split_touching_blobs(dims, tmp_path):
                               voxel_size=gt.voxel_size))
     params = DistanceInstancesPostProcessorParameters(id=0, threshold=0.1, seed_threshold=0.7,
                                                       min_size=10)
-    seg = np.asarray(post.process(params, tmp_path / "o.zarr" / "n")[:])[0]
+    seg = np.asarray(post.process(params, tmp_path / "o.zarr" / "n")[:])
     metrics = instance_metrics(seg, labels)
     assert len(np.unique(seg[seg != 0])) == 3
     assert metrics["voi"] < 0.35 and metrics["adapted_rand_error"] < 0.05
@@ -279,7 +279,7 @@ def test_distance_and_hot_distance_instances_split_a_neck(tmp_path):
         (params,) = task.parameters
         seg = task.post_processor.process(params, tmp_path / f"{config.name}.zarr" / "s")
         scores = task.evaluator.evaluate(seg, gt)  # GT with instance ids
-        data = np.asarray(seg[:])[0]
+        data = np.asarray(seg[:])
         assert len(np.unique(data[data != 0])) == 3, config.name
         assert scores.cell__dice == 1.0
         # the flood fronts meet at the necks within a voxel or two of the GT's bisectors
@@ -315,14 +315,14 @@ def test_blockwise_equals_one_block(tmp_path):
     params = DistanceInstancesPostProcessorParameters(id=3, threshold=0.1, seed_threshold=0.7,
                                                       min_size=5)
     post.set_prediction(Array(pred, offset=(0, 0, 0), voxel_size=spec["voxel_size"]))
-    one = np.asarray(post.process(params, tmp_path / "o.zarr" / "one")[:])[0]
+    one = np.asarray(post.process(params, tmp_path / "o.zarr" / "one")[:])
     assert len(np.unique(one)) > 8
     post.set_prediction(_write(tmp_path / "p.zarr" / "pred", pred, spec["voxel_size"]))
     block = Coordinate(12, 32, 32) * Coordinate(spec["voxel_size"])
     blockwise = post.process(params, tmp_path / "o.zarr" / "blocks", num_workers=1,
                              block_size=block)
     assert blockwise.roi == Array(pred, voxel_size=spec["voxel_size"]).roi
-    got = np.asarray(blockwise[:])[0]
+    got = np.asarray(blockwise[:])
     metrics = instance_metrics(got, one)
     assert metrics["voi"] == 0.0
     assert _same_up_to_relabelling(got, one)

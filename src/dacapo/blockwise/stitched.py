@@ -23,18 +23,20 @@ __all__ = ["relabel_channels_block", "run_stitched"]
 def relabel_channels_block(block, *, geometry: Geometry, scratches: list[str],
                            **fragments: np.ndarray) -> np.ndarray:
     """Pass 3 for several label channels: channel ``c`` (input ``fragments_<c>``) is mapped
-    through the lookup table in ``scratches[c]``; returns ``(C, *spatial)``."""
-    return np.stack([
+    through the lookup table in ``scratches[c]``; returns ``(C, *spatial)`` (no channel axis
+    when C = 1, the output layout)."""
+    labels = np.stack([
         relabel_block(np.asarray(fragments[f"fragments_{c}"]), block, geometry=geometry,
                       scratch=scratch)
         for c, scratch in enumerate(scratches)
     ])
+    return labels if len(scratches) > 1 else labels[0]
 
 
 def run_stitched(block_functions, prediction: str, output_array, geometry: Geometry,
                  min_size: int, num_workers: int, work: Path) -> None:
     """Passes 1–3 for ``len(block_functions)`` label channels written to one
-    ``(C, *spatial)`` output.
+    ``(C, *spatial)`` output (``(*spatial)`` for one channel).
 
     ``block_functions[c]`` is called per block as ``f(prediction, block, geometry=...,
     scratch=...)`` and must return `store_block_labels` of its labels (pass 1); each

@@ -4,8 +4,8 @@ For the InnerDistance task (touching objects separate where the inner distance d
 Distance task (seeds at the maxima of the signed distance split touching convex objects)
 and the HotDistance task (its distance channels). Per channel ``prediction[channel_offset
 + c]``: `dacapo.ops.distance_instances.distance_instances`, then objects smaller than
-``min_size`` voxels are removed. Output: uint64 labels with a channel axis of C channels
-(ids per channel, 0 = background).
+``min_size`` voxels are removed. Output: an OME-NGFF label image of uint64 ids (per
+channel, 0 = background) with a channel axis of C channels (none when C = 1).
 
 Sweep: every mask threshold with every seed threshold above it (seed thresholds outer);
 ``h``, ``min_seed_distance`` and ``min_size`` are fixed per post-processor.
@@ -39,7 +39,8 @@ from dacapo.blockwise.stitched import run_stitched
 from dacapo.blockwise.watershed import Geometry
 from dacapo.ops.distance_instances import distance_instances
 from dacapo.ops.watershed import remove_small_fragments
-from dacapo.store.arrays import container_of, open_array, prepare_output
+from dacapo.store.arrays import container_of, open_array
+from dacapo.store.ome import prepare_output as prepare_image  # the OME-NGFF label output
 
 from .distance_instances_post_processor_parameters import (
     DistanceInstancesPostProcessorParameters,
@@ -136,18 +137,21 @@ class DistanceInstancesPostProcessor(PostProcessor):
         blockwise = not isinstance(self.prediction, Array)
         geometry = (Geometry(roi, voxel_size, block_size, self.context_voxels(voxel_size) * voxel_size)
                     if blockwise else None)
-        out = prepare_output(output_array, total_roi=roi, voxel_size=voxel_size, dtype=np.uint64,
-                             num_channels=num, write_size=block_size)
+        out = prepare_image(output_array, total_roi=roi, voxel_size=voxel_size, dtype=np.uint64,
+                            num_channels=num, write_size=block_size,
+                            axis_names=list(prediction.axis_names),
+                            units=list(prediction.units), label=True)
         kwargs = dict(threshold=parameters.threshold, seed_threshold=parameters.seed_threshold,
                       h=parameters.h, min_seed_distance=parameters.min_seed_distance)
         if not blockwise:
             data = np.asarray(prediction.to_ndarray(roi))
             data = data[None] if data.ndim == voxel_size.dims else data
-            out[roi] = np.stack([
+            labels = np.stack([
                 remove_small_fragments(distance_instances(
                     data[self.channel_offset + c], tuple(voxel_size), **kwargs), parameters.min_size)
                 for c in range(num)
             ])
+            out[roi] = labels if num > 1 else labels[0]
             del out
             return open_array(output_array, "output")
         del out
