@@ -49,6 +49,11 @@ def _one_line(e: BaseException) -> str:
     return " ".join(lines) if len(lines) <= 3 else lines[0]
 
 
+def _progress(quiet: bool) -> bool:
+    """Progress bars only on a terminal: redirected to a file they fill it with updates."""
+    return not quiet and sys.stderr.isatty()
+
+
 def handle_errors(func):
     """Turn bad-input exceptions into ``error: <message>`` and exit code 2."""
 
@@ -130,7 +135,7 @@ def verify(config: str, no_data: bool) -> None:
 @click.option("--root", default="runs", show_default=True, type=click.Path(file_okay=False),
               help="Folder that holds the run directories.")
 @click.option("--no-validate", is_flag=True, help="Skip validation during training.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--quiet", is_flag=True, help="No progress bars (shown only on a terminal anyway).")
 @handle_errors
 def train(config: str, root: str, no_validate: bool, quiet: bool) -> None:
     """Train the run described by CONFIG in ROOT/<name> (resumes when re-run)."""
@@ -138,7 +143,7 @@ def train(config: str, root: str, no_validate: bool, quiet: bool) -> None:
     from dacapo.train import train_run  # lazy: see top
 
     rc = _absolute_paths(_load_run_config(config))
-    run_dir = train_run(rc, root, progress=not quiet, validate=not no_validate)
+    run_dir = train_run(rc, root, progress=_progress(quiet), validate=not no_validate)
     click.echo(f"run directory: {run_dir.path}")
     if run_dir.validation_scores_file.is_file():
         click.echo(format_table(run_dir))
@@ -149,7 +154,7 @@ def train(config: str, root: str, no_validate: bool, quiet: bool) -> None:
 @click.option("--iteration", type=int, default=None, help="Checkpoint (default: the latest).")
 @click.option("--workers", type=int, default=None,
               help="Blockwise workers; 0 = in this process (default: the run's num_workers).")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--quiet", is_flag=True, help="No progress bars (shown only on a terminal anyway).")
 @handle_errors
 def validate(run_dir: str, iteration: int | None, workers: int | None, quiet: bool) -> None:
     """Validate a checkpoint of RUN_DIR: predict, post-process every parameter, score."""
@@ -157,7 +162,7 @@ def validate(run_dir: str, iteration: int | None, workers: int | None, quiet: bo
     from dacapo.scores import format_table  # lazy: see top
     from dacapo.validate import validate_run  # lazy: see top
 
-    rows = validate_run(run_dir, iteration, num_workers=workers, progress=not quiet)
+    rows = validate_run(run_dir, iteration, num_workers=workers, progress=_progress(quiet))
     safe_plot_run(run_dir)
     click.echo(format_table(run_dir, rows[0]["iteration"] if rows else None))
 
@@ -175,7 +180,7 @@ def validate(run_dir: str, iteration: int | None, workers: int | None, quiet: bo
 @click.option("--padding", type=click.Choice(["reflect", "zero", "none"]), default=None,
               help="Context beyond the input: mirrored, zeros, or none (then the border "
                    "the model cannot see is not segmented). Default: the run's.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--quiet", is_flag=True, help="No progress bars (shown only on a terminal anyway).")
 @click.option("--pyramid", is_flag=True,
               help="Add pyramid levels to the prediction and the output (see downsample).")
 @handle_errors
@@ -189,7 +194,7 @@ def apply(run_dir: str, input_: str, output: str, iteration: int | None, criteri
     if iteration is not None and criterion is not None:
         raise ValueError("give --iteration or --criterion, not both")
     out = apply_run(run_dir, input_, output, iteration=iteration, criterion=criterion,
-                    num_workers=workers, worker_command=worker_command, progress=not quiet,
+                    num_workers=workers, worker_command=worker_command, progress=_progress(quiet),
                     padding=padding)
     click.echo(f"wrote {output} (shape {tuple(out.shape)}, voxel size {tuple(out.voxel_size)})")
     if pyramid:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
 from dacapo.experiments.run_config import RunConfig
 from dacapo.experiments.tasks import AffinitiesTaskConfig, DistanceTaskConfig
 from dacapo.experiments.trainer_config import TrainerConfig
+from dacapo.export.bioimageio import export_run
 from dacapo.scores import format_table
 from dacapo.store.arrays import open_array
 from dacapo.train import train_run
@@ -290,7 +292,7 @@ def run_demo(root: str | Path = "demo_runs", quick: bool = False, echo=print,
     for rc in demo_run_configs(root, quick):
         t1 = time.perf_counter()
         echo(f"\n== {rc.name}: {type(rc.task_config).__name__}, {rc.num_iterations} iterations")
-        run_dir = train_run(rc, root, progress=True)
+        run_dir = train_run(rc, root, progress=sys.stderr.isatty())
         echo(format_table(run_dir))
         criterion, goal, higher = DEMO_CRITERIA[rc.name]
         out = container / "validate" / f"{rc.name}_segmentation"
@@ -298,6 +300,10 @@ def run_demo(root: str | Path = "demo_runs", quick: bool = False, echo=print,
                   num_workers=num_workers, progress=False)
         value = evaluate_output(rc, out)
         best = run_dir.load_best().get(criterion, {})
+        package = run_dir.path / "model.zip"
+        if not quick and not package.exists():  # a bioimage.io package of the applied model
+            export_run(run_dir.path, package, criterion=criterion)
+            echo(f"  exported {package} (bioimage.io; dacapo export {run_dir.path} ...)")
         results[rc.name] = {
             "criterion": criterion,
             "value": value,
