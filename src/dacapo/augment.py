@@ -10,8 +10,26 @@ applied to each array about its own centre and stay aligned:
 - elastic (``elastic_magnitude`` > 0): a smooth random displacement field in world units
   (cubic-free: trilinear interpolation of a coarse Gaussian grid), raw resampled linearly,
   labels by nearest neighbour; the trainer reads a margin so that no padding is sampled;
+- rotation (``rotate``): an in-plane rotation by an angle ~ U(0, 2π) about the crop
+  centre, in the plane of the last two axes (they must share the voxel size);
+- misalignment (``misalign_probability`` > 0, 3D, as gunpowder's ElasticAugment
+  shift/slip): with that probability, the sections from a random z on (*shift*) or one
+  random section (*slip*, half of the cases) move in-plane by U(-m, m) world units each
+  axis (``misalign_max``), rounded to whole voxels; raw and labels alike, as in real misaligned stacks;
+  these three and elastic are one resampling (raw linear, labels nearest), and the
+  trainer reads a margin (`AugmentConfig.elastic_margin`) so that no padding is sampled;
 - intensity (raw only): ``raw * a + b`` with a ~ U(1-s, 1+s), b ~ U(-t, t); gamma
-  ``raw^exp(U(-g, g))`` on the non-negative part; Gaussian noise with σ ~ U(0, noise).
+  ``raw^exp(U(-g, g))`` on the non-negative part; Gaussian noise with σ ~ U(0, noise);
+- per-section intensity (``section_intensity`` = s > 0, 3D): section z gets
+  ``raw * a_z + b_z``, a_z ~ U(1-s, 1+s), b_z ~ U(-s, s) (uneven EM section contrast);
+- blur (``blur`` = b > 0): with probability 1/2 a Gaussian blur, in-plane σ ~ U(0, b)
+  voxels (out of focus / charging);
+- defective sections (3D): each section with probability ``missing_sections`` set to 0
+  (a lost section) and with probability ``low_contrast_sections`` its contrast around its
+  mean divided by 10 (gunpowder's DefectAugment ``prob_missing``/``prob_low_contrast``).
+
+Every random draw comes from the ``numpy.random.Generator`` passed in (deterministic given
+the trainer's per-batch seed).
 
 The settings are a `dacapo.experiments.trainer_config.AugmentConfig`. Every random draw
 comes from the ``numpy.random.Generator`` passed in (deterministic given
@@ -26,7 +44,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from funlib.geometry import Coordinate
 from scipy.interpolate import RegularGridInterpolator
-from scipy.ndimage import map_coordinates
+from scipy.ndimage import gaussian_filter, map_coordinates
 
 if TYPE_CHECKING:  # annotations only: the config lives in the layer above
     from dacapo.experiments.trainer_config import AugmentConfig
@@ -88,6 +106,56 @@ def elastic_field(
     return interp
 
 
+def spatial_transform(extent: Coordinate, cfg: AugmentConfig, voxel_size: Coordinate,
+                      rng: np.random.Generator):
+    """``f(points_world) -> displacement_world`` of elastic + rotation + misalignment
+    (points relative to the crop centre), or None when none applies. Random draws in this
+    order: elastic grid, angle, misalignment."""
+    dims = len(voxel_size)
+    parts = []
+    if cfg.elastic_magnitude > 0:
+        parts.append(elastic_field(extent, cfg, voxel_size, rng))
+    if cfg.rotate and dims >= 2:
+        angle = rng.uniform(0, 2 * math.pi)
+        c, s_ = math.cos(angle), math.sin(angle)
+
+        def rotation(points, c=c, s_=s_):
+            out = np.zeros_like(points)
+            y, x = points[:, -2], points[:, -1]
+            out[:, -2] = c * y - s_ * x - y
+            out[:, -1] = s_ * y + c * x - x
+            return out
+
+        parts.append(rotation)
+    if cfg.misalign_probability > 0 and cfg.misalign_max > 0 and dims == 3:
+        if rng.random() < cfg.misalign_probability:
+            half = extent[0] / 2
+            cut = rng.uniform(-half, half)
+            slip = rng.random() < 0.5
+            shift = rng.uniform(-cfg.misalign_max, cfg.misalign_max, size=2)
+            shift = np.round(shift / np.asarray(voxel_size[1:])) * np.asarray(voxel_size[1:])
+            thickness = voxel_size[0]
+
+            def misalign(points, cut=cut, slip=slip, shift=shift, t=thickness):
+                out = np.zeros_like(points)
+                z = points[:, 0]
+                moved = np.abs(z - cut) < t / 2 if slip else z >= cut
+                out[moved, 1:] = shift
+                return out
+
+            parts.append(misalign)
+    if not parts:
+        return None
+
+    def transform(points):
+        total = np.zeros_like(points)
+        for part in parts:
+            total += part(points)
+        return total
+
+    return transform
+
+
 def apply_elastic(
     array: np.ndarray, voxel_size: Coordinate, field, order: int
 ) -> np.ndarray:
@@ -124,6 +192,38 @@ def augment_intensity(raw: np.ndarray, cfg: AugmentConfig, rng: np.random.Genera
     return raw
 
 
+def augment_sections(raw: np.ndarray, dims: int, cfg: AugmentConfig,
+                     rng: np.random.Generator) -> np.ndarray:
+    """Blur, per-section intensity and defective sections on float raw (channels first)."""
+    if cfg.blur > 0 and rng.random() < 0.5:
+        sigma = rng.uniform(0, cfg.blur)
+        spatial = [0.0] * (dims - 2) + [sigma, sigma]
+        lead = [0.0] * (raw.ndim - dims)
+        raw = gaussian_filter(raw, lead + spatial, mode="nearest").astype(np.float32)
+    if dims != 3:
+        return raw
+    z_axis = raw.ndim - 3
+    n = raw.shape[z_axis]
+    shape = [1] * raw.ndim
+    shape[z_axis] = n
+    if cfg.section_intensity > 0:
+        s = cfg.section_intensity
+        a = rng.uniform(1 - s, 1 + s, size=n).astype(np.float32).reshape(shape)
+        b = rng.uniform(-s, s, size=n).astype(np.float32).reshape(shape)
+        raw = raw * a + b
+    if cfg.missing_sections > 0 or cfg.low_contrast_sections > 0:
+        raw = raw.copy()
+        draws = rng.random(n)
+        for z in range(n):
+            index = (slice(None),) * z_axis + (z,)
+            if draws[z] < cfg.missing_sections:
+                raw[index] = 0
+            elif draws[z] < cfg.missing_sections + cfg.low_contrast_sections:
+                mean = raw[index].mean()
+                raw[index] = mean + (raw[index] - mean) / 10
+    return raw
+
+
 def augment(
     raw: np.ndarray,
     labels: list[np.ndarray],
@@ -135,16 +235,18 @@ def augment(
 
     Shapes are kept (elastic crops nothing: the caller removes its margin afterwards).
     """
-    if cfg.elastic_magnitude > 0:
-        dims = len(voxel_size)
+    dims = len(voxel_size)
+    if cfg.resamples:
         extent = Coordinate(
             max(a.shape[a.ndim - dims + i] for a in [raw, *labels]) * v
             for i, v in enumerate(voxel_size)
         )
-        field = elastic_field(extent, cfg, voxel_size, rng)
-        raw = apply_elastic(raw, voxel_size, field, order=1)
-        labels = [apply_elastic(lab, voxel_size, field, order=0) for lab in labels]
+        field = spatial_transform(extent, cfg, voxel_size, rng)
+        if field is not None:
+            raw = apply_elastic(raw, voxel_size, field, order=1)
+            labels = [apply_elastic(lab, voxel_size, field, order=0) for lab in labels]
     arrays = mirror_and_transpose([raw, *labels], voxel_size, cfg, rng)
     raw, labels = arrays[0], arrays[1:]
     raw = augment_intensity(raw, cfg, rng)
+    raw = augment_sections(raw, dims, cfg, rng)
     return raw, labels

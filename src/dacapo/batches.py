@@ -41,9 +41,9 @@ from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
 
 from dacapo.augment import augment
+from dacapo.experiments.normalization import normalize_input
 from dacapo.experiments.run_config import RunConfig
 from dacapo.geometry import ModelGeometry, crop, snap_roi
-from dacapo.ops.intensity import normalize_raw
 from dacapo.store.arrays import in_memory, read_padded
 
 logger = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ class BatchProvider(torch.utils.data.Dataset):
         step = Coordinate(
             v * o // math.gcd(v, o) for v, o in zip(geo.voxel_size, ovs)
         )  # on both grids
-        margin = tc.augment.elastic_margin(step)
+        margin = tc.augment.elastic_margin(step, geo.input_size)
         for _attempt in range(MAX_REJECTIONS + 1):
             offset = region.begin + Coordinate(
                 int(rng.integers(s // st + 1)) * st for s, st in zip(slack, step)
@@ -188,7 +188,7 @@ class BatchProvider(torch.utils.data.Dataset):
         else:
             logger.debug("dataset %s: no crop passed the rejection criteria", ds.name)
         in_read = out_roi.grow(geo.context, geo.context).grow(margin, margin)
-        raw = normalize_raw(vol["raw"].read(in_read))
+        raw = normalize_input(vol["raw"].read(in_read), self.run_config.normalization)
         if raw.ndim == geo.voxel_size.dims:
             raw = raw[None]
         gt = vol["gt"].read(gt_read)

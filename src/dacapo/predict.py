@@ -41,8 +41,9 @@ from dacapo.blockwise import run_blockwise
 from dacapo.checks.arrays import check_finite_array
 from dacapo.checks.paths import check_output
 from dacapo.errors import InputError
+from dacapo.experiments.normalization import normalize_input
+from dacapo.experiments.tta import forward
 from dacapo.geometry import ModelGeometry, block_rois, prediction_roi
-from dacapo.ops.intensity import normalize_raw
 from dacapo.runtime import build_model, choose_device, load_weights
 from dacapo.store.arrays import PADDINGS, open_array, read_with_padding
 from dacapo.store.ome import prepare_output  # outputs are OME-NGFF images
@@ -51,17 +52,17 @@ logger = logging.getLogger(__name__)
 
 
 def predict_block(model, raw: Array, write_roi: Roi, geometry: ModelGeometry,
-                  padding: str = "reflect") -> np.ndarray:
+                  padding: str = "reflect", normalization=None, flips: bool = False) -> np.ndarray:
     """Model output (channels first, float32) for ``write_roi``: the raw read with the
-    model's context (padded beyond the raw as ``padding`` says), normalised, one forward
-    pass in eval mode."""
+    model's context (padded beyond the raw as ``padding`` says), normalised as the run's
+    ``normalization`` says, one forward pass in eval mode (the flip mean with ``flips``)."""
     device = next(model.parameters()).device
     read_roi = write_roi.grow(geometry.context, geometry.context)
-    data = normalize_raw(read_with_padding(raw, read_roi, padding))
+    data = normalize_input(read_with_padding(raw, read_roi, padding), normalization)
     if data.ndim == raw.voxel_size.dims:
         data = data[None]
     with torch.no_grad():
-        y = model(torch.from_numpy(np.ascontiguousarray(data))[None].to(device))[0]
+        y = forward(model, torch.from_numpy(np.ascontiguousarray(data))[None].to(device), flips)[0]
     y = y.cpu().numpy().astype(np.float32, copy=False)
     expected = tuple(write_roi.shape / geometry.output_voxel_size)
     if tuple(y.shape[1:]) != expected:
@@ -102,18 +103,21 @@ def _load(spec: PredictSpec):
 def _worker_block(spec: PredictSpec, block) -> np.ndarray:
     """Runner process function: `predict_block` of ``block.write_roi``."""
     model, raw, geometry = _load(spec)
-    return predict_block(model, raw, block.write_roi, geometry, spec.padding)
+    rc = spec.run_config
+    return predict_block(model, raw, block.write_roi, geometry, spec.padding, rc.normalization,
+                         rc.test_time_flips)
 
 
 def predict_in_process(model, raw: Array, output, out_roi: Roi, geometry: ModelGeometry,
-                       padding: str = "reflect", progress: bool = True) -> None:
+                       padding: str = "reflect", progress: bool = True, normalization=None,
+                       flips: bool = False) -> None:
     """Predict every block of ``out_roi`` with ``model`` here and write it to ``output``."""
     was_training = model.training
     model.eval()
     try:
         for write_roi in tqdm(block_rois(out_roi, geometry.output_size), desc="predict",
                               disable=not progress, dynamic_ncols=True, leave=False):
-            y = predict_block(model, raw, write_roi, geometry, padding)
+            y = predict_block(model, raw, write_roi, geometry, padding, normalization, flips)
             target = write_roi.intersect(out_roi)
             rel = (target - write_roi.offset) / geometry.output_voxel_size
             y = y[(slice(None),) + rel.to_slices()]
@@ -177,7 +181,8 @@ def predict(
                 output_path, out_roi, geometry.output_size, geometry.context,
                 "in this process" if in_process else f"{num_workers} workers")
     if in_process:
-        predict_in_process(model, raw, output, out_roi, geometry, padding, progress)
+        predict_in_process(model, raw, output, out_roi, geometry, padding, progress,
+                           run_config.normalization, run_config.test_time_flips)
         return open_array(output_path, "prediction")
     spec = PredictSpec(run_config, str(Path(checkpoint).absolute()),
                        str(Path(raw_path).absolute()), padding,

@@ -28,7 +28,9 @@ from tqdm import tqdm
 
 from dacapo.batches import BatchProvider, make_loader
 from dacapo.errors import InputError
+from dacapo.experiments.normalization import with_statistics
 from dacapo.experiments.run_config import RunConfig
+from dacapo.ops.schedule import set_learning_rate
 from dacapo.plots import safe_plot_run
 from dacapo.runtime import build_model, choose_device, log_to_file, make_optimizer
 from dacapo.store.ome import write_image
@@ -63,6 +65,7 @@ def train_run(
     problems = run_problems(run_config, strict_task=False)
     if problems:
         raise InputError("; ".join(problems))
+    run_config = with_statistics(run_config)  # normalisation statistics, stored in run.yaml
     run_dir = prepare_run_dir(run_config, root)
     with log_to_file(run_dir.logs / "train.log"):
         _train(run_config, run_dir, progress, validate)
@@ -128,6 +131,7 @@ def _train(run_config: RunConfig, run_dir: RunDir, progress: bool, validate: boo
             raw = batch["raw"].to(device, non_blocking=True)
             target = batch["target"].to(device, non_blocking=True)
             weight = batch["weight"].to(device, non_blocking=True)
+            set_learning_rate(optimizer, tc, iteration - 1, rc.num_iterations)
             loss_value, prediction = train_step(model, optimizer, task.loss, raw, target, weight)
             if not math.isfinite(loss_value):
                 raise FloatingPointError(

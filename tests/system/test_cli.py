@@ -20,8 +20,8 @@ from dacapo.store.arrays import open_array
 from dacapo.store.converter import from_yaml, to_yaml
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
-COMMANDS = ["verify", "train", "validate", "apply", "convert", "downsample", "view", "export",
-            "config-help", "demo"]
+COMMANDS = ["verify", "train", "validate", "apply", "convert", "plan", "downsample", "view",
+            "export", "config-help", "demo"]
 
 
 def invoke(*args: str):

@@ -14,8 +14,10 @@ import attr
 
 from dacapo.experiments.architectures import ArchitectureConfig
 from dacapo.experiments.datasplits import DataSplitConfig
+from dacapo.experiments.normalization import NormalizationConfig
 from dacapo.experiments.tasks import TaskConfig
 from dacapo.experiments.trainer_config import TrainerConfig
+from dacapo.experiments.tta import problems as tta_problems
 from dacapo.store.converter import register
 
 
@@ -41,6 +43,16 @@ class RunConfig:
         default=0, metadata={"help_text": "Write a snapshot zarr every N iterations (0: never)."}
     )
     seed: int = attr.ib(default=0, metadata={"help_text": "Seed of weights and crops."})
+    normalization: NormalizationConfig = attr.ib(
+        factory=NormalizationConfig,
+        metadata={"help_text": "Raw intensity normalisation; statistics of the training raw "
+                               "are computed when training starts (dacapo.experiments.normalization)."},
+    )
+    test_time_flips: bool = attr.ib(
+        default=False,
+        metadata={"help_text": "Validate and apply with the mean over in-plane flips of the "
+                               "input (4 passes; not for affinities; dacapo.experiments.tta)."},
+    )
     num_workers: int = attr.ib(
         default=0,
         metadata={"help_text": "Blockwise workers for validation (0: predict in the training "
@@ -88,6 +100,7 @@ class RunConfig:
             problems.append(f"architecture_config: {arch_reason}")
         if self.padding not in ("reflect", "zero", "none"):
             problems.append(f"padding: must be 'reflect', 'zero' or 'none', got {self.padding!r}")
+        problems += self.normalization.problems() + tta_problems(self)
         return problems + self.trainer_config.problems() + self.datasplit_config.problems()
 
 

@@ -8,6 +8,7 @@ import math
 import attr
 from funlib.geometry import Coordinate
 
+from dacapo.ops.schedule import SCHEDULES
 from dacapo.store.converter import register
 
 
@@ -44,8 +45,44 @@ class AugmentConfig:
         },
     )
 
+    rotate: bool = attr.ib(
+        default=False,
+        metadata={"help_text": "Random in-plane rotation by any angle (last two axes)."},
+    )
+    misalign_probability: float = attr.ib(
+        default=0.0,
+        metadata={"help_text": "Probability of a section misalignment (shift or slip), 3D."},
+    )
+    misalign_max: float = attr.ib(
+        default=0.0, metadata={"help_text": "Largest misalignment per axis (world units)."}
+    )
+    section_intensity: float = attr.ib(
+        default=0.0,
+        metadata={"help_text": "Per-section raw * U(1-s, 1+s) + U(-s, s) (3D); 0 disables."},
+    )
+    blur: float = attr.ib(
+        default=0.0,
+        metadata={"help_text": "Largest in-plane Gaussian blur sigma (voxels), applied to "
+                               "half of the crops; 0 disables."},
+    )
+    missing_sections: float = attr.ib(
+        default=0.0, metadata={"help_text": "Probability per section of being zeroed (3D)."}
+    )
+    low_contrast_sections: float = attr.ib(
+        default=0.0,
+        metadata={"help_text": "Probability per section of 10x lower contrast (3D)."},
+    )
+
     def problems(self) -> list[str]:
         out = []
+        for name in ("misalign_max", "section_intensity", "blur"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or value < 0:
+                out.append(f"trainer.augment.{name}: must be >= 0, got {value!r}")
+        for name in ("misalign_probability", "missing_sections", "low_contrast_sections"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                out.append(f"trainer.augment.{name}: must lie in [0, 1], got {value!r}")
         for name in ("intensity_scale", "intensity_shift", "gamma", "noise", "elastic_magnitude",
                      "elastic_spacing"):
             value = getattr(self, name)
@@ -55,12 +92,26 @@ class AugmentConfig:
             out.append("trainer.augment.intensity_scale: must be < 1")
         return out
 
-    def elastic_margin(self, voxel_size: Coordinate) -> Coordinate:
-        """World-unit margin (per side, multiple of ``voxel_size``) read for elastic."""
-        if self.elastic_magnitude <= 0:
-            return Coordinate((0,) * len(voxel_size))
-        m = 3 * self.elastic_magnitude
-        return Coordinate(int(math.ceil(m / v)) * v for v in voxel_size)
+    @property
+    def resamples(self) -> bool:
+        """Whether crops are resampled (elastic, rotation or misalignment)."""
+        return self.elastic_magnitude > 0 or self.rotate or (
+            self.misalign_probability > 0 and self.misalign_max > 0)
+
+    def elastic_margin(self, voxel_size: Coordinate, extent: Coordinate | None = None) -> Coordinate:
+        """World-unit margin (per side, multiple of ``voxel_size``) read for the resampling
+        of a crop of world ``extent`` (needed for ``rotate``): 3 elastic sigmas, the
+        misalignment and, rotated, half the in-plane diagonal minus half the side."""
+        dims = len(voxel_size)
+        m = [3.0 * self.elastic_magnitude] * dims
+        if self.misalign_probability > 0 and dims == 3:
+            for axis in (1, 2):
+                m[axis] += self.misalign_max
+        if self.rotate and extent is not None and dims >= 2:
+            half_diag = math.hypot(extent[-1], extent[-2]) / 2
+            for axis in (dims - 2, dims - 1):
+                m[axis] += half_diag - extent[axis] / 2
+        return Coordinate(int(math.ceil(v_m / v)) * v for v_m, v in zip(m, voxel_size))
 
 
 @attr.s
@@ -69,6 +120,17 @@ class TrainerConfig:
 
     batch_size: int = attr.ib(default=1, metadata={"help_text": "Crops per training batch."})
     learning_rate: float = attr.ib(default=1e-4, metadata={"help_text": "Optimizer step size."})
+    lr_schedule: str = attr.ib(
+        default="constant",
+        metadata={"help_text": "'constant', 'cosine' or 'poly' decay after the warm-up "
+                               "(see dacapo.ops.schedule)."},
+    )
+    warmup_iterations: int = attr.ib(
+        default=0, metadata={"help_text": "Iterations of linear learning-rate warm-up."}
+    )
+    final_lr_fraction: float = attr.ib(
+        default=0.0, metadata={"help_text": "Learning rate at the end / learning_rate (decays)."}
+    )
     optimizer: str = attr.ib(default="adam", metadata={"help_text": "'adam' or 'adamw'."})
     weight_decay: float = attr.ib(
         default=0.0, metadata={"help_text": "Weight decay (decoupled for adamw)."}
@@ -103,6 +165,12 @@ class TrainerConfig:
             out.append(f"trainer.batch_size: must be an integer >= 1, got {self.batch_size!r}")
         if not isinstance(self.learning_rate, (int, float)) or not self.learning_rate > 0:
             out.append(f"trainer.learning_rate: must be > 0, got {self.learning_rate!r}")
+        if self.lr_schedule not in SCHEDULES:
+            out.append(f"trainer.lr_schedule: must be one of {list(SCHEDULES)}, got {self.lr_schedule!r}")
+        if not isinstance(self.warmup_iterations, int) or self.warmup_iterations < 0:
+            out.append(f"trainer.warmup_iterations: must be an integer >= 0, got {self.warmup_iterations!r}")
+        if not isinstance(self.final_lr_fraction, (int, float)) or not 0 <= self.final_lr_fraction <= 1:
+            out.append(f"trainer.final_lr_fraction: must lie in [0, 1], got {self.final_lr_fraction!r}")
         if self.optimizer not in ("adam", "adamw"):
             out.append(f"trainer.optimizer: must be 'adam' or 'adamw', got {self.optimizer!r}")
         if not isinstance(self.weight_decay, (int, float)) or self.weight_decay < 0:

@@ -276,7 +276,7 @@ def load_checkpoint_file(path: str | Path) -> dict[str, Any]:
 
 #: settings a re-run may change: the schedule and how the work is spread over the machine
 FREE_FIELDS = {"num_iterations", "validation_interval", "checkpoint_interval",
-               "snapshot_interval", "num_workers", "device", "padding"}
+               "snapshot_interval", "num_workers", "device", "padding", "test_time_flips"}
 FREE_TRAINER_FIELDS = {"num_data_workers", "torch_threads"}
 
 

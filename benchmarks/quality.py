@@ -1,0 +1,491 @@
+"""Segmentation quality on real volumes: convert, plan, train, validate, apply, score.
+
+For each dataset of ``../shared/data/`` (TIFF stacks + ``meta.json``; ``--data`` elsewhere):
+
+1. the TIFFs become zarr arrays (``dacapo convert``'s code): the whole raw and labels, the
+   training part (all but the last ``holdout`` z-slices) and the held-out ground truth (the
+   last ``holdout`` z-slices; its raw is that slab and ``context_z`` slices before it, so
+   that context comes from real raw where it exists; held-out labels are never trained on);
+2. a run config: ``--recipe planned`` (default) from `dacapo.plan.plan_run` with the CPU
+   budget ``--minutes`` per dataset; ``--recipe hand`` the hand-written configs of the
+   BEFORE figures (examples-like UNets, raw divided by the dtype maximum);
+3. training (``dacapo train``'s `train_run`), validating every ``validation_interval``;
+4. the checkpoint and post-processing parameters that are best by the task's main criterion
+   on the held-out part are applied to the whole volume (``dacapo apply``'s `apply_run`);
+   the held-out part of that output is scored again (it must equal the validation score);
+5. baselines on the same held-out voxels: Otsu's threshold of the raw (semantic tasks, the
+   better polarity) and a seeded watershed on the predicted boundaries (instances:
+   boundary = 1 - mean nearest-neighbour affinity; seeds = maxima of its distance transform);
+6. ``docs/quality.md`` (``--out``): one row per dataset, and ``quality_log.jsonl`` beside the
+   work folder with every measurement.
+
+Deterministic given ``--seed`` (training is deterministic given the seed and the thread
+count; wall times vary with the load, which is printed). ``make bench-quality`` runs it.
+
+Run: ``.venv/bin/python benchmarks/quality.py [--minutes 8] [--datasets a,b] [--recipe hand]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import attr
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data"
+if not DEFAULT_DATA.is_dir():
+    DEFAULT_DATA = Path("/work/shared/data")
+
+#: per dataset: files, voxel size (nm, z y x), task kind, held-out z-slices, GT preparation
+DATASETS = {
+    "fibsem_neurons": {
+        "raw": "raw.tif", "labels": "labels.tif", "voxel_size": (10, 10, 10),
+        "task": "affinities", "holdout": 15, "gt": "instances", "context_z": 16,
+    },
+    "lm_nuclei": {
+        "raw": "1135_raw.tif", "labels": "1135_labels.tif", "voxel_size": (284, 127, 127),
+        "task": "distance", "holdout": 30, "gt": "mask", "context_z": 16,
+    },
+    "sstem_membranes": {
+        "raw": "raw.tif", "labels": "labels.tif", "voxel_size": (50, 4, 4),
+        "task": "one_hot", "holdout": 5, "gt": "classes255", "context_z": 0,
+    },
+}
+
+#: the score that decides, per task kind: (criterion, higher is better, target)
+MAIN = {
+    "affinities": ("voi", False, 0.8),
+    "distance": ("nucleus__dice", True, 0.9),
+    "inner_distance": ("nucleus__dice", True, 0.9),
+    "one_hot": ("interior__iou", True, 0.90),
+}
+SHOWN = {
+    "affinities": ["voi", "voi_split", "voi_merge", "adapted_rand_error", "f1"],
+    "distance": ["nucleus__dice", "nucleus__jaccard"],
+    "inner_distance": ["nucleus__dice", "nucleus__jaccard"],
+    "one_hot": ["interior__iou", "interior__dice", "mean_iou"],
+}
+
+
+# --------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------
+
+
+def prepare_data(name: str, data_dir: Path, work: Path) -> dict[str, str]:
+    """Zarr arrays of dataset ``name`` under ``work/<name>.zarr`` (kept when present)."""
+    from funlib.geometry import Coordinate
+    from funlib.persistence import open_ds, prepare_ds
+
+    from dacapo.convert import convert_tiff
+
+    spec = DATASETS[name]
+    container = work / f"{name}.zarr"
+    paths = {k: f"{container}/{k}" for k in
+             ("raw", "labels", "train/raw", "train/gt", "validate/raw", "validate/gt", "gt")}
+    done = container / ".prepared"
+    if done.is_file():
+        return paths
+    if container.exists():
+        shutil.rmtree(container)
+    vs = Coordinate(spec["voxel_size"])
+    raw = convert_tiff(data_dir / name / spec["raw"], paths["raw"], list(vs))
+    labels = convert_tiff(data_dir / name / spec["labels"], paths["labels"], list(vs))
+    lab = np.asarray(labels[labels.roi])
+    if spec["gt"] == "mask":
+        gt = (lab > 0).astype(np.uint8)
+    elif spec["gt"] == "classes255":
+        gt = (lab > 0).astype(np.uint8)  # 0 membrane, 1 interior
+    else:
+        gt = lab.astype(np.uint64)
+    z_split = gt.shape[0] - spec["holdout"]
+    raw_data = np.asarray(raw[raw.roi])
+
+    def write(key: str, data: np.ndarray, z0: int) -> None:
+        arr = prepare_ds(paths[key], shape=data.shape, offset=Coordinate((z0 * vs[0], 0, 0)),
+                         voxel_size=vs, axis_names=["z", "y", "x"], units=["nm"] * 3,
+                         dtype=data.dtype, chunk_shape=tuple(min(64, s) for s in data.shape),
+                         mode="w")
+        arr[arr.roi] = data
+
+    write("gt", gt, 0)
+    write("train/raw", raw_data[:z_split], 0)
+    write("train/gt", gt[:z_split], 0)
+    write("validate/gt", gt[z_split:], z_split)
+    # validation raw: the held-out slab and up to context_z real slices before it (context)
+    z0 = max(0, z_split - spec["context_z"])
+    write("validate/raw", raw_data[z0:], z0)
+    open_ds(paths["validate/gt"], mode="r")
+    done.write_text("ok")
+    return paths
+
+
+def split_config(paths: dict[str, str]):
+    from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
+
+    return DataSplitConfig(
+        train=[DatasetConfig("train", paths["train/raw"], paths["train/gt"])],
+        validate=[DatasetConfig("heldout", paths["validate/raw"], paths["validate/gt"])],
+    )
+
+
+# --------------------------------------------------------------------------
+# configs
+# --------------------------------------------------------------------------
+
+
+def task_config(kind: str):
+    from dacapo.experiments.tasks import (
+        AffinitiesTaskConfig,
+        DistanceTaskConfig,
+        InnerDistanceTaskConfig,
+        OneHotTaskConfig,
+    )
+
+    if kind == "affinities":
+        return AffinitiesTaskConfig(
+            name="affinities",
+            neighborhood=[(1, 0, 0), (0, 1, 0), (0, 0, 1), (3, 0, 0), (0, 3, 0), (0, 0, 3)],
+            lsds=True, num_lsd_voxels=3, downsample_lsds=2,
+        )
+    if kind == "distance":
+        return DistanceTaskConfig(name="distance", channels=["nucleus"], scale_factor=1000,
+                                  clip_distance=2000, tol_distance=500)
+    if kind == "inner_distance":
+        return InnerDistanceTaskConfig(name="inner_distance", channels=["nucleus"],
+                                       scale_factor=1000, clip_distance=2000, tol_distance=500)
+    if kind == "one_hot":
+        return OneHotTaskConfig(name="one_hot", classes=["membrane", "interior"])
+    raise ValueError(f"task kind {kind!r} unknown")
+
+
+def hand_config(name: str, paths: dict[str, str], iterations: int, seed: int):
+    """The BEFORE configs: what a user copies from ``examples/`` and adapts by hand."""
+    from dacapo.experiments.architectures import CNNectomeUNetConfig
+    from dacapo.experiments.run_config import RunConfig, TrainerConfig
+
+    kind = DATASETS[name]["task"]
+    if name == "sstem_membranes":
+        arch = CNNectomeUNetConfig(
+            name="unet2d", input_shape=(1, 124, 124), eval_shape_increase=(0, 128, 128),
+            fmaps_in=1, fmaps_out=12, num_fmaps=12, fmap_inc_factor=2,
+            downsample_factors=[(1, 2, 2), (1, 2, 2)],
+            kernel_size_down=[[(1, 3, 3)] * 2] * 3, kernel_size_up=[[(1, 3, 3)] * 2] * 2,
+        )
+    else:
+        arch = CNNectomeUNetConfig(
+            name="unet", input_shape=(24, 64, 64), eval_shape_increase=(8, 32, 32),
+            fmaps_in=1, fmaps_out=12, num_fmaps=12, fmap_inc_factor=2,
+            downsample_factors=[(1, 2, 2), (2, 2, 2)],
+            kernel_size_down=[[(1, 3, 3)] * 2, [(3, 3, 3)] * 2, [(3, 3, 3)] * 2],
+            kernel_size_up=[[(1, 3, 3)] * 2, [(3, 3, 3)] * 2],
+        )
+    return RunConfig(
+        name=f"hand_{name}", task_config=task_config(kind), architecture_config=arch,
+        datasplit_config=split_config(paths),
+        trainer_config=TrainerConfig(batch_size=2, learning_rate=5e-4, num_data_workers=1),
+        num_iterations=iterations, validation_interval=max(1, iterations // 4),
+        checkpoint_interval=max(1, iterations // 4), seed=seed,
+    )
+
+
+def planned_config(name: str, paths: dict[str, str], minutes: float, seed: int):
+    from dacapo.plan import plan_run
+
+    kind = DATASETS[name]["task"]
+    rc, _text = plan_run([paths["train/gt"]], [paths["train/raw"]], kind, minutes=minutes,
+                         name=f"planned_{name}", seed=seed,
+                         validate=[("heldout", paths["validate/raw"], paths["validate/gt"])])
+    return rc
+
+
+# --------------------------------------------------------------------------
+# scores
+# --------------------------------------------------------------------------
+
+
+def best_row(run_dir, kind: str) -> dict:
+    """Every shown metric at the (iteration, parameters) best by the main criterion."""
+    crit, hib, _ = MAIN[kind]
+    rows = run_dir.validation_scores()
+    cands = [r for r in rows if r["criterion"] == crit and not math.isnan(r["value"])]
+    if not cands:
+        return {}
+    top = (max if hib else min)(cands, key=lambda r: r["value"])
+    key = (top["iteration"], json.dumps(top["parameters"], sort_keys=True))
+    out = {"iteration": top["iteration"], "parameters": top["parameters"]}
+    for r in rows:
+        if (r["iteration"], json.dumps(r["parameters"], sort_keys=True)) == key:
+            out[r["criterion"]] = r["value"]
+    # the last validation, same criterion (no checkpoint selection on the held-out part)
+    last = max(r["iteration"] for r in rows)
+    lasts = [r for r in cands if r["iteration"] == last]
+    out["last_iteration"] = last
+    out["last_" + crit] = (max if hib else min)(r["value"] for r in lasts) if lasts else None
+    return out
+
+
+def crop(array, roi) -> np.ndarray:
+    return np.asarray(array.to_ndarray(roi, fill_value=0))
+
+
+def otsu_baseline(raw_path: str, gt_path: str, kind: str) -> dict:
+    """Otsu threshold of the raw on the held-out part: Dice/IoU of the better polarity."""
+    from funlib.persistence import open_ds
+    from skimage.filters import threshold_otsu
+
+    from dacapo.ops.multiclass_metrics import multiclass_metrics
+
+    raw = open_ds(raw_path, mode="r")
+    gt = open_ds(gt_path, mode="r")
+    r = crop(raw, gt.roi).astype(np.float32)
+    g = crop(gt, gt.roi).astype(np.int64)
+    t = threshold_otsu(r)
+    best = {}
+    for pol, seg in (("bright", r > t), ("dark", r <= t)):
+        m, _ = multiclass_metrics(seg.astype(np.int64), g, 2)
+        iou, dice = float(m["iou"][1]), float(m["dice"][1])
+        if not best or iou > best["iou"]:
+            best = {"iou": iou, "dice": dice, "polarity": pol, "threshold": float(t)}
+    return best
+
+
+def watershed_baseline(prediction_path: str, gt_path: str) -> dict:
+    """Seeded watershed of the predicted boundaries (1 - mean of the 3 nearest affinities),
+    seeds at maxima of the distance to boundary > t; best VOI over t in (0.3, 0.5, 0.7)."""
+    from funlib.persistence import open_ds
+    from scipy import ndimage
+    from skimage.segmentation import watershed
+
+    from dacapo.ops.instance_metrics import instance_metrics
+
+    pred = open_ds(prediction_path, mode="r")
+    gt = open_ds(gt_path, mode="r")
+    roi = pred.roi.intersect(gt.roi)
+    affs = crop(pred, roi)[:3]
+    g = crop(gt, roi).astype(np.uint64)
+    boundary = 1.0 - affs.mean(axis=0)
+    best: dict = {}
+    for t in (0.3, 0.5, 0.7):
+        inside = boundary < t
+        dist = ndimage.distance_transform_edt(inside)
+        maxima = (dist == ndimage.maximum_filter(dist, size=5)) & inside
+        seeds, _ = ndimage.label(maxima)
+        seg = watershed(boundary, seeds).astype(np.uint64)
+        m = instance_metrics(seg, g)
+        voi, are = float(m["voi"]), float(m["adapted_rand_error"])
+        if not best or voi < best["voi"]:
+            best = {"voi": voi, "adapted_rand_error": are, "threshold": t}
+    return best
+
+
+def score_applied(seg_path: str, gt_path: str, kind: str) -> dict:
+    """The main scores of the applied whole-volume output on the held-out part."""
+    from funlib.persistence import open_ds
+
+    seg = open_ds(seg_path, mode="r")
+    gt = open_ds(gt_path, mode="r")
+    roi = seg.roi.intersect(gt.roi)
+    s, g = crop(seg, roi), crop(gt, roi)
+    if s.ndim > g.ndim:
+        s = s[0]
+    if kind == "affinities":
+        from dacapo.ops.instance_metrics import instance_metrics
+
+        m = instance_metrics(s.astype(np.uint64), g.astype(np.uint64))
+        return {"voi": float(m["voi"]), "adapted_rand_error": float(m["adapted_rand_error"]),
+                "scored_fraction": float(np.prod(roi.shape) / np.prod(gt.roi.shape))}
+    from dacapo.ops.multiclass_metrics import multiclass_metrics
+
+    m, _ = multiclass_metrics((s > 0).astype(np.int64), (g > 0).astype(np.int64), 2)
+    return {"iou": float(m["iou"][1]), "dice": float(m["dice"][1]),
+            "scored_fraction": float(np.prod(roi.shape) / np.prod(gt.roi.shape))}
+
+
+# --------------------------------------------------------------------------
+# one dataset
+# --------------------------------------------------------------------------
+
+
+def config_summary(rc) -> str:
+    a = rc.architecture_config
+    t = rc.trainer_config
+    levels = "/".join("x".join(str(v) for v in f) for f in a.downsample_factors) or "-"
+    kd = a.kernel_size_down or []
+    two_d = sum(1 for lvl in kd if all(k[0] == 1 for k in lvl))
+    sched = getattr(t, "lr_schedule", "constant")
+    n = getattr(rc, "normalization", None)
+    norm = "dtype max" if n is None or n.method == "dtype_max" else n.method
+    return (f"UNet in {tuple(a.input_shape)} fmaps {a.num_fmaps}x{a.fmap_inc_factor} "
+            f"down {levels} ({two_d} 2D levels); batch {t.batch_size}, lr {t.learning_rate:g} "
+            f"{sched}; norm {norm}; {rc.num_iterations} it")
+
+
+def run_dataset(name: str, args, work: Path, log) -> dict:
+    from dacapo.apply import apply_run
+    from dacapo.train import train_run
+
+    spec = DATASETS[name]
+    kind = spec["task"]
+    paths = prepare_data(name, Path(args.data), work)
+    if args.recipe == "hand":
+        rc = hand_config(name, paths, args.iterations or 400, args.seed)
+    else:
+        rc = planned_config(name, paths, args.minutes, args.seed)
+    if args.iterations:
+        n = args.iterations
+        rc = attr.evolve(rc, num_iterations=n, validation_interval=max(1, n // 4),
+                         checkpoint_interval=max(1, n // 4))
+    if args.tag:
+        rc = attr.evolve(rc, name=f"{rc.name}_{args.tag}")
+    runs = work / "runs"
+    run_path = runs / rc.name
+    if run_path.exists() and args.fresh:
+        shutil.rmtree(run_path)
+    t0 = time.perf_counter()
+    load0 = os.getloadavg()[0]
+    run_dir = train_run(rc, runs, progress=False)
+    train_s = time.perf_counter() - t0
+    stats = run_dir.training_stats()
+    train_only = float(stats[-1]["time"]) if stats else float("nan")
+    best = best_row(run_dir, kind)
+    out = work / "apply" / f"{rc.name}.zarr" / "seg"
+    if out.parent.exists():
+        shutil.rmtree(out.parent)
+    t1 = time.perf_counter()
+    apply_run(run_dir.path, paths["raw"], out, num_workers=1, progress=False)
+    apply_s = time.perf_counter() - t1
+    applied = score_applied(str(out), paths["validate/gt"], kind)
+    baseline: dict
+    if kind == "affinities":
+        pred = run_dir.predictions / f"{best['iteration']:08d}" / "heldout.zarr" / "prediction"
+        baseline = watershed_baseline(str(pred), paths["validate/gt"])
+    else:
+        baseline = otsu_baseline(paths["raw"], paths["validate/gt"], kind)
+    result = {
+        "dataset": name, "task": type(rc.task_config).__name__, "run": rc.name,
+        "recipe": args.recipe, "seed": args.seed, "config": config_summary(rc),
+        "train_s": round(train_s, 1), "train_loop_s": round(train_only, 1),
+        "apply_s": round(apply_s, 1), "load_start": round(load0, 2),
+        "load_end": round(os.getloadavg()[0], 2), "best": best, "applied": applied,
+        "baseline": baseline, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    log(result)
+    return result
+
+
+# --------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------
+
+
+def _f(v, digits=3) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def table(results: list[dict]) -> str:
+    lines = [
+        "| dataset | task | config | train time | held-out score (best checkpoint) | last checkpoint | applied, held-out part | baseline | target |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        kind = DATASETS[r["dataset"]]["task"]
+        crit, hib, target = MAIN[kind]
+        b = r["best"]
+        shown = ", ".join(f"{c} {_f(b.get(c))}" for c in SHOWN[kind] if c in b)
+        if kind == "affinities":
+            base = (f"watershed on predicted boundaries: VOI {_f(r['baseline'].get('voi'))}, "
+                    f"ARAND {_f(r['baseline'].get('adapted_rand_error'))}")
+            app = (f"VOI {_f(r['applied'].get('voi'))}, ARAND "
+                   f"{_f(r['applied'].get('adapted_rand_error'))}")
+            met = b.get("voi", 9) <= 0.8 and b.get("adapted_rand_error", 9) <= 0.1
+            tgt = "VOI ≤ 0.8, ARAND ≤ 0.1"
+        else:
+            base = (f"Otsu ({r['baseline'].get('polarity')}): IoU {_f(r['baseline'].get('iou'))}, "
+                    f"Dice {_f(r['baseline'].get('dice'))}")
+            app = f"IoU {_f(r['applied'].get('iou'))}, Dice {_f(r['applied'].get('dice'))}"
+            met = (b.get(crit) or 0) >= target
+            tgt = f"{crit} ≥ {target}"
+        app += f" ({100 * r['applied'].get('scored_fraction', float('nan')):.0f} % of it scored)"
+        lines.append(
+            f"| {r['dataset']} | {r['task']} | {r['config']} | {r['train_s'] / 60:.1f} min "
+            f"(load {r['load_start']}–{r['load_end']}) | {shown} (it {b.get('iteration')}, "
+            f"{_params(b.get('parameters'))}) | {crit} {_f(b.get('last_' + crit))} "
+            f"(it {b.get('last_iteration')}) | {app} | {base} | {tgt}: "
+            f"{'met' if met else 'missed'} |"
+        )
+    return "\n".join(lines)
+
+
+def _params(p) -> str:
+    if not p:
+        return "-"
+    return ", ".join(f"{k}={v}" for k, v in p.items() if k not in ("type", "id")) or "-"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument("--work", default=str(ROOT / "quality_runs"))
+    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--recipe", choices=["planned", "hand"], default="planned")
+    parser.add_argument("--minutes", type=float, default=8.0,
+                        help="training budget per dataset (CPU minutes on this machine)")
+    parser.add_argument("--iterations", type=int, default=0, help="override the plan's")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tag", default="", help="suffix of the run names")
+    parser.add_argument("--fresh", action="store_true", help="retrain existing runs")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "quality.md"))
+    parser.add_argument("--no-doc", action="store_true")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT / "src"))
+    import torch
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    log_path = work / "quality_log.jsonl"
+
+    def log(entry: dict) -> None:
+        with open(log_path, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+        print(json.dumps(entry, indent=1), flush=True)
+
+    results = []
+    t0 = time.perf_counter()
+    for name in args.datasets.split(","):
+        results.append(run_dataset(name, args, work, log))
+    text = table(results)
+    print(text)
+    if not args.no_doc:
+        write_doc(Path(args.out), results, text, args, time.perf_counter() - t0)
+    return 0
+
+
+def write_doc(path: Path, results: list[dict], text: str, args, total_s: float) -> None:
+    head = f"""# Quality on real data
+
+`make bench-quality` (`benchmarks/quality.py --recipe {args.recipe} --minutes {args.minutes:g}
+--seed {args.seed}`) on the volumes of `../shared/data/`: for each, the TIFFs are converted to
+zarr, the last z-slices are held out (their labels are never trained on; their raw is the
+whole volume, so context comes from real raw), a run config is planned by `dacapo plan` for
+a CPU budget of {args.minutes:g} min of training, trained, validated on the held-out part
+during training, and the checkpoint + post-processing parameters best by the task's main
+criterion are applied to the whole volume. Baselines on the same held-out voxels: Otsu's
+threshold of the raw (semantic), a seeded watershed on the predicted boundaries (instances).
+Total {total_s / 60:.0f} min on 2 shared CPU cores (machine load in the table).
+
+"""
+    path.write_text(head + text + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""The data fingerprint and the network rules of `dacapo.plan` (see its docstring):
+voxel size, labelled shapes, raw percentiles, object widths and volumes; the valid UNet
+with the most output voxels whose estimated step time fits the budget."""
+
+from __future__ import annotations
+
+import math
+
+import attr
+import numpy as np
+from funlib.geometry import Coordinate
+from scipy import ndimage
+
+from dacapo.ops.normalize import intensity_statistics, sample_values
+from dacapo.ops.planning import (
+    eval_increase,
+    level_layout,
+    object_widths,
+    unet_shapes,
+    weighted_median,
+)
+
+#: z voxel >= this x the in-plane one: a 2D network (one section at a time)
+TWO_D_RATIO = 4.0
+#: at most this many pooling levels (CPU budget)
+MAX_LEVELS = 3
+#: the bottom of the UNet keeps at least this many voxels per pooled axis (valid convs)
+MIN_BOTTOM = 4
+#: seconds per (multiply-add x 1e9) of a training step (forward + backward + optimiser), and
+#: per output voxel of batch preparation: measured on the 2-core development CPU under load
+COST_PER_GMAC = 3.0
+COST_PER_OUTPUT_VOXEL = 2.0e-6
+#: forward-only cost of prediction relative to a training step
+PREDICT_FRACTION = 0.35
+TASK_KINDS = ("affinities", "distance", "inner_distance", "one_hot")
+
+
+# --------------------------------------------------------------------------
+# fingerprint
+# --------------------------------------------------------------------------
+
+
+@attr.s(auto_attribs=True)
+class Fingerprint:
+    """What the planner knows about the training data."""
+
+    voxel_size: Coordinate
+    shapes: list[tuple[int, ...]]
+    raw_low: float
+    raw_high: float
+    raw_mean: float
+    raw_std: float
+    dtype: str
+    label_values: list[int]
+    foreground_fraction: float
+    object_width: float | None  # world units; None without objects
+    object_volume: float | None  # voxels (voxel-weighted median)
+    num_objects: int
+
+    @property
+    def smallest_shape(self) -> tuple[int, ...]:
+        return tuple(min(s[i] for s in self.shapes) for i in range(len(self.voxel_size)))
+
+
+def fingerprint(gt_arrays, raw_arrays, kind: str, lower: float = 0.5,
+                upper: float = 99.5) -> Fingerprint:
+    """The `Fingerprint` of opened training arrays (funlib Arrays, raw and GT pairs)."""
+
+    vs = Coordinate(raw_arrays[0].voxel_size)
+    for r in raw_arrays:
+        if Coordinate(r.voxel_size) != vs:
+            raise ValueError(f"plan: raw voxel sizes differ ({tuple(vs)} vs {tuple(r.voxel_size)}); "
+                             "plan one voxel size at a time")
+    samples, shapes, values = [], [], set()
+    widths, volumes = [], []
+    fg = total = 0
+    for raw, gt in zip(raw_arrays, gt_arrays):
+        roi = raw.roi.intersect(gt.roi)
+        if roi.empty:
+            raise ValueError(f"plan: raw ROI {raw.roi} and gt ROI {gt.roi} do not overlap")
+        shapes.append(tuple(int(s) for s in roi.shape / vs))
+        samples.append(sample_values(np.asarray(raw.to_ndarray(roi, fill_value=0)), 2_000_000))
+        labels = np.asarray(gt.to_ndarray(roi, fill_value=0))
+        values.update(int(v) for v in np.unique(labels)[:1000])
+        fg += int(np.count_nonzero(labels))
+        total += labels.size
+        if kind in ("affinities", "inner_distance"):
+            w, v = object_widths(labels, vs)
+        elif kind == "distance":
+            w, v = object_widths(ndimage.label(labels > 0)[0], vs)
+        else:
+            w, v = np.zeros(0), np.zeros(0)
+        widths.append(w)
+        volumes.append(v)
+    stats = intensity_statistics(samples, lower, upper)
+    w, v = np.concatenate(widths), np.concatenate(volumes)
+    return Fingerprint(
+        voxel_size=vs, shapes=shapes, raw_low=stats["low"], raw_high=stats["high"],
+        raw_mean=stats["mean"], raw_std=stats["std"], dtype=str(raw_arrays[0].dtype),
+        label_values=sorted(values), foreground_fraction=fg / max(1, total),
+        object_width=weighted_median(w, v) if w.size else None,
+        object_volume=weighted_median(v, v) if v.size else None,
+        num_objects=int(w.size),
+    )
+
+
+# --------------------------------------------------------------------------
+# network
+# --------------------------------------------------------------------------
+
+
+@attr.s(auto_attribs=True)
+class ArchitecturePlan:
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    factors: list[tuple[int, ...]]
+    kernels_down: list[list[tuple[int, ...]]]
+    kernels_up: list[list[tuple[int, ...]]]
+    num_fmaps: int
+    fmap_inc_factor: int
+    eval_shape_increase: tuple[int, ...]
+    step_seconds: float
+    notes: dict[str, str]
+
+
+def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
+                      num_fmaps: int = 12, batch_size: int = 2) -> ArchitecturePlan:
+    """Levels, kernels and the largest input shape within ``seconds_per_step``."""
+    vs = fp.voxel_size
+    dims = vs.dims
+    notes: dict[str, str] = {}
+    ratio = vs[0] / min(vs[1:]) if dims == 3 else 1.0
+    two_d = dims == 3 and ratio >= TWO_D_RATIO
+    factors, kd, ku, why = level_layout(vs, MAX_LEVELS, fp.object_width, two_d)
+    data = fp.smallest_shape
+    best = None
+    z_choices = [1] if two_d else list(range(4, min(data[0], 96) + 1))
+    for levels in range(len(factors), 0, -1):
+        f, d, u = factors[:levels], kd[: levels + 1], ku[:levels]
+        for z in z_choices if dims == 3 else [None]:
+            for xy in range(8, 513):
+                shape = ((z,) if dims == 3 else ()) + (xy,) * (2 if dims == 3 else dims)
+                res = unet_shapes(shape, f, d, u, num_fmaps)
+                if res is None:
+                    continue
+                out, macs = res
+                step = batch_size * (COST_PER_GMAC * macs / 1e9
+                                     + COST_PER_OUTPUT_VOXEL * float(math.prod(out)))
+                if step > seconds_per_step or any(o > s for o, s in zip(out, data)):
+                    break  # bigger crops only cost more
+                if any(o < MIN_BOTTOM for o, i in zip(out, shape) if i > 1):
+                    continue
+                # the most output voxels with a world extent at most 2:1 between axes
+                extent = [o * v for o, v, i in zip(out, vs, shape) if i > 1]
+                if max(extent) > 2 * min(extent):
+                    continue
+                score = float(math.prod(out))
+                if best is None or score > best[0]:
+                    best = (score, shape, out, f, d, u, step)
+        if best is not None:
+            break
+    if best is None:
+        raise ValueError(
+            f"plan: no valid UNet fits the training data (smallest labelled region "
+            f"{data} voxels) within {seconds_per_step:.2f} s per step; give more budget"
+        )
+    _, shape, out, f, d, u, step = best
+    levels = len(f)
+    if two_d:
+        notes["network"] = (f"2D network: z voxel {vs[0]} is {ratio:.1f}x the in-plane {min(vs[1:])} "
+                            f"(>= {TWO_D_RATIO}): sections are segmented one at a time")
+    else:
+        notes["network"] = ("3D network; convolutions are 2D (1,3,3) and pooling in-plane on levels "
+                            "whose z voxel is >= 2x the in-plane one (nnU-Net's anisotropy rule)")
+    notes["levels"] = (f"{levels} pooling level(s): "
+                       + ("; ".join(why) if why else f"at most {MAX_LEVELS} on a CPU budget")
+                       + f"; bottom feature map >= {MIN_BOTTOM} voxels")
+    notes["input_shape"] = (f"largest valid input whose output ({', '.join(map(str, out))}) fits the "
+                            f"smallest labelled region {data} and whose step takes ~{step:.2f} s "
+                            f"(budget share {seconds_per_step:.2f} s)")
+    increase = tuple(0 if (two_d and i == 0) else eval_increase(shape[i], f, i) for i in range(dims))
+    return ArchitecturePlan(shape, out, f, d, u, num_fmaps, 2, increase, step, notes)
+
+
+def guess_modality(fp: Fingerprint, units_nm: bool = True) -> str:
+    """'em' when the in-plane voxel is at most 30 nm, else 'lm'."""
+    inplane = min(fp.voxel_size[1:]) if fp.voxel_size.dims == 3 else min(fp.voxel_size)
+    return "em" if inplane <= 30 else "lm"

@@ -1,0 +1,95 @@
+"""``dacapo plan``: the shape arithmetic against the real model, object widths by hand, and
+a planned config on the demo data that verifies and trains."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from funlib.geometry import Coordinate
+from pipeline_fixtures import dacapo_cli, tiny_data
+
+from dacapo.experiments.architectures import CNNectomeUNetConfig
+from dacapo.experiments.tasks import DistanceTaskConfig
+from dacapo.ops.planning import level_layout, object_widths, unet_shapes, weighted_median
+
+
+@pytest.mark.parametrize("shape,factors,k3d", [
+    ((12, 64, 64), [(1, 2, 2)], False),
+    ((20, 76, 76), [(1, 2, 2), (2, 2, 2)], False),
+    ((1, 100, 100), [(1, 2, 2), (1, 2, 2)], False),
+    ((44, 44, 44), [(2, 2, 2), (2, 2, 2)], True),
+])
+def test_unet_shapes_match_the_model(shape, factors, k3d):
+    levels = len(factors) + 1
+    kd = [[(3, 3, 3)] * 2 if (k3d or i > 0 and shape[0] > 1) else [(1, 3, 3)] * 2
+          for i in range(levels)]
+    ku = kd[:-1]
+    arch = CNNectomeUNetConfig(name="u", input_shape=shape, fmaps_in=1, fmaps_out=5, num_fmaps=3,
+                               fmap_inc_factor=2, downsample_factors=factors,
+                               kernel_size_down=kd, kernel_size_up=ku)
+    model = DistanceTaskConfig("d", channels=["a"], clip_distance=1, tol_distance=1).build() \
+        .create_model(arch)
+    _, expected = model.compute_output_shape(Coordinate(shape))
+    out, macs = unet_shapes(shape, factors, kd, ku, num_fmaps=3, inc=2, fmaps_in=1, fmaps_out=5)
+    assert out == tuple(expected)
+    # multiply-adds of the first conv by hand: output voxels x kernel volume x 1 x 3
+    first = np.prod([s - k + 1 for s, k in zip(shape, kd[0][0])]) * np.prod(kd[0][0]) * 3
+    assert macs > first
+    # a shape that does not divide by the pooling does not fit
+    assert unet_shapes((shape[0], shape[1] + 1, shape[2] + 1), factors, kd, ku) is None
+
+
+def test_anisotropy_rule():
+    factors, kd, _ku, _ = level_layout(Coordinate(40, 8, 8), 3, None, False)
+    # 40/8: 2D while z >= 2x in-plane (8, 16), 3D from 32 on
+    assert factors == [(1, 2, 2), (1, 2, 2), (2, 2, 2)]
+    assert [lvl[0] for lvl in kd] == [(1, 3, 3), (1, 3, 3), (3, 3, 3), (3, 3, 3)]
+    factors, kd, _, _ = level_layout(Coordinate(10, 10, 10), 2, None, False)
+    assert factors == [(2, 2, 2), (2, 2, 2)] and kd[0][0] == (3, 3, 3)
+
+
+def test_object_widths_of_boxes():
+    labels = np.zeros((9, 20, 30), np.uint32)
+    labels[1:8, 2:9, 2:18] = 1  # 7 x 7 x 16 voxels: deepest voxel 4 voxels from outside
+    labels[1:8, 11:16, 2:28] = 2  # 7 x 5 x 26: 3 voxels
+    widths, volumes = object_widths(labels, (1, 1, 1))
+    assert widths.tolist() == [8.0, 6.0]
+    assert volumes.tolist() == [7 * 7 * 16, 7 * 5 * 26]
+    widths, _ = object_widths(labels, (10, 1, 1))  # z is 10x longer: the y distance decides
+    assert widths.tolist() == [8.0, 6.0]
+    assert weighted_median(np.array([1.0, 2.0, 3.0]), np.array([1, 1, 5])) == 3.0
+
+
+def test_plan_on_demo_data_verifies_and_trains(tmp_path):
+    import attr
+
+    from dacapo.experiments.run_config import RunConfig
+    from dacapo.plan import plan_run
+    from dacapo.store.converter import from_yaml
+    from dacapo.train import train_run
+    from dacapo.verify import run_problems
+
+    c = tiny_data(tmp_path)
+    val = f"validate={c}/validate/raw,{c}/validate/fg"
+    out = tmp_path / "distance.yaml"
+    res = dacapo_cli("plan", f"{c}/train/fg", "--raw", f"{c}/train/raw", "--task", "distance",
+                     "--minutes", "0.5", "-o", str(out), "--validate", val, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    res = dacapo_cli("verify", str(out), cwd=tmp_path)
+    assert res.returncode == 0 and "valid" in res.stdout, res.stderr
+    res = dacapo_cli("plan", f"{c}/train/fg", "--raw", f"{c}/train/raw", "--task", "distance",
+                     "-o", str(out), cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.startswith("error: output")  # no overwrite
+    _, text = plan_run([f"{c}/train/labels"], [f"{c}/train/raw"], "affinities", minutes=0.5,
+                       validate=[("validate", f"{c}/validate/raw", f"{c}/validate/labels")])
+    (tmp_path / "affinities.yaml").write_text(text)
+    for path in (out, tmp_path / "affinities.yaml"):
+        text = path.read_text()
+        assert "\n  # " in text  # choices explained in comments
+        rc = from_yaml(path, RunConfig)
+        assert run_problems(rc) == []
+        assert rc.normalization.low is not None and rc.trainer_config.lr_schedule == "cosine"
+        rc = attr.evolve(rc, num_iterations=2, validation_interval=0, checkpoint_interval=2,
+                         trainer_config=attr.evolve(rc.trainer_config, num_data_workers=0))
+        run_dir = train_run(rc, tmp_path / "runs", progress=False)
+        assert len(run_dir.training_stats()) == 2
