@@ -221,7 +221,8 @@ def best_row(run_dir, kind: str) -> dict:
         return {}
     top = (max if hib else min)(cands, key=lambda r: r["value"])
     key = (top["iteration"], json.dumps(top["parameters"], sort_keys=True))
-    out = {"iteration": top["iteration"], "parameters": top["parameters"]}
+    out = {"iteration": top["iteration"], "parameters": top["parameters"],
+           "gt_fraction": top.get("gt_fraction", float("nan"))}
     for r in rows:
         if (r["iteration"], json.dumps(r["parameters"], sort_keys=True)) == key:
             out[r["criterion"]] = r["value"]
@@ -445,6 +446,11 @@ def main(argv=None) -> int:
     parser.add_argument("--fresh", action="store_true", help="retrain existing runs")
     parser.add_argument("--out", default=str(ROOT / "docs" / "quality.md"))
     parser.add_argument("--no-doc", action="store_true")
+    parser.add_argument("--from-log", action="store_true",
+                        help="write the doc from the runs already in quality_log.jsonl "
+                             "(the last entry of each run name; no training)")
+    parser.add_argument("--before-tag", default="before",
+                        help="with --from-log: tag of the hand-config runs shown as BEFORE")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT / "src"))
     import torch
@@ -459,14 +465,30 @@ def main(argv=None) -> int:
             f.write(json.dumps(entry) + "\n")
         print(json.dumps(entry, indent=1), flush=True)
 
-    results = []
     t0 = time.perf_counter()
-    for name in args.datasets.split(","):
-        results.append(run_dataset(name, args, work, log))
+    if args.from_log:
+        entries = {}
+        for line in log_path.read_text().splitlines():
+            entry = json.loads(line)
+            entries[entry["run"]] = entry
+        prefix = "hand" if args.recipe == "hand" else "planned"
+        suffix = f"_{args.tag}" if args.tag else ""
+        results = [entries[f"{prefix}_{n}{suffix}"] for n in args.datasets.split(",")
+                   if f"{prefix}_{n}{suffix}" in entries]
+        before = [entries[f"hand_{n}_{args.before_tag}"] for n in args.datasets.split(",")
+                  if f"hand_{n}_{args.before_tag}" in entries]
+    else:
+        results = [run_dataset(name, args, work, log) for name in args.datasets.split(",")]
+        before = []
     text = table(results)
+    if before:
+        text += "\n\nBEFORE (hand-written configs, raw / dtype maximum, constant learning rate, " \
+                "today's augmentations):\n\n" + table(before)
     print(text)
     if not args.no_doc:
-        write_doc(Path(args.out), results, text, args, time.perf_counter() - t0)
+        total = sum(r["train_s"] + r["apply_s"] for r in results) if args.from_log else \
+            time.perf_counter() - t0
+        write_doc(Path(args.out), results, text, args, total)
     return 0
 
 

@@ -51,7 +51,8 @@ def test_statistics_stored_in_run_and_used_by_predict(tmp_path):
     from dacapo.train import train_run
 
     container = tiny_data(tmp_path)
-    rc = tiny_run(container, num_iterations=2, checkpoint_interval=2)
+    rc = tiny_run(container, num_iterations=2, checkpoint_interval=2,
+                  normalization=NormalizationConfig())
     assert rc.normalization.method == "percentile" and rc.normalization.low is None
     run_dir = train_run(rc, tmp_path / "runs", progress=False)
     stored = RunDir(run_dir.path).load_config().normalization

@@ -1,7 +1,8 @@
 """The raw normalisation of a run: method + statistics of its training raw (in run.yaml).
 
 ``RunConfig.normalization`` says how raw values are mapped before they reach the model
-(math in `dacapo.ops.normalize`). Statistics left empty in a config are computed once,
+(math in `dacapo.ops.normalize`); without one (runs made before it), integers are divided
+by their dtype maximum. Statistics left empty in a config are computed once,
 when training starts, from the training datasets' raw (inside their labelled region) and
 stored in the run directory's ``run.yaml``; training, validation, ``apply`` (and export)
 use those stored numbers, so a new volume is mapped exactly like the training data.

@@ -43,10 +43,12 @@ class RunConfig:
         default=0, metadata={"help_text": "Write a snapshot zarr every N iterations (0: never)."}
     )
     seed: int = attr.ib(default=0, metadata={"help_text": "Seed of weights and crops."})
-    normalization: NormalizationConfig = attr.ib(
-        factory=NormalizationConfig,
-        metadata={"help_text": "Raw intensity normalisation; statistics of the training raw "
-                               "are computed when training starts (dacapo.experiments.normalization)."},
+    normalization: NormalizationConfig | None = attr.ib(
+        default=None,
+        metadata={"help_text": "Raw intensity normalisation (dacapo.experiments.normalization): "
+                               "statistics of the training raw, computed when training starts "
+                               "and stored in run.yaml; none: integers / dtype maximum (runs "
+                               "made before it; `dacapo plan` writes percentiles)."},
     )
     test_time_flips: bool = attr.ib(
         default=False,
@@ -100,7 +102,9 @@ class RunConfig:
             problems.append(f"architecture_config: {arch_reason}")
         if self.padding not in ("reflect", "zero", "none"):
             problems.append(f"padding: must be 'reflect', 'zero' or 'none', got {self.padding!r}")
-        problems += self.normalization.problems() + tta_problems(self)
+        if self.normalization is not None:
+            problems += self.normalization.problems()
+        problems += tta_problems(self)
         return problems + self.trainer_config.problems() + self.datasplit_config.problems()
 
 
