@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo lint bench bench-load clean
+.PHONY: venv test demo lint bench bench-load bench-quality clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,11 @@ bench: venv
 # the load figures (1 Gvoxel threshold and watershed, 100 Mvoxel predict): about an hour
 bench-load: venv
 	$(BIN)/python benchmarks/bench_load.py
+
+# quality on the real volumes of ../shared/data (plan, train 5 min each, validate, apply):
+# writes docs/quality.md; about 30 min on 2 shared cores
+bench-quality: venv
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/quality.py --minutes 5
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks

@@ -201,8 +201,9 @@ def planned_config(name: str, paths: dict[str, str], minutes: float, seed: int):
     from dacapo.plan import plan_run
 
     kind = DATASETS[name]["task"]
+    names = {"classes": ["membrane", "interior"]} if kind == "one_hot" else {"channel": "nucleus"}
     rc, _text = plan_run([paths["train/gt"]], [paths["train/raw"]], kind, minutes=minutes,
-                         name=f"planned_{name}", seed=seed,
+                         name=f"planned_{name}", seed=seed, **names,
                          validate=[("heldout", paths["validate/raw"], paths["validate/gt"])])
     return rc
 
@@ -212,10 +213,30 @@ def planned_config(name: str, paths: dict[str, str], minutes: float, seed: int):
 # --------------------------------------------------------------------------
 
 
+def _canonical(criterion: str, kind: str) -> str:
+    """Criterion names of any channel/class naming as the table's: the first distance
+    channel is ``nucleus``, the second one-hot class is ``interior``."""
+    if kind in ("distance", "inner_distance") and "__" in criterion:
+        return "nucleus__" + criterion.split("__", 1)[1]
+    if kind == "one_hot" and "__" in criterion:
+        return criterion
+    return criterion
+
+
 def best_row(run_dir, kind: str) -> dict:
     """Every shown metric at the (iteration, parameters) best by the main criterion."""
     crit, hib, _ = MAIN[kind]
     rows = run_dir.validation_scores()
+    if kind == "one_hot":  # the second class is the foreground, whatever its name
+        classes = run_dir.load_config().task_config.classes
+        names = {classes[1]: "interior", classes[0]: "membrane"}
+        for r in rows:
+            head, _, tail = r["criterion"].partition("__")
+            if tail and head in names:
+                r["criterion"] = f"{names[head]}__{tail}"
+    else:
+        for r in rows:
+            r["criterion"] = _canonical(r["criterion"], kind)
     cands = [r for r in rows if r["criterion"] == crit and not math.isnan(r["value"])]
     if not cands:
         return {}
@@ -236,6 +257,33 @@ def best_row(run_dir, kind: str) -> dict:
 
 def crop(array, roi) -> np.ndarray:
     return np.asarray(array.to_ndarray(roi, fill_value=0))
+
+
+def same_voxels(work: Path, before: dict, after: dict, gt_path: str, kind: str) -> dict:
+    """Main scores of the BEFORE and AFTER applied outputs on the held-out voxels both
+    cover (the models' contexts differ, so their scored parts do)."""
+    from funlib.persistence import open_ds
+
+    segs = [open_ds(str(work / "apply" / f"{r['run']}.zarr" / "seg"), mode="r")
+            for r in (before, after)]
+    gt = open_ds(gt_path, mode="r")
+    roi = segs[0].roi.intersect(segs[1].roi).intersect(gt.roi)
+    g = crop(gt, roi)
+    out = {"fraction": float(np.prod(roi.shape) / np.prod(gt.roi.shape))}
+    for name, seg in zip(("before", "after"), segs):
+        x = crop(seg, roi)
+        x = x[0] if x.ndim > g.ndim else x
+        if kind == "affinities":
+            from dacapo.ops.instance_metrics import instance_metrics
+
+            m = instance_metrics(x.astype(np.uint64), g.astype(np.uint64))
+            out[name] = {"voi": float(m["voi"]), "adapted_rand_error": float(m["adapted_rand_error"])}
+        else:
+            from dacapo.ops.multiclass_metrics import multiclass_metrics
+
+            m, _ = multiclass_metrics((x > 0).astype(np.int64), (g > 0).astype(np.int64), 2)
+            out[name] = {"iou": float(m["iou"][1]), "dice": float(m["dice"][1])}
+    return out
 
 
 def otsu_baseline(raw_path: str, gt_path: str, kind: str) -> dict:
@@ -449,13 +497,15 @@ def main(argv=None) -> int:
     parser.add_argument("--from-log", action="store_true",
                         help="write the doc from the runs already in quality_log.jsonl "
                              "(the last entry of each run name; no training)")
+    parser.add_argument("--tag-of", default="", help="with --from-log: DATASET=TAG,... "
+                        "(a tag per dataset instead of --tag)")
     parser.add_argument("--before-tag", default="before",
                         help="with --from-log: tag of the hand-config runs shown as BEFORE")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT / "src"))
     import torch
 
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    torch.set_num_threads(1)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     log_path = work / "quality_log.jsonl"
@@ -472,15 +522,38 @@ def main(argv=None) -> int:
             entry = json.loads(line)
             entries[entry["run"]] = entry
         prefix = "hand" if args.recipe == "hand" else "planned"
-        suffix = f"_{args.tag}" if args.tag else ""
-        results = [entries[f"{prefix}_{n}{suffix}"] for n in args.datasets.split(",")
-                   if f"{prefix}_{n}{suffix}" in entries]
+        tags = dict(item.split("=") for item in args.tag_of.split(",") if item)
+
+        def run_name(n: str) -> str:
+            tag = tags.get(n, args.tag)
+            return f"{prefix}_{n}_{tag}" if tag else f"{prefix}_{n}"
+
+        results = [entries[run_name(n)] for n in args.datasets.split(",") if run_name(n) in entries]
+        for r in results:  # scores again from the run directory (criterion names)
+            from dacapo.store.run_dir import RunDir
+
+            r["best"] = best_row(RunDir(work / "runs" / r["run"]), DATASETS[r["dataset"]]["task"])
         before = [entries[f"hand_{n}_{args.before_tag}"] for n in args.datasets.split(",")
                   if f"hand_{n}_{args.before_tag}" in entries]
     else:
         results = [run_dataset(name, args, work, log) for name in args.datasets.split(",")]
         before = []
     text = table(results)
+    pairs = []
+    for b in before:
+        a = [r for r in results if r["dataset"] == b["dataset"]]
+        if a:
+            kind = DATASETS[b["dataset"]]["task"]
+            gt = str(work / f"{b['dataset']}.zarr" / "validate" / "gt")
+            c = same_voxels(work, b, a[0], gt, kind)
+            keys = ("voi", "adapted_rand_error") if kind == "affinities" else ("iou", "dice")
+            pairs.append(f"| {b['dataset']} | {100 * c['fraction']:.0f} % | "
+                         + " | ".join(f"{k} {_f(c['before'][k])} → {_f(c['after'][k])}"
+                                      for k in keys) + " |")
+    if pairs:
+        text += ("\n\nBEFORE → AFTER on the same held-out voxels (those both applied outputs "
+                 "cover):\n\n| dataset | held-out voxels compared | score | score |\n"
+                 "|---|---|---|---|\n" + "\n".join(pairs))
     if before:
         text += "\n\nBEFORE (hand-written configs, raw / dtype maximum, constant learning rate, " \
                 "today's augmentations):\n\n" + table(before)

@@ -27,8 +27,9 @@ MAX_LEVELS = 3
 #: the bottom of the UNet keeps at least this many voxels per pooled axis (valid convs)
 MIN_BOTTOM = 4
 #: seconds per (multiply-add x 1e9) of a training step (forward + backward + optimiser), and
-#: per output voxel of batch preparation: measured on the 2-core development CPU under load
-COST_PER_GMAC = 3.0
+#: per output voxel of batch preparation: measured with one torch thread on the shared 2-core
+#: development CPU (more threads than free cores make OpenMP spin: 5-10x slower)
+COST_PER_GMAC = 0.8
 COST_PER_OUTPUT_VOXEL = 2.0e-6
 #: forward-only cost of prediction relative to a training step
 PREDICT_FRACTION = 0.35
