@@ -499,6 +499,7 @@ def main(argv=None) -> int:
                              "(the last entry of each run name; no training)")
     parser.add_argument("--tag-of", default="", help="with --from-log: DATASET=TAG,... "
                         "(a tag per dataset instead of --tag)")
+    parser.add_argument("--before-tag-of", default="", help="with --from-log: DATASET=TAG,...")
     parser.add_argument("--before-tag", default="before",
                         help="with --from-log: tag of the hand-config runs shown as BEFORE")
     args = parser.parse_args(argv)
@@ -533,8 +534,10 @@ def main(argv=None) -> int:
             from dacapo.store.run_dir import RunDir
 
             r["best"] = best_row(RunDir(work / "runs" / r["run"]), DATASETS[r["dataset"]]["task"])
-        before = [entries[f"hand_{n}_{args.before_tag}"] for n in args.datasets.split(",")
-                  if f"hand_{n}_{args.before_tag}" in entries]
+        btags = dict(item.split("=") for item in args.before_tag_of.split(",") if item)
+        before = [entries[f"hand_{n}_{btags.get(n, args.before_tag)}"]
+                  for n in args.datasets.split(",")
+                  if f"hand_{n}_{btags.get(n, args.before_tag)}" in entries]
     else:
         results = [run_dataset(name, args, work, log) for name in args.datasets.split(",")]
         before = []

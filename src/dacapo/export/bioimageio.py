@@ -44,6 +44,7 @@ from dacapo.experiments.architectures.cnnectome_unet import DacapoUNet
 from dacapo.experiments.packages import CALLABLE, SOURCE_FILE, standalone_kwargs
 from dacapo.export.documentation import documentation
 from dacapo.ops.intensity import normalize_raw
+from dacapo.ops.normalize import affine_parameters
 from dacapo.ops.unet_sizes import unet_axes_grid
 from dacapo.scores import choose_checkpoint_and_parameters, main_criterion, parameters_dict
 from dacapo.store.arrays import open_array
@@ -87,7 +88,11 @@ def _need_spec():
 def training_normalization(run_dir, dtype) -> tuple[float, float] | None:
     """``(gain, offset)`` such that the model input is ``raw.astype(float32) * gain + offset``
     (``None``: raw used as float32 unchanged). From the run's `NORMALIZATION_FILE` when
-    present, else dacapo's `normalize_raw`: integers / dtype maximum."""
+    present, else the run config's ``normalization`` (statistics of the training raw:
+    ``(x - offset) * scale``), else dacapo's `normalize_raw`: integers / dtype maximum."""
+    norm = _run_normalization(run_dir)
+    if norm is not None:
+        return norm
     path = Path(run_dir) / NORMALIZATION_FILE
     if path.is_file():
         data = json.loads(path.read_text())
@@ -103,9 +108,19 @@ def training_normalization(run_dir, dtype) -> tuple[float, float] | None:
     raise ValueError(f"export: raw dtype {dtype} is not supported (integers or floats)")
 
 
+def _run_normalization(run_dir) -> tuple[float, float] | None:
+    """``(gain, offset)`` of the run config's percentile / mean-std normalisation, if any."""
+    config = RunDir(run_dir).load_config().normalization if (Path(run_dir) / "run.yaml").is_file() \
+        else None
+    if config is None or config.method == "dtype_max":
+        return None
+    offset, scale = affine_parameters(config.method, config.stats)
+    return scale, -offset * scale
+
+
 def normalize(data: np.ndarray, run_dir, dtype) -> np.ndarray:
     """The model input for raw ``data`` as in training (see `training_normalization`)."""
-    if (Path(run_dir) / NORMALIZATION_FILE).is_file():
+    if (Path(run_dir) / NORMALIZATION_FILE).is_file() or _run_normalization(run_dir) is not None:
         gain, offset = training_normalization(run_dir, dtype)
         return data.astype(np.float32) * np.float32(gain) + np.float32(offset)
     return normalize_raw(data)
