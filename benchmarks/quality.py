@@ -574,12 +574,13 @@ def write_doc(path: Path, results: list[dict], text: str, args, total_s: float) 
 `make bench-quality` (`benchmarks/quality.py --recipe {args.recipe} --minutes {args.minutes:g}
 --seed {args.seed}`) on the volumes of `../shared/data/`: for each, the TIFFs are converted to
 zarr, the last z-slices are held out (their labels are never trained on; their raw is the
-whole volume, so context comes from real raw), a run config is planned by `dacapo plan` for
-a CPU budget of {args.minutes:g} min of training, trained, validated on the held-out part
-during training, and the checkpoint + post-processing parameters best by the task's main
-criterion are applied to the whole volume. Baselines on the same held-out voxels: Otsu's
-threshold of the raw (semantic), a seeded watershed on the predicted boundaries (instances).
-Total {total_s / 60:.0f} min on 2 shared CPU cores (machine load in the table).
+held-out slab and up to 16 slices before it, so context comes from real raw where it
+exists), a run config is planned by `dacapo plan` for a CPU budget of {args.minutes:g} min
+of training, trained, validated on the held-out part during training, and the checkpoint +
+post-processing parameters best by the task's main criterion are applied to the whole
+volume. Baselines on the same held-out voxels: Otsu's threshold of the raw (semantic), a
+seeded watershed on the predicted boundaries (instances). Training + apply time of the runs
+shown: {total_s / 60:.0f} min on 2 shared CPU cores (machine load in the table).
 
 """
     path.write_text(head + text + "\n")
