@@ -39,6 +39,9 @@ from pathlib import Path
 import attr
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from dacapo.store.arrays import open_array  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 if not DEFAULT_DATA.is_dir():
@@ -264,7 +267,7 @@ def same_voxels(work: Path, before: dict, after: dict, gt_path: str, kind: str) 
     cover (the models' contexts differ, so their scored parts do)."""
     from funlib.persistence import open_ds
 
-    segs = [open_ds(str(work / "apply" / f"{r['run']}.zarr" / "seg"), mode="r")
+    segs = [open_array(str(work / "apply" / f"{r['run']}.zarr" / "seg"), "segmentation")
             for r in (before, after)]
     gt = open_ds(gt_path, mode="r")
     roi = segs[0].roi.intersect(segs[1].roi).intersect(gt.roi)
@@ -316,7 +319,7 @@ def watershed_baseline(prediction_path: str, gt_path: str) -> dict:
 
     from dacapo.ops.instance_metrics import instance_metrics
 
-    pred = open_ds(prediction_path, mode="r")
+    pred = open_array(prediction_path, "prediction")
     gt = open_ds(gt_path, mode="r")
     roi = pred.roi.intersect(gt.roi)
     affs = crop(pred, roi)[:3]
@@ -340,7 +343,7 @@ def score_applied(seg_path: str, gt_path: str, kind: str) -> dict:
     """The main scores of the applied whole-volume output on the held-out part."""
     from funlib.persistence import open_ds
 
-    seg = open_ds(seg_path, mode="r")
+    seg = open_array(seg_path, "segmentation")  # a zarr array or an OME-NGFF image
     gt = open_ds(gt_path, mode="r")
     roi = seg.roi.intersect(gt.roi)
     s, g = crop(seg, roi), crop(gt, roi)

@@ -112,13 +112,15 @@ def plan_task(fp: Fingerprint, kind: str, classes: list[str] | None = None,
     task = AffinitiesTaskConfig(
         name="affinities", neighborhood=[Coordinate(o) for o in hood], lsds=True,
         num_lsd_voxels=lsd_voxels, downsample_lsds=2 if lsd_voxels >= 4 else 1,
-        min_fragment_sizes=sizes,
+        min_fragment_sizes=sizes, post_processor="agglomeration",
     )
     notes["neighborhood"] = (f"nearest neighbours + long-range offsets of ~1/3 the typical object "
                              f"width {width:.0f} per axis (at least 2, at most 8 voxels)")
     notes["num_lsd_voxels"] = (f"LSD sigma ~ half the typical object width in voxels "
                                f"({width:.0f} / 2 / {max(vs)}, clipped to 2..10)")
     notes["min_fragment_sizes"] = (f"0, 1 % and 5 % of the typical object volume ({vol:.0f} voxels)")
+    notes["post_processor"] = ("fragments + waterz agglomeration (the LSD paper's pipeline; better "
+                               "than the mutex watershed on predicted boundaries, docs/quality.md)")
     return task, notes
 
 
