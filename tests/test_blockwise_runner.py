@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -339,3 +340,28 @@ def test_two_workers_when_the_roi_is_smaller_than_a_block_on_one_axis(tmp_path):
     assert (data > 0).all() and len(np.unique(data)) == 3
     for y in range(0, 30, 10):  # one block per y-slab, each written whole
         assert len(np.unique(data[:, y : y + 10, :])) == 1
+
+
+def _block_ids(raw: np.ndarray, block: BlockInfo) -> np.ndarray:
+    return np.full(tuple(block.write_roi.shape / block.voxel_size), block.block_id + 1, np.uint16)
+
+
+def test_an_output_created_anew_is_not_taken_as_done(tmp_path):
+    """Done-markers belong to the array they were written for: after the output is deleted
+    and created again, a re-run with the same log_dir processes every block (before: every
+    block skipped, an all-zero output, silently)."""
+    raw = _zarr(tmp_path / "in.zarr" / "raw", np.zeros((8, 16, 16), np.uint8), (8, 16, 16))
+    out = tmp_path / "out.zarr" / "o"
+    block = Coordinate(4, 8, 8)
+    args = (_block_ids, {"raw": str(tmp_path / "in.zarr" / "raw")}, out, block)
+    prepare_output(out, raw.roi, Coordinate(1, 1, 1), np.uint16, write_size=block)
+    first = run_blockwise(*args, num_workers=0, log_dir=tmp_path / "logs", progress=False)
+    assert (first.processed, first.skipped) == (8, 0)
+    again = run_blockwise(*args, num_workers=0, log_dir=tmp_path / "logs", progress=False)
+    assert (again.processed, again.skipped) == (0, 8)  # resumable: same array, all done
+    shutil.rmtree(tmp_path / "out.zarr")
+    prepare_output(out, raw.roi, Coordinate(1, 1, 1), np.uint16, write_size=block)
+    fresh = run_blockwise(*args, num_workers=0, log_dir=tmp_path / "logs", progress=False)
+    assert (fresh.processed, fresh.skipped) == (8, 0)
+    data = open_ds(str(out))[raw.roi]
+    assert (data > 0).all() and len(np.unique(data)) == 8  # every block written again

@@ -10,6 +10,7 @@ the same block layout (a re-run skips the blocks marked done; other markers woul
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,9 @@ from dacapo.blockwise.report import failed_dir
 from dacapo.blockwise.worker import done_dir
 from dacapo.checks.paths import check_not_input
 from dacapo.store.arrays import atomic_write_text, container_of, open_array
+from dacapo.store.ome_read import output_id
+
+logger = logging.getLogger(__name__)
 
 _CONFIG_FILE = "run_config.json"
 
@@ -95,11 +99,21 @@ def check_chunk_alignment(out, total_write_roi: Roi, block_size: Coordinate) -> 
 
 
 def _check_config(task_dir: Path, config: dict) -> None:
-    """Refuse to reuse done-markers written for a different block layout."""
+    """Refuse to reuse done-markers written for a different block layout; drop those of
+    an output array that has been created anew since (they describe another array)."""
     path = task_dir / _CONFIG_FILE
     done = done_dir(task_dir)
     if path.exists():
         previous = json.loads(path.read_text())
+        if previous.get("output_id") != config["output_id"] and done.exists():
+            stale = list(done.iterdir())
+            if stale:
+                logger.warning("%s: the output was created anew; the %d done-markers of the "
+                               "previous one are removed and every block is processed",
+                               task_dir, len(stale))
+            for marker in stale:
+                marker.unlink()
+            previous = {**previous, "output_id": config["output_id"]}
         if previous != config and done.exists() and any(done.iterdir()):
             raise ValueError(
                 f"{task_dir} holds done-markers of a run with a different configuration "
@@ -157,6 +171,7 @@ def plan_blocks(inputs: Mapping[str, str | Path], output: str | Path, block_size
         "block_size": list(block_size),
         "context": list(context),
         "fit": fit,
+        "output_id": output_id(out),
     })
     graph = daisy.BlockwiseDependencyGraph(
         task_id, block_read_roi, block_write_roi, False, fit, total_read_roi=total_read_roi

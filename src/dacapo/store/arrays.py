@@ -24,7 +24,7 @@ from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array, open_ds, prepare_ds
 
 from dacapo.ops.padding import reflect_index
-from dacapo.store.ome_read import ome_level
+from dacapo.store.ome_read import OUTPUT_ID, new_output_id, ome_level
 
 logger = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ def prepare_output(
         logger.info("reusing existing output array %s", path)
         return open_ds(str(path), mode="r+")
 
-    return prepare_ds(
+    created = prepare_ds(
         str(path),
         shape=shape,
         offset=total_roi.offset,
@@ -230,3 +230,5 @@ def prepare_output(
         dtype=dtype,
         mode="a",
     )
+    created._source_data.attrs[OUTPUT_ID] = new_output_id()
+    return created

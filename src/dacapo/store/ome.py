@@ -40,7 +40,14 @@ from ome_zarr_models.v05.image_label import ImageLabelAttrs
 from ome_zarr_models.v05.image_label_types import Label
 from ome_zarr_models.v05.multiscales import Dataset, Multiscale
 
-from dacapo.store.ome_read import is_label, level_paths, ome_level, open_ds
+from dacapo.store.ome_read import (
+    OUTPUT_ID,
+    is_label,
+    level_paths,
+    new_output_id,
+    ome_level,
+    open_ds,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -223,8 +230,8 @@ def prepare_output(
     group.create_array(
         "s0", shape=shape, chunks=chunks, dtype=dtype, fill_value=0,
         dimension_names=(["c"] if channels is not None else []) + names, overwrite=True,
-        attributes=funlib_attrs(names, unit_list, channels is not None, voxel_size,
-                                 total_roi.offset),
+        attributes={**funlib_attrs(names, unit_list, channels is not None, voxel_size,
+                                   total_roi.offset), OUTPUT_ID: new_output_id()},
     )
     return open_ds(path, mode="r+")
 

@@ -8,6 +8,7 @@ translation. The writing side is `dacapo.store.ome`.
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import zarr
@@ -140,3 +141,18 @@ def _listed_levels(group) -> list[str]:
     attrs = dict(group.attrs)
     ms = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
     return [str(d.get("path")) for d in (ms[0].get("datasets") or [])] if ms else []
+
+
+#: attribute of every array `prepare_output` creates: a new id per created array, so that
+#: done-markers of a blockwise job are never taken for blocks of a re-created output
+OUTPUT_ID = "dacapo_output_id"
+
+
+def new_output_id() -> str:
+    return uuid.uuid4().hex
+
+
+def output_id(array: Array) -> str | None:
+    """The `OUTPUT_ID` of an opened array (None for arrays made elsewhere)."""
+    attrs = getattr(getattr(array, "_source_data", None), "attrs", None)
+    return None if attrs is None else attrs.get(OUTPUT_ID)
