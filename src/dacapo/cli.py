@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -136,14 +137,29 @@ def verify(config: str, no_data: bool) -> None:
               help="Folder that holds the run directories.")
 @click.option("--no-validate", is_flag=True, help="Skip validation during training.")
 @click.option("--quiet", is_flag=True, help="No progress bars (shown only on a terminal anyway).")
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Data-parallel processes on this machine (started with torchrun; one per "
+                   "GPU, or gloo on the CPU). Several machines: start torchrun yourself "
+                   "(README).")
 @handle_errors
-def train(config: str, root: str, no_validate: bool, quiet: bool) -> None:
+def train(config: str, root: str, no_validate: bool, quiet: bool, nproc: int) -> None:
     """Train the run described by CONFIG in ROOT/<name> (resumes when re-run)."""
+    from dacapo.distributed import torchrun_command, world_from_env  # lazy: see top
     from dacapo.scores import format_table  # lazy: see top
     from dacapo.train import train_run  # lazy: see top
 
+    world = world_from_env()
+    if nproc > 1 and not world.active:
+        flags = click.get_current_context().find_root().params
+        args = ["--debug"] * flags["debug"] + ["-v"] * flags["verbose"] + [
+            "train", config, "--root", root] + ["--no-validate"] * no_validate + [
+            "--quiet"] * quiet
+        command = torchrun_command(nproc, args)
+        os.execv(command[0], command)
     rc = _absolute_paths(_load_run_config(config))
     run_dir = train_run(rc, root, progress=_progress(quiet), validate=not no_validate)
+    if not world.main:
+        return
     click.echo(f"run directory: {run_dir.path}")
     if run_dir.validation_scores_file.is_file():
         click.echo(format_table(run_dir))
