@@ -190,19 +190,27 @@ def validate(run_dir: str, iteration: int | None, workers: int | None, quiet: bo
 @click.option("--iteration", type=int, default=None, help="Checkpoint to use.")
 @click.option("--criterion", default=None, help="Use the best checkpoint and parameters for it.")
 @click.option("--workers", type=int, default=None,
-              help="Blockwise workers; 0 = in this process (default: one per core).")
+              help="Blockwise workers; 0 = in this process (default: one per core; a small "
+                   "volume in this process).")
 @click.option("--worker-command", default=None,
               help="Shell template starting a worker, e.g. 'srun -n1 {command}'.")
 @click.option("--padding", type=click.Choice(["reflect", "zero", "none"]), default=None,
               help="Context beyond the input: mirrored, zeros, or none (then the border "
                    "the model cannot see is not segmented). Default: the run's.")
+@click.option("--engine", type=click.Choice(["auto", "onnx", "torch", "channels_last",
+                                             "compile"]), default="auto", show_default=True,
+              help="How the model runs: auto = ONNX Runtime on a CPU when installed, else "
+                   "torch.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
+              show_default=True, help="Precision of the forward pass (bf16/fp16: autocast, "
+                                      "engine torch).")
 @click.option("--quiet", is_flag=True, help="No progress bars (shown only on a terminal anyway).")
 @click.option("--pyramid", is_flag=True,
               help="Add pyramid levels to the prediction and the output (see downsample).")
 @handle_errors
 def apply(run_dir: str, input_: str, output: str, iteration: int | None, criterion: str | None,
           workers: int | None, worker_command: str | None, padding: str | None,
-          quiet: bool, pyramid: bool) -> None:
+          engine: str, precision: str, quiet: bool, pyramid: bool) -> None:
     """Segment INPUT with a trained run, blockwise, into OUTPUT."""
     from dacapo.apply import apply_run  # lazy: see top
     from dacapo.pyramid import downsample_image  # lazy: see top
@@ -211,7 +219,7 @@ def apply(run_dir: str, input_: str, output: str, iteration: int | None, criteri
         raise ValueError("give --iteration or --criterion, not both")
     out = apply_run(run_dir, input_, output, iteration=iteration, criterion=criterion,
                     num_workers=workers, worker_command=worker_command, progress=_progress(quiet),
-                    padding=padding)
+                    padding=padding, engine=engine, precision=precision)
     click.echo(f"wrote {output} (shape {tuple(out.shape)}, voxel size {tuple(out.voxel_size)})")
     if pyramid:
         prediction = Path(output).with_name(Path(output).name + "_prediction")

@@ -12,7 +12,8 @@ units) around the block. ``padding`` says what the context is beyond the raw:
   (a valid-padding UNet cannot see beyond the border).
 
 The ROI is snapped to the output voxel grid; blocks at the far end overhang and are
-clipped. One forward path
+clipped. The forward pass runs with ``engine`` and ``precision`` (`dacapo.inference`:
+ONNX Runtime by default on a CPU when installed, else torch). One forward path
 (`predict_block`) serves both ways of running:
 
 - ``num_workers == 0`` (or a ``model`` given): the blocks one after the other in this
@@ -42,6 +43,7 @@ from dacapo.checks.arrays import check_finite_array
 from dacapo.checks.paths import check_output
 from dacapo.errors import InputError
 from dacapo.geometry import ModelGeometry, block_rois, prediction_roi
+from dacapo.inference import Forward, check_options, make_forward
 from dacapo.ops.intensity import normalize_raw
 from dacapo.runtime import build_model, choose_device, load_weights
 from dacapo.store.arrays import PADDINGS, open_array, read_with_padding
@@ -50,19 +52,16 @@ from dacapo.store.ome import prepare_output  # outputs are OME-NGFF images
 logger = logging.getLogger(__name__)
 
 
-def predict_block(model, raw: Array, write_roi: Roi, geometry: ModelGeometry,
+def predict_block(forward: Forward, raw: Array, write_roi: Roi, geometry: ModelGeometry,
                   padding: str = "reflect") -> np.ndarray:
     """Model output (channels first, float32) for ``write_roi``: the raw read with the
     model's context (padded beyond the raw as ``padding`` says), normalised, one forward
-    pass in eval mode."""
-    device = next(model.parameters()).device
+    pass in eval mode (``forward``: `dacapo.inference.make_forward` of the model)."""
     read_roi = write_roi.grow(geometry.context, geometry.context)
     data = normalize_raw(read_with_padding(raw, read_roi, padding))
     if data.ndim == raw.voxel_size.dims:
         data = data[None]
-    with torch.no_grad():
-        y = model(torch.from_numpy(np.ascontiguousarray(data))[None].to(device))[0]
-    y = y.cpu().numpy().astype(np.float32, copy=False)
+    y = forward(data[None])[0]
     expected = tuple(write_roi.shape / geometry.output_voxel_size)
     if tuple(y.shape[1:]) != expected:
         raise ValueError(
@@ -81,6 +80,8 @@ class PredictSpec:
     raw: str = attr.ib()
     padding: str = attr.ib()
     threads: int = attr.ib(default=1)
+    engine: str = attr.ib(default="auto")
+    precision: str = attr.ib(default="fp32")
 
 
 _CACHE: dict = {}
@@ -94,32 +95,43 @@ def _load(spec: PredictSpec):
         model = load_weights(build_model(spec.run_config), spec.checkpoint)
         model.to(choose_device(spec.run_config.device)).eval()
         raw = open_array(spec.raw, "raw")
+        forward = make_forward(model, spec.engine, spec.precision, spec.threads)
         _CACHE.clear()
-        _CACHE[key] = (model, raw, ModelGeometry(model, raw.voxel_size, model.eval_input_shape))
+        _CACHE[key] = (forward, raw, ModelGeometry(model, raw.voxel_size, model.eval_input_shape))
     return _CACHE[key]
 
 
 def _worker_block(spec: PredictSpec, block) -> np.ndarray:
     """Runner process function: `predict_block` of ``block.write_roi``."""
-    model, raw, geometry = _load(spec)
-    return predict_block(model, raw, block.write_roi, geometry, spec.padding)
+    forward, raw, geometry = _load(spec)
+    return predict_block(forward, raw, block.write_roi, geometry, spec.padding)
 
 
 def predict_in_process(model, raw: Array, output, out_roi: Roi, geometry: ModelGeometry,
-                       padding: str = "reflect", progress: bool = True) -> None:
+                       padding: str = "reflect", progress: bool = True, engine: str = "auto",
+                       precision: str = "fp32") -> None:
     """Predict every block of ``out_roi`` with ``model`` here and write it to ``output``."""
     was_training = model.training
-    model.eval()
+    forward = make_forward(model, engine, precision)
     try:
         for write_roi in tqdm(block_rois(out_roi, geometry.output_size), desc="predict",
                               disable=not progress, dynamic_ncols=True, leave=False):
-            y = predict_block(model, raw, write_roi, geometry, padding)
+            y = predict_block(forward, raw, write_roi, geometry, padding)
             target = write_roi.intersect(out_roi)
             rel = (target - write_roi.offset) / geometry.output_voxel_size
             y = y[(slice(None),) + rel.to_slices()]
             output[target] = y if output.channel_dims else y[0]  # 1 channel: no channel axis
     finally:
         model.train(was_training)
+
+
+def prediction_values(run_config, raw_path: str | Path, padding: str = "reflect") -> int:
+    """How many values (channels × voxels) the prediction of ``raw_path`` holds."""
+    raw = open_array(raw_path, "raw")
+    model = build_model(run_config)
+    geometry = ModelGeometry(model, raw.voxel_size, model.eval_input_shape)
+    out_roi = prediction_roi(raw.roi, geometry, None, padding)
+    return model.num_out_channels * int(np.prod(out_roi.shape / geometry.output_voxel_size))
 
 
 def predict(
@@ -137,18 +149,22 @@ def predict(
     progress: bool = True,
     model=None,
     check_raw: bool = True,
+    engine: str = "auto",
+    precision: str = "fp32",
 ) -> Array:
     """Predict ``raw_path`` with the model of ``run_config`` at ``checkpoint``.
 
     ``num_workers == 0`` or a ``model`` (already holding the weights; ``checkpoint`` is then
     not read) predicts in this process. ``check_raw=False`` skips the scan of the raw for
     NaN/Inf (for a caller that has scanned it already). ``roi`` limits the prediction;
-    ``padding`` (see the module docstring) fills the context beyond the raw. Writes
+    ``padding`` (see the module docstring) fills the context beyond the raw; ``engine`` and
+    ``precision``: `dacapo.inference`. Writes
     ``output_path`` (an OME-NGFF image, float32, channels first; one channel: no channel
     axis) and returns it opened read-only.
     """
     if padding not in PADDINGS:
         raise InputError(f"padding: must be one of {list(PADDINGS)}, got {padding!r}")
+    check_options(engine, precision)
     check_output(output_path, {"raw": raw_path})
     raw = open_array(raw_path, "raw")
     if check_raw:
@@ -177,11 +193,12 @@ def predict(
                 output_path, out_roi, geometry.output_size, geometry.context,
                 "in this process" if in_process else f"{num_workers} workers")
     if in_process:
-        predict_in_process(model, raw, output, out_roi, geometry, padding, progress)
+        predict_in_process(model, raw, output, out_roi, geometry, padding, progress, engine,
+                           precision)
         return open_array(output_path, "prediction")
     spec = PredictSpec(run_config, str(Path(checkpoint).absolute()),
                        str(Path(raw_path).absolute()), padding,
-                       max(1, (os.cpu_count() or 1) // max(1, num_workers)))
+                       max(1, (os.cpu_count() or 1) // max(1, num_workers)), engine, precision)
     run_blockwise(
         functools.partial(_worker_block, spec), inputs={}, output=output_path,
         block_size=geometry.output_size, context=geometry.context, num_workers=num_workers,
