@@ -176,6 +176,7 @@ def apply_cli(run_dir, raw, folder: Path, workers: str, engine: str, repeats: in
     for _ in range(repeats):
         out = folder / "seg.zarr"
         shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(run_dir.logs / "apply", ignore_errors=True)  # done-markers: redo all
         start = time.perf_counter()
         proc = subprocess.run([sys.executable, "-c", APPLY_CHILD, str(run_dir.path), str(raw),
                                str(out / "seg"), workers, engine], capture_output=True,

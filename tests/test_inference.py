@@ -6,11 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from pipeline_fixtures import tiny_unet
+from pipeline_fixtures import tiny_data, tiny_run, tiny_unet
 
 from dacapo.errors import InputError
 from dacapo.experiments.tasks import AffinitiesTaskConfig
 from dacapo.inference import check_options, make_forward, onnx_available, resolve_engine
+from dacapo.predict import predict
+from dacapo.runtime import build_model
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +58,28 @@ def test_options_are_checked():
     assert resolve_engine("auto", "fp32", cpu) == ("onnx" if onnx_available() else "torch")
     assert resolve_engine("auto", "bf16", cpu) == "torch"
     assert resolve_engine("auto", "fp32", torch.device("cuda")) == "torch"
+
+
+def test_predict_onnx_equals_torch_and_caches_the_export(tmp_path):
+    if not onnx_available():
+        pytest.skip("onnxruntime is not installed")
+    container = tiny_data(tmp_path)
+    rc = tiny_run(container)
+    checkpoint = tmp_path / "checkpoints" / "00000000.pt"
+    checkpoint.parent.mkdir()
+    model = build_model(rc)
+    torch.save({"model": model.state_dict()}, checkpoint)
+    raw = container / "validate" / "raw"
+    outputs = {}
+    for name, engine in (("torch", "torch"), ("onnx", "onnx"), ("cached", "auto")):
+        out = predict(rc, checkpoint, raw, tmp_path / f"{name}.zarr" / "p", num_workers=0,
+                      engine=engine, progress=False)
+        outputs[name] = out[out.roi]
+        if name == "onnx":  # the export is cached beside the checkpoint ...
+            cached = list((checkpoint.parent / ".onnx").glob("00000000_*.onnx"))
+            assert len(cached) == 1
+            stamp = cached[0].stat().st_mtime_ns
+    assert cached[0].stat().st_mtime_ns == stamp  # ... and read, not rewritten
+    assert outputs["torch"].std() > 0
+    np.testing.assert_allclose(outputs["onnx"], outputs["torch"], atol=1e-5)
+    np.testing.assert_array_equal(outputs["cached"], outputs["onnx"])

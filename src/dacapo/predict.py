@@ -43,7 +43,14 @@ from dacapo.checks.arrays import check_finite_array
 from dacapo.checks.paths import check_output
 from dacapo.errors import InputError
 from dacapo.geometry import ModelGeometry, block_rois, prediction_roi
-from dacapo.inference import Forward, check_options, make_forward
+from dacapo.inference import (
+    Forward,
+    check_options,
+    export_onnx,
+    make_forward,
+    onnx_cache_path,
+    resolve_engine,
+)
 from dacapo.ops.intensity import normalize_raw
 from dacapo.runtime import build_model, choose_device, load_weights
 from dacapo.store.arrays import PADDINGS, open_array, read_with_padding
@@ -82,6 +89,7 @@ class PredictSpec:
     threads: int = attr.ib(default=1)
     engine: str = attr.ib(default="auto")
     precision: str = attr.ib(default="fp32")
+    onnx_cache: str | None = attr.ib(default=None)
 
 
 _CACHE: dict = {}
@@ -95,7 +103,8 @@ def _load(spec: PredictSpec):
         model = load_weights(build_model(spec.run_config), spec.checkpoint)
         model.to(choose_device(spec.run_config.device)).eval()
         raw = open_array(spec.raw, "raw")
-        forward = make_forward(model, spec.engine, spec.precision, spec.threads)
+        cache = Path(spec.onnx_cache) if spec.onnx_cache else None
+        forward = make_forward(model, spec.engine, spec.precision, spec.threads, cache)
         _CACHE.clear()
         _CACHE[key] = (forward, raw, ModelGeometry(model, raw.voxel_size, model.eval_input_shape))
     return _CACHE[key]
@@ -109,10 +118,10 @@ def _worker_block(spec: PredictSpec, block) -> np.ndarray:
 
 def predict_in_process(model, raw: Array, output, out_roi: Roi, geometry: ModelGeometry,
                        padding: str = "reflect", progress: bool = True, engine: str = "auto",
-                       precision: str = "fp32") -> None:
+                       precision: str = "fp32", onnx_cache: Path | None = None) -> None:
     """Predict every block of ``out_roi`` with ``model`` here and write it to ``output``."""
     was_training = model.training
-    forward = make_forward(model, engine, precision)
+    forward = make_forward(model, engine, precision, cache=onnx_cache)
     try:
         for write_roi in tqdm(block_rois(out_roi, geometry.output_size), desc="predict",
                               disable=not progress, dynamic_ncols=True, leave=False):
@@ -170,6 +179,7 @@ def predict(
     if check_raw:
         check_finite_array(raw, "raw")
     in_process = model is not None or num_workers == 0
+    from_checkpoint = model is None  # (a given model's weights may differ from any file)
     if model is None:
         # loaded here also when workers predict: a corrupt checkpoint fails once, clearly
         model = load_weights(build_model(run_config), checkpoint)
@@ -181,6 +191,10 @@ def predict(
         )
     geometry = ModelGeometry(model, raw.voxel_size, model.eval_input_shape)
     out_roi = prediction_roi(raw.roi, geometry, roi, padding)
+    cache = onnx_cache_path(checkpoint, model.eval_input_shape) if from_checkpoint else None
+    blocks = int(np.prod([-(-s // b) for s, b in zip(out_roi.shape, geometry.output_size)]))
+    engine = resolve_engine(engine, precision, next(model.parameters()).device, blocks,
+                            cached=cache is not None and cache.is_file())
     spatial_names = list(raw.axis_names[len(raw.axis_names) - raw.voxel_size.dims :])
     voxels = int(np.prod(out_roi.shape / geometry.output_voxel_size))
     check_output(output_path, {"raw": raw_path}, 4 * model.num_out_channels * voxels)
@@ -194,11 +208,15 @@ def predict(
                 "in this process" if in_process else f"{num_workers} workers")
     if in_process:
         predict_in_process(model, raw, output, out_roi, geometry, padding, progress, engine,
-                           precision)
+                           precision, cache)
         return open_array(output_path, "prediction")
+    if engine == "onnx":  # exported once here; the workers read the cached file
+        input_shape = (1, model.num_in_channels, *model.eval_input_shape)
+        export_onnx(model.eval(), input_shape, cache)
     spec = PredictSpec(run_config, str(Path(checkpoint).absolute()),
                        str(Path(raw_path).absolute()), padding,
-                       max(1, (os.cpu_count() or 1) // max(1, num_workers)), engine, precision)
+                       max(1, (os.cpu_count() or 1) // max(1, num_workers)), engine, precision,
+                       None if cache is None else str(cache))
     run_blockwise(
         functools.partial(_worker_block, spec), inputs={}, output=output_path,
         block_size=geometry.output_size, context=geometry.context, num_workers=num_workers,
