@@ -140,6 +140,8 @@ def _onnx_forward(model: torch.nn.Module, threads: int, cache: Path | None) -> F
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = max(1, int(threads))
     options.inter_op_num_threads = 1
+    # no busy-waiting between runs: the reads and writes of the next block need the cores
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
 
     def session(shape: tuple[int, ...]):
         if shape not in sessions:
