@@ -69,7 +69,7 @@ def apply_run(
     predict_workers = num_workers
     if num_workers is None:
         num_workers = os.cpu_count() or 1
-        values = prediction_values(rc, input_path, padding or rc.padding)
+        values = prediction_values(rc, input_path)
         predict_workers = 0 if values <= limit else num_workers
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(output_path.absolute()).strip("/"))[-120:]
     log_dir = run_dir.logs / "apply" / name / f"{iteration:08d}"

@@ -134,13 +134,13 @@ def predict_in_process(model, raw: Array, output, out_roi: Roi, geometry: ModelG
         model.train(was_training)
 
 
-def prediction_values(run_config, raw_path: str | Path, padding: str = "reflect") -> int:
-    """How many values (channels × voxels) the prediction of ``raw_path`` holds."""
+def prediction_values(run_config, raw_path: str | Path) -> int:
+    """At most how many values (channels × voxels) the prediction of ``raw_path`` holds
+    (the whole raw ROI on the output grid; no forward pass to find the model's context)."""
     raw = open_array(raw_path, "raw")
     model = build_model(run_config)
-    geometry = ModelGeometry(model, raw.voxel_size, model.eval_input_shape)
-    out_roi = prediction_roi(raw.roi, geometry, None, padding)
-    return model.num_out_channels * int(np.prod(out_roi.shape / geometry.output_voxel_size))
+    output_voxel_size = model.scale(raw.voxel_size)
+    return model.num_out_channels * int(np.prod(raw.roi.shape / output_voxel_size))
 
 
 def predict(
