@@ -69,8 +69,8 @@ class TrainerConfig:
 
     batch_size: int = attr.ib(
         default=1,
-        metadata={"help_text": "Crops per training batch: the global batch, shared by the "
-                               "processes of data-parallel training (their number must "
+        metadata={"help_text": "Crops per training batch. Data-parallel training shares "
+                               "this global batch among its processes (their number must "
                                "divide it)."},
     )
     learning_rate: float = attr.ib(default=1e-4, metadata={"help_text": "Optimizer step size."})
