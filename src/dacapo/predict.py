@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import attr
@@ -119,17 +120,28 @@ def _worker_block(spec: PredictSpec, block) -> np.ndarray:
 def predict_in_process(model, raw: Array, output, out_roi: Roi, geometry: ModelGeometry,
                        padding: str = "reflect", progress: bool = True, engine: str = "auto",
                        precision: str = "fp32", onnx_cache: Path | None = None) -> None:
-    """Predict every block of ``out_roi`` with ``model`` here and write it to ``output``."""
+    """Predict every block of ``out_roi`` with ``model`` here and write it to ``output``
+    (each block written by a background thread while the next one is predicted)."""
     was_training = model.training
     forward = make_forward(model, engine, precision, cache=onnx_cache)
+
+    def write(write_roi: Roi, y: np.ndarray) -> None:
+        target = write_roi.intersect(out_roi)
+        rel = (target - write_roi.offset) / geometry.output_voxel_size
+        y = y[(slice(None),) + rel.to_slices()]
+        output[target] = y if output.channel_dims else y[0]  # 1 channel: no channel axis
+
+    pending = None
     try:
-        for write_roi in tqdm(block_rois(out_roi, geometry.output_size), desc="predict",
-                              disable=not progress, dynamic_ncols=True, leave=False):
-            y = predict_block(forward, raw, write_roi, geometry, padding)
-            target = write_roi.intersect(out_roi)
-            rel = (target - write_roi.offset) / geometry.output_voxel_size
-            y = y[(slice(None),) + rel.to_slices()]
-            output[target] = y if output.channel_dims else y[0]  # 1 channel: no channel axis
+        with ThreadPoolExecutor(max_workers=1) as writer:
+            for write_roi in tqdm(block_rois(out_roi, geometry.output_size), desc="predict",
+                                  disable=not progress, dynamic_ncols=True, leave=False):
+                y = predict_block(forward, raw, write_roi, geometry, padding)
+                if pending is not None:
+                    pending.result()  # one block in flight; a failed write raises here
+                pending = writer.submit(write, write_roi, y)
+            if pending is not None:
+                pending.result()
     finally:
         model.train(was_training)
 
