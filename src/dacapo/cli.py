@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -137,25 +136,18 @@ def verify(config: str, no_data: bool) -> None:
               help="Folder that holds the run directories.")
 @click.option("--no-validate", is_flag=True, help="Skip validation during training.")
 @click.option("--quiet", is_flag=True, help="No progress bars (shown only on a terminal anyway).")
-@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Data-parallel processes on this machine (started with torchrun; one per "
-                   "GPU, or gloo on the CPU). Several machines: start torchrun yourself "
-                   "(README).")
+@click.option("--nproc", type=click.IntRange(min=1), default=1, help="Data-parallel "
+              "processes here (torchrun; one per GPU, or gloo on the CPU). Several machines: README.")
 @handle_errors
 def train(config: str, root: str, no_validate: bool, quiet: bool, nproc: int) -> None:
     """Train the run described by CONFIG in ROOT/<name> (resumes when re-run)."""
-    from dacapo.distributed import torchrun_command, world_from_env  # lazy: see top
+    from dacapo.distributed import relaunch_with_torchrun, world_from_env  # lazy: see top
     from dacapo.scores import format_table  # lazy: see top
     from dacapo.train import train_run  # lazy: see top
 
     world = world_from_env()
-    if nproc > 1 and not world.active:
-        flags = click.get_current_context().find_root().params
-        args = ["--debug"] * flags["debug"] + ["-v"] * flags["verbose"] + [
-            "train", config, "--root", root] + ["--no-validate"] * no_validate + [
-            "--quiet"] * quiet
-        command = torchrun_command(nproc, args)
-        os.execv(command[0], command)
+    if nproc > 1 and not world.active:  # this process becomes torchrun, starting the ranks
+        relaunch_with_torchrun(nproc, sys.argv[1:])
     rc = _absolute_paths(_load_run_config(config))
     run_dir = train_run(rc, root, progress=_progress(quiet), validate=not no_validate)
     if not world.main:
@@ -197,13 +189,10 @@ def validate(run_dir: str, iteration: int | None, workers: int | None, quiet: bo
 @click.option("--padding", type=click.Choice(["reflect", "zero", "none"]), default=None,
               help="Context beyond the input: mirrored, zeros, or none (then the border "
                    "the model cannot see is not segmented). Default: the run's.")
-@click.option("--engine", type=click.Choice(["auto", "onnx", "torch", "channels_last",
-                                             "compile"]), default="auto", show_default=True,
-              help="How the model runs: auto = ONNX Runtime on a CPU when installed, else "
-                   "torch.")
+@click.option("--engine", type=click.Choice(["auto", "onnx", "torch", "channels_last", "compile"]),
+              default="auto", help="Model runtime (auto: ONNX Runtime on a CPU if installed).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
-              show_default=True, help="Precision of the forward pass (bf16/fp16: autocast, "
-                                      "engine torch).")
+              help="Forward pass precision (bf16/fp16: autocast, engine torch).")
 @click.option("--quiet", is_flag=True, help="No progress bars (shown only on a terminal anyway).")
 @click.option("--pyramid", is_flag=True,
               help="Add pyramid levels to the prediction and the output (see downsample).")

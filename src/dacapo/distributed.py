@@ -144,3 +144,10 @@ def torchrun_command(nproc: int, args: list[str]) -> list[str]:
     """torchrun on this machine with ``nproc`` processes, each ``dacapo ARGS``."""
     return [sys.executable, "-m", "torch.distributed.run", "--standalone",
             f"--nproc-per-node={nproc}", "-m", "dacapo.cli", *args]
+
+
+def relaunch_with_torchrun(nproc: int, args: list[str]) -> None:
+    """Replace this process by `torchrun_command` (the ranks see torchrun's environment
+    and run ``dacapo ARGS`` themselves)."""
+    command = torchrun_command(nproc, args)
+    os.execv(command[0], command)
