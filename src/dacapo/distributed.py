@@ -148,6 +148,16 @@ def torchrun_command(nproc: int, args: list[str]) -> list[str]:
 
 def relaunch_with_torchrun(nproc: int, args: list[str]) -> None:
     """Replace this process by `torchrun_command` (the ranks see torchrun's environment
-    and run ``dacapo ARGS`` themselves)."""
-    command = torchrun_command(nproc, args)
+    and run ``dacapo ARGS`` themselves, ARGS without ``--nproc``, which torchrun's own
+    parser would take for its ``--nproc-per-node``)."""
+    kept, skip = [], False
+    for arg in args:
+        if skip or arg.startswith("--nproc="):
+            skip = False
+            continue
+        if arg == "--nproc":
+            skip = True
+            continue
+        kept.append(arg)
+    command = torchrun_command(nproc, kept)
     os.execv(command[0], command)
