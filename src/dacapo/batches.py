@@ -2,8 +2,13 @@
 targets and weights, made by a torch DataLoader.
 
 Batches
-    Batch ``i`` (the one that produces iteration ``i + 1``) is drawn with the generator
-    ``numpy.random.default_rng([seed, i])``: a random training dataset, a random output ROI
+    Batch ``i`` (the one that produces iteration ``i + 1``) holds the samples
+    ``k = i·B + j``, ``j = 0 .. B-1`` (``B = batch_size``); sample ``k`` is drawn with the
+    generator ``numpy.random.default_rng([seed, k])`` (with ``B = 1``: ``[seed, i]``).
+    Data-parallel training (`dacapo.distributed`) gives rank ``r`` of ``W`` the slots
+    ``j = r·B/W .. (r+1)·B/W - 1`` of every batch, so ``W`` ranks draw exactly the samples
+    one process draws (``W = 2`` × 1 sample = 1 process × 2 samples). A sample is a random
+    training dataset, a random output ROI
     (the model output shape, on the voxel grid, inside raw ∩ gt (∩ mask)), the raw input
     ROI around it (zero-padded outside the raw) and the GT region the predictor asks for
     (``predictor.gt_region_for_roi``; voxels outside the GT or the mask are masked out).
@@ -11,11 +16,13 @@ Batches
     ``min_foreground`` (both in the output ROI) are redrawn (up to 50 times). Targets and
     weights come from ``predictor.create_target``/``create_weight`` on the augmented GT and
     are cropped to the output ROI. ``moving_class_counts`` is carried from batch to batch
-    in ``max(1, num_data_workers)`` streams: batch ``i`` continues stream ``i % streams``
-    (the torch DataLoader hands out batches round-robin, so each worker owns one stream).
-    The counts of every stream are saved with each checkpoint and restored on resume, so
-    a run is deterministic given the seed, ``num_data_workers`` and the number of torch
-    threads, resumed or not.
+    in streams ``(i % S, j)``, ``S = max(1, num_data_workers)``: slot ``j`` of batch ``i``
+    continues stream ``(i % S, j)`` (the torch DataLoader hands out batches round-robin,
+    so each worker owns the streams ``i % S`` of its batches, and each rank those of its
+    slots; no stream waits for another process). The counts of every stream are saved
+    with each checkpoint and restored on resume, so a run is deterministic given the
+    seed, ``num_data_workers`` and the number of torch threads, resumed or not, on any
+    number of ranks that divides ``batch_size``.
 
 Processes
     Batches are made by ``num_data_workers`` spawned processes (torch DataLoader, one torch
@@ -86,12 +93,15 @@ class BatchProvider(torch.utils.data.Dataset):
     """
 
     def __init__(self, run_config: RunConfig, input_shape=None, with_snapshot_every: int = 0,
-                 initial_counts: dict[int, Any] | None = None):
+                 initial_counts: dict[tuple[int, int], Any] | None = None,
+                 slots: range | None = None):
         self.run_config = run_config
         self.input_shape = None if input_shape is None else Coordinate(input_shape)
         self.with_snapshot_every = with_snapshot_every
         self.streams = max(1, run_config.trainer_config.num_data_workers)
         self.initial_counts = dict(initial_counts or {})
+        #: the slots of each batch this process draws (data parallel: a rank's share)
+        self.slots = range(run_config.trainer_config.batch_size) if slots is None else slots
         self._state: dict[str, Any] | None = None
 
     def __len__(self) -> int:
@@ -128,16 +138,18 @@ class BatchProvider(torch.utils.data.Dataset):
 
     def _batch(self, index: int) -> dict[str, Any]:
         state = self._setup()
-        rng = np.random.default_rng([int(self.run_config.seed), int(index)])
-        stream = int(index) % self.streams
-        samples = []
-        for _ in range(self.run_config.trainer_config.batch_size):
-            sample, state["counts"][stream] = self._sample(state, rng, state["counts"].get(stream))
+        size = self.run_config.trainer_config.batch_size
+        samples, counts = [], {}
+        for j in self.slots:
+            rng = np.random.default_rng([int(self.run_config.seed), int(index) * size + j])
+            key = (int(index) % self.streams, j)
+            sample, counts[key] = self._sample(state, rng, state["counts"].get(key))
+            state["counts"][key] = counts[key]
             samples.append(sample)
         batch = {
             "iteration": index,
             # pickled, so that the DataLoader passes it through untouched
-            "counts": pickle.dumps((stream, state["counts"][stream])),
+            "counts": pickle.dumps(counts),
             "raw": np.stack([s["raw"] for s in samples]),
             "target": np.stack([s["target"] for s in samples]),
             "weight": np.stack([s["weight"] for s in samples]),

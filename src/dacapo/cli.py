@@ -136,14 +136,22 @@ def verify(config: str, no_data: bool) -> None:
               help="Folder that holds the run directories.")
 @click.option("--no-validate", is_flag=True, help="Skip validation during training.")
 @click.option("--quiet", is_flag=True, help="No progress bars (shown only on a terminal anyway).")
+@click.option("--nproc", type=click.IntRange(min=1), default=1, help="Data-parallel "
+              "processes here (torchrun; one per GPU, or gloo on the CPU). Several machines: README.")
 @handle_errors
-def train(config: str, root: str, no_validate: bool, quiet: bool) -> None:
+def train(config: str, root: str, no_validate: bool, quiet: bool, nproc: int) -> None:
     """Train the run described by CONFIG in ROOT/<name> (resumes when re-run)."""
+    from dacapo.distributed import relaunch_with_torchrun, world_from_env  # lazy: see top
     from dacapo.scores import format_table  # lazy: see top
     from dacapo.train import train_run  # lazy: see top
 
+    world = world_from_env()
+    if nproc > 1 and not world.active:  # this process becomes torchrun, starting the ranks
+        relaunch_with_torchrun(nproc, sys.argv[1:])
     rc = _absolute_paths(_load_run_config(config))
     run_dir = train_run(rc, root, progress=_progress(quiet), validate=not no_validate)
+    if not world.main:
+        return
     click.echo(f"run directory: {run_dir.path}")
     if run_dir.validation_scores_file.is_file():
         click.echo(format_table(run_dir))
@@ -174,19 +182,24 @@ def validate(run_dir: str, iteration: int | None, workers: int | None, quiet: bo
 @click.option("--iteration", type=int, default=None, help="Checkpoint to use.")
 @click.option("--criterion", default=None, help="Use the best checkpoint and parameters for it.")
 @click.option("--workers", type=int, default=None,
-              help="Blockwise workers; 0 = in this process (default: one per core).")
+              help="Blockwise workers; 0 = in this process (default: one per core; a small "
+                   "volume in this process).")
 @click.option("--worker-command", default=None,
               help="Shell template starting a worker, e.g. 'srun -n1 {command}'.")
 @click.option("--padding", type=click.Choice(["reflect", "zero", "none"]), default=None,
               help="Context beyond the input: mirrored, zeros, or none (then the border "
                    "the model cannot see is not segmented). Default: the run's.")
+@click.option("--engine", type=click.Choice(["auto", "onnx", "torch", "channels_last", "compile"]),
+              default="auto", help="Model runtime (auto: ONNX Runtime on a CPU if installed).")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
+              help="Forward pass precision (bf16/fp16: autocast, engine torch).")
 @click.option("--quiet", is_flag=True, help="No progress bars (shown only on a terminal anyway).")
 @click.option("--pyramid", is_flag=True,
               help="Add pyramid levels to the prediction and the output (see downsample).")
 @handle_errors
 def apply(run_dir: str, input_: str, output: str, iteration: int | None, criterion: str | None,
           workers: int | None, worker_command: str | None, padding: str | None,
-          quiet: bool, pyramid: bool) -> None:
+          engine: str, precision: str, quiet: bool, pyramid: bool) -> None:
     """Segment INPUT with a trained run, blockwise, into OUTPUT."""
     from dacapo.apply import apply_run  # lazy: see top
     from dacapo.pyramid import downsample_image  # lazy: see top
@@ -195,7 +208,7 @@ def apply(run_dir: str, input_: str, output: str, iteration: int | None, criteri
         raise ValueError("give --iteration or --criterion, not both")
     out = apply_run(run_dir, input_, output, iteration=iteration, criterion=criterion,
                     num_workers=workers, worker_command=worker_command, progress=_progress(quiet),
-                    padding=padding)
+                    padding=padding, engine=engine, precision=precision)
     click.echo(f"wrote {output} (shape {tuple(out.shape)}, voxel size {tuple(out.voxel_size)})")
     if pyramid:
         prediction = Path(output).with_name(Path(output).name + "_prediction")

@@ -12,7 +12,8 @@ units) around the block. ``padding`` says what the context is beyond the raw:
   (a valid-padding UNet cannot see beyond the border).
 
 The ROI is snapped to the output voxel grid; blocks at the far end overhang and are
-clipped. One forward path
+clipped. The forward pass runs with ``engine`` and ``precision`` (`dacapo.inference`:
+ONNX Runtime by default on a CPU when installed, else torch). One forward path
 (`predict_block`) serves both ways of running:
 
 - ``num_workers == 0`` (or a ``model`` given): the blocks one after the other in this
@@ -28,6 +29,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import attr
@@ -44,6 +46,14 @@ from dacapo.errors import InputError
 from dacapo.experiments.normalization import normalize_input
 from dacapo.experiments.tta import forward
 from dacapo.geometry import ModelGeometry, block_rois, prediction_roi
+from dacapo.inference import (
+    Forward,
+    check_options,
+    export_onnx,
+    make_forward,
+    onnx_cache_path,
+    resolve_engine,
+)
 from dacapo.runtime import build_model, choose_device, load_weights
 from dacapo.store.arrays import PADDINGS, open_array, read_with_padding
 from dacapo.store.ome import prepare_output  # outputs are OME-NGFF images
@@ -51,19 +61,17 @@ from dacapo.store.ome import prepare_output  # outputs are OME-NGFF images
 logger = logging.getLogger(__name__)
 
 
-def predict_block(model, raw: Array, write_roi: Roi, geometry: ModelGeometry,
+def predict_block(model_forward: Forward, raw: Array, write_roi: Roi, geometry: ModelGeometry,
                   padding: str = "reflect", normalization=None, flips: bool = False) -> np.ndarray:
     """Model output (channels first, float32) for ``write_roi``: the raw read with the
     model's context (padded beyond the raw as ``padding`` says), normalised as the run's
-    ``normalization`` says, one forward pass in eval mode (the flip mean with ``flips``)."""
-    device = next(model.parameters()).device
+    ``normalization`` says, one forward pass in eval mode (``model_forward``:
+    `dacapo.inference.make_forward` of the model; the flip mean with ``flips``)."""
     read_roi = write_roi.grow(geometry.context, geometry.context)
     data = normalize_input(read_with_padding(raw, read_roi, padding), normalization)
     if data.ndim == raw.voxel_size.dims:
         data = data[None]
-    with torch.no_grad():
-        y = forward(model, torch.from_numpy(np.ascontiguousarray(data))[None].to(device), flips)[0]
-    y = y.cpu().numpy().astype(np.float32, copy=False)
+    y = forward(model_forward, np.ascontiguousarray(data)[None], flips)[0]
     expected = tuple(write_roi.shape / geometry.output_voxel_size)
     if tuple(y.shape[1:]) != expected:
         raise ValueError(
@@ -82,6 +90,9 @@ class PredictSpec:
     raw: str = attr.ib()
     padding: str = attr.ib()
     threads: int = attr.ib(default=1)
+    engine: str = attr.ib(default="auto")
+    precision: str = attr.ib(default="fp32")
+    onnx_cache: str | None = attr.ib(default=None)
 
 
 _CACHE: dict = {}
@@ -95,35 +106,59 @@ def _load(spec: PredictSpec):
         model = load_weights(build_model(spec.run_config), spec.checkpoint)
         model.to(choose_device(spec.run_config.device)).eval()
         raw = open_array(spec.raw, "raw")
+        cache = Path(spec.onnx_cache) if spec.onnx_cache else None
+        model_forward = make_forward(model, spec.engine, spec.precision, spec.threads, cache)
         _CACHE.clear()
-        _CACHE[key] = (model, raw, ModelGeometry(model, raw.voxel_size, model.eval_input_shape))
+        _CACHE[key] = (model_forward, raw, ModelGeometry(model, raw.voxel_size, model.eval_input_shape))
     return _CACHE[key]
 
 
 def _worker_block(spec: PredictSpec, block) -> np.ndarray:
     """Runner process function: `predict_block` of ``block.write_roi``."""
-    model, raw, geometry = _load(spec)
+    model_forward, raw, geometry = _load(spec)
     rc = spec.run_config
-    return predict_block(model, raw, block.write_roi, geometry, spec.padding, rc.normalization,
-                         rc.test_time_flips)
+    return predict_block(model_forward, raw, block.write_roi, geometry, spec.padding,
+                         rc.normalization, rc.test_time_flips)
 
 
 def predict_in_process(model, raw: Array, output, out_roi: Roi, geometry: ModelGeometry,
-                       padding: str = "reflect", progress: bool = True, normalization=None,
-                       flips: bool = False) -> None:
-    """Predict every block of ``out_roi`` with ``model`` here and write it to ``output``."""
+                       padding: str = "reflect", progress: bool = True, engine: str = "auto",
+                       precision: str = "fp32", onnx_cache: Path | None = None,
+                       normalization=None, flips: bool = False) -> None:
+    """Predict every block of ``out_roi`` with ``model`` here and write it to ``output``
+    (each block written by a background thread while the next one is predicted)."""
     was_training = model.training
-    model.eval()
+    model_forward = make_forward(model, engine, precision, cache=onnx_cache)
+
+    def write(write_roi: Roi, y: np.ndarray) -> None:
+        target = write_roi.intersect(out_roi)
+        rel = (target - write_roi.offset) / geometry.output_voxel_size
+        y = y[(slice(None),) + rel.to_slices()]
+        output[target] = y if output.channel_dims else y[0]  # 1 channel: no channel axis
+
+    pending = None
     try:
-        for write_roi in tqdm(block_rois(out_roi, geometry.output_size), desc="predict",
-                              disable=not progress, dynamic_ncols=True, leave=False):
-            y = predict_block(model, raw, write_roi, geometry, padding, normalization, flips)
-            target = write_roi.intersect(out_roi)
-            rel = (target - write_roi.offset) / geometry.output_voxel_size
-            y = y[(slice(None),) + rel.to_slices()]
-            output[target] = y if output.channel_dims else y[0]  # 1 channel: no channel axis
+        with ThreadPoolExecutor(max_workers=1) as writer:
+            for write_roi in tqdm(block_rois(out_roi, geometry.output_size), desc="predict",
+                                  disable=not progress, dynamic_ncols=True, leave=False):
+                y = predict_block(model_forward, raw, write_roi, geometry, padding,
+                                  normalization, flips)
+                if pending is not None:
+                    pending.result()  # one block in flight; a failed write raises here
+                pending = writer.submit(write, write_roi, y)
+            if pending is not None:
+                pending.result()
     finally:
         model.train(was_training)
+
+
+def prediction_values(run_config, raw_path: str | Path) -> int:
+    """At most how many values (channels × voxels) the prediction of ``raw_path`` holds
+    (the whole raw ROI on the output grid; no forward pass to find the model's context)."""
+    raw = open_array(raw_path, "raw")
+    model = build_model(run_config)
+    output_voxel_size = model.scale(raw.voxel_size)
+    return model.num_out_channels * int(np.prod(raw.roi.shape / output_voxel_size))
 
 
 def predict(
@@ -141,23 +176,28 @@ def predict(
     progress: bool = True,
     model=None,
     check_raw: bool = True,
+    engine: str = "auto",
+    precision: str = "fp32",
 ) -> Array:
     """Predict ``raw_path`` with the model of ``run_config`` at ``checkpoint``.
 
     ``num_workers == 0`` or a ``model`` (already holding the weights; ``checkpoint`` is then
     not read) predicts in this process. ``check_raw=False`` skips the scan of the raw for
     NaN/Inf (for a caller that has scanned it already). ``roi`` limits the prediction;
-    ``padding`` (see the module docstring) fills the context beyond the raw. Writes
+    ``padding`` (see the module docstring) fills the context beyond the raw; ``engine`` and
+    ``precision``: `dacapo.inference`. Writes
     ``output_path`` (an OME-NGFF image, float32, channels first; one channel: no channel
     axis) and returns it opened read-only.
     """
     if padding not in PADDINGS:
         raise InputError(f"padding: must be one of {list(PADDINGS)}, got {padding!r}")
+    check_options(engine, precision)
     check_output(output_path, {"raw": raw_path})
     raw = open_array(raw_path, "raw")
     if check_raw:
         check_finite_array(raw, "raw")
     in_process = model is not None or num_workers == 0
+    from_checkpoint = model is None  # (a given model's weights may differ from any file)
     if model is None:
         # loaded here also when workers predict: a corrupt checkpoint fails once, clearly
         model = load_weights(build_model(run_config), checkpoint)
@@ -169,6 +209,10 @@ def predict(
         )
     geometry = ModelGeometry(model, raw.voxel_size, model.eval_input_shape)
     out_roi = prediction_roi(raw.roi, geometry, roi, padding)
+    cache = onnx_cache_path(checkpoint, model.eval_input_shape) if from_checkpoint else None
+    blocks = int(np.prod([-(-s // b) for s, b in zip(out_roi.shape, geometry.output_size)]))
+    engine = resolve_engine(engine, precision, next(model.parameters()).device, blocks,
+                            cached=cache is not None and cache.is_file())
     spatial_names = list(raw.axis_names[len(raw.axis_names) - raw.voxel_size.dims :])
     voxels = int(np.prod(out_roi.shape / geometry.output_voxel_size))
     check_output(output_path, {"raw": raw_path}, 4 * model.num_out_channels * voxels)
@@ -181,12 +225,17 @@ def predict(
                 output_path, out_roi, geometry.output_size, geometry.context,
                 "in this process" if in_process else f"{num_workers} workers")
     if in_process:
-        predict_in_process(model, raw, output, out_roi, geometry, padding, progress,
-                           run_config.normalization, run_config.test_time_flips)
+        predict_in_process(model, raw, output, out_roi, geometry, padding, progress, engine,
+                           precision, cache, run_config.normalization,
+                           run_config.test_time_flips)
         return open_array(output_path, "prediction")
+    if engine == "onnx":  # exported once here; the workers read the cached file
+        input_shape = (1, model.num_in_channels, *model.eval_input_shape)
+        export_onnx(model.eval(), input_shape, cache)
     spec = PredictSpec(run_config, str(Path(checkpoint).absolute()),
                        str(Path(raw_path).absolute()), padding,
-                       max(1, (os.cpu_count() or 1) // max(1, num_workers)))
+                       max(1, (os.cpu_count() or 1) // max(1, num_workers)), engine, precision,
+                       None if cache is None else str(cache))
     run_blockwise(
         functools.partial(_worker_block, spec), inputs={}, output=output_path,
         block_size=geometry.output_size, context=geometry.context, num_workers=num_workers,

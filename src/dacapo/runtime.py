@@ -1,10 +1,18 @@
 """What a process needs to run a model: device, model built (and loaded) from a run's
-configs, optimiser, and the run's log file."""
+configs, optimiser, numeric precision, and the run's log file.
+
+Precision (``trainer_config.precision``, ``dacapo apply --precision``): ``fp32``; ``bf16``
+or ``fp16`` run the model under `torch.autocast` (convolutions and matrix products in the
+low precision, reductions in fp32); the loss is computed in fp32 on the fp32-cast
+prediction; ``fp16`` training scales the loss with a `torch.amp.GradScaler` (its state is
+checkpointed). bf16 works on CPUs and recent GPUs; fp16 is meant for GPUs (on a CPU it
+runs, slowly).
+"""
 
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -38,6 +46,21 @@ def make_optimizer(model: torch.nn.Module, trainer_config) -> torch.optim.Optimi
     cls = torch.optim.AdamW if trainer_config.optimizer == "adamw" else torch.optim.Adam
     return cls(model.parameters(), lr=trainer_config.learning_rate,
                weight_decay=trainer_config.weight_decay)
+
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(precision: str, device: torch.device):
+    """A context running the model in ``precision`` on ``device`` (nothing for fp32)."""
+    if PRECISIONS[precision] is None:
+        return nullcontext()
+    return torch.autocast(device.type, dtype=PRECISIONS[precision])
+
+
+def make_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler | None:
+    """The loss scaler fp16 training needs (None otherwise)."""
+    return torch.amp.GradScaler(device.type) if precision == "fp16" else None
 
 
 @contextmanager

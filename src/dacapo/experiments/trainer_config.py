@@ -118,7 +118,12 @@ class AugmentConfig:
 class TrainerConfig:
     """How batches are made and the model is optimised."""
 
-    batch_size: int = attr.ib(default=1, metadata={"help_text": "Crops per training batch."})
+    batch_size: int = attr.ib(
+        default=1,
+        metadata={"help_text": "Crops per training batch. Data-parallel training shares "
+                               "this global batch among its processes (their number must "
+                               "divide it)."},
+    )
     learning_rate: float = attr.ib(default=1e-4, metadata={"help_text": "Optimizer step size."})
     lr_schedule: str = attr.ib(
         default="constant",
@@ -155,6 +160,12 @@ class TrainerConfig:
         metadata={"help_text": "Reject crops whose output region has less than this fraction "
                                "of non-zero GT."},
     )
+    precision: str = attr.ib(
+        default="fp32",
+        metadata={"help_text": "'fp32', 'bf16' or 'fp16': the model's forward pass under "
+                               "torch.autocast in that precision (loss in fp32; fp16 with a "
+                               "gradient scaler). bf16 also runs on CPUs."},
+    )
     augment: AugmentConfig = attr.ib(
         factory=AugmentConfig, metadata={"help_text": "Augmentations (applied by dacapo.augment)."}
     )
@@ -179,6 +190,9 @@ class TrainerConfig:
             out.append(f"trainer.num_data_workers: must be >= 0, got {self.num_data_workers!r}")
         if not isinstance(self.torch_threads, int) or self.torch_threads < 0:
             out.append(f"trainer.torch_threads: must be >= 0, got {self.torch_threads!r}")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            out.append(f"trainer.precision: must be 'fp32', 'bf16' or 'fp16', got "
+                       f"{self.precision!r}")
         for name in ("min_masked", "min_foreground"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not 0 <= v <= 1:

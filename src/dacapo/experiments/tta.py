@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from itertools import product
 
+import numpy as np
 import torch
 
 #: tasks whose channels are direction-dependent
@@ -26,17 +27,24 @@ def flip_sets(dims: int) -> list[tuple[int, ...]]:
             for mask in product((False, True), repeat=len(axes))]
 
 
-def forward(model, x: torch.Tensor, flips: bool = False) -> torch.Tensor:
-    """``model(x)``, or its flip average (see the module docstring)."""
+def forward(model, x, flips: bool = False):
+    """``model(x)``, or its flip average (see the module docstring); ``x`` a torch tensor
+    or a numpy array (for a `dacapo.inference` forward function)."""
     if not flips:
         return model(x)
+
+    def flip(a, axes):
+        if isinstance(a, torch.Tensor):
+            return torch.flip(a, axes)
+        return np.ascontiguousarray(np.flip(a, axes))
+
     dims = x.ndim - 2
     total = None
     sets = flip_sets(dims)
     for axes in sets:
-        xi = torch.flip(x, axes) if axes else x
+        xi = flip(x, axes) if axes else x
         y = model(xi)
-        y = torch.flip(y, axes) if axes else y
+        y = flip(y, axes) if axes else y
         total = y if total is None else total + y
     return total / len(sets)
 

@@ -1,0 +1,157 @@
+"""How a model's eval-mode forward pass runs when predicting: engine and precision.
+
+Engines (``dacapo apply --engine``; `dacapo.predict`):
+
+- ``"onnx"``: the model exported (`torch.onnx.export`, static input shape) and run by
+  ONNX Runtime on the CPU; fp32, equal to torch's output to float rounding (about 1e-7),
+  about 2× torch's speed for the 3D UNets measured (docs/performance.md). The export
+  (1–4 s) is cached beside a checkpoint (`onnx_cache_path`), so workers and re-runs of
+  the same checkpoint load it instead;
+- ``"torch"``: `torch.inference_mode`, optionally under `torch.autocast` in ``bf16`` or
+  ``fp16`` (`dacapo.runtime.autocast`; about 1e-3 from fp32);
+- ``"channels_last"``: torch with the model and input in ``channels_last_3d`` memory;
+- ``"compile"``: `torch.compile` (minutes of compilation on first use);
+- ``"auto"`` (default): ``onnx`` on a CPU in fp32 when onnxruntime is installed and the
+  export pays: it is cached, or the prediction has at least `ONNX_MIN_BLOCKS` blocks (or
+  an unknown number); else ``torch``.
+
+The output is always float32, channels first.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import logging
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dacapo.errors import InputError
+from dacapo.runtime import PRECISIONS, autocast
+from dacapo.store.arrays import atomic_write_bytes
+
+logger = logging.getLogger(__name__)
+
+ENGINES = ("auto", "onnx", "torch", "channels_last", "compile")
+#: ``auto`` exports an uncached model to ONNX for at least this many blocks (the export
+#: costs about as much as a few forward passes; ONNX Runtime saves about half of each)
+ONNX_MIN_BLOCKS = 8
+
+Forward = Callable[[np.ndarray], np.ndarray]
+
+
+def check_options(engine: str, precision: str) -> None:
+    """InputError naming the option when ``engine``/``precision`` are not known or don't mix."""
+    if engine not in ENGINES:
+        raise InputError(f"engine: must be one of {list(ENGINES)}, got {engine!r}")
+    if precision not in PRECISIONS:
+        raise InputError(f"precision: must be one of {list(PRECISIONS)}, got {precision!r}")
+    if engine == "onnx" and precision != "fp32":
+        raise InputError(f"engine 'onnx' runs in fp32; precision {precision!r} needs engine "
+                         "'torch'")
+
+
+def onnx_available() -> bool:
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def resolve_engine(engine: str, precision: str, device: torch.device,
+                   blocks: int | None = None, cached: bool = False) -> str:
+    """The engine ``"auto"`` stands for on ``device`` in ``precision``, for a prediction of
+    ``blocks`` blocks (None: unknown) whose ONNX export is ``cached`` or not."""
+    check_options(engine, precision)
+    if engine != "auto":
+        if engine == "onnx" and not onnx_available():
+            raise InputError("engine 'onnx' needs onnxruntime (pip install onnxruntime onnx)")
+        return engine
+    pays = cached or blocks is None or blocks >= ONNX_MIN_BLOCKS
+    if device.type == "cpu" and precision == "fp32" and onnx_available() and pays:
+        return "onnx"
+    return "torch"
+
+
+def onnx_cache_path(checkpoint: str | Path, input_shape) -> Path:
+    """Where the ONNX export of ``checkpoint`` for ``input_shape`` (voxels) is cached: a
+    hidden folder beside the checkpoint, named by its file's size and modification time
+    (a rewritten checkpoint gets a new export)."""
+    checkpoint = Path(checkpoint)
+    stat = checkpoint.stat()
+    shape = "x".join(str(int(s)) for s in input_shape)
+    return (checkpoint.parent / ".onnx"
+            / f"{checkpoint.stem}_{stat.st_size}_{stat.st_mtime_ns}_{shape}.onnx")
+
+
+def make_forward(model: torch.nn.Module, engine: str = "auto", precision: str = "fp32",
+                 threads: int | None = None, cache: Path | None = None) -> Forward:
+    """A function: input batch ``(1, C, *spatial)`` float32 -> model output float32 (eval
+    mode; the model is put in eval mode). ``threads``: ONNX Runtime's intra-op threads
+    (default: torch's number of threads); ``cache``: the ONNX file of this model for the
+    input shape it is called with (read if it exists, else written)."""
+    model.eval()
+    device = next(model.parameters()).device
+    engine = resolve_engine(engine, precision, device,
+                            cached=cache is not None and cache.is_file())
+    if engine == "onnx":
+        return _onnx_forward(model, threads or torch.get_num_threads(), cache)
+    if engine == "channels_last":
+        model = model.to(memory_format=torch.channels_last_3d)
+    run = torch.compile(model) if engine == "compile" else model
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        t = torch.from_numpy(np.ascontiguousarray(x)).to(device)
+        if engine == "channels_last" and t.ndim == 5:
+            t = t.to(memory_format=torch.channels_last_3d)
+        with torch.inference_mode(), autocast(precision, device):
+            y = run(t)
+        return y.float().cpu().numpy()
+
+    return forward
+
+
+def export_onnx(model: torch.nn.Module, shape: tuple[int, ...], cache: Path | None = None) -> bytes:
+    """The ONNX model of ``model`` (eval mode) for inputs of ``shape``; read from / written
+    to ``cache`` (atomically; an unwritable cache is only logged)."""
+    if cache is not None and cache.is_file():
+        return cache.read_bytes()
+    device = next(model.parameters()).device
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's deprecation notes
+        torch.onnx.export(model.eval(), (torch.zeros(shape, device=device),), buffer,
+                          dynamo=False, input_names=["raw"], output_names=["prediction"])
+    logger.info("model exported to ONNX for input %s", shape)
+    if cache is not None:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(cache, buffer.getvalue())
+        except OSError as e:
+            logger.info("ONNX export not cached at %s: %s", cache, e)
+    return buffer.getvalue()
+
+
+def _onnx_forward(model: torch.nn.Module, threads: int, cache: Path | None) -> Forward:
+    import onnxruntime  # lazy: optional dependency, imported only for this engine
+
+    sessions: dict[tuple[int, ...], object] = {}
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = max(1, int(threads))
+    options.inter_op_num_threads = 1
+    # no busy-waiting between runs: the reads and writes of the next block need the cores
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+
+    def session(shape: tuple[int, ...]):
+        if shape not in sessions:
+            data = export_onnx(model, shape, cache if not sessions else None)
+            sessions[shape] = onnxruntime.InferenceSession(
+                data, options, providers=["CPUExecutionProvider"])
+        return sessions[shape]
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        return session(x.shape).run(None, {"raw": x})[0].astype(np.float32, copy=False)
+
+    return forward
