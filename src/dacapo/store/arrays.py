@@ -24,7 +24,7 @@ from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array, open_ds, prepare_ds
 
 from dacapo.ops.padding import reflect_index
-from dacapo.store.ome_read import OUTPUT_ID, new_output_id, ome_level
+from dacapo.store.ome_read import OUTPUT_ID, check_reusable, new_output_id, ome_level
 
 logger = logging.getLogger(__name__)
 
@@ -201,21 +201,7 @@ def prepare_output(
     except (FileNotFoundError, KeyError):
         existing = None
     if existing is not None:
-        problems = []
-        if tuple(existing.shape) != shape:
-            problems.append(f"shape {tuple(existing.shape)} != {shape}")
-        if existing.dtype != dtype:
-            problems.append(f"dtype {existing.dtype} != {dtype}")
-        if existing.voxel_size != voxel_size:
-            problems.append(f"voxel size {existing.voxel_size} != {voxel_size}")
-        if existing.roi != total_roi:
-            problems.append(f"ROI {existing.roi} != {total_roi}")
-        if problems:
-            raise ValueError(
-                f"existing array at {path} is incompatible with the requested output: "
-                + "; ".join(problems)
-                + ". Delete it or choose another output path."
-            )
+        check_reusable(existing, path, shape, dtype, voxel_size, total_roi)
         logger.info("reusing existing output array %s", path)
         return open_ds(str(path), mode="r+")
 

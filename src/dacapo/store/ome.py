@@ -42,6 +42,7 @@ from ome_zarr_models.v05.multiscales import Dataset, Multiscale
 
 from dacapo.store.ome_read import (
     OUTPUT_ID,
+    check_reusable,
     is_label,
     level_paths,
     new_output_id,
@@ -201,21 +202,7 @@ def prepare_output(
 
     existing = _open_existing(path)
     if existing is not None:
-        problems = []
-        if tuple(existing.shape) != shape:
-            problems.append(f"shape {tuple(existing.shape)} != {shape}")
-        if existing.dtype != dtype:
-            problems.append(f"dtype {existing.dtype} != {dtype}")
-        if existing.voxel_size != voxel_size:
-            problems.append(f"voxel size {existing.voxel_size} != {voxel_size}")
-        if existing.roi != total_roi:
-            problems.append(f"ROI {existing.roi} != {total_roi}")
-        if problems:
-            raise ValueError(
-                f"existing array at {path} is incompatible with the requested output: "
-                + "; ".join(problems)
-                + ". Delete it or choose another output path."
-            )
+        check_reusable(existing, path, shape, dtype, voxel_size, total_roi)
         logger.info("reusing existing output image %s", path)
         return open_ds(path, mode="r+")
 

@@ -156,3 +156,22 @@ def output_id(array: Array) -> str | None:
     """The `OUTPUT_ID` of an opened array (None for arrays made elsewhere)."""
     attrs = getattr(getattr(array, "_source_data", None), "attrs", None)
     return None if attrs is None else attrs.get(OUTPUT_ID)
+
+
+def check_reusable(existing: Array, path, shape: tuple, dtype, voxel_size, roi) -> None:
+    """ValueError unless an existing output (reused by a re-run, so that finished blocks
+    survive) has the requested shape, dtype, voxel size and ROI."""
+    problems = []
+    if tuple(existing.shape) != shape:
+        problems.append(f"shape {tuple(existing.shape)} != {shape}")
+    if existing.dtype != dtype:
+        problems.append(f"dtype {existing.dtype} != {dtype}")
+    if existing.voxel_size != voxel_size:
+        problems.append(f"voxel size {existing.voxel_size} != {voxel_size}")
+    if existing.roi != roi:
+        problems.append(f"ROI {existing.roi} != {roi}")
+    if problems:
+        raise ValueError(
+            f"existing array at {path} is incompatible with the requested output: "
+            + "; ".join(problems) + ". Delete it or choose another output path."
+        )
