@@ -34,7 +34,7 @@ from funlib.geometry import Coordinate, Roi
 from funlib.persistence import open_ds, prepare_ds
 
 from dacapo.blockwise import BlockInfo, BlockwiseError, run_blockwise
-from dacapo.store.arrays import prepare_output
+from dacapo.store.arrays import open_array, prepare_output
 
 SEED = int(os.environ.get("DACAPO_FAULT_SEED", "0"))
 TESTS = Path(__file__).resolve().parent
@@ -474,7 +474,7 @@ def test_apply_killed_ten_times_then_cli_rerun_skips_done_blocks(tmp_path):
     clean = tmp_path / "clean.zarr" / "seg"
     apply_run(str(run.path), raw, str(clean), iteration=1, num_workers=1, progress=False)
     for suffix in ("", "_prediction"):
-        a = open_ds(str(out) + suffix)
-        b = open_ds(str(clean) + suffix)
+        a = open_array(str(out) + suffix)  # outputs are OME-NGFF images
+        b = open_array(str(clean) + suffix)
         assert a.roi == b.roi
         np.testing.assert_array_equal(a[a.roi], b[b.roi], err_msg=f"{suffix} {SEED} {history}")
