@@ -24,6 +24,7 @@ from dacapo.store.arrays import open_array
 
 from .binary_instance_evaluation_scores import INSTANCE_PREFIX, BinaryInstanceEvaluationScores
 from .binary_segmentation_evaluator import (
+    EDT_THREADS,
     BinarySegmentationEvaluator,
     common_roi,
     output_channels,
@@ -53,7 +54,7 @@ class BinaryInstanceEvaluator(Evaluator):
         truth = gt_to_channels(np.asarray(evaluation.to_ndarray(roi)), num, dims, "evaluation array")
         voxel_size = tuple(output.voxel_size)
         binary = [binary_metrics(seg[i] != 0, truth[i] != 0, voxel_size, self.tol_distance,
-                                 self.clip_distance) for i in range(num)]
+                                 self.clip_distance, threads=EDT_THREADS) for i in range(num)]
         instances = [instance_metrics(seg[i], truth[i]) for i in range(num)]
         return self.scores_from_metrics(binary, instances)
 

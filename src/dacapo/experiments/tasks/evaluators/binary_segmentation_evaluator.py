@@ -15,6 +15,7 @@ ValueError naming both arrays.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,6 +29,10 @@ from dacapo.store.arrays import open_array
 
 from .binary_segmentation_evaluation_scores import BinarySegmentationEvaluationScores
 from .evaluator import Evaluator, read_roi
+
+#: threads of the two exact EDTs per channel (exact with any number; SimpleITK, which the
+#: original DaCapo uses, takes 2 by default as well)
+EDT_THREADS = max(1, min(2, os.cpu_count() or 1))
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +107,8 @@ class BinarySegmentationEvaluator(Evaluator):
         voxel_size = tuple(output.voxel_size)
         return self.scores_from_metrics(
             [
-                binary_metrics(test[i], truth[i], voxel_size, self.tol_distance, self.clip_distance)
+                binary_metrics(test[i], truth[i], voxel_size, self.tol_distance, self.clip_distance,
+                               threads=EDT_THREADS)
                 for i in range(num)
             ]
         )
