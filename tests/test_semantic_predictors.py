@@ -268,6 +268,23 @@ def test_one_hot_target_and_class_balanced_weight(voxel_size, shape, with_channe
     assert np.all(w[mask_np == 0] == 0)
 
 
+def test_one_hot_unbalanced_weight_is_the_mask():
+    """balance=False: weight 1 inside the mask, 0 outside, on every channel; the class
+    counts are the balanced predictor's (still accumulated)."""
+    rng = np.random.default_rng(7)
+    ids = rng.choice(2, size=(6, 7), p=[0.8, 0.2]).astype(np.uint8)
+    mask_np = (rng.random((6, 7)) < 0.6).astype(np.uint8)
+    gt, mask = _array(ids, VOXEL_2D), _array(mask_np, VOXEL_2D)
+    plain = OneHotPredictor(["bg", "fg"], balance=False)
+    weight, counts = plain.create_weight(gt, plain.create_target(gt), mask)
+    for k in range(2):
+        np.testing.assert_array_equal(weight.data[k], mask_np.astype(np.float32))
+    _, balanced_counts = OneHotPredictor(["bg", "fg"]).create_weight(gt, plain.create_target(gt), mask)
+    np.testing.assert_array_equal(counts, balanced_counts)
+    weight, _ = plain.create_weight(gt, plain.create_target(gt))  # no mask: all ones
+    np.testing.assert_array_equal(weight.data, np.ones((2, 6, 7), np.float32))
+
+
 def test_one_hot_errors():
     pred = OneHotPredictor(["bg", "a"])
     with pytest.raises(ValueError, match="gt: class ids"):

@@ -86,8 +86,11 @@ def plan_task(fp: Fingerprint, kind: str, classes: list[str] | None = None,
         clip = round_2(width / 2)
         tol = 2 * int(max(vs))
         cls = DistanceTaskConfig if kind == "distance" else InnerDistanceTaskConfig
+        thresholds = [round(0.05 * i, 2) for i in range(-10, 11)]
         task = cls(name=kind, channels=[channel or "object"], scale_factor=scale,
-                   clip_distance=clip, tol_distance=tol)
+                   clip_distance=clip, tol_distance=tol, thresholds=thresholds)
+        notes["thresholds"] = ("mask = distance > t for t in -0.5..0.5 by 0.05: the score changes "
+                               "fast near 0, so the sweep is fine there")
         notes["scale_factor"] = (f"a quarter of the typical object width {width:.0f} (tanh saturates "
                                  "at ~2 scales, so the target varies over the whole radius)")
         notes["clip_distance"] = "half the typical object width"
@@ -177,7 +180,7 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
     modality = guess_modality(fp) if modality == "auto" else modality
     budget = minutes * 60
     # the step-time share: pick the input so that ~300+ iterations fit the budget
-    target_iterations = 300
+    target_iterations = 1000
     arch = plan_architecture(fp, kind, budget * 0.8 / target_iterations)
     task, task_notes = plan_task(fp, kind, classes, channel)
     iterations = int(max(20, (budget * 0.8) // max(arch.step_seconds, 1e-3)))

@@ -26,11 +26,14 @@ TWO_D_RATIO = 4.0
 MAX_LEVELS = 3
 #: the bottom of the UNet keeps at least this many voxels per pooled axis (valid convs)
 MIN_BOTTOM = 4
-#: seconds per (multiply-add x 1e9) of a training step (forward + backward + optimiser), and
-#: per output voxel of batch preparation: measured with one torch thread on the shared 2-core
-#: development CPU (more threads than free cores make OpenMP spin: 5-10x slower)
-COST_PER_GMAC = 0.8
-COST_PER_OUTPUT_VOXEL = 2.0e-6
+#: seconds per sample per (multiply-add x 1e9) of a training step (forward + backward +
+#: optimiser), and per output voxel of target preparation (affinities with LSDs cost most):
+#: fitted to 30-iteration runs of the planned UNets on the three volumes of ../shared/data
+#: with one torch thread and one data worker on an otherwise idle 2-core CPU (0.13, 0.16
+#: and 0.36 s per step of 2; more threads than free cores make OpenMP spin: 5-10x slower)
+COST_PER_GMAC = 0.08
+COST_PER_OUTPUT_VOXEL = {"affinities": 5.0e-6}
+DEFAULT_COST_PER_OUTPUT_VOXEL = 5.0e-7
 #: forward-only cost of prediction relative to a training step
 PREDICT_FRACTION = 0.35
 TASK_KINDS = ("affinities", "distance", "inner_distance", "one_hot")
@@ -134,6 +137,7 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
     two_d = dims == 3 and ratio >= TWO_D_RATIO
     factors, kd, ku, why = level_layout(vs, MAX_LEVELS, fp.object_width, two_d)
     data = fp.smallest_shape
+    voxel_cost = COST_PER_OUTPUT_VOXEL.get(kind, DEFAULT_COST_PER_OUTPUT_VOXEL)
     best = None
     z_choices = [1] if two_d else list(range(4, min(data[0], 96) + 1))
     for levels in range(len(factors), 0, -1):
@@ -146,7 +150,7 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
                     continue
                 out, macs = res
                 step = batch_size * (COST_PER_GMAC * macs / 1e9
-                                     + COST_PER_OUTPUT_VOXEL * float(math.prod(out)))
+                                     + voxel_cost * float(math.prod(out)))
                 if step > seconds_per_step or any(o > s for o, s in zip(out, data)):
                     break  # bigger crops only cost more
                 if any(o < MIN_BOTTOM for o, i in zip(out, shape) if i > 1):

@@ -15,7 +15,8 @@ class OneHotTask(Task):
     def __init__(self, task_config) -> None:
         super().__init__(task_config)
         self.predictor = OneHotPredictor(
-            classes=task_config.classes, kernel_size=task_config.kernel_size
+            classes=task_config.classes, kernel_size=task_config.kernel_size,
+            balance=task_config.balance_classes,
         )
         self.loss = WeightedCrossEntropyLoss()
         self.post_processor = ArgmaxPostProcessor()

@@ -23,6 +23,13 @@ class OneHotTaskConfig(TaskConfig):
         metadata={"help_text": "Kernel size of the head convolution (odd; default 1)."},
     )
 
+    balance_classes: bool = attr.ib(
+        default=True,
+        metadata={"help_text": "Class-balanced weights 1 / (C * f_k) within the mask (default). "
+                  "False: weight 1 within the mask (plain cross-entropy), so the softmax is "
+                  "the unbiased class probability and the argmax the most likely class."},
+    )
+
     def gt_rules(self) -> GTRules:
         """Class ids ``0..len(classes) - 1`` in one channel."""
         return GTRules(num_classes=len(self.classes), channel_names=self.classes)

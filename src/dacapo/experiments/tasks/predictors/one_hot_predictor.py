@@ -7,7 +7,8 @@ ValueError naming ``gt``). Target: ``(C, *spatial)`` float32 one-hot.
 Weight: per voxel ``1 / (C · f_k)`` for its class ``k`` within the mask
 (`dacapo.ops.balance.balance_weights` with ``num_classes = C`` on the single class map,
 ``moving_class_counts`` shape ``(1, C)``), repeated on all C channels (the loss reads it at
-the true class). Mask: ``(*spatial)`` or ``(1, *spatial)``, nonzero = labelled.
+the true class); with ``balance=False`` the weight is the mask (1 within it, plain
+cross-entropy; the class counts are still accumulated). Mask: ``(*spatial)`` or ``(1, *spatial)``, nonzero = labelled.
 
 Model: head with C outputs (``kernel_size``, default 1); softmax over channels in eval mode
 (training sees logits). No padding.
@@ -36,9 +37,11 @@ class OneHotPredictor(Predictor):
     clipmin = 0.05
     clipmax = 0.95
 
-    def __init__(self, classes: list[str], kernel_size: int | None = None) -> None:
+    def __init__(self, classes: list[str], kernel_size: int | None = None,
+                 balance: bool = True) -> None:
         self.classes = list(classes)
         self.kernel_size = kernel_size
+        self.balance = balance
 
     @property
     def channels(self) -> list[str]:
@@ -91,5 +94,8 @@ class OneHotPredictor(Predictor):
             clipmax=self.clipmax,
             moving_counts=moving_class_counts,
         )
+        if not self.balance:
+            weight = (np.ones((1,) + ids.shape, np.float32) if mask_np is None
+                      else (mask_np > 0).astype(np.float32))
         weight = np.repeat(weight, len(self.classes), axis=0)
         return like(gt, weight), counts
