@@ -54,8 +54,11 @@ def variant(rc, v: str):
     if v == "no_blur":
         return attr.evolve(rc, trainer_config=attr.evolve(
             t, augment=attr.evolve(t.augment, blur=0.0)))
-    if v == "no_balance":
-        return attr.evolve(rc, task_config=attr.evolve(rc.task_config, balance_classes=False))
+    if v == "no_balance":  # one-hot: plain cross-entropy; distances: class fractions held at 1/2
+        if hasattr(rc.task_config, "balance_classes"):
+            return attr.evolve(rc, task_config=attr.evolve(rc.task_config, balance_classes=False))
+        return attr.evolve(rc, task_config=attr.evolve(rc.task_config, clipmin=0.4999,
+                                                       clipmax=0.5001))
     if v == "fmaps24":
         a = rc.architecture_config
         return attr.evolve(rc, architecture_config=attr.evolve(a, num_fmaps=24, fmaps_out=24))

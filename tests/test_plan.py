@@ -93,3 +93,22 @@ def test_plan_on_demo_data_verifies_and_trains(tmp_path):
                          trainer_config=attr.evolve(rc.trainer_config, num_data_workers=0))
         run_dir = train_run(rc, tmp_path / "runs", progress=False)
         assert len(run_dir.training_stats()) == 2
+
+
+@pytest.mark.parametrize("fractions,balanced", [
+    ({0: 0.22, 1: 0.78}, False),  # membranes / interior: plain cross-entropy
+    ({0: 0.95, 1: 0.03, 2: 0.02}, True),  # rare organelles: class-balanced
+])
+def test_one_hot_balancing_follows_the_rarest_class(fractions, balanced):
+    from dacapo.plan import BALANCE_BELOW, plan_task
+    from dacapo.plan_rules import Fingerprint
+
+    fp = Fingerprint(voxel_size=Coordinate(1, 1, 1), shapes=[(8, 8, 8)], raw_low=0,
+                     raw_high=1, raw_mean=0.5, raw_std=0.1, dtype="uint8",
+                     label_values=sorted(fractions), foreground_fraction=0.5,
+                     object_width=None, object_volume=None, num_objects=0,
+                     class_fractions=fractions)
+    task, notes = plan_task(fp, "one_hot")
+    assert task.balance_classes is balanced
+    assert (min(fractions.values()) < BALANCE_BELOW) is balanced
+    assert f"{100 * min(fractions.values()):.1f} %" in notes["balance_classes"]

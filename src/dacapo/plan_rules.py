@@ -60,6 +60,7 @@ class Fingerprint:
     object_width: float | None  # world units; None without objects
     object_volume: float | None  # voxels (voxel-weighted median)
     num_objects: int
+    class_fractions: dict = attr.Factory(dict)  # one-hot: class id -> voxel fraction
 
     @property
     def smallest_shape(self) -> tuple[int, ...]:
@@ -78,6 +79,7 @@ def fingerprint(gt_arrays, raw_arrays, kind: str, lower: float = 0.5,
     samples, shapes, values = [], [], set()
     widths, volumes = [], []
     fg = total = 0
+    class_counts: dict[int, int] = {}
     for raw, gt in zip(raw_arrays, gt_arrays):
         roi = raw.roi.intersect(gt.roi)
         if roi.empty:
@@ -94,6 +96,9 @@ def fingerprint(gt_arrays, raw_arrays, kind: str, lower: float = 0.5,
             w, v = object_widths(ndimage.label(labels > 0)[0], vs)
         else:
             w, v = np.zeros(0), np.zeros(0)
+            ids, n = np.unique(labels, return_counts=True)
+            for i, c in zip(ids[:1000].tolist(), n[:1000].tolist()):
+                class_counts[int(i)] = class_counts.get(int(i), 0) + int(c)
         widths.append(w)
         volumes.append(v)
     stats = intensity_statistics(samples, lower, upper)
@@ -105,6 +110,7 @@ def fingerprint(gt_arrays, raw_arrays, kind: str, lower: float = 0.5,
         object_width=weighted_median(w, v) if w.size else None,
         object_volume=weighted_median(v, v) if v.size else None,
         num_objects=int(w.size),
+        class_fractions={k: c / max(1, total) for k, c in sorted(class_counts.items())},
     )
 
 

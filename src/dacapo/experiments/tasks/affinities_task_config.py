@@ -110,8 +110,8 @@ class AffinitiesTaskConfig(TaskConfig):
         metadata={
             "help_text": "Agglomeration sweep: fragments merge while the merge score "
             "(1 - quantile of the contact affinities) is below the threshold (a higher "
-            "threshold merges more). Default 0.025, 0.05, ..., 0.5 (where segmentations go "
-            "from split to merged), then 0.6, 0.7, 0.8, 0.9."
+            "threshold merges more). Default 0.025, 0.05, ..., 0.9 (segmentations go from "
+            "split to merged at 0.2-0.5 on weak predictions, 0.5-0.8 on well trained ones)."
         },
     )
     agglomeration_quantile: int = attr.ib(

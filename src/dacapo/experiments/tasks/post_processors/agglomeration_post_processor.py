@@ -64,9 +64,10 @@ from .post_processor import PostProcessor
 
 logger = logging.getLogger(__name__)
 
-#: steps of 0.025 up to 0.5, where the segmentation goes from split to merged on
-#: predictions of every contrast tried (bench_agglomeration), coarse above
-DEFAULT_THRESHOLDS = tuple(round(0.025 * i, 3) for i in range(1, 21)) + (0.6, 0.7, 0.8, 0.9)
+#: steps of 0.025 up to 0.9: the segmentation goes from split to merged between 0.2 and 0.5
+#: on weak predictions (bench_agglomeration) and between 0.5 and 0.8 on better trained ones
+#: (docs/quality.md: the best threshold moved to 0.7 with training), so fine everywhere
+DEFAULT_THRESHOLDS = tuple(round(0.025 * i, 3) for i in range(1, 37))
 #: quantiles waterz ships compiled (others need a C++ compiler and boost at first use)
 PREBUILT_QUANTILES = tuple(range(10, 100, 5))
 
