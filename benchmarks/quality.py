@@ -200,13 +200,14 @@ def hand_config(name: str, paths: dict[str, str], iterations: int, seed: int):
     )
 
 
-def planned_config(name: str, paths: dict[str, str], minutes: float, seed: int):
+def planned_config(name: str, paths: dict[str, str], minutes: float, seed: int,
+                   num_fmaps: int | None = None):
     from dacapo.plan import plan_run
 
     kind = DATASETS[name]["task"]
     names = {"classes": ["membrane", "interior"]} if kind == "one_hot" else {"channel": "nucleus"}
     rc, _text = plan_run([paths["train/gt"]], [paths["train/raw"]], kind, minutes=minutes,
-                         name=f"planned_{name}", seed=seed, **names,
+                         name=f"planned_{name}", seed=seed, num_fmaps=num_fmaps, **names,
                          validate=[("heldout", paths["validate/raw"], paths["validate/gt"])])
     return rc
 

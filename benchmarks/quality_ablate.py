@@ -5,7 +5,10 @@ For a dataset, `dacapo.plan` plans the run for ``--minutes``; each variant then 
 reverted (``no_aug``: wave 1's augmentations — flips, transposes, intensity ±0.1 — instead of
 the planned ones; ``no_norm``: raw / dtype maximum instead of the percentile normalisation;
 ``const_lr``: a constant learning rate instead of warm-up + cosine; ``no_rot`` / ``no_blur``:
-the planned augmentations less rotation / blur; ``lr5e-4``; ``fmaps24``). The held-out score
+the planned augmentations less rotation / blur; ``lr5e-4``; ``no_balance``: one-hot with
+plain cross-entropy, distances with class fractions held at 1/2; ``fmaps12`` / ``fmaps24``:
+planned again with 12 / 24 first-level feature maps for the same budget, so a smaller or
+larger input). The held-out score
 of the best checkpoint (task's main criterion, the other metrics at that choice) and of the
 last checkpoint are printed as a markdown table with the difference to ``full``, and every
 run is a line of ``ablations.jsonl`` in the work folder.
@@ -28,8 +31,10 @@ import attr
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality as q  # noqa: E402
 
-VARIANTS = ("full", "no_aug", "no_norm", "const_lr", "no_rot", "no_blur", "lr5e-4", "fmaps24",
-            "no_balance")
+VARIANTS = ("full", "no_aug", "no_norm", "const_lr", "no_rot", "no_blur", "lr5e-4", "fmaps12",
+            "fmaps24", "no_balance")
+#: variant -> the run config planned with other feature maps (filled by main)
+FMAPS: dict = {}
 
 
 def variant(rc, v: str):
@@ -59,15 +64,33 @@ def variant(rc, v: str):
             return attr.evolve(rc, task_config=attr.evolve(rc.task_config, balance_classes=False))
         return attr.evolve(rc, task_config=attr.evolve(rc.task_config, clipmin=0.4999,
                                                        clipmax=0.5001))
-    if v == "fmaps24":
-        a = rc.architecture_config
-        return attr.evolve(rc, architecture_config=attr.evolve(a, num_fmaps=24, fmaps_out=24))
+    if v in ("fmaps12", "fmaps24"):  # planned again with these feature maps, same budget
+        return FMAPS[v]
     raise ValueError(f"--variants: {v!r} unknown; choose from {', '.join(VARIANTS)}")
+
+
+def per_checkpoint(run_path: str, kind: str) -> list[float]:
+    """The main criterion at its best parameters, per validated checkpoint."""
+    from dacapo.store.run_dir import RunDir
+
+    crit, hib, _ = q.MAIN[kind]
+    by_it: dict[int, float] = {}
+    for r in RunDir(Path(run_path)).validation_scores():
+        name = r["criterion"]
+        if kind == "one_hot" and name.endswith("__iou") and not name.startswith("membrane"):
+            name = "interior__iou"
+        elif kind != "one_hot":
+            name = q._canonical(name, kind)
+        if name != crit or r["value"] != r["value"]:
+            continue
+        v = by_it.get(r["iteration"])
+        by_it[r["iteration"]] = r["value"] if v is None else (max if hib else min)(v, r["value"])
+    return [by_it[k] for k in sorted(by_it)]
 
 
 def table(records: list[dict]) -> str:
     lines = ["| dataset | variant | budget | train time | held-out, best checkpoint | "
-             "Δ vs full | last checkpoint |", "|---|---|---|---|---|---|---|"]
+             "Δ vs full | per checkpoint (mean) | Δ mean |", "|---|---|---|---|---|---|---|---|"]
     full = {(r["dataset"], r["minutes"]): r for r in records if r["variant"] == "full"}
     for r in records:
         kind = q.DATASETS[r["dataset"]]["task"]
@@ -77,10 +100,15 @@ def table(records: list[dict]) -> str:
         delta = "-" if ref is None or r["variant"] == "full" else \
             f"{b.get(crit, float('nan')) - ref['best'].get(crit, float('nan')):+.3f}"
         shown = ", ".join(f"{c} {q._f(b.get(c))}" for c in q.SHOWN[kind] if c in b)
+        per = r.get("per_checkpoint") or []
+        mean = sum(per) / len(per) if per else float("nan")
+        ref_per = (ref or {}).get("per_checkpoint") or []
+        dmean = "-" if not ref_per or r["variant"] == "full" else \
+            f"{mean - sum(ref_per) / len(ref_per):+.3f}"
         lines.append(f"| {r['dataset']} | {r['variant']} | {r['minutes']:g} min plan, "
                      f"{r['config'].rsplit('; ', 1)[-1]} | {r['train_s'] / 60:.1f} min | "
                      f"{shown} (it {b.get('iteration')}) | {delta} | "
-                     f"{crit} {q._f(b.get('last_' + crit))} |")
+                     f"{' / '.join(f'{v:.3f}' for v in per)} ({q._f(mean)}) | {dmean} |")
     return "\n".join(lines)
 
 
@@ -102,7 +130,11 @@ def main(argv=None) -> int:
     work = Path(args.work)
     log_path = work / "ablations.jsonl"
     if args.from_log:
-        print(table([json.loads(line) for line in log_path.read_text().splitlines()]))
+        records = [json.loads(line) for line in log_path.read_text().splitlines()]
+        for r in records:  # per-checkpoint scores again from the run directories
+            if Path(r.get("run_path", "")).is_dir():
+                r["per_checkpoint"] = per_checkpoint(r["run_path"], q.DATASETS[r["dataset"]]["task"])
+        print(table(records))
         return 0
     variants = args.variants.split(",")
     for v in variants:
@@ -111,6 +143,10 @@ def main(argv=None) -> int:
     kind = q.DATASETS[args.dataset]["task"]
     paths = q.prepare_data(args.dataset, Path(args.data), work)
     base = q.planned_config(args.dataset, paths, args.minutes, args.seed)
+    for v in variants:
+        if v.startswith("fmaps"):
+            FMAPS[v] = q.planned_config(args.dataset, paths, args.minutes, args.seed,
+                                        num_fmaps=int(v[5:]))
     records = []
     for v in variants:
         rc = attr.evolve(variant(base, v), name=f"ablate_{args.dataset}_{args.minutes:g}_{v}")
@@ -118,7 +154,9 @@ def main(argv=None) -> int:
         run_dir = train_run(rc, work / "ablations", progress=False)
         rec = {"dataset": args.dataset, "variant": v, "minutes": args.minutes,
                "seed": args.seed, "config": q.config_summary(rc),
-               "train_s": round(time.perf_counter() - t0, 1), "best": q.best_row(run_dir, kind)}
+               "train_s": round(time.perf_counter() - t0, 1), "best": q.best_row(run_dir, kind),
+               "run_path": str(run_dir.path),
+               "per_checkpoint": per_checkpoint(str(run_dir.path), kind)}
         with open(log_path, "a") as f:
             f.write(json.dumps(rec) + "\n")
         records.append(rec)

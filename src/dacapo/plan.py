@@ -11,7 +11,7 @@ arithmetic in `dacapo.ops.planning`):
   TEM) the whole network is 2D (input z = 1), as nnU-Net trains 2D there. Levels are
   added while the bottom feature map keeps ≥ ``MIN_BOTTOM`` voxels per pooled axis and the
   field of view is smaller than ~2 object widths (at most ``MAX_LEVELS``). Feature maps
-  start at ``num_fmaps`` (12 on CPU) ×2 per level. The input shape is the largest that
+  start at ``num_fmaps`` (24 for a 2D network, 12 for a 3D one on a CPU budget) ×2 per level. The input shape is the largest that
   fits the training data and keeps the estimated step time within the budget's share.
 - **the trainer**: Adam, batch 2, learning rate 1e-3 with a linear warm-up (5 %) and a
   cosine decay to 5 %, iterations = the budget / the estimated step time (`COST_*`:
@@ -174,11 +174,14 @@ def plan_augment(fp: Fingerprint, modality: str, two_d: bool = False):
 
 def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: float = 10.0,
              name: str | None = None, seed: int = 0, validate=None, classes=None,
-             channel: str | None = None, modality: str = "auto", validations: int = 4):
+             channel: str | None = None, modality: str = "auto", validations: int = 4,
+             num_fmaps: int | None = None):
     """(RunConfig, commented YAML text) planned for the training data ``raw_paths`` /
     ``gt_paths`` (zarr array paths) and a training budget of ``minutes`` on this CPU.
 
     ``validate``: list of (name, raw path, gt path) validation datasets (default none).
+    ``num_fmaps``: feature maps of the first level (default: `plan_rules.FMAPS_2D` for a 2D
+    network, `plan_rules.FMAPS_3D` for a 3D one).
     """
 
     if kind not in TASK_KINDS:
@@ -194,7 +197,7 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
     budget = minutes * 60
     # the step-time share: pick the input so that ~300+ iterations fit the budget
     target_iterations = 1000
-    arch = plan_architecture(fp, kind, budget * 0.8 / target_iterations)
+    arch = plan_architecture(fp, kind, budget * 0.8 / target_iterations, num_fmaps=num_fmaps)
     task, task_notes = plan_task(fp, kind, classes, channel)
     iterations = int(max(20, (budget * 0.8) // max(arch.step_seconds, 1e-3)))
     iterations = max(validations, iterations - iterations % validations)
@@ -203,7 +206,7 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
     batch = 2
     lr = 1e-3
     warmup = max(1, iterations // 20)
-    out_ch = 12
+    out_ch = arch.num_fmaps
     architecture = CNNectomeUNetConfig(
         name="unet", input_shape=Coordinate(arch.input_shape),
         eval_shape_increase=Coordinate(arch.eval_shape_increase), fmaps_in=1,
@@ -237,8 +240,9 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
         "architecture_config.downsample_factors": arch.notes["levels"],
         "architecture_config.kernel_size_down": "(1,3,3) = 2D on levels with z voxel >= 2x in-plane",
         "architecture_config.eval_shape_increase": "bigger blocks for prediction (multiples of the pooling)",
-        "architecture_config.num_fmaps": f"{arch.num_fmaps} feature maps x{arch.fmap_inc_factor} per level: "
-                                         "a CPU budget",
+        "architecture_config.num_fmaps": f"{arch.num_fmaps} feature maps x{arch.fmap_inc_factor} per level "
+                                         "(24 for 2D, 12 for 3D networks on a CPU budget; "
+                                         "membranes: 24 > 12 at the same budget, docs/quality.md)",
         "architecture_config.fmaps_out": "feature maps into the task's head",
         "trainer_config.batch_size": "2 crops: fits the budget; Adam",
         "trainer_config.learning_rate": "Adam 1e-3 (with warm-up and decay; measured in docs/quality.md)",

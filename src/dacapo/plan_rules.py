@@ -34,6 +34,10 @@ MIN_BOTTOM = 4
 COST_PER_GMAC = 0.08
 COST_PER_OUTPUT_VOXEL = {"affinities": 5.0e-6}
 DEFAULT_COST_PER_OUTPUT_VOXEL = 5.0e-7
+#: feature maps of the first level (x2 per level): a 2D network affords more per voxel; on
+#: the membranes 24 beat 12 at the same budget (docs/quality.md, ablations)
+FMAPS_2D = 24
+FMAPS_3D = 12
 #: forward-only cost of prediction relative to a training step
 PREDICT_FRACTION = 0.35
 TASK_KINDS = ("affinities", "distance", "inner_distance", "one_hot")
@@ -134,13 +138,16 @@ class ArchitecturePlan:
 
 
 def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
-                      num_fmaps: int = 12, batch_size: int = 2) -> ArchitecturePlan:
-    """Levels, kernels and the largest input shape within ``seconds_per_step``."""
+                      num_fmaps: int | None = None, batch_size: int = 2) -> ArchitecturePlan:
+    """Levels, kernels and the largest input shape within ``seconds_per_step``;
+    ``num_fmaps`` None: `FMAPS_2D` for a 2D network, `FMAPS_3D` for a 3D one."""
     vs = fp.voxel_size
     dims = vs.dims
     notes: dict[str, str] = {}
     ratio = vs[0] / min(vs[1:]) if dims == 3 else 1.0
     two_d = dims == 3 and ratio >= TWO_D_RATIO
+    if num_fmaps is None:
+        num_fmaps = FMAPS_2D if two_d or dims == 2 else FMAPS_3D
     factors, kd, ku, why = level_layout(vs, MAX_LEVELS, fp.object_width, two_d)
     data = fp.smallest_shape
     voxel_cost = COST_PER_OUTPUT_VOXEL.get(kind, DEFAULT_COST_PER_OUTPUT_VOXEL)
