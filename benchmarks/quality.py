@@ -572,6 +572,10 @@ def main(argv=None) -> int:
     return 0
 
 
+#: the doc's text from this line on is kept when the tables are written again
+KEEP_MARKER = "<!-- kept by benchmarks/quality.py: analysis below -->"
+
+
 def write_doc(path: Path, results: list[dict], text: str, args, total_s: float) -> None:
     head = f"""# Quality on real data
 
@@ -587,7 +591,10 @@ seeded watershed on the predicted boundaries (instances). Training + apply time 
 shown: {total_s / 60:.0f} min on 2 shared CPU cores (machine load in the table).
 
 """
-    path.write_text(head + text + "\n")
+    kept = ""
+    if path.is_file() and KEEP_MARKER in path.read_text():  # hand-written analysis below it
+        kept = "\n" + path.read_text()[path.read_text().index(KEEP_MARKER):]
+    path.write_text(head + text + "\n" + kept)
 
 
 if __name__ == "__main__":
