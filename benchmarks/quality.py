@@ -297,7 +297,7 @@ def otsu_baseline(raw_path: str, gt_path: str, kind: str) -> dict:
 
     from dacapo.ops.multiclass_metrics import multiclass_metrics
 
-    raw = open_ds(raw_path, mode="r")
+    raw = open_array(raw_path, "raw")  # `convert_tiff` writes OME-NGFF images
     gt = open_ds(gt_path, mode="r")
     r = crop(raw, gt.roi).astype(np.float32)
     g = crop(gt, gt.roi).astype(np.int64)
