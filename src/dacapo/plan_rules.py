@@ -32,6 +32,10 @@ MIN_BOTTOM = 4
 #: with one torch thread and one data worker on an otherwise idle 2-core CPU (0.13, 0.16
 #: and 0.36 s per step of 2; more threads than free cores make OpenMP spin: 5-10x slower)
 COST_PER_GMAC = 0.08
+#: 2D networks (one section per crop; 24 feature maps, `FMAPS_2D`) run ~1.6x more
+#: multiply-adds per second: the 10-minute membranes plan (252² input) took 0.29 s per step
+#: where 0.08 predicted 0.47
+COST_PER_GMAC_2D = 0.05
 COST_PER_OUTPUT_VOXEL = {"affinities": 5.0e-6}
 DEFAULT_COST_PER_OUTPUT_VOXEL = 5.0e-7
 #: feature maps of the first level (x2 per level): a 2D network affords more per voxel; on
@@ -151,6 +155,7 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
     factors, kd, ku, why = level_layout(vs, MAX_LEVELS, fp.object_width, two_d)
     data = fp.smallest_shape
     voxel_cost = COST_PER_OUTPUT_VOXEL.get(kind, DEFAULT_COST_PER_OUTPUT_VOXEL)
+    gmac_cost = COST_PER_GMAC_2D if two_d or dims == 2 else COST_PER_GMAC
     best = None
     z_choices = [1] if two_d else list(range(4, min(data[0], 96) + 1))
     for levels in range(len(factors), 0, -1):
@@ -162,7 +167,7 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
                 if res is None:
                     continue
                 out, macs = res
-                step = batch_size * (COST_PER_GMAC * macs / 1e9
+                step = batch_size * (gmac_cost * macs / 1e9
                                      + voxel_cost * float(math.prod(out)))
                 if step > seconds_per_step or any(o > s for o, s in zip(out, data)):
                     break  # bigger crops only cost more
