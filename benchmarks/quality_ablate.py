@@ -137,8 +137,9 @@ def main(argv=None) -> int:
         print(table(records))
         return 0
     variants = args.variants.split(",")
-    for v in variants:
-        variant(None, v) if v not in VARIANTS else None  # unknown names fail before training
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:  # before any training
+        parser.error(f"--variants: {', '.join(unknown)} unknown; choose from {', '.join(VARIANTS)}")
     work.mkdir(parents=True, exist_ok=True)
     kind = q.DATASETS[args.dataset]["task"]
     paths = q.prepare_data(args.dataset, Path(args.data), work)

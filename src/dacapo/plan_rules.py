@@ -95,7 +95,8 @@ def fingerprint(gt_arrays, raw_arrays, kind: str, lower: float = 0.5,
         shapes.append(tuple(int(s) for s in roi.shape / vs))
         samples.append(sample_values(np.asarray(raw.to_ndarray(roi, fill_value=0)), 2_000_000))
         labels = np.asarray(gt.to_ndarray(roi, fill_value=0))
-        values.update(int(v) for v in np.unique(labels)[:1000])
+        ids, n = np.unique(labels, return_counts=True)
+        values.update(int(v) for v in ids[:1000])
         fg += int(np.count_nonzero(labels))
         total += labels.size
         if kind in ("affinities", "inner_distance"):
@@ -104,7 +105,6 @@ def fingerprint(gt_arrays, raw_arrays, kind: str, lower: float = 0.5,
             w, v = object_widths(ndimage.label(labels > 0)[0], vs)
         else:
             w, v = np.zeros(0), np.zeros(0)
-            ids, n = np.unique(labels, return_counts=True)
             for i, c in zip(ids[:1000].tolist(), n[:1000].tolist()):
                 class_counts[int(i)] = class_counts.get(int(i), 0) + int(c)
         widths.append(w)
