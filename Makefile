@@ -32,7 +32,7 @@ bench-load: venv
 # quality on the real volumes of ../shared/data (plan, train 5 min each, validate, apply):
 # writes docs/quality.md; about 30 min on 2 shared cores
 bench-quality: venv
-	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/quality.py --minutes 10
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/quality.py --minutes 20
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
