@@ -290,10 +290,10 @@ def test_parallel_run_refuses_blocks_sharing_chunks(tmp_path, raw3d):
 
 @pytest.mark.parametrize("channels", [0, 2])
 def test_direct_read_equals_funlib_padded_read(tmp_path, channels):
-    """The runner's direct zarr read equals funlib's ``to_ndarray`` (zero padding outside
-    the array), inside, across the border and fully outside."""
-    from dacapo.blockwise.worker import read as _read
-    from dacapo.store.arrays import read_padded
+    """The direct zarr read (`read_array`, what the runner, the evaluators and prediction
+    use) equals funlib's ``to_ndarray`` (padding outside the array), inside, across the
+    border and fully outside, for fill values 0 and 7."""
+    from dacapo.store.arrays import read_array, read_padded
 
     rng = np.random.default_rng(channels)
     shape = ((channels,) if channels else ()) + (6, 7, 9)
@@ -304,13 +304,14 @@ def test_direct_read_equals_funlib_padded_read(tmp_path, channels):
     arr = open_ds(str(tmp_path / "a.zarr" / "x"))
     for roi in [Roi((8, 4, 6), (8, 6, 4)), Roi((0, 0, 0), (16, 10, 30)),
                 Roi((20, 12, 16), (12, 8, 8)), Roi((100, 100, 100), (8, 4, 4))]:
-        expected = arr.to_ndarray(roi, fill_value=0)
-        got = _read(arr, roi)
-        assert got.shape == expected.shape and got.dtype == expected.dtype
-        np.testing.assert_array_equal(got, expected)
+        for fill in (0, 7):
+            expected = arr.to_ndarray(roi, fill_value=fill)
+            got = read_array(arr, roi, fill)
+            assert got.shape == expected.shape and got.dtype == expected.dtype
+            np.testing.assert_array_equal(got, expected)
         # the same function on an in-memory copy (training's Volume): equal, never a view
         in_memory = np.asarray(arr._source_data[...])
-        got = read_padded(in_memory, arr.roi, arr.voxel_size, roi)
+        got = read_padded(in_memory, arr.roi, arr.voxel_size, roi, fill)
         np.testing.assert_array_equal(got, expected)
         assert not np.shares_memory(got, in_memory)
 

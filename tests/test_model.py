@@ -67,3 +67,34 @@ def test_eval_input_shape() -> None:
     arch = unet(eval_shape_increase=(8, 8, 8))
     assert arch.eval_input_shape == Coordinate(52, 52, 52)
     assert unet().eval_input_shape == Coordinate(44, 44, 44)
+
+
+@pytest.mark.parametrize("kw", [
+    {},
+    {"downsample_factors": [(1, 2, 2), (2, 2, 2)]},
+    {"downsample_factors": [(3, 3, 3)], "constant_upsample": False},
+    {"kernel_size_down": [[(1, 3, 3), (1, 3, 3)], [(3, 3, 3)] * 2],
+     "kernel_size_up": [[(1, 3, 3), (3, 3, 3)]], "downsample_factors": [(1, 2, 2)]},
+    {"padding": "same", "upsample_factors": [(1, 2, 2)]},
+])
+def test_shape_arithmetic_equals_the_real_forward(kw) -> None:
+    """`compute_output_shape` (the layers' size arithmetic, no forward pass) equals the
+    shape of a real forward pass over a range of inputs, and fails exactly where the
+    forward pass fails (an empty feature map, an upsampled map larger than its skip)."""
+    model = Model(unet(**kw), conv_head(3, 4, 3, kernel_size=3)).eval()
+    outcomes = set()
+    for shape in [(12, 20, 28), (21, 21, 21), (30, 36, 44), (8, 44, 45), (5, 6, 7), (44, 76, 76)]:
+        try:
+            with torch.no_grad():
+                real = tuple(model(torch.zeros((1, 1, *shape))).shape[1:])
+        except RuntimeError:
+            real = None
+        model.__dict__.pop("_shape_cache", None)
+        try:
+            c, out = model.compute_output_shape(shape)
+            computed = (c, *out)
+        except ValueError:
+            computed = None
+        assert computed == real, (kw, shape)
+        outcomes.add(real is None)
+    assert False in outcomes, kw  # (some input fits every network)

@@ -1,16 +1,21 @@
-"""`dacapo.predict`: whole-ROI prediction with padding, and ``none`` = only real context."""
+"""`dacapo.predict`: whole-ROI prediction with padding, ``none`` = only real context, and
+one local worker = this process, resumable."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from funlib.geometry import Coordinate
 from pipeline_fixtures import tiny_run, write_array
 
+from dacapo.blockwise.plan import plan_blocks
 from dacapo.errors import InputError
+from dacapo.experiments.normalization import normalize_input
 from dacapo.geometry import ModelGeometry
 from dacapo.predict import predict
 from dacapo.runtime import build_model
+from dacapo.store.arrays import open_array
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +60,57 @@ def test_none_predicts_only_where_the_context_is_real(model, tmp_path):
     assert tuple(raw_roi.shape / vs) == (16, 48, 48)
     with pytest.raises(InputError, match="padding: must be one of"):
         predict(rc, None, raw, tmp_path / "x.zarr" / "p", model=model, padding="wrap")
+
+
+def test_one_worker_predicts_here_equals_one_forward_and_resumes(tmp_path):
+    """One local worker predicts in this process (reads and writes overlapping the forward
+    passes): the blocks equal one forward pass of the model over the whole reflect-padded
+    raw, and the runner's done-markers make a re-run redo only the unmarked blocks."""
+    vs = Coordinate(16, 8, 8)
+    rc = tiny_run(tmp_path)
+    model = build_model(rc).eval()
+    checkpoint = tmp_path / "00000000.pt"
+    torch.save({"model": model.state_dict()}, checkpoint)
+    geometry = ModelGeometry(model, vs, model.eval_input_shape)
+    out_shape = Coordinate(geometry.output_shape)
+    blocks = Coordinate(2, 3, 2)
+    shape = out_shape * blocks
+    data = np.random.default_rng(2).integers(0, 255, tuple(shape), dtype=np.uint8)
+    raw = tmp_path / "d.zarr" / "raw"
+    write_array(raw, data, vs)
+    path = tmp_path / "p.zarr" / "p"
+    logs = tmp_path / "logs"
+    out = predict(rc, checkpoint, raw, path, num_workers=1, engine="torch", progress=False,
+                  log_dir=logs)
+    # the reference: the whole volume in one forward pass (a valid UNet is translation
+    # equivariant for shifts that are multiples of its output block)
+    context = geometry.context / vs
+    padded = np.pad(normalize_input(data, rc.normalization), [(c, c) for c in context],
+                    mode="reflect")
+    assert model.compute_output_shape(padded.shape)[1] == shape
+    with torch.no_grad():
+        expected = model(torch.from_numpy(padded[None, None].astype(np.float32)))[0].numpy()
+    np.testing.assert_allclose(out[out.roi], expected[0] if expected.shape[0] == 1
+                               else expected, rtol=0, atol=1e-5)
+    assert not (logs / "predict" / "worker_spec.pkl").exists()  # no worker process
+    plan = plan_blocks({}, path, geometry.output_size, geometry.context, None, logs,
+                       "predict", "overhang", parallel=False)
+    assert plan.done_ids() == set(plan.blocks) and len(plan.blocks) == int(np.prod(blocks))
+    first, second = sorted(plan.blocks)[:2]
+    writable = open_array(path, "prediction", "r+")
+    writable[plan.blocks[first].write_roi] = -1.0  # unmarked below: recomputed
+    (logs / "predict" / "done" / str(first)).unlink()
+    writable[plan.blocks[second].write_roi] = -2.0  # still marked done: skipped
+    again = predict(rc, checkpoint, raw, path, num_workers=1, engine="torch", progress=False,
+                    log_dir=logs)
+    whole = again[again.roi]
+    np.testing.assert_array_equal(again[plan.blocks[second].write_roi], -2.0)
+    first_roi = plan.blocks[first].write_roi
+    np.testing.assert_allclose(again[first_roi], out_of(expected, first_roi, vs), atol=1e-5)
+    assert (whole == -2.0).sum() == int(np.prod(out_shape))
+
+
+def out_of(expected: np.ndarray, roi, vs) -> np.ndarray:
+    """``roi`` of a single-channel output covering the volume from the origin."""
+    data = expected[0] if expected.shape[0] == 1 else expected
+    return data[(Ellipsis, *(roi / vs).to_slices())]

@@ -51,7 +51,7 @@ from dacapo.augment import augment
 from dacapo.experiments.normalization import normalize_input
 from dacapo.experiments.run_config import RunConfig
 from dacapo.geometry import ModelGeometry, crop, snap_roi
-from dacapo.store.arrays import in_memory, read_padded
+from dacapo.store.arrays import in_memory, read_array, read_padded
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class Volume:
 
     def read(self, roi: Roi, fill_value=0) -> np.ndarray:
         if self.data is None:
-            return np.asarray(self.array.to_ndarray(roi, fill_value=fill_value))
+            return read_array(self.array, roi, fill_value)
         return read_padded(self.data, self.roi, self.voxel_size, roi, fill_value)
 
 

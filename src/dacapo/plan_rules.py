@@ -19,6 +19,7 @@ from dacapo.ops.planning import (
     unet_shapes,
     weighted_median,
 )
+from dacapo.store.arrays import read_array
 
 #: z voxel >= this x the in-plane one: a 2D network (one section at a time)
 TWO_D_RATIO = 4.0
@@ -93,8 +94,8 @@ def fingerprint(gt_arrays, raw_arrays, kind: str, lower: float = 0.5,
         if roi.empty:
             raise ValueError(f"plan: raw ROI {raw.roi} and gt ROI {gt.roi} do not overlap")
         shapes.append(tuple(int(s) for s in roi.shape / vs))
-        samples.append(sample_values(np.asarray(raw.to_ndarray(roi, fill_value=0)), 2_000_000))
-        labels = np.asarray(gt.to_ndarray(roi, fill_value=0))
+        samples.append(sample_values(read_array(raw, roi), 2_000_000))
+        labels = read_array(gt, roi)
         ids, n = np.unique(labels, return_counts=True)
         values.update(int(v) for v in ids[:1000])
         fg += int(np.count_nonzero(labels))

@@ -16,12 +16,15 @@ clipped. The forward pass runs with ``engine`` and ``precision`` (`dacapo.infere
 ONNX Runtime by default on a CPU when installed, else torch). One forward path
 (`predict_block`) serves both ways of running:
 
-- ``num_workers == 0`` (or a ``model`` given): the blocks one after the other in this
-  process, no worker start-up (what validation during training uses);
-- ``num_workers >= 1``: on the daisy runner (`dacapo.blockwise.run_blockwise`, done-markers:
-  a killed job re-run skips finished blocks); every worker process builds the model from
-  the run's configs and loads the checkpoint once, with ``cpu_count // num_workers`` torch
-  threads, and reads the raw itself (so an OME-NGFF raw works).
+- ``num_workers`` 0 or 1 without a ``worker_command`` (or a ``model`` given): the blocks in
+  this process (`predict_in_process`: no worker start-up, the next block's read and the
+  previous block's write overlap the forward pass; what validation during training uses).
+  From a checkpoint with one worker or a ``log_dir``, with the runner's done-markers;
+- ``num_workers >= 2`` or a ``worker_command``: on the daisy runner
+  (`dacapo.blockwise.run_blockwise`, done-markers: a killed job re-run skips finished
+  blocks); every worker process builds the model from the run's configs and loads the
+  checkpoint once, with ``cpu_count // num_workers`` torch threads, and reads the raw
+  itself (so an OME-NGFF raw works).
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ from funlib.persistence import Array
 from tqdm import tqdm
 
 from dacapo.blockwise import run_blockwise
+from dacapo.blockwise.plan import BlockPlan, plan_blocks
+from dacapo.blockwise.worker import done_dir
 from dacapo.checks.arrays import check_finite_array
 from dacapo.checks.paths import check_output
 from dacapo.errors import InputError
@@ -55,23 +60,29 @@ from dacapo.inference import (
     resolve_engine,
 )
 from dacapo.runtime import build_model, choose_device, load_weights
-from dacapo.store.arrays import PADDINGS, open_array, read_with_padding
+from dacapo.store.arrays import PADDINGS, atomic_write_text, open_array, read_with_padding
 from dacapo.store.ome import prepare_output  # outputs are OME-NGFF images
 
 logger = logging.getLogger(__name__)
 
 
-def predict_block(model_forward: Forward, raw: Array, write_roi: Roi, geometry: ModelGeometry,
-                  padding: str = "reflect", normalization=None, flips: bool = False) -> np.ndarray:
-    """Model output (channels first, float32) for ``write_roi``: the raw read with the
-    model's context (padded beyond the raw as ``padding`` says), normalised as the run's
-    ``normalization`` says, one forward pass in eval mode (``model_forward``:
-    `dacapo.inference.make_forward` of the model; the flip mean with ``flips``)."""
+def block_input(raw: Array, write_roi: Roi, geometry: ModelGeometry, padding: str = "reflect",
+                normalization=None) -> np.ndarray:
+    """The model's input for ``write_roi``, ``(1, C, *spatial)`` float32: the raw read with
+    the model's context (padded beyond the raw as ``padding`` says), normalised as the run's
+    ``normalization`` says."""
     read_roi = write_roi.grow(geometry.context, geometry.context)
     data = normalize_input(read_with_padding(raw, read_roi, padding), normalization)
     if data.ndim == raw.voxel_size.dims:
         data = data[None]
-    y = forward(model_forward, np.ascontiguousarray(data)[None], flips)[0]
+    return np.ascontiguousarray(data)[None]
+
+
+def block_output(model_forward: Forward, data: np.ndarray, write_roi: Roi,
+                 geometry: ModelGeometry, flips: bool = False) -> np.ndarray:
+    """Model output (channels first, float32) for ``write_roi`` from its `block_input`: one
+    forward pass in eval mode (the flip mean with ``flips``)."""
+    y = forward(model_forward, data, flips)[0]
     expected = tuple(write_roi.shape / geometry.output_voxel_size)
     if tuple(y.shape[1:]) != expected:
         raise ValueError(
@@ -79,6 +90,14 @@ def predict_block(model_forward: Forward, raw: Array, write_roi: Roi, geometry: 
             "output is not centred in its input"
         )
     return y
+
+
+def predict_block(model_forward: Forward, raw: Array, write_roi: Roi, geometry: ModelGeometry,
+                  padding: str = "reflect", normalization=None, flips: bool = False) -> np.ndarray:
+    """Model output (channels first, float32) for ``write_roi``: `block_input` then
+    `block_output` (``model_forward``: `dacapo.inference.make_forward` of the model)."""
+    data = block_input(raw, write_roi, geometry, padding, normalization)
+    return block_output(model_forward, data, write_roi, geometry, flips)
 
 
 @attr.s(frozen=True)
@@ -124,28 +143,49 @@ def _worker_block(spec: PredictSpec, block) -> np.ndarray:
 def predict_in_process(model, raw: Array, output, out_roi: Roi, geometry: ModelGeometry,
                        padding: str = "reflect", progress: bool = True, engine: str = "auto",
                        precision: str = "fp32", onnx_cache: Path | None = None,
-                       normalization=None, flips: bool = False) -> None:
-    """Predict every block of ``out_roi`` with ``model`` here and write it to ``output``
-    (each block written by a background thread while the next one is predicted)."""
+                       normalization=None, flips: bool = False, plan: BlockPlan | None = None
+                       ) -> None:
+    """Predict every block of ``out_roi`` with ``model`` here and write it to ``output``.
+
+    Three stages overlap: while the forward pass of a block runs, a reader thread reads and
+    normalises the next block's raw and a writer thread writes the previous block's output
+    (at most one block in each stage). With ``plan`` (`dacapo.blockwise.plan_blocks` of the
+    output), blocks already marked done are skipped and each block is marked done after its
+    write, as on the daisy workers (a killed run re-run continues where it stopped)."""
     was_training = model.training
     model_forward = make_forward(model, engine, precision, cache=onnx_cache)
+    if plan is None:
+        blocks = [(None, roi) for roi in block_rois(out_roi, geometry.output_size)]
+    else:
+        todo = sorted(set(plan.blocks) - plan.done_ids())
+        blocks = [(i, plan.blocks[i].write_roi) for i in todo]
 
-    def write(write_roi: Roi, y: np.ndarray) -> None:
+    def read(write_roi: Roi) -> np.ndarray:
+        return block_input(raw, write_roi, geometry, padding, normalization)
+
+    def write(block_id: int | None, write_roi: Roi, y: np.ndarray) -> None:
         target = write_roi.intersect(out_roi)
         rel = (target - write_roi.offset) / geometry.output_voxel_size
         y = y[(slice(None),) + rel.to_slices()]
         output[target] = y if output.channel_dims else y[0]  # 1 channel: no channel axis
+        if block_id is not None:
+            atomic_write_text(done_dir(plan.task_dir) / str(block_id), "")
 
-    pending = None
     try:
-        with ThreadPoolExecutor(max_workers=1) as writer:
-            for write_roi in tqdm(block_rois(out_roi, geometry.output_size), desc="predict",
-                                  disable=not progress, dynamic_ncols=True, leave=False):
-                y = predict_block(model_forward, raw, write_roi, geometry, padding,
-                                  normalization, flips)
+        with ThreadPoolExecutor(max_workers=1) as reader, \
+                ThreadPoolExecutor(max_workers=1) as writer:
+            ahead = reader.submit(read, blocks[0][1]) if blocks else None
+            pending = None
+            for k, (block_id, write_roi) in enumerate(
+                    tqdm(blocks, desc="predict", disable=not progress, dynamic_ncols=True,
+                         leave=False)):
+                data = ahead.result()
+                if k + 1 < len(blocks):
+                    ahead = reader.submit(read, blocks[k + 1][1])
+                y = block_output(model_forward, data, write_roi, geometry, flips)
                 if pending is not None:
-                    pending.result()  # one block in flight; a failed write raises here
-                pending = writer.submit(write, write_roi, y)
+                    pending.result()  # a failed write raises here
+                pending = writer.submit(write, block_id, write_roi, y)
             if pending is not None:
                 pending.result()
     finally:
@@ -181,8 +221,9 @@ def predict(
 ) -> Array:
     """Predict ``raw_path`` with the model of ``run_config`` at ``checkpoint``.
 
-    ``num_workers == 0`` or a ``model`` (already holding the weights; ``checkpoint`` is then
-    not read) predicts in this process. ``check_raw=False`` skips the scan of the raw for
+    ``num_workers`` 0, or 1 without ``worker_command``, or a ``model`` (already holding the
+    weights; ``checkpoint`` is then not read) predicts in this process (see the module
+    docstring). ``check_raw=False`` skips the scan of the raw for
     NaN/Inf (for a caller that has scanned it already). ``roi`` limits the prediction;
     ``padding`` (see the module docstring) fills the context beyond the raw; ``engine`` and
     ``precision``: `dacapo.inference`. Writes
@@ -196,7 +237,9 @@ def predict(
     raw = open_array(raw_path, "raw")
     if check_raw:
         check_finite_array(raw, "raw")
-    in_process = model is not None or num_workers == 0
+    # one local worker is this process: the model is loaded already, no worker start-up
+    in_process = model is not None or num_workers == 0 or (num_workers == 1
+                                                              and worker_command is None)
     from_checkpoint = model is None  # (a given model's weights may differ from any file)
     if model is None:
         # loaded here also when workers predict: a corrupt checkpoint fails once, clearly
@@ -225,9 +268,16 @@ def predict(
                 output_path, out_roi, geometry.output_size, geometry.context,
                 "in this process" if in_process else f"{num_workers} workers")
     if in_process:
+        plan = None
+        if from_checkpoint and (num_workers >= 1 or log_dir is not None):
+            # the workers' block layout and done-markers: a re-run (any workers) resumes
+            plan = plan_blocks({}, output_path, geometry.output_size, geometry.context, None,
+                               log_dir, task_id, "overhang", parallel=False)
+            logger.info("task %s: %d blocks (%d already done) in this process, logs in %s",
+                        task_id, len(plan.blocks), len(plan.done_ids()), plan.task_dir)
         predict_in_process(model, raw, output, out_roi, geometry, padding, progress, engine,
                            precision, cache, run_config.normalization,
-                           run_config.test_time_flips)
+                           run_config.test_time_flips, plan)
         return open_array(output_path, "prediction")
     if engine == "onnx":  # exported once here; the workers read the cached file
         input_shape = (1, model.num_in_channels, *model.eval_input_shape)

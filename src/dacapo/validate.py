@@ -39,7 +39,7 @@ from dacapo.experiments.tasks.evaluators import evaluate_blockwise
 from dacapo.predict import predict
 from dacapo.runtime import log_to_file
 from dacapo.scores import as_run_dir, parameters_dict, parameters_label, update_best
-from dacapo.store.arrays import open_array
+from dacapo.store.arrays import in_memory, open_array, read_array
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +48,8 @@ IN_MEMORY_VOXELS = 2**25
 
 
 def _crop_array(array: Array, roi) -> Array:
-    data = np.asarray(array.to_ndarray(roi, fill_value=0))
-    return Array(data, offset=roi.offset, voxel_size=array.voxel_size,
+    data = read_array(array, roi)
+    return Array(in_memory(data), offset=roi.offset, voxel_size=array.voxel_size,
                  axis_names=array.axis_names, units=array.units)
 
 

@@ -56,9 +56,12 @@ def test_apply_with_zero_workers_runs_in_this_process(trained, tmp_path):
     out = apply_run(run_dir.path, group, tmp_path / "out.zarr" / "seg", iteration=6,
                     num_workers=0, progress=False)
     assert out.roi.size > 0
-    # no daisy job ran: in-process prediction writes no done-markers
+    # no daisy worker ran (they log to worker_<n>.out/.err); the prediction in this
+    # process still leaves the runner's done-markers, so a killed apply resumes
     logs = run_dir.logs / "apply"
-    assert not list(logs.rglob("done")), sorted(str(p) for p in logs.rglob("*"))
+    assert not list(logs.rglob("worker_*")), sorted(str(p) for p in logs.rglob("*"))
+    assert [p.name for p in logs.rglob("done")] == ["done"]
+    assert list(next(logs.rglob("done")).iterdir())
 
 
 def test_corrupt_checkpoint(trained, tmp_path, caplog):

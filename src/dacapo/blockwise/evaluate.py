@@ -41,7 +41,7 @@ from daisy import logging as daisy_logging
 from funlib.geometry import Coordinate, Roi
 
 from dacapo.blockwise.report import BlockwiseError, BlockwiseResult, FailedBlock
-from dacapo.store.arrays import open_array, read_padded
+from dacapo.store.arrays import open_array, read_array, read_padded
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def read_within(array, read_roi: Roi, roi: Roi) -> np.ndarray:
     inside = read_roi.intersect(roi)
     vs = array.voxel_size
     if array.lazy_ops:
-        data = np.asarray(array.to_ndarray(inside, fill_value=0))
+        data = read_array(array, inside)
     else:
         data = read_padded(array._source_data, array.roi, vs, inside)
     if inside == read_roi:

@@ -28,7 +28,7 @@ from daisy import BlockStatus, Client
 from funlib.geometry import Coordinate, Roi
 
 from dacapo.blockwise.report import failed_dir
-from dacapo.store.arrays import atomic_write_text, open_array, read_padded
+from dacapo.store.arrays import atomic_write_text, open_array, read_array
 
 logger = logging.getLogger(__name__)
 
@@ -70,18 +70,10 @@ def _open(path: str, mode: str):
     return _OPEN_ARRAYS[key]
 
 
-def read(array, roi: Roi) -> np.ndarray:
-    """``array`` in ``roi``, zero-padded outside the array's ROI: straight from the zarr
-    array (`read_padded`); arrays with lazy ops through `Array.to_ndarray`."""
-    if array.lazy_ops:
-        return array.to_ndarray(roi, fill_value=0)
-    return read_padded(array._source_data, array.roi, array.voxel_size, roi)
-
-
 def process_one(spec: Spec, read_roi: Roi, write_roi: Roi, block_id: int) -> None:
     """Read, process and write one block, then mark it done."""
     out = _open(spec.output, "r+")
-    arrays = {name: read(_open(path, "r"), read_roi) for name, path in spec.inputs.items()}
+    arrays = {name: read_array(_open(path, "r"), read_roi) for name, path in spec.inputs.items()}
     info = BlockInfo(read_roi, write_roi, out.voxel_size, block_id)
     data = np.asarray(spec.process(**arrays, block=info))
     expected = tuple(out.shape[: out.channel_dims]) + tuple(write_roi.shape / out.voxel_size)

@@ -62,15 +62,27 @@ def _out_channels(head: nn.Module) -> int:
 
 
 def _output_shape(model: Model, input_shape: tuple[int, ...]) -> tuple[int, Coordinate]:
+    """Shapes by the layers' size arithmetic where the body has ``output_shape`` (the
+    CNNectome UNet) and the head is one convolution: no forward pass (a real one costs a
+    block of compute; torch's ``meta`` device costs ~2 s to set up in a fresh process).
+    Any other model runs a real forward pass."""
     cache = model.__dict__.setdefault("_shape_cache", {})
     if input_shape not in cache:
-        device = next(model.parameters()).device
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
-            y = model.head(model.body(torch.zeros((1, model.num_in_channels, *input_shape), device=device)))
-        model.train(was_training)
-        cache[input_shape] = (int(y.shape[1]), Coordinate(y.shape[2:]))
+        head = model.head
+        if hasattr(model.body, "output_shape") and isinstance(head, (nn.Conv2d, nn.Conv3d)):
+            size = model.body.output_shape(input_shape)
+            size = [(v + 2 * int(p) - int(d) * (int(k) - 1) - 1) // int(s) + 1 for v, k, p, d, s
+                    in zip(size, head.kernel_size, head.padding, head.dilation, head.stride)]
+            cache[input_shape] = (int(head.out_channels), Coordinate(size))
+        else:
+            device = next(model.parameters()).device
+            was_training = model.training
+            model.eval()
+            with torch.no_grad():
+                shape = (1, model.num_in_channels, *input_shape)
+                y = model.head(model.body(torch.zeros(shape, device=device)))
+            model.train(was_training)
+            cache[input_shape] = (int(y.shape[1]), Coordinate(y.shape[2:]))
     return cache[input_shape]
 
 

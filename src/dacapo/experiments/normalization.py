@@ -16,6 +16,7 @@ import attr
 import numpy as np
 
 from dacapo.ops.normalize import METHODS, intensity_statistics, normalize, sample_values
+from dacapo.store.arrays import read_array
 from dacapo.store.converter import register
 
 logger = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def training_statistics(datasets, config: NormalizationConfig) -> dict[str, floa
     per = max(1, 2_000_000 // max(1, len(datasets)))
     for ds in datasets:
         roi = ds.training_roi.snap_to_grid(ds.raw.voxel_size, mode="shrink")
-        data = np.asarray(ds.raw.to_ndarray(roi, fill_value=0))
+        data = read_array(ds.raw, roi)
         samples.append(sample_values(data, per))
     return intensity_statistics(samples, config.lower_percentile, config.upper_percentile)
 

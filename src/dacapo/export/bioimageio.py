@@ -47,7 +47,7 @@ from dacapo.ops.intensity import normalize_raw
 from dacapo.ops.normalize import affine_parameters
 from dacapo.ops.unet_sizes import unet_axes_grid
 from dacapo.scores import choose_checkpoint_and_parameters, main_criterion, parameters_dict
-from dacapo.store.arrays import open_array
+from dacapo.store.arrays import open_array, read_array
 from dacapo.store.converter import to_dict
 from dacapo.store.run_dir import RunDir
 
@@ -242,7 +242,7 @@ def export_run(run_dir, output, iteration: int | None = None, criterion: str | N
     begin = [(s - c) // 2 for s, c in zip(spatial_shape, shape)]
     roi = Roi(raw.roi.offset + Coordinate(begin) * raw.voxel_size,
               Coordinate(shape) * raw.voxel_size)
-    data = np.asarray(raw.to_ndarray(roi, fill_value=0))
+    data = read_array(raw, roi)
     if data.ndim == dims:
         data = data[None]
     if data.shape[0] != kwargs["in_channels"]:

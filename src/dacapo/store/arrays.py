@@ -126,6 +126,15 @@ def read_padded(data, data_roi: Roi, voxel_size: Coordinate, roi: Roi,
     return out
 
 
+def read_array(array: Array, roi: Roi, fill_value=0) -> np.ndarray:
+    """``array``'s data in ``roi`` (``fill_value`` outside the array's ROI, leading channel
+    axes kept) as a new numpy array: straight from its zarr/numpy source (`read_padded`, no
+    dask graph: several times faster for a block) unless the array has lazy ops."""
+    if array.lazy_ops:
+        return np.asarray(array.to_ndarray(roi, fill_value=fill_value))
+    return read_padded(array._source_data, array.roi, array.voxel_size, roi, fill_value)
+
+
 #: how context beyond the edge of a volume is filled
 PADDINGS = ("reflect", "zero", "none")
 
@@ -143,7 +152,7 @@ def read_reflected(array: Array, roi: Roi) -> np.ndarray:
     hi = [int(m.max()) + 1 for m in maps]
     box = Roi(array.roi.begin + vs * Coordinate(lo),
               vs * Coordinate(h - lo_ for h, lo_ in zip(hi, lo)))
-    data = np.asarray(array.to_ndarray(box))
+    data = read_array(array, box)
     lead = data.ndim - vs.dims
     index = np.ix_(*[m - lo_ for m, lo_ in zip(maps, lo)])
     return data[(slice(None),) * lead + index]
@@ -154,7 +163,7 @@ def read_with_padding(array: Array, roi: Roi, padding: str) -> np.ndarray:
     (``"zero"``, and ``"none"``, where no read leaves the array)."""
     if padding == "reflect" and not array.roi.contains(roi):
         return read_reflected(array, roi)
-    return np.asarray(array.to_ndarray(roi, fill_value=0))
+    return read_array(array, roi)
 
 
 def prepare_output(

@@ -135,6 +135,40 @@ class CNNectomeUNet(nn.Module):
             x = up(x)
         return x
 
+    def output_shape(self, shape: Sequence[int]) -> list[int]:
+        """Spatial output shape of `forward` for a spatial input ``shape``, by the layers'
+        size arithmetic (no forward pass: a real one costs a full block of compute);
+        ValueError where `forward` would fail (a size below 1, an upsampled map larger than
+        its skip connection)."""
+
+        def convs(conv_pass: ConvPass, size: list[int]) -> list[int]:
+            for m in conv_pass.layers:
+                if isinstance(m, (nn.Conv2d, nn.Conv3d)):
+                    size = [v + 2 * int(p) - (int(k) - 1)
+                            for v, k, p in zip(size, m.kernel_size, m.padding)]
+                    if min(size) < 1:
+                        raise ValueError(f"input {list(shape)}: a convolution's output is empty")
+            return size
+
+        size = [int(v) for v in shape]
+        skips: list[list[int]] = []
+        for level, conv in enumerate(self.down):
+            size = convs(conv, size)
+            if level < len(self.down) - 1:
+                skips.append(size)
+                size = [v // f for v, f in zip(size, self.downsample_factors[level])]
+                if min(size) < 1:
+                    raise ValueError(f"input {list(shape)}: a max-pooling's output is empty")
+        for level, conv in zip(reversed(range(len(self.up))), self.up):
+            size = [v * f for v, f in zip(size, self.downsample_factors[level])]
+            skip = skips.pop()
+            if any(a > b for a, b in zip(size, skip)):
+                raise ValueError(f"input {list(shape)}: upsampled {size} > skip {skip}")
+            size = convs(conv, size)
+        for up in self.extra_up:
+            size = [v * int(f) for v, f in zip(size, up[0].stride)]
+        return size
+
 
 class SigmoidFirst(nn.Module):
     """Sigmoid on the first ``num_channels`` channels (dim 1), identity on the rest."""

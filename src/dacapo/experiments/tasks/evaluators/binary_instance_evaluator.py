@@ -20,7 +20,7 @@ from funlib.persistence import Array
 from dacapo.ops.binary_metrics import binary_metrics
 from dacapo.ops.channels import gt_to_channels
 from dacapo.ops.instance_metrics import instance_metrics
-from dacapo.store.arrays import open_array
+from dacapo.store.arrays import open_array, read_array
 
 from .binary_instance_evaluation_scores import INSTANCE_PREFIX, BinaryInstanceEvaluationScores
 from .binary_segmentation_evaluator import (
@@ -48,10 +48,10 @@ class BinaryInstanceEvaluator(Evaluator):
         evaluation = open_array(evaluation_array, "evaluation array")
         roi = common_roi(output, evaluation)
         dims, num = roi.dims, len(self.channels)
-        seg = output_channels(np.asarray(output.to_ndarray(roi)), num, dims)
+        seg = output_channels(read_array(output, roi), num, dims)
         if seg.dtype.kind not in "biu":
             raise ValueError(f"output array: expected integer instance labels, got {seg.dtype}")
-        truth = gt_to_channels(np.asarray(evaluation.to_ndarray(roi)), num, dims, "evaluation array")
+        truth = gt_to_channels(read_array(evaluation, roi), num, dims, "evaluation array")
         voxel_size = tuple(output.voxel_size)
         binary = [binary_metrics(seg[i] != 0, truth[i] != 0, voxel_size, self.tol_distance,
                                  self.clip_distance, threads=EDT_THREADS) for i in range(num)]

@@ -25,10 +25,10 @@ from funlib.persistence import Array
 
 from dacapo.ops.binary_metrics import binary_metrics
 from dacapo.ops.channels import gt_to_channels
-from dacapo.store.arrays import open_array
+from dacapo.store.arrays import open_array, read_array
 
 from .binary_segmentation_evaluation_scores import BinarySegmentationEvaluationScores
-from .evaluator import Evaluator, read_roi
+from .evaluator import Evaluator
 
 #: threads of the two exact EDTs per channel (exact with any number; SimpleITK, which the
 #: original DaCapo uses, takes 2 by default as well)
@@ -99,9 +99,9 @@ class BinarySegmentationEvaluator(Evaluator):
         roi = common_roi(output, evaluation)
         dims = roi.dims
         num = len(self.channels)
-        test = output_channels(read_roi(output, roi), num, dims) != 0
+        test = output_channels(read_array(output, roi), num, dims) != 0
         truth = (
-            gt_to_channels(read_roi(evaluation, roi), num, dims, "evaluation array")
+            gt_to_channels(read_array(evaluation, roi), num, dims, "evaluation array")
             != 0
         )
         voxel_size = tuple(output.voxel_size)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dacapo.store.arrays import open_array
+from dacapo.store.arrays import open_array, read_array
 
 from .dummy_evaluation_scores import DummyEvaluationScores
 from .evaluator import Evaluator
@@ -15,8 +15,10 @@ class DummyEvaluator(Evaluator):
     ``blipp_score`` = 1 - frizz_level. No randomness."""
 
     def evaluate(self, output_array, evaluation_array) -> DummyEvaluationScores:
-        out = np.asarray(open_array(output_array, "output").to_ndarray()) != 0
-        gt = np.asarray(open_array(evaluation_array, "evaluation").to_ndarray()) != 0
+        output = open_array(output_array, "output")
+        truth = open_array(evaluation_array, "evaluation")
+        out = read_array(output, output.roi) != 0
+        gt = read_array(truth, truth.roi) != 0
         if out.shape != gt.shape:
             raise ValueError(f"output shape {out.shape} != evaluation shape {gt.shape}")
         agree = float(np.mean(out == gt))

@@ -8,22 +8,9 @@ from collections.abc import Hashable
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
-from funlib.geometry import Roi
 from funlib.persistence import Array
 
-from dacapo.store.arrays import read_padded
-
 from .evaluation_scores import EvaluationScores
-
-
-def read_roi(array: Array, roi: Roi) -> np.ndarray:
-    """``array``'s data in ``roi`` (zero outside the array's ROI) as a new numpy array,
-    straight from its numpy/zarr source (`read_padded`, no dask graph) unless the array has
-    lazy ops."""
-    if array.lazy_ops:
-        return np.asarray(array.to_ndarray(roi, fill_value=0))
-    return read_padded(array._source_data, array.roi, array.voxel_size, roi)
 
 
 class BestScore(NamedTuple):

@@ -15,9 +15,9 @@ from funlib.geometry import Roi
 from funlib.persistence import Array
 
 from dacapo.ops.instance_metrics import instance_metrics
-from dacapo.store.arrays import open_array
+from dacapo.store.arrays import open_array, read_array
 
-from .evaluator import Evaluator, read_roi
+from .evaluator import Evaluator
 from .instance_evaluation_scores import InstanceEvaluationScores
 
 
@@ -60,8 +60,8 @@ class InstanceEvaluator(Evaluator):
         truth = open_array(evaluation_array, "evaluation_array")
         roi = instance_roi(output, truth)
         dims = output.voxel_size.dims
-        seg = spatial_labels(read_roi(output, roi), dims, "output_array")
-        gt = spatial_labels(read_roi(truth, roi), dims, "evaluation_array")
+        seg = spatial_labels(read_array(output, roi), dims, "output_array")
+        gt = spatial_labels(read_array(truth, roi), dims, "evaluation_array")
         if seg.shape != gt.shape:
             raise ValueError(
                 f"output_array shape {seg.shape} != evaluation_array shape {gt.shape} "

@@ -15,10 +15,10 @@ import numpy as np
 from funlib.persistence import Array
 
 from dacapo.ops.multiclass_metrics import multiclass_metrics
-from dacapo.store.arrays import open_array
+from dacapo.store.arrays import open_array, read_array
 
 from .binary_segmentation_evaluator import common_roi
-from .evaluator import Evaluator, read_roi
+from .evaluator import Evaluator
 from .multi_class_evaluation_scores import MultiClassEvaluationScores
 
 
@@ -50,9 +50,9 @@ class MultiClassEvaluator(Evaluator):
         evaluation = open_array(evaluation_array, "evaluation array")
         roi = common_roi(output, evaluation)
         num = len(self.classes)
-        test = class_ids(read_roi(output, roi), roi.dims, num, "output array")
+        test = class_ids(read_array(output, roi), roi.dims, num, "output array")
         truth = class_ids(
-            read_roi(evaluation, roi), roi.dims, num, "evaluation array"
+            read_array(evaluation, roi), roi.dims, num, "evaluation array"
         )
         return self.scores_from_metrics(*multiclass_metrics(test, truth, num))
 

@@ -56,7 +56,7 @@ from dacapo.ops.agglomeration import (
     relabel,
     watershed_fragments,
 )
-from dacapo.store.arrays import container_of, open_array, prepare_output
+from dacapo.store.arrays import container_of, open_array, prepare_output, read_array
 from dacapo.store.ome import prepare_output as prepare_image  # the OME-NGFF label output
 
 from .agglomeration_post_processor_parameters import AgglomerationPostProcessorParameters
@@ -147,7 +147,7 @@ class AgglomerationPostProcessor(PostProcessor):
     def _fragments_and_edges(self, prediction: Array):
         """(fragments, edges, levels) of an in-memory prediction (computed once)."""
         if self._one_block is None:
-            data = np.asarray(prediction.to_ndarray(prediction.roi))
+            data = read_array(prediction, prediction.roi)
             affs = nearest_neighbour_affinities(data, self.channels)
             fragments = watershed_fragments(
                 affs, tuple(prediction.voxel_size), self.fragments_threshold,

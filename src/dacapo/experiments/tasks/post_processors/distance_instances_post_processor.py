@@ -39,7 +39,7 @@ from dacapo.blockwise.stitched import run_stitched
 from dacapo.blockwise.watershed import Geometry
 from dacapo.ops.distance_instances import distance_instances
 from dacapo.ops.watershed import remove_small_fragments
-from dacapo.store.arrays import container_of, open_array
+from dacapo.store.arrays import container_of, open_array, read_array
 from dacapo.store.ome import prepare_output as prepare_image  # the OME-NGFF label output
 
 from .distance_instances_post_processor_parameters import (
@@ -144,7 +144,7 @@ class DistanceInstancesPostProcessor(PostProcessor):
         kwargs = dict(threshold=parameters.threshold, seed_threshold=parameters.seed_threshold,
                       h=parameters.h, min_seed_distance=parameters.min_seed_distance)
         if not blockwise:
-            data = np.asarray(prediction.to_ndarray(roi))
+            data = read_array(prediction, roi)
             data = data[None] if data.ndim == voxel_size.dims else data
             labels = np.stack([
                 remove_small_fragments(distance_instances(

@@ -13,7 +13,7 @@ from funlib.geometry import Coordinate
 from funlib.persistence import Array
 
 from dacapo.blockwise import run_blockwise
-from dacapo.store.arrays import open_array
+from dacapo.store.arrays import open_array, read_array
 from dacapo.store.ome import prepare_output  # outputs are OME-NGFF label images
 
 from .post_processor_parameters import PostProcessorParameters
@@ -119,7 +119,7 @@ class BlockwisePostProcessor(PostProcessor):
             label=True,
         )
         if isinstance(self.prediction, Array):
-            data = _with_channel_axis(np.asarray(prediction.to_ndarray(spatial_roi)), voxel_size.dims)
+            data = _with_channel_axis(read_array(prediction, spatial_roi), voxel_size.dims)
             seg = self.process_block(data, parameters)
             out[spatial_roi] = seg if out.channel_dims or seg.ndim == voxel_size.dims else seg[0]
             return open_array(output_array, "output")

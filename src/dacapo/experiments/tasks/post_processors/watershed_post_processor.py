@@ -38,7 +38,7 @@ from dacapo.blockwise.watershed import (
     stitch,
 )
 from dacapo.ops.watershed import segment
-from dacapo.store.arrays import container_of, open_array, prepare_output
+from dacapo.store.arrays import container_of, open_array, prepare_output, read_array
 from dacapo.store.ome import prepare_output as prepare_image  # the OME-NGFF label output
 
 from .post_processor import PostProcessor
@@ -152,7 +152,7 @@ class WatershedPostProcessor(PostProcessor):
         if blockwise:
             self._process_blockwise(parameters, output_array, geometry, num_workers, log_dir)
         else:
-            affs = affinity_channels(np.asarray(prediction.to_ndarray(roi)),
+            affs = affinity_channels(read_array(prediction, roi),
                                      len(self.offsets), voxel_size.dims)
             out[roi] = segment(affs, self.offsets, self._bias(parameters), parameters.min_size,
                                **self._watershed_kwargs())
