@@ -17,6 +17,7 @@ import attr
 import click
 
 from dacapo.blockwise import BlockwiseError
+from dacapo.fast_exit import fast_exit
 
 # The commands import the pipeline (hence torch) when they run, each marked "lazy":
 # ``dacapo --help`` and a mistyped option answer at once instead of after seconds.
@@ -246,5 +247,21 @@ for _command in (plan, *TOOLS):
     _command.callback = handle_errors(_command.callback)
     cli.add_command(_command)
 
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``dacapo`` command (`cli`), ending with `fast_exit`."""
+    try:
+        cli.main(args=argv, standalone_mode=True)
+        code = 0
+    except SystemExit as e:
+        if e.code is None or isinstance(e.code, int):
+            code = e.code or 0
+        else:
+            print(e.code, file=sys.stderr)
+            code = 1
+    fast_exit(code)
+
+
 if __name__ == "__main__":
-    cli()
+    main()
