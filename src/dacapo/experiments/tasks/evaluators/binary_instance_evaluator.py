@@ -18,16 +18,13 @@ import numpy as np
 from funlib.persistence import Array
 
 from dacapo.ops.binary_metrics import binary_metrics
-from dacapo.ops.channels import gt_to_channels
 from dacapo.ops.instance_metrics import instance_metrics
-from dacapo.store.arrays import open_array, read_array
 
 from .binary_instance_evaluation_scores import INSTANCE_PREFIX, BinaryInstanceEvaluationScores
 from .binary_segmentation_evaluator import (
     EDT_THREADS,
     BinarySegmentationEvaluator,
-    common_roi,
-    output_channels,
+    read_channels,
 )
 from .evaluator import Evaluator
 
@@ -44,18 +41,12 @@ class BinaryInstanceEvaluator(Evaluator):
     def evaluate(
         self, output_array: Array | str | Path, evaluation_array: Array | str | Path
     ) -> BinaryInstanceEvaluationScores:
-        output = open_array(output_array, "output array")
-        evaluation = open_array(evaluation_array, "evaluation array")
-        roi = common_roi(output, evaluation)
-        dims, num = roi.dims, len(self.channels)
-        seg = output_channels(read_array(output, roi), num, dims)
+        seg, truth, voxel_size = read_channels(output_array, evaluation_array, len(self.channels))
         if seg.dtype.kind not in "biu":
             raise ValueError(f"output array: expected integer instance labels, got {seg.dtype}")
-        truth = gt_to_channels(read_array(evaluation, roi), num, dims, "evaluation array")
-        voxel_size = tuple(output.voxel_size)
-        binary = [binary_metrics(seg[i] != 0, truth[i] != 0, voxel_size, self.tol_distance,
-                                 self.clip_distance, threads=EDT_THREADS) for i in range(num)]
-        instances = [instance_metrics(seg[i], truth[i]) for i in range(num)]
+        binary = [binary_metrics(s != 0, t != 0, voxel_size, self.tol_distance,
+                                 self.clip_distance, threads=EDT_THREADS) for s, t in zip(seg, truth)]
+        instances = [instance_metrics(s, t) for s, t in zip(seg, truth)]
         return self.scores_from_metrics(binary, instances)
 
     def binary_part(self) -> BinarySegmentationEvaluator:

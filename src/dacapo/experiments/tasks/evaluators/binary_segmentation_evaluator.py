@@ -78,6 +78,19 @@ def output_channels(data: np.ndarray, num_channels: int, dims: int) -> np.ndarra
     return data
 
 
+def read_channels(output_array: Array | str | Path, evaluation_array: Array | str | Path,
+                  num_channels: int) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """(output, GT, voxel size): both read in their `common_roi` and brought to
+    ``num_channels`` leading channels (`output_channels`, `gt_to_channels`), values kept."""
+    output = open_array(output_array, "output array")
+    evaluation = open_array(evaluation_array, "evaluation array")
+    roi = common_roi(output, evaluation)
+    seg = output_channels(read_array(output, roi), num_channels, roi.dims)
+    truth = gt_to_channels(read_array(evaluation, roi), num_channels, roi.dims,
+                           "evaluation array")
+    return seg, truth, tuple(output.voxel_size)
+
+
 class BinarySegmentationEvaluator(Evaluator):
     """Scores a C-channel binary segmentation against GT, channel by channel.
 
@@ -94,24 +107,12 @@ class BinarySegmentationEvaluator(Evaluator):
     def evaluate(
         self, output_array: Array | str | Path, evaluation_array: Array | str | Path
     ) -> BinarySegmentationEvaluationScores:
-        output = open_array(output_array, "output array")
-        evaluation = open_array(evaluation_array, "evaluation array")
-        roi = common_roi(output, evaluation)
-        dims = roi.dims
-        num = len(self.channels)
-        test = output_channels(read_array(output, roi), num, dims) != 0
-        truth = (
-            gt_to_channels(read_array(evaluation, roi), num, dims, "evaluation array")
-            != 0
-        )
-        voxel_size = tuple(output.voxel_size)
-        return self.scores_from_metrics(
-            [
-                binary_metrics(test[i], truth[i], voxel_size, self.tol_distance, self.clip_distance,
-                               threads=EDT_THREADS)
-                for i in range(num)
-            ]
-        )
+        seg, truth, voxel_size = read_channels(output_array, evaluation_array, len(self.channels))
+        return self.scores_from_metrics([
+            binary_metrics(s != 0, t != 0, voxel_size, self.tol_distance, self.clip_distance,
+                           threads=EDT_THREADS)
+            for s, t in zip(seg, truth)
+        ])
 
     def scores_from_metrics(
         self, per_channel: list[dict[str, float]]
