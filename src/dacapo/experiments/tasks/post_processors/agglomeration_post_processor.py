@@ -56,8 +56,7 @@ from dacapo.ops.agglomeration import (
     relabel,
     watershed_fragments,
 )
-from dacapo.store.arrays import container_of, open_array, prepare_output, read_array
-from dacapo.store.ome import prepare_output as prepare_image  # the OME-NGFF label output
+from dacapo.store.arrays import open_array, prepare_output, read_array
 
 from .agglomeration_post_processor_parameters import AgglomerationPostProcessorParameters
 from .post_processor import PostProcessor
@@ -170,8 +169,7 @@ class AgglomerationPostProcessor(PostProcessor):
             voxel_size = prediction.voxel_size
             geometry = Geometry(prediction.roi, voxel_size, block_size,
                                 self.fragments_context * voxel_size)
-            base = Path(log_dir) if log_dir is not None else _container_parent(output_array)
-            base.mkdir(parents=True, exist_ok=True)
+            base = self._work_base(log_dir, output_array)
             work = Path(tempfile.mkdtemp(prefix="agglomeration_", dir=base))
             if log_dir is None:
                 self._cleanup = weakref.finalize(self, shutil.rmtree, str(work), True)
@@ -233,10 +231,7 @@ class AgglomerationPostProcessor(PostProcessor):
         if isinstance(self.prediction, Array):
             fragments, edges, levels = self._fragments_and_edges(prediction)
             ids, roots = agglomerate_edges(edges, levels, parameters.threshold)
-            out = prepare_image(output_array, total_roi=roi, voxel_size=voxel_size,
-                                dtype=np.uint64, write_size=block_size, label=True,
-                                axis_names=list(prediction.axis_names),
-                                units=list(prediction.units))
+            out = self._label_output(output_array, prediction, block_size)
             out[roi] = relabel(fragments, ids, roots)
             del out
             return open_array(output_array, "output")
@@ -245,9 +240,7 @@ class AgglomerationPostProcessor(PostProcessor):
         work = state["work"]
         lut = work / f"lut_{parameters.id}.npz"
         global_lut(*state["edges"], parameters.threshold, lut)
-        out = prepare_image(output_array, total_roi=roi, voxel_size=voxel_size,
-                            dtype=np.uint64, write_size=block_size, label=True,
-                            axis_names=list(prediction.axis_names), units=list(prediction.units))
+        out = self._label_output(output_array, prediction, block_size)
         del out
         tag = hashlib.sha1(str(Path(output_array).absolute()).encode()).hexdigest()[:8]
         task_id = f"relabel_{parameters.id}_{tag}"
@@ -264,9 +257,3 @@ class AgglomerationPostProcessor(PostProcessor):
 def _table_prefix(work: Path) -> str:
     """Table prefix for this work directory (letters, digits, underscores)."""
     return "agglo_" + "".join(c if c.isalnum() else "_" for c in work.name.lower())
-
-
-def _container_parent(path) -> Path:
-    """The directory holding the zarr container of ``path`` (or its parent)."""
-    container = container_of(path)
-    return (container if container is not None else Path(path).absolute()).parent

@@ -39,8 +39,7 @@ from dacapo.blockwise.stitched import run_stitched
 from dacapo.blockwise.watershed import Geometry
 from dacapo.ops.distance_instances import distance_instances
 from dacapo.ops.watershed import remove_small_fragments
-from dacapo.store.arrays import container_of, open_array, read_array
-from dacapo.store.ome import prepare_output as prepare_image  # the OME-NGFF label output
+from dacapo.store.arrays import open_array, read_array
 
 from .distance_instances_post_processor_parameters import (
     DistanceInstancesPostProcessorParameters,
@@ -137,10 +136,7 @@ class DistanceInstancesPostProcessor(PostProcessor):
         blockwise = not isinstance(self.prediction, Array)
         geometry = (Geometry(roi, voxel_size, block_size, self.context_voxels(voxel_size) * voxel_size)
                     if blockwise else None)
-        out = prepare_image(output_array, total_roi=roi, voxel_size=voxel_size, dtype=np.uint64,
-                            num_channels=num, write_size=block_size,
-                            axis_names=list(prediction.axis_names),
-                            units=list(prediction.units), label=True)
+        out = self._label_output(output_array, prediction, block_size, num_channels=num)
         kwargs = dict(threshold=parameters.threshold, seed_threshold=parameters.seed_threshold,
                       h=parameters.h, min_seed_distance=parameters.min_seed_distance)
         if not blockwise:
@@ -155,9 +151,7 @@ class DistanceInstancesPostProcessor(PostProcessor):
             del out
             return open_array(output_array, "output")
         del out
-        base = Path(log_dir) if log_dir is not None else (
-            container_of(output_array) or Path(output_array).absolute()).parent
-        base.mkdir(parents=True, exist_ok=True)
+        base = self._work_base(log_dir, output_array)
         work = Path(tempfile.mkdtemp(prefix=f"instances_{parameters.id}_", dir=base))
         try:
             functions = [partial(distance_instances_block, channel=self.channel_offset + c, **kwargs)

@@ -13,7 +13,7 @@ from funlib.geometry import Coordinate
 from funlib.persistence import Array
 
 from dacapo.blockwise import run_blockwise
-from dacapo.store.arrays import open_array, read_array
+from dacapo.store.arrays import container_of, open_array, read_array
 from dacapo.store.ome import prepare_output  # outputs are OME-NGFF label images
 
 from .post_processor_parameters import PostProcessorParameters
@@ -56,6 +56,30 @@ class PostProcessor(ABC):
         if self.prediction is None:
             raise ValueError(f"{type(self).__name__}: call set_prediction() before process()")
         return open_array(self.prediction, "prediction")
+
+    @staticmethod
+    def _label_output(output_array: str | Path, prediction: Array, block_size: Coordinate,
+                      dtype=np.uint64, num_channels: int | None = None) -> Array:
+        """The OME-NGFF label image at ``output_array`` over the prediction's ROI, chunked
+        by ``block_size``, with the prediction's axis names and units (created or reused:
+        `dacapo.store.ome.prepare_output`)."""
+        return prepare_output(output_array, total_roi=prediction.roi,
+                              voxel_size=prediction.voxel_size, dtype=dtype,
+                              num_channels=num_channels, write_size=block_size,
+                              axis_names=list(prediction.axis_names),
+                              units=list(prediction.units), label=True)
+
+    @staticmethod
+    def _work_base(log_dir: str | Path | None, output_array: str | Path) -> Path:
+        """Where a blockwise run keeps its work files: ``log_dir``, else the folder holding
+        the output's zarr container (created)."""
+        if log_dir is not None:
+            base = Path(log_dir)
+        else:
+            container = container_of(output_array)
+            base = (container if container is not None else Path(output_array).absolute()).parent
+        base.mkdir(parents=True, exist_ok=True)
+        return base
 
     def _block_size(self, block_size, prediction: Array) -> Coordinate:
         """``block_size`` (world units; default ``DEFAULT_BLOCK_VOXELS`` per axis) clipped to
@@ -107,17 +131,8 @@ class BlockwisePostProcessor(PostProcessor):
         spatial_roi = prediction.roi
         channels = self.output_channels(prediction, parameters)
         block_size = self._block_size(block_size, prediction)
-        out = prepare_output(
-            output_array,
-            total_roi=spatial_roi,
-            voxel_size=voxel_size,
-            dtype=self.output_dtype(parameters),
-            num_channels=channels,
-            write_size=block_size,
-            axis_names=list(prediction.axis_names),
-            units=list(prediction.units),
-            label=True,
-        )
+        out = self._label_output(output_array, prediction, block_size,
+                                 self.output_dtype(parameters), channels)
         if isinstance(self.prediction, Array):
             data = _with_channel_axis(read_array(prediction, spatial_roi), voxel_size.dims)
             seg = self.process_block(data, parameters)

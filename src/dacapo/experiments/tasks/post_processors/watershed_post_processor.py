@@ -38,8 +38,7 @@ from dacapo.blockwise.watershed import (
     stitch,
 )
 from dacapo.ops.watershed import segment
-from dacapo.store.arrays import container_of, open_array, prepare_output, read_array
-from dacapo.store.ome import prepare_output as prepare_image  # the OME-NGFF label output
+from dacapo.store.arrays import open_array, prepare_output, read_array
 
 from .post_processor import PostProcessor
 from .watershed_post_processor_parameters import WatershedPostProcessorParameters
@@ -144,11 +143,7 @@ class WatershedPostProcessor(PostProcessor):
         # built (and its block size checked against the context) before anything is written
         geometry = (Geometry(roi, voxel_size, block_size, self.context_voxels * voxel_size)
                     if blockwise else None)
-        out = prepare_image(
-            output_array, total_roi=roi, voxel_size=voxel_size, dtype=np.uint64,
-            write_size=block_size, axis_names=list(prediction.axis_names),
-            units=list(prediction.units), label=True,
-        )
+        out = self._label_output(output_array, prediction, block_size)
         if blockwise:
             self._process_blockwise(parameters, output_array, geometry, num_workers, log_dir)
         else:
@@ -161,8 +156,7 @@ class WatershedPostProcessor(PostProcessor):
 
     def _process_blockwise(self, parameters, output_array, geometry: Geometry, num_workers,
                            log_dir) -> None:
-        base = Path(log_dir) if log_dir is not None else _work_parent(Path(output_array))
-        base.mkdir(parents=True, exist_ok=True)
+        base = self._work_base(log_dir, output_array)
         work = Path(tempfile.mkdtemp(prefix=f"watershed_{parameters.id}_", dir=base))
         scratch = work / "stitch"
         scratch.mkdir()
@@ -191,9 +185,3 @@ class WatershedPostProcessor(PostProcessor):
             else:  # keep the workers' logs
                 shutil.rmtree(scratch, ignore_errors=True)
                 shutil.rmtree(work / "fragments.zarr", ignore_errors=True)
-
-
-def _work_parent(path: Path) -> Path:
-    """The directory holding the zarr container of ``path`` (or its parent)."""
-    container = container_of(path)
-    return (container or path.absolute()).parent
