@@ -112,3 +112,19 @@ def test_one_hot_balancing_follows_the_rarest_class(fractions, balanced):
     assert task.balance_classes is balanced
     assert (min(fractions.values()) < BALANCE_BELOW) is balanced
     assert f"{100 * min(fractions.values()):.1f} %" in notes["balance_classes"]
+
+
+def test_choose_levels_takes_the_fewest_levels_whose_context_covers_half_an_object():
+    from dacapo.plan_rules import choose_levels
+
+    # contexts per side: 1 level (20-12)/2 = 4 voxels, 2 levels (40-8)/2 = 16 (x 2 nm in z)
+    one = (1728.0, (20, 20, 20), (12, 12, 12))
+    two = (512.0, (40, 40, 40), (8, 8, 8))
+    vs = (2, 1, 1)
+    assert choose_levels({1: one, 2: two}, vs, 8.0) is one  # half width 4 <= 4 (and 8 in z)
+    assert choose_levels({1: one, 2: two}, vs, 10.0) is two  # 5 > 4 voxels in-plane
+    assert choose_levels({1: one, 2: two}, vs, 100.0) is two  # none covers it: the deepest
+    assert choose_levels({1: one, 2: two}, vs, None) is two  # no objects: the deepest
+    assert choose_levels({}, vs, 8.0) is None
+    flat = (100.0, (1, 20, 20), (1, 12, 12))  # a 2D network: z (no context) is not an axis
+    assert choose_levels({1: flat, 2: two}, vs, 8.0) is flat

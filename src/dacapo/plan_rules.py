@@ -157,9 +157,10 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
     data = fp.smallest_shape
     voxel_cost = COST_PER_OUTPUT_VOXEL.get(kind, DEFAULT_COST_PER_OUTPUT_VOXEL)
     gmac_cost = COST_PER_GMAC_2D if two_d or dims == 2 else COST_PER_GMAC
-    best = None
     z_choices = [1] if two_d else list(range(4, min(data[0], 96) + 1))
+    per_levels = {}
     for levels in range(len(factors), 0, -1):
+        best = None
         f, d, u = factors[:levels], kd[: levels + 1], ku[:levels]
         for z in z_choices if dims == 3 else [None]:
             for xy in range(8, 513):
@@ -182,7 +183,8 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
                 if best is None or score > best[0]:
                     best = (score, shape, out, f, d, u, step)
         if best is not None:
-            break
+            per_levels[levels] = best
+    best = choose_levels(per_levels, vs, fp.object_width)
     if best is None:
         raise ValueError(
             f"plan: no valid UNet fits the training data (smallest labelled region "
@@ -198,12 +200,33 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
                             "whose z voxel is >= 2x the in-plane one (nnU-Net's anisotropy rule)")
     notes["levels"] = (f"{levels} pooling level(s): "
                        + ("; ".join(why) if why else f"at most {MAX_LEVELS} on a CPU budget")
-                       + f"; bottom feature map >= {MIN_BOTTOM} voxels")
+                       + f"; bottom feature map >= {MIN_BOTTOM} voxels; the fewest levels whose "
+                       "context covers half the typical object width (each level costs output)")
     notes["input_shape"] = (f"largest valid input whose output ({', '.join(map(str, out))}) fits the "
                             f"smallest labelled region {data} and whose step takes ~{step:.2f} s "
                             f"(budget share {seconds_per_step:.2f} s)")
     increase = tuple(0 if (two_d and i == 0) else eval_increase(shape[i], f, i) for i in range(dims))
     return ArchitecturePlan(shape, out, f, d, u, num_fmaps, 2, increase, step, notes)
+
+
+def choose_levels(per_levels: dict, voxel_size, object_width: float | None):
+    """Of the best shape per number of pooling levels (``(score, input, output, ...)``),
+    the fewest levels whose context — ``(input − output) / 2`` per side, world units —
+    covers half the typical object width on every axis the network sees (a voxel on the
+    boundary sees its object's centre); else, or without objects, the most levels.
+
+    Each level costs output voxels (a valid UNet's context grows with depth): at a 20-minute
+    budget for the LM nuclei a third level shrank the output from 30×60² to 12×28² voxels
+    for 7 % more compute, and the step ran 1.8× over the cost model (docs/quality.md)."""
+    if not per_levels:
+        return None
+    if object_width is not None:
+        for levels in sorted(per_levels):
+            shape, out = per_levels[levels][1], per_levels[levels][2]
+            context = [(i - o) / 2 * v for i, o, v in zip(shape, out, voxel_size) if i > 1]
+            if min(context) >= object_width / 2:
+                return per_levels[levels]
+    return per_levels[max(per_levels)]
 
 
 def guess_modality(fp: Fingerprint, units_nm: bool = True) -> str:
