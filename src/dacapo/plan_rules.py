@@ -200,8 +200,8 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
                             "whose z voxel is >= 2x the in-plane one (nnU-Net's anisotropy rule)")
     notes["levels"] = (f"{levels} pooling level(s): "
                        + ("; ".join(why) if why else f"at most {MAX_LEVELS} on a CPU budget")
-                       + f"; bottom feature map >= {MIN_BOTTOM} voxels; the fewest levels whose "
-                       "context covers half the typical object width (each level costs output)")
+                       + f"; bottom feature map >= {MIN_BOTTOM} voxels; "
+                       + _depth_reason(shape, out, vs, fp.object_width))
     notes["input_shape"] = (f"largest valid input whose output ({', '.join(map(str, out))}) fits the "
                             f"smallest labelled region {data} and whose step takes ~{step:.2f} s "
                             f"(budget share {seconds_per_step:.2f} s)")
@@ -223,10 +223,24 @@ def choose_levels(per_levels: dict, voxel_size, object_width: float | None):
     if object_width is not None:
         for levels in sorted(per_levels):
             shape, out = per_levels[levels][1], per_levels[levels][2]
-            context = [(i - o) / 2 * v for i, o, v in zip(shape, out, voxel_size) if i > 1]
-            if min(context) >= object_width / 2:
+            if min(_context(shape, out, voxel_size)) >= object_width / 2:
                 return per_levels[levels]
     return per_levels[max(per_levels)]
+
+
+def _context(shape, out, voxel_size) -> list[float]:
+    """Context per side (world units) on the axes the network sees (input > 1)."""
+    return [(i - o) / 2 * v for i, o, v in zip(shape, out, voxel_size) if i > 1]
+
+
+def _depth_reason(shape, out, voxel_size, object_width: float | None) -> str:
+    context = _context(shape, out, voxel_size)
+    text = f"context {', '.join(f'{c:g}' for c in context)} per side"
+    if object_width is not None and min(context) >= object_width / 2:
+        return (f"the fewest levels whose {text} covers half the typical object width "
+                f"{object_width:.0f} (each level costs output voxels)")
+    return f"the deepest that fits ({text}; no depth covers half the typical object width)" \
+        if object_width is not None else f"the deepest that fits ({text})"
 
 
 def guess_modality(fp: Fingerprint, units_nm: bool = True) -> str:
