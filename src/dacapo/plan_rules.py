@@ -28,16 +28,21 @@ MAX_LEVELS = 3
 #: the bottom of the UNet keeps at least this many voxels per pooled axis (valid convs)
 MIN_BOTTOM = 4
 #: seconds per sample per (multiply-add x 1e9) of a training step (forward + backward +
-#: optimiser), and per output voxel of target preparation (affinities with LSDs cost most):
-#: fitted to 30-iteration runs of the planned UNets on the three volumes of ../shared/data
-#: with one torch thread and one data worker on an otherwise idle 2-core CPU (0.13, 0.16
-#: and 0.36 s per step of 2; more threads than free cores make OpenMP spin: 5-10x slower)
-COST_PER_GMAC = 0.08
+#: optimiser), and per output voxel of target preparation (affinities with LSDs cost most),
+#: with one torch thread and one data worker on this 2-core CPU. Re-fitted upwards (from
+#: 0.08 / 0.05 / 5e-6, fitted on small 30-iteration runs) after the 20-minute plans ran
+#: 1.4x over: bare steps of the planned UNets cost 0.09 (34x52², 0.7 GMAC) to 0.118 s
+#: (50x80², 3.5 GMAC) per GMAC-sample in 3D, 0.060 (300²) to 0.078 (404²) in 2D, and
+#: the training loop adds ~10 % (46x100²: 1.35 s per step of 2 vs 1.21 bare); the neuron
+#: run's LSD targets cost 0.41 s per step beyond its 0.13 s network step
+#: (`benchmarks/bench_plan_cost.py`). Over-estimating only ends a run
+#: early; under-estimating breaks the budget, so the constants sit at the top of the range
+#: (more threads than free cores make OpenMP spin: 5-10x slower)
+COST_PER_GMAC = 0.13
 #: 2D networks (one section per crop; 24 feature maps, `FMAPS_2D`) run ~1.6x more
-#: multiply-adds per second: the 10-minute membranes plan (252² input) took 0.29 s per step
-#: where 0.08 predicted 0.47
-COST_PER_GMAC_2D = 0.05
-COST_PER_OUTPUT_VOXEL = {"affinities": 5.0e-6}
+#: multiply-adds per second
+COST_PER_GMAC_2D = 0.085
+COST_PER_OUTPUT_VOXEL = {"affinities": 8.0e-6}
 DEFAULT_COST_PER_OUTPUT_VOXEL = 5.0e-7
 #: feature maps of the first level (x2 per level): a 2D network affords more per voxel; on
 #: the membranes 24 beat 12 at the same budget (docs/quality.md, ablations)
