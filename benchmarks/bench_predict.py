@@ -284,7 +284,10 @@ def main() -> None:
                       f"({limit / warm:.2f} of its limit) ({load()})", flush=True)
                 rows.append(("predict 1 Mvoxel in process, onnx, export cached", warm, limit,
                              "bare onnx fp32"))
-        default = "onnx" if onnx_available() else "torch"
+        from dacapo.inference import resolve_engine
+
+        default = resolve_engine("auto", "fp32", torch.device("cpu"), len(inputs),
+                                 input_shape=model.eval_input_shape)
         limit_default = bare(model, inputs, default, "fp32", 1)[0]
         one = in_process(rc, run_dir, raw, folder, "auto", "fp32", args.repeats, workers=1)
         print(f"1 worker = this process ({default}): {one:.2f} s ({limit_default / one:.2f} of "

@@ -35,7 +35,8 @@ def test_fp32_engines_equal_the_model(model_and_input, engine):
     y = make_forward(model, engine)(x)
     assert y.dtype == np.float32 and y.shape == reference.shape
     np.testing.assert_allclose(y, reference, atol=1e-5)
-    model.to(memory_format=torch.contiguous_format)
+    # the caller's model (the training loop's, when validating) keeps its memory layout
+    assert all(p.is_contiguous() for p in model.parameters())
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
@@ -55,7 +56,15 @@ def test_options_are_checked():
     with pytest.raises(InputError, match="engine 'onnx' runs in fp32"):
         check_options("onnx", "bf16")
     cpu = torch.device("cpu")
-    assert resolve_engine("auto", "fp32", cpu) == ("onnx" if onnx_available() else "torch")
+    # 3D networks: channels-last torch; one section at a time: ONNX Runtime when it pays
+    assert resolve_engine("auto", "fp32", cpu) == "channels_last"
+    assert resolve_engine("auto", "fp32", cpu, input_shape=(44, 44, 44)) == "channels_last"
+    sections = "onnx" if onnx_available() else "torch"
+    assert resolve_engine("auto", "fp32", cpu, input_shape=(1, 96, 96)) == sections
+    assert resolve_engine("auto", "fp32", cpu, input_shape=(96, 96)) == sections
+    assert resolve_engine("auto", "fp32", cpu, blocks=2, input_shape=(96, 96)) == "torch"
+    assert resolve_engine("auto", "fp32", cpu, blocks=2, cached=True,
+                          input_shape=(96, 96)) == sections
     assert resolve_engine("auto", "bf16", cpu) == "torch"
     assert resolve_engine("auto", "fp32", torch.device("cuda")) == "torch"
 
@@ -71,7 +80,8 @@ def test_predict_onnx_equals_torch_and_caches_the_export(tmp_path):
     torch.save({"model": model.state_dict()}, checkpoint)
     raw = container / "validate" / "raw"
     outputs = {}
-    for name, engine in (("torch", "torch"), ("onnx", "onnx"), ("cached", "auto")):
+    for name, engine in (("torch", "torch"), ("onnx", "onnx"), ("cached", "onnx"),
+                         ("auto", "auto")):
         out = predict(rc, checkpoint, raw, tmp_path / f"{name}.zarr" / "p", num_workers=0,
                       engine=engine, progress=False)
         outputs[name] = out[out.roi]
@@ -83,3 +93,4 @@ def test_predict_onnx_equals_torch_and_caches_the_export(tmp_path):
     assert outputs["torch"].std() > 0
     np.testing.assert_allclose(outputs["onnx"], outputs["torch"], atol=1e-5)
     np.testing.assert_array_equal(outputs["cached"], outputs["onnx"])
+    np.testing.assert_allclose(outputs["auto"], outputs["torch"], atol=1e-5)  # channels-last

@@ -3,23 +3,25 @@
 Engines (``dacapo apply --engine``; `dacapo.predict`):
 
 - ``"onnx"``: the model exported (`torch.onnx.export`, static input shape) and run by
-  ONNX Runtime on the CPU; fp32, equal to torch's output to float rounding (about 1e-7),
-  about 2× torch's speed for the 3D UNets measured (docs/performance.md). The export
-  (1–4 s) is cached beside a checkpoint (`onnx_cache_path`), so workers and re-runs of
-  the same checkpoint load it instead;
+  ONNX Runtime on the CPU; fp32, equal to torch's output to float rounding (about 1e-7).
+  The export (0.5–4 s) is cached beside a checkpoint (`onnx_cache_path`), so workers and
+  re-runs of the same checkpoint load it instead;
 - ``"torch"``: `torch.inference_mode`, optionally under `torch.autocast` in ``bf16`` or
   ``fp16`` (`dacapo.runtime.autocast`; about 1e-3 from fp32);
-- ``"channels_last"``: torch with the model and input in ``channels_last_3d`` memory;
+- ``"channels_last"``: torch with a copy of the model and the input in
+  ``channels_last_3d`` memory (exact: the same output to float rounding);
 - ``"compile"``: `torch.compile` (minutes of compilation on first use);
-- ``"auto"`` (default): ``onnx`` on a CPU in fp32 when onnxruntime is installed and the
-  export pays: it is cached, or the prediction has at least `ONNX_MIN_BLOCKS` blocks (or
-  an unknown number); else ``torch``.
+- ``"auto"`` (default): on a CPU in fp32 the fastest exact engine measured for the kind of
+  network (`resolve_engine`): ``channels_last`` for 3D networks, ``onnx`` for networks
+  that see one section at a time (when onnxruntime is installed and the export pays: it
+  is cached, or the prediction has at least `ONNX_MIN_BLOCKS` blocks); else ``torch``.
 
 The output is always float32, channels first.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import io
 import logging
@@ -59,19 +61,37 @@ def onnx_available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
+def sectionwise(input_shape) -> bool:
+    """A network that sees one section at a time: a 2D input, or a 3D one of depth 1 (the
+    planned 2D UNets of anisotropic volumes)."""
+    shape = tuple(int(s) for s in input_shape)
+    return len(shape) == 2 or (len(shape) == 3 and shape[0] == 1)
+
+
 def resolve_engine(engine: str, precision: str, device: torch.device,
-                   blocks: int | None = None, cached: bool = False) -> str:
+                   blocks: int | None = None, cached: bool = False,
+                   input_shape=None) -> str:
     """The engine ``"auto"`` stands for on ``device`` in ``precision``, for a prediction of
-    ``blocks`` blocks (None: unknown) whose ONNX export is ``cached`` or not."""
+    ``blocks`` blocks (None: unknown) whose ONNX export is ``cached`` or not, by a model
+    whose eval input is ``input_shape`` (None: unknown, taken as 3D).
+
+    On a CPU in fp32 (docs/performance.md, idle 2-core machine, bare forward per block):
+    3D networks ``channels_last`` (exact; 0.35 vs torch 0.57 and ONNX 0.70 s for the 8
+    tiles of the prediction benchmark, 0.07 vs 0.09 / 0.09 s and 0.22 vs 0.24 / 0.35 s for
+    the planned neuron and nuclei UNets); networks of one section at a time (`sectionwise`)
+    ONNX Runtime when the export pays (0.32–0.36 vs torch 0.86–0.99 and channels-last
+    0.95–1.05 s for the planned membranes UNet), else torch."""
     check_options(engine, precision)
     if engine != "auto":
         if engine == "onnx" and not onnx_available():
             raise InputError("engine 'onnx' needs onnxruntime (pip install onnxruntime onnx)")
         return engine
+    if device.type != "cpu" or precision != "fp32":
+        return "torch"
+    if input_shape is None or not sectionwise(input_shape):
+        return "channels_last"
     pays = cached or blocks is None or blocks >= ONNX_MIN_BLOCKS
-    if device.type == "cpu" and precision == "fp32" and onnx_available() and pays:
-        return "onnx"
-    return "torch"
+    return "onnx" if onnx_available() and pays else "torch"
 
 
 def onnx_cache_path(checkpoint: str | Path, input_shape) -> Path:
@@ -94,11 +114,13 @@ def make_forward(model: torch.nn.Module, engine: str = "auto", precision: str = 
     model.eval()
     device = next(model.parameters()).device
     engine = resolve_engine(engine, precision, device,
-                            cached=cache is not None and cache.is_file())
+                            cached=cache is not None and cache.is_file(),
+                            input_shape=getattr(model, "eval_input_shape", None))
     if engine == "onnx":
         return _onnx_forward(model, threads or torch.get_num_threads(), cache)
     if engine == "channels_last":
-        model = model.to(memory_format=torch.channels_last_3d)
+        # a copy: the caller's model (the training loop's, when validating) keeps its layout
+        model = copy.deepcopy(model).to(memory_format=torch.channels_last_3d)
     run = torch.compile(model) if engine == "compile" else model
 
     def forward(x: np.ndarray) -> np.ndarray:

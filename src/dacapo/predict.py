@@ -12,8 +12,8 @@ units) around the block. ``padding`` says what the context is beyond the raw:
   (a valid-padding UNet cannot see beyond the border).
 
 The ROI is snapped to the output voxel grid; blocks at the far end overhang and are
-clipped. The forward pass runs with ``engine`` and ``precision`` (`dacapo.inference`:
-ONNX Runtime by default on a CPU when installed, else torch). One forward path
+clipped. The forward pass runs with ``engine`` and ``precision`` (`dacapo.inference`: by
+default the fastest exact engine measured for the kind of network). One forward path
 (`predict_block`) serves both ways of running:
 
 - ``num_workers`` 0 or 1 without a ``worker_command`` (or a ``model`` given): the blocks in
@@ -255,7 +255,8 @@ def predict(
     cache = onnx_cache_path(checkpoint, model.eval_input_shape) if from_checkpoint else None
     blocks = int(np.prod([-(-s // b) for s, b in zip(out_roi.shape, geometry.output_size)]))
     engine = resolve_engine(engine, precision, next(model.parameters()).device, blocks,
-                            cached=cache is not None and cache.is_file())
+                            cached=cache is not None and cache.is_file(),
+                            input_shape=model.eval_input_shape)
     spatial_names = list(raw.axis_names[len(raw.axis_names) - raw.voxel_size.dims :])
     voxels = int(np.prod(out_roi.shape / geometry.output_voxel_size))
     check_output(output_path, {"raw": raw_path}, 4 * model.num_out_channels * voxels)
