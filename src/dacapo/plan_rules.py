@@ -40,8 +40,10 @@ MIN_BOTTOM = 4
 #: (more threads than free cores make OpenMP spin: 5-10x slower)
 COST_PER_GMAC = 0.13
 #: 2D networks (one section per crop; 24 feature maps, `FMAPS_2D`) run ~1.6x more
-#: multiply-adds per second
-COST_PER_GMAC_2D = 0.085
+#: multiply-adds per second: 0.057 (300²) and 0.066 (324²) s per GMAC-sample in the
+#: training loop of the 10- and 20-minute membranes runs (0.085, the first re-fit, left a
+#: third of the 20-minute budget unused)
+COST_PER_GMAC_2D = 0.075
 COST_PER_OUTPUT_VOXEL = {"affinities": 8.0e-6}
 DEFAULT_COST_PER_OUTPUT_VOXEL = 5.0e-7
 #: feature maps of the first level (x2 per level): a 2D network affords more per voxel; on
