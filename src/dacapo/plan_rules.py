@@ -41,9 +41,10 @@ MIN_BOTTOM = 4
 COST_PER_GMAC = 0.13
 #: 2D networks (one section per crop; 24 feature maps, `FMAPS_2D`) run ~1.6x more
 #: multiply-adds per second: 0.057 (300²) and 0.066 (324²) s per GMAC-sample in the
-#: training loop of the 10- and 20-minute membranes runs (0.085, the first re-fit, left a
-#: third of the 20-minute budget unused)
-COST_PER_GMAC_2D = 0.075
+#: training loop of the 10- and 20-minute membranes runs. 0.075 (a 340² plan) used 18.9
+#: of 20 minutes on a slower hour of this machine and scored no better (interior IoU
+#: 0.8975 vs 0.899, docs/quality.md): the margin stays
+COST_PER_GMAC_2D = 0.085
 COST_PER_OUTPUT_VOXEL = {"affinities": 8.0e-6}
 DEFAULT_COST_PER_OUTPUT_VOXEL = 5.0e-7
 #: feature maps of the first level (x2 per level): a 2D network affords more per voxel; on
