@@ -27,6 +27,10 @@ from dacapo.store.run_dir import RunDir
 
 
 def main() -> None:
+    if len(sys.argv) < 2:  # (`make bench` runs every benchmark without arguments)
+        print("bench_engines: give trained run directories, e.g. quality_runs/runs/planned_*;"
+              " skipped")
+        return
     torch.set_num_threads(os.cpu_count() or 1)
     engines = ["torch", "channels_last"] + (["onnx"] if onnx_available() else [])
     print(f"| run | block | {' | '.join(engines)} | max abs diff to torch | auto |"
