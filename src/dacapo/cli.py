@@ -248,7 +248,6 @@ for _command in (plan, *TOOLS):
     cli.add_command(_command)
 
 
-
 def main(argv: list[str] | None = None) -> None:
     """The ``dacapo`` command (`cli`), ending with `fast_exit`."""
     try:

@@ -41,7 +41,7 @@ from daisy import logging as daisy_logging
 from funlib.geometry import Coordinate, Roi
 
 from dacapo.blockwise.report import BlockwiseError, BlockwiseResult, FailedBlock
-from dacapo.store.arrays import open_array, read_array, read_padded
+from dacapo.store.arrays import open_array, read_array
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +80,7 @@ def read_within(array, read_roi: Roi, roi: Roi) -> np.ndarray:
     """``read_roi`` of ``array`` with 0 outside ``roi`` and outside the array's ROI."""
     inside = read_roi.intersect(roi)
     vs = array.voxel_size
-    if array.lazy_ops:
-        data = read_array(array, inside)
-    else:
-        data = read_padded(array._source_data, array.roi, vs, inside)
+    data = read_array(array, inside)
     if inside == read_roi:
         return data
     out = np.zeros(data.shape[: data.ndim - vs.dims] + tuple(read_roi.shape / vs), data.dtype)

@@ -164,7 +164,7 @@ def _open_parent_groups(path: Path):
 
 def compressors_for(dtype: np.dtype):
     """Float images (predictions): Blosc LZ4 with byte shuffle — on a 19-channel 52³
-    block of sigmoid outputs 3.3x faster to write than zarr's default Zstd (level 0) and
+    block of sigmoid outputs 4-6x faster to write than zarr's default Zstd (level 0) and
     ~5 % smaller (`benchmarks/bench_predict.py`); integer images (labels) keep Zstd, which
     packs their runs tighter. ``"auto"`` = zarr's default."""
     if np.dtype(dtype).kind == "f":
