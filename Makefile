@@ -29,8 +29,8 @@ bench: venv
 bench-load: venv
 	$(BIN)/python benchmarks/bench_load.py
 
-# quality on the real volumes of ../shared/data (plan, train 5 min each, validate, apply):
-# writes docs/quality.md; about 30 min on 2 shared cores
+# quality on the real volumes of ../shared/data (plan for 20 min each, train, validate, apply):
+# writes docs/quality.md; about 40 min on 2 cores
 bench-quality: venv
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/quality.py --minutes 20
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -73,3 +74,17 @@ def dacapo_cli(*args: str, cwd: Path | None = None, timeout: float = 300,
         [sys.executable, "-m", "dacapo.cli", *args], cwd=cwd, env=env, capture_output=True,
         text=True, timeout=timeout, **popen,
     )
+
+
+def wait_past_checkpoint(proc: subprocess.Popen, run_dir, interval: int, timeout: float) -> None:
+    """Poll ``run_dir``'s training stats until the run is at least two iterations past a
+    checkpoint (every ``interval``) after the first one, so that a kill then loses work."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = run_dir.training_stats()
+        last = int(rows[-1]["iteration"]) if rows else 0
+        if last >= interval + 2 and last % interval >= 2:
+            return
+        assert proc.poll() is None, f"training ended early: {proc.stderr.read()[-2000:]}"
+        assert time.monotonic() < deadline, "training did not get going"
+        time.sleep(0.01)

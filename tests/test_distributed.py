@@ -8,13 +8,12 @@ import pickle
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from pipeline_fixtures import dacapo_cli, tiny_data, tiny_run
+from pipeline_fixtures import dacapo_cli, tiny_data, tiny_run, wait_past_checkpoint
 
 from dacapo.batches import BatchProvider
 from dacapo.distributed import World, rank_slots
@@ -108,15 +107,7 @@ def test_killed_two_rank_run_resumes_on_any_world_size(container, reference, tmp
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONWARNINGS": "ignore"})
     try:
-        deadline = time.monotonic() + 240
-        while True:  # kill at least two iterations after a checkpoint
-            rows = run_dir.training_stats()
-            last = int(rows[-1]["iteration"]) if rows else 0
-            if last >= 7 and last % 5 >= 2:
-                break
-            assert proc.poll() is None, f"training ended early: {proc.stderr.read()[-2000:]}"
-            assert time.monotonic() < deadline, "training did not get going"
-            time.sleep(0.01)
+        wait_past_checkpoint(proc, run_dir, 5, 240)
     finally:
         _kill_tree(proc.pid)
         proc.wait()

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ import torch
 import zarr
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
-from pipeline_fixtures import dacapo_cli, tiny_data, tiny_run
+from pipeline_fixtures import dacapo_cli, tiny_data, tiny_run, wait_past_checkpoint
 
 from dacapo.batches import BatchProvider
 from dacapo.experiments.trainer_config import AugmentConfig, TrainerConfig
@@ -46,15 +45,7 @@ def test_cli_train_killed_after_checkpoint_resumes(container, tmp_path):
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 180
-        while True:  # kill at least two iterations after a checkpoint
-            rows = run_dir.training_stats()
-            last = int(rows[-1]["iteration"]) if rows else 0
-            if last >= 7 and last % 5 >= 2:
-                break
-            assert proc.poll() is None, f"training ended early: {proc.stderr.read()}"
-            assert time.monotonic() < deadline, "training did not get going"
-            time.sleep(0.01)
+        wait_past_checkpoint(proc, run_dir, 5, 180)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
