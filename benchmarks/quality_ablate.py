@@ -8,7 +8,9 @@ the planned ones; ``no_norm``: raw / dtype maximum instead of the percentile nor
 the planned augmentations less rotation / blur; ``lr5e-4``; ``no_balance``: one-hot with
 plain cross-entropy, distances with class fractions held at 1/2; ``fmaps12`` / ``fmaps24``:
 planned again with 12 / 24 first-level feature maps for the same budget, so a smaller or
-larger input). The held-out score
+larger input; ``elasticM``: the planned augmentations plus an elastic field of M nm
+standard deviation on control points 10 voxels of the coarsest axis apart, none across
+sections). The held-out score
 of the best checkpoint (task's main criterion, the other metrics at that choice) and of the
 last checkpoint are printed as a markdown table with the difference to ``full``, and every
 run is a line of ``ablations.jsonl`` in the work folder.
@@ -66,6 +68,9 @@ def variant(rc, v: str):
                                                        clipmax=0.5001))
     if v in ("fmaps12", "fmaps24"):  # planned again with these feature maps, same budget
         return FMAPS[v]
+    if v.startswith("elastic") and v[7:].replace(".", "", 1).isdigit():
+        return attr.evolve(rc, trainer_config=attr.evolve(
+            t, augment=attr.evolve(t.augment, elastic_magnitude=float(v[7:]))))
     raise ValueError(f"--variants: {v!r} unknown; choose from {', '.join(VARIANTS)}")
 
 
@@ -137,9 +142,10 @@ def main(argv=None) -> int:
         print(table(records))
         return 0
     variants = args.variants.split(",")
-    unknown = [v for v in variants if v not in VARIANTS]
+    unknown = [v for v in variants if v not in VARIANTS
+               and not (v.startswith("elastic") and v[7:].replace(".", "", 1).isdigit())]
     if unknown:  # before any training
-        parser.error(f"--variants: {', '.join(unknown)} unknown; choose from {', '.join(VARIANTS)}")
+        parser.error(f"--variants: {', '.join(unknown)} unknown; choose from {', '.join(VARIANTS)}, elasticM")
     work.mkdir(parents=True, exist_ok=True)
     kind = q.DATASETS[args.dataset]["task"]
     paths = q.prepare_data(args.dataset, Path(args.data), work)

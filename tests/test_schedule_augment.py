@@ -115,3 +115,19 @@ def test_blur_is_an_in_plane_gaussian():
             assert np.allclose(out, ref, atol=1e-6) and out[0, 0].max() == 0
         else:
             assert np.array_equal(out, raw)
+
+
+def test_elastic_field_does_not_move_points_across_sections():
+    from dacapo.augment import elastic_field, section_axes
+
+    assert section_axes(Coordinate(50, 4, 4)) == [0]
+    assert section_axes(Coordinate(16, 8, 8)) == []  # 2x: not sections
+    cfg = AugmentConfig(elastic_magnitude=40.0, elastic_spacing=200.0)
+    points = np.random.default_rng(0).uniform(-400, 400, size=(500, 3))
+    d = elastic_field(Coordinate(150, 800, 800), cfg, Coordinate(50, 4, 4),
+                      np.random.default_rng(1))(points)
+    assert np.all(d[:, 0] == 0) and np.std(d[:, 1:]) > 10  # in-plane only
+    iso = elastic_field(Coordinate(800, 800, 800), cfg, Coordinate(8, 8, 8),
+                        np.random.default_rng(1))(points)
+    assert np.std(iso[:, 0]) > 10  # isotropic: every axis
+    assert cfg.elastic_margin(Coordinate(50, 4, 4)) == Coordinate(0, 120, 120)

@@ -10,6 +10,10 @@ applied to each array about its own centre and stay aligned:
 - elastic (``elastic_magnitude`` > 0): a smooth random displacement field in world units
   (cubic-free: trilinear interpolation of a coarse Gaussian grid), raw resampled linearly,
   labels by nearest neighbour; the trainer reads a margin so that no padding is sampled;
+  no displacement across the sections of an anisotropic stack (axes whose voxel is at
+  least `SECTION_RATIO` x the finest: a section is a physical slice, and blending
+  neighbours 50 nm apart pairs raw with another section's labels — gunpowder users set
+  its z jitter to 0 for the same reason);
 - rotation (``rotate``): an in-plane rotation by an angle ~ U(0, 2π) about the crop
   centre, in the plane of the last two axes (they must share the voxel size);
 - misalignment (``misalign_probability`` > 0, 3D, as gunpowder's ElasticAugment
@@ -48,6 +52,16 @@ from scipy.ndimage import gaussian_filter, map_coordinates
 
 if TYPE_CHECKING:  # annotations only: the config lives in the layer above
     from dacapo.experiments.trainer_config import AugmentConfig
+
+#: axes whose voxel is at least this x the finest one are sections: no elastic displacement
+SECTION_RATIO = 4.0
+
+
+def section_axes(voxel_size) -> list[int]:
+    """Axes of ``voxel_size`` at least `SECTION_RATIO` x its finest (the sections of an
+    anisotropic stack); none for isotropic data."""
+    finest = min(voxel_size)
+    return [i for i, v in enumerate(voxel_size) if v >= SECTION_RATIO * finest]
 
 
 def _spatial(array: np.ndarray, dims: int) -> tuple[int, ...]:
@@ -92,7 +106,8 @@ def elastic_field(
     """A random smooth displacement function ``f(points_world) -> displacement_world``.
 
     Control points on a grid with spacing ``elastic_spacing`` covering ``shape_world``
-    (centred at 0), displacements N(0, magnitude²), interpolated linearly.
+    (centred at 0), displacements N(0, magnitude²) (0 along `section_axes`), interpolated
+    linearly.
     """
     dims = len(voxel_size)
     spacing = cfg.elastic_spacing or 10 * max(voxel_size)
@@ -102,6 +117,7 @@ def elastic_field(
         half = (n - 1) * spacing / 2
         grids.append(np.linspace(-half, half, n))
     values = rng.normal(0.0, cfg.elastic_magnitude, size=[len(g) for g in grids] + [dims])
+    values[..., section_axes(voxel_size)] = 0.0  # sections stay sections
     interp = RegularGridInterpolator(grids, values, bounds_error=False, fill_value=0.0)
     return interp
 

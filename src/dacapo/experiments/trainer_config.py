@@ -8,6 +8,7 @@ import math
 import attr
 from funlib.geometry import Coordinate
 
+from dacapo.augment import section_axes
 from dacapo.ops.schedule import SCHEDULES
 from dacapo.store.converter import register
 
@@ -100,10 +101,13 @@ class AugmentConfig:
 
     def elastic_margin(self, voxel_size: Coordinate, extent: Coordinate | None = None) -> Coordinate:
         """World-unit margin (per side, multiple of ``voxel_size``) read for the resampling
-        of a crop of world ``extent`` (needed for ``rotate``): 3 elastic sigmas, the
+        of a crop of world ``extent`` (needed for ``rotate``): 3 elastic sigmas (none across
+        sections, `dacapo.augment.section_axes`), the
         misalignment and, rotated, half the in-plane diagonal minus half the side."""
         dims = len(voxel_size)
         m = [3.0 * self.elastic_magnitude] * dims
+        for axis in section_axes(voxel_size):  # no elastic displacement across sections
+            m[axis] = 0.0
         if self.misalign_probability > 0 and dims == 3:
             for axis in (1, 2):
                 m[axis] += self.misalign_max
