@@ -39,6 +39,13 @@ VARIANTS = ("full", "no_aug", "no_norm", "const_lr", "no_rot", "no_blur", "lr5e-
 FMAPS: dict = {}
 
 
+def elastic_magnitude(v: str) -> float | None:
+    """M of an ``elasticM`` variant name (nm), else None."""
+    number = v.removeprefix("elastic")
+    return float(number) if v.startswith("elastic") and number.replace(".", "", 1).isdigit() \
+        else None
+
+
 def variant(rc, v: str):
     """``rc`` with one component of the recipe reverted (see the module docstring)."""
     from dacapo.experiments.trainer_config import AugmentConfig
@@ -68,9 +75,9 @@ def variant(rc, v: str):
                                                        clipmax=0.5001))
     if v in ("fmaps12", "fmaps24"):  # planned again with these feature maps, same budget
         return FMAPS[v]
-    if v.startswith("elastic") and v[7:].replace(".", "", 1).isdigit():
+    if elastic_magnitude(v) is not None:
         return attr.evolve(rc, trainer_config=attr.evolve(
-            t, augment=attr.evolve(t.augment, elastic_magnitude=float(v[7:]))))
+            t, augment=attr.evolve(t.augment, elastic_magnitude=elastic_magnitude(v))))
     raise ValueError(f"--variants: {v!r} unknown; choose from {', '.join(VARIANTS)}")
 
 
@@ -142,8 +149,7 @@ def main(argv=None) -> int:
         print(table(records))
         return 0
     variants = args.variants.split(",")
-    unknown = [v for v in variants if v not in VARIANTS
-               and not (v.startswith("elastic") and v[7:].replace(".", "", 1).isdigit())]
+    unknown = [v for v in variants if v not in VARIANTS and elastic_magnitude(v) is None]
     if unknown:  # before any training
         parser.error(f"--variants: {', '.join(unknown)} unknown; choose from {', '.join(VARIANTS)}, elasticM")
     work.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ import numpy as np
 from funlib.geometry import Coordinate
 from scipy import ndimage
 
+from dacapo.augment import SECTION_RATIO
 from dacapo.ops.normalize import intensity_statistics, sample_values
 from dacapo.ops.planning import (
     eval_increase,
@@ -21,8 +22,9 @@ from dacapo.ops.planning import (
 )
 from dacapo.store.arrays import read_array
 
-#: z voxel >= this x the in-plane one: a 2D network (one section at a time)
-TWO_D_RATIO = 4.0
+#: z voxel >= this x the in-plane one: a 2D network (one section at a time); the same
+#: ratio by which the augmentations treat an axis as sections (`dacapo.augment`)
+TWO_D_RATIO = SECTION_RATIO
 #: at most this many pooling levels (CPU budget)
 MAX_LEVELS = 3
 #: the bottom of the UNet keeps at least this many voxels per pooled axis (valid convs)
