@@ -3,7 +3,8 @@
 For a dataset, `dacapo.plan` plans the run for ``--minutes``; each variant then trains the
 *same* planned network for the same iterations and seed with one component of the recipe
 reverted (``no_aug``: wave 1's augmentations — flips, transposes, intensity ±0.1 — instead of
-the planned ones; ``no_norm``: raw / dtype maximum instead of the percentile normalisation;
+the planned ones; ``bn``: batch norm after every convolution; ``bn_lr3e-3``: that and a
+learning rate of 3e-3; ``no_norm``: raw / dtype maximum instead of the percentile normalisation;
 ``const_lr``: a constant learning rate instead of warm-up + cosine; ``no_rot`` / ``no_blur``:
 the planned augmentations less rotation / blur; ``lr5e-4``; ``no_balance``: one-hot with
 plain cross-entropy, distances with class fractions held at 1/2; ``fmaps12`` / ``fmaps24``:
@@ -33,8 +34,8 @@ import attr
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality as q  # noqa: E402
 
-VARIANTS = ("full", "no_aug", "no_norm", "const_lr", "no_rot", "no_blur", "lr5e-4", "fmaps12",
-            "fmaps24", "no_balance")
+VARIANTS = ("full", "no_aug", "no_norm", "const_lr", "no_rot", "no_blur", "lr5e-4", "lr3e-3",
+            "fmaps12", "fmaps24", "no_balance", "bn", "bn_lr3e-3")
 #: variant -> the run config planned with other feature maps (filled by main)
 FMAPS: dict = {}
 
@@ -60,8 +61,12 @@ def variant(rc, v: str):
     if v == "const_lr":
         return attr.evolve(rc, trainer_config=attr.evolve(t, lr_schedule="constant",
                                                           warmup_iterations=0))
-    if v == "lr5e-4":
-        return attr.evolve(rc, trainer_config=attr.evolve(t, learning_rate=5e-4))
+    if v in ("lr5e-4", "lr3e-3"):
+        return attr.evolve(rc, trainer_config=attr.evolve(t, learning_rate=float(v[2:])))
+    if v in ("bn", "bn_lr3e-3"):  # batch norm after every convolution
+        a = attr.evolve(rc.architecture_config, batch_norm=True)
+        rc = attr.evolve(rc, architecture_config=a)
+        return rc if v == "bn" else variant(rc, "lr3e-3")
     if v == "no_rot":
         return attr.evolve(rc, trainer_config=attr.evolve(
             t, augment=attr.evolve(t.augment, rotate=False)))

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import attr
 import numpy as np
 from funlib.geometry import Coordinate
 from funlib.persistence import prepare_ds
@@ -27,9 +28,26 @@ def tiny_data(root: Path) -> Path:
     return make_demo_data(root, train_shape=SHAPE, validate_shape=SHAPE)
 
 
-def tiny_unet(name: str = "tiny") -> CNNectomeUNetConfig:
+def tiny_unet(name: str = "tiny", batch_norm: bool = False) -> CNNectomeUNetConfig:
     """The demo's UNet, smaller: input (8, 28, 28) -> output (4, 12, 12); eval (8, 36, 36)."""
-    return demo_unet(name, input_shape=(8, 28, 28), eval_shape_increase=(0, 8, 8), num_fmaps=4)
+    unet = demo_unet(name, input_shape=(8, 28, 28), eval_shape_increase=(0, 8, 8), num_fmaps=4)
+    return attr.evolve(unet, batch_norm=batch_norm)
+
+
+def randomise_batch_norm(model, seed: int = 0) -> None:
+    """Running statistics and affine parameters of every batch norm of ``model`` set to
+    random values (fresh ones are the identity, which would hide a wrong eval mode)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
+                m.running_var.copy_(torch.rand(n, generator=g) * 2 + 0.5)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.2)
 
 
 def tiny_run(container: Path, name: str = "tiny", **kwargs) -> RunConfig:

@@ -39,8 +39,9 @@ bioimageio_core = pytest.importorskip(
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     container = tiny_data(root)
-    distance = tiny_run(container, name="tiny_distance", num_iterations=4,
-                        checkpoint_interval=2, validation_interval=4)
+    distance = tiny_run(container, name="tiny_distance", num_iterations=4,  # with batch norm
+                        checkpoint_interval=2, validation_interval=4,
+                        architecture_config=tiny_unet(batch_norm=True))
     split = DataSplitConfig(
         train=[DatasetConfig("train", f"{container}/train/raw", f"{container}/train/labels")],
         validate=[DatasetConfig("validate", f"{container}/validate/raw",
@@ -123,10 +124,11 @@ def test_export_passes_bioimageio_test_model(runs, name):
     assert rdf["config"]["dacapo"]["run"] == name
 
 
-def test_package_runs_with_torch_alone(runs, tmp_path):
+@pytest.mark.parametrize("name", ["tiny_distance", "tiny_affinities"])  # with / without batch norm
+def test_package_runs_with_torch_alone(runs, tmp_path, name):
     """The shipped architecture file with `dacapo` unimportable: builds from the rdf
     kwargs, loads weights.pt strictly and reproduces the test output."""
-    package = _exported(runs, "tiny_affinities")
+    package = _exported(runs, name)
     with zipfile.ZipFile(package) as z:
         z.extractall(tmp_path)
     script = """

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from pipeline_fixtures import tiny_data, tiny_run, tiny_unet
+from pipeline_fixtures import randomise_batch_norm, tiny_data, tiny_run, tiny_unet
 
 from dacapo.errors import InputError
 from dacapo.experiments.tasks import AffinitiesTaskConfig
@@ -15,12 +15,13 @@ from dacapo.predict import predict
 from dacapo.runtime import build_model
 
 
-@pytest.fixture(scope="module")
-def model_and_input():
+@pytest.fixture(scope="module", params=[False, True], ids=["plain", "batch_norm"])
+def model_and_input(request):
     task = AffinitiesTaskConfig("affs", neighborhood=[(1, 0, 0), (0, 1, 0), (0, 0, 1)],
                                 lsds=True).build()
     torch.manual_seed(0)
-    model = task.create_model(tiny_unet()).eval()
+    model = task.create_model(tiny_unet(batch_norm=request.param)).eval()
+    randomise_batch_norm(model)
     x = np.random.default_rng(0).random((1, 1, *model.eval_input_shape), dtype=np.float32)
     with torch.no_grad():
         reference = model(torch.from_numpy(x)).numpy()

@@ -89,6 +89,8 @@ def test_plan_on_demo_data_verifies_and_trains(tmp_path):
         rc = from_yaml(path, RunConfig)
         assert run_problems(rc) == []
         assert rc.normalization.low is not None and rc.trainer_config.lr_schedule == "cosine"
+        assert rc.architecture_config.batch_norm  # measured: docs/quality.md
+        assert "batch_norm: true" in text and "# batch norm after every convolution" in text
         rc = attr.evolve(rc, num_iterations=2, validation_interval=0, checkpoint_interval=2,
                          trainer_config=attr.evolve(rc.trainer_config, num_data_workers=0))
         run_dir = train_run(rc, tmp_path / "runs", progress=False)

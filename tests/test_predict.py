@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from funlib.geometry import Coordinate
-from pipeline_fixtures import tiny_run, write_array
+from pipeline_fixtures import randomise_batch_norm, tiny_run, tiny_unet, write_array
 
 from dacapo.blockwise.plan import plan_blocks
 from dacapo.errors import InputError
@@ -62,13 +62,17 @@ def test_none_predicts_only_where_the_context_is_real(model, tmp_path):
         predict(rc, None, raw, tmp_path / "x.zarr" / "p", model=model, padding="wrap")
 
 
-def test_one_worker_predicts_here_equals_one_forward_and_resumes(tmp_path):
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_one_worker_predicts_here_equals_one_forward_and_resumes(tmp_path, batch_norm):
     """One local worker predicts in this process (reads and writes overlapping the forward
     passes): the blocks equal one forward pass of the model over the whole reflect-padded
-    raw, and the runner's done-markers make a re-run redo only the unmarked blocks."""
+    raw, and the runner's done-markers make a re-run redo only the unmarked blocks. With
+    batch norm (eval mode: the stored statistics, not the block's) the same holds."""
     vs = Coordinate(16, 8, 8)
-    rc = tiny_run(tmp_path)
+    rc = tiny_run(tmp_path, architecture_config=tiny_unet(batch_norm=batch_norm))
     model = build_model(rc).eval()
+    randomise_batch_norm(model)
+    assert any(isinstance(m, torch.nn.BatchNorm3d) for m in model.modules()) == batch_norm
     checkpoint = tmp_path / "00000000.pt"
     torch.save({"model": model.state_dict()}, checkpoint)
     geometry = ModelGeometry(model, vs, model.eval_input_shape)

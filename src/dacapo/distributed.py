@@ -17,6 +17,9 @@ Semantics (exact, so that a run is the same on any number of ranks):
 - ``moving_class_counts`` streams belong to slots (no rank waits for another's counts);
   each checkpoint gathers every rank's streams, and a resume hands each rank its slots,
   whatever the world size;
+- batch norm (planned configs use it) is synchronised over the ranks on GPUs
+  (`SyncBatchNorm`); on CPUs torch cannot, each rank normalises by its own crops and the
+  run is not exactly the one-process run (a warning says so);
 - only rank 0 writes: run directory, checkpoints, training stats, snapshots, plots and
   validation (the other ranks wait for it, up to `WAIT`).
 """
@@ -24,6 +27,7 @@ Semantics (exact, so that a run is the same on any number of ranks):
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import sys
 from typing import Any
@@ -37,6 +41,8 @@ from dacapo.errors import InputError
 
 #: how long ranks wait for each other (rank 0 validates while the others wait)
 WAIT = datetime.timedelta(hours=6)
+
+logger = logging.getLogger(__name__)
 
 
 @attr.s(frozen=True)
@@ -102,6 +108,9 @@ def wrap(model: torch.nn.Module, world: World, device: torch.device) -> torch.nn
     if device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         return DistributedDataParallel(model, device_ids=[device.index])
+    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        logger.warning("batch norm on %s: each rank normalises by its own crops (torch "
+                       "synchronises batch norm on GPUs only)", device.type)
     return DistributedDataParallel(model)
 
 

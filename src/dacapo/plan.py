@@ -214,7 +214,7 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
         downsample_factors=[Coordinate(f) for f in arch.factors],
         kernel_size_down=[[Coordinate(k) for k in lvl] for lvl in arch.kernels_down],
         kernel_size_up=[[Coordinate(k) for k in lvl] for lvl in arch.kernels_up],
-        padding="valid",
+        padding="valid", batch_norm=True,
     )
     train = [DatasetConfig(f"train{i}" if len(raw_paths) > 1 else "train", r, g)
              for i, (r, g) in enumerate(zip(raw_paths, gt_paths))]
@@ -244,6 +244,8 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
                                          "(24 for 2D, 12 for 3D networks on a CPU budget; "
                                          "membranes: 24 > 12 at the same budget, docs/quality.md)",
         "architecture_config.fmaps_out": "feature maps into the task's head",
+        "architecture_config.batch_norm": "batch norm after every convolution: faster fit in a CPU "
+                                          "budget (nuclei Dice 0.854 -> 0.885, docs/quality.md)",
         "trainer_config.batch_size": "2 crops: fits the budget; Adam",
         "trainer_config.learning_rate": "Adam 1e-3 (with warm-up and decay; measured in docs/quality.md)",
         "trainer_config.lr_schedule": "cosine decay after a linear warm-up (5 % of the iterations)",
