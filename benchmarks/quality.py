@@ -59,7 +59,7 @@ DATASETS = {
     },
     "sstem_membranes": {
         "raw": "raw.tif", "labels": "labels.tif", "voxel_size": (50, 4, 4),
-        "task": "one_hot", "holdout": 5, "gt": "classes255", "context_z": 0,
+        "task": "one_hot", "holdout": 5, "gt": "classes255", "context_z": 2,
     },
 }
 

@@ -130,3 +130,31 @@ def test_choose_levels_takes_the_fewest_levels_whose_context_covers_half_an_obje
     assert choose_levels({}, vs, 8.0) is None
     flat = (100.0, (1, 20, 20), (1, 12, 12))  # a 2D network: z (no context) is not an axis
     assert choose_levels({1: flat, 2: two}, vs, 8.0) is flat
+
+
+def test_a_network_of_sections_sees_its_neighbours_in_the_first_convolution():
+    """Sections (z voxel >= 4x in-plane): the planned network's first convolution spans
+    1 + 2·SECTION_CONTEXT sections, everything after it is 2D, and the output is one
+    section — by the planner's arithmetic and by the real model."""
+    from dacapo.plan_rules import SECTION_CONTEXT, Fingerprint, plan_architecture
+
+    fp = Fingerprint(voxel_size=Coordinate(50, 4, 4), shapes=[(15, 512, 512)], raw_low=0,
+                     raw_high=255, raw_mean=128, raw_std=40, dtype="uint8", label_values=[0, 1],
+                     foreground_fraction=0.78, object_width=400.0, object_volume=None,
+                     num_objects=0, class_fractions={0: 0.22, 1: 0.78})
+    arch = plan_architecture(fp, "one_hot", 0.5)
+    depth = 1 + 2 * SECTION_CONTEXT
+    assert arch.sections and arch.input_shape[0] == depth and arch.output_shape[0] == 1
+    assert arch.kernels_down[0][0] == (depth, 3, 3)
+    rest = [k for lvl in arch.kernels_down for k in lvl][1:] + [k for lvl in arch.kernels_up for k in lvl]
+    assert all(k == (1, 3, 3) for k in rest) and arch.eval_shape_increase[0] == 0
+    config = CNNectomeUNetConfig(
+        name="u", input_shape=arch.input_shape, fmaps_in=1, fmaps_out=4, num_fmaps=4,
+        fmap_inc_factor=2, downsample_factors=arch.factors, kernel_size_down=arch.kernels_down,
+        kernel_size_up=arch.kernels_up)
+    model = DistanceTaskConfig("d", channels=["a"], clip_distance=1, tol_distance=1).build() \
+        .create_model(config)
+    _, out = model.compute_output_shape(Coordinate(arch.input_shape))
+    assert tuple(out) == tuple(arch.output_shape)
+    eval_in = Coordinate(arch.input_shape) + Coordinate(arch.eval_shape_increase)
+    assert model.compute_output_shape(eval_in)[1][0] == 1

@@ -62,10 +62,11 @@ def onnx_available() -> bool:
 
 
 def sectionwise(input_shape) -> bool:
-    """A network that sees one section at a time: a 2D input, or a 3D one of depth 1 (the
-    planned 2D UNets of anisotropic volumes)."""
+    """A network that segments one section at a time: a 2D input, or a 3D one of depth at
+    most 3 (the planned networks of anisotropic volumes: depth 1, or 3 when the first
+    convolution sees the neighbouring sections; no valid 3D UNet fits in 3 voxels)."""
     shape = tuple(int(s) for s in input_shape)
-    return len(shape) == 2 or (len(shape) == 3 and shape[0] == 1)
+    return len(shape) == 2 or (len(shape) == 3 and shape[0] <= 3)
 
 
 def resolve_engine(engine: str, precision: str, device: torch.device,

@@ -202,7 +202,7 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
     iterations = int(max(20, (budget * 0.8) // max(arch.step_seconds, 1e-3)))
     iterations = max(validations, iterations - iterations % validations)
     dims = fp.voxel_size.dims
-    augment, aug_note = plan_augment(fp, modality, two_d=arch.input_shape[0] == 1 and dims == 3)
+    augment, aug_note = plan_augment(fp, modality, two_d=arch.sections)
     batch = 2
     lr = 1e-3
     warmup = max(1, iterations // 20)

@@ -25,6 +25,9 @@ from dacapo.store.arrays import read_array
 #: z voxel >= this x the in-plane one: a 2D network (one section at a time); the same
 #: ratio by which the augmentations treat an axis as sections (`dacapo.augment`)
 TWO_D_RATIO = SECTION_RATIO
+#: a 2D network's first convolution also sees this many neighbouring sections on each side
+#: (a (1 + 2·n, 3, 3) kernel; the rest of the network is 2D, its output one section)
+SECTION_CONTEXT = 1
 #: at most this many pooling levels (CPU budget)
 MAX_LEVELS = 3
 #: the bottom of the UNet keeps at least this many voxels per pooled axis (valid convs)
@@ -150,6 +153,7 @@ class ArchitecturePlan:
     eval_shape_increase: tuple[int, ...]
     step_seconds: float
     notes: dict[str, str]
+    sections: bool = False  # a network of one output section at a time
 
 
 def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
@@ -164,10 +168,14 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
     if num_fmaps is None:
         num_fmaps = FMAPS_2D if two_d or dims == 2 else FMAPS_3D
     factors, kd, ku, why = level_layout(vs, MAX_LEVELS, fp.object_width, two_d)
+    depth = 1 + 2 * SECTION_CONTEXT
+    if two_d and depth > 1:  # the first convolution sees the neighbouring sections
+        kd = [list(level) for level in kd]
+        kd[0][0] = (depth,) + tuple(kd[0][0][1:])
     data = fp.smallest_shape
     voxel_cost = COST_PER_OUTPUT_VOXEL.get(kind, DEFAULT_COST_PER_OUTPUT_VOXEL)
     gmac_cost = COST_PER_GMAC_2D if two_d or dims == 2 else COST_PER_GMAC
-    z_choices = [1] if two_d else list(range(4, min(data[0], 96) + 1))
+    z_choices = [depth] if two_d else list(range(4, min(data[0], 96) + 1))
     per_levels = {}
     for levels in range(len(factors), 0, -1):
         best = None
@@ -183,10 +191,10 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
                                      + voxel_cost * float(math.prod(out)))
                 if step > seconds_per_step or any(o > s for o, s in zip(out, data)):
                     break  # bigger crops only cost more
-                if any(o < MIN_BOTTOM for o, i in zip(out, shape) if i > 1):
+                if any(o < MIN_BOTTOM for o, i in zip(out, shape) if o > 1):
                     continue
                 # the most output voxels with a world extent at most 2:1 between axes
-                extent = [o * v for o, v, i in zip(out, vs, shape) if i > 1]
+                extent = [o * v for o, v, i in zip(out, vs, shape) if o > 1]
                 if max(extent) > 2 * min(extent):
                     continue
                 score = float(math.prod(out))
@@ -204,7 +212,9 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
     levels = len(f)
     if two_d:
         notes["network"] = (f"2D network: z voxel {vs[0]} is {ratio:.1f}x the in-plane {min(vs[1:])} "
-                            f"(>= {TWO_D_RATIO}): sections are segmented one at a time")
+                            f"(>= {TWO_D_RATIO}): sections are segmented one at a time"
+                            + (f", the first convolution seeing {SECTION_CONTEXT} neighbouring "
+                               "section(s) on each side" if depth > 1 else ""))
     else:
         notes["network"] = ("3D network; convolutions are 2D (1,3,3) and pooling in-plane on levels "
                             "whose z voxel is >= 2x the in-plane one (nnU-Net's anisotropy rule)")
@@ -216,7 +226,8 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
                             f"smallest labelled region {data} and whose step takes ~{step:.2f} s "
                             f"(budget share {seconds_per_step:.2f} s)")
     increase = tuple(0 if (two_d and i == 0) else eval_increase(shape[i], f, i) for i in range(dims))
-    return ArchitecturePlan(shape, out, f, d, u, num_fmaps, 2, increase, step, notes)
+    return ArchitecturePlan(shape, out, f, d, u, num_fmaps, 2, increase, step, notes,
+                            sections=two_d)
 
 
 def choose_levels(per_levels: dict, voxel_size, object_width: float | None):
@@ -239,8 +250,8 @@ def choose_levels(per_levels: dict, voxel_size, object_width: float | None):
 
 
 def _context(shape, out, voxel_size) -> list[float]:
-    """Context per side (world units) on the axes the network sees (input > 1)."""
-    return [(i - o) / 2 * v for i, o, v in zip(shape, out, voxel_size) if i > 1]
+    """Context per side (world units) on the axes the network segments (output > 1)."""
+    return [(i - o) / 2 * v for i, o, v in zip(shape, out, voxel_size) if o > 1]
 
 
 def _depth_reason(shape, out, voxel_size, object_width: float | None) -> str:
