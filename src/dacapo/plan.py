@@ -201,7 +201,6 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
     task, task_notes = plan_task(fp, kind, classes, channel)
     iterations = int(max(20, (budget * 0.8) // max(arch.step_seconds, 1e-3)))
     iterations = max(validations, iterations - iterations % validations)
-    dims = fp.voxel_size.dims
     augment, aug_note = plan_augment(fp, modality, two_d=arch.sections)
     batch = 2
     lr = 1e-3
