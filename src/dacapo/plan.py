@@ -8,7 +8,11 @@ arithmetic in `dacapo.ops.planning`):
 - **the network**: a valid-padding CNNectome UNet. Per level, while the z voxel is at
   least twice the in-plane one, convolutions are 2D ((1,3,3)) and pooling in-plane only
   ((1,2,2)); then 3D. With z ≥ ``TWO_D_RATIO`` times coarser than y/x (serial-section
-  TEM) the whole network is 2D (input z = 1), as nnU-Net trains 2D there. Levels are
+  TEM) the network segments one section at a time, as nnU-Net trains 2D there, but its
+  first convolution also sees ``SECTION_CONTEXT`` neighbouring sections on each side
+  (input z = 3, output z = 1; membranes +0.01–0.03 interior IoU, docs/quality.md). Batch
+  norm follows every convolution (a faster fit in a CPU budget on all three real volumes,
+  docs/quality.md; eval mode uses the stored statistics, so blocks stay exact). Levels are
   added while the bottom feature map keeps ≥ ``MIN_BOTTOM`` voxels per pooled axis and the
   field of view is smaller than ~2 object widths (at most ``MAX_LEVELS``). Feature maps
   start at ``num_fmaps`` (24 for a 2D network, 12 for a 3D one on a CPU budget) ×2 per level. The input shape is the largest that
