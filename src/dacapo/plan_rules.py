@@ -191,10 +191,12 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
                                      + voxel_cost * float(math.prod(out)))
                 if step > seconds_per_step or any(o > s for o, s in zip(out, data)):
                     break  # bigger crops only cost more
-                if any(o < MIN_BOTTOM for o, i in zip(out, shape) if o > 1):
+                # the axes segmented (a network of sections outputs one: not z)
+                seen = [a for a in range(dims) if not (two_d and a == 0)]
+                if any(out[a] < MIN_BOTTOM for a in seen):
                     continue
                 # the most output voxels with a world extent at most 2:1 between axes
-                extent = [o * v for o, v, i in zip(out, vs, shape) if o > 1]
+                extent = [out[a] * vs[a] for a in seen]
                 if max(extent) > 2 * min(extent):
                     continue
                 score = float(math.prod(out))
