@@ -176,6 +176,8 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
     voxel_cost = COST_PER_OUTPUT_VOXEL.get(kind, DEFAULT_COST_PER_OUTPUT_VOXEL)
     gmac_cost = COST_PER_GMAC_2D if two_d or dims == 2 else COST_PER_GMAC
     z_choices = [depth] if two_d else list(range(4, min(data[0], 96) + 1))
+    # the axes segmented (a network of sections outputs one section: not z)
+    seen = [a for a in range(dims) if not (two_d and a == 0)]
     per_levels = {}
     for levels in range(len(factors), 0, -1):
         best = None
@@ -191,8 +193,6 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
                                      + voxel_cost * float(math.prod(out)))
                 if step > seconds_per_step or any(o > s for o, s in zip(out, data)):
                     break  # bigger crops only cost more
-                # the axes segmented (a network of sections outputs one: not z)
-                seen = [a for a in range(dims) if not (two_d and a == 0)]
                 if any(out[a] < MIN_BOTTOM for a in seen):
                     continue
                 # the most output voxels with a world extent at most 2:1 between axes
