@@ -4,7 +4,7 @@ For each run directory given, the model of its config (weights do not change the
 runs one eval-shaped block through ``torch``, ``onnx`` (when installed) and
 ``channels_last``, two rounds each in turn (the machine's speed drifts), medians of 5 calls
 after a warm-up, with torch's threads = the cores. Prints the seconds per block, the
-largest difference to torch's output, and the engine `dacapo.inference.resolve_engine`
+largest difference to torch's output, and the engine `dacapo.pipeline.engines.resolve_engine`
 picks for the network.
 
 Run: ``.venv/bin/python benchmarks/bench_engines.py RUN_DIR [RUN_DIR ...]`` (e.g. the runs
@@ -21,9 +21,9 @@ import time
 import numpy as np
 import torch
 
-from dacapo.inference import make_forward, onnx_available, resolve_engine
-from dacapo.runtime import build_model
-from dacapo.store.run_dir import RunDir
+from dacapo.pipeline.engines import make_forward, onnx_available, resolve_engine
+from dacapo.runs.model_builder import build_model
+from dacapo.runs.run_dir import RunDir
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ Measures, for 1 and 2 workers, wall time, Mvoxel/s and peak memory of
   process, one numpy / `dacapo.ops.watershed.segment` call, the whole result written; run
   only where that fits in memory (the 1 Gvoxel watershed does not: ~280 GiB). Each row's
   note gives the blockwise job's speed and peak memory relative to it;
-- ``predict``: `dacapo.predict.predict` of a uint8 raw (default 416x512x512 = 109 Mvoxel;
+- ``predict``: `dacapo.pipeline.predict.predict` of a uint8 raw (default 416x512x512 = 109 Mvoxel;
   the prediction, the raw less the valid UNet's context, is 412x496x496 = 101 Mvoxel)
   with a small valid-padded 3D UNet (untrained weights; speed does not depend on them).
 
@@ -45,7 +45,7 @@ from types import SimpleNamespace
 import numpy as np
 from funlib.geometry import Coordinate, Roi
 
-from dacapo.store.ome import open_ds  # plain zarr arrays and OME-NGFF outputs
+from dacapo.io.ome_write import open_ds  # plain zarr arrays and OME-NGFF outputs
 
 VOXEL = Coordinate(8, 8, 8)
 BLOCK = 64  # voxels per axis, the post-processors' default block size
@@ -104,11 +104,11 @@ def raw_block(block) -> np.ndarray:
 def generate(func, path: Path, shape, channels: int | None, dtype, workers: int = 2) -> None:
     """Write ``func`` blockwise into a new zarr array (chunks = 64³ blocks)."""
     from dacapo.blockwise import run_blockwise
-    from dacapo.store.arrays import prepare_output
+    from dacapo.io.arrays import prepare_zarr
 
     roi = Roi((0, 0, 0), Coordinate(shape) * VOXEL)
     block = Coordinate((BLOCK,) * 3) * VOXEL
-    prepare_output(path, roi, VOXEL, dtype, num_channels=channels, write_size=block,
+    prepare_zarr(path, roi, VOXEL, dtype, num_channels=channels, write_size=block,
                    axis_names=["z", "y", "x"])
     t = time.perf_counter()
     run_blockwise(_no_input(func), {}, path, block, num_workers=workers,
@@ -243,8 +243,8 @@ def _job(job: dict) -> dict:
     elif kind in ("threshold_naive", "watershed_naive"):
         _naive(kind, job["input"], out)
     elif kind == "predict":
-        from dacapo.predict import predict
-        from dacapo.store.converter import from_yaml
+        from dacapo.io.config_yaml import from_yaml
+        from dacapo.pipeline.predict import predict
 
         rc = from_yaml(Path(job["run_config"]))
         predict(rc, job["checkpoint"], job["input"], out, num_workers=workers,
@@ -324,12 +324,12 @@ def small_unet_run(folder: Path, raw_path: Path) -> tuple[Path, Path]:
     """A run config (YAML) with a small valid 3D UNet and its untrained checkpoint."""
     import torch
 
-    from dacapo.demo import demo_unet
+    from dacapo.cli.demo import demo_unet
     from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
     from dacapo.experiments.run_config import RunConfig
     from dacapo.experiments.tasks import DistanceTaskConfig
-    from dacapo.runtime import build_model
-    from dacapo.store.converter import to_yaml
+    from dacapo.io.config_yaml import to_yaml
+    from dacapo.runs.model_builder import build_model
 
     arch = demo_unet("small", input_shape=(20, 60, 60), eval_shape_increase=(24, 72, 72))
     task = DistanceTaskConfig("d", channels=["fg"], clip_distance=40, tol_distance=16,

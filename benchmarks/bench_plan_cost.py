@@ -3,7 +3,7 @@
 For UNets of the shapes `dacapo plan` picks on ../shared/data (3D with one or two pooling
 levels, 2D with three), one training step — forward, backward and Adam, batch 2, one torch
 thread, as the trainer runs it — is timed (median of 5 after a warm-up) and set beside the
-cost model's estimate (`dacapo.plan_rules.COST_PER_GMAC` / `COST_PER_GMAC_2D`; the
+cost model's estimate (`dacapo.planning.rules.COST_PER_GMAC` / `COST_PER_GMAC_2D`; the
 network part only: target preparation is in the data worker). Ratios above 1 mean the
 model under-estimates and a planned run would overrun its budget.
 
@@ -20,7 +20,7 @@ import torch
 
 from dacapo.experiments.architectures import CNNectomeUNetConfig
 from dacapo.ops.planning import unet_shapes
-from dacapo.plan_rules import COST_PER_GMAC, COST_PER_GMAC_2D
+from dacapo.planning.rules import COST_PER_GMAC, COST_PER_GMAC_2D
 
 
 def net(shape, factors, kd, ku, fmaps):

@@ -3,7 +3,7 @@
 The model: the valid 3D UNet of bench_predict (12 feature maps, one (2, 2, 2)
 downsampling) of an Affinities + LSD task (19 output channels), training input 44³ →
 output 28³, batch 2 of random tensors (speed does not depend on the data); each step is
-`dacapo.train.train_step` (forward under autocast, fp32 loss, backward, Adam step).
+`dacapo.training.loop.train_step` (forward under autocast, fp32 loss, backward, Adam step).
 Prints the median step time of ``--repeats`` steps after a warm-up for each precision,
 the ratio fp32 / bf16 (> 1: bf16 faster), and the machine load. On a CPU without native
 bf16 matrix units (no AMX / AVX512-BF16) bf16 is usually *slower*: the convolutions are
@@ -29,8 +29,8 @@ NEIGHBORHOOD = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (3, 0, 0), (0, 3, 0), (0, 0, 3)
 def step_times(precision: str, repeats: int, device: torch.device) -> list[float]:
     from dacapo.experiments.architectures import CNNectomeUNetConfig
     from dacapo.experiments.tasks import AffinitiesTaskConfig
-    from dacapo.runtime import make_scaler
-    from dacapo.train import train_step
+    from dacapo.training.loop import train_step
+    from dacapo.training.optimiser import make_scaler
 
     arch = CNNectomeUNetConfig(
         name="unet", input_shape=(44, 44, 44), fmaps_in=1, fmaps_out=12, num_fmaps=12,

@@ -4,14 +4,14 @@ The volume: the FIB-SEM stack of /work/shared/data/fibsem_neurons (50 × 100 × 
 1 Mvoxel; synthetic noise of that shape where it is absent). The model: a valid 3D UNet
 (12 feature maps, one (2, 2, 2) downsampling, eval input 68³ → output 52³) of an
 Affinities task with 9 affinities + 10 LSDs (19 output channels), untrained (speed does not
-depend on the weights). The blocks: the 8 output blocks `dacapo.predict` predicts for the
+depend on the weights). The blocks: the 8 output blocks `dacapo.pipeline.predict` predicts for the
 whole volume (reflect padding).
 
 - *limit* (the bare forward pass): the model over the same 8 input tiles, read and
   normalised beforehand (in memory), in this process, timed around the forward passes
   only; once with eager torch (``torch.no_grad``, fp32: what the user's model costs) and
   once with the engine under test;
-- *in process*: `dacapo.predict.predict` with ``num_workers=0`` for each engine/precision
+- *in process*: `dacapo.pipeline.predict.predict` with ``num_workers=0`` for each engine/precision
   (reads, forward passes, zarr writes);
 - *1 worker*: ``num_workers=1``, which is this process (done-markers written, no worker
   start-up), and on a bigger volume also one worker *process* started through a worker
@@ -56,7 +56,7 @@ def load() -> str:
 
 
 def make_raw(folder: Path) -> Path:
-    from dacapo.convert import convert_tiff
+    from dacapo.tools.convert import convert_tiff
 
     out = folder / "em.zarr" / "raw"
     if DATA.is_file():
@@ -77,7 +77,7 @@ def make_big(folder: Path, raw: Path, copies: int) -> Path:
     """The volume repeated ``copies`` times along x (every other copy mirrored)."""
     from funlib.persistence import prepare_ds
 
-    from dacapo.store.arrays import open_array
+    from dacapo.io.arrays import open_array
 
     src = open_array(raw, "raw")
     data = np.asarray(src[src.roi])
@@ -95,8 +95,8 @@ def make_run(folder: Path, raw: Path):
     from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
     from dacapo.experiments.run_config import RunConfig
     from dacapo.experiments.tasks import AffinitiesTaskConfig
-    from dacapo.runtime import build_model
-    from dacapo.store.run_dir import prepare_run_dir
+    from dacapo.runs.model_builder import build_model
+    from dacapo.runs.run_dir import prepare_run_dir
 
     arch = CNNectomeUNetConfig(
         name="unet", input_shape=(44, 44, 44), eval_shape_increase=(24, 24, 24), fmaps_in=1,
@@ -114,10 +114,10 @@ def make_run(folder: Path, raw: Path):
 
 
 def tiles(model, raw_path: Path):
-    """The input tiles `dacapo.predict` reads for the whole volume, in memory."""
-    from dacapo.geometry import ModelGeometry, block_rois, prediction_roi
+    """The input tiles `dacapo.pipeline.predict` reads for the whole volume, in memory."""
+    from dacapo.io.arrays import open_array, read_with_padding
     from dacapo.ops.intensity import normalize_raw
-    from dacapo.store.arrays import open_array, read_with_padding
+    from dacapo.pipeline.model_geometry import ModelGeometry, block_rois, prediction_roi
 
     raw = open_array(raw_path, "raw")
     geo = ModelGeometry(model, raw.voxel_size, model.eval_input_shape)
@@ -135,7 +135,7 @@ def codec_times(folder: Path, model, tile: np.ndarray, repeats: int) -> tuple[fl
     chunk with zarr's default Zstd and with Blosc-LZ4 + shuffle (`compressors_for`)."""
     import zarr
 
-    from dacapo.store.ome import compressors_for
+    from dacapo.io.ome_write import compressors_for
 
     with torch.no_grad():
         y = model(torch.from_numpy(tile)).numpy()[0]
@@ -160,7 +160,7 @@ def median_time(func, repeats: int) -> float:
 
 
 def bare(model, inputs, engine: str, precision: str, repeats: int) -> tuple[float, np.ndarray]:
-    from dacapo.inference import make_forward
+    from dacapo.pipeline.engines import make_forward
 
     forward = make_forward(model, engine, precision)
     first = forward(inputs[0])  # warm-up (and the ONNX export)
@@ -170,7 +170,7 @@ def bare(model, inputs, engine: str, precision: str, repeats: int) -> tuple[floa
 def in_process(rc, run_dir, raw, folder: Path, engine, precision, repeats, workers=0,
                cached=False, worker_command=None) -> float:
     """Median time of `predict` (``cached``: with the ONNX export cached beforehand)."""
-    from dacapo.predict import predict
+    from dacapo.pipeline.predict import predict
 
     checkpoint = run_dir.checkpoint_path(0)
 
@@ -192,9 +192,9 @@ def in_process(rc, run_dir, raw, folder: Path, engine, precision, repeats, worke
 APPLY_CHILD = r"""
 import atexit, json, sys, time
 t0 = time.perf_counter()
-import dacapo.apply as A
-import dacapo.inference as I
-from dacapo.cli import main
+import dacapo.pipeline.apply as A
+import dacapo.pipeline.engines as I
+from dacapo.cli.main import main
 t_import = time.perf_counter() - t0
 spent = {"predict": 0.0, "forward": 0.0, "apply": 0.0}
 _predict, _make, _apply = A.predict, I.make_forward, A.apply_run
@@ -211,7 +211,7 @@ def timed(name, func):
     return run
 A.predict = timed("predict", _predict)
 A.apply_run = timed("apply", _apply)
-import dacapo.predict as P
+import dacapo.pipeline.predict as P
 P.make_forward = timed_make
 atexit.register(lambda: print(json.dumps({"import": t_import, **spent}), flush=True))
 run, raw, out, workers, engine = sys.argv[1:6]
@@ -248,7 +248,7 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=4,
                         help="copies of the volume for the 1-worker case (0: skip)")
     args = parser.parse_args()
-    from dacapo.inference import onnx_available
+    from dacapo.pipeline.engines import onnx_available
 
     torch.set_num_threads(os.cpu_count() or 1)
     folder = Path(tempfile.mkdtemp(prefix="bench_predict_"))
@@ -284,7 +284,7 @@ def main() -> None:
                       f"({limit / warm:.2f} of its limit) ({load()})", flush=True)
                 rows.append(("predict 1 Mvoxel in process, onnx, export cached", warm, limit,
                              "bare onnx fp32"))
-        from dacapo.inference import resolve_engine
+        from dacapo.pipeline.engines import resolve_engine
 
         default = resolve_engine("auto", "fp32", torch.device("cpu"), len(inputs),
                                  input_shape=model.eval_input_shape)

@@ -7,7 +7,7 @@ threads), each trained with one background data worker:
 
 - *bare*: ``train_step`` on batches made beforehand (tensors in memory): model forward,
   loss, backward, optimiser step and nothing else;
-- *pipeline*: `dacapo.train.train_run` as ``dacapo train`` runs it (batches from random
+- *pipeline*: `dacapo.training.loop.train_run` as ``dacapo train`` runs it (batches from random
   crops + augmentation + targets/weights in ``num_data_workers`` background process(es),
   one CSV row per iteration), timed from its ``training_stats.csv`` over the iterations after
   a warm-up (so the worker start-up, reported separately, is left out).
@@ -32,8 +32,9 @@ import torch
 
 
 def bare_step_time(rc, batches: list[dict], repeats: int) -> float:
-    from dacapo.runtime import build_model, make_optimizer
-    from dacapo.train import train_step
+    from dacapo.runs.model_builder import build_model
+    from dacapo.training.loop import train_step
+    from dacapo.training.optimiser import make_optimizer
 
     task = rc.task_config.build()
     model = build_model(rc, task)
@@ -50,7 +51,7 @@ def bare_step_time(rc, batches: list[dict], repeats: int) -> float:
 
 def pipeline_step_time(rc, root: Path, warmup: int, iterations: int) -> tuple[float, float]:
     """(seconds per iteration after the warm-up, seconds to the first iteration)."""
-    from dacapo.train import train_run
+    from dacapo.training.loop import train_run
 
     rc = attr.evolve(rc, num_iterations=warmup + iterations, validation_interval=0,
                      checkpoint_interval=warmup + iterations, snapshot_interval=0)
@@ -70,10 +71,10 @@ def larger(rc):
 
 
 def main() -> None:
-    from dacapo.batches import BatchProvider
-    from dacapo.demo import demo_run_configs, make_demo_data
-    from dacapo.geometry import ModelGeometry
-    from dacapo.runtime import build_model
+    from dacapo.cli.demo import demo_run_configs, make_demo_data
+    from dacapo.pipeline.model_geometry import ModelGeometry
+    from dacapo.runs.model_builder import build_model
+    from dacapo.training.batches import BatchProvider
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=40)

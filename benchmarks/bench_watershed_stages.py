@@ -1,6 +1,6 @@
 """Where the time of the blockwise mutex watershed goes, stage by stage (issue 13 item 6).
 
-Runs the three passes of `dacapo.blockwise.watershed` serially in this process, over the
+Runs the three passes of `dacapo.segment.mutex_watershed` serially in this process, over the
 same block grid as `WatershedPostProcessor` (64³ blocks, context 2 voxels), on the synthetic
 affinities of `bench_load` (3 offsets, float32, zarr chunks of 64³), and times:
 
@@ -34,8 +34,8 @@ from bench_load import BLOCK, OFFSETS, affinity_block, generate
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import open_ds
 
-import dacapo.blockwise.watershed as bw
-from dacapo.store.arrays import prepare_output, read_padded
+import dacapo.segment.mutex_watershed as bw
+from dacapo.io.arrays import prepare_zarr, read_padded
 
 TIMES: dict[str, float] = defaultdict(float)
 
@@ -71,7 +71,7 @@ def main() -> None:
     seg_path = base / "ws.zarr" / "seg"
     for p in (frag_path, seg_path):
         shutil.rmtree(p, ignore_errors=True)
-        prepare_output(p, total_roi=pred.roi, voxel_size=vs, dtype=np.uint64, write_size=block)
+        prepare_zarr(p, total_roi=pred.roi, voxel_size=vs, dtype=np.uint64, write_size=block)
     frags, seg = open_ds(str(frag_path), mode="r+"), open_ds(str(seg_path), mode="r+")
 
     import mwatershed

@@ -6,7 +6,7 @@ For each dataset of ``../shared/data/`` (TIFF stacks + ``meta.json``; ``--data``
    training part (all but the last ``holdout`` z-slices) and the held-out ground truth (the
    last ``holdout`` z-slices; its raw is that slab and ``context_z`` slices before it, so
    that context comes from real raw where it exists; held-out labels are never trained on);
-2. a run config: ``--recipe planned`` (default) from `dacapo.plan.plan_run` with the CPU
+2. a run config: ``--recipe planned`` (default) from `dacapo.planning.planner.plan_run` with the CPU
    budget ``--minutes`` per dataset; ``--recipe hand`` the hand-written configs of the
    BEFORE figures (examples-like UNets, raw divided by the dtype maximum);
 3. training (``dacapo train``'s `train_run`), validating every ``validation_interval``;
@@ -40,7 +40,7 @@ import attr
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from dacapo.store.arrays import open_array  # noqa: E402
+from dacapo.io.arrays import open_array  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
@@ -88,7 +88,7 @@ def prepare_data(name: str, data_dir: Path, work: Path) -> dict[str, str]:
     from funlib.geometry import Coordinate
     from funlib.persistence import open_ds, prepare_ds
 
-    from dacapo.convert import convert_tiff
+    from dacapo.tools.convert import convert_tiff
 
     spec = DATASETS[name]
     container = work / f"{name}.zarr"
@@ -202,7 +202,7 @@ def hand_config(name: str, paths: dict[str, str], iterations: int, seed: int):
 
 def planned_config(name: str, paths: dict[str, str], minutes: float, seed: int,
                    num_fmaps: int | None = None):
-    from dacapo.plan import plan_run
+    from dacapo.planning.planner import plan_run
 
     kind = DATASETS[name]["task"]
     names = {"classes": ["membrane", "interior"]} if kind == "one_hot" else {"channel": "nucleus"}
@@ -383,8 +383,8 @@ def config_summary(rc) -> str:
 
 
 def run_dataset(name: str, args, work: Path, log) -> dict:
-    from dacapo.apply import apply_run
-    from dacapo.train import train_run
+    from dacapo.pipeline.apply import apply_run
+    from dacapo.training.loop import train_run
 
     spec = DATASETS[name]
     kind = spec["task"]
@@ -538,7 +538,7 @@ def main(argv=None) -> int:
 
         results = [entries[run_name(n)] for n in args.datasets.split(",") if run_name(n) in entries]
         for r in results:  # scores again from the run directory (criterion names)
-            from dacapo.store.run_dir import RunDir
+            from dacapo.runs.run_dir import RunDir
 
             r["best"] = best_row(RunDir(work / "runs" / r["run"]), DATASETS[r["dataset"]]["task"])
         btags = dict(item.split("=") for item in args.before_tag_of.split(",") if item)

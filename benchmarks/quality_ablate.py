@@ -1,6 +1,6 @@
 """Per-change ablations of the planned recipe on the real volumes (`quality.py`'s data split).
 
-For a dataset, `dacapo.plan` plans the run for ``--minutes``; each variant then trains the
+For a dataset, `dacapo.planning.planner` plans the run for ``--minutes``; each variant then trains the
 *same* planned network for the same iterations and seed with one component of the recipe
 reverted (``no_aug``: wave 1's augmentations — flips, transposes, intensity ±0.1 — instead of
 the planned ones; ``bn``: batch norm after every convolution; ``bn_lr3e-3``: that and a
@@ -88,7 +88,7 @@ def variant(rc, v: str):
 
 def per_checkpoint(run_path: str, kind: str) -> list[float]:
     """The main criterion at its best parameters, per validated checkpoint."""
-    from dacapo.store.run_dir import RunDir
+    from dacapo.runs.run_dir import RunDir
 
     crit, hib, _ = q.MAIN[kind]
     by_it: dict[int, float] = {}
@@ -141,7 +141,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     import torch
 
-    from dacapo.train import train_run
+    from dacapo.training.loop import train_run
 
     torch.set_num_threads(1)
     work = Path(args.work)

@@ -25,9 +25,8 @@ import pytest
 from click.testing import CliRunner
 from funlib.geometry import Coordinate
 from funlib.persistence import prepare_ds
-from pipeline_fixtures import dacapo_cli
 
-from dacapo.cli import cli
+from dacapo.cli.main import cli
 from dacapo.experiments.architectures import DummyArchitectureConfig
 from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
 from dacapo.experiments.run_config import RunConfig
@@ -38,7 +37,8 @@ from dacapo.experiments.tasks import (
     PretrainedTaskConfig,
 )
 from dacapo.experiments.trainer_config import TrainerConfig
-from dacapo.store.converter import from_yaml, to_yaml
+from dacapo.io.config_yaml import from_yaml, to_yaml
+from tests.pipeline_fixtures import dacapo_cli
 
 VS = (8, 4, 4)
 SHAPE = (16, 32, 32)
@@ -94,7 +94,7 @@ def run_config(name: str, raw: str, gt: str, mask: str | None = None, task=None,
 @pytest.fixture(scope="module")
 def good(tmp_path_factory) -> dict:
     """Good arrays and a trained run (1 iteration) to apply."""
-    from dacapo.train import train_run
+    from dacapo.training.loop import train_run
 
     base = tmp_path_factory.mktemp("good")
     lab = labels()
@@ -133,7 +133,7 @@ class Case:
 
 def train_case(d: Path, rc: RunConfig) -> Prepared:
     """Train ``rc`` (API) / ``dacapo train`` on its YAML (CLI); no run dir may appear."""
-    from dacapo.train import train_run
+    from dacapo.training.loop import train_run
 
     config = d / "run.yaml"
     to_yaml(rc, config)
@@ -144,7 +144,7 @@ def train_case(d: Path, rc: RunConfig) -> Prepared:
 
 def apply_case(d: Path, run: str, input_: str, output: str | None = None, **kw) -> Prepared:
     """`apply_run` (API) / ``dacapo apply`` (CLI); the output container must not appear."""
-    from dacapo.apply import apply_run
+    from dacapo.pipeline.apply import apply_run
 
     output = output or str(d / "out.zarr" / "seg")
     args = ["apply", run, "--input", input_, "--output", output, "--quiet", "--workers", "1"]

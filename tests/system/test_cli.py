@@ -10,14 +10,14 @@ import tifffile
 import torch
 from click.testing import CliRunner
 from funlib.persistence import open_ds
-from pipeline_fixtures import dacapo_cli, tiny_data, tiny_run, write_array
 
-from dacapo.cli import cli, unwrap_worker_message
-from dacapo.demo import ITERATIONS, make_demo_data
+from dacapo.cli.demo import ITERATIONS, make_demo_data
+from dacapo.cli.main import cli, unwrap_worker_message
 from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
 from dacapo.experiments.run_config import RunConfig
-from dacapo.store.arrays import open_array
-from dacapo.store.converter import from_yaml, to_yaml
+from dacapo.io.arrays import open_array
+from dacapo.io.config_yaml import from_yaml, to_yaml
+from tests.pipeline_fixtures import dacapo_cli, tiny_data, tiny_run, write_array
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
 COMMANDS = ["verify", "train", "validate", "apply", "convert", "plan", "downsample", "view",
@@ -128,7 +128,7 @@ def test_bad_input_in_process(tmp_path, container):
     assert "--voxel-size" in error("convert", str(bad), str(tmp_path / "o.zarr" / "a"),
                                    "--voxel-size", "4,a")
     # an error raised in a data worker process comes out as its own message
-    from dacapo.cli import _one_line
+    from dacapo.cli.main import _one_line
 
     wrapped = ValueError("Caught ValueError in DataLoader worker process 0.\nOriginal "
                          "Traceback (most recent call last):\n  File \"x.py\", line 1\n"

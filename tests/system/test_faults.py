@@ -34,7 +34,7 @@ from funlib.geometry import Coordinate, Roi
 from funlib.persistence import open_ds, prepare_ds
 
 from dacapo.blockwise import BlockInfo, BlockwiseError, run_blockwise
-from dacapo.store.arrays import open_array, prepare_output
+from dacapo.io.arrays import open_array, prepare_zarr
 
 SEED = int(os.environ.get("DACAPO_FAULT_SEED", "0"))
 TESTS = Path(__file__).resolve().parent
@@ -96,7 +96,7 @@ def _make_raw(path: Path) -> tuple[str, np.ndarray]:
 
 
 def _prepare(out: Path, roi: Roi) -> None:
-    prepare_output(out, roi, VOXEL, np.float32, write_size=BLOCK)
+    prepare_zarr(out, roi, VOXEL, np.float32, write_size=BLOCK)
 
 
 _CTX = None
@@ -111,8 +111,8 @@ def _fork_context():
     if _CTX is None:
         _CTX = multiprocessing.get_context("forkserver")
         _CTX.set_forkserver_preload(
-            ["numpy", "funlib.persistence", "daisy.v2", "dacapo.blockwise.runner", "dacapo.train",
-             "dacapo.apply", "torch._dynamo", "test_faults"]
+            ["numpy", "funlib.persistence", "daisy.v2", "dacapo.blockwise.runner", "dacapo.training.loop",
+             "dacapo.pipeline.apply", "torch._dynamo", "test_faults"]
         )
     return _CTX
 
@@ -314,8 +314,8 @@ def _train_child(run_config, root: str, kill_in_checkpoint) -> None:
     logging.disable(logging.CRITICAL)
     import torch
 
-    import dacapo.store.run_dir as run_dir_module
-    from dacapo.train import train_run
+    import dacapo.runs.run_dir as run_dir_module
+    from dacapo.training.loop import train_run
 
     torch.set_num_threads(1)
     if kill_in_checkpoint is not None:
@@ -346,7 +346,7 @@ def _stats_rows(run_path: Path) -> int:
 def test_training_killed_ten_times_resumes_to_identical_weights(tmp_path):
     import torch
 
-    from dacapo.store.run_dir import RunDir
+    from dacapo.runs.run_dir import RunDir
 
     rng = np.random.default_rng(SEED)
     rc = _train_config(tmp_path)
@@ -418,7 +418,7 @@ def test_training_killed_ten_times_resumes_to_identical_weights(tmp_path):
 def _apply_child(run: str, raw: str, out: str, workers: int) -> None:
     os.setsid()
     logging.disable(logging.CRITICAL)
-    from dacapo.apply import apply_run
+    from dacapo.pipeline.apply import apply_run
 
     apply_run(run, raw, out, iteration=1, num_workers=workers, progress=False)
 
@@ -429,11 +429,10 @@ def _markers(folder: Path) -> dict[str, int]:
 
 
 def test_apply_killed_ten_times_then_cli_rerun_skips_done_blocks(tmp_path):
-    from pipeline_fixtures import dacapo_cli
-
-    from dacapo.apply import apply_run
-    from dacapo.store.run_dir import RunDir
-    from dacapo.train import train_run
+    from dacapo.pipeline.apply import apply_run
+    from dacapo.runs.run_dir import RunDir
+    from dacapo.training.loop import train_run
+    from tests.pipeline_fixtures import dacapo_cli
 
     rng = np.random.default_rng(SEED + 1)
     rc = _train_config(tmp_path)

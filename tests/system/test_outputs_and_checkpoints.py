@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 import zarr
 from click.testing import CliRunner
-from pipeline_fixtures import tiny_data, tiny_run, write_array
 
-from dacapo.apply import apply_run
-from dacapo.cli import cli
+from dacapo.cli.main import cli
 from dacapo.errors import InputError
-from dacapo.predict import predict
-from dacapo.store.arrays import open_array
-from dacapo.store.run_dir import RunDir
-from dacapo.train import train_run
+from dacapo.io.arrays import open_array
+from dacapo.pipeline.apply import apply_run
+from dacapo.pipeline.predict import predict
+from dacapo.runs.run_dir import RunDir
+from dacapo.training.loop import train_run
+from tests.pipeline_fixtures import tiny_data, tiny_run, write_array
 
 
 @pytest.fixture(scope="module")

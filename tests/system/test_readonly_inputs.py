@@ -19,15 +19,15 @@ import numpy as np
 from click.testing import CliRunner
 from funlib.persistence import prepare_ds
 
-from dacapo.cli import cli
+from dacapo.cli.main import cli
 from dacapo.experiments.architectures import DummyArchitectureConfig
 from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
 from dacapo.experiments.run_config import RunConfig
 from dacapo.experiments.tasks import DistanceTaskConfig
 from dacapo.experiments.trainer_config import TrainerConfig
-from dacapo.store.arrays import open_array
-from dacapo.train import train_run
-from dacapo.validate import validate_run
+from dacapo.io.arrays import open_array
+from dacapo.pipeline.validate import validate_run
+from dacapo.training.loop import train_run
 
 
 def _write(path: Path, data: np.ndarray) -> str:

@@ -4,8 +4,8 @@ of the blocks are those of `dacapo.blockwise.worker`, not copies in ``__main__``
 
 import logging
 
+from dacapo.blockwise.fast_exit import fast_exit
 from dacapo.blockwise.worker import main
-from dacapo.fast_exit import fast_exit
 
 logging.basicConfig(level=logging.INFO)
 main()

@@ -20,7 +20,7 @@ from pathlib import Path
 import daisy.v2 as daisy
 from daisy import logging as daisy_logging
 
-from dacapo.blockwise.plan import BlockPlan
+from dacapo.blockwise.grid import BlockPlan
 from dacapo.blockwise.worker import Spec, done_dir, run_block, save_spec
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Blockwise processing of large zarr volumes with daisy 2.0: `run_blockwise`.
 
-A total write ROI is split into blocks (`dacapo.blockwise.plan`), and for each block
+A total write ROI is split into blocks (`dacapo.blockwise.grid`), and for each block
 (`dacapo.blockwise.worker`):
 
 1. every input is read in the block's *read ROI* (write ROI grown by ``context`` on each
@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 from funlib.geometry import Coordinate, Roi
 
+from dacapo.blockwise.grid import plan_blocks
 from dacapo.blockwise.launch import run_in_process, run_on_workers
-from dacapo.blockwise.plan import plan_blocks
 from dacapo.blockwise.report import BlockwiseResult, failed_dir, report
 from dacapo.blockwise.worker import Spec, done_dir
 
@@ -59,7 +59,7 @@ def run_blockwise(
     leading channel axes, and is zero-padded where the read ROI leaves the input's ROI.
     It returns the data of the write ROI only (channels first if the output has channels).
 
-    ``output`` must already exist (see `dacapo.store.arrays.prepare_output`).
+    ``output`` must already exist (see `dacapo.io.arrays.prepare_zarr`).
     ``block_size``, ``context`` and ``roi`` are in world units; ``roi`` defaults to the
     output ROI. ``num_workers``: 0 = in this process, None = one per core. Done-markers
     and daisy's worker logs go to ``log_dir/task_id`` (default:

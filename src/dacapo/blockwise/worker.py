@@ -28,7 +28,7 @@ from daisy import BlockStatus, Client
 from funlib.geometry import Coordinate, Roi
 
 from dacapo.blockwise.report import failed_dir
-from dacapo.store.arrays import atomic_write_text, open_array, read_array
+from dacapo.io.arrays import atomic_write_text, open_array, read_array
 
 logger = logging.getLogger(__name__)
 

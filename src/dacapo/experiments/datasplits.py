@@ -1,12 +1,12 @@
 """Datasets (raw, gt, optional mask as zarr array paths) and train/validate splits.
 
-Array paths are opened read-only with `dacapo.store.arrays.open_array` (funlib-style
+Array paths are opened read-only with `dacapo.io.arrays.open_array` (funlib-style
 attributes or OME-NGFF). Relative paths are taken relative to the current directory
 unless a config file resolves them (see ``resolve``).
 
 Checks of an opened dataset (each a one-line error naming dataset and array): raw and gt
 have the same number of spatial dimensions and voxel size and overlap; a mask has the
-voxel size and ROI of the gt (`dacapo.checks.arrays.check_mask`, the one mask rule).
+voxel size and ROI of the gt (`dacapo.io.array_checks.check_mask`, the one mask rule).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import attr
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
 
-from dacapo.checks.arrays import check_mask, check_not_empty, check_voxel_sizes_divide
-from dacapo.store.arrays import open_array
-from dacapo.store.converter import register
+from dacapo.io.array_checks import check_mask, check_not_empty, check_voxel_sizes_divide
+from dacapo.io.arrays import open_array
+from dacapo.io.config_yaml import register
 
 
 @attr.s
@@ -131,7 +131,7 @@ class DataSplitConfig:
 
     def problems(self) -> list[str]:
         """Reasons the split is unusable as written (no training data, duplicate names);
-        `dacapo.verify` opens the arrays."""
+        `dacapo.runs.verify` opens the arrays."""
         problems = []
         if not self.train:
             problems.append("datasplit.train: must list at least one dataset")

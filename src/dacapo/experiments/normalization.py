@@ -15,9 +15,9 @@ import logging
 import attr
 import numpy as np
 
+from dacapo.io.arrays import read_array
+from dacapo.io.config_yaml import register
 from dacapo.ops.normalize import METHODS, intensity_statistics, normalize, sample_values
-from dacapo.store.arrays import read_array
-from dacapo.store.converter import register
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """A run: task + architecture + data + trainer settings + schedule, as one YAML file.
 
 ``RunConfig.problems()`` checks the config itself (task and architecture verify, trainer
-and schedule values in range); it builds no model and opens no data. `dacapo.verify`
+and schedule values in range); it builds no model and opens no data. `dacapo.runs.verify`
 adds the model and data checks a run needs before it starts.
 
 Relative array paths are taken relative to the current directory; ``dacapo train``
@@ -18,7 +18,7 @@ from dacapo.experiments.normalization import NormalizationConfig
 from dacapo.experiments.tasks import TaskConfig
 from dacapo.experiments.trainer_config import TrainerConfig
 from dacapo.experiments.tta import problems as tta_problems
-from dacapo.store.converter import register
+from dacapo.io.config_yaml import register
 
 
 @attr.s

@@ -1,5 +1,5 @@
 """How a run trains: batches, optimiser and augmentations (configs only; the code that
-applies them is `dacapo.batches`, `dacapo.augment` and `dacapo.train`)."""
+applies them is `dacapo.training.batches`, `dacapo.training.augment` and `dacapo.training.loop`)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import math
 import attr
 from funlib.geometry import Coordinate
 
-from dacapo.augment import section_axes
+from dacapo.io.config_yaml import register
 from dacapo.ops.schedule import SCHEDULES
-from dacapo.store.converter import register
+from dacapo.ops.sections import section_axes
 
 
 @attr.s
@@ -102,7 +102,7 @@ class AugmentConfig:
     def elastic_margin(self, voxel_size: Coordinate, extent: Coordinate | None = None) -> Coordinate:
         """World-unit margin (per side, multiple of ``voxel_size``) read for the resampling
         of a crop of world ``extent`` (needed for ``rotate``): 3 elastic sigmas (none across
-        sections, `dacapo.augment.section_axes`), the
+        sections, `dacapo.training.augment.section_axes`), the
         misalignment and, rotated, half the in-plane diagonal minus half the side."""
         dims = len(voxel_size)
         m = [3.0 * self.elastic_magnitude] * dims
@@ -171,7 +171,7 @@ class TrainerConfig:
                                "gradient scaler). bf16 also runs on CPUs."},
     )
     augment: AugmentConfig = attr.ib(
-        factory=AugmentConfig, metadata={"help_text": "Augmentations (applied by dacapo.augment)."}
+        factory=AugmentConfig, metadata={"help_text": "Augmentations (applied by dacapo.training.augment)."}
     )
 
     def problems(self) -> list[str]:

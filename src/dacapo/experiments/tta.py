@@ -29,7 +29,7 @@ def flip_sets(dims: int) -> list[tuple[int, ...]]:
 
 def forward(model, x, flips: bool = False):
     """``model(x)``, or its flip average (see the module docstring); ``x`` a torch tensor
-    or a numpy array (for a `dacapo.inference` forward function)."""
+    or a numpy array (for a `dacapo.pipeline.engines` forward function)."""
     if not flips:
         return model(x)
 

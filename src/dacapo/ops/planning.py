@@ -1,4 +1,4 @@
-"""Pure arithmetic of experiment planning (`dacapo.plan`): valid-UNet shapes and cost,
+"""Pure arithmetic of experiment planning (`dacapo.planning.planner`): valid-UNet shapes and cost,
 the anisotropy rule for pooling and kernels, object widths of a label volume.
 
 - `unet_shapes`: the output shape of the valid CNNectome UNet (each conv of kernel k

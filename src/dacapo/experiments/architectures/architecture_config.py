@@ -8,7 +8,7 @@ import attr
 import torch
 from funlib.geometry import Coordinate
 
-from dacapo.store.converter import register
+from dacapo.io.config_yaml import register
 
 
 @attr.s

@@ -1,8 +1,8 @@
 """Base class of all task configurations, and what a task asks of its ground truth.
 
-Every subclass registers itself with `dacapo.store.converter` (by class name), so a YAML
+Every subclass registers itself with `dacapo.io.config_yaml` (by class name), so a YAML
 file can name it in its ``type`` field, and must say what it requires of the GT
-(`gt_rules`), which `dacapo.verify` checks before a run starts.
+(`gt_rules`), which `dacapo.runs.verify` checks before a run starts.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from typing import ClassVar
 
 import attr
 
-from dacapo.store.converter import register
+from dacapo.io.config_yaml import register
 
 
 @attr.s(frozen=True)
 class GTRules:
-    """What a task requires of its ground truth (checked by `dacapo.verify`).
+    """What a task requires of its ground truth (checked by `dacapo.runs.verify`).
 
     - ``scan``: read the GT's values (finite, non-negative, the ranges below);
     - ``integer_labels``: instance ids, stored as integers (not floats);

@@ -25,7 +25,7 @@ class BinaryInstanceEvaluationScores(EvaluationScores):
 
     METRICS = BinarySegmentationEvaluationScores.METRICS
     INSTANCE_METRICS = InstanceEvaluationScores.METRICS
-    #: chooses checkpoint and parameters (`dacapo.scores.main_criterion`): VOI and ARAND
+    #: chooses checkpoint and parameters (`dacapo.runs.scores.main_criterion`): VOI and ARAND
     #: ignore GT label 0, so they never see objects made of background noise and favour the
     #: lowest mask threshold (measured on lm_nuclei: Dice 0.57 at the best VOI); F1 of the
     #: IoU >= 0.5 matching counts them (same choice as ap50 = F1 / (2 - F1)).

@@ -23,9 +23,9 @@ import numpy as np
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
 
+from dacapo.io.arrays import open_array, read_array
 from dacapo.ops.binary_metrics import binary_metrics
 from dacapo.ops.channels import gt_to_channels
-from dacapo.store.arrays import open_array, read_array
 
 from .binary_segmentation_evaluation_scores import BinarySegmentationEvaluationScores
 from .evaluator import Evaluator

@@ -2,7 +2,7 @@
 
 ``evaluate_blockwise(evaluator, segmentation, ground_truth)`` returns the score object of
 ``evaluator.evaluate(segmentation, ground_truth)``, computed block by block on daisy
-(`dacapo.blockwise.evaluate.map_reduce_blocks`) with memory bounded by the block size plus
+(`dacapo.blockwise.map_reduce.map_reduce_blocks`) with memory bounded by the block size plus
 the merged tables, for the instance, binary and multi-class evaluators:
 
 - **instance**: each block counts its contingency table in the original label ids
@@ -39,7 +39,8 @@ from pathlib import Path
 import numpy as np
 from funlib.geometry import Coordinate, Roi
 
-from dacapo.blockwise.evaluate import map_reduce_blocks
+from dacapo.blockwise.map_reduce import map_reduce_blocks
+from dacapo.io.arrays import open_array
 from dacapo.ops.binary_metrics import (
     BinaryStats,
     binary_stats,
@@ -56,7 +57,6 @@ from dacapo.ops.instance_metrics import (
     table_from_pairs,
 )
 from dacapo.ops.multiclass_metrics import confusion_matrix, metrics_from_confusion
-from dacapo.store.arrays import open_array
 
 from .binary_instance_evaluator import BinaryInstanceEvaluator
 from .binary_segmentation_evaluator import (

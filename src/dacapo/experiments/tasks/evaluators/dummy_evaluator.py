@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dacapo.store.arrays import open_array, read_array
+from dacapo.io.arrays import open_array, read_array
 
 from .dummy_evaluation_scores import DummyEvaluationScores
 from .evaluator import Evaluator

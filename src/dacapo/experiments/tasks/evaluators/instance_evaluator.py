@@ -14,8 +14,8 @@ import numpy as np
 from funlib.geometry import Roi
 from funlib.persistence import Array
 
+from dacapo.io.arrays import open_array, read_array
 from dacapo.ops.instance_metrics import instance_metrics
-from dacapo.store.arrays import open_array, read_array
 
 from .evaluator import Evaluator
 from .instance_evaluation_scores import InstanceEvaluationScores

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from funlib.persistence import Array
 
+from dacapo.io.arrays import open_array, read_array
 from dacapo.ops.multiclass_metrics import multiclass_metrics
-from dacapo.store.arrays import open_array, read_array
 
 from .binary_segmentation_evaluator import common_roi
 from .evaluator import Evaluator

@@ -12,7 +12,7 @@ Output: uint64 labels, no channel axis; every voxel belongs to a segment (0 only
 block had no seed, i.e. no affinity above the fragments threshold).
 
 An in-memory `Array` prediction is processed in one block (exactly waterz's result on the
-fragments). A zarr prediction runs blockwise (`dacapo.blockwise.agglomeration`): fragments
+fragments). A zarr prediction runs blockwise (`dacapo.segment.rag_agglomeration`): fragments
 and edges are computed once per prediction (the first ``process`` call after
 ``set_prediction``) and shared by every threshold; edges go to a graph database (SQLite
 file in the work directory by default, PostgreSQL when ``db_url`` is given); each threshold
@@ -39,15 +39,8 @@ from funlib.geometry import Coordinate
 from funlib.persistence import Array
 
 from dacapo.blockwise import run_blockwise
-from dacapo.blockwise.agglomeration import (
-    GraphStore,
-    edges_block,
-    fragments_block,
-    global_lut,
-    read_edges,
-    relabel_block,
-)
-from dacapo.blockwise.watershed import Geometry
+from dacapo.blockwise.grid import BlockGeometry
+from dacapo.io.arrays import open_array, prepare_zarr, read_array
 from dacapo.ops.agglomeration import (
     agglomerate_edges,
     merge_scores,
@@ -56,7 +49,14 @@ from dacapo.ops.agglomeration import (
     relabel,
     watershed_fragments,
 )
-from dacapo.store.arrays import open_array, prepare_output, read_array
+from dacapo.segment.rag_agglomeration import (
+    GraphStore,
+    edges_block,
+    fragments_block,
+    global_lut,
+    read_edges,
+    relabel_block,
+)
 
 from .agglomeration_post_processor_parameters import AgglomerationPostProcessorParameters
 from .post_processor import PostProcessor
@@ -167,7 +167,7 @@ class AgglomerationPostProcessor(PostProcessor):
         if state is None or state["key"] != key:
             self._reset()
             voxel_size = prediction.voxel_size
-            geometry = Geometry(prediction.roi, voxel_size, block_size,
+            geometry = BlockGeometry(prediction.roi, voxel_size, block_size,
                                 self.fragments_context * voxel_size)
             base = self._work_base(log_dir, output_array)
             work = Path(tempfile.mkdtemp(prefix="agglomeration_", dir=base))
@@ -181,7 +181,7 @@ class AgglomerationPostProcessor(PostProcessor):
             self._blockwise = state
         work, geometry, store = state["work"], state["geometry"], state["store"]
         fragments = work / "fragments.zarr" / "fragments"
-        prepare_output(fragments, total_roi=geometry.total_roi, voxel_size=geometry.voxel_size,
+        prepare_zarr(fragments, total_roi=geometry.total_roi, voxel_size=geometry.voxel_size,
                        dtype=np.uint64, write_size=block_size)
         run_blockwise(
             partial(fragments_block, geometry=geometry, channels=self.channels,
@@ -191,7 +191,7 @@ class AgglomerationPostProcessor(PostProcessor):
             log_dir=work, task_id="fragments", progress=False,
         )
         done = work / "fragments.zarr" / "edges_done"
-        prepare_output(done, total_roi=geometry.total_roi, voxel_size=geometry.voxel_size,
+        prepare_zarr(done, total_roi=geometry.total_roi, voxel_size=geometry.voxel_size,
                        dtype=np.uint8, write_size=block_size)
         run_blockwise(
             partial(edges_block, geometry=geometry, channels=self.channels,

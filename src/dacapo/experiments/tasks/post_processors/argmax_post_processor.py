@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 from funlib.persistence import Array
 
-from dacapo.store.arrays import open_array
+from dacapo.io.arrays import open_array
 
 from .argmax_post_processor_parameters import ArgmaxPostProcessorParameters
 from .post_processor import BlockwisePostProcessor

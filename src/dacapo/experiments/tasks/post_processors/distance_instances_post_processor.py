@@ -11,7 +11,7 @@ Sweep: every mask threshold with every seed threshold above it (seed thresholds 
 ``h``, ``min_seed_distance`` and ``min_size`` are fixed per post-processor.
 
 An in-memory `Array` prediction is segmented in one block. A zarr prediction runs
-blockwise with the mutex watershed's stitching (`dacapo.blockwise.stitched.run_stitched`):
+blockwise with the mutex watershed's stitching (`dacapo.segment.stitching.run_stitched`):
 each block is segmented on its write ROI grown by ``context`` (world units; it should be
 at least the diameter of the largest object so that every object touching a block sees its
 seed), objects cut by block faces are joined by majority overlap, ``min_size`` acts on whole
@@ -34,12 +34,12 @@ import numpy as np
 from funlib.geometry import Coordinate
 from funlib.persistence import Array
 
-from dacapo.blockwise.distance_instances import distance_instances_block
-from dacapo.blockwise.stitched import run_stitched
-from dacapo.blockwise.watershed import Geometry
+from dacapo.blockwise.grid import BlockGeometry
+from dacapo.io.arrays import open_array, read_array
 from dacapo.ops.distance_instances import distance_instances
 from dacapo.ops.watershed import remove_small_fragments
-from dacapo.store.arrays import open_array, read_array
+from dacapo.segment.seeded_instances import distance_instances_block
+from dacapo.segment.stitching import run_stitched
 
 from .distance_instances_post_processor_parameters import (
     DistanceInstancesPostProcessorParameters,
@@ -134,7 +134,7 @@ class DistanceInstancesPostProcessor(PostProcessor):
         num = self._channels(prediction)
         block_size = self._block_size(block_size, prediction)
         blockwise = not isinstance(self.prediction, Array)
-        geometry = (Geometry(roi, voxel_size, block_size, self.context_voxels(voxel_size) * voxel_size)
+        geometry = (BlockGeometry(roi, voxel_size, block_size, self.context_voxels(voxel_size) * voxel_size)
                     if blockwise else None)
         out = self._label_output(output_array, prediction, block_size, num_channels=num)
         kwargs = dict(threshold=parameters.threshold, seed_threshold=parameters.seed_threshold,

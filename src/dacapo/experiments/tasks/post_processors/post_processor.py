@@ -13,8 +13,8 @@ from funlib.geometry import Coordinate
 from funlib.persistence import Array
 
 from dacapo.blockwise import run_blockwise
-from dacapo.store.arrays import container_of, open_array, read_array
-from dacapo.store.ome import prepare_output  # outputs are OME-NGFF label images
+from dacapo.io.arrays import container_of, open_array, read_array
+from dacapo.io.ome_write import prepare_ome  # outputs are OME-NGFF label images
 
 from .post_processor_parameters import PostProcessorParameters
 
@@ -62,8 +62,8 @@ class PostProcessor(ABC):
                       dtype=np.uint64, num_channels: int | None = None) -> Array:
         """The OME-NGFF label image at ``output_array`` over the prediction's ROI, chunked
         by ``block_size``, with the prediction's axis names and units (created or reused:
-        `dacapo.store.ome.prepare_output`)."""
-        return prepare_output(output_array, total_roi=prediction.roi,
+        `dacapo.io.ome_write.prepare_ome`)."""
+        return prepare_ome(output_array, total_roi=prediction.roi,
                               voxel_size=prediction.voxel_size, dtype=dtype,
                               num_channels=num_channels, write_size=block_size,
                               axis_names=list(prediction.axis_names),
@@ -97,7 +97,7 @@ class BlockwisePostProcessor(PostProcessor):
     Subclasses implement ``process_block`` (numpy in, numpy out, same spatial shape) and
     describe the output (``output_dtype``, ``output_channels``). A zarr prediction is
     processed blockwise with the daisy runner; an in-memory `Array` in one block. The
-    output is an OME-NGFF label image (`dacapo.store.ome`); a single-channel one has no
+    output is an OME-NGFF label image (`dacapo.io.ome_write`); a single-channel one has no
     channel axis.
     """
 

@@ -8,7 +8,7 @@ positive attractive); long-range channels (offsets longer than one voxel) get
 ``bias + long_range_bias_offset`` (0 by default: every channel alike).
 
 An in-memory `Array` prediction is segmented in one block. A zarr prediction runs blockwise
-(`dacapo.blockwise.watershed`): blocks with context, ids unique across blocks (uint64,
+(`dacapo.segment.mutex_watershed`): blocks with context, ids unique across blocks (uint64,
 written to a scratch zarr array first),
 objects cut by block faces stitched by majority overlap in the shared context, ``min_size``
 applied to whole stitched objects, final relabel through per-block lookup tables. Results
@@ -30,15 +30,10 @@ from funlib.geometry import Coordinate
 from funlib.persistence import Array
 
 from dacapo.blockwise import run_blockwise
-from dacapo.blockwise.watershed import (
-    Geometry,
-    affinity_channels,
-    fragments_block,
-    relabel_block,
-    stitch,
-)
+from dacapo.blockwise.grid import BlockGeometry
+from dacapo.io.arrays import open_array, prepare_zarr, read_array
 from dacapo.ops.watershed import segment
-from dacapo.store.arrays import open_array, prepare_output, read_array
+from dacapo.segment.mutex_watershed import affinity_channels, fragments_block, relabel_block, stitch
 
 from .post_processor import PostProcessor
 from .watershed_post_processor_parameters import WatershedPostProcessorParameters
@@ -141,7 +136,7 @@ class WatershedPostProcessor(PostProcessor):
         block_size = self._block_size(block_size, prediction)
         blockwise = not isinstance(self.prediction, Array)
         # built (and its block size checked against the context) before anything is written
-        geometry = (Geometry(roi, voxel_size, block_size, self.context_voxels * voxel_size)
+        geometry = (BlockGeometry(roi, voxel_size, block_size, self.context_voxels * voxel_size)
                     if blockwise else None)
         out = self._label_output(output_array, prediction, block_size)
         if blockwise:
@@ -154,14 +149,14 @@ class WatershedPostProcessor(PostProcessor):
         del out
         return open_array(output_array, "output")
 
-    def _process_blockwise(self, parameters, output_array, geometry: Geometry, num_workers,
+    def _process_blockwise(self, parameters, output_array, geometry: BlockGeometry, num_workers,
                            log_dir) -> None:
         base = self._work_base(log_dir, output_array)
         work = Path(tempfile.mkdtemp(prefix=f"watershed_{parameters.id}_", dir=base))
         scratch = work / "stitch"
         scratch.mkdir()
         fragments = work / "fragments.zarr" / "fragments"
-        prepare_output(fragments, total_roi=geometry.total_roi, voxel_size=geometry.voxel_size,
+        prepare_zarr(fragments, total_roi=geometry.total_roi, voxel_size=geometry.voxel_size,
                        dtype=np.uint64, write_size=geometry.block_size)
         common = {"geometry": geometry, "scratch": str(scratch)}
         try:

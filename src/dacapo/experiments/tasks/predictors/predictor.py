@@ -10,7 +10,7 @@ from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
 
 from dacapo.experiments.array_types import ArrayType
-from dacapo.store.arrays import in_memory
+from dacapo.io.arrays import in_memory
 
 
 class Predictor(ABC):

@@ -1,0 +1,272 @@
+"""The data fingerprint and the network rules of `dacapo.planning.planner` (see its docstring):
+voxel size, labelled shapes, raw percentiles, object widths and volumes; the valid UNet
+with the most output voxels whose estimated step time fits the budget."""
+
+from __future__ import annotations
+
+import math
+
+import attr
+import numpy as np
+from funlib.geometry import Coordinate
+from scipy import ndimage
+
+from dacapo.io.arrays import read_array
+from dacapo.ops.normalize import intensity_statistics, sample_values
+from dacapo.ops.planning import (
+    eval_increase,
+    level_layout,
+    object_widths,
+    unet_shapes,
+    weighted_median,
+)
+from dacapo.ops.sections import SECTION_RATIO
+
+#: z voxel >= this x the in-plane one: a 2D network (one section at a time); the same
+#: ratio by which the augmentations treat an axis as sections (`dacapo.training.augment`)
+TWO_D_RATIO = SECTION_RATIO
+#: a 2D network's first convolution also sees this many neighbouring sections on each side
+#: (a (1 + 2·n, 3, 3) kernel; the rest of the network is 2D, its output one section)
+SECTION_CONTEXT = 1
+#: at most this many pooling levels (CPU budget)
+MAX_LEVELS = 3
+#: the bottom of the UNet keeps at least this many voxels per pooled axis (valid convs)
+MIN_BOTTOM = 4
+#: seconds per sample per (multiply-add x 1e9) of a training step (forward + backward +
+#: optimiser), and per output voxel of target preparation (affinities with LSDs cost most),
+#: with one torch thread and one data worker on this 2-core CPU. Re-fitted upwards (from
+#: 0.08 / 0.05 / 5e-6, fitted on small 30-iteration runs) after the 20-minute plans ran
+#: 1.4x over: bare steps of the planned UNets cost 0.09 (34x52², 0.7 GMAC) to 0.118 s
+#: (50x80², 3.5 GMAC) per GMAC-sample in 3D, 0.060 (300²) to 0.078 (404²) in 2D, and
+#: the training loop adds ~10 % (46x100²: 1.35 s per step of 2 vs 1.21 bare); the neuron
+#: run's LSD targets cost 0.41 s per step beyond its 0.13 s network step
+#: (`benchmarks/bench_plan_cost.py`). Over-estimating only ends a run
+#: early; under-estimating breaks the budget, so the constants sit at the top of the range
+#: (more threads than free cores make OpenMP spin: 5-10x slower)
+COST_PER_GMAC = 0.13
+#: 2D networks (one section per crop; 24 feature maps, `FMAPS_2D`) run ~1.6x more
+#: multiply-adds per second: 0.057 (300²) and 0.066 (324²) s per GMAC-sample in the
+#: training loop of the 10- and 20-minute membranes runs. 0.075 (a 340² plan) used 18.9
+#: of 20 minutes on a slower hour of this machine and scored no better (interior IoU
+#: 0.8975 vs 0.899, docs/quality.md): the margin stays
+COST_PER_GMAC_2D = 0.085
+COST_PER_OUTPUT_VOXEL = {"affinities": 8.0e-6}
+DEFAULT_COST_PER_OUTPUT_VOXEL = 5.0e-7
+#: feature maps of the first level (x2 per level): a 2D network affords more per voxel; on
+#: the membranes 24 beat 12 at the same budget (docs/quality.md, ablations)
+FMAPS_2D = 24
+FMAPS_3D = 12
+#: forward-only cost of prediction relative to a training step
+PREDICT_FRACTION = 0.35
+TASK_KINDS = ("affinities", "distance", "inner_distance", "one_hot")
+
+
+# --------------------------------------------------------------------------
+# fingerprint
+# --------------------------------------------------------------------------
+
+
+@attr.s(auto_attribs=True)
+class Fingerprint:
+    """What the planner knows about the training data."""
+
+    voxel_size: Coordinate
+    shapes: list[tuple[int, ...]]
+    raw_low: float
+    raw_high: float
+    raw_mean: float
+    raw_std: float
+    dtype: str
+    label_values: list[int]
+    foreground_fraction: float
+    object_width: float | None  # world units; None without objects
+    object_volume: float | None  # voxels (voxel-weighted median)
+    num_objects: int
+    class_fractions: dict = attr.Factory(dict)  # one-hot: class id -> voxel fraction
+
+    @property
+    def smallest_shape(self) -> tuple[int, ...]:
+        return tuple(min(s[i] for s in self.shapes) for i in range(len(self.voxel_size)))
+
+
+def fingerprint(gt_arrays, raw_arrays, kind: str, lower: float = 0.5,
+                upper: float = 99.5) -> Fingerprint:
+    """The `Fingerprint` of opened training arrays (funlib Arrays, raw and GT pairs)."""
+
+    vs = Coordinate(raw_arrays[0].voxel_size)
+    for r in raw_arrays:
+        if Coordinate(r.voxel_size) != vs:
+            raise ValueError(f"plan: raw voxel sizes differ ({tuple(vs)} vs {tuple(r.voxel_size)}); "
+                             "plan one voxel size at a time")
+    samples, shapes, values = [], [], set()
+    widths, volumes = [], []
+    fg = total = 0
+    class_counts: dict[int, int] = {}
+    for raw, gt in zip(raw_arrays, gt_arrays):
+        roi = raw.roi.intersect(gt.roi)
+        if roi.empty:
+            raise ValueError(f"plan: raw ROI {raw.roi} and gt ROI {gt.roi} do not overlap")
+        shapes.append(tuple(int(s) for s in roi.shape / vs))
+        samples.append(sample_values(read_array(raw, roi), 2_000_000))
+        labels = read_array(gt, roi)
+        ids, n = np.unique(labels, return_counts=True)
+        values.update(int(v) for v in ids[:1000])
+        fg += int(np.count_nonzero(labels))
+        total += labels.size
+        if kind in ("affinities", "inner_distance"):
+            w, v = object_widths(labels, vs)
+        elif kind == "distance":
+            w, v = object_widths(ndimage.label(labels > 0)[0], vs)
+        else:
+            w, v = np.zeros(0), np.zeros(0)
+            for i, c in zip(ids[:1000].tolist(), n[:1000].tolist()):
+                class_counts[int(i)] = class_counts.get(int(i), 0) + int(c)
+        widths.append(w)
+        volumes.append(v)
+    stats = intensity_statistics(samples, lower, upper)
+    w, v = np.concatenate(widths), np.concatenate(volumes)
+    return Fingerprint(
+        voxel_size=vs, shapes=shapes, raw_low=stats["low"], raw_high=stats["high"],
+        raw_mean=stats["mean"], raw_std=stats["std"], dtype=str(raw_arrays[0].dtype),
+        label_values=sorted(values), foreground_fraction=fg / max(1, total),
+        object_width=weighted_median(w, v) if w.size else None,
+        object_volume=weighted_median(v, v) if v.size else None,
+        num_objects=int(w.size),
+        class_fractions={k: c / max(1, total) for k, c in sorted(class_counts.items())},
+    )
+
+
+# --------------------------------------------------------------------------
+# network
+# --------------------------------------------------------------------------
+
+
+@attr.s(auto_attribs=True)
+class ArchitecturePlan:
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    factors: list[tuple[int, ...]]
+    kernels_down: list[list[tuple[int, ...]]]
+    kernels_up: list[list[tuple[int, ...]]]
+    num_fmaps: int
+    fmap_inc_factor: int
+    eval_shape_increase: tuple[int, ...]
+    step_seconds: float
+    notes: dict[str, str]
+    sections: bool = False  # a network of one output section at a time
+
+
+def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
+                      num_fmaps: int | None = None, batch_size: int = 2) -> ArchitecturePlan:
+    """Levels, kernels and the largest input shape within ``seconds_per_step``;
+    ``num_fmaps`` None: `FMAPS_2D` for a 2D network, `FMAPS_3D` for a 3D one."""
+    vs = fp.voxel_size
+    dims = vs.dims
+    notes: dict[str, str] = {}
+    ratio = vs[0] / min(vs[1:]) if dims == 3 else 1.0
+    two_d = dims == 3 and ratio >= TWO_D_RATIO
+    if num_fmaps is None:
+        num_fmaps = FMAPS_2D if two_d or dims == 2 else FMAPS_3D
+    factors, kd, ku, why = level_layout(vs, MAX_LEVELS, fp.object_width, two_d)
+    depth = 1 + 2 * SECTION_CONTEXT
+    if two_d and depth > 1:  # the first convolution sees the neighbouring sections
+        kd = [list(level) for level in kd]
+        kd[0][0] = (depth,) + tuple(kd[0][0][1:])
+    data = fp.smallest_shape
+    voxel_cost = COST_PER_OUTPUT_VOXEL.get(kind, DEFAULT_COST_PER_OUTPUT_VOXEL)
+    gmac_cost = COST_PER_GMAC_2D if two_d or dims == 2 else COST_PER_GMAC
+    z_choices = [depth] if two_d else list(range(4, min(data[0], 96) + 1))
+    # the axes segmented (a network of sections outputs one section: not z)
+    seen = [a for a in range(dims) if not (two_d and a == 0)]
+    per_levels = {}
+    for levels in range(len(factors), 0, -1):
+        best = None
+        f, d, u = factors[:levels], kd[: levels + 1], ku[:levels]
+        for z in z_choices if dims == 3 else [None]:
+            for xy in range(8, 513):
+                shape = ((z,) if dims == 3 else ()) + (xy,) * (2 if dims == 3 else dims)
+                res = unet_shapes(shape, f, d, u, num_fmaps)
+                if res is None:
+                    continue
+                out, macs = res
+                step = batch_size * (gmac_cost * macs / 1e9
+                                     + voxel_cost * float(math.prod(out)))
+                if step > seconds_per_step or any(o > s for o, s in zip(out, data)):
+                    break  # bigger crops only cost more
+                if any(out[a] < MIN_BOTTOM for a in seen):
+                    continue
+                # the most output voxels with a world extent at most 2:1 between axes
+                extent = [out[a] * vs[a] for a in seen]
+                if max(extent) > 2 * min(extent):
+                    continue
+                score = float(math.prod(out))
+                if best is None or score > best[0]:
+                    best = (score, shape, out, f, d, u, step)
+        if best is not None:
+            per_levels[levels] = best
+    best = choose_levels(per_levels, vs, fp.object_width)
+    if best is None:
+        raise ValueError(
+            f"plan: no valid UNet fits the training data (smallest labelled region "
+            f"{data} voxels) within {seconds_per_step:.2f} s per step; give more budget"
+        )
+    _, shape, out, f, d, u, step = best
+    levels = len(f)
+    if two_d:
+        notes["network"] = (f"2D network: z voxel {vs[0]} is {ratio:.1f}x the in-plane {min(vs[1:])} "
+                            f"(>= {TWO_D_RATIO}): sections are segmented one at a time"
+                            + (f", the first convolution seeing {SECTION_CONTEXT} neighbouring "
+                               "section(s) on each side" if depth > 1 else ""))
+    else:
+        notes["network"] = ("3D network; convolutions are 2D (1,3,3) and pooling in-plane on levels "
+                            "whose z voxel is >= 2x the in-plane one (nnU-Net's anisotropy rule)")
+    notes["levels"] = (f"{levels} pooling level(s): "
+                       + ("; ".join(why) if why else f"at most {MAX_LEVELS} on a CPU budget")
+                       + f"; bottom feature map >= {MIN_BOTTOM} voxels; "
+                       + _depth_reason(shape, out, vs, fp.object_width))
+    notes["input_shape"] = (f"largest valid input whose output ({', '.join(map(str, out))}) fits the "
+                            f"smallest labelled region {data} and whose step takes ~{step:.2f} s "
+                            f"(budget share {seconds_per_step:.2f} s)")
+    increase = tuple(0 if (two_d and i == 0) else eval_increase(shape[i], f, i) for i in range(dims))
+    return ArchitecturePlan(shape, out, f, d, u, num_fmaps, 2, increase, step, notes,
+                            sections=two_d)
+
+
+def choose_levels(per_levels: dict, voxel_size, object_width: float | None):
+    """Of the best shape per number of pooling levels (``(score, input, output, ...)``),
+    the fewest levels whose context — ``(input − output) / 2`` per side, world units —
+    covers half the typical object width on every axis the network sees (a voxel on the
+    boundary sees its object's centre); else, or without objects, the most levels.
+
+    Each level costs output voxels (a valid UNet's context grows with depth): at a 20-minute
+    budget for the LM nuclei a third level shrank the output from 30×60² to 12×28² voxels
+    for 7 % more compute, and the step ran 1.8× over the cost model (docs/quality.md)."""
+    if not per_levels:
+        return None
+    if object_width is not None:
+        for levels in sorted(per_levels):
+            shape, out = per_levels[levels][1], per_levels[levels][2]
+            if min(_context(shape, out, voxel_size)) >= object_width / 2:
+                return per_levels[levels]
+    return per_levels[max(per_levels)]
+
+
+def _context(shape, out, voxel_size) -> list[float]:
+    """Context per side (world units) on the axes the network segments (output > 1)."""
+    return [(i - o) / 2 * v for i, o, v in zip(shape, out, voxel_size) if o > 1]
+
+
+def _depth_reason(shape, out, voxel_size, object_width: float | None) -> str:
+    context = _context(shape, out, voxel_size)
+    text = f"context {', '.join(f'{c:g}' for c in context)} per side"
+    if object_width is not None and min(context) >= object_width / 2:
+        return (f"the fewest levels whose {text} covers half the typical object width "
+                f"{object_width:.0f} (each level costs output voxels)")
+    return f"the deepest that fits ({text}; no depth covers half the typical object width)" \
+        if object_width is not None else f"the deepest that fits ({text})"
+
+
+def guess_modality(fp: Fingerprint, units_nm: bool = True) -> str:
+    """'em' when the in-plane voxel is at most 30 nm, else 'lm'."""
+    inplane = min(fp.voxel_size[1:]) if fp.voxel_size.dims == 3 else min(fp.voxel_size)
+    return "em" if inplane <= 30 else "lm"

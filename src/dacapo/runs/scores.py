@@ -1,0 +1,223 @@
+"""Scores of a run: main criteria, parameter labels, best checkpoint and parameters, and
+the score table.
+
+``best.json`` holds, per criterion the task's score class stores (``store_best``), the
+best dataset, iteration, parameters and value over all validations so far
+(`update_best`). Whether higher is better is always asked of the task's score class.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from typing import Any
+
+from dacapo.runs.run_dir import RunDir, as_run_dir
+
+logger = logging.getLogger(__name__)
+
+#: criteria shown in score tables, in this order (all are in the CSV): a name matches
+#: itself, ``__<metric>`` matches that metric of every channel
+MAIN_METRICS = [
+    "voi", "voi_split", "voi_merge", "adapted_rand_error", "ap50", "map", "f1",
+    "mean_dice", "mean_iou",
+    "__dice", "__jaccard", "__hausdorff", "__f1_score", "__precision", "__recall", "__voi",
+    "__iou",
+]
+
+
+def parameters_dict(parameters) -> dict[str, Any]:
+    """Parameters as a plain dict (``type`` + fields)."""
+    if hasattr(parameters, "to_dict"):
+        return parameters.to_dict()
+    return {"value": str(parameters)}
+
+
+def parameters_label(p: dict[str, Any]) -> str:
+    """``threshold=0.5`` style text of a parameters dict."""
+    items = [f"{k}={v}" for k, v in p.items() if k not in ("type", "id")]
+    return ", ".join(items) or f"id={p.get('id')}"
+
+
+def main_criteria(criteria: list[str], limit: int = 10) -> list[str]:
+    """The criteria a score table shows: by ``MAIN_METRICS`` order, at most ``limit``."""
+    chosen = []
+    for metric in MAIN_METRICS:
+        for c in criteria:
+            hit = c.endswith(metric) if metric.startswith("__") else c == metric
+            if hit and c not in chosen:
+                chosen.append(c)
+    return chosen[:limit] or criteria[:limit]
+
+
+def main_criterion(task) -> str:
+    """The criterion that chooses the checkpoint and parameters by default: the score
+    class's ``MAIN_CRITERION`` when it sets one, else the first of `main_criteria` among
+    the stored ones."""
+    scores = task.evaluation_scores
+    stored = [c for c in scores.criteria if scores.store_best(c)]
+    preferred = getattr(scores, "MAIN_CRITERION", None)
+    if preferred in (stored or scores.criteria):
+        return preferred
+    return main_criteria(stored or scores.criteria, 1)[0]
+
+
+def _replay(task, rows: list[dict]) -> dict[str, Any]:
+    """Best per stored criterion of ``rows``, through the task's evaluator."""
+    evaluator = task.evaluator
+    evaluator.best_scores = {}
+    empty = task.evaluation_scores
+    by_key = {json.dumps(parameters_dict(p), sort_keys=True): p for p in task.parameters}
+    groups: dict[tuple, dict[str, float]] = {}
+    for row in rows:
+        key = (row["iteration"], row["dataset"], json.dumps(row["parameters"], sort_keys=True))
+        groups.setdefault(key, {})[row["criterion"]] = row["value"]
+    for (iteration, dataset, pkey), values in sorted(groups.items()):
+        values = {k: v for k, v in values.items() if k in empty.criteria}
+        scores = type(empty)(values, channels=empty.channels)
+        evaluator.store_score(iteration, dataset, by_key.get(pkey, pkey), scores)
+    best: dict[str, Any] = {}
+    for criterion in empty.criteria:
+        result = evaluator.best(criterion) if empty.store_best(criterion) else None
+        if result is None:
+            continue
+        params = result.parameters
+        best[criterion] = {
+            "iteration": int(result.iteration),
+            "dataset": result.dataset,
+            "parameters": json.loads(params) if isinstance(params, str) else parameters_dict(params),
+            "value": float(result.value),
+            "higher_is_better": bool(empty.higher_is_better(criterion)),
+        }
+    return best
+
+
+def update_best(run_dir, task) -> dict[str, Any]:
+    """Replay all stored scores through the task's evaluator; rewrite ``best.json``.
+
+    Degenerate segmentations (constant, `dacapo.pipeline.validate.is_degenerate`) are passed over;
+    a criterion scored only on degenerate ones gets its best among them, marked
+    ``"degenerate": true`` and logged as a warning."""
+    run_dir = as_run_dir(run_dir)
+    rows = run_dir.validation_scores()
+    best = _replay(task, [r for r in rows if not r.get("degenerate")])
+    fallback = _replay(task, [r for r in rows if r.get("degenerate")])
+    for criterion, entry in fallback.items():
+        if criterion not in best:
+            best[criterion] = {**entry, "degenerate": True}
+            logger.warning("%s: every segmentation scored so far is degenerate (constant); "
+                           "best.json names one, marked degenerate", criterion)
+    run_dir.save_best(best)
+    return best
+
+
+def choose_checkpoint_and_parameters(run_dir: RunDir, task, iteration: int | None,
+                                     criterion: str | None):
+    """(iteration, parameters object) to apply.
+
+    Checkpoint: ``iteration`` if given; else the best iteration of ``criterion`` (default:
+    `main_criterion`) from ``best.json``; else the latest checkpoint. Parameters: the best
+    of that criterion (at that iteration when an iteration is given, from
+    ``validation_scores.csv``); with no validation scores, the first of the sweep (logged
+    as a warning).
+    """
+    scores = task.evaluation_scores
+    if criterion is not None and criterion not in scores.criteria:
+        raise ValueError(f"criterion {criterion!r} is not one of this task's: {scores.criteria}")
+    crit = criterion or main_criterion(task)
+    best = run_dir.load_best()
+    params_dict = None
+    if iteration is None:
+        if crit in best:
+            iteration = int(best[crit]["iteration"])
+            params_dict = best[crit]["parameters"]
+        elif criterion is not None:
+            raise ValueError(f"no best score stored for criterion {criterion!r}; run validate first")
+        else:
+            iteration = run_dir.latest_checkpoint()
+            if iteration is None:
+                raise FileNotFoundError(f"run {str(run_dir.path)!r}: no checkpoint yet")
+    if params_dict is None:
+        rows = [r for r in run_dir.validation_scores() if r["iteration"] == iteration]
+        chosen = choose_parameters(rows, crit, scores.higher_is_better(crit))
+        if chosen is not None:
+            params_dict = chosen["parameters"]
+    sweep = task.parameters
+    if params_dict is not None:
+        wanted = json.dumps(params_dict, sort_keys=True)
+        for p in sweep:
+            if json.dumps(parameters_dict(p), sort_keys=True) == wanted:
+                return iteration, p
+        logger.warning("stored parameters %s are not in the task's sweep; using the first", params_dict)
+    else:
+        logger.warning("no validation scores for iteration %s; using the first parameters", iteration)
+    return iteration, sweep[0]
+
+
+def _fmt(value: float) -> str:
+    """4 decimals; no "-0.0000" for a value that rounds to zero."""
+    return "nan" if math.isnan(value) else f"{0.0 if abs(value) < 5e-5 else value:.4f}"
+
+
+def choose_parameters(rows: list[dict], criterion: str, higher_is_better: bool) -> dict | None:
+    """The row of the best parameters by ``criterion`` among ``rows`` (one validation of
+    one dataset), degenerate segmentations (`dacapo.pipeline.validate`) only when all are."""
+    cands = [r for r in rows if r["criterion"] == criterion and not math.isnan(r["value"])]
+    fine = [r for r in cands if not r.get("degenerate")]
+    if not (fine or cands):
+        return None
+    return (max if higher_is_better else min)(fine or cands, key=lambda r: r["value"])
+
+
+#: how the instance metrics treat label 0, shown under tables that have them
+CONVENTIONS = {
+    "adapted_rand_error": "adapted_rand_error, voi: GT label 0 is unlabelled and ignored; "
+                          "segment 0 on labelled voxels counts as singletons (CREMI)",
+}
+
+
+def format_table(run_dir, iteration: int | None = None, limit: int = 10) -> str:
+    """One-screen score table of ``iteration`` (default: the last validated), per dataset:
+    the parameters the task's main criterion chooses, every main metric at that choice,
+    each metric's own best over the sweep, and the best so far (``best.json``)."""
+    run_dir = as_run_dir(run_dir)
+    rows = run_dir.validation_scores()
+    if not rows:
+        return f"run {run_dir.path.name}: no validation scores yet"
+    task = run_dir.load_config().task_config.build()
+    scores = task.evaluation_scores
+    main = main_criterion(task)
+    if iteration is None:
+        iteration = max(r["iteration"] for r in rows)
+    rows = [r for r in rows if r["iteration"] == iteration]
+    best = run_dir.load_best()
+    shown = main_criteria(list(dict.fromkeys(r["criterion"] for r in rows)), limit)
+    lines = [f"run {run_dir.path.name}: validation at iteration {iteration} "
+             f"(parameters chosen by {main})"]
+    header = (f"  {'criterion':28s} {'value':>9s}  {'sweep best':>10s} {'at':24s} "
+              f"{'best (iteration)':>18s}")
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        here = [r for r in rows if r["dataset"] == dataset]
+        chosen = choose_parameters(here, main, scores.higher_is_better(main))
+        key = None if chosen is None else json.dumps(chosen["parameters"], sort_keys=True)
+        at = {r["criterion"]: r for r in here
+              if json.dumps(r["parameters"], sort_keys=True) == key}
+        label = "-" if chosen is None else parameters_label(chosen["parameters"])
+        flag = " DEGENERATE (constant segmentation)" if chosen and chosen.get("degenerate") else ""
+        fraction = here[0].get("gt_fraction", math.nan)
+        scored = (f"scored {here[0]['scored_roi']} = {100 * fraction:.1f}% of the gt ROI"
+                  if here[0].get("scored_roi") else "scored ROI not recorded")
+        lines += [f"  dataset {dataset}: {label}{flag}; {scored}", header,
+                  "  " + "-" * (len(header) - 2)]
+        for c in shown:
+            value = _fmt(at[c]["value"]) if c in at else "-"
+            top = choose_parameters(here, c, scores.higher_is_better(c))
+            sweep = ("nan", "-") if top is None else (_fmt(top["value"]),
+                                                      parameters_label(top["parameters"]))
+            b = best.get(c)
+            best_text = f"{_fmt(b['value'])} ({b['iteration']})" if b else "-"
+            lines.append(f"  {c[:28]:28s} {value:>9s}  {sweep[0]:>10s} {sweep[1][:24]:24s} "
+                         f"{best_text:>18s}")
+    lines += [f"  ({text})" for c, text in CONVENTIONS.items() if c in shown]
+    return "\n".join(lines)

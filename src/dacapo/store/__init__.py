@@ -1,1 +1,0 @@
-"""Persistence: config (de)serialisation, arrays, run directories."""

@@ -1,0 +1,236 @@
+"""Training: the loop over batches, checkpoints, resume, validation and snapshots.
+
+Batches and data worker processes: `dacapo.training.batches`.
+
+Checkpoints and resume
+    Every ``checkpoint_interval`` iterations (and at the end, and before each validation)
+    ``checkpoints/<iteration>.pt`` holds model and optimiser state, written atomically. A
+    re-run of the same config resumes from the latest checkpoint: rows of
+    ``training_stats.csv`` after it are dropped and training continues with batch
+    ``latest``, so an interrupted run reproduces an uninterrupted one (same batches, same
+    weights, same class counts: the same losses). A validation the interruption cut short
+    (its checkpoint exists, its scores do not) is done first.
+
+Data parallel
+    Started by torchrun (``dacapo train CONFIG --nproc N``), every rank trains its share
+    of each batch and only rank 0 writes (`dacapo.training.distributed`); a run resumes on any
+    number of processes that divides ``batch_size``, with the same batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import pickle
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from funlib.geometry import Coordinate
+from tqdm import tqdm
+
+from dacapo.errors import InputError
+from dacapo.experiments.normalization import with_statistics
+from dacapo.experiments.run_config import RunConfig
+from dacapo.io.ome_write import write_image
+from dacapo.ops.schedule import set_learning_rate
+from dacapo.pipeline.precision import autocast
+from dacapo.pipeline.validate import validate_run
+from dacapo.runs.log_file import log_to_file
+from dacapo.runs.model_builder import build_model, choose_device
+from dacapo.runs.plots import safe_plot_run
+from dacapo.runs.run_dir import RunDir, prepare_run_dir
+from dacapo.runs.verify import run_problems
+from dacapo.training import distributed
+from dacapo.training.batches import BatchProvider, make_loader
+from dacapo.training.optimiser import make_optimizer, make_scaler
+
+logger = logging.getLogger(__name__)
+
+
+def train_step(model, optimizer, loss, raw, target, weight, precision: str = "fp32",
+               scaler=None) -> tuple[float, torch.Tensor]:
+    """One optimiser step on tensors already on the model's device; (loss, prediction).
+
+    The forward pass runs in ``precision`` (`dacapo.pipeline.precision.autocast`), the loss in fp32;
+    ``scaler`` (fp16) scales the loss for the backward pass."""
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    with autocast(precision, raw.device):
+        prediction = model(raw)
+    prediction = prediction.float()
+    value = loss.compute(prediction, target, weight)
+    if scaler is None:
+        value.backward()
+        optimizer.step()
+    else:
+        scaler.scale(value).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    return float(value.detach()), prediction.detach()
+
+
+def train_run(
+    run_config: RunConfig,
+    root: str | Path = "runs",
+    progress: bool = True,
+    validate: bool = True,
+) -> RunDir:
+    """Train (or resume) ``run_config`` in ``<root>/<name>``; validate at the intervals.
+
+    Returns the run directory. Raises ValueError for a config or data problem.
+    """
+    problems = run_problems(run_config, strict_task=False)
+    if problems:
+        raise InputError("; ".join(problems))
+    # normalisation statistics, stored in run.yaml; every rank computes the same ones
+    run_config = with_statistics(run_config)
+    world, device = distributed.start(choose_device(run_config.device))
+    try:
+        slots = distributed.rank_slots(run_config.trainer_config.batch_size, world)
+        if world.main:
+            run_dir = prepare_run_dir(run_config, root)
+        distributed.barrier(world)  # the others open the run directory rank 0 prepared
+        if not world.main:
+            run_dir = RunDir(Path(root) / run_config.name)
+        with log_to_file(run_dir.logs / "train.log") if world.main else nullcontext():
+            _train(run_config, run_dir, progress and world.main, validate, world, device, slots)
+    finally:
+        distributed.stop(world)
+    return run_dir
+
+
+def _train(run_config: RunConfig, run_dir: RunDir, progress: bool, validate: bool,
+           world: distributed.World, device: torch.device, slots: range) -> None:
+    rc = run_config
+    tc = rc.trainer_config
+    task = rc.task_config.build()
+    module = build_model(rc, task).to(device)
+    optimizer = make_optimizer(module, tc)
+    scaler = make_scaler(tc.precision, device)
+    model = distributed.wrap(module, world, device)
+
+    layout = [max(1, tc.num_data_workers), tc.batch_size]  # count streams (`dacapo.training.batches`)
+    counts: dict[tuple[int, int], Any] = {}  # this rank's streams
+
+    def checkpoint(iteration: int) -> None:  # every rank calls it: the counts are gathered
+        every = distributed.gather(counts, world)
+        if world.main:
+            run_dir.save_checkpoint(iteration, {
+                "model": module.state_dict(), "optimizer": optimizer.state_dict(),
+                # pickled: the checkpoint stays loadable with torch.load(weights_only=True)
+                "class_counts": pickle.dumps(every), "count_streams": layout,
+                **({"scaler": scaler.state_dict()} if scaler is not None else {}),
+            })
+
+    def validate_at(iteration: int) -> None:
+        if world.main:
+            validate_run(run_dir, iteration, progress=False, run_config=rc,
+                         model=module if rc.num_workers == 0 else None)
+        distributed.barrier(world)
+
+    start, state = run_dir.latest_intact_checkpoint() if world.main else (None, None)
+    start = distributed.share(start or 0, world)
+    if start > 0:
+        state = state if world.main else run_dir.load_checkpoint(start)
+        module.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scaler is not None and "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
+        if state.get("count_streams") == layout:
+            counts = {k: v for k, v in pickle.loads(state["class_counts"]).items()
+                      if k[1] in slots}
+        else:
+            logger.info("num_data_workers or batch_size changed: class counts start afresh")
+        logger.info("resuming %s from iteration %d", rc.name, start)
+    else:
+        checkpoint(0)
+    if world.main:
+        run_dir.truncate_training_stats(start)
+    if (validate and start > 0 and rc.validation_interval and start % rc.validation_interval == 0
+            and start not in {r["iteration"] for r in run_dir.validation_scores()}):
+        # the run was stopped during (or right before) this validation: redo it
+        logger.info("validating iteration %d, missing from an interrupted run", start)
+        validate_at(start)
+    if start >= rc.num_iterations:
+        logger.info("%s: already trained for %d iterations", rc.name, start)
+        return
+
+    provider = BatchProvider(rc, with_snapshot_every=rc.snapshot_interval if world.main else 0,
+                             initial_counts=counts, slots=slots)
+    loader = make_loader(provider, start, rc.num_iterations, tc.num_data_workers)
+    default_threads = torch.get_num_threads()
+    step_threads = tc.torch_threads or default_threads
+    t_start = time.perf_counter()
+    bar = tqdm(
+        total=rc.num_iterations, initial=start, desc=f"train {rc.name}", disable=not progress,
+        dynamic_ncols=True,
+    )
+    try:
+        torch.set_num_threads(step_threads)
+        for batch in loader:
+            iteration = int(batch["iteration"]) + 1
+            counts.update(pickle.loads(batch["counts"]))
+            raw = batch["raw"].to(device, non_blocking=True)
+            target = batch["target"].to(device, non_blocking=True)
+            weight = batch["weight"].to(device, non_blocking=True)
+            set_learning_rate(optimizer, tc, iteration - 1, rc.num_iterations)
+            loss_value, prediction = train_step(model, optimizer, task.loss, raw, target, weight,
+                                                tc.precision, scaler)
+            loss_value = distributed.mean(loss_value, world, device)
+            if not math.isfinite(loss_value):
+                raise FloatingPointError(
+                    f"loss is {loss_value} at iteration {iteration}; lower the learning rate "
+                    "or check the data"
+                )
+            if world.main:
+                run_dir.append_training_stats(
+                    [{"iteration": iteration, "loss": f"{loss_value:.6g}",
+                      "time": f"{time.perf_counter() - t_start:.3f}"}]
+                )
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_value:.4g}")
+            if "snapshot" in batch:
+                write_snapshot(run_dir, iteration, batch["snapshot"], prediction[0].cpu().numpy())
+            validating = validate and rc.validation_interval and iteration % rc.validation_interval == 0
+            if iteration % rc.checkpoint_interval == 0 or iteration == rc.num_iterations or validating:
+                checkpoint(iteration)
+            if validating:
+                bar.clear()
+                torch.set_num_threads(default_threads)  # the data workers wait meanwhile
+                validate_at(iteration)
+                torch.set_num_threads(step_threads)
+                bar.refresh()
+    finally:
+        torch.set_num_threads(default_threads)
+        bar.close()
+        del loader
+    if world.main:
+        safe_plot_run(run_dir)
+
+
+def write_snapshot(run_dir: RunDir, iteration: int, sample: dict, prediction: np.ndarray) -> Path:
+    """``snapshots/<iteration>.zarr`` with raw, gt, mask, target, weight, prediction: OME-NGFF
+    images (`dacapo.io.ome_write.write_image`; gt and mask as label images)."""
+    path = run_dir.snapshots / f"{iteration:08d}.zarr"
+    run_dir.snapshots.mkdir(parents=True, exist_ok=True)
+
+    def as_np(x):
+        return x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+    vs = Coordinate(as_np(sample["voxel_size"]).tolist())
+    ovs = Coordinate(as_np(sample["output_voxel_size"]).tolist())
+    arrays = {
+        "raw": (as_np(sample["raw"]), as_np(sample["raw_offset"]), vs),
+        "gt": (as_np(sample["gt"]), as_np(sample["gt_offset"]), ovs),
+        "mask": (as_np(sample["mask"]), as_np(sample["gt_offset"]), ovs),
+        "target": (as_np(sample["target"]), as_np(sample["out_offset"]), ovs),
+        "weight": (as_np(sample["weight"]), as_np(sample["out_offset"]), ovs),
+        "prediction": (prediction, as_np(sample["out_offset"]), ovs),
+    }
+    for name, (data, offset, voxel_size) in arrays.items():
+        write_image(path / name, data, offset.tolist(), voxel_size, label=name in ("gt", "mask"))
+    return path

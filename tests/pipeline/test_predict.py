@@ -1,0 +1,120 @@
+"""`dacapo.pipeline.predict`: whole-ROI prediction with padding, ``none`` = only real context, and
+one local worker = this process, resumable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from funlib.geometry import Coordinate
+
+from dacapo.blockwise.grid import plan_blocks
+from dacapo.errors import InputError
+from dacapo.experiments.normalization import normalize_input
+from dacapo.io.arrays import open_array
+from dacapo.pipeline.model_geometry import ModelGeometry
+from dacapo.pipeline.predict import predict
+from dacapo.runs.model_builder import build_model
+from tests.pipeline_fixtures import randomise_batch_norm, tiny_run, tiny_unet, write_array
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model(tiny_run("unused.zarr")).eval()
+
+
+def test_a_volume_smaller_than_the_model_input_is_predicted_whole(model, tmp_path):
+    vs = Coordinate(16, 8, 8)
+    geometry = ModelGeometry(model, vs, model.eval_input_shape)
+    shape = (4, 14, 14)  # smaller than the context (2, 8, 8) voxels on each side needs
+    assert any(s < i for s, i in zip(shape, model.eval_input_shape))
+    raw = tmp_path / "d.zarr" / "raw"
+    write_array(raw, np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8), vs,
+                offset=(160, 80, 80))
+    rc = tiny_run(tmp_path)
+    outs = {}
+    for padding in ("reflect", "zero"):
+        out = predict(rc, None, raw, tmp_path / f"{padding}.zarr" / "p", model=model,
+                      padding=padding, progress=False)
+        assert out.roi == out.roi.snap_to_grid(geometry.output_voxel_size)
+        assert tuple(out.roi.offset) == (160, 80, 80) and out.roi.shape == Coordinate(shape) * vs
+        outs[padding] = out[out.roi]
+        assert np.isfinite(outs[padding]).all()
+    assert not np.array_equal(outs["reflect"], outs["zero"])  # the padding is what differs
+    with pytest.raises(InputError, match="too small for the model"):  # today's behaviour
+        predict(rc, None, raw, tmp_path / "none.zarr" / "p", model=model, padding="none",
+                progress=False)
+
+
+def test_none_predicts_only_where_the_context_is_real(model, tmp_path):
+    vs = Coordinate(16, 8, 8)
+    geometry = ModelGeometry(model, vs, model.eval_input_shape)
+    raw = tmp_path / "d.zarr" / "raw"
+    write_array(raw, np.random.default_rng(1).integers(0, 255, (16, 48, 48), dtype=np.uint8), vs)
+    rc = tiny_run(tmp_path)
+    none = predict(rc, None, raw, tmp_path / "n.zarr" / "p", model=model, padding="none",
+                   progress=False)
+    whole = predict(rc, None, raw, tmp_path / "w.zarr" / "p", model=model, progress=False)
+    raw_roi = whole.roi
+    assert none.roi == raw_roi.grow(-geometry.context, -geometry.context)
+    assert tuple(raw_roi.shape / vs) == (16, 48, 48)
+    with pytest.raises(InputError, match="padding: must be one of"):
+        predict(rc, None, raw, tmp_path / "x.zarr" / "p", model=model, padding="wrap")
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_one_worker_predicts_here_equals_one_forward_and_resumes(tmp_path, batch_norm):
+    """One local worker predicts in this process (reads and writes overlapping the forward
+    passes): the blocks equal one forward pass of the model over the whole reflect-padded
+    raw, and the runner's done-markers make a re-run redo only the unmarked blocks. With
+    batch norm (eval mode: the stored statistics, not the block's) the same holds."""
+    vs = Coordinate(16, 8, 8)
+    rc = tiny_run(tmp_path, architecture_config=tiny_unet(batch_norm=batch_norm))
+    model = build_model(rc).eval()
+    randomise_batch_norm(model)
+    assert any(isinstance(m, torch.nn.BatchNorm3d) for m in model.modules()) == batch_norm
+    checkpoint = tmp_path / "00000000.pt"
+    torch.save({"model": model.state_dict()}, checkpoint)
+    geometry = ModelGeometry(model, vs, model.eval_input_shape)
+    out_shape = Coordinate(geometry.output_shape)
+    blocks = Coordinate(2, 3, 2)
+    shape = out_shape * blocks
+    data = np.random.default_rng(2).integers(0, 255, tuple(shape), dtype=np.uint8)
+    raw = tmp_path / "d.zarr" / "raw"
+    write_array(raw, data, vs)
+    path = tmp_path / "p.zarr" / "p"
+    logs = tmp_path / "logs"
+    out = predict(rc, checkpoint, raw, path, num_workers=1, engine="torch", progress=False,
+                  log_dir=logs)
+    # the reference: the whole volume in one forward pass (a valid UNet is translation
+    # equivariant for shifts that are multiples of its output block)
+    context = geometry.context / vs
+    padded = np.pad(normalize_input(data, rc.normalization), [(c, c) for c in context],
+                    mode="reflect")
+    assert model.compute_output_shape(padded.shape)[1] == shape
+    with torch.no_grad():
+        expected = model(torch.from_numpy(padded[None, None].astype(np.float32)))[0].numpy()
+    np.testing.assert_allclose(out[out.roi], expected[0] if expected.shape[0] == 1
+                               else expected, rtol=0, atol=1e-5)
+    assert not (logs / "predict" / "worker_spec.pkl").exists()  # no worker process
+    plan = plan_blocks({}, path, geometry.output_size, geometry.context, None, logs,
+                       "predict", "overhang", parallel=False)
+    assert plan.done_ids() == set(plan.blocks) and len(plan.blocks) == int(np.prod(blocks))
+    first, second = sorted(plan.blocks)[:2]
+    writable = open_array(path, "prediction", "r+")
+    writable[plan.blocks[first].write_roi] = -1.0  # unmarked below: recomputed
+    (logs / "predict" / "done" / str(first)).unlink()
+    writable[plan.blocks[second].write_roi] = -2.0  # still marked done: skipped
+    again = predict(rc, checkpoint, raw, path, num_workers=1, engine="torch", progress=False,
+                    log_dir=logs)
+    whole = again[again.roi]
+    np.testing.assert_array_equal(again[plan.blocks[second].write_roi], -2.0)
+    first_roi = plan.blocks[first].write_roi
+    np.testing.assert_allclose(again[first_roi], out_of(expected, first_roi, vs), atol=1e-5)
+    assert (whole == -2.0).sum() == int(np.prod(out_shape))
+
+
+def out_of(expected: np.ndarray, roi, vs) -> np.ndarray:
+    """``roi`` of a single-channel output covering the volume from the origin."""
+    data = expected[0] if expected.shape[0] == 1 else expected
+    return data[(Ellipsis, *(roi / vs).to_slices())]

@@ -1,0 +1,160 @@
+"""``dacapo plan``: the shape arithmetic against the real model, object widths by hand, and
+a planned config on the demo data that verifies and trains."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from funlib.geometry import Coordinate
+
+from dacapo.experiments.architectures import CNNectomeUNetConfig
+from dacapo.experiments.tasks import DistanceTaskConfig
+from dacapo.ops.planning import level_layout, object_widths, unet_shapes, weighted_median
+from tests.pipeline_fixtures import dacapo_cli, tiny_data
+
+
+@pytest.mark.parametrize("shape,factors,k3d", [
+    ((12, 64, 64), [(1, 2, 2)], False),
+    ((20, 76, 76), [(1, 2, 2), (2, 2, 2)], False),
+    ((1, 100, 100), [(1, 2, 2), (1, 2, 2)], False),
+    ((44, 44, 44), [(2, 2, 2), (2, 2, 2)], True),
+])
+def test_unet_shapes_match_the_model(shape, factors, k3d):
+    levels = len(factors) + 1
+    kd = [[(3, 3, 3)] * 2 if (k3d or i > 0 and shape[0] > 1) else [(1, 3, 3)] * 2
+          for i in range(levels)]
+    ku = kd[:-1]
+    arch = CNNectomeUNetConfig(name="u", input_shape=shape, fmaps_in=1, fmaps_out=5, num_fmaps=3,
+                               fmap_inc_factor=2, downsample_factors=factors,
+                               kernel_size_down=kd, kernel_size_up=ku)
+    model = DistanceTaskConfig("d", channels=["a"], clip_distance=1, tol_distance=1).build() \
+        .create_model(arch)
+    _, expected = model.compute_output_shape(Coordinate(shape))
+    out, macs = unet_shapes(shape, factors, kd, ku, num_fmaps=3, inc=2, fmaps_in=1, fmaps_out=5)
+    assert out == tuple(expected)
+    # multiply-adds of the first conv by hand: output voxels x kernel volume x 1 x 3
+    first = np.prod([s - k + 1 for s, k in zip(shape, kd[0][0])]) * np.prod(kd[0][0]) * 3
+    assert macs > first
+    # a shape that does not divide by the pooling does not fit
+    assert unet_shapes((shape[0], shape[1] + 1, shape[2] + 1), factors, kd, ku) is None
+
+
+def test_anisotropy_rule():
+    factors, kd, _ku, _ = level_layout(Coordinate(40, 8, 8), 3, None, False)
+    # 40/8: 2D while z >= 2x in-plane (8, 16), 3D from 32 on
+    assert factors == [(1, 2, 2), (1, 2, 2), (2, 2, 2)]
+    assert [lvl[0] for lvl in kd] == [(1, 3, 3), (1, 3, 3), (3, 3, 3), (3, 3, 3)]
+    factors, kd, _, _ = level_layout(Coordinate(10, 10, 10), 2, None, False)
+    assert factors == [(2, 2, 2), (2, 2, 2)] and kd[0][0] == (3, 3, 3)
+
+
+def test_object_widths_of_boxes():
+    labels = np.zeros((9, 20, 30), np.uint32)
+    labels[1:8, 2:9, 2:18] = 1  # 7 x 7 x 16 voxels: deepest voxel 4 voxels from outside
+    labels[1:8, 11:16, 2:28] = 2  # 7 x 5 x 26: 3 voxels
+    widths, volumes = object_widths(labels, (1, 1, 1))
+    assert widths.tolist() == [8.0, 6.0]
+    assert volumes.tolist() == [7 * 7 * 16, 7 * 5 * 26]
+    widths, _ = object_widths(labels, (10, 1, 1))  # z is 10x longer: the y distance decides
+    assert widths.tolist() == [8.0, 6.0]
+    assert weighted_median(np.array([1.0, 2.0, 3.0]), np.array([1, 1, 5])) == 3.0
+
+
+def test_plan_on_demo_data_verifies_and_trains(tmp_path):
+    import attr
+
+    from dacapo.experiments.run_config import RunConfig
+    from dacapo.io.config_yaml import from_yaml
+    from dacapo.planning.planner import plan_run
+    from dacapo.runs.verify import run_problems
+    from dacapo.training.loop import train_run
+
+    c = tiny_data(tmp_path)
+    val = f"validate={c}/validate/raw,{c}/validate/fg"
+    out = tmp_path / "distance.yaml"
+    res = dacapo_cli("plan", f"{c}/train/fg", "--raw", f"{c}/train/raw", "--task", "distance",
+                     "--minutes", "0.5", "-o", str(out), "--validate", val, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    res = dacapo_cli("verify", str(out), cwd=tmp_path)
+    assert res.returncode == 0 and "valid" in res.stdout, res.stderr
+    res = dacapo_cli("plan", f"{c}/train/fg", "--raw", f"{c}/train/raw", "--task", "distance",
+                     "-o", str(out), cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.startswith("error: output")  # no overwrite
+    _, text = plan_run([f"{c}/train/labels"], [f"{c}/train/raw"], "affinities", minutes=0.5,
+                       validate=[("validate", f"{c}/validate/raw", f"{c}/validate/labels")])
+    (tmp_path / "affinities.yaml").write_text(text)
+    for path in (out, tmp_path / "affinities.yaml"):
+        text = path.read_text()
+        assert "\n  # " in text  # choices explained in comments
+        rc = from_yaml(path, RunConfig)
+        assert run_problems(rc) == []
+        assert rc.normalization.low is not None and rc.trainer_config.lr_schedule == "cosine"
+        assert rc.architecture_config.batch_norm  # measured: docs/quality.md
+        assert "batch_norm: true" in text and "# batch norm after every convolution" in text
+        rc = attr.evolve(rc, num_iterations=2, validation_interval=0, checkpoint_interval=2,
+                         trainer_config=attr.evolve(rc.trainer_config, num_data_workers=0))
+        run_dir = train_run(rc, tmp_path / "runs", progress=False)
+        assert len(run_dir.training_stats()) == 2
+
+
+@pytest.mark.parametrize("fractions,balanced", [
+    ({0: 0.22, 1: 0.78}, False),  # membranes / interior: plain cross-entropy
+    ({0: 0.95, 1: 0.03, 2: 0.02}, True),  # rare organelles: class-balanced
+])
+def test_one_hot_balancing_follows_the_rarest_class(fractions, balanced):
+    from dacapo.planning.planner import BALANCE_BELOW, plan_task
+    from dacapo.planning.rules import Fingerprint
+
+    fp = Fingerprint(voxel_size=Coordinate(1, 1, 1), shapes=[(8, 8, 8)], raw_low=0,
+                     raw_high=1, raw_mean=0.5, raw_std=0.1, dtype="uint8",
+                     label_values=sorted(fractions), foreground_fraction=0.5,
+                     object_width=None, object_volume=None, num_objects=0,
+                     class_fractions=fractions)
+    task, notes = plan_task(fp, "one_hot")
+    assert task.balance_classes is balanced
+    assert (min(fractions.values()) < BALANCE_BELOW) is balanced
+    assert f"{100 * min(fractions.values()):.1f} %" in notes["balance_classes"]
+
+
+def test_choose_levels_takes_the_fewest_levels_whose_context_covers_half_an_object():
+    from dacapo.planning.rules import choose_levels
+
+    # contexts per side: 1 level (20-12)/2 = 4 voxels, 2 levels (40-8)/2 = 16 (x 2 nm in z)
+    one = (1728.0, (20, 20, 20), (12, 12, 12))
+    two = (512.0, (40, 40, 40), (8, 8, 8))
+    vs = (2, 1, 1)
+    assert choose_levels({1: one, 2: two}, vs, 8.0) is one  # half width 4 <= 4 (and 8 in z)
+    assert choose_levels({1: one, 2: two}, vs, 10.0) is two  # 5 > 4 voxels in-plane
+    assert choose_levels({1: one, 2: two}, vs, 100.0) is two  # none covers it: the deepest
+    assert choose_levels({1: one, 2: two}, vs, None) is two  # no objects: the deepest
+    assert choose_levels({}, vs, 8.0) is None
+    flat = (100.0, (1, 20, 20), (1, 12, 12))  # a 2D network: z (no context) is not an axis
+    assert choose_levels({1: flat, 2: two}, vs, 8.0) is flat
+
+
+def test_a_network_of_sections_sees_its_neighbours_in_the_first_convolution():
+    """Sections (z voxel >= 4x in-plane): the planned network's first convolution spans
+    1 + 2·SECTION_CONTEXT sections, everything after it is 2D, and the output is one
+    section — by the planner's arithmetic and by the real model."""
+    from dacapo.planning.rules import SECTION_CONTEXT, Fingerprint, plan_architecture
+
+    fp = Fingerprint(voxel_size=Coordinate(50, 4, 4), shapes=[(15, 512, 512)], raw_low=0,
+                     raw_high=255, raw_mean=128, raw_std=40, dtype="uint8", label_values=[0, 1],
+                     foreground_fraction=0.78, object_width=400.0, object_volume=None,
+                     num_objects=0, class_fractions={0: 0.22, 1: 0.78})
+    arch = plan_architecture(fp, "one_hot", 0.5)
+    depth = 1 + 2 * SECTION_CONTEXT
+    assert arch.sections and arch.input_shape[0] == depth and arch.output_shape[0] == 1
+    assert arch.kernels_down[0][0] == (depth, 3, 3)
+    rest = [k for lvl in arch.kernels_down for k in lvl][1:] + [k for lvl in arch.kernels_up for k in lvl]
+    assert all(k == (1, 3, 3) for k in rest) and arch.eval_shape_increase[0] == 0
+    config = CNNectomeUNetConfig(
+        name="u", input_shape=arch.input_shape, fmaps_in=1, fmaps_out=4, num_fmaps=4,
+        fmap_inc_factor=2, downsample_factors=arch.factors, kernel_size_down=arch.kernels_down,
+        kernel_size_up=arch.kernels_up)
+    model = DistanceTaskConfig("d", channels=["a"], clip_distance=1, tol_distance=1).build() \
+        .create_model(config)
+    _, out = model.compute_output_shape(Coordinate(arch.input_shape))
+    assert tuple(out) == tuple(arch.output_shape)
+    eval_in = Coordinate(arch.input_shape) + Coordinate(arch.eval_shape_increase)
+    assert model.compute_output_shape(eval_in)[1][0] == 1

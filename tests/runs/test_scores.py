@@ -1,0 +1,88 @@
+"""`dacapo.runs.scores`: the score table and plots ask the task which direction is better."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dacapo.pipeline.validate import is_degenerate
+from dacapo.runs.plots import best_per_iteration, plot_criteria
+from dacapo.runs.run_dir import RunDir
+from dacapo.runs.scores import (
+    choose_parameters,
+    format_table,
+    main_criteria,
+    parameters_label,
+    update_best,
+)
+from tests.pipeline_fixtures import tiny_run
+
+
+def _run_dir(tmp_path, values: dict[float, float], criterion: str) -> RunDir:
+    run_dir = RunDir(tmp_path / "run").create()
+    run_dir.save_config(tiny_run(tmp_path / "data.zarr"))
+    rows = [{"iteration": 4, "dataset": "validate", "criterion": criterion, "value": v,
+             "parameters": {"type": "ThresholdPostProcessorParameters", "id": i,
+                            "threshold": t}}
+            for i, (t, v) in enumerate(values.items())]
+    run_dir.replace_validation_scores(4, rows)
+    return run_dir
+
+
+def test_table_takes_the_direction_from_the_task_without_best_json(tmp_path):
+    # Hausdorff distance: lower is better; best.json (which also records it) is absent
+    run_dir = _run_dir(tmp_path, {-0.5: 5.0, 0.0: 2.0, 0.5: 3.0}, "cell__hausdorff")
+    assert run_dir.load_best() == {}
+    line = next(line for line in format_table(run_dir).splitlines() if "cell__hausdorff" in line)
+    assert "2.0000 threshold=0.0" in line, line  # the sweep's best: the lowest
+
+
+def test_criteria_plot_uses_the_task_direction(tmp_path):
+    run_dir = _run_dir(tmp_path, {-0.5: 5.0, 0.0: 2.0}, "cell__hausdorff")
+    run_dir.save_best({"cell__hausdorff": {"iteration": 4, "dataset": "validate",
+                                           "parameters": {}, "value": 2.0}})  # no direction
+    rows = run_dir.validation_scores()
+    assert best_per_iteration(rows, "cell__hausdorff", "validate", False) == ([4], [2.0])
+    path = plot_criteria(run_dir)  # asks the task (lower is better), not best.json
+    assert path is not None and path.stat().st_size > 0
+
+
+def test_main_criteria_order_and_labels():
+    crit = ["cell__recall", "cell__dice", "voi", "frizz_level"]
+    assert main_criteria(crit, 2) == ["voi", "cell__dice"]
+    assert main_criteria(["frizz_level", "blipp_score"], 1) == ["frizz_level"]  # fallback
+    assert parameters_label({"type": "T", "id": 3, "threshold": 0.5}) == "threshold=0.5"
+
+
+def test_degenerate_parameters_are_flagged_and_never_chosen(tmp_path):
+    # the threshold 0.5 segmented nothing (constant): its dice is NaN-free but meaningless
+    run_dir = _run_dir(tmp_path, {0.0: 0.7, 0.5: 0.9}, "cell__dice")
+    rows = run_dir.validation_scores()
+    rows[1]["degenerate"] = True
+    run_dir.replace_validation_scores(4, rows)
+    assert [r["degenerate"] for r in run_dir.validation_scores()] == [False, True]
+    assert choose_parameters(run_dir.validation_scores(), "cell__dice", True)["value"] == 0.7
+    table = format_table(run_dir)
+    assert "threshold=0.0" in table.splitlines()[1] and "DEGENERATE" not in table
+    best = update_best(run_dir, run_dir.load_config().task_config.build())
+    assert best["cell__dice"]["value"] == 0.7
+
+
+def test_is_degenerate():
+    from funlib.persistence import Array
+
+    gt = Array(np.array([[0, 1], [1, 1]], np.uint8), voxel_size=(1, 1))
+    assert is_degenerate(Array(np.zeros((2, 2), np.uint8), voxel_size=(1, 1)), gt)
+    assert is_degenerate(Array(np.full((2, 2), 7, np.uint64), voxel_size=(1, 1)), gt)
+    assert not is_degenerate(Array(np.eye(2, dtype=np.uint8), voxel_size=(1, 1)), gt)
+    flat = Array(np.zeros((2, 2), np.uint8), voxel_size=(1, 1))
+    assert not is_degenerate(flat, flat)  # nothing to find: a constant answer is right
+
+
+def test_best_json_names_a_degenerate_choice_only_when_there_is_no_other(tmp_path):
+    run_dir = _run_dir(tmp_path, {0.0: 0.7, 0.5: 0.9}, "cell__dice")
+    rows = run_dir.validation_scores()
+    for r in rows:
+        r["degenerate"] = True
+    run_dir.replace_validation_scores(4, rows)
+    best = update_best(run_dir, run_dir.load_config().task_config.build())
+    assert best["cell__dice"]["value"] == 0.9 and best["cell__dice"]["degenerate"] is True

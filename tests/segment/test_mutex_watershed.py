@@ -1,0 +1,285 @@
+"""Mutex watershed post-processing: bias sweep, blockwise stitching, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from funlib.geometry import Coordinate, Roi
+from funlib.persistence import Array, prepare_ds
+from scipy import ndimage
+
+from dacapo.experiments.tasks.post_processors import (
+    WatershedPostProcessor,
+    WatershedPostProcessorParameters,
+)
+from dacapo.ops.instance_metrics import (
+    contingency_table,
+    instance_metrics,
+    variation_of_information,
+)
+from dacapo.ops.watershed import majority_pairs, merge_components, mutex_watershed, segment
+from tests.ops.test_affinities import brute_affinities as loop_affinities
+from tests.ops.test_lsds import label_edges
+
+OFFSETS = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (2, 0, 0), (0, 3, 0), (0, 0, 3)]
+VOXEL = Coordinate(8, 4, 4)
+
+
+def make_labels(shape=(32, 32, 32), num=12, seed=0) -> np.ndarray:
+    """Voronoi cells of random seeds, cut to balls (convex, so connected), with gaps."""
+    rng = np.random.default_rng(seed)
+    seeds = np.zeros(shape, np.uint64)
+    points = np.stack([rng.integers(0, s, num) for s in shape], axis=1)
+    seeds[tuple(points.T)] = np.arange(1, num + 1)
+    dist, idx = ndimage.distance_transform_edt(seeds == 0, return_indices=True)
+    labels = seeds[tuple(idx)]
+    labels[dist > 9] = 0
+    labels[label_edges(labels)] = 0  # one-voxel gaps between touching cells
+    return labels
+
+
+def brute_affinities(labels: np.ndarray, offsets) -> np.ndarray:
+    """The per-voxel affinity loop of ``test_affinities``, as float32 predictions."""
+    return loop_affinities(labels, offsets).astype(np.float32)
+
+
+def full_voi(a: np.ndarray, b: np.ndarray) -> float:
+    """VOI (bits) between two labelings, label 0 counted as a label like any other."""
+    split, merge = variation_of_information(
+        contingency_table(a.astype(np.uint64) + 1, b.astype(np.uint64) + 1)
+    )
+    return split + merge
+
+
+@pytest.fixture(scope="module")
+def volume():
+    labels = make_labels()
+    affs = brute_affinities(labels, OFFSETS)
+    rng = np.random.default_rng(1)
+    noisy = np.clip(0.15 + 0.7 * affs + rng.normal(0, 0.15, affs.shape), 0, 1).astype(np.float32)
+    return labels, affs, noisy
+
+
+def _write_prediction(path, data) -> str:
+    dims = data.ndim - 1
+    array = prepare_ds(str(path), shape=data.shape, offset=(80, 40, 40)[-dims:],
+                       voxel_size=VOXEL[-dims:], axis_names=["c^"] + ["z", "y", "x"][-dims:],
+                       dtype=data.dtype, mode="w")
+    array[array.roi] = data
+    return str(path)
+
+
+def test_mutex_watershed_conventions():
+    # 1D chain along x: positive weights merge, negative split, singletons are 0
+    affs = np.array([[[0.9, 0.9, 0.3, 0.45, 0.9]]])  # edges 0-1, 1-2, 2-3, 3-4, 4-out
+    labels = mutex_watershed(affs, [(0, 1)], bias=0.5)[0]
+    assert labels[0] == labels[1] == labels[2] != 0
+    assert labels[3] == 0 and labels[4] == 0
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_bias_sweep_recovers_labels(volume, tmp_path, dims):
+    """Synthetic affinities of a known label volume: the post-processor's sweep holds a
+    segmentation equal to the labels (background included); every bias is deterministic."""
+    labels, affs, noisy = volume
+    offsets = OFFSETS
+    voxel = VOXEL
+    if dims == 2:
+        labels, offsets, voxel = labels[16], [o[1:] for o in OFFSETS[1:3] + OFFSETS[4:]], VOXEL[1:]
+        affs = brute_affinities(labels, offsets)
+    post = WatershedPostProcessor(offsets=offsets)
+    post.set_prediction(Array(affs, offset=voxel, voxel_size=voxel))
+    vois = []
+    for p in post.enumerate_parameters():
+        seg = post.process(p, tmp_path / "o.zarr" / str(p.id))
+        data = seg.to_ndarray(seg.roi)
+        np.testing.assert_array_equal(data, segment(affs, offsets, p.bias))
+        vois.append(full_voi(data, labels))
+    assert [p.bias for p in post.enumerate_parameters()] == [0.1, 0.25, 0.5, 0.75, 0.9]
+    assert min(vois) < 1e-9  # the partition, background included, is recovered exactly
+    if dims == 3:  # noisy affinities: objects still recovered, and twice the same
+        first = segment(noisy, OFFSETS, 0.5)
+        np.testing.assert_array_equal(first, segment(noisy, OFFSETS, 0.5))
+        assert instance_metrics(first, labels)["voi"] < 1e-9  # GT background ignored
+        assert full_voi(first, labels) > 0.5  # noise fragments in the background ...
+        assert full_voi(segment(noisy, OFFSETS, 0.5, min_size=5), labels) < 0.05  # ... go
+
+
+def test_randomized_strides_are_seeded(volume):
+    _, _, noisy = volume
+    strides = [(1, 1, 1)] * 3 + [(2, 2, 2)] * 3
+    a = segment(noisy, OFFSETS, 0.5, strides=strides, randomized_strides=True, seed=3)
+    b = segment(noisy, OFFSETS, 0.5, strides=strides, randomized_strides=True, seed=3)
+    c = segment(noisy, OFFSETS, 0.5, strides=strides, randomized_strides=True, seed=4)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    d = segment(noisy, OFFSETS, 0.5, strides=strides)  # grid strides: deterministic
+    np.testing.assert_array_equal(d, segment(noisy, OFFSETS, 0.5, strides=strides))
+
+
+def test_integer_prediction_is_scaled(volume, tmp_path):
+    labels, affs, _ = volume
+    post = WatershedPostProcessor(offsets=OFFSETS, biases=[0.5])
+    post.set_prediction(Array((affs * 255).astype(np.uint8), offset=(0, 0, 0), voxel_size=VOXEL))
+    out = post.process(WatershedPostProcessorParameters(0, bias=0.5), tmp_path / "o.zarr/s")
+    assert full_voi(out.to_ndarray(out.roi), labels) < 1e-9
+
+
+def test_bad_input(tmp_path):
+    post = WatershedPostProcessor(offsets=OFFSETS)
+    with pytest.raises(ValueError, match="set_prediction"):
+        post.process(WatershedPostProcessorParameters(0), tmp_path / "o.zarr/s")
+    post.set_prediction(Array(np.zeros((3, 4, 4, 4), np.float32), (0, 0, 0), VOXEL))
+    with pytest.raises(ValueError, match="prediction: 3 channel"):
+        post.process(WatershedPostProcessorParameters(0), tmp_path / "o.zarr/s")
+    post.set_prediction(Array(np.zeros((6, 4, 4), np.float32), (0, 0), (4, 4)))
+    with pytest.raises(ValueError, match="prediction: 2 spatial dims"):
+        post.process(WatershedPostProcessorParameters(0), tmp_path / "o.zarr/s")
+    with pytest.raises(ValueError, match="biases"):
+        WatershedPostProcessor(offsets=OFFSETS, biases=[])
+    with pytest.raises(ValueError, match="affs: expected shape"):
+        mutex_watershed(np.zeros((2, 4, 4)), [(1, 0)], 0.5)
+
+
+def test_in_memory_array(volume, tmp_path):
+    labels, affs, _ = volume
+    lsd = np.zeros((10, *labels.shape), np.float32)  # trailing LSD channels are ignored
+    array = Array(np.concatenate([affs, lsd]), offset=(80, 40, 40), voxel_size=VOXEL,
+                  axis_names=["c^", "z", "y", "x"])
+    post = WatershedPostProcessor(offsets=OFFSETS)
+    post.set_prediction(array)
+    out = post.process(WatershedPostProcessorParameters(0, bias=0.5), tmp_path / "o.zarr/seg")
+    seg = out.to_ndarray(out.roi)
+    assert seg.dtype == np.uint64 and seg.shape == labels.shape
+    assert out.roi == Roi((80, 40, 40), Coordinate(labels.shape) * VOXEL)
+    assert full_voi(seg, labels) < 1e-9
+
+
+def test_blockwise_perfect_with_min_size(volume, tmp_path):
+    """2 x 2 x 2 blocks on affinities of known labels: the labels come back exactly, and
+    min_size acts on whole stitched objects (objects cut by block faces included)."""
+    labels, affs, _ = volume
+    sizes = np.bincount(labels.ravel().astype(np.int64))
+    cut = int(np.median(sizes[1:][sizes[1:] > 0]))
+    expected = np.where(np.isin(labels, np.flatnonzero(sizes < cut)), 0, labels)
+    assert 0 < len(np.unique(expected)) - 1 < len(np.unique(labels)) - 1
+    post = WatershedPostProcessor(offsets=OFFSETS)
+    post.set_prediction(_write_prediction(tmp_path / "p.zarr/affs", affs))
+    params = WatershedPostProcessorParameters(0, bias=0.5, min_size=cut)
+    block = Coordinate(16, 16, 16) * VOXEL
+    out = post.process(params, tmp_path / "o.zarr/a", num_workers=1, block_size=block)
+    seg = out.to_ndarray(out.roi)
+    assert seg.dtype == np.uint64
+    assert full_voi(seg, expected) < 1e-9
+    assert full_voi(seg, segment(affs, OFFSETS, 0.5, min_size=cut)) < 1e-9
+    assert not list(tmp_path.glob("watershed_*"))  # scratch removed
+
+
+def test_blockwise_2d(volume, tmp_path):
+    """2D, 3 x 3 blocks (the last ones partial), long-range offsets: the labels come back."""
+    labels = make_labels(shape=(1, 40, 40), num=6, seed=3)[0]
+    offsets = [(1, 0), (0, 1), (0, 3), (-3, 0)]
+    affs = brute_affinities(labels, offsets)
+    post = WatershedPostProcessor(offsets=offsets)
+    post.set_prediction(_write_prediction(tmp_path / "p.zarr/affs", affs))
+    params = WatershedPostProcessorParameters(0, bias=0.5)
+    out = post.process(params, tmp_path / "o.zarr/a", block_size=Coordinate(16, 16) * Coordinate(VOXEL[1:]))
+    seg = out.to_ndarray(out.roi)
+    assert full_voi(seg, labels) < 1e-9 and full_voi(seg, segment(affs, offsets, 0.5)) < 1e-9
+    assert len(np.unique(labels)) > 4
+
+
+def test_blockwise_noisy_matches_single_block_and_is_deterministic(volume, tmp_path):
+    """Noisy affinities: 2 x 2 x 2 blocks give the single-block partition (VOI <= 0.01);
+    runs with 1 and 2 workers give identical ids."""
+    _, _, noisy = volume
+    single = segment(noisy, OFFSETS, 0.5)
+    post = WatershedPostProcessor(offsets=OFFSETS)
+    post.set_prediction(_write_prediction(tmp_path / "p.zarr/affs", noisy))
+    params = WatershedPostProcessorParameters(0, bias=0.5)
+    block = Coordinate(16, 16, 16) * VOXEL
+    out1 = post.process(params, tmp_path / "o.zarr/a", num_workers=1, block_size=block)
+    out2 = post.process(params, tmp_path / "o.zarr/b", num_workers=2, block_size=block)
+    seg1 = out1.to_ndarray(out1.roi)
+    np.testing.assert_array_equal(seg1, out2.to_ndarray(out2.roi))
+    voi = full_voi(seg1, single)
+    assert voi <= 0.01, voi
+    assert abs(len(np.unique(seg1)) - len(np.unique(single))) <= 2  # object counts
+
+
+def test_min_size_filter(volume):
+    labels, affs, _ = volume
+    sizes = np.bincount(labels.ravel().astype(np.int64))
+    cut = int(np.median(sizes[1:][sizes[1:] > 0]))
+    seg = segment(affs, OFFSETS, 0.5, min_size=cut)
+    kept = np.unique(labels[seg != 0])
+    assert set(kept) == {i for i in range(1, len(sizes)) if sizes[i] >= cut}
+
+
+def test_majority_pairs_and_components():
+    auth = np.array([1, 1, 1, 2, 2, 0, 0, 3])
+    ctx = np.array([7, 7, 8, 8, 8, 9, 9, 9])
+    pairs = majority_pairs(auth, ctx)
+    # 7 -> 1 (2/2); 8 -> 2 (2/3); 9: 0 holds 2/3, so no partner
+    assert sorted(map(tuple, pairs.tolist())) == [(7, 1), (8, 2)]
+    ids, roots = merge_components(np.array([[5, 3], [3, 9], [10, 11]], np.uint64))
+    assert dict(zip(ids.tolist(), roots.tolist())) == {3: 3, 5: 3, 9: 3, 10: 10, 11: 10}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_majority_pairs_brute_force(seed):
+    """Against a per-id count: each context id joins the authoritative id holding > half."""
+    rng = np.random.default_rng(seed)
+    auth = rng.integers(0, 4, (6, 7, 5)).astype(np.uint64) * 1000
+    ctx = rng.integers(0, 6, (6, 7, 5)).astype(np.uint64)
+    auth[ctx == 5] = 2000  # id 5 is mostly 2000: a guaranteed pair
+    expected = set()
+    for c in np.unique(ctx[ctx != 0]):
+        where = ctx == c
+        for a in np.unique(auth[where]):
+            if a != 0 and 2 * np.count_nonzero(auth[where] == a) > np.count_nonzero(where):
+                expected.add((int(c), int(a)))
+    got = set(map(tuple, majority_pairs(auth, ctx).tolist()))
+    assert got == expected and (5, 2000) in got
+
+
+def test_min_size_sweep(volume, tmp_path):
+    """A sequence of min sizes is swept with the biases (sizes outermost); on noisy
+    affinities the min_size > 0 entries remove the background noise fragments that the
+    matching scores count as false positives, as the affinities task's default sweep does."""
+    from dacapo.experiments.tasks import AffinitiesTaskConfig
+
+    labels, _, noisy = volume
+    post = WatershedPostProcessor(offsets=OFFSETS, biases=[0.25, 0.5], min_size=[0, 5])
+    params = list(post.enumerate_parameters())
+    assert [(p.id, p.min_size, p.bias) for p in params] == [
+        (0, 0, 0.25), (1, 0, 0.5), (2, 5, 0.25), (3, 5, 0.5)
+    ]
+    post.set_prediction(Array(noisy, offset=VOXEL, voxel_size=VOXEL))
+    f1 = {}
+    for p in params:
+        seg = post.process(p, tmp_path / "o.zarr" / str(p.id))
+        data = seg.to_ndarray(seg.roi)
+        np.testing.assert_array_equal(data, segment(noisy, OFFSETS, p.bias, min_size=p.min_size))
+        f1[p.min_size, p.bias] = instance_metrics(data, labels)["f1"]
+    assert f1[5, 0.5] > 0.9 and f1[0, 0.5] < 0.5  # noise fragments only hurt without min_size
+
+    task = AffinitiesTaskConfig(name="a", neighborhood=OFFSETS).build()
+    assert sorted({p.min_size for p in task.parameters}) == [0, 100]
+    assert len(task.parameters) == 10
+    with pytest.raises(ValueError, match="min_size"):
+        WatershedPostProcessor(offsets=OFFSETS, min_size=[3, 3])
+
+
+def test_blockwise_context_larger_than_block_is_refused(tmp_path):
+    """Stitching compares direct neighbours only: a context reaching past the next block is
+    refused before anything is written."""
+    labels = make_labels(shape=(1, 40, 40), num=6, seed=3)[0]
+    offsets = [(1, 0), (0, 1), (0, 9)]  # context 18 voxels along x
+    post = WatershedPostProcessor(offsets=offsets)
+    post.set_prediction(_write_prediction(tmp_path / "p.zarr/affs",
+                                          brute_affinities(labels, offsets)))
+    with pytest.raises(ValueError, match=r"smaller than the context \(2, 18\) voxels along axis 1"):
+        post.process(WatershedPostProcessorParameters(0, bias=0.5), tmp_path / "o.zarr/a",
+                     block_size=Coordinate(16, 16) * Coordinate(VOXEL[1:]))
+    assert not (tmp_path / "o.zarr" / "a").exists()
