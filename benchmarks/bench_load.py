@@ -324,7 +324,7 @@ def small_unet_run(folder: Path, raw_path: Path) -> tuple[Path, Path]:
     """A run config (YAML) with a small valid 3D UNet and its untrained checkpoint."""
     import torch
 
-    from dacapo.cli.demo import demo_unet
+    from dacapo.cli.demo_configs import demo_unet
     from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
     from dacapo.experiments.run_config import RunConfig
     from dacapo.experiments.tasks import DistanceTaskConfig

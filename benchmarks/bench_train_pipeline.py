@@ -71,7 +71,8 @@ def larger(rc):
 
 
 def main() -> None:
-    from dacapo.cli.demo import demo_run_configs, make_demo_data
+    from dacapo.cli.demo_configs import demo_run_configs
+    from dacapo.cli.demo_data import make_demo_data
     from dacapo.pipeline.model_geometry import ModelGeometry
     from dacapo.runs.model_builder import build_model
     from dacapo.training.batches import BatchProvider

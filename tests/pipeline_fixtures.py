@@ -13,7 +13,8 @@ import numpy as np
 from funlib.geometry import Coordinate
 from funlib.persistence import prepare_ds
 
-from dacapo.cli.demo import demo_unet, make_demo_data
+from dacapo.cli.demo_configs import demo_unet
+from dacapo.cli.demo_data import make_demo_data
 from dacapo.experiments.architectures import CNNectomeUNetConfig
 from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
 from dacapo.experiments.run_config import RunConfig

@@ -7,7 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from dacapo.cli.demo import VOXEL_SIZE, demo_run_configs, make_demo_data, run_demo, synthetic_cells
+from dacapo.cli.demo import run_demo
+from dacapo.cli.demo_configs import demo_run_configs
+from dacapo.cli.demo_data import VOXEL_SIZE, make_demo_data, synthetic_cells
 from dacapo.io.ome_write import open_ds  # plain arrays and OME-NGFF outputs
 
 

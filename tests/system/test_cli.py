@@ -11,7 +11,8 @@ import torch
 from click.testing import CliRunner
 from funlib.persistence import open_ds
 
-from dacapo.cli.demo import ITERATIONS, make_demo_data
+from dacapo.cli.demo_configs import ITERATIONS
+from dacapo.cli.demo_data import make_demo_data
 from dacapo.cli.main import cli, unwrap_worker_message
 from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
 from dacapo.experiments.run_config import RunConfig
