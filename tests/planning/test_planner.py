@@ -102,8 +102,8 @@ def test_plan_on_demo_data_verifies_and_trains(tmp_path):
     ({0: 0.95, 1: 0.03, 2: 0.02}, True),  # rare organelles: class-balanced
 ])
 def test_one_hot_balancing_follows_the_rarest_class(fractions, balanced):
-    from dacapo.planning.planner import BALANCE_BELOW, plan_task
     from dacapo.planning.rules import Fingerprint
+    from dacapo.planning.task_rules import BALANCE_BELOW, plan_task
 
     fp = Fingerprint(voxel_size=Coordinate(1, 1, 1), shapes=[(8, 8, 8)], raw_low=0,
                      raw_high=1, raw_mean=0.5, raw_std=0.1, dtype="uint8",

@@ -28,7 +28,8 @@ import click
 @click.option("--seed", type=int, default=0, show_default=True)
 def plan(gt, raws, kind, output, minutes, name, val, classes, channel, modality, seed) -> None:
     """Plan a run config for training data GT... (zarr arrays) and write it, commented."""
-    from dacapo.planning.planner import plan_run, write_plan  # lazy: see top
+    from dacapo.planning.commented_yaml import write_plan  # lazy: see top
+    from dacapo.planning.planner import plan_run  # lazy: see top
 
     validate = []
     for item in val:

@@ -2,8 +2,8 @@
 
 From the training data's *fingerprint* (voxel size, shapes, raw intensity percentiles,
 label statistics: object widths and volumes, class fractions) and a CPU time budget, the
-planner chooses (rules in `plan_architecture`, `plan_task`, `plan_augment`, `plan_run`; the
-arithmetic in `dacapo.ops.planning`):
+planner chooses (rules in `dacapo.planning.rules.plan_architecture`,
+`dacapo.planning.task_rules`, `plan_run`; the arithmetic in `dacapo.ops.planning`):
 
 - **the network**: a valid-padding CNNectome UNet. Per level, while the z voxel is at
   least twice the in-plane one, convolutions are 2D ((1,3,3)) and pooling in-plane only
@@ -33,147 +33,29 @@ arithmetic in `dacapo.ops.planning`):
 
 "Typical object width" is the voxel-weighted median over objects of twice the largest
 distance from inside the object to its boundary (`dacapo.ops.planning.object_widths`). Every choice is written
-as a comment beside its value in the YAML (`render_yaml`).
+as a comment beside its value in the YAML (`dacapo.planning.commented_yaml`).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-import yaml
 from funlib.geometry import Coordinate
 
 from dacapo.experiments.architectures import CNNectomeUNetConfig
 from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
 from dacapo.experiments.normalization import NormalizationConfig
 from dacapo.experiments.run_config import RunConfig
-from dacapo.experiments.tasks import (
-    AffinitiesTaskConfig,
-    DistanceTaskConfig,
-    InnerDistanceTaskConfig,
-    OneHotTaskConfig,
-)
-from dacapo.experiments.trainer_config import AugmentConfig, TrainerConfig
+from dacapo.experiments.trainer_config import TrainerConfig
 from dacapo.io.arrays import open_array
-from dacapo.io.config_yaml import to_dict
-from dacapo.ops.planning import round_2
+from dacapo.planning.commented_yaml import render_yaml
 from dacapo.planning.rules import (
     TASK_KINDS,
+    ArchitecturePlan,
     Fingerprint,
     fingerprint,
     guess_modality,
     plan_architecture,
 )
-
-# --------------------------------------------------------------------------
-# task, trainer, augmentation
-# --------------------------------------------------------------------------
-
-
-#: one-hot classes all covering at least this fraction of the voxels are trained with plain
-#: cross-entropy; a rarer class gets class-balanced weights
-BALANCE_BELOW = 0.1
-
-
-def plan_task(fp: Fingerprint, kind: str, classes: list[str] | None = None,
-              channel: str | None = None) -> tuple[Any, dict[str, str]]:
-    vs = fp.voxel_size
-    notes: dict[str, str] = {}
-    if kind == "one_hot":
-        n = max(fp.label_values) + 1 if fp.label_values else 2
-        names = classes or [f"class_{i}" for i in range(n)]
-        if len(names) != n:
-            raise ValueError(f"plan: --classes names {len(names)} classes, the GT holds ids 0..{n - 1}")
-        notes["classes"] = f"the GT holds class ids {fp.label_values}"
-        rarest = min(fp.class_fractions.values()) if fp.class_fractions else 0.0
-        balance = rarest < BALANCE_BELOW
-        notes["balance_classes"] = (
-            f"the rarest class covers {100 * rarest:.1f} % of the training voxels "
-            + (f"(< {100 * BALANCE_BELOW:.0f} %): class-balanced weights so that it is learnt"
-               if balance else f"(>= {100 * BALANCE_BELOW:.0f} %): plain cross-entropy, so the "
-               "argmax is the most likely class (balanced weights widen the rare class: "
-               "membranes interior IoU -0.04 on average, docs/quality.md)"))
-        return OneHotTaskConfig(name="one_hot", classes=names, balance_classes=balance), notes
-    width = fp.object_width
-    if width is None:
-        raise ValueError(f"plan: the training GT has no objects (non-zero labels) for a {kind} task")
-    if kind in ("distance", "inner_distance"):
-        scale = round_2(width / 4)
-        clip = round_2(width / 2)
-        tol = 2 * int(max(vs))
-        cls = DistanceTaskConfig if kind == "distance" else InnerDistanceTaskConfig
-        thresholds = [round(0.05 * i, 2) for i in range(-10, 11)]
-        task = cls(name=kind, channels=[channel or "object"], scale_factor=scale,
-                   clip_distance=clip, tol_distance=tol, thresholds=thresholds)
-        notes["thresholds"] = ("mask = distance > t for t in -0.5..0.5 by 0.05: the score changes "
-                               "fast near 0, so the sweep is fine there")
-        notes["scale_factor"] = (f"a quarter of the typical object width {width:.0f} (tanh saturates "
-                                 "at ~2 scales, so the target varies over the whole radius)")
-        notes["clip_distance"] = "half the typical object width"
-        notes["tol_distance"] = "2 voxels"
-        return task, notes
-    # affinities
-    hood = []
-    dims = vs.dims
-    for a in range(dims):
-        o = [0] * dims
-        o[a] = 1
-        hood.append(tuple(o))
-    for a in range(dims):
-        steps = int(round(width / 3 / vs[a]))
-        if steps >= 2:
-            o = [0] * dims
-            o[a] = min(steps, 8)
-            hood.append(tuple(o))
-    lsd_voxels = int(min(10, max(2, round(width / 2 / max(vs)))))
-    vol = fp.object_volume or 0
-    sizes = sorted({0, int(max(10, round(vol * 0.01))), int(max(20, round(vol * 0.05)))})
-    task = AffinitiesTaskConfig(
-        name="affinities", neighborhood=[Coordinate(o) for o in hood], lsds=True,
-        num_lsd_voxels=lsd_voxels, downsample_lsds=2 if lsd_voxels >= 4 else 1,
-        min_fragment_sizes=sizes, post_processor="agglomeration",
-    )
-    notes["neighborhood"] = (f"nearest neighbours + long-range offsets of ~1/3 the typical object "
-                             f"width {width:.0f} per axis (at least 2, at most 8 voxels)")
-    notes["num_lsd_voxels"] = (f"LSD sigma ~ half the typical object width in voxels "
-                               f"({width:.0f} / 2 / {max(vs)}, clipped to 2..10)")
-    notes["min_fragment_sizes"] = (f"0, 1 % and 5 % of the typical object volume ({vol:.0f} voxels)")
-    notes["post_processor"] = ("fragments + waterz agglomeration (the LSD paper's pipeline; better "
-                               "than the mutex watershed on predicted boundaries, docs/quality.md)")
-    return task, notes
-
-
-def plan_augment(fp: Fingerprint, modality: str, two_d: bool = False):
-    """Augmentations by modality; section defects only for a 3D network (a 2D one sees
-    one section per crop: a zeroed section would be a blank crop with a full target)."""
-    vs = fp.voxel_size
-    stack = vs.dims == 3 and not two_d
-    aniso = stack and vs[0] >= 2 * min(vs[1:])
-    if modality == "em":
-        cfg = AugmentConfig(
-            mirror=True, transpose=True, intensity_scale=0.1, intensity_shift=0.1,
-            rotate=True, blur=1.0, section_intensity=0.1 if stack else 0.0,
-            missing_sections=0.02 if stack else 0.0,
-            low_contrast_sections=0.02 if stack else 0.0,
-            misalign_probability=0.2 if aniso else 0.0,
-            misalign_max=float(4 * min(vs[1:])) if aniso else 0.0,
-        )
-        note = ("EM: flips, transposes, in-plane rotation, intensity, blur"
-                + (", per-section intensity, missing / low-contrast sections" if stack else "")
-                + (", misalignment (anisotropic stack)" if aniso else ""))
-    else:
-        cfg = AugmentConfig(
-            mirror=True, transpose=True, intensity_scale=0.2, intensity_shift=0.1,
-            gamma=0.3, noise=0.05, rotate=True, blur=1.0,
-        )
-        note = "light microscopy: flips, transposes, in-plane rotation, intensity, gamma, noise, blur"
-    return cfg, note
-
-
-# --------------------------------------------------------------------------
-# the run config
-# --------------------------------------------------------------------------
+from dacapo.planning.task_rules import plan_augment, plan_task
 
 
 def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: float = 10.0,
@@ -184,8 +66,8 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
     ``gt_paths`` (zarr array paths) and a training budget of ``minutes`` on this CPU.
 
     ``validate``: list of (name, raw path, gt path) validation datasets (default none).
-    ``num_fmaps``: feature maps of the first level (default: `plan_rules.FMAPS_2D` for a 2D
-    network, `plan_rules.FMAPS_3D` for a 3D one).
+    ``num_fmaps``: feature maps of the first level (default: `rules.FMAPS_2D` for a 2D
+    network, `rules.FMAPS_3D` for a 3D one).
     """
 
     if kind not in TASK_KINDS:
@@ -206,25 +88,14 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
     iterations = int(max(20, (budget * 0.8) // max(arch.step_seconds, 1e-3)))
     iterations = max(validations, iterations - iterations % validations)
     augment, aug_note = plan_augment(fp, modality, two_d=arch.sections)
-    batch = 2
-    lr = 1e-3
-    warmup = max(1, iterations // 20)
-    out_ch = arch.num_fmaps
-    architecture = CNNectomeUNetConfig(
-        name="unet", input_shape=Coordinate(arch.input_shape),
-        eval_shape_increase=Coordinate(arch.eval_shape_increase), fmaps_in=1,
-        fmaps_out=out_ch, num_fmaps=arch.num_fmaps, fmap_inc_factor=arch.fmap_inc_factor,
-        downsample_factors=[Coordinate(f) for f in arch.factors],
-        kernel_size_down=[[Coordinate(k) for k in lvl] for lvl in arch.kernels_down],
-        kernel_size_up=[[Coordinate(k) for k in lvl] for lvl in arch.kernels_up],
-        padding="valid", batch_norm=True,
-    )
+    architecture = _unet(arch)
     train = [DatasetConfig(f"train{i}" if len(raw_paths) > 1 else "train", r, g)
              for i, (r, g) in enumerate(zip(raw_paths, gt_paths))]
     val = [DatasetConfig(n, r, g) for n, r, g in (validate or [])]
     trainer = TrainerConfig(
-        batch_size=batch, learning_rate=lr, lr_schedule="cosine", warmup_iterations=warmup,
-        final_lr_fraction=0.05, num_data_workers=1, augment=augment,
+        batch_size=2, learning_rate=1e-3, lr_schedule="cosine",
+        warmup_iterations=max(1, iterations // 20), final_lr_fraction=0.05,
+        num_data_workers=1, augment=augment,
     )
     norm = NormalizationConfig(method="percentile", low=fp.raw_low, high=fp.raw_high,
                                mean=fp.raw_mean, std=fp.raw_std)
@@ -238,28 +109,8 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
         "task_config": f"{kind} task planned from {fp.num_objects} objects" if fp.num_objects
         else f"{kind} task",
         **{f"task_config.{k}": v for k, v in task_notes.items()},
-        "architecture_config": arch.notes["network"],
-        "architecture_config.input_shape": arch.notes["input_shape"],
-        "architecture_config.downsample_factors": arch.notes["levels"],
-        "architecture_config.kernel_size_down": "(1,3,3) = 2D on levels with z voxel >= 2x in-plane",
-        "architecture_config.eval_shape_increase": "bigger blocks for prediction (multiples of the pooling)",
-        "architecture_config.num_fmaps": f"{arch.num_fmaps} feature maps x{arch.fmap_inc_factor} per level "
-                                         "(24 for 2D, 12 for 3D networks on a CPU budget; "
-                                         "membranes: 24 > 12 at the same budget, docs/quality.md)",
-        "architecture_config.fmaps_out": "feature maps into the task's head",
-        "architecture_config.batch_norm": "batch norm after every convolution: faster fit in a CPU "
-                                          "budget (nuclei Dice 0.854 -> 0.885, docs/quality.md)",
-        "trainer_config.batch_size": "2 crops: fits the budget; Adam",
-        "trainer_config.learning_rate": "Adam 1e-3 (with warm-up and decay; measured in docs/quality.md)",
-        "trainer_config.lr_schedule": "cosine decay after a linear warm-up (5 % of the iterations)",
-        "trainer_config.final_lr_fraction": "decays to 5 % of the learning rate",
-        "trainer_config.augment": f"augmentations for {aug_note}",
-        "num_iterations": (f"{minutes:g} min budget x 0.8 (validation) / ~{arch.step_seconds:.2f} s "
-                           "estimated per step on a 2-core CPU"),
-        "validation_interval": f"{validations} validations (apply takes the best checkpoint)",
-        "normalization": (f"{fp.dtype} raw: its 0.5 / 99.5 percentiles of the training data "
-                          f"({fp.raw_low:g}, {fp.raw_high:g}) map to 0 / 1"),
-        "datasplit_config": f"voxel size {tuple(fp.voxel_size)}, labelled regions {fp.shapes} voxels",
+        **_architecture_notes(arch),
+        **_schedule_notes(fp, arch, aug_note, minutes, validations),
     }
     header = [
         f"planned by `dacapo plan --task {kind} --minutes {minutes:g}` from {len(raw_paths)} "
@@ -272,40 +123,49 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
     return rc, render_yaml(rc, notes, header)
 
 
-def render_yaml(rc, notes: dict[str, str], header: list[str]) -> str:
-    """The run config as YAML with ``notes`` (keyed ``section.field``) as comments above
-    their key; lists of numbers inline."""
-
-    data = to_dict(rc)
-    lines = [f"# {h}" for h in header]
-
-    def scalar(v) -> str:
-        return yaml.safe_dump(v, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
-
-    def emit(d: dict, prefix: str, indent: int) -> None:
-        pad = " " * indent
-        for key, value in d.items():
-            path = f"{prefix}{key}"
-            note = notes.get(path)
-            if note:
-                lines.append(f"{pad}# {note}")
-            if isinstance(value, dict):
-                lines.append(f"{pad}{key}:")
-                emit(value, path + ".", indent + 2)
-            elif isinstance(value, list) and value and isinstance(value[0], dict):
-                lines.append(f"{pad}{key}:")
-                for item in value:
-                    lines.append(f"{pad}  - {scalar(item)}")
-            else:
-                lines.append(f"{pad}{key}: {scalar(value)}")
-
-    emit(data, "", 0)
-    return "\n".join(lines) + "\n"
+def _unet(arch: ArchitecturePlan) -> CNNectomeUNetConfig:
+    """The planned network as a valid-padding CNNectome UNet with batch norm."""
+    return CNNectomeUNetConfig(
+        name="unet", input_shape=Coordinate(arch.input_shape),
+        eval_shape_increase=Coordinate(arch.eval_shape_increase), fmaps_in=1,
+        fmaps_out=arch.num_fmaps, num_fmaps=arch.num_fmaps, fmap_inc_factor=arch.fmap_inc_factor,
+        downsample_factors=[Coordinate(f) for f in arch.factors],
+        kernel_size_down=[[Coordinate(k) for k in lvl] for lvl in arch.kernels_down],
+        kernel_size_up=[[Coordinate(k) for k in lvl] for lvl in arch.kernels_up],
+        padding="valid", batch_norm=True,
+    )
 
 
-def write_plan(path: str | Path, text: str) -> Path:
-    path = Path(path)
-    if path.exists():
-        raise ValueError(f"output {str(path)!r} exists already; choose another path")
-    path.write_text(text)
-    return path
+def _architecture_notes(arch: ArchitecturePlan) -> dict[str, str]:
+    """The YAML comments of the network's fields."""
+    return {
+        "architecture_config": arch.notes["network"],
+        "architecture_config.input_shape": arch.notes["input_shape"],
+        "architecture_config.downsample_factors": arch.notes["levels"],
+        "architecture_config.kernel_size_down": "(1,3,3) = 2D on levels with z voxel >= 2x in-plane",
+        "architecture_config.eval_shape_increase": "bigger blocks for prediction (multiples of the pooling)",
+        "architecture_config.num_fmaps": f"{arch.num_fmaps} feature maps x{arch.fmap_inc_factor} per level "
+                                         "(24 for 2D, 12 for 3D networks on a CPU budget; "
+                                         "membranes: 24 > 12 at the same budget, docs/quality.md)",
+        "architecture_config.fmaps_out": "feature maps into the task's head",
+        "architecture_config.batch_norm": "batch norm after every convolution: faster fit in a CPU "
+                                          "budget (nuclei Dice 0.854 -> 0.885, docs/quality.md)",
+    }
+
+
+def _schedule_notes(fp: Fingerprint, arch: ArchitecturePlan, aug_note: str, minutes: float,
+                    validations: int) -> dict[str, str]:
+    """The YAML comments of the trainer, the schedule, the normalisation and the data."""
+    return {
+        "trainer_config.batch_size": "2 crops: fits the budget; Adam",
+        "trainer_config.learning_rate": "Adam 1e-3 (with warm-up and decay; measured in docs/quality.md)",
+        "trainer_config.lr_schedule": "cosine decay after a linear warm-up (5 % of the iterations)",
+        "trainer_config.final_lr_fraction": "decays to 5 % of the learning rate",
+        "trainer_config.augment": f"augmentations for {aug_note}",
+        "num_iterations": (f"{minutes:g} min budget x 0.8 (validation) / ~{arch.step_seconds:.2f} s "
+                           "estimated per step on a 2-core CPU"),
+        "validation_interval": f"{validations} validations (apply takes the best checkpoint)",
+        "normalization": (f"{fp.dtype} raw: its 0.5 / 99.5 percentiles of the training data "
+                          f"({fp.raw_low:g}, {fp.raw_high:g}) map to 0 / 1"),
+        "datasplit_config": f"voxel size {tuple(fp.voxel_size)}, labelled regions {fp.shapes} voxels",
+    }

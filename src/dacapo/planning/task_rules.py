@@ -1,0 +1,119 @@
+"""The planner's task and augmentation rules (`dacapo.planning.planner`): task parameters
+from the object widths, volumes and class fractions of the data fingerprint; augmentations
+by modality."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from funlib.geometry import Coordinate
+
+from dacapo.experiments.tasks import (
+    AffinitiesTaskConfig,
+    DistanceTaskConfig,
+    InnerDistanceTaskConfig,
+    OneHotTaskConfig,
+)
+from dacapo.experiments.trainer_config import AugmentConfig
+from dacapo.ops.planning import round_2
+from dacapo.planning.rules import Fingerprint
+
+#: one-hot classes all covering at least this fraction of the voxels are trained with plain
+#: cross-entropy; a rarer class gets class-balanced weights
+BALANCE_BELOW = 0.1
+
+
+def plan_task(fp: Fingerprint, kind: str, classes: list[str] | None = None,
+              channel: str | None = None) -> tuple[Any, dict[str, str]]:
+    """The task config of ``kind`` planned from ``fp``, and a note per planned field."""
+    vs = fp.voxel_size
+    notes: dict[str, str] = {}
+    if kind == "one_hot":
+        n = max(fp.label_values) + 1 if fp.label_values else 2
+        names = classes or [f"class_{i}" for i in range(n)]
+        if len(names) != n:
+            raise ValueError(f"plan: --classes names {len(names)} classes, the GT holds ids 0..{n - 1}")
+        notes["classes"] = f"the GT holds class ids {fp.label_values}"
+        rarest = min(fp.class_fractions.values()) if fp.class_fractions else 0.0
+        balance = rarest < BALANCE_BELOW
+        notes["balance_classes"] = (
+            f"the rarest class covers {100 * rarest:.1f} % of the training voxels "
+            + (f"(< {100 * BALANCE_BELOW:.0f} %): class-balanced weights so that it is learnt"
+               if balance else f"(>= {100 * BALANCE_BELOW:.0f} %): plain cross-entropy, so the "
+               "argmax is the most likely class (balanced weights widen the rare class: "
+               "membranes interior IoU -0.04 on average, docs/quality.md)"))
+        return OneHotTaskConfig(name="one_hot", classes=names, balance_classes=balance), notes
+    width = fp.object_width
+    if width is None:
+        raise ValueError(f"plan: the training GT has no objects (non-zero labels) for a {kind} task")
+    if kind in ("distance", "inner_distance"):
+        scale = round_2(width / 4)
+        clip = round_2(width / 2)
+        tol = 2 * int(max(vs))
+        cls = DistanceTaskConfig if kind == "distance" else InnerDistanceTaskConfig
+        thresholds = [round(0.05 * i, 2) for i in range(-10, 11)]
+        task = cls(name=kind, channels=[channel or "object"], scale_factor=scale,
+                   clip_distance=clip, tol_distance=tol, thresholds=thresholds)
+        notes["thresholds"] = ("mask = distance > t for t in -0.5..0.5 by 0.05: the score changes "
+                               "fast near 0, so the sweep is fine there")
+        notes["scale_factor"] = (f"a quarter of the typical object width {width:.0f} (tanh saturates "
+                                 "at ~2 scales, so the target varies over the whole radius)")
+        notes["clip_distance"] = "half the typical object width"
+        notes["tol_distance"] = "2 voxels"
+        return task, notes
+    # affinities
+    hood = []
+    dims = vs.dims
+    for a in range(dims):
+        o = [0] * dims
+        o[a] = 1
+        hood.append(tuple(o))
+    for a in range(dims):
+        steps = int(round(width / 3 / vs[a]))
+        if steps >= 2:
+            o = [0] * dims
+            o[a] = min(steps, 8)
+            hood.append(tuple(o))
+    lsd_voxels = int(min(10, max(2, round(width / 2 / max(vs)))))
+    vol = fp.object_volume or 0
+    sizes = sorted({0, int(max(10, round(vol * 0.01))), int(max(20, round(vol * 0.05)))})
+    task = AffinitiesTaskConfig(
+        name="affinities", neighborhood=[Coordinate(o) for o in hood], lsds=True,
+        num_lsd_voxels=lsd_voxels, downsample_lsds=2 if lsd_voxels >= 4 else 1,
+        min_fragment_sizes=sizes, post_processor="agglomeration",
+    )
+    notes["neighborhood"] = (f"nearest neighbours + long-range offsets of ~1/3 the typical object "
+                             f"width {width:.0f} per axis (at least 2, at most 8 voxels)")
+    notes["num_lsd_voxels"] = (f"LSD sigma ~ half the typical object width in voxels "
+                               f"({width:.0f} / 2 / {max(vs)}, clipped to 2..10)")
+    notes["min_fragment_sizes"] = (f"0, 1 % and 5 % of the typical object volume ({vol:.0f} voxels)")
+    notes["post_processor"] = ("fragments + waterz agglomeration (the LSD paper's pipeline; better "
+                               "than the mutex watershed on predicted boundaries, docs/quality.md)")
+    return task, notes
+
+
+def plan_augment(fp: Fingerprint, modality: str, two_d: bool = False):
+    """Augmentations by modality; section defects only for a 3D network (a 2D one sees
+    one section per crop: a zeroed section would be a blank crop with a full target)."""
+    vs = fp.voxel_size
+    stack = vs.dims == 3 and not two_d
+    aniso = stack and vs[0] >= 2 * min(vs[1:])
+    if modality == "em":
+        cfg = AugmentConfig(
+            mirror=True, transpose=True, intensity_scale=0.1, intensity_shift=0.1,
+            rotate=True, blur=1.0, section_intensity=0.1 if stack else 0.0,
+            missing_sections=0.02 if stack else 0.0,
+            low_contrast_sections=0.02 if stack else 0.0,
+            misalign_probability=0.2 if aniso else 0.0,
+            misalign_max=float(4 * min(vs[1:])) if aniso else 0.0,
+        )
+        note = ("EM: flips, transposes, in-plane rotation, intensity, blur"
+                + (", per-section intensity, missing / low-contrast sections" if stack else "")
+                + (", misalignment (anisotropic stack)" if aniso else ""))
+    else:
+        cfg = AugmentConfig(
+            mirror=True, transpose=True, intensity_scale=0.2, intensity_shift=0.1,
+            gamma=0.3, noise=0.05, rotate=True, blur=1.0,
+        )
+        note = "light microscopy: flips, transposes, in-plane rotation, intensity, gamma, noise, blur"
+    return cfg, note
