@@ -13,6 +13,7 @@ import os
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import fastremap
 import numpy as np
@@ -125,23 +126,25 @@ def _map_dtype(dtype: np.dtype, mapping: dict[int, int]) -> np.dtype:
     return np.result_type(dtype, np.min_scalar_type(lo), np.min_scalar_type(hi))
 
 
-def convert_tiff(source, output, voxel_size=None, offset=None, axis_names=None, units="nm",
-                 chunk: int = 64, roi: Roi | None = None, slices: str | None = None,
-                 mapping: dict[int, int] | None = None, label: bool | None = None) -> Array:
-    """Write ``source`` (TIFF file, folder of 2D TIFFs sorted by name, or a zarr array /
-    OME-NGFF image) as the OME-NGFF image ``output``; returns its level 0 read-only.
+class _Source(NamedTuple):
+    """A source to convert: its (channels +) spatial shape, dtype, number of leading
+    channel axes, spatial dims, voxel size, offset, unit, axis names and slab reader."""
 
-    ``voxel_size`` is required for TIFF (a zarr source has its own; given, it must agree);
-    ``offset`` defaults to 0 (TIFF) or the source's. ``roi`` (world units) or ``slices``
-    (voxels) crop; the output keeps world coordinates (its offset is the crop's begin).
-    ``mapping`` remaps label values; ``label`` flags the output as a label image (default:
-    when ``mapping`` is given).
-    """
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    lead: int
+    dims: int
+    voxel_size: Coordinate
+    offset: Coordinate
+    units: str
+    axis_names: list[str]
+    read: Callable[[int, int], np.ndarray]
+
+
+def _open_source(source, voxel_size, offset, axis_names, units) -> _Source:
+    """``source`` (a zarr array / OME-NGFF image, a TIFF file or folder) with the voxel size,
+    offset, unit and axis names the output gets (given ones checked against a zarr's)."""
     src = Path(source)
-    if not src.exists():
-        raise FileNotFoundError(f"source: no file or folder at {str(source)!r}")
-    if Path(str(output)).exists():
-        raise ValueError(f"output {str(output)!r} exists already; choose another path")
     read: Callable[[int, int], np.ndarray]
     if _is_zarr(src):
         array = open_ds(src)
@@ -178,7 +181,13 @@ def convert_tiff(source, output, voxel_size=None, offset=None, axis_names=None, 
     names = axis_names or ["z", "y", "x"][-dims:]
     if len(names) != dims:
         raise ValueError(f"--axis-names: expected {dims} names, got {names}")
-    spatial = shape[lead:]
+    return _Source(shape, dtype, lead, dims, voxel_size, offset, units, list(names), read)
+
+
+def _crop(source: _Source, roi: Roi | None, slices: str | None) -> tuple[slice, ...]:
+    """The voxel slices of the spatial axes that ``roi`` (world units) or ``slices`` select."""
+    dims, voxel_size, offset = source.dims, source.voxel_size, source.offset
+    spatial = source.shape[source.lead:]
     if roi is not None and slices is not None:
         raise ValueError("give --roi or --slices, not both")
     if roi is not None:
@@ -191,15 +200,35 @@ def convert_tiff(source, output, voxel_size=None, offset=None, axis_names=None, 
         if not full.contains(roi):
             raise ValueError(f"--roi {roi} is not inside the source's ROI {full}")
         begin = (roi.offset - offset) / voxel_size
-        crop = tuple(slice(b, b + s) for b, s in zip(begin, roi.shape / voxel_size))
-    elif slices is not None:
-        crop = parse_slices(slices, spatial)
-    else:
-        crop = tuple(slice(0, s) for s in spatial)
+        return tuple(slice(b, b + s) for b, s in zip(begin, roi.shape / voxel_size))
+    if slices is not None:
+        return parse_slices(slices, spatial)
+    return tuple(slice(0, s) for s in spatial)
+
+
+def convert_tiff(source, output, voxel_size=None, offset=None, axis_names=None, units="nm",
+                 chunk: int = 64, roi: Roi | None = None, slices: str | None = None,
+                 mapping: dict[int, int] | None = None, label: bool | None = None) -> Array:
+    """Write ``source`` (TIFF file, folder of 2D TIFFs sorted by name, or a zarr array /
+    OME-NGFF image) as the OME-NGFF image ``output``; returns its level 0 read-only.
+
+    ``voxel_size`` is required for TIFF (a zarr source has its own; given, it must agree);
+    ``offset`` defaults to 0 (TIFF) or the source's. ``roi`` (world units) or ``slices``
+    (voxels) crop; the output keeps world coordinates (its offset is the crop's begin).
+    ``mapping`` remaps label values; ``label`` flags the output as a label image (default:
+    when ``mapping`` is given).
+    """
+    if not Path(source).exists():
+        raise FileNotFoundError(f"source: no file or folder at {str(source)!r}")
+    if Path(str(output)).exists():
+        raise ValueError(f"output {str(output)!r} exists already; choose another path")
+    src = _open_source(source, voxel_size, offset, axis_names, units)
+    dims, lead, voxel_size = src.dims, src.lead, src.voxel_size
+    crop = _crop(src, roi, slices)
     out_shape = tuple(s.stop - s.start for s in crop)
-    out_offset = offset + Coordinate(s.start for s in crop) * voxel_size
+    out_offset = src.offset + Coordinate(s.start for s in crop) * voxel_size
     mapping = mapping or {}
-    out_dtype = _map_dtype(np.dtype(dtype), mapping)
+    out_dtype = _map_dtype(np.dtype(src.dtype), mapping)
     label = bool(mapping) if label is None else label
 
     final = Path(str(output))
@@ -208,17 +237,17 @@ def convert_tiff(source, output, voxel_size=None, offset=None, axis_names=None, 
         shutil.rmtree(tmp)
     out_roi = Roi(out_offset, Coordinate(out_shape) * voxel_size)
     chunk_world = Coordinate(min(chunk, s) for s in out_shape) * voxel_size
-    channels = shape[0] if lead else None
+    channels = src.shape[0] if lead else None
     arr = prepare_ome(tmp, out_roi, voxel_size, out_dtype, num_channels=channels,
-                         write_size=chunk_world, axis_names=list(names), units=[units] * dims,
-                         label=label)
+                      write_size=chunk_world, axis_names=src.axis_names,
+                      units=[src.units] * dims, label=label)
     target = arr._source_data
     first = crop[0]
     step = out_shape[0] if dims == 2 else max(1, chunk)
     rest = crop[1:]
     for z0 in range(first.start, first.stop, step):
         z1 = min(first.stop, z0 + step)
-        slab = read(z0, z1)[(slice(None),) * lead + (slice(None),) + rest]
+        slab = src.read(z0, z1)[(slice(None),) * lead + (slice(None),) + rest]
         if channels == 1:
             slab = slab[0]
         if mapping:
