@@ -9,7 +9,6 @@ import torch
 
 from dacapo.experiments.normalization import NormalizationConfig, normalize_input
 from dacapo.ops.normalize import intensity_statistics, normalize, sample_values
-from tests.pipeline_fixtures import tiny_data, tiny_run
 
 
 def test_percentile_and_meanstd_by_hand():
@@ -42,7 +41,7 @@ def test_bad_statistics_are_one_line_errors():
     assert NormalizationConfig(method="x").problems()[0].startswith("normalization.method")
 
 
-def test_statistics_stored_in_run_and_used_by_predict(tmp_path):
+def test_statistics_stored_in_run_and_used_by_predict(tmp_path, tiny_data, tiny_run):
     from funlib.persistence import open_ds
 
     from dacapo.pipeline.predict import predict

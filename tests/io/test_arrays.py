@@ -13,7 +13,6 @@ from dacapo.experiments.trainer_config import AugmentConfig
 from dacapo.io.arrays import open_array
 from dacapo.runs.run_dir import RunDir
 from dacapo.training.augment import augment, mirror_and_transpose
-from tests.pipeline_fixtures import write_array
 
 
 def test_open_ome_ngff_level0(tmp_path):
@@ -46,14 +45,14 @@ def test_open_ome_ngff_level0(tmp_path):
         open_array(tmp_path / "missing.zarr" / "gt", "gt")
 
 
-def test_opened_read_only(tmp_path):
+def test_opened_read_only(tmp_path, write_array):
     write_array(tmp_path / "d.zarr" / "raw", np.zeros((4, 4), np.uint8), (2, 2))
     array = open_array(tmp_path / "d.zarr" / "raw")
     with pytest.raises(Exception):  # noqa: B017 - zarr's read-only error class varies
         array[array.roi] = np.ones((4, 4), np.uint8)
 
 
-def test_dataset_checks_name_dataset_and_array(tmp_path):
+def test_dataset_checks_name_dataset_and_array(tmp_path, write_array):
     c = tmp_path / "d.zarr"
     write_array(c / "raw", np.zeros((8, 8, 8), np.uint8), (16, 8, 8))
     write_array(c / "gt", np.zeros((8, 8, 8), np.uint8), (16, 8, 8))
@@ -173,7 +172,7 @@ def test_run_dir_csv_truncation_and_atomic_files(tmp_path):
     assert [r["value"] for r in run.validation_scores()] == [0.7]
 
 
-def test_the_mask_rule_same_voxel_size_and_roi_as_the_gt(tmp_path):
+def test_the_mask_rule_same_voxel_size_and_roi_as_the_gt(tmp_path, write_array):
     """One rule (`dacapo.io.array_checks.check_mask`), applied when a dataset opens: a mask
     that only overlaps the GT is refused (before: accepted here, refused by verify, and
     intersected by training)."""

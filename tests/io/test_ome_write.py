@@ -23,7 +23,6 @@ from dacapo.experiments.tasks.post_processors import ThresholdPostProcessor
 from dacapo.io.ome_write import prepare_ome
 from dacapo.pipeline.predict import predict
 from dacapo.training.loop import build_model
-from tests.pipeline_fixtures import tiny_run
 
 
 def read_ome(path) -> dict:
@@ -103,7 +102,7 @@ def _raw(path, shape, voxel_size, offset, units, names):
 
 
 @pytest.mark.parametrize("channels", [["cell"], ["a", "b"]])
-def test_prediction_and_segmentation_are_ome_ngff(tmp_path, channels):
+def test_prediction_and_segmentation_are_ome_ngff(tmp_path, channels, tiny_run):
     """A prediction (1 and 2 channels) of a (random-weight) tiny UNet and its blockwise
     threshold segmentation: input axis names and units carry, geometry is the prediction's."""
     torch.manual_seed(0)

@@ -2,37 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 
 from dacapo.ops.affinities import affinities, affinity_mask
-
-
-def brute_affinities(labels, neighborhood, background_as_object=False):
-    """aff[k, u] = 1 iff u + o_k lies in the crop and label(u) == label(u + o_k), and
-    label(u) != 0 unless background counts as an object."""
-    out = np.zeros((len(neighborhood),) + labels.shape, np.uint8)
-    for k, o in enumerate(neighborhood):
-        for u in itertools.product(*map(range, labels.shape)):
-            v = tuple(a + b for a, b in zip(u, o))
-            if not all(0 <= c < n for c, n in zip(v, labels.shape)):
-                continue
-            same = labels[u] == labels[v]
-            out[k][u] = same and (background_as_object or labels[u] != 0)
-    return out
-
-
-def brute_mask(mask, shape, neighborhood):
-    out = np.zeros((len(neighborhood),) + tuple(shape), np.uint8)
-    for k, o in enumerate(neighborhood):
-        for u in itertools.product(*map(range, shape)):
-            v = tuple(a + b for a, b in zip(u, o))
-            if all(0 <= c < n for c, n in zip(v, shape)):
-                out[k][u] = mask is None or (mask[u] != 0 and mask[v] != 0)
-    return out
-
+from tests.references import brute_affinities, brute_mask
 
 NBH_3D = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (-1, 0, 0), (0, -2, 1), (3, 0, 0), (0, 9, 0),
           (0, 0, -5), (2, -3, 4), (7, 0, 0)]  # the last one is longer than the crop

@@ -6,26 +6,7 @@ import numpy as np
 import pytest
 
 from dacapo.ops.balance import balance_weights, class_counts
-
-
-def brute_weights(labels, mask, num_classes, clipmin, clipmax, previous=None):
-    """Per channel: count classes among masked-in voxels (plus ``previous``), fraction
-    clipped, w = mask / (num_classes * f) voxel by voxel."""
-    C = labels.shape[0]
-    weights = np.zeros(labels.shape)
-    counts = np.zeros((C, num_classes), np.int64)
-    for c in range(C):
-        m = np.ones(labels.shape[1:], bool) if mask is None else mask[c if mask.shape[0] > 1 else 0] != 0
-        for v in zip(*np.nonzero(m)):
-            counts[c, labels[c][v]] += 1
-        if previous is not None:
-            counts[c] += previous[c]
-        total = counts[c].sum()
-        for v in np.ndindex(labels.shape[1:]):
-            if m[v] and total:
-                f = min(max(counts[c, labels[c][v]] / total, clipmin), clipmax)
-                weights[c][v] = 1 / (num_classes * f)
-    return weights, counts
+from tests.references import brute_weights
 
 
 @pytest.mark.parametrize("seed", range(4))

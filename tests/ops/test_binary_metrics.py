@@ -2,85 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
 import pytest
 
 from dacapo.ops.binary_metrics import BINARY_METRIC_NAMES, binary_metrics
-
-
-def _coords(mask: np.ndarray, voxel_size) -> np.ndarray:
-    return np.argwhere(mask) * np.asarray(voxel_size, dtype=float)
-
-
-def _min_dists(points: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Distance from each point to the nearest target (brute force over all pairs)."""
-    diff = points[:, None, :] - targets[None, :, :]
-    return np.sqrt((diff**2).sum(-1)).min(axis=1)
-
-
-def _cond_entropy(a: np.ndarray, b: np.ndarray) -> float:
-    """H(a | b) in bits from explicit joint counts."""
-    n = a.size
-    h = 0.0
-    for va, vb in itertools.product((0, 1), repeat=2):
-        joint = np.count_nonzero((a == va) & (b == vb))
-        marg = np.count_nonzero(b == vb)
-        if joint:
-            h -= joint / n * math.log2(joint / marg)
-    return h
-
-
-def reference(test, truth, voxel_size, tol, clip) -> dict[str, float]:
-    """Direct transcription of the definitions in dacapo.ops.binary_metrics (no EDT)."""
-    S, T = test.astype(bool), truth.astype(bool)
-    s, t = S.sum(), T.sum()
-    nan = math.nan
-    if s == 0 or t == 0:
-        out = dict.fromkeys(BINARY_METRIC_NAMES, nan)
-        out["hausdorff"] = 0.0 if s == t == 0 else nan
-        if not (s == t == 0):
-            out["dice"] = out["jaccard"] = 0.0
-        return out
-    fpd = _min_dists(_coords(S, voxel_size), _coords(T, voxel_size))
-    fnd = _min_dists(_coords(T, voxel_size), _coords(S, voxel_size))
-    tp, fp, fn = (S & T).sum(), (S & ~T).sum(), (T & ~S).sum()
-    bg = (~T).sum()
-    fp_tol, fn_tol = (fpd > tol).sum(), (fnd > tol).sum()
-    tp_tol = (S | T).sum() - fp_tol - fn_tol
-    p, r = tp / s, tp / t
-    pt, rt = tp_tol / (tp_tol + fp_tol), tp_tol / (tp_tol + fn_tol)
-
-    def f1(a, b):
-        return nan if a + b == 0 else 2 * a * b / (a + b)
-
-    mfp, mfn = fpd.mean(), fnd.mean()
-    mfpc, mfnc = np.minimum(fpd, clip).mean(), np.minimum(fnd, clip).mean()
-    return {
-        "dice": 2 * tp / (s + t),
-        "jaccard": tp / (S | T).sum(),
-        "hausdorff": max(fpd.max(), fnd.max()),
-        "false_negative_rate": fn / t,
-        "false_negative_rate_with_tolerance": fn_tol / t,
-        "false_discovery_rate": fp / s,
-        "false_positive_rate": fp / bg if bg else nan,
-        "false_positive_rate_with_tolerance": fp_tol / bg if bg else nan,
-        "precision": p,
-        "recall": r,
-        "f1_score": f1(p, r),
-        "precision_with_tolerance": pt,
-        "recall_with_tolerance": rt,
-        "f1_score_with_tolerance": f1(pt, rt),
-        "voi": _cond_entropy(S, T) + _cond_entropy(T, S),
-        "mean_false_positive_distance": mfp,
-        "mean_false_negative_distance": mfn,
-        "mean_false_distance": (mfp + mfn) / 2,
-        "mean_false_positive_distance_clipped": mfpc,
-        "mean_false_negative_distance_clipped": mfnc,
-        "mean_false_distance_clipped": (mfpc + mfnc) / 2,
-    }
+from tests.references import brute_binary_metrics as reference
 
 
 def assert_metrics_equal(got: dict, expected: dict) -> None:

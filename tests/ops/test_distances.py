@@ -17,64 +17,12 @@ from dacapo.ops.distances import (
     signed_distance,
     tanh_normalize,
 )
-
-# --- brute-force references (shared with the predictor tests) ---------------------------
-
-
-def face_midpoints(values: np.ndarray) -> np.ndarray:
-    """Index coordinates (float, half-integers along the face normal) of every face between
-    axis neighbours of different value."""
-    points = [np.zeros((0, values.ndim))]
-    for k in range(values.ndim):
-        a = np.moveaxis(values, k, 0)
-        differ = np.moveaxis(a[1:] != a[:-1], 0, k)
-        idx = np.argwhere(differ).astype(float)
-        idx[:, k] += 0.5
-        points.append(idx)
-    return np.concatenate(points)
-
-
-def brute_boundary_distance(values: np.ndarray, voxel_size) -> np.ndarray:
-    """min over all face midpoints m of ||(v - m) * s||, every voxel v; inf without faces."""
-    s = np.asarray(voxel_size, dtype=float)
-    faces = face_midpoints(values) * s
-    if len(faces) == 0:
-        return np.full(values.shape, np.inf)
-    centres = np.argwhere(np.ones(values.shape, bool)) * s
-    d = np.sqrt(((centres[:, None, :] - faces[None, :, :]) ** 2).sum(-1)).min(axis=1)
-    return d.reshape(values.shape)
-
-
-def brute_signed_distance(mask: np.ndarray, voxel_size) -> np.ndarray:
-    """+d inside, -d outside; ± half the smallest world extent without boundary."""
-    mask = mask.astype(bool)
-    d = brute_boundary_distance(mask, voxel_size)
-    d[np.isinf(d)] = 0.5 * min(n * s for n, s in zip(mask.shape, voxel_size))
-    return np.where(mask, d, -d)
-
-
-def brute_inner_distance(labels: np.ndarray, voxel_size) -> np.ndarray:
-    """Per voxel of label l != 0: distance to the nearest face between l and not-l."""
-    out = np.zeros(labels.shape)
-    extent = 0.5 * min(n * s for n, s in zip(labels.shape, voxel_size))
-    for label in np.unique(labels):
-        if label == 0:
-            continue
-        own = labels == label
-        d = brute_boundary_distance(own, voxel_size)
-        d[np.isinf(d)] = extent
-        out[own] = d[own]
-    return out
-
-
-def random_labels(rng, shape, max_label) -> np.ndarray:
-    """Blocky random labels (upsampled noise), so regions are bigger than one voxel."""
-    coarse = rng.integers(0, max_label + 1, tuple((n + 1) // 2 for n in shape))
-    fine = coarse
-    for axis in range(len(shape)):
-        fine = np.repeat(fine, 2, axis=axis)
-    return fine[tuple(slice(0, n) for n in shape)]
-
+from tests.references import (
+    brute_boundary_distance,
+    brute_inner_distance,
+    brute_signed_distance,
+    random_labels,
+)
 
 CASES = [
     ((9, 13), (4.0, 2.0)),

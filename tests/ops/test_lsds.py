@@ -7,77 +7,7 @@ import pytest
 from scipy import ndimage
 
 from dacapo.ops.lsds import local_shape_descriptors, lsd_sigma, num_lsds
-
-
-def blob_labels(shape, num, seed, background=0.3) -> np.ndarray:
-    """Voronoi cells of random seeds (ids 1..num, some repeated so objects can be split in
-    two pieces), with a random fraction of voxels set to background in whole cells."""
-    rng = np.random.default_rng(seed)
-    points = np.stack([rng.integers(0, s, num) for s in shape], axis=1)
-    seeds = np.zeros(shape, np.int64)
-    seeds[tuple(points.T)] = np.arange(1, num + 1)
-    _, idx = ndimage.distance_transform_edt(seeds == 0, return_indices=True)
-    labels = seeds[tuple(idx)]
-    ids = rng.integers(1, max(2, num - 2), num + 1)  # merge some cells: disconnected objects
-    ids[rng.random(num + 1) < background] = 0
-    ids[0] = 0
-    return ids[labels].astype(np.uint64)
-
-
-def label_edges(labels: np.ndarray) -> np.ndarray:
-    """True at the lower voxel of every axis-neighbour pair with different labels (setting
-    them to 0 leaves one-voxel gaps between touching cells)."""
-    edges = np.zeros(labels.shape, bool)
-    for axis in range(labels.ndim):
-        diff = np.diff(labels.astype(np.int64), axis=axis) != 0
-        lower = [slice(None)] * labels.ndim
-        lower[axis] = slice(0, -1)
-        edges[tuple(lower)] |= diff
-    return edges
-
-
-def brute_lsds(labels: np.ndarray, voxel_size, sigma: float, downsample: int = 1) -> np.ndarray:
-    """The definition applied literally (float64, world coordinates of voxel centres)."""
-    if downsample > 1:
-        f = downsample
-        small = labels[(slice(None, None, f),) * labels.ndim]
-        out = brute_lsds(small, [v * f for v in voxel_size], sigma)
-        for axis in range(labels.ndim):
-            out = np.repeat(out, f, axis=axis + 1)
-        return out[(slice(None),) + tuple(slice(0, n) for n in labels.shape)]
-    dims = labels.ndim
-    sigma_vox = [sigma / v for v in voxel_size]
-
-    def gauss(a):
-        return ndimage.gaussian_filter(a, sigma_vox, mode="constant", cval=0.0, truncate=3.0)
-
-    x = np.meshgrid(
-        *[(np.arange(n) + 0.5) * v for n, v in zip(labels.shape, voxel_size)], indexing="ij"
-    )
-    pairs = [(i, j) for i in range(dims) for j in range(i + 1, dims)]
-    out = np.zeros((num_lsds(dims),) + labels.shape)
-    for label in np.unique(labels):
-        if label == 0:
-            continue
-        m = (labels == label).astype(np.float64)
-        c = gauss(m)
-        c1 = np.where(c == 0, 1.0, c)
-        mu = [gauss(x[i] * m) / c1 for i in range(dims)]
-        cov = {
-            (i, j): gauss(x[i] * x[j] * m) / c1 - mu[i] * mu[j]
-            for i in range(dims)
-            for j in range(i, dims)
-        }
-        var = [np.maximum(cov[i, i], 0.001) for i in range(dims)]
-        channels = [(mu[i] - x[i]) / sigma * 0.5 + 0.5 for i in range(dims)]
-        channels += [var[i] / sigma**2 for i in range(dims)]
-        channels += [cov[i, j] / np.sqrt(var[i] * var[j]) * 0.5 + 0.5 for i, j in pairs]
-        channels += [c]
-        inside = labels == label
-        for k, ch in enumerate(channels):
-            out[k][inside] = np.clip(ch[inside], 0.0, 1.0)
-    return out
-
+from tests.references import blob_labels, brute_lsds
 
 CASES = [
     # shape, voxel size, num_lsd_voxels, downsample

@@ -12,11 +12,10 @@ from dacapo.experiments.tasks import AffinitiesTaskConfig
 from dacapo.pipeline.engines import check_options, make_forward, onnx_available, resolve_engine
 from dacapo.pipeline.predict import predict
 from dacapo.runs.model_builder import build_model
-from tests.pipeline_fixtures import randomise_batch_norm, tiny_data, tiny_run, tiny_unet
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["plain", "batch_norm"])
-def model_and_input(request):
+def model_and_input(request, randomise_batch_norm, tiny_unet):
     task = AffinitiesTaskConfig("affs", neighborhood=[(1, 0, 0), (0, 1, 0), (0, 0, 1)],
                                 lsds=True).build()
     torch.manual_seed(0)
@@ -70,7 +69,7 @@ def test_options_are_checked():
     assert resolve_engine("auto", "fp32", torch.device("cuda")) == "torch"
 
 
-def test_predict_onnx_equals_torch_and_caches_the_export(tmp_path):
+def test_predict_onnx_equals_torch_and_caches_the_export(tmp_path, tiny_data, tiny_run):
     if not onnx_available():
         pytest.skip("onnxruntime is not installed")
     container = tiny_data(tmp_path)

@@ -15,15 +15,15 @@ from dacapo.io.arrays import open_array
 from dacapo.pipeline.model_geometry import ModelGeometry
 from dacapo.pipeline.predict import predict
 from dacapo.runs.model_builder import build_model
-from tests.pipeline_fixtures import randomise_batch_norm, tiny_run, tiny_unet, write_array
 
 
 @pytest.fixture(scope="module")
-def model():
+def model(tiny_run):
     return build_model(tiny_run("unused.zarr")).eval()
 
 
-def test_a_volume_smaller_than_the_model_input_is_predicted_whole(model, tmp_path):
+def test_a_volume_smaller_than_the_model_input_is_predicted_whole(
+        model, tmp_path, write_array, tiny_run):
     vs = Coordinate(16, 8, 8)
     geometry = ModelGeometry(model, vs, model.eval_input_shape)
     shape = (4, 14, 14)  # smaller than the context (2, 8, 8) voxels on each side needs
@@ -46,7 +46,7 @@ def test_a_volume_smaller_than_the_model_input_is_predicted_whole(model, tmp_pat
                 progress=False)
 
 
-def test_none_predicts_only_where_the_context_is_real(model, tmp_path):
+def test_none_predicts_only_where_the_context_is_real(model, tmp_path, write_array, tiny_run):
     vs = Coordinate(16, 8, 8)
     geometry = ModelGeometry(model, vs, model.eval_input_shape)
     raw = tmp_path / "d.zarr" / "raw"
@@ -63,7 +63,8 @@ def test_none_predicts_only_where_the_context_is_real(model, tmp_path):
 
 
 @pytest.mark.parametrize("batch_norm", [False, True])
-def test_one_worker_predicts_here_equals_one_forward_and_resumes(tmp_path, batch_norm):
+def test_one_worker_predicts_here_equals_one_forward_and_resumes(
+        tmp_path, batch_norm, tiny_run, randomise_batch_norm, write_array, tiny_unet):
     """One local worker predicts in this process (reads and writes overlapping the forward
     passes): the blocks equal one forward pass of the model over the whole reflect-padded
     raw, and the runner's done-markers make a re-run redo only the unmarked blocks. With

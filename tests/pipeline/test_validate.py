@@ -19,13 +19,12 @@ from dacapo.pipeline.validate import validate_run
 from dacapo.runs.run_dir import RunDir
 from dacapo.runs.scores import format_table
 from dacapo.training.loop import train_run
-from tests.pipeline_fixtures import dacapo_cli, tiny_data, tiny_run
 
 THRESHOLDS = [-0.5, -0.25, 0.0, 0.25, 0.5]
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, tiny_data, tiny_run):
     """A tiny Distance run, 8 iterations, validated at 4 and 8 (in-process prediction)."""
     root = tmp_path_factory.mktemp("pipeline")
     container = tiny_data(root)
@@ -97,7 +96,7 @@ def test_cli_validate_rewrites_an_iteration(trained):
         assert a["value"] == pytest.approx(b["value"], nan_ok=True)
 
 
-def test_apply_one_two_workers_and_worker_command_identical(trained, tmp_path):
+def test_apply_one_two_workers_and_worker_command_identical(trained, tmp_path, dacapo_cli):
     rc, run_dir, container = trained
     raw = container / "validate" / "raw"
     out1 = apply_run(run_dir.path, raw, tmp_path / "a.zarr" / "seg", num_workers=1,

@@ -10,7 +10,6 @@ from funlib.geometry import Coordinate
 from dacapo.experiments.architectures import CNNectomeUNetConfig
 from dacapo.experiments.tasks import DistanceTaskConfig
 from dacapo.ops.planning import level_layout, object_widths, unet_shapes, weighted_median
-from tests.pipeline_fixtures import dacapo_cli, tiny_data
 
 
 @pytest.mark.parametrize("shape,factors,k3d", [
@@ -60,7 +59,7 @@ def test_object_widths_of_boxes():
     assert weighted_median(np.array([1.0, 2.0, 3.0]), np.array([1, 1, 5])) == 3.0
 
 
-def test_plan_on_demo_data_verifies_and_trains(tmp_path):
+def test_plan_on_demo_data_verifies_and_trains(tmp_path, tiny_data, dacapo_cli):
     import attr
 
     from dacapo.experiments.run_config import RunConfig

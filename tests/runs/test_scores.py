@@ -14,10 +14,9 @@ from dacapo.runs.scores import (
     parameters_label,
     update_best,
 )
-from tests.pipeline_fixtures import tiny_run
 
 
-def _run_dir(tmp_path, values: dict[float, float], criterion: str) -> RunDir:
+def _run_dir(tiny_run, tmp_path, values: dict[float, float], criterion: str) -> RunDir:
     run_dir = RunDir(tmp_path / "run").create()
     run_dir.save_config(tiny_run(tmp_path / "data.zarr"))
     rows = [{"iteration": 4, "dataset": "validate", "criterion": criterion, "value": v,
@@ -28,16 +27,16 @@ def _run_dir(tmp_path, values: dict[float, float], criterion: str) -> RunDir:
     return run_dir
 
 
-def test_table_takes_the_direction_from_the_task_without_best_json(tmp_path):
+def test_table_takes_the_direction_from_the_task_without_best_json(tmp_path, tiny_run):
     # Hausdorff distance: lower is better; best.json (which also records it) is absent
-    run_dir = _run_dir(tmp_path, {-0.5: 5.0, 0.0: 2.0, 0.5: 3.0}, "cell__hausdorff")
+    run_dir = _run_dir(tiny_run, tmp_path, {-0.5: 5.0, 0.0: 2.0, 0.5: 3.0}, "cell__hausdorff")
     assert run_dir.load_best() == {}
     line = next(line for line in format_table(run_dir).splitlines() if "cell__hausdorff" in line)
     assert "2.0000 threshold=0.0" in line, line  # the sweep's best: the lowest
 
 
-def test_criteria_plot_uses_the_task_direction(tmp_path):
-    run_dir = _run_dir(tmp_path, {-0.5: 5.0, 0.0: 2.0}, "cell__hausdorff")
+def test_criteria_plot_uses_the_task_direction(tmp_path, tiny_run):
+    run_dir = _run_dir(tiny_run, tmp_path, {-0.5: 5.0, 0.0: 2.0}, "cell__hausdorff")
     run_dir.save_best({"cell__hausdorff": {"iteration": 4, "dataset": "validate",
                                            "parameters": {}, "value": 2.0}})  # no direction
     rows = run_dir.validation_scores()
@@ -53,9 +52,9 @@ def test_main_criteria_order_and_labels():
     assert parameters_label({"type": "T", "id": 3, "threshold": 0.5}) == "threshold=0.5"
 
 
-def test_degenerate_parameters_are_flagged_and_never_chosen(tmp_path):
+def test_degenerate_parameters_are_flagged_and_never_chosen(tmp_path, tiny_run):
     # the threshold 0.5 segmented nothing (constant): its dice is NaN-free but meaningless
-    run_dir = _run_dir(tmp_path, {0.0: 0.7, 0.5: 0.9}, "cell__dice")
+    run_dir = _run_dir(tiny_run, tmp_path, {0.0: 0.7, 0.5: 0.9}, "cell__dice")
     rows = run_dir.validation_scores()
     rows[1]["degenerate"] = True
     run_dir.replace_validation_scores(4, rows)
@@ -78,8 +77,8 @@ def test_is_degenerate():
     assert not is_degenerate(flat, flat)  # nothing to find: a constant answer is right
 
 
-def test_best_json_names_a_degenerate_choice_only_when_there_is_no_other(tmp_path):
-    run_dir = _run_dir(tmp_path, {0.0: 0.7, 0.5: 0.9}, "cell__dice")
+def test_best_json_names_a_degenerate_choice_only_when_there_is_no_other(tmp_path, tiny_run):
+    run_dir = _run_dir(tiny_run, tmp_path, {0.0: 0.7, 0.5: 0.9}, "cell__dice")
     rows = run_dir.validation_scores()
     for r in rows:
         r["degenerate"] = True

@@ -5,50 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from funlib.geometry import Coordinate, Roi
-from funlib.persistence import Array, prepare_ds
-from scipy import ndimage
+from funlib.persistence import Array
 
 from dacapo.experiments.tasks.post_processors import (
     WatershedPostProcessor,
     WatershedPostProcessorParameters,
 )
-from dacapo.ops.instance_metrics import (
-    contingency_table,
-    instance_metrics,
-    variation_of_information,
-)
+from dacapo.ops.instance_metrics import instance_metrics
 from dacapo.ops.watershed import majority_pairs, merge_components, mutex_watershed, segment
-from tests.ops.test_affinities import brute_affinities as loop_affinities
-from tests.ops.test_lsds import label_edges
+from tests.references import brute_affinities as loop_affinities
+from tests.segment.references import VOXEL, full_voi, make_labels
 
 OFFSETS = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (2, 0, 0), (0, 3, 0), (0, 0, 3)]
-VOXEL = Coordinate(8, 4, 4)
-
-
-def make_labels(shape=(32, 32, 32), num=12, seed=0) -> np.ndarray:
-    """Voronoi cells of random seeds, cut to balls (convex, so connected), with gaps."""
-    rng = np.random.default_rng(seed)
-    seeds = np.zeros(shape, np.uint64)
-    points = np.stack([rng.integers(0, s, num) for s in shape], axis=1)
-    seeds[tuple(points.T)] = np.arange(1, num + 1)
-    dist, idx = ndimage.distance_transform_edt(seeds == 0, return_indices=True)
-    labels = seeds[tuple(idx)]
-    labels[dist > 9] = 0
-    labels[label_edges(labels)] = 0  # one-voxel gaps between touching cells
-    return labels
-
-
 def brute_affinities(labels: np.ndarray, offsets) -> np.ndarray:
     """The per-voxel affinity loop of ``test_affinities``, as float32 predictions."""
     return loop_affinities(labels, offsets).astype(np.float32)
-
-
-def full_voi(a: np.ndarray, b: np.ndarray) -> float:
-    """VOI (bits) between two labelings, label 0 counted as a label like any other."""
-    split, merge = variation_of_information(
-        contingency_table(a.astype(np.uint64) + 1, b.astype(np.uint64) + 1)
-    )
-    return split + merge
 
 
 @pytest.fixture(scope="module")
@@ -58,15 +29,6 @@ def volume():
     rng = np.random.default_rng(1)
     noisy = np.clip(0.15 + 0.7 * affs + rng.normal(0, 0.15, affs.shape), 0, 1).astype(np.float32)
     return labels, affs, noisy
-
-
-def _write_prediction(path, data) -> str:
-    dims = data.ndim - 1
-    array = prepare_ds(str(path), shape=data.shape, offset=(80, 40, 40)[-dims:],
-                       voxel_size=VOXEL[-dims:], axis_names=["c^"] + ["z", "y", "x"][-dims:],
-                       dtype=data.dtype, mode="w")
-    array[array.roi] = data
-    return str(path)
 
 
 def test_mutex_watershed_conventions():
@@ -155,7 +117,7 @@ def test_in_memory_array(volume, tmp_path):
     assert full_voi(seg, labels) < 1e-9
 
 
-def test_blockwise_perfect_with_min_size(volume, tmp_path):
+def test_blockwise_perfect_with_min_size(volume, tmp_path, write_prediction):
     """2 x 2 x 2 blocks on affinities of known labels: the labels come back exactly, and
     min_size acts on whole stitched objects (objects cut by block faces included)."""
     labels, affs, _ = volume
@@ -164,7 +126,7 @@ def test_blockwise_perfect_with_min_size(volume, tmp_path):
     expected = np.where(np.isin(labels, np.flatnonzero(sizes < cut)), 0, labels)
     assert 0 < len(np.unique(expected)) - 1 < len(np.unique(labels)) - 1
     post = WatershedPostProcessor(offsets=OFFSETS)
-    post.set_prediction(_write_prediction(tmp_path / "p.zarr/affs", affs))
+    post.set_prediction(write_prediction(tmp_path / "p.zarr/affs", affs))
     params = WatershedPostProcessorParameters(0, bias=0.5, min_size=cut)
     block = Coordinate(16, 16, 16) * VOXEL
     out = post.process(params, tmp_path / "o.zarr/a", num_workers=1, block_size=block)
@@ -175,13 +137,13 @@ def test_blockwise_perfect_with_min_size(volume, tmp_path):
     assert not list(tmp_path.glob("watershed_*"))  # scratch removed
 
 
-def test_blockwise_2d(volume, tmp_path):
+def test_blockwise_2d(volume, tmp_path, write_prediction):
     """2D, 3 x 3 blocks (the last ones partial), long-range offsets: the labels come back."""
     labels = make_labels(shape=(1, 40, 40), num=6, seed=3)[0]
     offsets = [(1, 0), (0, 1), (0, 3), (-3, 0)]
     affs = brute_affinities(labels, offsets)
     post = WatershedPostProcessor(offsets=offsets)
-    post.set_prediction(_write_prediction(tmp_path / "p.zarr/affs", affs))
+    post.set_prediction(write_prediction(tmp_path / "p.zarr/affs", affs))
     params = WatershedPostProcessorParameters(0, bias=0.5)
     out = post.process(params, tmp_path / "o.zarr/a", block_size=Coordinate(16, 16) * Coordinate(VOXEL[1:]))
     seg = out.to_ndarray(out.roi)
@@ -189,13 +151,14 @@ def test_blockwise_2d(volume, tmp_path):
     assert len(np.unique(labels)) > 4
 
 
-def test_blockwise_noisy_matches_single_block_and_is_deterministic(volume, tmp_path):
+def test_blockwise_noisy_matches_single_block_and_is_deterministic(
+        volume, tmp_path, write_prediction):
     """Noisy affinities: 2 x 2 x 2 blocks give the single-block partition (VOI <= 0.01);
     runs with 1 and 2 workers give identical ids."""
     _, _, noisy = volume
     single = segment(noisy, OFFSETS, 0.5)
     post = WatershedPostProcessor(offsets=OFFSETS)
-    post.set_prediction(_write_prediction(tmp_path / "p.zarr/affs", noisy))
+    post.set_prediction(write_prediction(tmp_path / "p.zarr/affs", noisy))
     params = WatershedPostProcessorParameters(0, bias=0.5)
     block = Coordinate(16, 16, 16) * VOXEL
     out1 = post.process(params, tmp_path / "o.zarr/a", num_workers=1, block_size=block)
@@ -271,13 +234,13 @@ def test_min_size_sweep(volume, tmp_path):
         WatershedPostProcessor(offsets=OFFSETS, min_size=[3, 3])
 
 
-def test_blockwise_context_larger_than_block_is_refused(tmp_path):
+def test_blockwise_context_larger_than_block_is_refused(tmp_path, write_prediction):
     """Stitching compares direct neighbours only: a context reaching past the next block is
     refused before anything is written."""
     labels = make_labels(shape=(1, 40, 40), num=6, seed=3)[0]
     offsets = [(1, 0), (0, 1), (0, 9)]  # context 18 voxels along x
     post = WatershedPostProcessor(offsets=offsets)
-    post.set_prediction(_write_prediction(tmp_path / "p.zarr/affs",
+    post.set_prediction(write_prediction(tmp_path / "p.zarr/affs",
                                           brute_affinities(labels, offsets)))
     with pytest.raises(ValueError, match=r"smaller than the context \(2, 18\) voxels along axis 1"):
         post.process(WatershedPostProcessorParameters(0, bias=0.5), tmp_path / "o.zarr/a",

@@ -42,7 +42,7 @@ from dacapo.ops.agglomeration import (
 )
 from dacapo.ops.instance_metrics import instance_metrics
 from dacapo.ops.watershed import segment
-from tests.segment.test_mutex_watershed import VOXEL, _write_prediction, full_voi, make_labels
+from tests.segment.references import VOXEL, full_voi, make_labels
 
 waterz = pytest.importorskip("waterz")
 
@@ -353,7 +353,7 @@ def postgres_url():
 
 
 @pytest.fixture(scope="module")
-def blockwise(volume, tmp_path_factory):
+def blockwise(volume, tmp_path_factory, write_prediction):
     """One block in memory and 2 x 2 x 2 blocks of 16^3 with the SQLite store (blocks run
     in this process; the PostgreSQL run below uses a daisy worker process)."""
     labels, noisy = volume
@@ -362,7 +362,7 @@ def blockwise(volume, tmp_path_factory):
     params = next(iter(post.enumerate_parameters()))
     post.set_prediction(Array(noisy, offset=(80, 40, 40), voxel_size=VOXEL))
     one = post.process(params, tmp / "one.zarr" / "s")
-    path = _write_prediction(tmp / "p.zarr" / "affs", noisy)
+    path = write_prediction(tmp / "p.zarr" / "affs", noisy)
     post.set_prediction(path)
     out = post.process(params, tmp / "o.zarr" / "s", num_workers=0,  # in this process
                        block_size=Coordinate(16, 16, 16) * VOXEL, log_dir=tmp / "logs")

@@ -422,13 +422,12 @@ def test_main_criterion_is_instance_f1():
     assert main_criterion(inner_task(post_processor="threshold")) == "nucleus__dice"
 
 
-def test_pipeline_validates_inner_distance_instances(tmp_path):
+def test_pipeline_validates_inner_distance_instances(tmp_path, tiny_data, tiny_run):
     """train + validate of a tiny InnerDistance run with ``post_processor: instances``:
     every criterion of both score sets is stored for every parameter (an untrained model's
     constant segmentations are never chosen as best, so best.json may stay empty)."""
     from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
     from dacapo.training.loop import train_run
-    from tests.pipeline_fixtures import tiny_data, tiny_run
 
     container = tiny_data(tmp_path)
     split = DataSplitConfig(

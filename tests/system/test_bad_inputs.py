@@ -38,7 +38,6 @@ from dacapo.experiments.tasks import (
 )
 from dacapo.experiments.trainer_config import TrainerConfig
 from dacapo.io.config_yaml import from_yaml, to_yaml
-from tests.pipeline_fixtures import dacapo_cli
 
 VS = (8, 4, 4)
 SHAPE = (16, 32, 32)
@@ -376,7 +375,7 @@ def test_verify_lists_the_problem(good, case_dir):
     assert "invalid" in result.stderr and re.search(CASES[0].match, result.stderr)
 
 
-def test_real_process_prints_one_line(good, case_dir):
+def test_real_process_prints_one_line(good, case_dir, dacapo_cli):
     prepared = _bad_raw(case_dir, good, np.nan)
     proc = dacapo_cli(*prepared.cli)
     assert proc.returncode == 2, proc.stderr

@@ -18,7 +18,6 @@ from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
 from dacapo.experiments.run_config import RunConfig
 from dacapo.io.arrays import open_array
 from dacapo.io.config_yaml import from_yaml, to_yaml
-from tests.pipeline_fixtures import dacapo_cli, tiny_data, tiny_run, write_array
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
 COMMANDS = ["verify", "train", "validate", "apply", "convert", "plan", "downsample", "view",
@@ -30,11 +29,11 @@ def invoke(*args: str):
 
 
 @pytest.fixture(scope="module")
-def container(tmp_path_factory):
+def container(tmp_path_factory, tiny_data):
     return tiny_data(tmp_path_factory.mktemp("cli"))
 
 
-def test_help_of_every_command():
+def test_help_of_every_command(dacapo_cli):
     result = dacapo_cli("--help")  # the real entry point, in a fresh process
     assert result.returncode == 0
     for command in COMMANDS:
@@ -45,7 +44,7 @@ def test_help_of_every_command():
         assert f"Usage: cli {command}" in r.output or "Usage:" in r.output
 
 
-def test_every_example_verifies(tmp_path, monkeypatch):
+def test_every_example_verifies(tmp_path, monkeypatch, dacapo_cli):
     """One example per task kind; run from a folder holding the demo data (as after
     `make demo`), each passes ``dacapo verify`` with its data checked."""
     kinds = {from_yaml(p, RunConfig).task_config.__class__.__name__ for p in EXAMPLES}
@@ -71,7 +70,7 @@ def test_every_example_verifies(tmp_path, monkeypatch):
     assert result.returncode == 0 and result.stdout.strip().endswith(": valid"), result.stderr
 
 
-def _config(tmp_path: Path, container: Path, **dataset) -> Path:
+def _config(tiny_run, tmp_path: Path, container: Path, **dataset) -> Path:
     """A run config whose training dataset has the given raw/gt paths."""
     ds = {"name": "train", "raw": f"{container}/train/raw", "gt": f"{container}/train/fg",
           **dataset}
@@ -91,19 +90,20 @@ def _one_line_error(result, *needles: str) -> str:
     return lines[0]
 
 
-def test_bad_input_gives_one_line_and_exit_2(tmp_path, container):
+def test_bad_input_gives_one_line_and_exit_2(tmp_path, container, write_array, dacapo_cli,
+                                             tiny_run):
     runs = str(tmp_path / "runs")
     # a wrong path (no such container)
     missing = tmp_path / "nowhere.zarr" / "raw"
-    config = _config(tmp_path, container, raw=str(missing))
+    config = _config(tiny_run, tmp_path, container, raw=str(missing))
     _one_line_error(dacapo_cli("train", str(config), "--root", runs), "raw", str(missing))
     # a missing array in an existing container
-    config = _config(tmp_path, container, gt=f"{container}/train/no_such_array")
+    config = _config(tiny_run, tmp_path, container, gt=f"{container}/train/no_such_array")
     _one_line_error(dacapo_cli("train", str(config), "--root", runs), "gt", "no_such_array")
     # raw and gt with different voxel sizes
     gt = np.asarray(open_ds(f"{container}/train/fg", mode="r")[:])
     write_array(tmp_path / "other.zarr" / "gt", gt, (12, 8, 8))
-    config = _config(tmp_path, container, gt=str(tmp_path / "other.zarr" / "gt"))
+    config = _config(tiny_run, tmp_path, container, gt=str(tmp_path / "other.zarr" / "gt"))
     line = _one_line_error(dacapo_cli("train", str(config), "--root", runs), "gt", "voxel size")
     assert "(16, 8, 8)" in line and "(12, 8, 8)" in line
     # verify lists the reason and exits 2 as well
@@ -112,7 +112,7 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path, container):
     assert not Path(runs).exists() or not any(Path(runs).iterdir())  # nothing written
 
 
-def test_bad_input_in_process(tmp_path, container):
+def test_bad_input_in_process(tmp_path, container, tiny_run):
     """More bad input, through click in this process (same error handler)."""
     def error(*args: str) -> str:
         r = invoke(*args)

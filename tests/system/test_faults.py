@@ -428,11 +428,10 @@ def _markers(folder: Path) -> dict[str, int]:
     return {str(p): p.stat().st_mtime_ns for p in folder.rglob("done/*") if p.name.isdigit()}
 
 
-def test_apply_killed_ten_times_then_cli_rerun_skips_done_blocks(tmp_path):
+def test_apply_killed_ten_times_then_cli_rerun_skips_done_blocks(tmp_path, dacapo_cli):
     from dacapo.pipeline.apply import apply_run
     from dacapo.runs.run_dir import RunDir
     from dacapo.training.loop import train_run
-    from tests.pipeline_fixtures import dacapo_cli
 
     rng = np.random.default_rng(SEED + 1)
     rc = _train_config(tmp_path)

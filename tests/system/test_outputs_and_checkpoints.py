@@ -19,11 +19,10 @@ from dacapo.pipeline.apply import apply_run
 from dacapo.pipeline.predict import predict
 from dacapo.runs.run_dir import RunDir
 from dacapo.training.loop import train_run
-from tests.pipeline_fixtures import tiny_data, tiny_run, write_array
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, tiny_data, tiny_run, write_array):
     """A tiny Distance run (6 iterations, checkpoints 0, 3, 6) and an OME-NGFF raw."""
     root = tmp_path_factory.mktemp("fixes")
     container = tiny_data(root)

@@ -28,7 +28,6 @@ from dacapo.experiments.tasks import AffinitiesTaskConfig, PretrainedTaskConfig
 from dacapo.runs.run_dir import RunDir
 from dacapo.runs.verify import run_problems
 from dacapo.training.loop import train_run
-from tests.pipeline_fixtures import tiny_data, tiny_run, tiny_unet
 
 bioimageio_core = pytest.importorskip(
     "bioimageio.core", reason="bioimageio.core is not installed (pip install 'bioimageio.core==0.11.*')"
@@ -36,7 +35,7 @@ bioimageio_core = pytest.importorskip(
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, tiny_data, tiny_run, tiny_unet):
     root = tmp_path_factory.mktemp("export")
     container = tiny_data(root)
     distance = tiny_run(container, name="tiny_distance", num_iterations=4,  # with batch norm
@@ -225,7 +224,7 @@ def test_import_package_and_fine_tune(runs):
     assert all(np.isfinite(r["loss"]) for r in stats)
 
 
-def test_import_mismatch_is_one_line(runs):
+def test_import_mismatch_is_one_line(runs, tiny_unet):
     package = _exported(runs, "tiny_distance")
     rc = RunDir(runs["tiny_distance"]).load_config()
     wider = attr.evolve(tiny_unet(), num_fmaps=6, fmaps_out=6)

@@ -20,7 +20,6 @@ from dacapo.io.ome_write import prepare_ome
 from dacapo.runs.run_dir import RunDir
 from dacapo.tools.pyramid import downsample_image
 from dacapo.tools.view import chunk_url, make_viewer, run_dir_arrays, screenshot
-from tests.pipeline_fixtures import tiny_run, write_array
 
 VOXEL = Coordinate(40, 8, 8)
 ROI = Roi((80, 16, 32), (12 * 40, 32 * 8, 40 * 8))
@@ -122,7 +121,8 @@ def test_view_command_prints_errors_in_one_line(tmp_path):
     assert r.exit_code == 2 and r.stderr.startswith("error:")
 
 
-def test_run_dir_shows_raw_gt_latest_prediction_and_best_segmentation(tmp_path):
+def test_run_dir_shows_raw_gt_latest_prediction_and_best_segmentation(
+        tmp_path, write_array, tiny_run):
     container = tmp_path / "d.zarr"
     write_array(container / "validate" / "raw", np.zeros((8, 16, 16), np.uint8), (40, 8, 8))
     write_array(container / "validate" / "fg", np.ones((8, 16, 16), np.uint8), (40, 8, 8))

@@ -21,26 +21,21 @@ from dacapo.runs.run_dir import RunDir
 from dacapo.training.batches import BatchProvider
 from dacapo.training.distributed import World, rank_slots
 from dacapo.training.loop import train_run
-from tests.pipeline_fixtures import dacapo_cli, tiny_data, tiny_run, wait_past_checkpoint
 
 ITERATIONS = 20
 
 
-def _config(container, num_iterations=ITERATIONS):
+def _config(tiny_run, container, num_iterations=ITERATIONS):
     return tiny_run(container, num_iterations=num_iterations, checkpoint_interval=5,
                     trainer_config=TrainerConfig(batch_size=2, learning_rate=1e-3,
                                                  num_data_workers=0))
 
 
 @pytest.fixture(scope="module")
-def container(tmp_path_factory):
-    return tiny_data(tmp_path_factory.mktemp("data"))
-
-
-@pytest.fixture(scope="module")
-def reference(container, tmp_path_factory):
+def reference(container, tmp_path_factory, tiny_run):
     """One process, batch 2, 24 iterations (checkpoints 5, 10, 15, 20, 24)."""
-    return train_run(_config(container, 24), tmp_path_factory.mktemp("ref"), progress=False)
+    return train_run(_config(tiny_run, container, 24), tmp_path_factory.mktemp("ref"),
+                     progress=False)
 
 
 def _losses(run_dir: RunDir) -> list[float]:
@@ -56,9 +51,9 @@ def _assert_same_state(a: dict, b: dict) -> None:
         np.testing.assert_array_equal(counts_a[key], counts_b[key])
 
 
-def test_rank_shares_of_a_batch_are_the_batch(container):
+def test_rank_shares_of_a_batch_are_the_batch(container, tiny_run):
     """Rank r of W draws slots r·B/W ..: the shares stacked are the one-process batch."""
-    rc = _config(container)
+    rc = _config(tiny_run, container)
     whole = BatchProvider(rc)
     halves = [BatchProvider(rc, slots=rank_slots(2, World(rank, 2))) for rank in (0, 1)]
     for index in (0, 3):
@@ -75,9 +70,9 @@ def test_rank_shares_of_a_batch_are_the_batch(container):
         rank_slots(3, World(0, 2))
 
 
-def test_two_ranks_reproduce_one_process(container, reference, tmp_path):
+def test_two_ranks_reproduce_one_process(container, reference, tmp_path, dacapo_cli, tiny_run):
     config = tmp_path / "tiny.yaml"
-    to_yaml(_config(container), config)
+    to_yaml(_config(tiny_run, container), config)
     result = dacapo_cli("train", str(config), "--root", str(tmp_path / "runs"), "--quiet",
                         "--no-validate", "--nproc", "2")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -97,9 +92,10 @@ def _kill_tree(pid: int) -> None:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc")
-def test_killed_two_rank_run_resumes_on_any_world_size(container, reference, tmp_path):
+def test_killed_two_rank_run_resumes_on_any_world_size(container, reference, tmp_path, dacapo_cli,
+                                                       wait_past_checkpoint, tiny_run):
     config = tmp_path / "tiny.yaml"
-    to_yaml(_config(container), config)
+    to_yaml(_config(tiny_run, container), config)
     runs = tmp_path / "runs"
     run_dir = RunDir(runs / "tiny")
     cmd = [sys.executable, "-m", "dacapo.cli", "train", str(config), "--root", str(runs),
@@ -127,6 +123,6 @@ def test_killed_two_rank_run_resumes_on_any_world_size(container, reference, tmp
                        reference.load_checkpoint(ITERATIONS))
 
     # continued in one process (world size 1): still the same run
-    train_run(_config(container, 24), runs, progress=False, validate=False)
+    train_run(_config(tiny_run, container, 24), runs, progress=False, validate=False)
     assert _losses(run_dir) == pytest.approx(_losses(reference), rel=1e-5)
     _assert_same_state(run_dir.load_checkpoint(24), reference.load_checkpoint(24))

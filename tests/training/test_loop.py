@@ -23,17 +23,12 @@ from dacapo.runs.model_builder import build_model
 from dacapo.runs.run_dir import RunDir
 from dacapo.training.batches import BatchProvider
 from dacapo.training.loop import train_run
-from tests.pipeline_fixtures import dacapo_cli, tiny_data, tiny_run, wait_past_checkpoint
 
 NO_AUGMENT = AugmentConfig(mirror=False, transpose=False, intensity_scale=0, intensity_shift=0)
 
 
-@pytest.fixture(scope="module")
-def container(tmp_path_factory):
-    return tiny_data(tmp_path_factory.mktemp("data"))
-
-
-def test_cli_train_killed_after_checkpoint_resumes(container, tmp_path):
+def test_cli_train_killed_after_checkpoint_resumes(container, tmp_path, tiny_run, dacapo_cli,
+                                                   wait_past_checkpoint):
     rc = tiny_run(
         container, num_iterations=60, checkpoint_interval=5, validation_interval=30,
     )
@@ -84,7 +79,7 @@ def test_cli_train_killed_after_checkpoint_resumes(container, tmp_path):
     assert "run directory:" in result.stdout and "validation at iteration 60" in result.stdout
 
 
-def test_training_deterministic_and_worker_independent(container, tmp_path):
+def test_training_deterministic_and_worker_independent(container, tmp_path, tiny_run):
     """Same seed -> same losses and weights, in-process batches or a data worker."""
     runs = []
     for workers, root in ((0, "a"), (0, "b"), (1, "c")):
@@ -104,7 +99,7 @@ def test_training_deterministic_and_worker_independent(container, tmp_path):
     assert [r["loss"] for r in other.training_stats()] != losses[0][:2]
 
 
-def test_crops_match_the_arrays(container):
+def test_crops_match_the_arrays(container, tiny_run):
     """Unaugmented crops: raw is the array read at the input ROI, target/weight are the
     predictor's on the GT region, cropped to the output ROI; the model output fits."""
     rc = tiny_run(container, trainer_config=TrainerConfig(augment=NO_AUGMENT))
@@ -148,7 +143,7 @@ def test_crops_match_the_arrays(container):
     assert tuple(y.shape[1:]) == sample["target"].shape
 
 
-def test_rejection_of_crops_with_little_foreground(container):
+def test_rejection_of_crops_with_little_foreground(container, tiny_run):
     rc = tiny_run(container, trainer_config=TrainerConfig(augment=NO_AUGMENT,
                                                           min_foreground=0.9))
     provider = BatchProvider(rc)
@@ -164,7 +159,7 @@ def test_rejection_of_crops_with_little_foreground(container):
     assert min(fractions) >= 0.9
 
 
-def test_snapshot_holds_the_batch(container, tmp_path):
+def test_snapshot_holds_the_batch(container, tmp_path, tiny_run):
     rc = tiny_run(container, num_iterations=2, snapshot_interval=2)
     run_dir = train_run(rc, tmp_path, progress=False)
     snap = run_dir.snapshots / "00000002.zarr"
@@ -194,7 +189,7 @@ def test_intensity_raw_normalisation():
     assert normalize_raw(np.array([0.5], np.float64)).dtype == np.float32
 
 
-def test_resume_redoes_an_interrupted_validation(container, tmp_path):
+def test_resume_redoes_an_interrupted_validation(container, tmp_path, tiny_run):
     rc = tiny_run(container, num_iterations=2, validation_interval=2, checkpoint_interval=2)
     run_dir = train_run(rc, tmp_path, progress=False)
     assert {r["iteration"] for r in run_dir.validation_scores()} == {2}

@@ -13,8 +13,7 @@ from dacapo.experiments.architectures import CNNectomeUNetConfig
 from dacapo.experiments.tasks import AffinitiesTaskConfig
 from dacapo.experiments.tasks.losses import AffinitiesLoss
 from dacapo.experiments.tasks.predictors import AffinitiesPredictor
-from tests.ops.test_affinities import brute_affinities, brute_mask
-from tests.ops.test_lsds import blob_labels, brute_lsds, label_edges
+from tests.references import blob_labels, brute_affinities, brute_lsds, brute_mask, label_edges
 
 NBH = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (0, -3, 0), (0, 0, 4)]
 VOXEL = Coordinate(8, 4, 4)

@@ -12,7 +12,7 @@ from funlib.persistence import Array, prepare_ds
 
 from dacapo.experiments.tasks.evaluators import BinarySegmentationEvaluator
 from dacapo.ops.binary_metrics import BINARY_METRIC_NAMES
-from tests.ops.test_binary_metrics import reference
+from tests.references import brute_binary_metrics as reference
 
 VOXEL = Coordinate(8, 4, 4)
 

@@ -1,5 +1,5 @@
 """Distance / InnerDistance / HotDistance / OneHot predictors: targets and weights against
-brute-force references (test_distances, test_balance), layouts, masks and errors."""
+brute-force references (tests/references.py), layouts, masks and errors."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ from dacapo.experiments.tasks.predictors import (
     InnerDistancePredictor,
     OneHotPredictor,
 )
-from tests.ops.test_balance import brute_weights
-from tests.ops.test_distances import (
+from tests.references import (
     brute_boundary_distance,
     brute_inner_distance,
     brute_signed_distance,
+    brute_weights,
     random_labels,
 )
 
