@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from dacapo.experiments.run_config import RunConfig
-from dacapo.runs.run_dir import load_checkpoint_file
+from dacapo.runs.checkpoint_files import load_checkpoint_file
 
 
 def choose_device(name: str | None) -> torch.device:
