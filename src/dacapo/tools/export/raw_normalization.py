@@ -1,0 +1,58 @@
+"""The raw normalisation of an exported model: the linear map ``raw * gain + offset`` the run
+trained with, as the package's preprocessing and for its test input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from dacapo.ops.intensity import normalize_raw
+from dacapo.ops.normalize import affine_parameters
+from dacapo.runs.run_dir import RunDir
+
+#: a run directory may hold the raw normalisation it trained with (linear: x * gain + offset
+#: on the raw values as float32); without it, integers are divided by their dtype maximum
+NORMALIZATION_FILE = "normalization.json"
+
+
+def training_normalization(run_dir, dtype) -> tuple[float, float] | None:
+    """``(gain, offset)`` such that the model input is ``raw.astype(float32) * gain + offset``
+    (``None``: raw used as float32 unchanged). From the run's `NORMALIZATION_FILE` when
+    present, else the run config's ``normalization`` (statistics of the training raw:
+    ``(x - offset) * scale``), else dacapo's `normalize_raw`: integers / dtype maximum."""
+    norm = _run_normalization(run_dir)
+    if norm is not None:
+        return norm
+    path = Path(run_dir) / NORMALIZATION_FILE
+    if path.is_file():
+        data = json.loads(path.read_text())
+        try:
+            return float(data["gain"]), float(data.get("offset", 0.0))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{path}: expected {{'gain': g, 'offset': o}}, got {data}") from e
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        return 1.0 / float(np.iinfo(dtype).max), 0.0
+    if np.issubdtype(dtype, np.floating):
+        return None
+    raise ValueError(f"export: raw dtype {dtype} is not supported (integers or floats)")
+
+
+def _run_normalization(run_dir) -> tuple[float, float] | None:
+    """``(gain, offset)`` of the run config's percentile / mean-std normalisation, if any."""
+    config = RunDir(run_dir).load_config().normalization if (Path(run_dir) / "run.yaml").is_file() \
+        else None
+    if config is None or config.method == "dtype_max":
+        return None
+    offset, scale = affine_parameters(config.method, config.stats)
+    return scale, -offset * scale
+
+
+def normalize(data: np.ndarray, run_dir, dtype) -> np.ndarray:
+    """The model input for raw ``data`` as in training (see `training_normalization`)."""
+    if (Path(run_dir) / NORMALIZATION_FILE).is_file() or _run_normalization(run_dir) is not None:
+        gain, offset = training_normalization(run_dir, dtype)
+        return data.astype(np.float32) * np.float32(gain) + np.float32(offset)
+    return normalize_raw(data)
