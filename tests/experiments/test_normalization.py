@@ -1,5 +1,6 @@
-"""Raw normalisation: the math (dacapo.ops.normalize) and its statistics stored in a run
-(computed once from the training raw, written to run.yaml, reused by prediction)."""
+"""Raw normalisation of a run (`dacapo.experiments.normalization`): bad statistics are one-line
+errors; the statistics are computed once from the training raw, written to run.yaml and reused
+by prediction (the math itself: tests/ops/test_normalize.py)."""
 
 from __future__ import annotations
 
@@ -8,27 +9,7 @@ import pytest
 import torch
 
 from dacapo.experiments.normalization import NormalizationConfig, normalize_input
-from dacapo.ops.normalize import intensity_statistics, normalize, sample_values
-
-
-def test_percentile_and_meanstd_by_hand():
-    data = np.arange(101, dtype=np.uint8)  # 0..100: the p-th percentile is p
-    stats = intensity_statistics([data], 10, 90)
-    assert stats["low"] == pytest.approx(10) and stats["high"] == pytest.approx(90)
-    assert stats["mean"] == pytest.approx(50) and stats["std"] == pytest.approx(np.sqrt(850))
-    out = normalize(np.array([10, 50, 90, 130], np.uint8), "percentile", stats)
-    assert out.dtype == np.float32
-    assert out.tolist() == pytest.approx([0.0, 0.5, 1.0, 1.5])  # not clipped
-    z = normalize(data, "meanstd", stats)
-    assert z.mean() == pytest.approx(0, abs=1e-6) and z.std() == pytest.approx(1, rel=1e-6)
-    assert normalize(np.array([0, 255], np.uint8), "dtype_max").tolist() == [0.0, 1.0]
-
-
-def test_statistics_pool_samples_and_stride():
-    a, b = np.zeros(50), np.full(50, 4.0)
-    assert intensity_statistics([a, b], 0, 100) == pytest.approx(
-        {"low": 0.0, "high": 4.0, "mean": 2.0, "std": 2.0})
-    assert sample_values(np.arange(10), 3).tolist() == [0, 4, 8]  # stride ceil(10 / 3)
+from dacapo.ops.normalize import intensity_statistics, normalize
 
 
 def test_bad_statistics_are_one_line_errors():

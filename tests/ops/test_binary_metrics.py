@@ -1,4 +1,6 @@
-"""Binary metrics against brute-force references (all voxel pairs, world coordinates)."""
+"""Binary metrics against brute-force references (all voxel pairs, world coordinates), and the
+additive statistics behind blockwise evaluation (`binary_stats` of a region with an exact
+radius, merged)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,14 @@ import math
 import numpy as np
 import pytest
 
-from dacapo.ops.binary_metrics import BINARY_METRIC_NAMES, binary_metrics
+from dacapo.ops.binary_metrics import (
+    BINARY_METRIC_NAMES,
+    BinaryStats,
+    binary_metrics,
+    binary_stats,
+    merge_binary_stats,
+    metrics_from_stats,
+)
 from tests.references import brute_binary_metrics as reference
 
 
@@ -156,3 +165,51 @@ def test_bad_inputs():
         binary_metrics(np.zeros((2, 3), bool), np.zeros((3, 2), bool), (1, 1), 1, 1)
     with pytest.raises(ValueError, match="voxel_size"):
         binary_metrics(np.zeros((2, 3), bool), np.zeros((2, 3), bool), (1, 1, 1), 1, 1)
+
+
+def test_binary_stats_of_halves_with_context_merge_to_the_whole():
+    """Two halves read with a context of r voxels: exact up to r; merged == whole."""
+    rng = np.random.default_rng(1)
+    truth = rng.random((12, 14, 10)) < 0.3
+    test = np.roll(truth, 1, axis=1) ^ (rng.random(truth.shape) < 0.05)
+    vs, tol, clip = (2.0, 1.0, 1.0), 1.5, 2.5
+    whole = binary_stats(test, truth, vs, tol, clip)
+    r = 3  # voxels along axis 0 = 6 world units >= clip, tol
+    halves = [
+        binary_stats(test[: 6 + r], truth[: 6 + r], vs, tol, clip,
+                     region=(slice(0, 6), slice(None), slice(None)), exact_radius=6.0),
+        binary_stats(test[6 - r:], truth[6 - r:], vs, tol, clip,
+                     region=(slice(r, None), slice(None), slice(None)), exact_radius=6.0),
+    ]
+    merged = merge_binary_stats(halves)
+    assert merged.fp_far == merged.fn_far == 0  # every false distance here is < 6
+    for field in BinaryStats._fields:
+        assert getattr(merged, field) == pytest.approx(getattr(whole, field), rel=1e-9), field
+    got = metrics_from_stats(merged)
+    expected = binary_metrics(test, truth, vs, tol, clip)
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-9, nan_ok=True), key
+
+
+def test_binary_stats_far_voxel_by_hand():
+    """One FP voxel 10 units from the truth, read without the truth in its block: counted
+    as far (distance > exact radius), clipped and tolerance values still exact, the
+    unclipped metrics NaN."""
+    test = np.zeros(20, bool)
+    truth = np.zeros(20, bool)
+    truth[2:5] = True
+    test[2:5] = True
+    test[14] = True  # 10 from voxel 4
+    vs, tol, clip = (1.0,), 2.0, 3.0
+    block = binary_stats(test[10:], truth[10:], vs, tol, clip, exact_radius=3.0)
+    assert block.fp_far == 1 and block.fp_tol == 1
+    assert block.fp_sum_clipped == 3.0 and block.fp_sum == 0.0
+    rest = binary_stats(test[:10], truth[:10], vs, tol, clip, exact_radius=3.0)
+    got = metrics_from_stats(merge_binary_stats([rest, block]))
+    expected = binary_metrics(test, truth, vs, tol, clip)
+    assert expected["hausdorff"] == 10.0
+    assert math.isnan(got["hausdorff"]) and math.isnan(got["mean_false_positive_distance"])
+    for key in ("mean_false_positive_distance_clipped", "precision_with_tolerance",
+                "false_positive_rate_with_tolerance", "dice", "voi"):
+        assert got[key] == pytest.approx(expected[key]), key
+    assert expected["mean_false_positive_distance_clipped"] == pytest.approx(3.0 / 4)

@@ -1,9 +1,12 @@
 """Instance metrics: hand-computed cases and independent references (skimage VOI, the
-CREMI adapted Rand code, IoU matching by linear assignment); the instance evaluator."""
+CREMI adapted Rand code, IoU matching by linear assignment); the instance evaluator; the
+contingency tables behind blockwise evaluation, in original ids (`label_pairs`,
+`merge_label_pairs`, `table_from_pairs`)."""
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -13,7 +16,14 @@ from scipy.optimize import linear_sum_assignment
 from skimage.metrics import variation_of_information as skimage_voi
 
 from dacapo.experiments.tasks.evaluators import InstanceEvaluationScores, InstanceEvaluator
-from dacapo.ops.instance_metrics import IOU_THRESHOLDS, instance_metrics
+from dacapo.ops.instance_metrics import (
+    IOU_THRESHOLDS,
+    instance_metrics,
+    label_pairs,
+    merge_label_pairs,
+    metrics_from_table,
+    table_from_pairs,
+)
 
 KEYS = ["voi_split", "voi_merge", "voi", "adapted_rand_error", "precision", "recall", "f1",
         "ap50", "map", "mean_matched_iou"]
@@ -244,3 +254,48 @@ def test_scores_criteria_directions_and_bounds():
     evaluator = InstanceEvaluator()
     for c in KEYS:
         assert evaluator.compare(perfect[c], noisy[c], c), c
+
+
+def _brute_pairs(seg, truth) -> Counter:
+    return Counter(zip(truth.ravel().tolist(), seg.ravel().tolist()))
+
+
+def _as_counter(pairs) -> Counter:
+    return Counter(
+        dict(zip(zip(pairs.truth_ids.tolist(), pairs.seg_ids.tolist()), pairs.counts.tolist()))
+    )
+
+
+@pytest.mark.parametrize("large", [False, True])
+def test_label_pairs_and_merge_vs_voxel_count(large):
+    rng = np.random.default_rng(0)
+    ids = np.array([0, 3, 17, 2**40 + 5, 123456789] if large else [0, 1, 2, 3, 9], np.uint64)
+    truth = ids[rng.integers(0, 5, (9, 10, 11))]
+    seg = ids[rng.integers(0, 5, (9, 10, 11))]
+    whole = label_pairs(seg, truth)
+    assert _as_counter(whole) == _brute_pairs(seg, truth)
+    parts = [label_pairs(seg[:4], truth[:4]), label_pairs(seg[4:, :3], truth[4:, :3]),
+             label_pairs(seg[4:, 3:], truth[4:, 3:])]
+    merged = merge_label_pairs(parts)
+    assert _as_counter(merged) == _brute_pairs(seg, truth)
+    assert len(set(zip(merged.truth_ids.tolist(), merged.seg_ids.tolist()))) == len(merged.counts)
+    # the metrics of the merged table are those of the whole volume
+    got = metrics_from_table(table_from_pairs(merged))
+    expected = instance_metrics(seg, truth)
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-12, nan_ok=True), key
+
+
+def test_table_from_pairs_keeps_zero_as_index_zero():
+    """Index 0 is label 0 (present or not), the other ids in increasing order."""
+    seg = np.array([[0, 5, 5], [7, 7, 7]], np.uint64)
+    truth = np.array([[9, 9, 9], [0, 4, 4]], np.uint64)
+    table = table_from_pairs(label_pairs(seg, truth))
+    assert table.num_voxels == 6
+    assert list(table.truth_sizes) == [1, 2, 3]  # ids 0, 4, 9
+    assert list(table.seg_sizes) == [1, 2, 3]  # ids 0, 5, 7
+    table = table_from_pairs(label_pairs(seg + 1, truth + 1))  # no label 0 at all
+    assert list(table.truth_sizes) == [0, 1, 2, 3] and list(table.seg_sizes) == [0, 1, 2, 3]
+    assert metrics_from_table(table)["voi"] == pytest.approx(
+        instance_metrics(seg + 1, truth + 1)["voi"]
+    )

@@ -1,42 +1,18 @@
-"""Learning-rate schedules (dacapo.ops.schedule) and the added augmentations (rotation,
-misalignment, per-section intensity, blur, defective sections)."""
+"""Augmentations (`dacapo.training.augment`): rotation, misalignment, per-section intensity,
+blur, defective sections, the elastic field; mirror and transpose keep arrays aligned,
+intensity changes are deterministic and leave labels alone."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
-import pytest
-import torch
 from funlib.geometry import Coordinate
 
-from dacapo.experiments.trainer_config import AugmentConfig, TrainerConfig
-from dacapo.ops.schedule import learning_rate_at, set_learning_rate
-from dacapo.training.augment import augment
+from dacapo.experiments.trainer_config import AugmentConfig
+from dacapo.training.augment import augment, mirror_and_transpose
 
 OFF = dict(mirror=False, transpose=False, intensity_scale=0.0, intensity_shift=0.0)
-
-
-def test_schedules_by_formula():
-    lr, total, w = 1e-3, 110, 10
-    assert learning_rate_at(0, total, lr, "cosine", w) == pytest.approx(lr / 10)
-    assert learning_rate_at(9, total, lr, "cosine", w) == pytest.approx(lr)
-    assert learning_rate_at(10, total, lr, "cosine", w) == pytest.approx(lr)  # t = 0
-    assert learning_rate_at(60, total, lr, "cosine", w) == pytest.approx(lr / 2)  # t = 1/2
-    assert learning_rate_at(60, total, lr, "cosine", w, 0.1) == pytest.approx(lr * 0.55)
-    assert learning_rate_at(60, total, lr, "poly", w) == pytest.approx(lr * 0.5**0.9)
-    assert learning_rate_at(109, total, lr, "constant", w) == lr
-    with pytest.raises(ValueError, match="lr_schedule"):
-        learning_rate_at(0, 10, lr, "step")
-
-
-def test_set_learning_rate_sets_every_group():
-    p = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.Adam([{"params": [p]}, {"params": [torch.nn.Parameter(torch.zeros(1))]}])
-    tc = TrainerConfig(learning_rate=0.01, lr_schedule="cosine", warmup_iterations=4)
-    assert set_learning_rate(opt, tc, 1, 100) == pytest.approx(0.005)
-    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.005, 0.005])
-    assert TrainerConfig(lr_schedule="x").problems()[0].startswith("trainer.lr_schedule")
 
 
 def test_rotation_moves_a_point_by_the_drawn_angle():
@@ -132,3 +108,71 @@ def test_elastic_field_does_not_move_points_across_sections():
                         np.random.default_rng(1))(points)
     assert np.std(iso[:, 0]) > 10  # isotropic: every axis
     assert cfg.elastic_margin(Coordinate(50, 4, 4)) == Coordinate(0, 120, 120)
+
+
+def _ramp(shape):
+    return np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+
+
+def test_mirror_and_transpose_keep_arrays_aligned():
+    """raw (input ROI) and gt (bigger GT region) share a centre: after any flip or axis
+    swap, the gt crop at the raw's place still equals the raw."""
+    vs = Coordinate(40, 8, 8)
+    gt = _ramp((6, 12, 12))
+    raw = gt[None, 1:5, 2:10, 2:10].copy()  # centred inside the gt region
+    seen = set()
+    for seed in range(200):
+        cfg = AugmentConfig(intensity_scale=0, intensity_shift=0)
+        r, g = mirror_and_transpose([raw, gt], vs, cfg, np.random.default_rng(seed))
+        np.testing.assert_array_equal(r[0], g[1:5, 2:10, 2:10])
+        seen.add(g.tobytes())
+        # z (40 nm) is never swapped with y/x (8 nm)
+        assert g.shape == gt.shape
+    assert len(seen) == 16  # 8 flip combinations x (y, x swapped or not), nothing else
+
+
+def test_transpose_only_between_axes_of_equal_extent():
+    vs = Coordinate(8, 8)
+    a = _ramp((4, 6))
+    for seed in range(10):
+        (out,) = mirror_and_transpose([a], vs, AugmentConfig(mirror=False),
+                                      np.random.default_rng(seed))
+        np.testing.assert_array_equal(out, a)
+
+
+def test_intensity_and_determinism():
+    vs = Coordinate(8, 8)
+    raw = np.full((1, 16, 16), 0.5, np.float32)
+    labels = np.arange(256, dtype=np.uint32).reshape(16, 16)
+    cfg = AugmentConfig(mirror=False, transpose=False, intensity_scale=0.2,
+                        intensity_shift=0.1, gamma=0.3, noise=0.05)
+    outs = []
+    for _ in range(2):
+        r, (lab,) = augment(raw, [labels], vs, cfg, np.random.default_rng(7))
+        outs.append(r)
+        np.testing.assert_array_equal(lab, labels)  # intensity changes leave labels alone
+    np.testing.assert_array_equal(outs[0], outs[1])  # same generator state, same result
+    r, _ = augment(raw, [labels], vs, AugmentConfig(mirror=False, transpose=False,
+                   intensity_scale=0.2, intensity_shift=0.1), np.random.default_rng(3))
+    value = float(r[0, 0, 0])  # 0.5 * a + b with a in [0.8, 1.2], b in [-0.1, 0.1]
+    assert np.all(r == value) and 0.3 <= value <= 0.7
+    assert np.std(outs[0]) > 0  # noise
+
+
+def test_elastic_keeps_labels_and_shapes():
+    vs = Coordinate(16, 8, 8)
+    labels = np.zeros((10, 24, 24), np.uint32)
+    labels[:, :12] = 3
+    labels[:, 12:] = 9
+    raw = labels[None].astype(np.float32) / 10
+    cfg = AugmentConfig(mirror=False, transpose=False, intensity_scale=0, intensity_shift=0,
+                        elastic_magnitude=12, elastic_spacing=64)
+    r, (lab,) = augment(raw, [labels], vs, cfg, np.random.default_rng(1))
+    assert r.shape == raw.shape and lab.shape == labels.shape
+    assert set(np.unique(lab)) <= {3, 9}  # nearest neighbour: no new label values
+    assert not np.array_equal(lab, labels)  # the field moved the boundary
+    # raw (linear) follows the labels (nearest) away from the boundary
+    np.testing.assert_allclose(r[0][lab == 3][:50], 0.3, atol=0.05)
+    assert cfg.elastic_margin(vs) == Coordinate(48, 40, 40)
+    assert AugmentConfig(gamma=-1).problems() == [
+        "trainer.augment.gamma: must be >= 0, got -1"]

@@ -1,4 +1,5 @@
-"""Training: kill + resume through the CLI, determinism, crops, snapshots."""
+"""The training loop: kill + resume through the CLI, determinism, snapshots, resumed
+validation."""
 
 from __future__ import annotations
 
@@ -12,19 +13,12 @@ import numpy as np
 import pytest
 import torch
 import zarr
-from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
 
-from dacapo.experiments.trainer_config import AugmentConfig, TrainerConfig
+from dacapo.experiments.trainer_config import TrainerConfig
 from dacapo.io.config_yaml import to_yaml
-from dacapo.ops.intensity import normalize_raw
-from dacapo.pipeline.model_geometry import ModelGeometry
-from dacapo.runs.model_builder import build_model
 from dacapo.runs.run_dir import RunDir
-from dacapo.training.batches import BatchProvider
 from dacapo.training.loop import train_run
-
-NO_AUGMENT = AugmentConfig(mirror=False, transpose=False, intensity_scale=0, intensity_shift=0)
 
 
 def test_cli_train_killed_after_checkpoint_resumes(container, tmp_path, tiny_run, dacapo_cli,
@@ -99,66 +93,6 @@ def test_training_deterministic_and_worker_independent(container, tmp_path, tiny
     assert [r["loss"] for r in other.training_stats()] != losses[0][:2]
 
 
-def test_crops_match_the_arrays(container, tiny_run):
-    """Unaugmented crops: raw is the array read at the input ROI, target/weight are the
-    predictor's on the GT region, cropped to the output ROI; the model output fits."""
-    rc = tiny_run(container, trainer_config=TrainerConfig(augment=NO_AUGMENT))
-    provider = BatchProvider(rc)
-    state = provider._setup()
-    ds = state["datasets"][0]
-    predictor = rc.task_config.build().predictor
-    model = build_model(rc)
-    geo = ModelGeometry(model, ds.raw.voxel_size)
-    vs = ds.raw.voxel_size
-    raw_zarr = zarr.open_array(str(container / "train" / "raw"), mode="r")[:]
-    gt_zarr = zarr.open_array(str(container / "train" / "fg"), mode="r")[:]
-    offsets = set()
-    for seed in range(6):
-        sample, _ = provider._sample(state, np.random.default_rng(seed), None)
-        out_roi = Roi(Coordinate(sample["out_offset"].tolist()), geo.output_size)
-        offsets.add(tuple(out_roi.offset))
-        assert ds.training_roi.contains(out_roi)
-        assert out_roi.offset % vs == Coordinate(0, 0, 0)
-        in_roi = out_roi.grow(geo.context, geo.context)
-        assert tuple(sample["raw_offset"]) == tuple(in_roi.offset)
-        expected = np.zeros(tuple(in_roi.shape / vs), np.float32)  # zero-padded outside
-        inside = in_roi.intersect(ds.raw.roi)
-        src = (inside / vs).to_slices()
-        dst = ((inside - in_roi.offset) / vs).to_slices()
-        expected[dst] = raw_zarr[src] / np.float32(255)
-        np.testing.assert_array_equal(sample["raw"][0], expected)
-        gt_roi = predictor.gt_region_for_roi(out_roi, vs)
-        gt = Array(np.asarray(ds.gt.to_ndarray(gt_roi, fill_value=0)), gt_roi.offset, vs)
-        target = predictor.create_target(gt).to_ndarray(out_roi)
-        np.testing.assert_allclose(sample["target"], target, atol=1e-6)
-        # the target really is the signed distance of the fg crop (spot check a voxel
-        # on each side of a boundary: |tanh| < tanh(1 voxel / scale) there)
-        gt_out = gt_zarr[(out_roi / vs).to_slices()]
-        assert np.all((sample["target"][0] > 0) == (gt_out > 0))
-        assert sample["weight"].shape == sample["target"].shape
-        assert np.all(sample["weight"] > 0)
-    assert len(offsets) > 3
-    with torch.no_grad():
-        y = model(torch.from_numpy(sample["raw"][None]))
-    assert tuple(y.shape[1:]) == sample["target"].shape
-
-
-def test_rejection_of_crops_with_little_foreground(container, tiny_run):
-    rc = tiny_run(container, trainer_config=TrainerConfig(augment=NO_AUGMENT,
-                                                          min_foreground=0.9))
-    provider = BatchProvider(rc)
-    state = provider._setup()
-    fg = zarr.open_array(str(container / "train" / "fg"), mode="r")[:]
-    vs = state["datasets"][0].raw.voxel_size
-    geo = state["geometries"][0]
-    fractions = []
-    for seed in range(5):
-        sample, _ = provider._sample(state, np.random.default_rng(seed), None)
-        out_roi = Roi(Coordinate(sample["out_offset"].tolist()), geo.output_size)
-        fractions.append(fg[(out_roi / vs).to_slices()].mean())
-    assert min(fractions) >= 0.9
-
-
 def test_snapshot_holds_the_batch(container, tmp_path, tiny_run):
     rc = tiny_run(container, num_iterations=2, snapshot_interval=2)
     run_dir = train_run(rc, tmp_path, progress=False)
@@ -181,12 +115,6 @@ def test_snapshot_holds_the_batch(container, tmp_path, tiny_run):
     np.testing.assert_allclose(target[target.roi], expected, atol=1e-6)
     raw = open_ds(str(snap / "raw"), mode="r")
     assert raw.roi.contains(target.roi) and gt.roi.contains(target.roi)
-
-
-def test_intensity_raw_normalisation():
-    assert normalize_raw(np.array([0, 255], np.uint8)).tolist() == [0.0, 1.0]
-    assert normalize_raw(np.array([0, 65535], np.uint16)).tolist() == [0.0, 1.0]
-    assert normalize_raw(np.array([0.5], np.float64)).dtype == np.float32
 
 
 def test_resume_redoes_an_interrupted_validation(container, tmp_path, tiny_run):
