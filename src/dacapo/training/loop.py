@@ -132,27 +132,13 @@ def _train(run_config: RunConfig, run_dir: RunDir, progress: bool, validate: boo
                          model=module if rc.num_workers == 0 else None)
         distributed.barrier(world)
 
-    start, state = run_dir.latest_intact_checkpoint() if world.main else (None, None)
-    start = distributed.share(start or 0, world)
-    if start > 0:
-        state = state if world.main else run_dir.load_checkpoint(start)
-        module.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scaler is not None and "scaler" in state:
-            scaler.load_state_dict(state["scaler"])
-        if state.get("count_streams") == layout:
-            counts = {k: v for k, v in pickle.loads(state["class_counts"]).items()
-                      if k[1] in slots}
-        else:
-            logger.info("num_data_workers or batch_size changed: class counts start afresh")
-        logger.info("resuming %s from iteration %d", rc.name, start)
-    else:
+    start, restored = _resume(rc.name, run_dir, world, module, optimizer, scaler, layout, slots)
+    counts.update(restored)
+    if start == 0:
         checkpoint(0)
     if world.main:
         run_dir.truncate_training_stats(start)
-    if (validate and start > 0 and rc.validation_interval and start % rc.validation_interval == 0
-            and start not in {r["iteration"] for r in run_dir.validation_scores()}):
-        # the run was stopped during (or right before) this validation: redo it
+    if validate and _validation_cut_short(rc, run_dir, start):
         logger.info("validating iteration %d, missing from an interrupted run", start)
         validate_at(start)
     if start >= rc.num_iterations:
@@ -165,34 +151,16 @@ def _train(run_config: RunConfig, run_dir: RunDir, progress: bool, validate: boo
     default_threads = torch.get_num_threads()
     step_threads = tc.torch_threads or default_threads
     t_start = time.perf_counter()
-    bar = tqdm(
-        total=rc.num_iterations, initial=start, desc=f"train {rc.name}", disable=not progress,
-        dynamic_ncols=True,
-    )
+    bar = tqdm(total=rc.num_iterations, initial=start, desc=f"train {rc.name}",
+               disable=not progress, dynamic_ncols=True)
     try:
         torch.set_num_threads(step_threads)
         for batch in loader:
             iteration = int(batch["iteration"]) + 1
             counts.update(pickle.loads(batch["counts"]))
-            raw = batch["raw"].to(device, non_blocking=True)
-            target = batch["target"].to(device, non_blocking=True)
-            weight = batch["weight"].to(device, non_blocking=True)
-            set_learning_rate(optimizer, tc, iteration - 1, rc.num_iterations)
-            loss_value, prediction = train_step(model, optimizer, task.loss, raw, target, weight,
-                                                tc.precision, scaler)
-            loss_value = distributed.mean(loss_value, world, device)
-            if not math.isfinite(loss_value):
-                raise FloatingPointError(
-                    f"loss is {loss_value} at iteration {iteration}; lower the learning rate "
-                    "or check the data"
-                )
-            if world.main:
-                run_dir.append_training_stats(
-                    [{"iteration": iteration, "loss": f"{loss_value:.6g}",
-                      "time": f"{time.perf_counter() - t_start:.3f}"}]
-                )
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.4g}")
+            loss_value, prediction = _fit_batch(batch, iteration, model, optimizer, task.loss,
+                                                rc, scaler, world, device)
+            _record_step(run_dir, world, bar, iteration, loss_value, t_start)
             if "snapshot" in batch:
                 write_snapshot(run_dir, iteration, batch["snapshot"], prediction[0].cpu().numpy())
             validating = validate and rc.validation_interval and iteration % rc.validation_interval == 0
@@ -210,6 +178,68 @@ def _train(run_config: RunConfig, run_dir: RunDir, progress: bool, validate: boo
         del loader
     if world.main:
         safe_plot_run(run_dir)
+
+
+def _resume(name: str, run_dir: RunDir, world: distributed.World, module, optimizer, scaler,
+            layout: list[int], slots: range) -> tuple[int, dict[tuple[int, int], Any]]:
+    """(iteration, this rank's class counts) of the latest intact checkpoint, its model,
+    optimiser and scaler state loaded; (0, {}) for a fresh run. Every rank calls it."""
+    counts: dict[tuple[int, int], Any] = {}
+    start, state = run_dir.latest_intact_checkpoint() if world.main else (None, None)
+    start = distributed.share(start or 0, world)
+    if start > 0:
+        state = state if world.main else run_dir.load_checkpoint(start)
+        module.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scaler is not None and "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
+        if state.get("count_streams") == layout:
+            counts = {k: v for k, v in pickle.loads(state["class_counts"]).items()
+                      if k[1] in slots}
+        else:
+            logger.info("num_data_workers or batch_size changed: class counts start afresh")
+        logger.info("resuming %s from iteration %d", name, start)
+    return start, counts
+
+
+def _validation_cut_short(rc: RunConfig, run_dir: RunDir, start: int) -> bool:
+    """Whether the run was stopped during (or right before) the validation of ``start``:
+    a validation iteration whose checkpoint exists and whose scores do not."""
+    return bool(start > 0 and rc.validation_interval and start % rc.validation_interval == 0
+                and start not in {r["iteration"] for r in run_dir.validation_scores()})
+
+
+def _fit_batch(batch: dict, iteration: int, model, optimizer, loss, rc: RunConfig, scaler,
+               world: distributed.World, device: torch.device) -> tuple[float, torch.Tensor]:
+    """`train_step` on ``batch`` moved to ``device`` at the learning rate of ``iteration``;
+    (loss averaged over the ranks, prediction). FloatingPointError when the loss is not
+    finite."""
+    raw = batch["raw"].to(device, non_blocking=True)
+    target = batch["target"].to(device, non_blocking=True)
+    weight = batch["weight"].to(device, non_blocking=True)
+    tc = rc.trainer_config
+    set_learning_rate(optimizer, tc, iteration - 1, rc.num_iterations)
+    loss_value, prediction = train_step(model, optimizer, loss, raw, target, weight,
+                                        tc.precision, scaler)
+    loss_value = distributed.mean(loss_value, world, device)
+    if not math.isfinite(loss_value):
+        raise FloatingPointError(
+            f"loss is {loss_value} at iteration {iteration}; lower the learning rate "
+            "or check the data"
+        )
+    return loss_value, prediction
+
+
+def _record_step(run_dir: RunDir, world: distributed.World, bar, iteration: int,
+                 loss_value: float, t_start: float) -> None:
+    """The step's row of ``training_stats.csv`` (rank 0) and the progress bar."""
+    if world.main:
+        run_dir.append_training_stats(
+            [{"iteration": iteration, "loss": f"{loss_value:.6g}",
+              "time": f"{time.perf_counter() - t_start:.3f}"}]
+        )
+    bar.update(1)
+    bar.set_postfix(loss=f"{loss_value:.4g}")
 
 
 def write_snapshot(run_dir: RunDir, iteration: int, sample: dict, prediction: np.ndarray) -> Path:
