@@ -22,7 +22,7 @@ from dacapo.ops.cellmap_metrics import (
     score_instance,
     score_semantic,
 )
-from tests.ops.test_object_matching import brute_ious, random_pair
+from tests.ops.references import brute_ious, random_pair
 
 
 def brute_hausdorff(a, b, voxel_size):
