@@ -85,6 +85,15 @@ def check_not_empty(shape: Sequence[int] | Roi, name: str) -> None:
         raise InputError(f"{name}: empty array (shape {tuple(int(s) for s in shape)})")
 
 
+def check_voxel_size(voxel_size: Sequence[float], name: str) -> None:
+    """Raise unless every entry of ``voxel_size`` (world units per voxel) is a positive
+    integer."""
+    values = tuple(voxel_size)
+    if not values or not all(float(v).is_integer() and v > 0 for v in values):
+        raise InputError(f"{name}: voxel sizes must be positive integers, got "
+                         f"{','.join(f'{v:g}' for v in values)}")
+
+
 def check_voxel_sizes_divide(
     voxel_size: Sequence[int], other: Sequence[int], name: str, other_name: str
 ) -> None:

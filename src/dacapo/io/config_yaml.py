@@ -3,7 +3,8 @@
 Every attrs config class registers itself here by class name (task and architecture
 configs through their base class, the others with `register` below their definition);
 dicts carry ``type: ClassName``.
-Unknown types, missing and extra fields raise `ConfigError` naming the field.
+Unknown types, missing and extra fields raise `ConfigError` naming the field; so does a
+value of an integer field that is not an integer (`structure_int`: 40.5, "forty", true).
 """
 
 from __future__ import annotations
@@ -65,8 +66,26 @@ def _unstructure_plain(obj: Any) -> dict:
     }
 
 
+def structure_int(value: Any, _type: type = int) -> int:
+    """The value of an ``int`` field: an integer, or a number or text of an integral value
+    (40.0, "40"); ConfigError with the value otherwise (cattrs would turn 40.5 into 40)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise ConfigError(f"expected an integer, got {value!r}")
+
+
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=True)
+    conv.register_structure_hook(int, structure_int)
+    # bool fields as before (cattrs would find the int hook for bool, a subclass of int)
+    conv.register_structure_hook(bool, lambda v, _: bool(v))
     conv.register_structure_hook(Coordinate, lambda d, _: Coordinate(d))
     conv.register_unstructure_hook(Coordinate, lambda c: [int(v) for v in c])
     conv.register_structure_hook(Path, lambda d, _: Path(d))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import yaml
@@ -10,9 +11,11 @@ import yaml
 from dacapo.io.config_yaml import to_dict
 
 
-def render_yaml(rc, notes: dict[str, str], header: list[str]) -> str:
+def render_yaml(rc, notes: dict[str, str], header: list[str],
+                omit: Collection[str] = ()) -> str:
     """The run config as YAML with ``notes`` (keyed ``section.field``) as comments above
-    their key; lists of numbers inline."""
+    their key; lists of numbers inline; the fields ``omit`` (``section.field``) left out
+    (loading the YAML gives them their defaults)."""
 
     data = to_dict(rc)
     lines = [f"# {h}" for h in header]
@@ -24,6 +27,8 @@ def render_yaml(rc, notes: dict[str, str], header: list[str]) -> str:
         pad = " " * indent
         for key, value in d.items():
             path = f"{prefix}{key}"
+            if path in omit:
+                continue
             note = notes.get(path)
             if note:
                 lines.append(f"{pad}# {note}")

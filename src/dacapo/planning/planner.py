@@ -19,17 +19,18 @@ planner chooses (rules in `dacapo.planning.rules.plan_architecture`,
   fits the training data and keeps the estimated step time within the budget's share.
 - **the trainer**: Adam, batch 2, learning rate 1e-3 with a linear warm-up (5 %) and a
   cosine decay to 5 %, iterations = the budget / the estimated step time (`COST_*`:
-  measured on a 2-core CPU), 4 validations; augmentations by modality (EM: rotation,
-  per-section intensity, blur, defective sections and misalignment in anisotropic 3D;
-  LM: rotation, intensity, gamma, noise, blur).
+  measured on a 2-core CPU), 4 validations, a checkpoint and a snapshot at each;
+  augmentations by modality (EM: rotation, per-section intensity, blur, defective sections
+  and misalignment in anisotropic 3D; LM: rotation, intensity, gamma, noise, blur).
 - **the normalisation**: the 0.5 / 99.5 percentiles of the training raw, computed here
   and written into the config.
 - **the task**: Distance/InnerDistance ``scale_factor`` = a quarter of the typical object
   width (tanh saturates at ~2 scales: the target varies across the whole object radius),
   ``clip_distance`` = half a width, ``tol_distance`` = 2 voxels; Affinities: the nearest
   neighbours plus long-range offsets of ~1/3 the typical object width per axis (at least
-  2 voxels), LSD sigma (``num_lsd_voxels``) ~ half the typical width in voxels, fragment
-  size thresholds from the object volumes; OneHot: the GT's class ids.
+  2 voxels), LSD sigma (``num_lsd_voxels``) ~ half the typical width in voxels, fragments
+  + agglomeration (the fields only the mutex watershed reads are not written); OneHot: the
+  GT's class ids.
 
 "Typical object width" is the voxel-weighted median over objects of twice the largest
 distance from inside the object to its boundary (`dacapo.ops.planning.object_widths`). Every choice is written
@@ -38,8 +39,11 @@ as a comment beside its value in the YAML (`dacapo.planning.commented_yaml`).
 
 from __future__ import annotations
 
+import math
+
 from funlib.geometry import Coordinate
 
+from dacapo.errors import InputError
 from dacapo.experiments.architectures import CNNectomeUNetConfig
 from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
 from dacapo.experiments.normalization import NormalizationConfig
@@ -55,7 +59,12 @@ from dacapo.planning.rules import (
     guess_modality,
     plan_architecture,
 )
-from dacapo.planning.task_rules import plan_augment, plan_task
+from dacapo.planning.task_rules import plan_augment, plan_task, task_to_plan, unread_fields
+from dacapo.runs.verify import split_problems
+
+#: the largest budget (minutes) a plan takes: the step-cost model is fitted on runs of
+#: minutes, and a run trains on beyond its plan when re-run with more ``num_iterations``
+MAX_MINUTES = 24 * 60
 
 
 def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: float = 10.0,
@@ -67,15 +76,26 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
 
     ``validate``: list of (name, raw path, gt path) validation datasets (default none).
     ``num_fmaps``: feature maps of the first level (default: `rules.FMAPS_2D` for a 2D
-    network, `rules.FMAPS_3D` for a 3D one).
+    network, `rules.FMAPS_3D` for a 3D one). The data are checked first as ``dacapo
+    verify`` checks them (`dacapo.runs.verify.split_problems`, the rules of the task to
+    plan); InputError with every problem, or for a budget outside (0, `MAX_MINUTES`].
     """
 
     if kind not in TASK_KINDS:
         raise ValueError(f"--task: must be one of {list(TASK_KINDS)}, got {kind!r}")
     if len(gt_paths) != len(raw_paths) or not gt_paths:
         raise ValueError("plan: give one raw array per GT array (--raw), at least one")
-    if not minutes > 0:
-        raise ValueError(f"--minutes: must be > 0, got {minutes}")
+    if not (math.isfinite(minutes) and 0 < minutes <= MAX_MINUTES):
+        raise InputError(f"--minutes: the training budget must be more than 0 and at most "
+                         f"{MAX_MINUTES} minutes (24 h), got {minutes:g}")
+    train = [DatasetConfig(f"train{i}" if len(raw_paths) > 1 else "train", r, g)
+             for i, (r, g) in enumerate(zip(raw_paths, gt_paths))]
+    val = [DatasetConfig(n, r, g) for n, r, g in (validate or [])]
+    # the data check of verify and train, with the rules of the task to plan
+    provisional, rules = task_to_plan(kind, classes, channel)
+    problems = split_problems(DataSplitConfig(train, val), provisional, rules=rules)
+    if problems:
+        raise InputError("; ".join(problems))
     raws = [open_array(p, "raw") for p in raw_paths]
     gts = [open_array(p, "gt") for p in gt_paths]
     fp = fingerprint(gts, raws, kind)
@@ -89,9 +109,6 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
     iterations = max(validations, iterations - iterations % validations)
     augment, aug_note = plan_augment(fp, modality, two_d=arch.sections)
     architecture = _unet(arch)
-    train = [DatasetConfig(f"train{i}" if len(raw_paths) > 1 else "train", r, g)
-             for i, (r, g) in enumerate(zip(raw_paths, gt_paths))]
-    val = [DatasetConfig(n, r, g) for n, r, g in (validate or [])]
     trainer = TrainerConfig(
         batch_size=2, learning_rate=1e-3, lr_schedule="cosine",
         warmup_iterations=max(1, iterations // 20), final_lr_fraction=0.05,
@@ -103,7 +120,8 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
         name=name or f"planned_{kind}", task_config=task, architecture_config=architecture,
         datasplit_config=DataSplitConfig(train, val), trainer_config=trainer,
         num_iterations=iterations, validation_interval=iterations // validations,
-        checkpoint_interval=iterations // validations, seed=seed, normalization=norm,
+        checkpoint_interval=iterations // validations,
+        snapshot_interval=iterations // validations, seed=seed, normalization=norm,
     )
     notes = {
         "task_config": f"{kind} task planned from {fp.num_objects} objects" if fp.num_objects
@@ -120,7 +138,7 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
         + f"; foreground fraction {fp.foreground_fraction:.2f}",
         "  dacapo verify <this file>;  dacapo train <this file> --root runs",
     ]
-    return rc, render_yaml(rc, notes, header)
+    return rc, render_yaml(rc, notes, header, omit=unread_fields(task))
 
 
 def _unet(arch: ArchitecturePlan) -> CNNectomeUNetConfig:
@@ -165,6 +183,8 @@ def _schedule_notes(fp: Fingerprint, arch: ArchitecturePlan, aug_note: str, minu
         "num_iterations": (f"{minutes:g} min budget x 0.8 (validation) / ~{arch.step_seconds:.2f} s "
                            "estimated per step on a 2-core CPU"),
         "validation_interval": f"{validations} validations (apply takes the best checkpoint)",
+        "snapshot_interval": ("at every checkpoint: a training batch with its target, weight "
+                              "and prediction in snapshots/ (zarr)"),
         "normalization": (f"{fp.dtype} raw: its 0.5 / 99.5 percentiles of the training data "
                           f"({fp.raw_low:g}, {fp.raw_high:g}) map to 0 / 1"),
         "datasplit_config": f"voxel size {tuple(fp.voxel_size)}, labelled regions {fp.shapes} voxels",

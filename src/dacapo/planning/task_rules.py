@@ -1,11 +1,13 @@
-"""The planner's task and augmentation rules (`dacapo.planning.planner`): task parameters
-from the object widths, volumes and class fractions of the data fingerprint; augmentations
-by modality."""
+"""The planner's task and augmentation rules (`dacapo.planning.planner`): the task to plan
+and its GT rules (checked before planning), task parameters from the object widths and
+class fractions of the data fingerprint, the fields its post-processor does not read;
+augmentations by modality."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import attr
 from funlib.geometry import Coordinate
 
 from dacapo.experiments.tasks import (
@@ -13,14 +15,41 @@ from dacapo.experiments.tasks import (
     DistanceTaskConfig,
     InnerDistanceTaskConfig,
     OneHotTaskConfig,
+    TaskConfig,
 )
+from dacapo.experiments.tasks.task_config import GTRules
 from dacapo.experiments.trainer_config import AugmentConfig
 from dacapo.ops.planning import round_2
 from dacapo.planning.rules import Fingerprint
 
+#: fields of an affinities task that only the other post-processor reads
+#: (`dacapo.experiments.tasks.affinities_task`): a plan does not write them
+UNREAD_BY_POST_PROCESSOR = {
+    "agglomeration": ("min_fragment_sizes", "mws_biases", "mws_long_range_bias_offset"),
+    "mutex_watershed": ("agglomeration_thresholds", "agglomeration_quantile",
+                        "fragments_seed_distance", "agglomeration_db_url"),
+}
 #: one-hot classes all covering at least this fraction of the voxels are trained with plain
 #: cross-entropy; a rarer class gets class-balanced weights
 BALANCE_BELOW = 0.1
+
+
+def task_to_plan(kind: str, classes: list[str] | None = None,
+                 channel: str | None = None) -> tuple[TaskConfig, GTRules]:
+    """The task config ``plan_task`` will plan for ``kind`` before its numbers are known,
+    and the rules its GT must follow: the data are checked with them before planning
+    (`dacapo.runs.verify.split_problems`, as verify and train check them). Without
+    ``classes`` a one-hot task takes its classes from the GT: ids are not bounded."""
+    if kind == "one_hot":
+        task = OneHotTaskConfig(name="one_hot", classes=classes or ["class_0", "class_1"])
+        rules = task.gt_rules()
+        return task, rules if classes else attr.evolve(rules, num_classes=None, channel_names=())
+    if kind == "affinities":  # offsets are planned for the data's dims
+        task = AffinitiesTaskConfig(name="affinities", neighborhood=[])
+    else:
+        cls = DistanceTaskConfig if kind == "distance" else InnerDistanceTaskConfig
+        task = cls(name=kind, channels=[channel or "object"], clip_distance=1, tol_distance=1)
+    return task, task.gt_rules()
 
 
 def plan_task(fp: Fingerprint, kind: str, classes: list[str] | None = None,
@@ -75,21 +104,26 @@ def plan_task(fp: Fingerprint, kind: str, classes: list[str] | None = None,
             o[a] = min(steps, 8)
             hood.append(tuple(o))
     lsd_voxels = int(min(10, max(2, round(width / 2 / max(vs)))))
-    vol = fp.object_volume or 0
-    sizes = sorted({0, int(max(10, round(vol * 0.01))), int(max(20, round(vol * 0.05)))})
     task = AffinitiesTaskConfig(
         name="affinities", neighborhood=[Coordinate(o) for o in hood], lsds=True,
         num_lsd_voxels=lsd_voxels, downsample_lsds=2 if lsd_voxels >= 4 else 1,
-        min_fragment_sizes=sizes, post_processor="agglomeration",
+        post_processor="agglomeration",
     )
     notes["neighborhood"] = (f"nearest neighbours + long-range offsets of ~1/3 the typical object "
                              f"width {width:.0f} per axis (at least 2, at most 8 voxels)")
     notes["num_lsd_voxels"] = (f"LSD sigma ~ half the typical object width in voxels "
                                f"({width:.0f} / 2 / {max(vs)}, clipped to 2..10)")
-    notes["min_fragment_sizes"] = (f"0, 1 % and 5 % of the typical object volume ({vol:.0f} voxels)")
     notes["post_processor"] = ("fragments + waterz agglomeration (the LSD paper's pipeline; better "
                                "than the mutex watershed on predicted boundaries, docs/quality.md)")
     return task, notes
+
+
+def unread_fields(task: TaskConfig) -> list[str]:
+    """``task_config.<field>`` of each field of ``task`` that its post-processor does not
+    read (`UNREAD_BY_POST_PROCESSOR`): left out of the plan, they take their defaults."""
+    if not isinstance(task, AffinitiesTaskConfig):
+        return []
+    return [f"task_config.{f}" for f in UNREAD_BY_POST_PROCESSOR[task.post_processor]]
 
 
 def plan_augment(fp: Fingerprint, modality: str, two_d: bool = False):

@@ -1,18 +1,22 @@
 """Everything a run needs before it starts, with one message per problem.
 
 `run_problems` = the config's own problems (`RunConfig.problems`), then the model (it
-builds, its output is not empty), then the data: every dataset opens and fits together
-(`Dataset.check`), fits the task (`data_problems`, from the task's `GTRules`) and the
-model (channels, a labelled region at least one model output large). ``dacapo verify``
-prints them; ``dacapo train`` refuses to start while there are any.
+builds, its output is not empty), then the data (`split_problems`): every dataset opens and
+fits together (`Dataset.check`), fits the task (`dataset_problems`, from the task's
+`GTRules`) and the model (channels, a labelled region at least one model output large).
+``dacapo verify`` prints them; ``dacapo train`` refuses to start while there are any;
+``dacapo plan`` runs `split_problems` on the data it plans for, with the rules of the task
+it plans, so the three commands accept and refuse the same data with the same messages.
 
-Rules of `data_problems` (a task states its own in ``gt_rules()``, so a new task kind
+Rules of `dataset_problems` (a task states its own in ``gt_rules()``, so a new task kind
 cannot skip them): GT not float for instance-label tasks (ids stored as floats lose
 precision above 2**24 and are usually a probability map by mistake); GT values finite and
 non-negative for every task that scans its GT (0 is background); one-hot class ids in
 ``[0, number of classes)``; with C > 1 distance channels and a single GT array, class ids
 in ``[0, C]``; a mask non-zero somewhere; float raw finite everywhere (a NaN spreads
-through every convolution). Values are read chunk by chunk (`dacapo.io.array_checks`).
+through every convolution). `split_problems` adds: the training GT is not 0 everywhere
+(nothing to learn; a training dataset of background alone is fine next to others).
+Values are read chunk by chunk (`dacapo.io.array_checks`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from __future__ import annotations
 from funlib.geometry import Coordinate
 
 from dacapo.errors import InputError
+from dacapo.experiments.datasplits import Dataset, DatasetConfig, DataSplitConfig
 from dacapo.experiments.run_config import RunConfig
+from dacapo.experiments.tasks.task_config import GTRules, TaskConfig
 from dacapo.io.array_checks import (
     DEFAULT_BUDGET,
     check_channels,
@@ -48,16 +54,19 @@ def _collect(problems: list[str], func, *args, **kwargs) -> bool:
         return False
 
 
-def data_problems(task_config, dataset, architecture=None, scan: bool = True,
-                  budget_bytes: int = DEFAULT_BUDGET) -> list[str]:
-    """Every problem of an opened dataset (``.name``, ``.raw``, ``.gt``, ``.mask``) for a task.
+def dataset_problems(task_config: TaskConfig, dataset: Dataset, architecture=None,
+                     scan: bool = True, budget_bytes: int = DEFAULT_BUDGET,
+                     rules: GTRules | None = None) -> tuple[list[str], int | None]:
+    """Every problem of an opened dataset (``.name``, ``.raw``, ``.gt``, ``.mask``) for a
+    task, and the number of non-zero GT voxels (None when the GT was not read).
 
     Metadata first (dims, channels, dtype, mask geometry, empty arrays); with ``scan``
-    the arrays' values are read once each. Returns one message per problem.
+    the arrays' values are read once each. ``rules``: the GT rules (default the task's).
+    Returns one message per problem.
     """
     prefix = f"dataset {dataset.name!r}"
     raw, gt, mask = dataset.raw, dataset.gt, dataset.mask
-    rules = task_config.gt_rules()
+    rules = task_config.gt_rules() if rules is None else rules
     problems: list[str] = []
     dims = gt.voxel_size.dims
     ok = _collect(problems, check_not_empty, raw.shape, f"{prefix}: raw")
@@ -77,15 +86,17 @@ def data_problems(task_config, dataset, architecture=None, scan: bool = True,
     if mask is not None:
         ok &= _collect(problems, check_mask, mask, gt, f"{prefix}: mask", "gt")
     if not ok or not scan:
-        return problems
+        return problems, None
 
     _collect(problems, check_finite_array, raw, f"{prefix}: raw", budget_bytes)
+    nonzero = None
     if rules.scan:
-        problems += _gt_value_problems(scan_array(gt, budget_bytes), rules, gt.shape, dims,
-                                       f"{prefix}: gt")
+        summary = scan_array(gt, budget_bytes)
+        nonzero = summary.nonzero
+        problems += _gt_value_problems(summary, rules, gt.shape, dims, f"{prefix}: gt")
     if mask is not None and scan_array(mask, budget_bytes).nonzero == 0:
         problems.append(f"{prefix}: mask: no non-zero voxel (nothing is labelled)")
-    return problems
+    return problems, nonzero
 
 
 def _gt_value_problems(s, rules, shape, dims: int, name: str) -> list[str]:
@@ -104,6 +115,68 @@ def _gt_value_problems(s, rules, shape, dims: int, name: str) -> list[str]:
                 f"{list(rules.channel_names)} (a single GT array holds ids 0..{c}, "
                 "channel i is gt == i + 1)"]
     return []
+
+
+def all_zero_message(names: list[str], one_hot: bool) -> str:
+    """The training GT is 0 everywhere: nothing to learn."""
+    which = (f"dataset {names[0]!r}" if len(names) == 1
+             else f"datasets {', '.join(repr(n) for n in names)}")
+    what = ("every voxel is class 0: nothing to tell the classes apart" if one_hot
+            else "every voxel is 0: no objects to learn (0 is background)")
+    return f"{which}: gt: {what}"
+
+
+def open_split(split: DataSplitConfig, model=None
+               ) -> tuple[list[tuple[bool, DatasetConfig, Dataset]], list[str]]:
+    """Open every dataset of ``split`` (training ones first) and check that its arrays fit
+    together (`Dataset.check`, the GT at ``model``'s output voxel size when given);
+    ``(training?, config, dataset)`` per dataset that opened, and the problems."""
+    opened, problems = [], []
+    for training, configs in ((True, split.train), (False, split.validate)):
+        for dconf in configs:
+            try:
+                ds = dconf.open()
+                if model is not None:
+                    ds.check(model.scale(ds.raw.voxel_size))
+                opened.append((training, dconf, ds))
+            except (ValueError, FileNotFoundError, TypeError) as e:
+                problems.append(str(e))
+    return opened, problems
+
+
+def split_problems(split: DataSplitConfig, task_config: TaskConfig, model=None,
+                   architecture=None, scan: bool = True,
+                   rules: GTRules | None = None) -> list[str]:
+    """Every problem of the data of ``split`` for a task (and a model, when given): the
+    one data check of ``dacapo verify``, ``train`` and ``plan`` (see the module docstring).
+
+    ``rules``: the GT rules (default ``task_config.gt_rules()``; the planner gives those of
+    the task it is planning). Stops after the first stage with problems: opening, then
+    each dataset's own problems, then the training GT as a whole, then the model fit."""
+    opened, problems = open_split(split, model)
+    if problems:
+        return problems
+    rules = task_config.gt_rules() if rules is None else rules
+    nonzero: dict[tuple, int | None] = {}  # non-zero GT voxels per (raw, gt, mask)
+    training_nonzero: dict[str, int | None] = {}
+    for training, dconf, ds in opened:
+        key = (dconf.raw, dconf.gt, dconf.mask)
+        if key not in nonzero:
+            found, nonzero[key] = dataset_problems(task_config, ds, architecture, scan=scan,
+                                                   rules=rules)
+            problems += found
+        if training:
+            training_nonzero[dconf.name] = nonzero[key]
+    if problems:
+        return problems
+    counts = list(training_nonzero.values())
+    if counts and all(c == 0 for c in counts):
+        problems.append(all_zero_message(list(training_nonzero), rules.num_classes is not None))
+    if model is None or problems:
+        return problems
+    for training, dconf, ds in opened:
+        problems += _fits_model(dconf.name, ds, model, training)
+    return problems
 
 
 def model_problems(run_config: RunConfig):
@@ -145,27 +218,7 @@ def run_problems(run_config: RunConfig, check_data: bool = True, scan: bool = Tr
     if not check_data:
         return problems
     split = run_config.datasplit_config
-    opened = []
-    for training, configs in ((True, split.train), (False, split.validate)):
-        for dconf in configs:
-            try:
-                ds = dconf.open()
-                if model is not None:
-                    ds.check(model.scale(ds.raw.voxel_size))
-                opened.append((training, dconf, ds))
-            except (ValueError, FileNotFoundError, TypeError) as e:
-                problems.append(str(e))
-    if model is None or problems:
-        return problems
-    seen: set[tuple] = set()
-    for _, dconf, ds in opened:
-        key = (dconf.raw, dconf.gt, dconf.mask)
-        if key not in seen:
-            seen.add(key)
-            problems += data_problems(run_config.task_config, ds,
-                                      run_config.architecture_config, scan=scan)
-    if problems:
-        return problems
-    for training, dconf, ds in opened:
-        problems += _fits_model(dconf.name, ds, model, training)
-    return problems
+    if model is None or problems:  # the data are only opened
+        return problems + open_split(split, model)[1]
+    return split_problems(split, run_config.task_config, model,
+                          run_config.architecture_config, scan=scan)

@@ -21,6 +21,7 @@ import tifffile
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
 
+from dacapo.io.array_checks import check_voxel_size
 from dacapo.io.ome_read import open_ds
 from dacapo.io.ome_write import prepare_ome
 
@@ -212,7 +213,8 @@ def convert_tiff(source, output, voxel_size=None, offset=None, axis_names=None, 
     """Write ``source`` (TIFF file, folder of 2D TIFFs sorted by name, or a zarr array /
     OME-NGFF image) as the OME-NGFF image ``output``; returns its level 0 read-only.
 
-    ``voxel_size`` is required for TIFF (a zarr source has its own; given, it must agree);
+    ``voxel_size`` (positive integers) is required for TIFF (a zarr source has its own;
+    given, it must agree);
     ``offset`` defaults to 0 (TIFF) or the source's. ``roi`` (world units) or ``slices``
     (voxels) crop; the output keeps world coordinates (its offset is the crop's begin).
     ``mapping`` remaps label values; ``label`` flags the output as a label image (default:
@@ -222,6 +224,8 @@ def convert_tiff(source, output, voxel_size=None, offset=None, axis_names=None, 
         raise FileNotFoundError(f"source: no file or folder at {str(source)!r}")
     if Path(str(output)).exists():
         raise ValueError(f"output {str(output)!r} exists already; choose another path")
+    if voxel_size is not None:
+        check_voxel_size(voxel_size, "--voxel-size")
     src = _open_source(source, voxel_size, offset, axis_names, units)
     dims, lead, voxel_size = src.dims, src.lead, src.voxel_size
     crop = _crop(src, roi, slices)
