@@ -11,18 +11,13 @@ Run: ``.venv/bin/python benchmarks/bench_affinities.py``.
 
 from __future__ import annotations
 
-import os
+import argparse
 
-for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+import numpy as np
+from _harness import pin_threads, repeat
+from bench_lsd_affs import NBH, SHAPE, make_labels
 
-import argparse  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-from bench_lsd_affs import NBH, SHAPE, make_labels  # noqa: E402
-
-from dacapo.ops.affinities import affinities  # noqa: E402
+from dacapo.ops.affinities import affinities
 
 
 def naive(labels: np.ndarray, neighborhood) -> np.ndarray:
@@ -40,24 +35,16 @@ def naive(labels: np.ndarray, neighborhood) -> np.ndarray:
     return out
 
 
-def best_of(fn, repeats: int) -> tuple[float, np.ndarray]:
-    times, result = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
     labels = make_labels()
     mvox = labels.size / 1e6
-    t_fast, fast = best_of(lambda: affinities(labels, NBH), args.repeats)
-    t_naive, ref = best_of(lambda: naive(labels, NBH), args.repeats)
-    assert np.array_equal(fast, ref), "fast and naive affinities differ"
+    fast = repeat(lambda: affinities(labels, NBH), args.repeats)
+    ref = repeat(lambda: naive(labels, NBH), args.repeats)
+    assert np.array_equal(fast.result, ref.result), "fast and naive affinities differ"
+    t_fast, t_naive = fast.min, ref.min
     print(f"input: {SHAPE} {labels.dtype} labels, {len(np.unique(labels)) - 1} objects, "
           f"{len(NBH)} offsets, one core; outputs identical")
     print(f"fast  (ops.affinities):        best of {args.repeats} {t_fast * 1e3:7.2f} ms  "
@@ -68,4 +55,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    pin_threads()
     main()

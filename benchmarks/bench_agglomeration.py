@@ -1,6 +1,6 @@
 """Mutex watershed vs fragments + agglomeration on corrupted ground-truth affinities.
 
-Data: ``../shared/data/fibsem_neurons/labels.tif`` (50 x 100 x 200, 10 nm, 0 = boundary /
+Data: ``fibsem_neurons/labels.tif`` of `_harness.data_dir` (50 x 100 x 200, 10 nm, 0 = boundary /
 unknown). Affinities of the GT for the example neighbourhood (1,0,0), (0,1,0), (0,0,1),
 (2,0,0), (0,4,0), (0,0,4) (`dacapo.ops.affinities`, the task's target), corrupted to mimic
 a prediction: ``clip(gaussian_blur(0.1 + 0.8 aff, sigma) + N(0, noise), 0, 1)`` per channel,
@@ -14,7 +14,7 @@ Blockwise check (``--blockwise``): the agglomeration on the zarr prediction with
 ``--block`` voxels (2 workers), VOI between it and the one-block result (all voxels, 0 a
 label like any other) and both VOIs against the GT, at the one-block run's best threshold.
 
-Run: ``PYTHONPATH=src python benchmarks/bench_agglomeration.py [--noise 0.1 --sigma 1]
+Run: ``.venv/bin/python benchmarks/bench_agglomeration.py [--noise 0.1 --sigma 1]
 [--blockwise]``.
 """
 
@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+import tifffile
+from _harness import dataset, timed
 from funlib.geometry import Coordinate
 from funlib.persistence import Array, prepare_ds
 from scipy.ndimage import gaussian_filter
@@ -42,7 +44,6 @@ from dacapo.ops.instance_metrics import (
     variation_of_information,
 )
 
-DATA = Path(__file__).resolve().parents[1] / ".." / ".." / "shared" / "data" / "fibsem_neurons"
 OFFSETS = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (2, 0, 0), (0, 4, 0), (0, 0, 4)]
 VOXEL = Coordinate(10, 10, 10)
 
@@ -78,8 +79,6 @@ def sweep(post, prediction: Array, labels: np.ndarray, tmp: Path, name: str) -> 
 
 
 def main() -> None:
-    import tifffile
-
     parser = argparse.ArgumentParser()
     parser.add_argument("--sigma", type=float, default=1.0)
     parser.add_argument("--noise", type=float, default=0.1)
@@ -92,7 +91,7 @@ def main() -> None:
     parser.add_argument("--mws-biases", type=float, nargs="+", default=[0.1, 0.25, 0.5, 0.75, 0.9])
     parser.add_argument("--mws-min-sizes", type=int, nargs="+", default=[0, 100])
     args = parser.parse_args()
-    labels = tifffile.imread(DATA / "labels.tif").astype(np.uint64)
+    labels = tifffile.imread(dataset("fibsem_neurons") / "labels.tif").astype(np.uint64)
     affs = corrupted_affinities(labels, args.sigma, args.noise, args.seed)
     prediction = Array(affs, offset=(0, 0, 0), voxel_size=VOXEL)
     with tempfile.TemporaryDirectory() as tmp:
@@ -120,10 +119,8 @@ def main() -> None:
             one = post.process(params, tmp / "one.zarr" / "s")
             one = one[one.roi]
             post.set_prediction(str(path))
-            start = time.perf_counter()
-            out = post.process(params, tmp / "blockwise.zarr" / "s", num_workers=2,
-                               block_size=Coordinate(args.block) * VOXEL)
-            seconds = time.perf_counter() - start
+            seconds, out = timed(post.process, params, tmp / "blockwise.zarr" / "s",
+                                 num_workers=2, block_size=Coordinate(args.block) * VOXEL)
             seg = out[out.roi]
             results["blockwise"] = {
                 "block": list(args.block), "threshold": threshold, "seconds": seconds,

@@ -4,54 +4,47 @@ side by side in one run.
 Ours: `dacapo.ops.binary_metrics` (two ``edt`` EDTs on the bounding box of S ∪ T, one thread,
 and with 2 threads — the peer's SimpleITK filters use 2 threads by default here). The peer:
 ``ArrayEvaluator`` and its 21 metric methods (SimpleITK overlap and Hausdorff filters, two
-full scipy EDTs), in its own venv through a persistent subprocess (`peer_eval`); ours and the
-peer's calls alternate so both see the same load; medians of ``--repeats``. Goal: ≥ 6x.
+full scipy EDTs), in its own venv through a persistent subprocess (`_harness.Peer`); ours and
+the peer's calls alternate so both see the same load; medians of ``--repeats``. Goal: ≥ 6x.
 
-Cases: the LM nuclei of ``/work/shared/data/lm_nuclei`` (100³, voxel 0.284 × 0.127 × 0.127 µm;
+Cases (the real volumes of `_harness.data_dir`): the LM nuclei of ``lm_nuclei`` (100³, voxel 0.284 × 0.127 × 0.127 µm;
 truth = nucleus mask; test = the mask shifted by one voxel along y, dilated by one voxel, one
 nucleus missed and a spurious ball added), tolerance 0.5 µm, clip 2 µm; the ssTEM membranes
-of ``/work/shared/data/sstem_membranes`` (a 20 × 224 × 224 crop, 50 × 4 × 4 nm; membrane
+of ``sstem_membranes`` (a 20 × 224 × 224 crop, 50 × 4 × 4 nm; membrane
 eroded/dilated by one voxel on alternate slices and shifted by one along x), tolerance 8 nm,
 clip 40 nm; and a synthetic
 100³ volume (voxel 8×4×4 nm, random balls; test shifted along z with 2 % of the voxels
 flipped), tolerance 8 nm, clip 40 nm. Our values are checked against a naive transcription
 of the definitions (two full-volume scipy EDTs), not against the peer (its false discovery
-rate, precision, F1 and, for anisotropic voxels, Hausdorff are off: /work/shared/peer/README.md).
+rate, precision, F1 and, for anisotropic voxels, Hausdorff are off: the peer's README beside
+its setup script).
 
-Run: ``PYTHONPATH=src python benchmarks/bench_binary_eval.py [--repeats 7]``.
+Run: ``.venv/bin/python benchmarks/bench_binary_eval.py [--repeats 7]``.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import math
 import os
 
-for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+import numpy as np
+import tifffile
+from _harness import dataset, open_peer, pin_threads, timed
+from scipy import ndimage
+from scipy.ndimage import distance_transform_edt
 
-import argparse  # noqa: E402
-import math  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-import peer_eval  # noqa: E402
-from scipy.ndimage import distance_transform_edt  # noqa: E402
-
-from dacapo.ops.binary_metrics import BINARY_METRIC_NAMES, binary_metrics, binary_voi  # noqa: E402
+from dacapo.ops.binary_metrics import BINARY_METRIC_NAMES, binary_metrics, binary_voi
 
 VOXEL = (8.0, 4.0, 4.0)
-DATA = "/work/shared/data/lm_nuclei"
-EM_DATA = "/work/shared/data/sstem_membranes"
 
 
 def real_input() -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
     """LM nuclei: (test, truth, voxel size in µm)."""
-    import json
-
-    import tifffile
-    from scipy import ndimage
-
-    labels = tifffile.imread(f"{DATA}/1135_labels.tif")
-    voxel = tuple(json.load(open(f"{DATA}/meta.json"))["voxel_size_um_zyx"]["1135"])
+    data = dataset("lm_nuclei")
+    labels = tifffile.imread(data / "1135_labels.tif")
+    voxel = tuple(json.loads((data / "meta.json").read_text())["voxel_size_um_zyx"]["1135"])
     truth = labels > 0
     test = ndimage.binary_dilation(np.roll(truth, 1, axis=1))
     ids, sizes = np.unique(labels[labels > 0], return_counts=True)
@@ -66,10 +59,7 @@ def em_input() -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
     """ssTEM membranes, 20 x 224 x 224 crop (1 Mvoxel, voxel 50 x 4 x 4 nm): truth = membrane
     (label 0); test = the membrane eroded by one voxel in y/x where a slice is even, dilated
     where odd, shifted by one voxel along x."""
-    import tifffile
-    from scipy import ndimage
-
-    labels = tifffile.imread(f"{EM_DATA}/labels.tif")[:, :224, :224]
+    labels = tifffile.imread(dataset("sstem_membranes") / "labels.tif")[:, :224, :224]
     truth = labels == 0
     cross = ndimage.generate_binary_structure(2, 1)
     test = np.stack([
@@ -132,23 +122,15 @@ def naive_metrics(test, truth, voxel_size, tol, clip) -> dict[str, float]:
     }
 
 
-def _timed(fn) -> tuple[float, object]:
-    t0 = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - t0, result
-
-
 def run_case(name, test, truth, voxel, tol, clip, repeats, peer) -> dict:
     ours1, ours2, theirs = [], [], []
     for _ in range(repeats):
-        seconds, ours = _timed(lambda: binary_metrics(test, truth, voxel, tol, clip))
+        seconds, ours = timed(lambda: binary_metrics(test, truth, voxel, tol, clip))
         ours1.append(seconds)
-        ours2.append(_timed(lambda: binary_metrics(test, truth, voxel, tol, clip, threads=2))[0])
+        ours2.append(timed(lambda: binary_metrics(test, truth, voxel, tol, clip, threads=2))[0])
         if peer is not None:
-            theirs.append(
-                peer.run("binary", test=test, truth=truth, voxel_size=list(voxel), clip=clip,
-                         tol=tol)[0]
-            )
+            theirs += peer.run("binary", {"test": test, "truth": truth, "clip": clip, "tol": tol,
+                                          "voxel_size": list(voxel)}).times
     ref = naive_metrics(test, truth, voxel, tol, clip)
     worst = max(
         abs(ours[m] - ref[m]) / max(abs(ref[m]), 1e-12)
@@ -169,14 +151,6 @@ def run_case(name, test, truth, voxel, tol, clip, repeats, peer) -> dict:
     return row
 
 
-class _NoPeer:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return None
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -187,13 +161,12 @@ def main() -> None:
     cases.append(("sstem_membranes (real)", test, truth, voxel, 8.0, 40.0))
     test, truth = make_input(100)
     cases.append(("synthetic 100^3", test, truth, VOXEL, 8.0, 40.0))
-    if not peer_eval.available():
-        print(f"peer venv absent ({peer_eval.PEER_PYTHON}): timing ours only")
-    with peer_eval.Peer() if peer_eval.available() else _NoPeer() as peer:
+    with open_peer() as peer:
         for case in cases:
             run_case(*case, args.repeats, peer)
     print(f"load average {os.getloadavg()[0]:.2f} (1 min, {os.cpu_count()} cores)")
 
 
 if __name__ == "__main__":
+    pin_threads()
     main()

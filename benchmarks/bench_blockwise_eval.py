@@ -15,25 +15,21 @@ voxels 0. Binary: a ball in every third cell (truth) vs a ball one voxel larger,
 voxel along z (test); voxel 8 × 4 × 4 nm, clip 40 nm, tolerance 8 nm.
 Base volume 64 × 256 × 256 (4.2 Mvoxel), 8x = 128 × 512 × 512 (33.6 Mvoxel); blocks of 64³.
 
-Run: ``PYTHONPATH=src python benchmarks/bench_blockwise_eval.py [--base 64 256 256]``.
+Run: ``.venv/bin/python benchmarks/bench_blockwise_eval.py [--base 64 256 256]``.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import math
 import os
+import subprocess
+import sys
+import tempfile
 
-for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
+import numpy as np
+from _harness import pin_threads, timed
 
 CELL = np.array([12, 20, 20])
 VOXEL = (8, 4, 4)
@@ -121,15 +117,14 @@ def child(kind: str, mode: str, seg: str, gt: str) -> None:
     else:
         evaluator = BinarySegmentationEvaluator(CLIP, TOL, channels=["fg"])
         context = None  # the default, clip = 40 nm > every false distance here (~12 nm)
+    block_size = Coordinate(BLOCK, BLOCK, BLOCK) * Coordinate(VOXEL)
     _reset_peak()
     baseline = _status_mb("VmRSS")
-    t0 = time.perf_counter()
     if mode == "in-memory":
-        scores = evaluator.evaluate(seg, gt)
+        seconds, scores = timed(lambda: evaluator.evaluate(seg, gt))
     else:
-        scores = evaluate_blockwise(evaluator, seg, gt, block_size=Coordinate(BLOCK, BLOCK, BLOCK)
-                                    * Coordinate(VOXEL), context=context)
-    seconds = time.perf_counter() - t0
+        seconds, scores = timed(lambda: evaluate_blockwise(evaluator, seg, gt,
+                                                           block_size=block_size, context=context))
     values = {c: float(getattr(scores, c)) for c in scores.criteria}
     print(json.dumps({"baseline": baseline, "peak": _status_mb("VmHWM"), "seconds": seconds,
                       "values": values}))
@@ -177,4 +172,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    pin_threads()
     main()

@@ -10,21 +10,16 @@ Run: ``.venv/bin/python benchmarks/bench_distance_target.py`` (single thread).
 
 from __future__ import annotations
 
-import os
+import argparse
 
-for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+import numpy as np
+from _harness import pin_threads, timed
+from funlib.geometry import Coordinate
+from funlib.persistence import Array
+from scipy.ndimage import distance_transform_edt
 
-import argparse  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-from funlib.geometry import Coordinate  # noqa: E402
-from funlib.persistence import Array  # noqa: E402
-from scipy.ndimage import distance_transform_edt  # noqa: E402
-
-from dacapo.experiments.tasks.predictors import DistancePredictor  # noqa: E402
-from dacapo.ops.distances import SATURATION  # noqa: E402
+from dacapo.experiments.tasks.predictors import DistancePredictor
+from dacapo.ops.distances import SATURATION
 
 VOXEL = (8, 4, 4)
 SCALE = 50.0
@@ -96,12 +91,10 @@ def compare(ours, naive, repeats: int) -> tuple[float, float, object, object]:
     """Best-of-``repeats`` times of both, interleaved (the machine is shared)."""
     t_ours = t_naive = float("inf")
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        out_ours = ours()
-        t1 = time.perf_counter()
-        out_naive = naive()
-        t2 = time.perf_counter()
-        t_ours, t_naive = min(t_ours, t1 - t0), min(t_naive, t2 - t1)
+        seconds, out_ours = timed(ours)
+        t_ours = min(t_ours, seconds)
+        seconds, out_naive = timed(naive)
+        t_naive = min(t_naive, seconds)
     return t_ours, t_naive, out_ours, out_naive
 
 
@@ -144,4 +137,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    pin_threads()
     main()

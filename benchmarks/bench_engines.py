@@ -14,12 +14,11 @@ of ``make bench-quality`` under ``quality_runs/runs/``).
 from __future__ import annotations
 
 import os
-import statistics
 import sys
-import time
 
 import numpy as np
 import torch
+from _harness import repeat
 
 from dacapo.pipeline.engines import make_forward, onnx_available, resolve_engine
 from dacapo.runs.model_builder import build_model
@@ -47,12 +46,7 @@ def main() -> None:
             for engine in engines:
                 forward = make_forward(model, engine)
                 outputs[engine] = forward(x)
-                calls = []
-                for _ in range(5):
-                    start = time.perf_counter()
-                    forward(x)
-                    calls.append(time.perf_counter() - start)
-                times[engine].append(statistics.median(calls))
+                times[engine].append(repeat(forward, 5, x).median)
         diff = max(float(np.abs(outputs[e] - outputs["torch"]).max()) for e in engines)
         auto = resolve_engine("auto", "fp32", torch.device("cpu"),
                               input_shape=model.eval_input_shape)

@@ -4,11 +4,11 @@ Ours: `instance_metrics` (VOI split/merge, adapted Rand error, IoU matching at 0
 sparse contingency table over the voxels, ids relabelled with fastremap, no per-object pass),
 the kernel and the whole `InstanceEvaluator.evaluate` on funlib Arrays. The peer: its whole
 instance evaluation, ``instance_evaluator.voi`` (VOI only), in its own venv through a
-persistent subprocess (`peer_eval`). Ours and the peer's calls alternate, so both see the same
+persistent subprocess (`_harness.Peer`). Ours and the peer's calls alternate, so both see the same
 machine load; medians of ``--repeats``. Goal: all our metrics faster than the peer's VOI alone.
 
 Cases (large sparse ids, as real label volumes have): the FIB-SEM neuron labels of
-``/work/shared/data/fibsem_neurons`` (1 Mvoxel, 87 objects) and a synthetic 100³ volume with
+``fibsem_neurons`` (`_harness.data_dir`; 1 Mvoxel, 87 objects) and a synthetic 100³ volume with
 100 objects, ids mapped to random values ≥ 100000 (below 2**20: the peer's VOI allocates a
 sparse matrix of max id + 1 rows and is killed for memory at ids ~1e9). Segmentation: the
 truth shifted by one voxel along z, 10 objects split in two, 5 pairs merged, 1 % (real) or
@@ -17,32 +17,27 @@ naive reference of the definitions (skimage VOI, the CREMI adapted Rand code, Io
 truth/segment pair from boolean masks + linear assignment per threshold), not the peer (its
 VOI treats truth 0 as a segment).
 
-Run: ``PYTHONPATH=src python benchmarks/bench_instance_eval.py [--repeats 9]``.
+Run: ``.venv/bin/python benchmarks/bench_instance_eval.py [--repeats 9]``.
 """
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
 
-for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+import numpy as np
+import tifffile
+from _harness import dataset, open_peer, pin_threads, timed
+from funlib.persistence import Array
+from scipy import ndimage, sparse
+from scipy.optimize import linear_sum_assignment
+from skimage.metrics import variation_of_information
 
-import argparse  # noqa: E402
-import math  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-import peer_eval  # noqa: E402
-from funlib.persistence import Array  # noqa: E402
-from scipy import ndimage, sparse  # noqa: E402
-from scipy.optimize import linear_sum_assignment  # noqa: E402
-from skimage.metrics import variation_of_information  # noqa: E402
-
-from dacapo.experiments.tasks.evaluators import InstanceEvaluator  # noqa: E402
-from dacapo.ops.instance_metrics import IOU_THRESHOLDS, instance_metrics  # noqa: E402
+from dacapo.experiments.tasks.evaluators import InstanceEvaluator
+from dacapo.ops.instance_metrics import IOU_THRESHOLDS, instance_metrics
 
 SHAPE = (100, 100, 100)
-DATA = "/work/shared/data/fibsem_neurons"
 
 
 def perturb(truth: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
@@ -88,9 +83,7 @@ def make_input(seed: int = 0, large: bool = True) -> tuple[np.ndarray, np.ndarra
 
 def real_input(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """FIB-SEM neuron labels (50x100x200, 0 = boundary/unknown), 1 % noise."""
-    import tifffile
-
-    truth = tifffile.imread(f"{DATA}/labels.tif").astype(np.uint64)
+    truth = tifffile.imread(dataset("fibsem_neurons") / "labels.tif").astype(np.uint64)
     seg = perturb(truth, 0.01, np.random.default_rng(seed))
     seg, truth = large_ids(seg, truth, seed=seed)
     return seg, truth
@@ -146,23 +139,17 @@ def _compact(labels: np.ndarray) -> np.ndarray:
     return (inverse.reshape(labels.shape) + (0 if labels.min() == 0 else 1)).astype(np.int64)
 
 
-def _timed(fn) -> tuple[float, object]:
-    t0 = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - t0, result
-
-
 def run_case(name: str, seg: np.ndarray, truth: np.ndarray, repeats: int, peer) -> dict:
     evaluator = InstanceEvaluator()
     seg_array = Array(seg, offset=(0,) * seg.ndim, voxel_size=(1,) * seg.ndim)
     truth_array = Array(truth, offset=(0,) * seg.ndim, voxel_size=(1,) * seg.ndim)
     ours, ours_eval, theirs = [], [], []
     for _ in range(repeats):
-        seconds, fast = _timed(lambda: instance_metrics(seg, truth))
+        seconds, fast = timed(lambda: instance_metrics(seg, truth))
         ours.append(seconds)
-        ours_eval.append(_timed(lambda: evaluator.evaluate(seg_array, truth_array))[0])
+        ours_eval.append(timed(lambda: evaluator.evaluate(seg_array, truth_array))[0])
         if peer is not None:
-            theirs.append(peer.run("voi", seg=seg, truth=truth)[0])
+            theirs += peer.run("voi", {"seg": seg, "truth": truth}).times
     ref = naive(_compact(seg), _compact(truth))
     worst = max(abs(fast[k] - ref[k]) for k in ref if not math.isnan(ref[k]))
     row = {"case": name, "ours": float(np.median(ours)), "evaluator": float(np.median(ours_eval)),
@@ -188,22 +175,13 @@ def main() -> None:
         "synthetic 100^3, ids >= 1e5": make_input(),
         "synthetic 100^3, small ids": make_input(large=False),
     }
-    if not peer_eval.available():
-        print(f"peer venv absent ({peer_eval.PEER_PYTHON}): timing ours only")
-    with peer_eval.Peer() if peer_eval.available() else _no_peer() as peer:
+    with open_peer() as peer:
         for name, (seg, truth) in cases.items():
             run_case(name, seg, truth, args.repeats, peer)
     print(f"one core for ours; load average {os.getloadavg()[0]:.2f} "
           f"(1 min, {os.cpu_count()} cores)")
 
 
-class _no_peer:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return None
-
-
 if __name__ == "__main__":
+    pin_threads()
     main()

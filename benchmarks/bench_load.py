@@ -22,7 +22,8 @@ split between processes, so the sum is not inflated by shared libraries) of the 
 its descendants (daisy workers included), and the largest single process RSS.
 
 Inputs are generated blockwise (so their creation is bounded in memory too) under ``--dir``
-(default /tmp/dacapo_load) and deleted at the end unless ``--keep``.
+(default ``dacapo_load`` in the system's temporary folder) and deleted at the end unless
+``--keep``.
 
     .venv/bin/python benchmarks/bench_load.py                       # everything, defaults
     .venv/bin/python benchmarks/bench_load.py --only threshold --threshold-shape 256 512 512
@@ -37,12 +38,13 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+from _harness import timed
 from funlib.geometry import Coordinate, Roi
 
 from dacapo.io.ome_write import open_ds  # plain zarr arrays and OME-NGFF outputs
@@ -110,10 +112,9 @@ def generate(func, path: Path, shape, channels: int | None, dtype, workers: int 
     block = Coordinate((BLOCK,) * 3) * VOXEL
     prepare_zarr(path, roi, VOXEL, dtype, num_channels=channels, write_size=block,
                    axis_names=["z", "y", "x"])
-    t = time.perf_counter()
-    run_blockwise(_no_input(func), {}, path, block, num_workers=workers,
-                  log_dir=path.parent.parent / "logs" / path.name, progress=False)
-    print(f"  generated {path} {tuple(shape)} in {time.perf_counter() - t:.1f} s", flush=True)
+    seconds, _ = timed(run_blockwise, _no_input(func), {}, path, block, num_workers=workers,
+                       log_dir=path.parent.parent / "logs" / path.name, progress=False)
+    print(f"  generated {path} {tuple(shape)} in {seconds:.1f} s", flush=True)
 
 
 def _no_input(func):
@@ -219,7 +220,19 @@ def _job(job: dict) -> dict:
     out = Path(job["output"])
     if out.exists():
         shutil.rmtree(out)
-    t = time.perf_counter()
+    seconds, _ = timed(_run, job, kind, workers, out)
+    arr = open_ds(str(out))
+    voxels = int(np.prod(arr.roi.shape / arr.voxel_size))
+    summary = {"kind": kind, "workers": workers, "seconds": round(seconds, 2),
+               "mvoxels": round(voxels / 1e6, 2), "mvoxel_per_s": round(voxels / 1e6 / seconds, 2)}
+    if kind != "predict":  # a cheap sanity check that something was segmented
+        sample = arr[Roi(arr.roi.offset, Coordinate((BLOCK,) * 3) * arr.voxel_size)]
+        summary["sample_labels"] = int(len(np.unique(sample)))
+    return summary
+
+
+def _run(job: dict, kind: str, workers: int, out: Path) -> None:
+    """The measured job itself."""
     if kind == "threshold":
         from dacapo.experiments.tasks.post_processors import ThresholdPostProcessor
         from dacapo.experiments.tasks.post_processors.threshold_post_processor_parameters import (
@@ -251,15 +264,6 @@ def _job(job: dict) -> dict:
                 log_dir=job["log_dir"], progress=False)
     else:
         raise ValueError(f"unknown job kind {kind!r}")
-    seconds = time.perf_counter() - t
-    arr = open_ds(str(out))
-    voxels = int(np.prod(arr.roi.shape / arr.voxel_size))
-    summary = {"kind": kind, "workers": workers, "seconds": round(seconds, 2),
-               "mvoxels": round(voxels / 1e6, 2), "mvoxel_per_s": round(voxels / 1e6 / seconds, 2)}
-    if kind != "predict":  # a cheap sanity check that something was segmented
-        sample = arr[Roi(arr.roi.offset, Coordinate((BLOCK,) * 3) * arr.voxel_size)]
-        summary["sample_labels"] = int(len(np.unique(sample)))
-    return summary
 
 
 def _naive(kind: str, source: str, out: Path) -> None:
@@ -379,7 +383,7 @@ def _row(r: dict, note: str = "") -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dir", default="/tmp/dacapo_load", type=Path)
+    parser.add_argument("--dir", default=Path(tempfile.gettempdir()) / "dacapo_load", type=Path)
     parser.add_argument("--threshold-shape", nargs=3, type=int, default=[1024, 1024, 1024])
     parser.add_argument("--watershed-shape", nargs=3, type=int, default=[1024, 1024, 1024])
     parser.add_argument("--predict-shape", nargs=3, type=int, default=[416, 512, 512])

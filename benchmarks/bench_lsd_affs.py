@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import numpy as np
+from _harness import repeat
 from scipy import ndimage
 
 NBH = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (3, 0, 0), (0, 9, 0), (0, 0, 9)]
@@ -121,14 +121,9 @@ def main() -> None:
         weight, _ = predictor.create_weight(gt, target)
         return np.asarray(target.data), np.asarray(weight.data)
 
-    fast()  # numba compilation / cache load
-    times, cpu_times = [], []
-    for _ in range(args.repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        target, weight = fast()
-        times.append(time.perf_counter() - t0)
-        cpu_times.append(time.process_time() - c0)
-    best, best_cpu = min(times), min(cpu_times)
+    times = repeat(fast, args.repeats, warmup=1)  # warm-up: numba compilation / cache load
+    target, weight = times.result
+    best, best_cpu = times.min, times.cpu_min
     print(f"input: {SHAPE} labels, {n_obj} objects, voxel {VOXEL} nm, sigma = "
           f"{NUM_LSD_VOXELS} voxels ({NUM_LSD_VOXELS * max(VOXEL)} nm), {len(NBH)} offsets, "
           f"threads: {os.cpu_count()}")
@@ -137,9 +132,9 @@ def main() -> None:
           f"{best_cpu * 1e3:.1f} ms)")
     if args.skip_naive:
         return
-    t0, c0 = time.perf_counter(), time.process_time()
-    ref_target, ref_weight = naive(labels)
-    t_naive, cpu_naive = time.perf_counter() - t0, time.process_time() - c0
+    times = repeat(naive, 1, labels)
+    ref_target, ref_weight = times.result
+    t_naive, cpu_naive = times.min, times.cpu_min
     print(f"naive (per-object full-volume Gaussians): {t_naive * 1e3:8.1f} ms  "
           f"{mvox / t_naive:7.3f} Mvoxel/s  (CPU time: {cpu_naive * 1e3:.1f} ms)")
     print(f"max |target - naive| = {np.abs(target - ref_target).max():.2e}, "

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 import torch
+from _harness import repeat
 
 from dacapo.experiments.architectures import CNNectomeUNetConfig
 from dacapo.ops.planning import unet_shapes
@@ -57,15 +57,14 @@ def step_time(name, shape, f, kd, ku, fm) -> None:
     head = torch.nn.Conv3d(fm, 2, 1)
     opt = torch.optim.Adam(list(m.parameters()) + list(head.parameters()), 1e-3)
     x = torch.randn(2, 1, *shape)
-    ts = []
-    for _ in range(6):
-        t = time.perf_counter()
+
+    def step() -> None:
         loss = (head(m(x)) ** 2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
-        ts.append(time.perf_counter() - t)
-    st = sorted(ts[1:])[len(ts[1:]) // 2]
+
+    st = repeat(step, 5, warmup=1).median
     model = 2 * (COST_PER_GMAC_2D if shape[0] == 1 else COST_PER_GMAC) * macs / 1e9
     print(f"| {name} | {shape} → {out} | {macs / 1e9:.2f} | {st:.3f} | {model:.3f} | "
           f"{st / model:.2f} |", flush=True)

@@ -18,9 +18,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 
 import torch
+from _harness import repeat
 
 NEIGHBORHOOD = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (3, 0, 0), (0, 3, 0), (0, 0, 3),
                 (9, 0, 0), (0, 9, 0), (0, 0, 9)]
@@ -46,17 +46,15 @@ def step_times(precision: str, repeats: int, device: torch.device) -> list[float
     with torch.no_grad():
         shape = model(raw).shape
     target, weight = torch.rand(shape, device=device), torch.ones(shape, device=device)
-    times = []
-    for i in range(repeats + 2):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
+
+    def step() -> None:
         train_step(model, optimizer, task.loss, raw, target, weight, precision, scaler)
         if device.type == "cuda":
-            torch.cuda.synchronize()
-        if i >= 2:  # warm-up
-            times.append(time.perf_counter() - start)
-    return times
+            torch.cuda.synchronize()  # the step's kernels inside its time
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return repeat(step, repeats, warmup=2).wall
 
 
 def main() -> None:

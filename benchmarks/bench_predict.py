@@ -1,6 +1,6 @@
 """Prediction at the speed of the model: blockwise prediction vs the bare forward pass.
 
-The volume: the FIB-SEM stack of /work/shared/data/fibsem_neurons (50 × 100 × 200 voxels,
+The volume: the FIB-SEM stack of ``fibsem_neurons`` (`_harness.data_dir`; 50 × 100 × 200 voxels,
 1 Mvoxel; synthetic noise of that shape where it is absent). The model: a valid 3D UNet
 (12 feature maps, one (2, 2, 2) downsampling, eval input 68³ → output 52³) of an
 Affinities task with 9 affinities + 10 LSDs (19 output channels), untrained (speed does not
@@ -13,8 +13,8 @@ whole volume (reflect padding).
   once with the engine under test;
 - *in process*: `dacapo.pipeline.predict.predict` with ``num_workers=0`` for each engine/precision
   (reads, forward passes, zarr writes);
-- *1 worker*: ``num_workers=1``, which is this process (done-markers written, no worker
-  start-up), and on a bigger volume also one worker *process* started through a worker
+- *1 worker*: ``num_workers=0`` with a log dir: this process (done-markers written, no
+  worker start-up), and on a bigger volume also one worker *process* started through a worker
   command (``"{command}"``: the daisy runner, the process' imports and model load included);
 - *write*: one output block into a zarr chunk with zarr's default Zstd vs Blosc-LZ4;
 - *apply*: ``dacapo apply`` of the volume (prediction + mutex-watershed post-processing,
@@ -40,27 +40,23 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _harness import data_dir, load, repeat, timed
 
-DATA = Path("/work/shared/data/fibsem_neurons/raw.tif")
 NEIGHBORHOOD = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (3, 0, 0), (0, 3, 0), (0, 0, 3),
                 (9, 0, 0), (0, 9, 0), (0, 0, 9)]
-
-
-def load() -> str:
-    return f"load {os.getloadavg()[0]:.1f}"
 
 
 def make_raw(folder: Path) -> Path:
     from dacapo.tools.convert import convert_tiff
 
     out = folder / "em.zarr" / "raw"
-    if DATA.is_file():
-        convert_tiff(DATA, out, [10, 10, 10])
+    stack = data_dir() / "fibsem_neurons" / "raw.tif"
+    if stack.is_file():
+        convert_tiff(stack, out, [10, 10, 10])
         return out
     from funlib.geometry import Coordinate
     from funlib.persistence import prepare_ds
@@ -146,17 +142,8 @@ def codec_times(folder: Path, model, tile: np.ndarray, repeats: int) -> tuple[fl
 
         def write(z=z):
             z[...] = y
-        times.append(median_time(write, max(3, repeats)))
+        times.append(repeat(write, max(3, repeats)).median)
     return times[0], times[1]
-
-
-def median_time(func, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def bare(model, inputs, engine: str, precision: str, repeats: int) -> tuple[float, np.ndarray]:
@@ -164,7 +151,7 @@ def bare(model, inputs, engine: str, precision: str, repeats: int) -> tuple[floa
 
     forward = make_forward(model, engine, precision)
     first = forward(inputs[0])  # warm-up (and the ONNX export)
-    return median_time(lambda: [forward(x) for x in inputs], repeats), first
+    return repeat(lambda: [forward(x) for x in inputs], repeats).median, first
 
 
 def in_process(rc, run_dir, raw, folder: Path, engine, precision, repeats, workers=0,
@@ -186,7 +173,7 @@ def in_process(rc, run_dir, raw, folder: Path, engine, precision, repeats, worke
 
     if cached:
         once()
-    return median_time(once, repeats)
+    return repeat(once, repeats).median
 
 
 APPLY_CHILD = r"""
@@ -230,15 +217,54 @@ def apply_cli(run_dir, raw, folder: Path, workers: str, engine: str, repeats: in
         out = folder / "seg.zarr"
         shutil.rmtree(out, ignore_errors=True)
         shutil.rmtree(run_dir.logs / "apply", ignore_errors=True)  # done-markers: redo all
-        start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", APPLY_CHILD, str(run_dir.path), str(raw),
-                               str(out / "seg"), workers, engine], capture_output=True,
-                              text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-        wall = time.perf_counter() - start
+        wall, proc = timed(subprocess.run, [sys.executable, "-c", APPLY_CHILD, str(run_dir.path),
+                                            str(raw), str(out / "seg"), workers, engine],
+                           capture_output=True, text=True,
+                           env={**os.environ, "PYTHONWARNINGS": "ignore"})
         if proc.returncode:
             raise RuntimeError(proc.stderr[-2000:])
         rows.append({"wall": wall, **json.loads(proc.stdout.strip().splitlines()[-1])})
     return {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+
+
+def big_rows(rc, run_dir, model, raw, folder: Path, default: str, copies: int) -> list:
+    """``copies`` of the volume with 1 worker: this process, and a worker process."""
+    big = make_big(folder, raw, copies)
+    big_inputs = tiles(model, big)
+    limit_big = bare(model, big_inputs, default, "fp32", 1)[0]
+    here_big = in_process(rc, run_dir, big, folder, "auto", "fp32", 1, workers=0)
+    proc_big = in_process(rc, run_dir, big, folder, "auto", "fp32", 1, workers=1,
+                          worker_command="{command}")
+    print(f"{copies} Mvoxel ({len(big_inputs)} tiles): bare {default} {limit_big:.2f} s, "
+          f"1 worker (this process) {here_big:.2f} s ({limit_big / here_big:.2f}), "
+          f"1 worker process {proc_big:.2f} s ({limit_big / proc_big:.2f}) ({load()})",
+          flush=True)
+    return [(f"predict {copies} Mvoxel, 1 worker (this process), {default}",
+             here_big, limit_big, f"bare {default}; one run; export included"),
+            (f"predict {copies} Mvoxel, 1 worker process (worker command), {default}",
+             proc_big, limit_big,
+             f"bare {default}; one run; the process' start-up and export included")]
+
+
+def apply_rows(run_dir, raw, folder: Path, limit_torch: float, repeats: int) -> list:
+    """``dacapo apply`` in a fresh process, four ways, with its time broken down."""
+    rows = []
+    for label, workers, engine, cached in (
+            ("default (in process)", "default", "auto", False),
+            ("default, export cached", "default", "auto", True),
+            ("1 worker (this process)", "1", "auto", False),
+            ("2 workers, torch (before)", "2", "torch", False)):
+        r = apply_cli(run_dir, raw, folder, workers, engine, repeats, cached)
+        start_up = r["wall"] - r["apply"]
+        print(f"{label}: wall {r['wall']:.2f} s = start-up and exit {start_up:.2f} s (imports "
+              f"{r['import']:.2f}) + predict {r['predict']:.2f} s (forward in this process "
+              f"{r['forward']:.2f}) + post-process and the rest "
+              f"{r['apply'] - r['predict']:.2f} s ({load()})", flush=True)
+        rows.append((f"dacapo apply 1 Mvoxel, {label}", r["wall"], limit_torch,
+                     f"start-up + exit {start_up:.1f} s, predict {r['predict']:.1f} s (forward "
+                     f"here {r['forward']:.1f} s), post-process {r['apply'] - r['predict']:.1f}"
+                     f" s; goal ≤ 2 × {limit_torch:.1f} + 3 = {2 * limit_torch + 3:.1f} s"))
+    return rows
 
 
 def main() -> None:
@@ -289,47 +315,19 @@ def main() -> None:
         default = resolve_engine("auto", "fp32", torch.device("cpu"), len(inputs),
                                  input_shape=model.eval_input_shape)
         limit_default = bare(model, inputs, default, "fp32", 1)[0]
-        one = in_process(rc, run_dir, raw, folder, "auto", "fp32", args.repeats, workers=1)
+        one = in_process(rc, run_dir, raw, folder, "auto", "fp32", args.repeats, workers=0)
         print(f"1 worker = this process ({default}): {one:.2f} s ({limit_default / one:.2f} of "
               f"its limit) ({load()})", flush=True)
         rows.append((f"predict 1 Mvoxel, 1 worker (this process), {default}", one,
                      limit_default, f"bare {default}; export included, done-markers written"))
         if args.big:
-            big = make_big(folder, raw, args.big)
-            big_inputs = tiles(model, big)
-            limit_big = bare(model, big_inputs, default, "fp32", 1)[0]
-            here_big = in_process(rc, run_dir, big, folder, "auto", "fp32", 1, workers=1)
-            proc_big = in_process(rc, run_dir, big, folder, "auto", "fp32", 1, workers=1,
-                                  worker_command="{command}")
-            print(f"{args.big} Mvoxel ({len(big_inputs)} tiles): bare {default} {limit_big:.2f} s, "
-                  f"1 worker (this process) {here_big:.2f} s ({limit_big / here_big:.2f}), "
-                  f"1 worker process {proc_big:.2f} s ({limit_big / proc_big:.2f}) ({load()})",
-                  flush=True)
-            rows.append((f"predict {args.big} Mvoxel, 1 worker (this process), {default}",
-                         here_big, limit_big, f"bare {default}; one run; export included"))
-            rows.append((f"predict {args.big} Mvoxel, 1 worker process (worker command), "
-                         f"{default}", proc_big, limit_big,
-                         f"bare {default}; one run; the process' start-up and export included"))
+            rows += big_rows(rc, run_dir, model, raw, folder, default, args.big)
         zstd, lz4 = codec_times(folder, model, inputs[0], args.repeats)
         print(f"write one 19-channel output block: zstd {zstd * 1e3:.1f} ms, blosc-lz4 "
               f"{lz4 * 1e3:.1f} ms ({zstd / lz4:.1f}x) ({load()})", flush=True)
         rows.append(("write one output block (19 x 52³ float32), Blosc-LZ4 (our default)", lz4,
                      zstd, "reference: zarr's default Zstd level 0"))
-        for label, workers, engine, cached in (
-                ("default (in process)", "default", "auto", False),
-                ("default, export cached", "default", "auto", True),
-                ("1 worker (this process)", "1", "auto", False),
-                ("2 workers, torch (before)", "2", "torch", False)):
-            r = apply_cli(run_dir, raw, folder, workers, engine, args.repeats, cached)
-            start_up = r["wall"] - r["apply"]
-            print(f"{label}: wall {r['wall']:.2f} s = start-up and exit {start_up:.2f} s (imports "
-                  f"{r['import']:.2f}) + predict {r['predict']:.2f} s (forward in this process "
-                  f"{r['forward']:.2f}) + post-process and the rest "
-                  f"{r['apply'] - r['predict']:.2f} s ({load()})", flush=True)
-            rows.append((f"dacapo apply 1 Mvoxel, {label}", r["wall"], limit_torch,
-                         f"start-up + exit {start_up:.1f} s, predict {r['predict']:.1f} s (forward "
-                         f"here {r['forward']:.1f} s), post-process {r['apply'] - r['predict']:.1f}"
-                         f" s; goal ≤ 2 × {limit_torch:.1f} + 3 = {2 * limit_torch + 3:.1f} s"))
+        rows += apply_rows(run_dir, raw, folder, limit_torch, args.repeats)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     print(f"\n| case | ours (s) | reference (s) | ratio | limit / note |  ({load()})")

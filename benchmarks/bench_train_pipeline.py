@@ -24,11 +24,11 @@ from __future__ import annotations
 import argparse
 import math
 import tempfile
-import time
 from pathlib import Path
 
 import attr
 import torch
+from _harness import timed
 
 
 def bare_step_time(rc, batches: list[dict], repeats: int) -> float:
@@ -40,13 +40,14 @@ def bare_step_time(rc, batches: list[dict], repeats: int) -> float:
     model = build_model(rc, task)
     optimizer = make_optimizer(model, rc.trainer_config)
     tensors = [{k: torch.from_numpy(b[k]) for k in ("raw", "target", "weight")} for b in batches]
-    for t in tensors[:2]:  # warm-up
-        train_step(model, optimizer, task.loss, t["raw"], t["target"], t["weight"])
-    start = time.perf_counter()
-    for i in range(repeats):
-        t = tensors[i % len(tensors)]
-        train_step(model, optimizer, task.loss, t["raw"], t["target"], t["weight"])
-    return (time.perf_counter() - start) / repeats
+
+    def steps(some: list[dict]) -> None:
+        for t in some:
+            train_step(model, optimizer, task.loss, t["raw"], t["target"], t["weight"])
+
+    steps(tensors[:2])  # warm-up
+    seconds, _ = timed(steps, [tensors[i % len(tensors)] for i in range(repeats)])
+    return seconds / repeats  # back to back, as in training: the mean
 
 
 def pipeline_step_time(rc, root: Path, warmup: int, iterations: int) -> tuple[float, float]:
@@ -59,6 +60,11 @@ def pipeline_step_time(rc, root: Path, warmup: int, iterations: int) -> tuple[fl
     stats = run_dir.training_stats()
     times = {int(s["iteration"]): s["time"] for s in stats}
     return (times[warmup + iterations] - times[warmup]) / iterations, times[1]
+
+
+def make_batches(provider, indices) -> list[dict]:
+    """The provider's batches at ``indices``, made in this process."""
+    return [provider[i] for i in indices]
 
 
 def larger(rc):
@@ -93,10 +99,7 @@ def main() -> None:
             model = build_model(rc)
             geo = ModelGeometry(model, provider._setup()["datasets"][0].raw.voxel_size)
             voxels = rc.trainer_config.batch_size * math.prod(geo.output_shape)
-            t_batch = time.perf_counter()
-            for i in range(3):
-                provider[100 + i]
-            batch_time = (time.perf_counter() - t_batch) / 3
+            batch_time = timed(make_batches, provider, range(100, 103))[0] / 3
             print(
                 f"{rc.name:23s} bare step {bare * 1e3:7.1f} ms ({voxels / bare / 1e6:.2f} Mvoxel/s)"
                 f" | pipeline {pipe * 1e3:7.1f} ms ({voxels / pipe / 1e6:.2f} Mvoxel/s)"

@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _harness import timed
+
 OFFSETS = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (2, 0, 0), (0, 4, 0), (0, 0, 4)]
 VOXEL = (8, 4, 4)
 SIZES = {"small": (48, 96, 96), "large": (96, 192, 96)}
@@ -80,10 +82,9 @@ def run(prediction: str, output: str, mode: str) -> dict:
         source = Array(source, offset=(0, 0, 0), voxel_size=VOXEL,
                        axis_names=["c^", "z", "y", "x"])
     post.set_prediction(source if mode == "naive" else prediction)
-    t0 = time.perf_counter()
-    post.process(WatershedPostProcessorParameters(0, bias=0.5), output, num_workers=2,
-                 block_size=Coordinate(BLOCK) * Coordinate(VOXEL))
-    return {"seconds": time.perf_counter() - t0, "voxels": voxels}
+    seconds, _ = timed(post.process, WatershedPostProcessorParameters(0, bias=0.5), output,
+                       num_workers=2, block_size=Coordinate(BLOCK) * Coordinate(VOXEL))
+    return {"seconds": seconds, "voxels": voxels}
 
 
 def _tree_rss(root: int) -> tuple[float, float, int]:

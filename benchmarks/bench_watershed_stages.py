@@ -15,39 +15,68 @@ affinities of `bench_load` (3 offsets, float32, zarr chunks of 64³), and times:
 
 The sum is one worker's serial time; the parallel runs are `bench_load.py --only watershed`.
 
-Run: ``PYTHONPATH=src python benchmarks/bench_watershed_stages.py --shape 256 256 256``.
+Run: ``.venv/bin/python benchmarks/bench_watershed_stages.py --shape 256 256 256``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import tempfile
-import time
 from collections import defaultdict
 from pathlib import Path
 from types import SimpleNamespace
 
+import mwatershed
 import numpy as np
+from _harness import load, timed
 from bench_load import BLOCK, OFFSETS, affinity_block, generate
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import open_ds
 
 import dacapo.segment.mutex_watershed as bw
+from dacapo.blockwise.grid import BlockGeometry
 from dacapo.io.arrays import prepare_zarr, read_padded
+from dacapo.ops.watershed import attractive_components
 
 TIMES: dict[str, float] = defaultdict(float)
 
 
-def _timed(name, fn):
+def _counted(name: str, fn):
+    """``fn`` with the time of every call added to ``TIMES[name]``."""
+
     def wrapper(*args, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            TIMES[name] += time.perf_counter() - t0
+        seconds, result = timed(fn, *args, **kwargs)
+        TIMES[name] += seconds
+        return result
+
     return wrapper
+
+
+def _write(array, slices, data) -> None:
+    array[slices] = data
+
+
+def passes(pred, geometry: BlockGeometry, blocks: list, scratch: Path, frags, seg) -> None:
+    """The three passes, serially, with the stages counted in ``TIMES``."""
+    read = _counted("read", read_padded)
+    fragments = _counted("fragments_block", bw.fragments_block)
+    write = _counted("write", _write)
+    for b in blocks:
+        data = read(pred._source_data, pred.roi, pred.voxel_size, b.read_roi)
+        written = fragments(data, b, geometry=geometry, scratch=str(scratch), offsets=OFFSETS,
+                            bias=0.5, watershed_kwargs={})
+        write(frags._source_data, geometry.slices(b.write_roi, pred.roi), written)
+    _counted("stitch", bw.stitch)(scratch, geometry, 0)
+    relabel = _counted("relabel", _relabel_all)
+    relabel(pred, geometry, blocks, scratch, frags, seg)
+
+
+def _relabel_all(pred, geometry: BlockGeometry, blocks: list, scratch: Path, frags, seg) -> None:
+    for b in blocks:
+        sl = geometry.slices(b.write_roi, pred.roi)
+        seg._source_data[sl] = bw.relabel_block(frags._source_data[sl], b, geometry=geometry,
+                                                scratch=str(scratch))
 
 
 def main() -> None:
@@ -63,7 +92,7 @@ def main() -> None:
     vs = pred.voxel_size
     block = Coordinate((BLOCK,) * 3) * vs
     context = Coordinate((2,) * 3) * vs  # the post-processor's default: 2 x max |offset|
-    geometry = bw.Geometry(pred.roi, vs, block, context)
+    geometry = BlockGeometry(pred.roi, vs, block, context)
     scratch = base / "scratch"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
@@ -74,42 +103,15 @@ def main() -> None:
         prepare_zarr(p, total_roi=pred.roi, voxel_size=vs, dtype=np.uint64, write_size=block)
     frags, seg = open_ds(str(frag_path), mode="r+"), open_ds(str(seg_path), mode="r+")
 
-    import mwatershed
-
-    agglom = mwatershed.agglom
-    mwatershed.agglom = _timed("mwatershed", agglom)
-    bw.mutex_watershed = _timed("mutex_watershed", bw.mutex_watershed)
-    bw._save_arrays = _timed("scratch", bw._save_arrays)
-    from dacapo.ops.watershed import attractive_components
-
+    mwatershed.agglom = _counted("mwatershed", mwatershed.agglom)
+    bw.mutex_watershed = _counted("mutex_watershed", bw.mutex_watershed)
+    bw._save_arrays = _counted("scratch", bw._save_arrays)
     attractive_components(np.ones((3, 4, 4, 4)), OFFSETS)  # numba compilation / cache load
     blocks = []
     for pos in np.ndindex(*geometry.grid_shape):
         write = Roi(pred.roi.offset + Coordinate(pos) * block, block).intersect(pred.roi)
         blocks.append(SimpleNamespace(write_roi=write, read_roi=write.grow(context, context)))
-    t_total = time.perf_counter()
-    for b in blocks:
-        t0 = time.perf_counter()
-        data = read_padded(pred._source_data, pred.roi, vs, b.read_roi)
-        t1 = time.perf_counter()
-        written = bw.fragments_block(data, b, geometry=geometry, scratch=str(scratch),
-                                     offsets=OFFSETS, bias=0.5, watershed_kwargs={})
-        t2 = time.perf_counter()
-        frags._source_data[geometry.slices(b.write_roi, pred.roi)] = written
-        t3 = time.perf_counter()
-        TIMES["read"] += t1 - t0
-        TIMES["fragments_block"] += t2 - t1
-        TIMES["write"] += t3 - t2
-    t0 = time.perf_counter()
-    bw.stitch(scratch, geometry, 0)
-    TIMES["stitch"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for b in blocks:
-        sl = geometry.slices(b.write_roi, pred.roi)
-        seg._source_data[sl] = bw.relabel_block(frags._source_data[sl], b, geometry=geometry,
-                                                scratch=str(scratch))
-    TIMES["relabel"] = time.perf_counter() - t0
-    total = time.perf_counter() - t_total
+    total, _ = timed(passes, pred, geometry, blocks, scratch, frags, seg)
     stages = {
         "read": TIMES["read"],
         "mwatershed": TIMES["mwatershed"],
@@ -122,8 +124,7 @@ def main() -> None:
     }
     mvox = float(np.prod(args.shape)) / 1e6
     print(f"{tuple(args.shape)} = {mvox:.1f} Mvoxel, {len(blocks)} blocks of {BLOCK}^3, serial "
-          f"in one process: {total:.1f} s = {mvox / total:.2f} Mvoxel/s; "
-          f"load {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+          f"in one process: {total:.1f} s = {mvox / total:.2f} Mvoxel/s; {load()}")
     for name, sec in stages.items():
         print(f"  {name:<11} {sec:7.2f} s  {100 * sec / total:5.1f} %")
     if args.dir is None:

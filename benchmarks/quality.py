@@ -1,6 +1,7 @@
 """Segmentation quality on real volumes: convert, plan, train, validate, apply, score.
 
-For each dataset of ``../shared/data/`` (TIFF stacks + ``meta.json``; ``--data`` elsewhere):
+For each dataset of the real volumes (TIFF stacks + ``meta.json``; ``--data``, default
+`_harness.data_dir`: ``$DACAPO_DATA``, else ``../shared/data`` beside the repository):
 
 1. the TIFFs become zarr arrays (``dacapo convert``'s code): the whole raw and labels, the
    training part (all but the last ``holdout`` z-slices) and the held-out ground truth (the
@@ -38,14 +39,11 @@ from pathlib import Path
 
 import attr
 import numpy as np
+from _harness import ROOT, data_dir, timed
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from dacapo.io.arrays import open_array  # noqa: E402
+from dacapo.io.arrays import open_array
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data"
-if not DEFAULT_DATA.is_dir():
-    DEFAULT_DATA = Path("/work/shared/data")
+DEFAULT_DATA = data_dir()
 
 #: per dataset: files, voxel size (nm, z y x), task kind, held-out z-slices, GT preparation
 DATASETS = {
@@ -403,22 +401,18 @@ def run_dataset(name: str, args, work: Path, log) -> dict:
     run_path = runs / rc.name
     if run_path.exists() and args.fresh:
         shutil.rmtree(run_path)
-    t0 = time.perf_counter()
     load0 = os.getloadavg()[0]
-    run_dir = train_run(rc, runs, progress=False)
-    train_s = time.perf_counter() - t0
+    train_s, run_dir = timed(train_run, rc, runs, progress=False)
     stats = run_dir.training_stats()
     train_only = float(stats[-1]["time"]) if stats else float("nan")
     best = best_row(run_dir, kind)
     out = work / "apply" / f"{rc.name}.zarr" / "seg"
     if out.parent.exists():
         shutil.rmtree(out.parent)
-    t1 = time.perf_counter()
     # the checkpoint and parameters best by the criterion this table reports (a one-hot
     # task's own main criterion is mean_iou over both classes)
-    apply_run(run_dir.path, paths["raw"], out, criterion=MAIN[kind][0], num_workers=1,
-              progress=False)
-    apply_s = time.perf_counter() - t1
+    apply_s, _ = timed(apply_run, run_dir.path, paths["raw"], out, criterion=MAIN[kind][0],
+                       num_workers=1, progress=False)
     applied = score_applied(str(out), paths["validate/gt"], kind)
     baseline: dict
     if kind == "affinities":
@@ -510,7 +504,6 @@ def main(argv=None) -> int:
     parser.add_argument("--before-tag", default="before",
                         help="with --from-log: tag of the hand-config runs shown as BEFORE")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT / "src"))
     import torch
 
     torch.set_num_threads(1)

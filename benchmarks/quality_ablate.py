@@ -26,13 +26,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import attr
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import quality as q  # noqa: E402
+import quality as q
+from _harness import timed
 
 VARIANTS = ("full", "no_aug", "no_norm", "const_lr", "no_rot", "no_blur", "lr5e-4", "lr3e-3",
             "fmaps12", "fmaps24", "no_balance", "bn", "bn_lr3e-3")
@@ -168,11 +166,10 @@ def main(argv=None) -> int:
     records = []
     for v in variants:
         rc = attr.evolve(variant(base, v), name=f"ablate_{args.dataset}_{args.minutes:g}_{v}")
-        t0 = time.perf_counter()
-        run_dir = train_run(rc, work / "ablations", progress=False)
+        train_s, run_dir = timed(train_run, rc, work / "ablations", progress=False)
         rec = {"dataset": args.dataset, "variant": v, "minutes": args.minutes,
                "seed": args.seed, "config": q.config_summary(rc),
-               "train_s": round(time.perf_counter() - t0, 1), "best": q.best_row(run_dir, kind),
+               "train_s": round(train_s, 1), "best": q.best_row(run_dir, kind),
                "run_path": str(run_dir.path),
                "per_checkpoint": per_checkpoint(str(run_dir.path), kind)}
         with open(log_path, "a") as f:

@@ -4,17 +4,12 @@ a hand computation, and the score of an applied output (the GT itself scores IoU
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+import quality as q  # benchmarks/quality.py: tests/benchmarks/conftest.py puts it on the path
 import tifffile
 from funlib.persistence import open_ds, prepare_ds
 from skimage.filters import threshold_otsu
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import quality as q  # noqa: E402
 
 
 @pytest.fixture
