@@ -22,7 +22,10 @@ run resumes from).
 
 from __future__ import annotations
 
+import os
+import reprlib
 from pathlib import Path
+from typing import Any
 
 from dacapo.experiments.run_config import RunConfig
 from dacapo.io.arrays import atomic_write_text
@@ -89,28 +92,72 @@ FREE_TRAINER_FIELDS = {"num_data_workers", "torch_threads"}
 
 
 def _comparable(config: dict) -> dict:
+    """The fields of a run config (`to_dict`) that identify the run, with the array and
+    weight paths normalised (``os.path.realpath``: ``/a/b/../x.zarr`` is ``/a/x.zarr``,
+    relative ones are taken from the current directory, as they are opened)."""
     out = {k: v for k, v in config.items() if k not in FREE_FIELDS}
     if isinstance(out.get("trainer_config"), dict):
         out["trainer_config"] = {k: v for k, v in out["trainer_config"].items()
                                  if k not in FREE_TRAINER_FIELDS}
+    split = out.get("datasplit_config")
+    if isinstance(split, dict):
+        out["datasplit_config"] = {
+            part: [_normalised(d, ("raw", "gt", "mask")) for d in datasets]
+            if isinstance(datasets, list) else datasets
+            for part, datasets in split.items()
+        }
+    if isinstance(out.get("task_config"), dict):
+        out["task_config"] = _normalised(out["task_config"], ("weights",))
     return out
+
+
+def _normalised(d: Any, keys: tuple[str, ...]) -> Any:
+    if not isinstance(d, dict):
+        return d
+    return {k: os.path.realpath(v) if k in keys and isinstance(v, str) and v else v
+            for k, v in d.items()}
+
+
+def first_difference(stored: Any, new: Any, path: str = "") -> tuple[str, Any, Any] | None:
+    """``(field path, stored value, new value)`` of the first leaf where two config dicts
+    differ (``datasplit_config.train[0].raw``), None when they are equal."""
+    if isinstance(stored, dict) and isinstance(new, dict):
+        for key in [*new, *(k for k in stored if k not in new)]:
+            found = first_difference(stored.get(key), new.get(key),
+                                     f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+        return None
+    if isinstance(stored, list) and isinstance(new, list) and len(stored) == len(new):
+        for i, (a, b) in enumerate(zip(stored, new)):
+            found = first_difference(a, b, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    return None if stored == new else (path, stored, new)
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 200
 
 
 def prepare_run_dir(run_config: RunConfig, root: str | Path) -> RunDir:
     """Create ``<root>/<name>`` with ``run.yaml``, or check that it holds the same run.
 
     A stored run with another config raises ValueError naming the first differing field
-    (``FREE_FIELDS`` and ``FREE_TRAINER_FIELDS`` may change).
+    and both values (``FREE_FIELDS`` and ``FREE_TRAINER_FIELDS`` may change; paths are
+    compared normalised, see `_comparable`).
     """
     run_dir = RunDir(Path(root) / run_config.name)
     if run_dir.exists():
-        stored = _comparable(to_dict(run_dir.load_config()))
-        new = _comparable(to_dict(run_config))
-        diff = [k for k in new if stored.get(k) != new.get(k)]
+        diff = first_difference(_comparable(to_dict(run_dir.load_config())),
+                                _comparable(to_dict(run_config)))
         if diff:
+            field, stored, new = diff
             raise ValueError(
-                f"run directory {str(run_dir.path)!r} holds a run with a different "
-                f"{diff[0]}; choose another run name or root, or delete the folder"
+                f"run directory {str(run_dir.path)!r} holds a run with a different {field}: "
+                f"{_SHORT.repr(stored)} there, {_SHORT.repr(new)} in this config; choose "
+                "another run name or root, or delete the folder"
             )
     run_dir.create()
     run_dir.save_config(run_config)
