@@ -22,6 +22,8 @@ test: venv
 demo: venv
 	$(BIN)/dacapo demo --root demo_runs
 
+# every benchmark but the load figures; the real volumes come from DACAPO_DATA, else
+# ../shared/data; the peer (original DaCapo) runs where DACAPO_PEER_PYTHON names its python
 bench: venv
 	for f in benchmarks/bench_*.py; do [ $$f = benchmarks/bench_load.py ] || $(BIN)/python $$f || exit 1; done
 
@@ -29,8 +31,8 @@ bench: venv
 bench-load: venv
 	$(BIN)/python benchmarks/bench_load.py
 
-# quality on the real volumes of ../shared/data (plan for 20 min each, train, validate, apply):
-# writes docs/quality.md; about 40 min on 2 cores
+# quality on the real volumes (DACAPO_DATA, else ../shared/data; plan for 20 min each, train,
+# validate, apply): writes docs/quality.md; about 40 min on 2 cores
 bench-quality: venv
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/quality.py --minutes 20
 
