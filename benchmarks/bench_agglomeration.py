@@ -33,6 +33,7 @@ from funlib.geometry import Coordinate
 from funlib.persistence import Array, prepare_ds
 from scipy.ndimage import gaussian_filter
 
+from dacapo.blockwise import BlockwiseOptions
 from dacapo.experiments.tasks.post_processors import (
     AgglomerationPostProcessor,
     WatershedPostProcessor,
@@ -120,7 +121,8 @@ def main() -> None:
             one = one[one.roi]
             post.set_prediction(str(path))
             seconds, out = timed(post.process, params, tmp / "blockwise.zarr" / "s",
-                                 num_workers=2, block_size=Coordinate(args.block) * VOXEL)
+                                 BlockwiseOptions(num_workers=2),
+                                 block_size=Coordinate(args.block) * VOXEL)
             seg = out[out.roi]
             results["blockwise"] = {
                 "block": list(args.block), "threshold": threshold, "seconds": seconds,

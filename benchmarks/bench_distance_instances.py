@@ -36,6 +36,7 @@ from funlib.geometry import Coordinate
 from funlib.persistence import Array, prepare_ds
 from scipy import ndimage
 
+from dacapo.blockwise import BlockwiseOptions
 from dacapo.experiments.tasks import InnerDistanceTaskConfig
 from dacapo.ops.instance_metrics import instance_metrics
 from dacapo.ops.watershed import remove_small_fragments
@@ -124,7 +125,8 @@ def blockwise_vs_one_block(task, target: np.ndarray, gt: Array, args, tmp: Path,
         ds[ds.roi] = pred[None]
         post.set_prediction(str(path))
         t_bw, blocks = timed(process_and_read, post, params, tmp / "bw.zarr" / f"blocks_{name}",
-                             num_workers=1, block_size=Coordinate(64, 64, 64) * Coordinate(VOXEL))
+                             options=BlockwiseOptions(num_workers=1),
+                             block_size=Coordinate(64, 64, 64) * Coordinate(VOXEL))
         between = instance_metrics(blocks, one)
         vs_gt = {k: scores(task.evaluator, seg, gt) for k, seg in (("one", one), ("blocks", blocks))}
         results[f"blockwise_vs_one_block/{name}"] = {

@@ -105,15 +105,16 @@ def raw_block(block) -> np.ndarray:
 
 def generate(func, path: Path, shape, channels: int | None, dtype, workers: int = 2) -> None:
     """Write ``func`` blockwise into a new zarr array (chunks = 64³ blocks)."""
-    from dacapo.blockwise import run_blockwise
+    from dacapo.blockwise import BlockwiseOptions, run_blockwise
     from dacapo.io.arrays import prepare_zarr
 
     roi = Roi((0, 0, 0), Coordinate(shape) * VOXEL)
     block = Coordinate((BLOCK,) * 3) * VOXEL
     prepare_zarr(path, roi, VOXEL, dtype, num_channels=channels, write_size=block,
                    axis_names=["z", "y", "x"])
-    seconds, _ = timed(run_blockwise, _no_input(func), {}, path, block, num_workers=workers,
-                       log_dir=path.parent.parent / "logs" / path.name, progress=False)
+    seconds, _ = timed(run_blockwise, _no_input(func), {}, path, block,
+                       options=BlockwiseOptions(num_workers=workers, progress=False,
+                                                log_dir=path.parent.parent / "logs" / path.name))
     print(f"  generated {path} {tuple(shape)} in {seconds:.1f} s", flush=True)
 
 
@@ -233,6 +234,8 @@ def _job(job: dict) -> dict:
 
 def _run(job: dict, kind: str, workers: int, out: Path) -> None:
     """The measured job itself."""
+    from dacapo.blockwise import BlockwiseOptions
+
     if kind == "threshold":
         from dacapo.experiments.tasks.post_processors import ThresholdPostProcessor
         from dacapo.experiments.tasks.post_processors.threshold_post_processor_parameters import (
@@ -242,7 +245,7 @@ def _run(job: dict, kind: str, workers: int, out: Path) -> None:
         post = ThresholdPostProcessor(thresholds=[0.0])
         post.set_prediction(job["input"])
         post.process(ThresholdPostProcessorParameters(id=0, threshold=0.0), str(out),
-                     num_workers=workers, log_dir=job["log_dir"])
+                     BlockwiseOptions(num_workers=workers, log_dir=job["log_dir"]))
     elif kind == "watershed":
         from dacapo.experiments.tasks.post_processors import WatershedPostProcessor
         from dacapo.experiments.tasks.post_processors.watershed_post_processor_parameters import (
@@ -252,16 +255,17 @@ def _run(job: dict, kind: str, workers: int, out: Path) -> None:
         post = WatershedPostProcessor(OFFSETS, biases=[0.5])
         post.set_prediction(job["input"])
         post.process(WatershedPostProcessorParameters(id=0, bias=0.5, min_size=0), str(out),
-                     num_workers=workers)
+                     BlockwiseOptions(num_workers=workers))
     elif kind in ("threshold_naive", "watershed_naive"):
         _naive(kind, job["input"], out)
     elif kind == "predict":
         from dacapo.io.config_yaml import from_yaml
+        from dacapo.pipeline.options import PredictOptions
         from dacapo.pipeline.predict import predict
 
         rc = from_yaml(Path(job["run_config"]))
-        predict(rc, job["checkpoint"], job["input"], out, num_workers=workers,
-                log_dir=job["log_dir"], progress=False)
+        predict(rc, job["checkpoint"], job["input"], out,
+                PredictOptions(num_workers=workers, log_dir=job["log_dir"], progress=False))
     else:
         raise ValueError(f"unknown job kind {kind!r}")
 

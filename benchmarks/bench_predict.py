@@ -157,6 +157,7 @@ def bare(model, inputs, engine: str, precision: str, repeats: int) -> tuple[floa
 def in_process(rc, run_dir, raw, folder: Path, engine, precision, repeats, workers=0,
                cached=False, worker_command=None) -> float:
     """Median time of `predict` (``cached``: with the ONNX export cached beforehand)."""
+    from dacapo.pipeline.options import PredictOptions
     from dacapo.pipeline.predict import predict
 
     checkpoint = run_dir.checkpoint_path(0)
@@ -167,9 +168,9 @@ def in_process(rc, run_dir, raw, folder: Path, engine, precision, repeats, worke
         shutil.rmtree(folder / "logs", ignore_errors=True)
         if not cached:
             shutil.rmtree(run_dir.checkpoints / ".onnx", ignore_errors=True)
-        predict(rc, checkpoint, raw, out, num_workers=workers, engine=engine,
-                precision=precision, progress=False, log_dir=folder / "logs",
-                worker_command=worker_command)
+        predict(rc, checkpoint, raw, out, PredictOptions(
+            num_workers=workers, engine=engine, precision=precision, progress=False,
+            log_dir=folder / "logs", worker_command=worker_command))
 
     if cached:
         once()

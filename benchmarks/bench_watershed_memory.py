@@ -67,6 +67,7 @@ def run(prediction: str, output: str, mode: str) -> dict:
     from funlib.geometry import Coordinate
     from funlib.persistence import open_ds
 
+    from dacapo.blockwise import BlockwiseOptions
     from dacapo.experiments.tasks.post_processors import (
         WatershedPostProcessor,
         WatershedPostProcessorParameters,
@@ -83,7 +84,8 @@ def run(prediction: str, output: str, mode: str) -> dict:
                        axis_names=["c^", "z", "y", "x"])
     post.set_prediction(source if mode == "naive" else prediction)
     seconds, _ = timed(post.process, WatershedPostProcessorParameters(0, bias=0.5), output,
-                       num_workers=2, block_size=Coordinate(BLOCK) * Coordinate(VOXEL))
+                       BlockwiseOptions(num_workers=2),
+                       block_size=Coordinate(BLOCK) * Coordinate(VOXEL))
     return {"seconds": seconds, "voxels": voxels}
 
 

@@ -382,6 +382,7 @@ def config_summary(rc) -> str:
 
 def run_dataset(name: str, args, work: Path, log) -> dict:
     from dacapo.pipeline.apply import apply_run
+    from dacapo.pipeline.options import PredictOptions
     from dacapo.training.loop import train_run
 
     spec = DATASETS[name]
@@ -411,8 +412,8 @@ def run_dataset(name: str, args, work: Path, log) -> dict:
         shutil.rmtree(out.parent)
     # the checkpoint and parameters best by the criterion this table reports (a one-hot
     # task's own main criterion is mean_iou over both classes)
-    apply_s, _ = timed(apply_run, run_dir.path, paths["raw"], out, criterion=MAIN[kind][0],
-                       num_workers=1, progress=False)
+    apply_s, _ = timed(apply_run, run_dir.path, paths["raw"], out,
+                       PredictOptions(num_workers=1, progress=False), criterion=MAIN[kind][0])
     applied = score_applied(str(out), paths["validate/gt"], kind)
     baseline: dict
     if kind == "affinities":

@@ -13,7 +13,7 @@ import pytest
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import open_ds, prepare_ds
 
-from dacapo.blockwise import BlockInfo, BlockwiseError, run_blockwise
+from dacapo.blockwise import BlockInfo, BlockwiseError, BlockwiseOptions, run_blockwise
 from dacapo.io.arrays import prepare_zarr
 
 VOXEL_3D = Coordinate(8, 4, 4)
@@ -94,13 +94,14 @@ def _run_3d(tmp_path: Path, raw_path: str, name: str, **kwargs):
     prepare_zarr(out_path, roi, VOXEL_3D, np.float32, write_size=BLOCK_3D)
     kwargs.setdefault("log_dir", tmp_path / "logs" / name)
     kwargs.setdefault("progress", False)
+    process = kwargs.pop("process", box_mean)
     result = run_blockwise(
-        kwargs.pop("process", box_mean),
+        process,
         {"raw": raw_path},
         out_path,
         BLOCK_3D,
         context=VOXEL_3D,
-        **kwargs,
+        options=BlockwiseOptions(**kwargs),
     )
     out = open_ds(str(out_path))
     return result, out[out.roi]
@@ -148,10 +149,8 @@ def test_2d_with_channels_and_sub_roi(tmp_path):
         out_path,
         block,
         context=voxel,
-        num_workers=2,
-        log_dir=tmp_path / "logs",
+        options=BlockwiseOptions(num_workers=2, log_dir=tmp_path / "logs", progress=False),
         roi=roi,
-        progress=False,
     )
     assert (result.total, result.processed, result.skipped) == (12, 12, 0)
     out = open_ds(str(out_path))
@@ -265,9 +264,8 @@ def test_changed_layout_with_existing_markers_is_refused(tmp_path, raw3d):
             out_path,
             Coordinate(40, 40, 40),
             context=VOXEL_3D,
-            num_workers=1,
-            log_dir=tmp_path / "logs" / "cfg",
-            progress=False,
+            options=BlockwiseOptions(num_workers=1, log_dir=tmp_path / "logs" / "cfg",
+                                     progress=False),
         )
 
 
@@ -282,9 +280,7 @@ def test_parallel_run_refuses_blocks_sharing_chunks(tmp_path, raw3d):
             {"raw": raw_path},
             out_path,
             Coordinate(40, 40, 40),
-            num_workers=2,
-            log_dir=tmp_path / "logs",
-            progress=False,
+            options=BlockwiseOptions(num_workers=2, log_dir=tmp_path / "logs", progress=False),
         )
 
 
@@ -335,7 +331,9 @@ def test_two_workers_when_the_roi_is_smaller_than_a_block_on_one_axis(tmp_path):
     block = Coordinate(10, 10, 16)
     prepare_zarr(out, raw.roi, Coordinate(1, 1, 1), np.uint16, write_size=block)
     result = run_blockwise(functools.partial(_ones), {"raw": str(tmp_path / "in.zarr" / "raw")},
-                           out, block, num_workers=2, log_dir=tmp_path / "logs", progress=False)
+                           out, block, options=BlockwiseOptions(num_workers=2,
+                                                                log_dir=tmp_path / "logs",
+                                                                progress=False))
     assert (result.total, result.processed) == (3, 3)
     data = open_ds(str(out))[raw.roi]
     assert (data > 0).all() and len(np.unique(data)) == 3
@@ -356,13 +354,14 @@ def test_an_output_created_anew_is_not_taken_as_done(tmp_path):
     block = Coordinate(4, 8, 8)
     args = (_block_ids, {"raw": str(tmp_path / "in.zarr" / "raw")}, out, block)
     prepare_zarr(out, raw.roi, Coordinate(1, 1, 1), np.uint16, write_size=block)
-    first = run_blockwise(*args, num_workers=0, log_dir=tmp_path / "logs", progress=False)
+    here = BlockwiseOptions(num_workers=0, log_dir=tmp_path / "logs", progress=False)
+    first = run_blockwise(*args, options=here)
     assert (first.processed, first.skipped) == (8, 0)
-    again = run_blockwise(*args, num_workers=0, log_dir=tmp_path / "logs", progress=False)
+    again = run_blockwise(*args, options=here)
     assert (again.processed, again.skipped) == (0, 8)  # resumable: same array, all done
     shutil.rmtree(tmp_path / "out.zarr")
     prepare_zarr(out, raw.roi, Coordinate(1, 1, 1), np.uint16, write_size=block)
-    fresh = run_blockwise(*args, num_workers=0, log_dir=tmp_path / "logs", progress=False)
+    fresh = run_blockwise(*args, options=here)
     assert (fresh.processed, fresh.skipped) == (8, 0)
     data = open_ds(str(out))[raw.roi]
     assert (data > 0).all() and len(np.unique(data)) == 8  # every block written again

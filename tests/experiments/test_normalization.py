@@ -25,6 +25,7 @@ def test_bad_statistics_are_one_line_errors():
 def test_statistics_stored_in_run_and_used_by_predict(tmp_path, tiny_data, tiny_run):
     from funlib.persistence import open_ds
 
+    from dacapo.pipeline.options import PredictOptions
     from dacapo.pipeline.predict import predict
     from dacapo.runs.model_builder import build_model
     from dacapo.runs.run_dir import RunDir
@@ -44,7 +45,8 @@ def test_statistics_stored_in_run_and_used_by_predict(tmp_path, tiny_data, tiny_
     # prediction of the validation raw = the model on the raw normalised with those numbers
     stored_rc = RunDir(run_dir.path).load_config()
     out = predict(stored_rc, run_dir.checkpoint_path(2), f"{container}/validate/raw",
-                  tmp_path / "pred.zarr/p", num_workers=0, progress=False, padding="none")
+                  tmp_path / "pred.zarr/p",
+                  PredictOptions(num_workers=0, progress=False, padding="none"))
     model = build_model(stored_rc)
     state = torch.load(run_dir.checkpoint_path(2), map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])

@@ -21,6 +21,7 @@ from dacapo.experiments.datasplits import open_array
 from dacapo.experiments.tasks import DistanceTaskConfig
 from dacapo.experiments.tasks.post_processors import ThresholdPostProcessor
 from dacapo.io.ome_write import prepare_ome
+from dacapo.pipeline.options import PredictOptions
 from dacapo.pipeline.predict import predict
 from dacapo.training.loop import build_model
 
@@ -113,8 +114,8 @@ def test_prediction_and_segmentation_are_ome_ngff(tmp_path, channels, tiny_run):
     rc = tiny_run(tmp_path, task_config=task)
     model = build_model(rc)
     pred_path = tmp_path / "out.zarr" / "prediction"
-    prediction = predict(rc, None, raw_path, pred_path, model=model, num_workers=0,
-                         progress=False)
+    prediction = predict(rc, None, raw_path, pred_path,
+                         PredictOptions(num_workers=0, progress=False), model=model)
     seen = read_ome(pred_path)
     multi = len(channels) > 1
     assert seen["axes"] == expected_axes(3, multi, "micrometer")

@@ -10,6 +10,7 @@ import torch
 from dacapo.errors import InputError
 from dacapo.experiments.tasks import AffinitiesTaskConfig
 from dacapo.pipeline.engines import check_options, make_forward, onnx_available, resolve_engine
+from dacapo.pipeline.options import PredictOptions
 from dacapo.pipeline.predict import predict
 from dacapo.runs.model_builder import build_model
 
@@ -82,8 +83,8 @@ def test_predict_onnx_equals_torch_and_caches_the_export(tmp_path, tiny_data, ti
     outputs = {}
     for name, engine in (("torch", "torch"), ("onnx", "onnx"), ("cached", "onnx"),
                          ("auto", "auto")):
-        out = predict(rc, checkpoint, raw, tmp_path / f"{name}.zarr" / "p", num_workers=0,
-                      engine=engine, progress=False)
+        out = predict(rc, checkpoint, raw, tmp_path / f"{name}.zarr" / "p",
+                      PredictOptions(num_workers=0, engine=engine, progress=False))
         outputs[name] = out[out.roi]
         if name == "onnx":  # the export is cached beside the checkpoint ...
             cached = list((checkpoint.parent / ".onnx").glob("00000000_*.onnx"))

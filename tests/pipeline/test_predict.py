@@ -1,5 +1,5 @@
 """`dacapo.pipeline.predict`: whole-ROI prediction with padding, ``none`` = only real context, and
-one local worker = this process, resumable."""
+in this process (0 workers), resumable."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from dacapo.errors import InputError
 from dacapo.experiments.normalization import normalize_input
 from dacapo.io.arrays import open_array
 from dacapo.pipeline.model_geometry import ModelGeometry
+from dacapo.pipeline.options import PredictOptions
 from dacapo.pipeline.predict import predict
 from dacapo.runs.model_builder import build_model
 
@@ -34,16 +35,16 @@ def test_a_volume_smaller_than_the_model_input_is_predicted_whole(
     rc = tiny_run(tmp_path)
     outs = {}
     for padding in ("reflect", "zero"):
-        out = predict(rc, None, raw, tmp_path / f"{padding}.zarr" / "p", model=model,
-                      padding=padding, progress=False)
+        out = predict(rc, None, raw, tmp_path / f"{padding}.zarr" / "p",
+                      PredictOptions(padding=padding, progress=False), model=model)
         assert out.roi == out.roi.snap_to_grid(geometry.output_voxel_size)
         assert tuple(out.roi.offset) == (160, 80, 80) and out.roi.shape == Coordinate(shape) * vs
         outs[padding] = out[out.roi]
         assert np.isfinite(outs[padding]).all()
     assert not np.array_equal(outs["reflect"], outs["zero"])  # the padding is what differs
     with pytest.raises(InputError, match="too small for the model"):  # today's behaviour
-        predict(rc, None, raw, tmp_path / "none.zarr" / "p", model=model, padding="none",
-                progress=False)
+        predict(rc, None, raw, tmp_path / "none.zarr" / "p",
+                PredictOptions(padding="none", progress=False), model=model)
 
 
 def test_none_predicts_only_where_the_context_is_real(model, tmp_path, write_array, tiny_run):
@@ -52,20 +53,22 @@ def test_none_predicts_only_where_the_context_is_real(model, tmp_path, write_arr
     raw = tmp_path / "d.zarr" / "raw"
     write_array(raw, np.random.default_rng(1).integers(0, 255, (16, 48, 48), dtype=np.uint8), vs)
     rc = tiny_run(tmp_path)
-    none = predict(rc, None, raw, tmp_path / "n.zarr" / "p", model=model, padding="none",
-                   progress=False)
-    whole = predict(rc, None, raw, tmp_path / "w.zarr" / "p", model=model, progress=False)
+    none = predict(rc, None, raw, tmp_path / "n.zarr" / "p",
+                   PredictOptions(padding="none", progress=False), model=model)
+    whole = predict(rc, None, raw, tmp_path / "w.zarr" / "p", PredictOptions(progress=False),
+                    model=model)
     raw_roi = whole.roi
     assert none.roi == raw_roi.grow(-geometry.context, -geometry.context)
     assert tuple(raw_roi.shape / vs) == (16, 48, 48)
     with pytest.raises(InputError, match="padding: must be one of"):
-        predict(rc, None, raw, tmp_path / "x.zarr" / "p", model=model, padding="wrap")
+        predict(rc, None, raw, tmp_path / "x.zarr" / "p", PredictOptions(padding="wrap"),
+                model=model)
 
 
 @pytest.mark.parametrize("batch_norm", [False, True])
 def test_one_worker_predicts_here_equals_one_forward_and_resumes(
         tmp_path, batch_norm, tiny_run, randomise_batch_norm, write_array, tiny_unet):
-    """One local worker predicts in this process (reads and writes overlapping the forward
+    """0 workers predict in this process (reads and writes overlapping the forward
     passes): the blocks equal one forward pass of the model over the whole reflect-padded
     raw, and the runner's done-markers make a re-run redo only the unmarked blocks. With
     batch norm (eval mode: the stored statistics, not the block's) the same holds."""
@@ -85,8 +88,8 @@ def test_one_worker_predicts_here_equals_one_forward_and_resumes(
     write_array(raw, data, vs)
     path = tmp_path / "p.zarr" / "p"
     logs = tmp_path / "logs"
-    out = predict(rc, checkpoint, raw, path, num_workers=1, engine="torch", progress=False,
-                  log_dir=logs)
+    here = PredictOptions(num_workers=0, engine="torch", progress=False, log_dir=logs)
+    out = predict(rc, checkpoint, raw, path, here)
     # the reference: the whole volume in one forward pass (a valid UNet is translation
     # equivariant for shifts that are multiples of its output block)
     context = geometry.context / vs
@@ -106,8 +109,7 @@ def test_one_worker_predicts_here_equals_one_forward_and_resumes(
     writable[plan.blocks[first].write_roi] = -1.0  # unmarked below: recomputed
     (logs / "predict" / "done" / str(first)).unlink()
     writable[plan.blocks[second].write_roi] = -2.0  # still marked done: skipped
-    again = predict(rc, checkpoint, raw, path, num_workers=1, engine="torch", progress=False,
-                    log_dir=logs)
+    again = predict(rc, checkpoint, raw, path, here)
     whole = again[again.roi]
     np.testing.assert_array_equal(again[plan.blocks[second].write_roi], -2.0)
     first_roi = plan.blocks[first].write_roi

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from dacapo.cli.main import cli
 from dacapo.io.ome_write import open_ds  # outputs are OME-NGFF images (level s0)
 from dacapo.pipeline.apply import apply_run
+from dacapo.pipeline.options import PredictOptions
 from dacapo.pipeline.predict import predict
 from dacapo.pipeline.validate import validate_run
 from dacapo.runs.run_dir import RunDir
@@ -99,11 +100,11 @@ def test_cli_validate_rewrites_an_iteration(trained):
 def test_apply_one_two_workers_and_worker_command_identical(trained, tmp_path, dacapo_cli):
     rc, run_dir, container = trained
     raw = container / "validate" / "raw"
-    out1 = apply_run(run_dir.path, raw, tmp_path / "a.zarr" / "seg", num_workers=1,
-                     progress=False)
+    out1 = apply_run(run_dir.path, raw, tmp_path / "a.zarr" / "seg",
+                     PredictOptions(num_workers=1, progress=False))
     # 2 workers for the prediction and (in_memory_limit=0) the post-processing
-    out2 = apply_run(run_dir.path, raw, tmp_path / "b.zarr" / "seg", num_workers=2,
-                     progress=False, in_memory_limit=0)
+    out2 = apply_run(run_dir.path, raw, tmp_path / "b.zarr" / "seg",
+                     PredictOptions(num_workers=2, progress=False), in_memory_limit=0)
     result = dacapo_cli(
         "apply", str(run_dir.path), "--input", str(raw), "--output",
         str(tmp_path / "c.zarr" / "seg"), "--workers", "2", "--quiet",
@@ -123,7 +124,7 @@ def test_apply_one_two_workers_and_worker_command_identical(trained, tmp_path, d
         np.testing.assert_array_equal(p, other[other.roi])
     # ... and equal to a prediction in this process; it covers the whole raw (reflect padding)
     here = predict(rc, run_dir.checkpoint_path(run_dir.load_best()["cell__dice"]["iteration"]),
-                   raw, tmp_path / "p.zarr" / "here", num_workers=0, progress=False)
+                   raw, tmp_path / "p.zarr" / "here", PredictOptions(num_workers=0, progress=False))
     assert here.roi == preds[0].roi
     np.testing.assert_allclose(here[here.roi], p, rtol=0, atol=1e-6)
     raw_roi = open_ds(str(raw), mode="r").roi
@@ -174,7 +175,7 @@ def test_validation_evaluates_blockwise_above_the_in_memory_limit(trained, tmp_p
     rc, run_dir, container = trained
     copy = RunDir(tmp_path / rc.name)
     shutil.copytree(run_dir.path, copy.path)
-    rows = validate_run(copy, 8, progress=False, evaluate_in_memory=0)
+    rows = validate_run(copy, 8, PredictOptions(progress=False), evaluate_in_memory=0)
     expected = {(r["criterion"], r["parameters"]["id"]): r["value"]
                 for r in run_dir.validation_scores() if r["iteration"] == 8}
     got = {(r["criterion"], r["parameters"]["id"]): r["value"] for r in rows}

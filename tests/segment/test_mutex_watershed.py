@@ -7,6 +7,7 @@ import pytest
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
 
+from dacapo.blockwise import BlockwiseOptions
 from dacapo.experiments.tasks.post_processors import (
     WatershedPostProcessor,
     WatershedPostProcessorParameters,
@@ -129,7 +130,8 @@ def test_blockwise_perfect_with_min_size(volume, tmp_path, write_prediction):
     post.set_prediction(write_prediction(tmp_path / "p.zarr/affs", affs))
     params = WatershedPostProcessorParameters(0, bias=0.5, min_size=cut)
     block = Coordinate(16, 16, 16) * VOXEL
-    out = post.process(params, tmp_path / "o.zarr/a", num_workers=1, block_size=block)
+    out = post.process(params, tmp_path / "o.zarr/a", BlockwiseOptions(num_workers=1),
+                       block_size=block)
     seg = out.to_ndarray(out.roi)
     assert seg.dtype == np.uint64
     assert full_voi(seg, expected) < 1e-9
@@ -161,8 +163,10 @@ def test_blockwise_noisy_matches_single_block_and_is_deterministic(
     post.set_prediction(write_prediction(tmp_path / "p.zarr/affs", noisy))
     params = WatershedPostProcessorParameters(0, bias=0.5)
     block = Coordinate(16, 16, 16) * VOXEL
-    out1 = post.process(params, tmp_path / "o.zarr/a", num_workers=1, block_size=block)
-    out2 = post.process(params, tmp_path / "o.zarr/b", num_workers=2, block_size=block)
+    out1 = post.process(params, tmp_path / "o.zarr/a", BlockwiseOptions(num_workers=1),
+                        block_size=block)
+    out2 = post.process(params, tmp_path / "o.zarr/b", BlockwiseOptions(num_workers=2),
+                        block_size=block)
     seg1 = out1.to_ndarray(out1.roi)
     np.testing.assert_array_equal(seg1, out2.to_ndarray(out2.roi))
     voi = full_voi(seg1, single)

@@ -19,6 +19,7 @@ from funlib.geometry import Coordinate
 from funlib.persistence import Array
 from scipy import ndimage
 
+from dacapo.blockwise import BlockwiseOptions
 from dacapo.experiments.tasks import AffinitiesTaskConfig
 from dacapo.experiments.tasks.post_processors import (
     AgglomerationPostProcessor,
@@ -364,8 +365,9 @@ def blockwise(volume, tmp_path_factory, write_prediction):
     one = post.process(params, tmp / "one.zarr" / "s")
     path = write_prediction(tmp / "p.zarr" / "affs", noisy)
     post.set_prediction(path)
-    out = post.process(params, tmp / "o.zarr" / "s", num_workers=0,  # in this process
-                       block_size=Coordinate(16, 16, 16) * VOXEL, log_dir=tmp / "logs")
+    out = post.process(params, tmp / "o.zarr" / "s",  # in this process
+                       BlockwiseOptions(num_workers=0, log_dir=tmp / "logs"),
+                       block_size=Coordinate(16, 16, 16) * VOXEL)
     edges = post._blockwise["edges"]
     return {"one": one[one.roi], "seg": out[out.roi], "edges": edges, "path": path,
             "params": params, "tmp": tmp, "labels": labels}
@@ -437,8 +439,8 @@ def test_sqlite_equals_postgresql(blockwise, postgres_url):
     post = AgglomerationPostProcessor(OFFSETS, thresholds=[0.3], seed_distance=3,
                                       db_url=postgres_url)
     post.set_prediction(blockwise["path"])
-    out = post.process(blockwise["params"], blockwise["tmp"] / "o.zarr" / "pg", num_workers=1,
-                       block_size=Coordinate(16, 16, 16) * VOXEL)
+    out = post.process(blockwise["params"], blockwise["tmp"] / "o.zarr" / "pg",
+                       BlockwiseOptions(num_workers=1), block_size=Coordinate(16, 16, 16) * VOXEL)
     assert post._blockwise["store"].kind == "postgresql"
     np.testing.assert_array_equal(out[out.roi], blockwise["seg"])
     for a, b in zip(post._blockwise["edges"], blockwise["edges"]):

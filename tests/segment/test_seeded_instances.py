@@ -14,6 +14,7 @@ from funlib.geometry import Coordinate
 from funlib.persistence import Array, prepare_ds
 from scipy import ndimage
 
+from dacapo.blockwise import BlockwiseOptions
 from dacapo.experiments.tasks import (
     DistanceTaskConfig,
     HotDistanceTaskConfig,
@@ -319,8 +320,8 @@ def test_blockwise_equals_one_block(tmp_path):
     assert len(np.unique(one)) > 8
     post.set_prediction(_write(tmp_path / "p.zarr" / "pred", pred, spec["voxel_size"]))
     block = Coordinate(12, 32, 32) * Coordinate(spec["voxel_size"])
-    blockwise = post.process(params, tmp_path / "o.zarr" / "blocks", num_workers=1,
-                             block_size=block)
+    blockwise = post.process(params, tmp_path / "o.zarr" / "blocks",
+                             BlockwiseOptions(num_workers=1), block_size=block)
     assert blockwise.roi == Array(pred, voxel_size=spec["voxel_size"]).roi
     got = np.asarray(blockwise[:])
     metrics = instance_metrics(got, one)
@@ -463,7 +464,7 @@ def test_blockwise_evaluation_equals_in_memory(tmp_path):
     ds[ds.roi] = labels
     expected = task.evaluator.evaluate(seg_path, str(tmp_path / "s.zarr" / "gt"))
     got = evaluate_blockwise(task.evaluator, seg_path, str(tmp_path / "s.zarr" / "gt"),
-                             num_workers=1, block_size=Coordinate(8, 16, 16) * gt.voxel_size)
+                             block_size=Coordinate(8, 16, 16) * gt.voxel_size)
     assert type(got) is type(expected) and got.criteria == expected.criteria
     assert expected.voi == pytest.approx(_merge_voi(labels, [2, 3]))
     for criterion in expected.criteria:

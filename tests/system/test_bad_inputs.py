@@ -144,6 +144,7 @@ def train_case(d: Path, rc: RunConfig) -> Prepared:
 def apply_case(d: Path, run: str, input_: str, output: str | None = None, **kw) -> Prepared:
     """`apply_run` (API) / ``dacapo apply`` (CLI); the output container must not appear."""
     from dacapo.pipeline.apply import apply_run
+    from dacapo.pipeline.options import PredictOptions
 
     output = output or str(d / "out.zarr" / "seg")
     args = ["apply", run, "--input", input_, "--output", output, "--quiet", "--workers", "1"]
@@ -151,7 +152,8 @@ def apply_case(d: Path, run: str, input_: str, output: str | None = None, **kw) 
         args += [f"--{k}", str(v)]
     container = Path(output).parent if Path(output).parent.suffix == ".zarr" else Path(output)
     return Prepared(
-        lambda: apply_run(run, input_, output, num_workers=1, progress=False, **kw),
+        lambda: apply_run(run, input_, output, PredictOptions(num_workers=1, progress=False),
+                          **kw),
         args, [] if container.exists() else [container],
     )
 

@@ -33,7 +33,7 @@ import pytest
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import open_ds, prepare_ds
 
-from dacapo.blockwise import BlockInfo, BlockwiseError, run_blockwise
+from dacapo.blockwise import BlockInfo, BlockwiseError, BlockwiseOptions, run_blockwise
 from dacapo.io.arrays import open_array, prepare_zarr
 
 SEED = int(os.environ.get("DACAPO_FAULT_SEED", "0"))
@@ -122,7 +122,8 @@ def _blockwise_child(raw: str, out: str, log: str, workers: int, delay: float) -
     os.setsid()
     logging.disable(logging.CRITICAL)
     run_blockwise(functools.partial(slow_box, delay=delay), {"raw": raw}, out, BLOCK,
-                  context=VOXEL, num_workers=workers, log_dir=log, progress=False)
+                  context=VOXEL,
+                  options=BlockwiseOptions(num_workers=workers, log_dir=log, progress=False))
 
 
 def _start(target, *args):
@@ -192,7 +193,8 @@ def test_blockwise_job_killed_ten_times_resumes_to_identical_output(tmp_path):
     # final re-run in-process: finishes only the remaining blocks
     done_before = len(_done(log))
     result = run_blockwise(functools.partial(slow_box, delay=0.0), {"raw": raw}, out, BLOCK,
-                           context=VOXEL, num_workers=2, log_dir=log, progress=False)
+                           context=VOXEL,
+                           options=BlockwiseOptions(num_workers=2, log_dir=log, progress=False))
     assert result.skipped == done_before, (SEED, history)
     assert result.processed == total - done_before
     assert result.failed == []
@@ -202,7 +204,8 @@ def test_blockwise_job_killed_ten_times_resumes_to_identical_output(tmp_path):
     ref_out = tmp_path / "out.zarr" / "clean"
     _prepare(ref_out, roi)
     run_blockwise(functools.partial(slow_box, delay=0.0), {"raw": raw}, ref_out, BLOCK,
-                  context=VOXEL, num_workers=1, log_dir=tmp_path / "logs_clean", progress=False)
+                  context=VOXEL, options=BlockwiseOptions(num_workers=1, progress=False,
+                                                          log_dir=tmp_path / "logs_clean"))
     clean = open_ds(str(ref_out))[roi]
     np.testing.assert_array_equal(clean, _reference(data))
     np.testing.assert_array_equal(killed, clean, err_msg=f"seed {SEED}, kills {history}")
@@ -233,7 +236,8 @@ def test_block_failing_once_is_retried_and_reported(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="dacapo.blockwise"):
         result = run_blockwise(
             functools.partial(fail_once, state_dir=str(state), bad_begin=bad), {"raw": raw},
-            out, BLOCK, context=VOXEL, num_workers=2, log_dir=tmp_path / "logs", progress=False,
+            out, BLOCK, context=VOXEL,
+            options=BlockwiseOptions(num_workers=2, log_dir=tmp_path / "logs", progress=False),
         )
     assert (result.processed, result.failed) == (64, [])
     assert [tuple(b.write_roi.begin) for b in result.retried] == [bad]
@@ -255,7 +259,8 @@ def test_block_always_failing_names_the_block_and_rerun_does_only_it(tmp_path):
     log = tmp_path / "logs"
     with pytest.raises(BlockwiseError) as info:
         run_blockwise(functools.partial(always_fail, bad_begin=bad), {"raw": raw}, out, BLOCK,
-                      context=VOXEL, num_workers=2, log_dir=log, max_retries=2, progress=False)
+                      context=VOXEL, max_retries=2,
+                      options=BlockwiseOptions(num_workers=2, log_dir=log, progress=False))
     err = info.value
     assert [tuple(b.write_roi.begin) for b in err.failed] == [bad]
     b = err.failed[0]
@@ -266,7 +271,8 @@ def test_block_always_failing_names_the_block_and_rerun_does_only_it(tmp_path):
     assert err.result.processed == 63
     # fixed input: the re-run processes that block only
     result = run_blockwise(functools.partial(slow_box, delay=0.0), {"raw": raw}, out, BLOCK,
-                           context=VOXEL, num_workers=1, log_dir=log, progress=False)
+                           context=VOXEL,
+                           options=BlockwiseOptions(num_workers=1, log_dir=log, progress=False))
     assert (result.processed, result.skipped, result.failed) == (1, 63, [])
     np.testing.assert_array_equal(open_ds(str(out))[roi], _reference(data))
 
@@ -419,8 +425,9 @@ def _apply_child(run: str, raw: str, out: str, workers: int) -> None:
     os.setsid()
     logging.disable(logging.CRITICAL)
     from dacapo.pipeline.apply import apply_run
+    from dacapo.pipeline.options import PredictOptions
 
-    apply_run(run, raw, out, iteration=1, num_workers=workers, progress=False)
+    apply_run(run, raw, out, PredictOptions(num_workers=workers, progress=False), iteration=1)
 
 
 def _markers(folder: Path) -> dict[str, int]:
@@ -430,6 +437,7 @@ def _markers(folder: Path) -> dict[str, int]:
 
 def test_apply_killed_ten_times_then_cli_rerun_skips_done_blocks(tmp_path, dacapo_cli):
     from dacapo.pipeline.apply import apply_run
+    from dacapo.pipeline.options import PredictOptions
     from dacapo.runs.run_dir import RunDir
     from dacapo.training.loop import train_run
 
@@ -470,7 +478,8 @@ def test_apply_killed_ten_times_then_cli_rerun_skips_done_blocks(tmp_path, dacap
     assert len(done_after) > len(done_before)
 
     clean = tmp_path / "clean.zarr" / "seg"
-    apply_run(str(run.path), raw, str(clean), iteration=1, num_workers=1, progress=False)
+    apply_run(str(run.path), raw, str(clean), PredictOptions(num_workers=1, progress=False),
+              iteration=1)
     for suffix in ("", "_prediction"):
         a = open_array(str(out) + suffix)  # outputs are OME-NGFF images
         b = open_array(str(clean) + suffix)

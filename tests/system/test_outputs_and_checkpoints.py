@@ -16,6 +16,7 @@ from dacapo.cli.main import cli
 from dacapo.errors import InputError
 from dacapo.io.arrays import open_array
 from dacapo.pipeline.apply import apply_run
+from dacapo.pipeline.options import PredictOptions
 from dacapo.pipeline.predict import predict
 from dacapo.runs.run_dir import RunDir
 from dacapo.training.loop import train_run
@@ -44,16 +45,18 @@ def test_apply_and_predict_refuse_an_output_inside_the_raw_group(trained):
     assert open_array(group).voxel_size == open_array(group / "s0").voxel_size  # a valid raw
     inside = group / "segmentation"
     with pytest.raises(InputError, match="lies inside the input array"):
-        apply_run(run_dir.path, group, inside, iteration=6, num_workers=0, progress=False)
+        apply_run(run_dir.path, group, inside, PredictOptions(num_workers=0, progress=False),
+                  iteration=6)
     with pytest.raises(InputError, match="lies inside the raw array"):
-        predict(rc, run_dir.checkpoint_path(6), group, inside, num_workers=0, progress=False)
+        predict(rc, run_dir.checkpoint_path(6), group, inside,
+                PredictOptions(num_workers=0, progress=False))
     assert not inside.exists()
 
 
 def test_apply_with_zero_workers_runs_in_this_process(trained, tmp_path):
     _, run_dir, group = trained
-    out = apply_run(run_dir.path, group, tmp_path / "out.zarr" / "seg", iteration=6,
-                    num_workers=0, progress=False)
+    out = apply_run(run_dir.path, group, tmp_path / "out.zarr" / "seg",
+                    PredictOptions(num_workers=0, progress=False), iteration=6)
     assert out.roi.size > 0
     # no daisy worker ran (they log to worker_<n>.out/.err); the prediction in this
     # process still leaves the runner's done-markers, so a killed apply resumes

@@ -26,6 +26,7 @@ from dacapo.experiments.run_config import RunConfig
 from dacapo.experiments.tasks import DistanceTaskConfig
 from dacapo.experiments.trainer_config import TrainerConfig
 from dacapo.io.arrays import open_array
+from dacapo.pipeline.options import PredictOptions
 from dacapo.pipeline.validate import validate_run
 from dacapo.training.loop import train_run
 
@@ -103,7 +104,7 @@ def test_train_validate_apply_never_write_their_inputs(tmp_path, monkeypatch):
                 pass
         run = train_run(rc, tmp_path / "runs", progress=False)  # validates at iteration 2
         assert run.latest_checkpoint() == 2
-        rows = validate_run(run.path, 2, progress=False)
+        rows = validate_run(run.path, 2, PredictOptions(progress=False))
         assert rows and all(r["iteration"] == 2 for r in rows)
         out = tmp_path / "out.zarr" / "seg"
         result = CliRunner().invoke(cli, ["apply", str(run.path), "--input", paths["raw"],

@@ -1,10 +1,11 @@
 """The block grid of a blockwise job, its checks, and the done-markers of a re-run.
 
-A job writes ``output`` over ``total_write_roi`` in blocks of ``block_size``, each read
-with ``context`` on every side (world units). Before anything runs, the plan checks that
+A job covers ``total_write_roi`` in blocks of ``block_size``, each read with ``context`` on
+every side (world units): an array job (`plan_blocks`) writes an ``output`` array, a map
+job (`plan_map`) a partial result per block. Before anything runs, the plan checks that
 blocks, context and ROI sit on every array's voxel grid, that parallel writers never
 share an output chunk, and that done-markers left in the task directory were written for
-the same block layout (a re-run skips the blocks marked done; other markers would lie).
+the same job (a re-run skips the blocks marked done; other markers would lie).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 from funlib.geometry import Coordinate, Roi
 
 from dacapo.blockwise.report import failed_dir
-from dacapo.blockwise.worker import done_dir
+from dacapo.blockwise.worker import DoneMarkers
 from dacapo.io.arrays import atomic_write_text, container_of, open_array
 from dacapo.io.ome_read import output_id
 from dacapo.io.paths import check_not_input
@@ -33,11 +34,11 @@ _CONFIG_FILE = "run_config.json"
 
 @dataclass
 class BlockPlan:
-    """The checked block layout of one job."""
+    """The checked block layout of one job (``output`` None: a map job)."""
 
     task_id: str
     task_dir: Path
-    output: Path
+    output: Path | None
     inputs: dict[str, str]
     voxel_size: Coordinate
     block_size: Coordinate
@@ -48,14 +49,14 @@ class BlockPlan:
     block_read_roi: Roi
     block_write_roi: Roi
     blocks: dict  # block id -> daisy Block (read_roi, write_roi)
+    markers: DoneMarkers
 
     @property
     def write_rois(self) -> dict[int, Roi]:
         return {i: b.write_roi for i, b in self.blocks.items()}
 
     def done_ids(self) -> set[int]:
-        names = {p.name for p in done_dir(self.task_dir).iterdir()}
-        return {i for i in self.blocks if str(i) in names}
+        return self.markers.ids() & set(self.blocks)
 
 
 def default_log_dir(output: Path) -> Path:
@@ -100,56 +101,31 @@ def check_chunk_alignment(out, total_write_roi: Roi, block_size: Coordinate) -> 
             )
 
 
-def _check_config(task_dir: Path, config: dict) -> None:
-    """Refuse to reuse done-markers written for a different block layout; drop those of
-    an output array that has been created anew since (they describe another array)."""
+def _check_config(task_dir: Path, config: dict, markers: DoneMarkers) -> None:
+    """Refuse to reuse done-markers written for another job; drop those of an output array
+    that has been created anew since (they describe another array)."""
     path = task_dir / _CONFIG_FILE
-    done = done_dir(task_dir)
+    config = json.loads(json.dumps(config))
     if path.exists():
         previous = json.loads(path.read_text())
-        if previous.get("output_id") != config["output_id"] and done.exists():
-            stale = list(done.iterdir())
-            if stale:
-                logger.warning("%s: the output was created anew; the %d done-markers of the "
+        if "output_id" in config and previous.get("output_id") != config["output_id"]:
+            if markers.any():
+                logger.warning("%s: the output was created anew; the done-markers of the "
                                "previous one are removed and every block is processed",
-                               task_dir, len(stale))
-            for marker in stale:
-                marker.unlink()
+                               task_dir)
+            markers.clear()
             previous = {**previous, "output_id": config["output_id"]}
-        if previous != config and done.exists() and any(done.iterdir()):
+        if previous != config and markers.any():
             raise ValueError(
-                f"{task_dir} holds done-markers of a run with a different configuration "
+                f"{task_dir} holds {markers.what} with a different configuration "
                 f"({previous}) than this one ({config}). Use another task_id/log_dir or "
-                f"delete {done} to start over."
+                f"delete {markers.folder} to start over."
             )
     atomic_write_text(path, json.dumps(config, indent=2))
 
 
-def plan_blocks(inputs: Mapping[str, str | Path], output: str | Path, block_size: Coordinate,
-                context: Coordinate | None, roi: Roi | None, log_dir: str | Path | None,
-                task_id: str, fit: str, parallel: bool) -> BlockPlan:
-    """Check and lay out a job (see the module docstring); creates its task directory."""
-    if "block" in inputs:
-        raise ValueError("an input must not be called 'block' (reserved keyword)")
-    output = Path(output)
-    inputs = {name: str(path) for name, path in inputs.items()}
-    check_not_input(output, inputs)
-    out = open_array(output, "output")
-    voxel_size = out.voxel_size
-    block_size = Coordinate(block_size)
-    context = Coordinate((0,) * len(voxel_size)) if context is None else Coordinate(context)
-    total_write_roi = out.roi if roi is None else Roi(roi.offset, roi.shape)
-    if len(block_size) != len(voxel_size) or len(context) != len(voxel_size):
-        raise ValueError(
-            f"block_size {block_size} and context {context} must have "
-            f"{len(voxel_size)} dimensions like the output's voxel size {voxel_size}"
-        )
-    block_write_roi = Roi(context, block_size)
-    block_read_roi = Roi((0,) * len(context), block_size + context * 2)
-    total_read_roi = total_write_roi.grow(context, context)
-
-    _check_alignment("output block", Roi(total_write_roi.offset, block_size), voxel_size)
-    _check_alignment("output roi", total_write_roi, voxel_size)
+def _check_inputs(inputs: dict[str, str], voxel_size: Coordinate, total_read_roi: Roi,
+                  block_read_roi: Roi, block_size: Coordinate) -> None:
     for name, path in inputs.items():
         in_voxel_size = open_array(path, f"input {name!r}").voxel_size
         if len(in_voxel_size) != len(voxel_size):
@@ -160,28 +136,82 @@ def plan_blocks(inputs: Mapping[str, str | Path], output: str | Path, block_size
         _check_alignment(f"input {name!r} read block",
                          Roi(total_read_roi.offset, block_read_roi.shape), in_voxel_size)
         _check_alignment(f"input {name!r} block step", Roi(block_size, block_size), in_voxel_size)
-    if parallel:
-        check_chunk_alignment(out, total_write_roi, block_size)
 
-    log_dir = default_log_dir(output) if log_dir is None else Path(log_dir)
-    task_dir = log_dir.absolute() / task_id
-    done_dir(task_dir).mkdir(parents=True, exist_ok=True)
+
+def _lay_out(task_id: str, task_dir: Path, output: Path | None, inputs: dict[str, str],
+             voxel_size: Coordinate, block_size, context, roi: Roi, fit: str,
+             markers: DoneMarkers, config: dict, parallel_output=None) -> BlockPlan:
+    """The grid of a job over ``roi`` (checked against every array's voxel grid and, with
+    a ``parallel_output``, against its chunks), its task directory created and its
+    ``config`` checked against the markers there."""
+    block_size = Coordinate(block_size)
+    context = Coordinate((0,) * len(voxel_size)) if context is None else Coordinate(context)
+    total_write_roi = Roi(roi.offset, roi.shape)
+    if len(block_size) != len(voxel_size) or len(context) != len(voxel_size):
+        raise ValueError(
+            f"block_size {block_size} and context {context} must have "
+            f"{len(voxel_size)} dimensions like the voxel size {voxel_size}"
+        )
+    if min(block_size) <= 0:
+        raise ValueError(f"block_size {block_size} must be positive")
+    block_write_roi = Roi(context, block_size)
+    block_read_roi = Roi((0,) * len(context), block_size + context * 2)
+    total_read_roi = total_write_roi.grow(context, context)
+    _check_alignment("output block", Roi(total_write_roi.offset, block_size), voxel_size)
+    _check_alignment("output roi", total_write_roi, voxel_size)
+    _check_inputs(inputs, voxel_size, total_read_roi, block_read_roi, block_size)
+    if parallel_output is not None:
+        check_chunk_alignment(parallel_output, total_write_roi, block_size)
+    markers.folder.mkdir(parents=True, exist_ok=True)
     failed_dir(task_dir).mkdir(parents=True, exist_ok=True)
     _check_config(task_dir, {
-        "output": str(output.absolute()),
         "roi": [list(total_write_roi.offset), list(total_write_roi.shape)],
-        "block_size": list(block_size),
-        "context": list(context),
-        "fit": fit,
-        "output_id": output_id(out),
-    })
+        "block_size": list(block_size), "context": list(context), "fit": fit, **config,
+    }, markers)
     graph = daisy.BlockwiseDependencyGraph(
         task_id, block_read_roi, block_write_roi, False, fit, total_read_roi=total_read_roi
     )
     blocks = {b.block_id[1]: b for b, _ in graph.enumerate_all_dependencies()}
-    return BlockPlan(task_id, task_dir, output.absolute(), inputs, voxel_size, block_size,
-                     context, fit, total_write_roi, total_read_roi, block_read_roi,
-                     block_write_roi, blocks)
+    return BlockPlan(task_id, task_dir, output, inputs, voxel_size, block_size, context, fit,
+                     total_write_roi, total_read_roi, block_read_roi, block_write_roi, blocks,
+                     markers)
+
+
+def plan_blocks(inputs: Mapping[str, str | Path], output: str | Path, block_size: Coordinate,
+                context: Coordinate | None, roi: Roi | None, log_dir: str | Path | None,
+                task_id: str, fit: str, parallel: bool) -> BlockPlan:
+    """Check and lay out an array job writing ``output`` over ``roi`` (None: the output's
+    ROI); creates its task directory ``log_dir/task_id`` (default log dir:
+    `default_log_dir`)."""
+    if "block" in inputs:
+        raise ValueError("an input must not be called 'block' (reserved keyword)")
+    output = Path(output)
+    inputs = {name: str(path) for name, path in inputs.items()}
+    check_not_input(output, inputs)
+    out = open_array(output, "output")
+    roi = out.roi if roi is None else roi
+    log_dir = default_log_dir(output) if log_dir is None else Path(log_dir)
+    task_dir = log_dir.absolute() / task_id
+    config = {"output": str(output.absolute()), "output_id": output_id(out)}
+    return _lay_out(task_id, task_dir, output.absolute(), inputs, out.voxel_size, block_size,
+                    context, roi, fit, DoneMarkers.of_array_job(task_dir), config,
+                    out if parallel else None)
+
+
+def plan_map(inputs: Mapping[str, str | Path], roi: Roi, block_size: Coordinate,
+             context: Coordinate | None, log_dir: str | Path, task_id: str,
+             config: dict | None = None) -> BlockPlan:
+    """Check and lay out a map job over ``roi`` on the voxel grid of the first input (a
+    partial result per block, `dacapo.blockwise.map_reduce`); ``config`` (JSON) describes
+    the computation for the check of the results a re-run finds."""
+    if "block" in inputs:
+        raise ValueError("an input must not be called 'block' (reserved keyword)")
+    inputs = {name: str(Path(path).absolute()) for name, path in inputs.items()}
+    voxel_size = open_array(next(iter(inputs.values())), "input").voxel_size
+    task_dir = Path(log_dir).absolute() / task_id
+    return _lay_out(task_id, task_dir, None, inputs, voxel_size, block_size, context, roi,
+                    "shrink", DoneMarkers.of_map_job(task_dir),
+                    {"inputs": inputs, **(config or {})})
 
 
 @dataclass(frozen=True)

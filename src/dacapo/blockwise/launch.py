@@ -21,16 +21,17 @@ import daisy.v2 as daisy
 from daisy import logging as daisy_logging
 
 from dacapo.blockwise.grid import BlockPlan
-from dacapo.blockwise.worker import Spec, done_dir, run_block, save_spec
+from dacapo.blockwise.options import BlockwiseOptions
+from dacapo.blockwise.worker import DoneMarkers, Spec, close_arrays, run_block, save_spec
 
 logger = logging.getLogger(__name__)
 
 _SPEC_FILE = "worker_spec.pkl"
 
 
-def _is_done(done: str, block) -> bool:
+def _is_done(markers: DoneMarkers, block) -> bool:
     """daisy check function: the block's done-marker exists."""
-    return os.path.exists(os.path.join(done, str(block.block_id[1])))
+    return markers.is_done(block.block_id[1])
 
 
 def _worker_command_line(spec_path: str, daisy_context: str | None) -> list[str]:
@@ -61,14 +62,18 @@ def _launch_command_worker(*, spec_path: str, template: str, context=None) -> No
 def run_in_process(spec: Spec, plan: BlockPlan, todo: set[int]) -> None:
     """Process the blocks ``todo`` one after the other here (no worker start-up); a
     failed block is recorded like a worker's and the others still run."""
-    for block_id in sorted(todo):
-        run_block(spec, plan.blocks[block_id])
+    try:
+        for block_id in sorted(todo):
+            run_block(spec, plan.blocks[block_id])
+    finally:
+        close_arrays()
 
 
-def run_on_workers(spec: Spec, plan: BlockPlan, num_workers: int, worker_command: str | None,
-                   max_retries: int, block_timeout: float | None, progress: bool) -> str | None:
-    """Run the job's unfinished blocks on daisy workers; the reason daisy abandoned the
-    task, if it did."""
+def run_on_workers(spec: Spec, plan: BlockPlan, num_workers: int, options: BlockwiseOptions,
+                   max_retries: int, block_timeout: float | None) -> str | None:
+    """Run the job's unfinished blocks on ``num_workers`` daisy workers (local processes, or
+    jobs of ``options.worker_command``); the reason daisy abandoned the task, if it did."""
+    worker_command = options.worker_command
     if worker_command is None:
         process_function = functools.partial(run_block, spec)
         host = "127.0.0.1"
@@ -89,15 +94,15 @@ def run_on_workers(spec: Spec, plan: BlockPlan, num_workers: int, worker_command
         task = daisy.Task(
             plan.task_id, plan.total_read_roi, plan.block_read_roi, plan.block_write_roi,
             process_function=process_function,
-            check_function=functools.partial(_is_done, str(done_dir(plan.task_dir))),
+            check_function=functools.partial(_is_done, plan.markers),
             read_write_conflict=False, fit=plan.fit, max_workers=num_workers,
             max_retries=max_retries, timeout=block_timeout, tracking_path=False,
         )
     previous_log_dir = daisy_logging.get_log_basedir()
     daisy_logging.set_log_basedir(plan.task_dir.parent)
     try:
-        states = daisy.run_blockwise(task, progress=progress, return_states=True, summary=False,
-                                     host=host)
+        states = daisy.run_blockwise(task, progress=options.progress, return_states=True,
+                                     summary=False, host=host)
         state = states[plan.task_id]
         return (state.abandon_reason or state.last_worker_error) if state.abandoned else None
     except RuntimeError as e:  # daisy raises when it abandons a task

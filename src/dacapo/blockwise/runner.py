@@ -13,23 +13,25 @@ A total write ROI is split into blocks (`dacapo.blockwise.grid`), and for each b
 A re-run with the same ``log_dir``/``task_id`` skips every block that has a marker, so an
 interrupted or partially failed run can simply be restarted. Blocks run in this process
 (``num_workers=0``), on local worker processes or through a worker command
-(`dacapo.blockwise.launch`); `dacapo.blockwise.report` tells what was done.
+(`dacapo.blockwise.launch`, `dacapo.blockwise.options`); `dacapo.blockwise.report` tells
+what was done. `run_job` runs any planned job: an array job of `run_blockwise` or a map
+job of `dacapo.blockwise.map_reduce`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 from funlib.geometry import Coordinate, Roi
 
-from dacapo.blockwise.grid import plan_blocks
+from dacapo.blockwise.grid import BlockPlan, plan_blocks
 from dacapo.blockwise.launch import run_in_process, run_on_workers
+from dacapo.blockwise.options import BlockwiseOptions
 from dacapo.blockwise.report import BlockwiseResult, failed_dir, report
-from dacapo.blockwise.worker import Spec, done_dir
+from dacapo.blockwise.worker import Spec
 
 logger = logging.getLogger(__name__)
 
@@ -40,14 +42,10 @@ def run_blockwise(
     output: str | Path,
     block_size: Coordinate,
     context: Coordinate | None = None,
-    num_workers: int | None = None,
-    log_dir: str | Path | None = None,
-    task_id: str = "dacapo",
-    roi: Roi | None = None,
-    worker_command: str | None = None,
-    fit: str = "shrink",
-    progress: bool = True,
+    options: BlockwiseOptions | None = None,
     *,
+    roi: Roi | None = None,
+    fit: str = "shrink",
     max_retries: int = 2,
     block_timeout: float | None = None,
 ) -> BlockwiseResult:
@@ -61,39 +59,43 @@ def run_blockwise(
 
     ``output`` must already exist (see `dacapo.io.arrays.prepare_zarr`).
     ``block_size``, ``context`` and ``roi`` are in world units; ``roi`` defaults to the
-    output ROI. ``num_workers``: 0 = in this process, None = one per core. Done-markers
-    and daisy's worker logs go to ``log_dir/task_id`` (default:
-    ``<container>.blockwise/<array>`` next to the output's zarr container).
-    ``worker_command`` is a shell template containing ``{command}`` (the worker command as
-    shell words, e.g. ``"srun -n1 {command}"``) or ``{quoted_command}`` (the same as one
-    quoted word). Failed blocks are retried ``max_retries`` times on workers;
-    ``block_timeout`` (seconds, default daisy's 600) kills a worker stuck on one block.
+    output ROI. ``options`` (`BlockwiseOptions`): workers, worker command, progress bar;
+    done-markers and daisy's worker logs go to ``log_dir/task_id`` (default:
+    ``<container>.blockwise/<array>/dacapo`` next to the output's zarr container).
+    Failed blocks are retried ``max_retries`` times on workers; ``block_timeout`` (seconds,
+    default daisy's 600) kills a worker stuck on one block.
 
     Raises `BlockwiseError` (with ``.result``) if any block is left unfinished.
     """
-    if num_workers is None:
-        num_workers = os.cpu_count() or 1
-    if num_workers < 0:
-        raise ValueError(f"num_workers: must be >= 0, got {num_workers}")
-    in_process = num_workers == 0 and worker_command is None
-    plan = plan_blocks(inputs, output, block_size, context, roi, log_dir, task_id, fit,
-                       parallel=num_workers > 1 or worker_command is not None)
+    options = BlockwiseOptions() if options is None else options
+    workers = options.workers
+    plan = plan_blocks(inputs, output, block_size, context, roi, options.log_dir,
+                       options.task_id or "dacapo", fit,
+                       parallel=workers > 1 or options.worker_command is not None)
+    spec = Spec(process, plan.inputs, str(plan.output), str(plan.task_dir), plan.task_id,
+                plan.markers)
+    return run_job(spec, plan, options, max_retries=max_retries, block_timeout=block_timeout)
+
+
+def run_job(spec: Spec, plan: BlockPlan, options: BlockwiseOptions, *, max_retries: int = 2,
+            block_timeout: float | None = None) -> BlockwiseResult:
+    """Run the blocks of ``plan`` not marked done — in this process or on workers, as
+    ``options`` say — and report (`dacapo.blockwise.report.report`)."""
+    workers = options.workers
     done_before = plan.done_ids()
     for stale in failed_dir(plan.task_dir).glob("*.json"):
         stale.unlink()
-    for stale in done_dir(plan.task_dir).glob(".*.tmp"):  # markers cut before the rename
-        stale.unlink()
+    plan.markers.clear_partial()
     todo = set(plan.blocks) - done_before
-    workers = 0 if in_process else max(1, min(num_workers, max(len(todo), 1)))
-    logger.info("task %s: %d blocks (%d already done), %s, logs in %s", task_id,
+    in_process = workers == 0
+    workers = 0 if in_process else min(workers, max(len(todo), 1))
+    logger.info("task %s: %d blocks (%d already done), %s, logs in %s", plan.task_id,
                 len(plan.blocks), len(done_before),
                 "in this process" if in_process else f"{workers} workers", plan.task_dir)
-    spec = Spec(process, plan.inputs, str(plan.output), str(plan.task_dir), task_id)
     abandoned = None
     if todo and in_process:
         run_in_process(spec, plan, todo)
     elif todo:
-        abandoned = run_on_workers(spec, plan, workers, worker_command, max_retries,
-                                   block_timeout, progress)
-    return report(task_id, plan.task_dir, plan.write_rois, done_before, plan.done_ids(),
+        abandoned = run_on_workers(spec, plan, workers, options, max_retries, block_timeout)
+    return report(plan.task_id, plan.task_dir, plan.write_rois, done_before, plan.done_ids(),
                   abandoned, max_retries)

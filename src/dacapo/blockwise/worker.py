@@ -3,21 +3,24 @@
 `run_block` is what a daisy worker calls per block (in a local worker process, or in a
 process started through a worker command as ``python -m dacapo.blockwise <spec>``, which
 connects to the daisy server named in ``DAISY_CONTEXT`` and processes blocks until
-none are left). A block is marked done (``<task dir>/done/<block id>``, created
-atomically) only after its data has been written, so a killed worker never leaves a block
-marked done with incomplete data; a failure is recorded in ``<task dir>/failed/``.
+none are left). A job writes each block's data either into an output array (the job's
+``output``) or, for a map job (`dacapo.blockwise.map_reduce`), as the block's partial
+result. A block is marked done (`DoneMarkers`, created atomically) only after its data
+has been written, so a killed worker never leaves a block marked done with incomplete
+data; a failure is recorded in ``<task dir>/failed/``.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
 import pickle
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,7 @@ from daisy import BlockStatus, Client
 from funlib.geometry import Coordinate, Roi
 
 from dacapo.blockwise.report import failed_dir
-from dacapo.io.arrays import atomic_write_text, open_array, read_array
+from dacapo.io.arrays import atomic_write_bytes, atomic_write_text, open_array, read_array
 
 logger = logging.getLogger(__name__)
 
@@ -42,21 +45,79 @@ class BlockInfo:
     voxel_size: Coordinate
     block_id: int
 
+    @property
+    def region(self) -> tuple[slice, ...]:
+        """Voxel slices of the write ROI inside arrays read over the read ROI."""
+        return ((self.write_roi - self.read_roi.offset) / self.voxel_size).to_slices()
+
+
+@dataclass(frozen=True)
+class DoneMarkers:
+    """Where a job records its finished blocks: ``<folder>/<block id><suffix>``, written
+    atomically after the block's data. An array job's markers are empty files in
+    ``<task dir>/done/``; a map job's are its partial results, ``<task dir>/results/<block
+    id>.npz`` (the result is the marker). ``what`` names them in messages."""
+
+    folder: Path
+    suffix: str = ""
+    what: str = "done-markers of a run"
+
+    @classmethod
+    def of_array_job(cls, task_dir: str | Path) -> DoneMarkers:
+        return cls(Path(task_dir) / "done")
+
+    @classmethod
+    def of_map_job(cls, task_dir: str | Path) -> DoneMarkers:
+        return cls(Path(task_dir) / "results", ".npz", "block results of another evaluation")
+
+    def path(self, block_id: int) -> Path:
+        return self.folder / f"{block_id}{self.suffix}"
+
+    def is_done(self, block_id: int) -> bool:
+        return self.path(block_id).exists()
+
+    def ids(self) -> set[int]:
+        """The ids of the blocks marked done."""
+        names = (p.name for p in self.folder.iterdir() if not p.name.startswith("."))
+        return {int(n[: len(n) - len(self.suffix)]) for n in names
+                if n.endswith(self.suffix) and n[: len(n) - len(self.suffix)].isdigit()}
+
+    def any(self) -> bool:
+        return self.folder.exists() and bool(self.ids())
+
+    def mark(self, block_id: int, result: Mapping[str, np.ndarray] | None = None) -> None:
+        """Mark a block done: an empty marker, or (a map job) its partial ``result``."""
+        if result is None:
+            atomic_write_text(self.path(block_id), "")
+            return
+        buffer = io.BytesIO()
+        np.savez(buffer, **result)
+        atomic_write_bytes(self.path(block_id), buffer.getvalue())
+
+    def clear(self) -> None:
+        """Remove every marker (they describe an array that no longer exists)."""
+        for marker in self.folder.iterdir():
+            marker.unlink()
+
+    def clear_partial(self) -> None:
+        """Remove the temporary files of markers cut before their rename."""
+        for stale in self.folder.glob(".*.tmp"):
+            stale.unlink()
+
 
 @dataclass(frozen=True)
 class Spec:
-    """Everything a worker needs to process blocks (pickled to workers)."""
+    """Everything a worker needs to process blocks (pickled to workers). ``output`` None:
+    a map job (``process`` returns the block's partial result, ``{name: array}``).
+    ``within``: inputs read as 0 outside this ROI too (None: only outside their own)."""
 
-    process: Callable[..., np.ndarray]
+    process: Callable[..., Any]
     inputs: dict[str, str]
-    output: str
+    output: str | None
     task_dir: str
     task_id: str
-
-
-def done_dir(task_dir: str | Path) -> Path:
-    """Where the done-markers of a job's blocks are (``<block id>``, empty files)."""
-    return Path(task_dir) / "done"
+    markers: DoneMarkers
+    within: Roi | None = None
 
 
 _OPEN_ARRAYS: dict[tuple[str, str], Any] = {}
@@ -70,10 +131,35 @@ def _open(path: str, mode: str):
     return _OPEN_ARRAYS[key]
 
 
+def close_arrays() -> None:
+    """Forget the arrays opened by `process_one` (after a job run in this process: a later
+    job may find other arrays at the same paths)."""
+    _OPEN_ARRAYS.clear()
+
+
+def read_within(array, read_roi: Roi, roi: Roi | None) -> np.ndarray:
+    """``read_roi`` of ``array`` with 0 outside ``roi`` (None: everywhere) and outside the
+    array's ROI."""
+    inside = read_roi if roi is None else read_roi.intersect(roi)
+    data = read_array(array, inside)
+    if inside == read_roi:
+        return data
+    vs = array.voxel_size
+    out = np.zeros(data.shape[: data.ndim - vs.dims] + tuple(read_roi.shape / vs), data.dtype)
+    out[(Ellipsis, *((inside - read_roi.offset) / vs).to_slices())] = data
+    return out
+
+
 def process_one(spec: Spec, read_roi: Roi, write_roi: Roi, block_id: int) -> None:
     """Read, process and write one block, then mark it done."""
+    arrays = {name: read_within(_open(path, "r"), read_roi, spec.within)
+              for name, path in spec.inputs.items()}
+    if spec.output is None:  # a map job: the partial result is the block's output and marker
+        voxel_size = _open(next(iter(spec.inputs.values())), "r").voxel_size
+        info = BlockInfo(read_roi, write_roi, voxel_size, block_id)
+        spec.markers.mark(block_id, spec.process(**arrays, block=info))
+        return
     out = _open(spec.output, "r+")
-    arrays = {name: read_array(_open(path, "r"), read_roi) for name, path in spec.inputs.items()}
     info = BlockInfo(read_roi, write_roi, out.voxel_size, block_id)
     data = np.asarray(spec.process(**arrays, block=info))
     expected = tuple(out.shape[: out.channel_dims]) + tuple(write_roi.shape / out.voxel_size)
@@ -89,7 +175,7 @@ def process_one(spec: Spec, read_roi: Roi, write_roi: Roi, block_id: int) -> Non
         rel = (target - write_roi.offset) / out.voxel_size
         data = data[(slice(None),) * out.channel_dims + rel.to_slices()]
     out[target] = data
-    atomic_write_text(done_dir(spec.task_dir) / str(block_id), "")
+    spec.markers.mark(block_id)
 
 
 def run_block(spec: Spec, block) -> None:

@@ -21,6 +21,7 @@ from dacapo.cli.demo_configs import demo_run_configs
 from dacapo.cli.demo_data import TRAIN_SHAPE, VALIDATE_SHAPE, make_demo_data
 from dacapo.io.arrays import open_array
 from dacapo.pipeline.apply import apply_run
+from dacapo.pipeline.options import PredictOptions
 from dacapo.runs.scores import format_table
 from dacapo.tools.export.bioimageio import export_run
 from dacapo.training.loop import train_run
@@ -72,8 +73,8 @@ def run_demo(root: str | Path = "demo_runs", quick: bool = False, echo=print,
         echo(format_table(run_dir))
         criterion, goal, higher = DEMO_CRITERIA[rc.name]
         out = container / "validate" / f"{rc.name}_segmentation"
-        apply_run(run_dir.path, container / "validate" / "raw", out, criterion=criterion,
-                  num_workers=num_workers, progress=False)
+        apply_run(run_dir.path, container / "validate" / "raw", out,
+                  PredictOptions(num_workers=num_workers, progress=False), criterion=criterion)
         value = evaluate_output(rc, out)
         best = run_dir.load_best().get(criterion, {})
         package = run_dir.path / "model.zip"

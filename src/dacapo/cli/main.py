@@ -18,6 +18,7 @@ import click
 
 from dacapo.blockwise import BlockwiseError
 from dacapo.blockwise.fast_exit import fast_exit
+from dacapo.blockwise.options import WORKERS_HELP
 
 # The commands import the pipeline (hence torch) when they run, each marked "lazy":
 # ``dacapo --help`` and a mistyped option answer at once instead of after seconds.
@@ -83,6 +84,10 @@ def _load_run_config(path: str):
     from dacapo.io.config_yaml import from_yaml  # lazy: see top
 
     return from_yaml(Path(path), RunConfig)
+
+
+#: ``--workers`` of validate and apply: one meaning (`dacapo.blockwise.options`)
+workers_option = click.option("--workers", type=int, default=None, help=WORKERS_HELP)
 
 
 def _absolute_paths(rc):
@@ -161,17 +166,18 @@ def train(config: str, root: str, no_validate: bool, quiet: bool, nproc: int) ->
 @cli.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--iteration", type=int, default=None, help="Checkpoint (default: the latest).")
-@click.option("--workers", type=int, default=None,
-              help="Blockwise workers; 0 = in this process (default: the run's num_workers).")
+@workers_option
 @click.option("--quiet", is_flag=True, help="No progress bars (shown only on a terminal anyway).")
 @handle_errors
 def validate(run_dir: str, iteration: int | None, workers: int | None, quiet: bool) -> None:
     """Validate a checkpoint of RUN_DIR: predict, post-process every parameter, score."""
+    from dacapo.pipeline.options import PredictOptions  # lazy: see top
     from dacapo.pipeline.validate import validate_run  # lazy: see top
     from dacapo.runs.plots import safe_plot_run  # lazy: see top
     from dacapo.runs.scores import format_table  # lazy: see top
 
-    rows = validate_run(run_dir, iteration, num_workers=workers, progress=_progress(quiet))
+    options = PredictOptions(num_workers=workers, progress=_progress(quiet))
+    rows = validate_run(run_dir, iteration, options)
     safe_plot_run(run_dir)
     click.echo(format_table(run_dir, rows[0]["iteration"] if rows else None))
 
@@ -182,9 +188,7 @@ def validate(run_dir: str, iteration: int | None, workers: int | None, quiet: bo
 @click.option("--output", required=True, help="Output zarr array, e.g. out.zarr/seg.")
 @click.option("--iteration", type=int, default=None, help="Checkpoint to use.")
 @click.option("--criterion", default=None, help="Use the best checkpoint and parameters for it.")
-@click.option("--workers", type=int, default=None,
-              help="Blockwise workers; 0 = in this process (default: one per core; a small "
-                   "volume in this process).")
+@workers_option
 @click.option("--worker-command", default=None,
               help="Shell template starting a worker, e.g. 'srun -n1 {command}'.")
 @click.option("--padding", type=click.Choice(["reflect", "zero", "none"]), default=None,
@@ -203,18 +207,22 @@ def apply(run_dir: str, input_: str, output: str, iteration: int | None, criteri
           engine: str, precision: str, quiet: bool, pyramid: bool) -> None:
     """Segment INPUT with a trained run, blockwise, into OUTPUT."""
     from dacapo.pipeline.apply import apply_run  # lazy: see top
+    from dacapo.pipeline.options import PredictOptions  # lazy: see top
+    from dacapo.runs.run_dir import RunDir  # lazy: see top
     from dacapo.tools.pyramid import downsample_image  # lazy: see top
 
     if iteration is not None and criterion is not None:
         raise ValueError("give --iteration or --criterion, not both")
-    out = apply_run(run_dir, input_, output, iteration=iteration, criterion=criterion,
-                    num_workers=workers, worker_command=worker_command, progress=_progress(quiet),
-                    padding=padding, engine=engine, precision=precision)
+    options = PredictOptions(num_workers=workers, worker_command=worker_command,
+                             progress=_progress(quiet), padding=padding, engine=engine,
+                             precision=precision)
+    out = apply_run(run_dir, input_, output, options, iteration=iteration, criterion=criterion)
     click.echo(f"wrote {output} (shape {tuple(out.shape)}, voxel size {tuple(out.voxel_size)})")
     if pyramid:
         prediction = Path(output).with_name(Path(output).name + "_prediction")
+        local = options.for_run(RunDir(run_dir).load_config()).num_workers  # local processes
         for path in (prediction, Path(output)):
-            levels = downsample_image(path, num_workers=max(1, workers or 1))
+            levels = downsample_image(path, num_workers=local)
             click.echo(f"{path}: levels {', '.join(levels)}")
 
 

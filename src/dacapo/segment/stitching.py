@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from dacapo.blockwise.grid import BlockGeometry
+from dacapo.blockwise.options import BlockwiseOptions
 from dacapo.blockwise.runner import run_blockwise
 from dacapo.io.arrays import prepare_zarr
 from dacapo.segment.mutex_watershed import relabel_block, stitch
@@ -35,15 +36,15 @@ def relabel_channels_block(block, *, geometry: BlockGeometry, scratches: list[st
 
 
 def run_stitched(block_functions, prediction: str, output_array, geometry: BlockGeometry,
-                 min_size: int, num_workers: int, work: Path) -> None:
+                 min_size: int, options: BlockwiseOptions, work: Path) -> None:
     """Passes 1–3 for ``len(block_functions)`` label channels written to one
     ``(C, *spatial)`` output (``(*spatial)`` for one channel).
 
     ``block_functions[c]`` is called per block as ``f(prediction, block, geometry=...,
     scratch=...)`` and must return `store_block_labels` of its labels (pass 1); each
     channel is then stitched on its own (pass 2, ``min_size`` on whole objects) and one
-    pass 3 writes every channel. Scratch arrays and tables go to ``work`` (the caller
-    removes it)."""
+    pass 3 writes every channel, each pass a job of the runner with ``options``' workers.
+    Scratch arrays, tables and logs go to ``work`` (the caller removes it)."""
     scratches, inputs = [], {}
     for c, function in enumerate(block_functions):
         scratch = work / f"stitch_{c}"
@@ -55,7 +56,7 @@ def run_stitched(block_functions, prediction: str, output_array, geometry: Block
             partial(function, geometry=geometry, scratch=str(scratch)),
             inputs={"prediction": str(prediction)},
             output=fragments, block_size=geometry.block_size, context=geometry.context,
-            num_workers=num_workers, log_dir=work, task_id=f"fragments_{c}", progress=False,
+            options=options.job(f"fragments_{c}", work),
         )
         stitch(scratch, geometry, min_size)
         scratches.append(str(scratch))
@@ -63,5 +64,5 @@ def run_stitched(block_functions, prediction: str, output_array, geometry: Block
     run_blockwise(
         partial(relabel_channels_block, geometry=geometry, scratches=scratches),
         inputs=inputs, output=output_array, block_size=geometry.block_size, context=None,
-        num_workers=num_workers, log_dir=work, task_id="relabel", progress=False,
+        options=options.job("relabel", work),
     )

@@ -23,7 +23,7 @@ import zarr
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
 
-from dacapo.blockwise import run_blockwise
+from dacapo.blockwise import BlockwiseOptions, run_blockwise
 from dacapo.io.ome_write import (
     DEFAULT_UNIT,
     funlib_attrs,
@@ -165,10 +165,9 @@ def downsample_image(path: str | Path, levels: int | None = None, method: str | 
             inputs={"source": str(path / previous)},
             output=str(path / name),
             block_size=block,
-            num_workers=num_workers,
-            log_dir=None if log_dir is None else Path(log_dir) / name,
-            task_id=f"downsample_{name}",
-            progress=progress,
+            options=BlockwiseOptions(num_workers=num_workers, progress=progress,
+                                     log_dir=None if log_dir is None else Path(log_dir) / name,
+                                     task_id=f"downsample_{name}"),
         )
         list_level(path, name)
         names.append(name)

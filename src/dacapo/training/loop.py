@@ -37,6 +37,7 @@ from dacapo.experiments.normalization import with_statistics
 from dacapo.experiments.run_config import RunConfig
 from dacapo.io.ome_write import write_image
 from dacapo.ops.schedule import set_learning_rate
+from dacapo.pipeline.options import PredictOptions
 from dacapo.pipeline.precision import autocast
 from dacapo.pipeline.validate import validate_run
 from dacapo.runs.log_file import log_to_file
@@ -128,8 +129,9 @@ def _train(run_config: RunConfig, run_dir: RunDir, progress: bool, validate: boo
 
     def validate_at(iteration: int) -> None:
         if world.main:
-            validate_run(run_dir, iteration, progress=False, run_config=rc,
-                         model=module if rc.num_workers == 0 else None)
+            # the live model predicts when validation runs in this process (0 workers)
+            validate_run(run_dir, iteration, PredictOptions(progress=False), run_config=rc,
+                         model=module)
         distributed.barrier(world)
 
     start, restored = _resume(rc.name, run_dir, world, module, optimizer, scaler, layout, slots)

@@ -13,6 +13,7 @@ from funlib.geometry import Coordinate, Roi
 from funlib.persistence import prepare_ds
 from scipy import ndimage
 
+from dacapo.blockwise.options import BlockwiseOptions
 from dacapo.experiments.tasks.evaluators import (
     BinarySegmentationEvaluator,
     InstanceEvaluator,
@@ -193,17 +194,18 @@ def test_resume_uses_the_saved_blocks(tmp_path):
     evaluator = InstanceEvaluator()
     log_dir = tmp_path / "logs"
     block_size = Coordinate(5, 7, 7) * Coordinate(vs)
-    first = evaluate_blockwise(evaluator, sp, gp, block_size=block_size, log_dir=log_dir)
+    logs = BlockwiseOptions(log_dir=log_dir)
+    first = evaluate_blockwise(evaluator, sp, gp, block_size=block_size, options=logs)
     results = sorted((log_dir / "evaluate" / "results").glob("*.npz"))
     assert len(results) == 3 * 3 * 3
     kept = {p: p.stat().st_mtime_ns for p in results[1:]}
     results[0].unlink()  # as if the run had been killed before this block
-    again = evaluate_blockwise(evaluator, sp, gp, block_size=block_size, log_dir=log_dir)
+    again = evaluate_blockwise(evaluator, sp, gp, block_size=block_size, options=logs)
     _assert_same(again, first)
     assert results[0].exists()
     assert all(p.stat().st_mtime_ns == t for p, t in kept.items())  # not recomputed
     with pytest.raises(ValueError, match="another evaluation"):
-        evaluate_blockwise(evaluator, sp, gp, block_size=block_size * 2, log_dir=log_dir)
+        evaluate_blockwise(evaluator, sp, gp, block_size=block_size * 2, options=logs)
 
 
 def test_two_workers(tmp_path):
@@ -214,7 +216,8 @@ def test_two_workers(tmp_path):
     gp = _write(tmp_path / "f.zarr" / "gt", truth, vs)
     evaluator = InstanceEvaluator()
     got = evaluate_blockwise(
-        evaluator, sp, gp, block_size=Coordinate(8, 12, 12) * Coordinate(vs), num_workers=2
+        evaluator, sp, gp, block_size=Coordinate(8, 12, 12) * Coordinate(vs),
+        options=BlockwiseOptions(num_workers=2),
     )
     _assert_same(got, evaluator.evaluate(sp, gp))
 

@@ -9,6 +9,7 @@ import pytest
 from funlib.geometry import Coordinate
 from funlib.persistence import Array, prepare_ds
 
+from dacapo.blockwise import BlockwiseOptions
 from dacapo.experiments.tasks.distance_task import DISTANCE_THRESHOLDS
 from dacapo.experiments.tasks.inner_distance_task import INNER_DISTANCE_THRESHOLDS
 from dacapo.experiments.tasks.post_processors import (
@@ -103,12 +104,14 @@ def test_threshold_blockwise_matches_in_memory(tmp_path):
     pp.set_prediction(path)
     block = Coordinate(5, 8, 6) * VOXEL  # ROI not a multiple of the block size: 8 blocks
     p = list(pp.enumerate_parameters())[1]
-    out = pp.process(p, tmp_path / "out.zarr" / "t", num_workers=2, block_size=block)
+    out = pp.process(p, tmp_path / "out.zarr" / "t", BlockwiseOptions(num_workers=2),
+                     block_size=block)
     np.testing.assert_array_equal(out.to_ndarray(out.roi), pred[1:] > p.threshold)
     # processing a new prediction into the same output recomputes every block
     pred2 = -pred
     pp.set_prediction(_zarr(tmp_path / "pred.zarr" / "p2", pred2))
-    out = pp.process(p, tmp_path / "out.zarr" / "t", num_workers=1, block_size=block)
+    out = pp.process(p, tmp_path / "out.zarr" / "t", BlockwiseOptions(num_workers=1),
+                     block_size=block)
     np.testing.assert_array_equal(out.to_ndarray(out.roi), pred2[1:] > p.threshold)
 
 
@@ -123,7 +126,8 @@ def test_argmax_blockwise_and_in_memory(tmp_path, num_workers):
     blk = ArgmaxPostProcessor()
     blk.set_prediction(_zarr(tmp_path / "pred.zarr" / "p", pred))
     out_blk = blk.process(
-        params, tmp_path / "out.zarr" / "blk", num_workers=num_workers, block_size=Coordinate(4, 4, 4) * VOXEL
+        params, tmp_path / "out.zarr" / "blk", BlockwiseOptions(num_workers=num_workers),
+        block_size=Coordinate(4, 4, 4) * VOXEL
     )
     for out in (out_mem, out_blk):
         assert out.dtype == np.uint8 and out.channel_dims == 0 and out.roi.offset == OFFSET
@@ -145,5 +149,5 @@ def test_2d_threshold_blockwise(tmp_path):
     pp = ThresholdPostProcessor([0.5])
     pp.set_prediction(path)
     out = pp.process(ThresholdPostProcessorParameters(id=0, threshold=0.5), tmp_path / "o.zarr" / "t",
-                     num_workers=1, block_size=Coordinate(32, 32))
+                     BlockwiseOptions(num_workers=1), block_size=Coordinate(32, 32))
     np.testing.assert_array_equal(out.to_ndarray(out.roi), pred > 0.5)

@@ -1,8 +1,8 @@
 """Exact evaluation of volumes bigger than memory: `evaluate_blockwise`.
 
 ``evaluate_blockwise(evaluator, segmentation, ground_truth)`` returns the score object of
-``evaluator.evaluate(segmentation, ground_truth)``, computed block by block on daisy
-(`dacapo.blockwise.map_reduce.map_reduce_blocks`) with memory bounded by the block size plus
+``evaluator.evaluate(segmentation, ground_truth)``, computed block by block as a map job of
+the blockwise runner (`dacapo.blockwise.map_reduce.map_reduce_blocks`) with memory bounded by the block size plus
 the merged tables, for the instance, binary and multi-class evaluators:
 
 - **instance**: each block counts its contingency table in the original label ids
@@ -25,7 +25,9 @@ the merged tables, for the instance, binary and multi-class evaluators:
 Inputs are zarr/N5 paths, opened read-only (in every worker). Scored ROI: that of the
 evaluator (the intersection for instances, `common_roi` for binary and multi-class), or
 ``roi`` inside it; context voxels outside it read as 0, as the in-memory evaluator sees
-only that ROI. Resumable with ``log_dir`` (see `map_reduce_blocks`).
+only that ROI. Workers, ``log_dir`` and ``task_id`` (default ``evaluate``): ``options``
+(`dacapo.blockwise.options.BlockwiseOptions`); resumable with a ``log_dir`` (see
+`map_reduce_blocks`).
 """
 
 from __future__ import annotations
@@ -36,10 +38,13 @@ import math
 from collections.abc import Iterator
 from pathlib import Path
 
+import attr
 import numpy as np
 from funlib.geometry import Coordinate, Roi
 
 from dacapo.blockwise.map_reduce import map_reduce_blocks
+from dacapo.blockwise.options import BlockwiseOptions
+from dacapo.blockwise.worker import BlockInfo
 from dacapo.io.arrays import open_array
 from dacapo.ops.binary_metrics import (
     BinaryStats,
@@ -82,34 +87,37 @@ _FLOAT_FIELDS = [f for f, v in BinaryStats._field_defaults.items() if isinstance
 _MERGE_ROWS = 1_000_000
 
 
-# ---- per block (run in daisy workers: module-level, picklable) ----------------------------
+# ---- per block (run by the runner's workers: module-level, picklable) ---------------------
 
 
-def _instance_block(arrays, region, voxel_size) -> dict[str, np.ndarray]:
-    dims = voxel_size.dims
-    seg = spatial_labels(arrays["output"], dims, "output_array")[region]
-    gt = spatial_labels(arrays["truth"], dims, "evaluation_array")[region]
+def _instance_block(output: np.ndarray, truth: np.ndarray,
+                    block: BlockInfo) -> dict[str, np.ndarray]:
+    dims, region = block.voxel_size.dims, block.region
+    seg = spatial_labels(output, dims, "output_array")[region]
+    gt = spatial_labels(truth, dims, "evaluation_array")[region]
     check_labels(seg, "output_array")
     check_labels(gt, "evaluation_array")
     pairs = label_pairs(seg, gt)
     return {"truth_ids": pairs.truth_ids, "seg_ids": pairs.seg_ids, "counts": pairs.counts}
 
 
-def _multiclass_block(arrays, region, voxel_size, *, num_classes: int) -> dict[str, np.ndarray]:
-    dims = voxel_size.dims
-    test = class_ids(arrays["output"], dims, num_classes, "output array")[region]
-    truth = class_ids(arrays["truth"], dims, num_classes, "evaluation array")[region]
+def _multiclass_block(output: np.ndarray, truth: np.ndarray, block: BlockInfo, *,
+                      num_classes: int) -> dict[str, np.ndarray]:
+    dims, region = block.voxel_size.dims, block.region
+    test = class_ids(output, dims, num_classes, "output array")[region]
+    truth = class_ids(truth, dims, num_classes, "evaluation array")[region]
     return {"confusion": confusion_matrix(test, truth, num_classes)}
 
 
-def _binary_block(arrays, region, voxel_size, *, num_channels: int, tol: float, clip: float,
+def _binary_block(output: np.ndarray, truth: np.ndarray, block: BlockInfo, *,
+                  num_channels: int, tol: float, clip: float,
                   radius: float) -> dict[str, np.ndarray]:
-    dims = voxel_size.dims
-    test = output_channels(arrays["output"], num_channels, dims) != 0
-    truth = gt_to_channels(arrays["truth"], num_channels, dims, "evaluation array") != 0
+    dims = block.voxel_size.dims
+    test = output_channels(output, num_channels, dims) != 0
+    truth = gt_to_channels(truth, num_channels, dims, "evaluation array") != 0
     stats = [
-        binary_stats(test[c], truth[c], tuple(voxel_size), tol, clip, region=region,
-                     exact_radius=radius)
+        binary_stats(test[c], truth[c], tuple(block.voxel_size), tol, clip,
+                     region=block.region, exact_radius=radius)
         for c in range(num_channels)
     ]
     return {
@@ -168,25 +176,26 @@ def evaluate_blockwise(
     segmentation_path: str | Path,
     gt_path: str | Path,
     roi: Roi | None = None,
-    num_workers: int = 1,
     block_size: Coordinate | None = None,
-    log_dir: str | Path | None = None,
     context: float | None = None,
-    task_id: str = "evaluate",
+    options: BlockwiseOptions | None = None,
 ) -> EvaluationScores:
     """``evaluator.evaluate(segmentation_path, gt_path)`` computed block by block (module
     docstring: what is exact). ``block_size`` in world units (default `DEFAULT_BLOCK_VOXELS`
     voxels per axis); ``context`` (binary only, world units): the radius r around each block
     within which distances are exact (default and minimum: max(clip_distance, tol_distance))."""
+    options = BlockwiseOptions() if options is None else options
+    task_id = options.task_id or "evaluate"
     if isinstance(evaluator, BinaryInstanceEvaluator):  # the binary and the instance passes
         if len(evaluator.channels) != 1:
             raise TypeError("evaluate_blockwise: BinaryInstanceEvaluator with several channels "
                             "has no blockwise evaluation (one channel has)")
-        common = dict(roi=roi, num_workers=num_workers, block_size=block_size, log_dir=log_dir)
-        binary = evaluate_blockwise(evaluator.binary_part(), segmentation_path, gt_path,
-                                    context=context, task_id=f"{task_id}_binary", **common)
-        instances = evaluate_blockwise(InstanceEvaluator(), segmentation_path, gt_path,
-                                       task_id=f"{task_id}_instances", **common)
+        binary = evaluate_blockwise(
+            evaluator.binary_part(), segmentation_path, gt_path, roi, block_size, context,
+            attr.evolve(options, task_id=f"{task_id}_binary"))
+        instances = evaluate_blockwise(
+            InstanceEvaluator(), segmentation_path, gt_path, roi, block_size,
+            options=attr.evolve(options, task_id=f"{task_id}_instances"))
         channel = evaluator.channels[0]
         b = {m: binary[f"{channel}__{m}"] for m in binary.METRICS}
         return evaluator.scores_from_metrics([b], [instances.to_dict()])
@@ -202,7 +211,7 @@ def evaluate_blockwise(
         block_size = Coordinate(min(DEFAULT_BLOCK_VOXELS * v, s) for v, s in zip(vs, scored.shape))
     inputs = {"output": segmentation_path, "truth": gt_path}
     run = functools.partial(map_reduce_blocks, inputs=inputs, roi=scored, block_size=block_size,
-                            num_workers=num_workers, log_dir=log_dir, task_id=task_id)
+                            options=attr.evolve(options, task_id=task_id))
     if isinstance(evaluator, InstanceEvaluator):
         pairs = run(_instance_block, _merge_pairs, config={"evaluator": "instance"})
         return InstanceEvaluationScores(metrics_from_table(table_from_pairs(pairs)))

@@ -38,7 +38,7 @@ import numpy as np
 from funlib.geometry import Coordinate
 from funlib.persistence import Array
 
-from dacapo.blockwise import run_blockwise
+from dacapo.blockwise import BlockwiseOptions, run_blockwise
 from dacapo.blockwise.grid import BlockGeometry
 from dacapo.io.arrays import open_array, prepare_zarr, read_array
 from dacapo.ops.agglomeration import (
@@ -157,9 +157,10 @@ class AgglomerationPostProcessor(PostProcessor):
 
     # ------------------------------------------------------------------ blockwise
 
-    def _prepare_blockwise(self, prediction: Array, block_size: Coordinate, num_workers: int,
-                           log_dir, output_array) -> dict:
+    def _prepare_blockwise(self, prediction: Array, block_size: Coordinate,
+                           options: BlockwiseOptions, output_array) -> dict:
         """Fragments and edges passes (once per prediction and block size)."""
+        log_dir = options.log_dir
         key = (tuple(block_size), None if log_dir is None else str(log_dir))
         state = self._blockwise
         if state is not None and state["key"] == key and state.get("edges") is not None:
@@ -187,8 +188,8 @@ class AgglomerationPostProcessor(PostProcessor):
             partial(fragments_block, geometry=geometry, channels=self.channels,
                     threshold=self.fragments_threshold, seed_distance=self.seed_distance),
             inputs={"prediction": str(self.prediction)}, output=fragments,
-            block_size=block_size, context=geometry.context, num_workers=num_workers,
-            log_dir=work, task_id="fragments", progress=False,
+            block_size=block_size, context=geometry.context,
+            options=options.job("fragments", work),
         )
         done = work / "fragments.zarr" / "edges_done"
         prepare_zarr(done, total_roi=geometry.total_roi, voxel_size=geometry.voxel_size,
@@ -198,8 +199,8 @@ class AgglomerationPostProcessor(PostProcessor):
                     quantile=self.quantile, store=store),
             inputs={"prediction": str(self.prediction), "fragments": str(fragments)},
             output=done, block_size=block_size,
-            context=self.edges_context * geometry.voxel_size, num_workers=num_workers,
-            log_dir=work, task_id="edges", progress=False,
+            context=self.edges_context * geometry.voxel_size,
+            options=options.job("edges", work),
         )
         state["fragments"] = fragments
         state["edges"] = read_edges(store)
@@ -211,11 +212,11 @@ class AgglomerationPostProcessor(PostProcessor):
         self,
         parameters: AgglomerationPostProcessorParameters,
         output_array: str | Path,
-        num_workers: int = 1,
+        options: BlockwiseOptions | None = None,
         block_size=None,
-        log_dir: str | Path | None = None,
     ) -> Array:
         """Segment the prediction at ``parameters.threshold`` into ``output_array``."""
+        options = BlockwiseOptions() if options is None else options
         prediction = self._open_prediction()
         voxel_size = prediction.voxel_size
         if voxel_size.dims != len(self.channels):
@@ -235,8 +236,7 @@ class AgglomerationPostProcessor(PostProcessor):
             out[roi] = relabel(fragments, ids, roots)
             del out
             return open_array(output_array, "output")
-        state = self._prepare_blockwise(prediction, block_size, num_workers, log_dir,
-                                        output_array)
+        state = self._prepare_blockwise(prediction, block_size, options, output_array)
         work = state["work"]
         lut = work / f"lut_{parameters.id}.npz"
         global_lut(*state["edges"], parameters.threshold, lut)
@@ -248,8 +248,7 @@ class AgglomerationPostProcessor(PostProcessor):
         run_blockwise(
             partial(relabel_block, lut=str(lut)),
             inputs={"fragments": str(state["fragments"])}, output=output_array,
-            block_size=block_size, context=None, num_workers=num_workers,
-            log_dir=work, task_id=task_id, progress=False,
+            block_size=block_size, context=None, options=options.job(task_id, work),
         )
         return open_array(output_array, "output")
 

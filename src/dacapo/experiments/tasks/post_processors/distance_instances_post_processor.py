@@ -34,6 +34,7 @@ import numpy as np
 from funlib.geometry import Coordinate
 from funlib.persistence import Array
 
+from dacapo.blockwise import BlockwiseOptions
 from dacapo.blockwise.grid import BlockGeometry
 from dacapo.io.arrays import open_array, read_array
 from dacapo.ops.distance_instances import distance_instances
@@ -123,11 +124,11 @@ class DistanceInstancesPostProcessor(PostProcessor):
         self,
         parameters: DistanceInstancesPostProcessorParameters,
         output_array: str | Path,
-        num_workers: int = 1,
+        options: BlockwiseOptions | None = None,
         block_size=None,
-        log_dir: str | Path | None = None,
     ) -> Array:
         """Write the instances for ``parameters`` to ``output_array`` (zarr path)."""
+        options = BlockwiseOptions() if options is None else options
         prediction = self._open_prediction()
         voxel_size = prediction.voxel_size
         roi = prediction.roi
@@ -151,13 +152,13 @@ class DistanceInstancesPostProcessor(PostProcessor):
             del out
             return open_array(output_array, "output")
         del out
-        base = self._work_base(log_dir, output_array)
+        base = self._work_base(options.log_dir, output_array)
         work = Path(tempfile.mkdtemp(prefix=f"instances_{parameters.id}_", dir=base))
         try:
             functions = [partial(distance_instances_block, channel=self.channel_offset + c, **kwargs)
                          for c in range(num)]
             run_stitched(functions, str(self.prediction), output_array, geometry,
-                         parameters.min_size, num_workers, work)
+                         parameters.min_size, options, work)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return open_array(output_array, "output")

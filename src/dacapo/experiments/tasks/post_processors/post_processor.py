@@ -12,7 +12,7 @@ import numpy as np
 from funlib.geometry import Coordinate
 from funlib.persistence import Array
 
-from dacapo.blockwise import run_blockwise
+from dacapo.blockwise import BlockwiseOptions, run_blockwise
 from dacapo.io.arrays import container_of, open_array, read_array
 from dacapo.io.ome_write import prepare_ome  # outputs are OME-NGFF label images
 
@@ -24,7 +24,10 @@ class PostProcessor(ABC):
 
     ``set_prediction`` takes a zarr array path (processed blockwise) or an in-memory
     funlib `Array`; ``process`` writes the segmentation for one parameter set to a zarr
-    array path and returns it opened read-only.
+    array path and returns it opened read-only. A blockwise run follows ``options``
+    (`dacapo.blockwise.options.BlockwiseOptions`: workers, worker command, ``log_dir``
+    for its work files and logs; default: in this process, a temporary work folder);
+    ``block_size`` (world units) defaults to ``DEFAULT_BLOCK_VOXELS`` voxels per axis.
     """
 
     prediction: Array | str | Path | None = None
@@ -45,9 +48,8 @@ class PostProcessor(ABC):
         self,
         parameters: PostProcessorParameters,
         output_array: str | Path,
-        num_workers: int = 1,
+        options: BlockwiseOptions | None = None,
         block_size=None,
-        log_dir: str | Path | None = None,
     ) -> Array:
         """Write the segmentation for ``parameters`` to ``output_array``; return it."""
 
@@ -70,7 +72,7 @@ class PostProcessor(ABC):
                               units=list(prediction.units), label=True)
 
     @staticmethod
-    def _work_base(log_dir: str | Path | None, output_array: str | Path) -> Path:
+    def _work_base(log_dir: Path | None, output_array: str | Path) -> Path:
         """Where a blockwise run keeps its work files: ``log_dir``, else the folder holding
         the output's zarr container (created)."""
         if log_dir is not None:
@@ -122,10 +124,10 @@ class BlockwisePostProcessor(PostProcessor):
         self,
         parameters: PostProcessorParameters,
         output_array: str | Path,
-        num_workers: int = 1,
+        options: BlockwiseOptions | None = None,
         block_size=None,
-        log_dir: str | Path | None = None,
     ) -> Array:
+        options = BlockwiseOptions() if options is None else options
         prediction = self._open_prediction()
         voxel_size = prediction.voxel_size
         spatial_roi = prediction.roi
@@ -148,10 +150,8 @@ class BlockwisePostProcessor(PostProcessor):
                 output=output_array,
                 block_size=block_size,
                 context=self.context(parameters, voxel_size),
-                num_workers=num_workers,
-                log_dir=tmp if log_dir is None else log_dir,
-                task_id=f"{type(self).__name__}_{parameters.id}",
-                progress=False,
+                options=options.job(f"{type(self).__name__}_{parameters.id}",
+                                    options.log_dir or tmp),
             )
         del out
         return open_array(output_array, "output")

@@ -29,7 +29,7 @@ import numpy as np
 from funlib.geometry import Coordinate
 from funlib.persistence import Array
 
-from dacapo.blockwise import run_blockwise
+from dacapo.blockwise import BlockwiseOptions, run_blockwise
 from dacapo.blockwise.grid import BlockGeometry
 from dacapo.io.arrays import open_array, prepare_zarr, read_array
 from dacapo.ops.watershed import segment
@@ -114,11 +114,11 @@ class WatershedPostProcessor(PostProcessor):
         self,
         parameters: WatershedPostProcessorParameters,
         output_array: str | Path,
-        num_workers: int = 1,
+        options: BlockwiseOptions | None = None,
         block_size=None,
-        log_dir: str | Path | None = None,
     ) -> Array:
         """Segment the prediction for ``parameters`` into ``output_array`` (zarr path)."""
+        options = BlockwiseOptions() if options is None else options
         prediction = self._open_prediction()
         voxel_size = prediction.voxel_size
         if voxel_size.dims != len(self.offsets[0]):
@@ -140,7 +140,7 @@ class WatershedPostProcessor(PostProcessor):
                     if blockwise else None)
         out = self._label_output(output_array, prediction, block_size)
         if blockwise:
-            self._process_blockwise(parameters, output_array, geometry, num_workers, log_dir)
+            self._process_blockwise(parameters, output_array, geometry, options)
         else:
             affs = affinity_channels(read_array(prediction, roi),
                                      len(self.offsets), voxel_size.dims)
@@ -149,9 +149,9 @@ class WatershedPostProcessor(PostProcessor):
         del out
         return open_array(output_array, "output")
 
-    def _process_blockwise(self, parameters, output_array, geometry: BlockGeometry, num_workers,
-                           log_dir) -> None:
-        base = self._work_base(log_dir, output_array)
+    def _process_blockwise(self, parameters, output_array, geometry: BlockGeometry,
+                           options: BlockwiseOptions) -> None:
+        base = self._work_base(options.log_dir, output_array)
         work = Path(tempfile.mkdtemp(prefix=f"watershed_{parameters.id}_", dir=base))
         scratch = work / "stitch"
         scratch.mkdir()
@@ -165,17 +165,17 @@ class WatershedPostProcessor(PostProcessor):
                         bias=self._bias(parameters), watershed_kwargs=self._watershed_kwargs()),
                 inputs={"prediction": str(self.prediction)},
                 output=fragments, block_size=geometry.block_size, context=geometry.context,
-                num_workers=num_workers, log_dir=work, task_id="fragments", progress=False,
+                options=options.job("fragments", work),
             )
             stitch(scratch, geometry, parameters.min_size)
             run_blockwise(
                 partial(relabel_block, **common),
                 inputs={"fragments": str(fragments)},
                 output=output_array, block_size=geometry.block_size, context=None,
-                num_workers=num_workers, log_dir=work, task_id="relabel", progress=False,
+                options=options.job("relabel", work),
             )
         finally:
-            if log_dir is None:
+            if options.log_dir is None:
                 shutil.rmtree(work, ignore_errors=True)
             else:  # keep the workers' logs
                 shutil.rmtree(scratch, ignore_errors=True)
