@@ -4,6 +4,12 @@ the score table.
 ``best.json`` holds, per criterion the task's score class stores (``store_best``), the
 best dataset, iteration, parameters and value over all validations so far
 (`update_best`). Whether higher is better is always asked of the task's score class.
+
+A segmentation is degenerate (`is_degenerate`) when one value covers at least
+``NEAR_CONSTANT`` of its scored voxels while the GT has no such value (or when it is
+constant and the GT is not): a threshold beyond the prediction's range, a model that
+predicts one class. Degenerate parameter sets are never chosen as best while another is
+scored, and each validation names them in one warning line (`warn_degenerate`).
 """
 
 from __future__ import annotations
@@ -12,6 +18,9 @@ import json
 import logging
 import math
 from typing import Any
+
+import fastremap
+import numpy as np
 
 from dacapo.runs.run_dir import RunDir, as_run_dir
 
@@ -25,6 +34,54 @@ MAIN_METRICS = [
     "__dice", "__jaccard", "__hausdorff", "__f1_score", "__precision", "__recall", "__voi",
     "__iou",
 ]
+
+
+#: a segmentation whose most common value covers at least this fraction of the scored
+#: voxels is near-constant
+NEAR_CONSTANT = 0.99
+
+
+def dominant_fraction(data) -> float:
+    """Fraction of the voxels of ``data`` (numpy, or an array with ``.data``) that hold its
+    most common value; 1.0 when it is empty."""
+    values = np.asarray(getattr(data, "data", data))
+    if values.size == 0:
+        return 1.0
+    if values.dtype == bool:
+        values = values.view(np.uint8)
+    if values.dtype.kind in "iu":
+        _, counts = fastremap.unique(values, return_counts=True)
+    else:
+        _, counts = np.unique(values, return_counts=True)
+    return float(counts.max()) / values.size
+
+
+def is_degenerate(segmentation, gt, limit: float = NEAR_CONSTANT) -> bool:
+    """Whether ``segmentation`` is (near-)constant where ``gt`` is not: one value covers at
+    least ``limit`` of its voxels while the GT's most common value covers less, or it is
+    constant and the GT is not. A GT that is itself near-constant (sparse objects) makes a
+    near-constant answer possibly right: then only a constant one is degenerate."""
+    seg, truth = dominant_fraction(segmentation), dominant_fraction(gt)
+    return (seg >= 1.0 and truth < 1.0) or (seg >= limit and truth < limit)
+
+
+def warn_degenerate(rows: list[dict], limit: int = 6) -> int:
+    """Log one warning line naming the parameter sets of ``rows`` (one validation) whose
+    segmentation was degenerate, at most ``limit`` by name; returns their number."""
+    flags: dict[tuple[str, str], bool] = {}
+    for r in rows:
+        key = (r["dataset"], json.dumps(r["parameters"], sort_keys=True))
+        flags[key] = flags.get(key, False) or bool(r.get("degenerate"))
+    flagged = [key for key, bad in flags.items() if bad]
+    if flagged:
+        names = [f"{ds}: {parameters_label(json.loads(p))}" for ds, p in flagged[:limit]]
+        more = f" and {len(flagged) - limit} more" if len(flagged) > limit else ""
+        logger.warning(
+            "%d of %d parameter sets gave a (near-)constant segmentation (one value on >= "
+            "%g%% of the scored voxels, where the gt has none such), never chosen as best "
+            "while another is scored: %s%s", len(flagged), len(flags), 100 * NEAR_CONSTANT,
+            "; ".join(names), more)
+    return len(flagged)
 
 
 def parameters_dict(parameters) -> dict[str, Any]:
@@ -96,7 +153,7 @@ def _replay(task, rows: list[dict]) -> dict[str, Any]:
 def update_best(run_dir, task) -> dict[str, Any]:
     """Replay all stored scores through the task's evaluator; rewrite ``best.json``.
 
-    Degenerate segmentations (constant, `dacapo.pipeline.validate.is_degenerate`) are passed over;
+    Degenerate segmentations ((near-)constant, `is_degenerate`) are passed over;
     a criterion scored only on degenerate ones gets its best among them, marked
     ``"degenerate": true`` and logged as a warning."""
     run_dir = as_run_dir(run_dir)
@@ -106,7 +163,7 @@ def update_best(run_dir, task) -> dict[str, Any]:
     for criterion, entry in fallback.items():
         if criterion not in best:
             best[criterion] = {**entry, "degenerate": True}
-            logger.warning("%s: every segmentation scored so far is degenerate (constant); "
+            logger.warning("%s: every segmentation scored so far is degenerate ((near-)constant); "
                            "best.json names one, marked degenerate", criterion)
     run_dir.save_best(best)
     return best
@@ -162,7 +219,7 @@ def _fmt(value: float) -> str:
 
 def choose_parameters(rows: list[dict], criterion: str, higher_is_better: bool) -> dict | None:
     """The row of the best parameters by ``criterion`` among ``rows`` (one validation of
-    one dataset), degenerate segmentations (`dacapo.pipeline.validate`) only when all are."""
+    one dataset), degenerate segmentations (`is_degenerate`) only when all are."""
     cands = [r for r in rows if r["criterion"] == criterion and not math.isnan(r["value"])]
     fine = [r for r in cands if not r.get("degenerate")]
     if not (fine or cands):
@@ -204,7 +261,7 @@ def format_table(run_dir, iteration: int | None = None, limit: int = 10) -> str:
         at = {r["criterion"]: r for r in here
               if json.dumps(r["parameters"], sort_keys=True) == key}
         label = "-" if chosen is None else parameters_label(chosen["parameters"])
-        flag = " DEGENERATE (constant segmentation)" if chosen and chosen.get("degenerate") else ""
+        flag = " DEGENERATE ((near-)constant segmentation)" if chosen and chosen.get("degenerate") else ""
         fraction = here[0].get("gt_fraction", math.nan)
         scored = (f"scored {here[0]['scored_roi']} = {100 * fraction:.1f}% of the gt ROI"
                   if here[0].get("scored_roi") else "scored ROI not recorded")
