@@ -2,13 +2,13 @@
 
 For checkpoint ``iteration`` and each validation dataset:
 
-1. blockwise prediction into ``predictions/<iteration>/<dataset>.zarr/prediction`` (in this
-   process when ``num_workers`` is 0 or the live training model is passed in, else on
-   daisy workers);
+1. blockwise prediction into ``predictions/<iteration>/<dataset>.zarr/prediction``
+   (`dacapo.pipeline.predict`: in this process with 0 workers — with the live training
+   model when it is passed in — else on daisy workers);
 2. for every parameter of the task's sweep, ``post_processor.process`` into
    ``.../segmentation_<parameter id>``: in memory when the prediction has at most
    ``IN_MEMORY_VOXELS`` values (the evaluation holds the volume in memory anyway), else
-   blockwise with ``num_workers`` workers;
+   blockwise with the same workers;
 3. ``evaluator.evaluate(segmentation, gt)`` on the prediction ROI ∩ the GT ROI: the whole
    GT with the run's default ``padding="reflect"`` (context beyond the raw mirrored), only
    the part a valid UNet sees real context for with ``padding="none"`` (a warning says how
@@ -22,7 +22,8 @@ Plots are left to the callers (end of training, ``dacapo validate``): drawing th
 every validation would cost more than the validation of a small volume.
 
 Then ``best.json`` is rewritten from every stored row (`dacapo.runs.scores.update_best`).
-``num_workers`` 0 means in this process, for prediction and post-processing alike.
+The options (`dacapo.pipeline.options.PredictOptions`: workers, engine, precision,
+progress; None: the run's) hold for prediction, post-processing and evaluation alike.
 Daisy logs go to ``logs/validate/<iteration>/<dataset>/``.
 """
 
@@ -33,52 +34,97 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import attr
 import numpy as np
 from funlib.persistence import Array
 
 from dacapo.experiments.tasks.evaluators import evaluate_blockwise
-from dacapo.io.arrays import in_memory, open_array, read_array
+from dacapo.io.arrays import open_array
+from dacapo.pipeline.in_memory import IN_MEMORY_VOXELS, crop_array, set_prediction
+from dacapo.pipeline.options import PredictOptions
 from dacapo.pipeline.predict import predict
 from dacapo.runs.log_file import log_to_file
-from dacapo.runs.run_dir import as_run_dir
+from dacapo.runs.run_dir import RunDir, as_run_dir
 from dacapo.runs.scores import is_degenerate, parameters_dict, update_best, warn_degenerate
 
 logger = logging.getLogger(__name__)
 
-#: predictions with at most this many values are post-processed in memory
-IN_MEMORY_VOXELS = 2**25
+
+def _score(task, seg_path: Path, dataset: str, gt_path, roi, gt: Array | None,
+           log_dir: Path, options: PredictOptions, parameters) -> tuple[Any, bool]:
+    """(scores, degenerate) of one segmentation on ``roi``: in memory when the ``gt`` is
+    given, else block by block (exact, bounded memory; degeneracy not checked: it needs
+    the whole volume)."""
+    if gt is None:
+        scores = evaluate_blockwise(
+            task.evaluator, seg_path, gt_path, roi=roi,
+            options=attr.evolve(options, log_dir=log_dir / "evaluate",
+                                task_id=f"evaluate_{parameters.id}"))
+        return scores, False
+    seg = crop_array(open_array(seg_path, "segmentation"), roi)
+    scores = task.evaluator.evaluate(seg, gt)
+    return scores, is_degenerate(seg, gt)
 
 
-def _crop_array(array: Array, roi) -> Array:
-    data = read_array(array, roi)
-    return Array(in_memory(data), offset=roi.offset, voxel_size=array.voxel_size,
-                 axis_names=array.axis_names, units=array.units)
-
-
-def set_prediction(post_processor, prediction: Array, path: str | Path,
-                   limit: int = IN_MEMORY_VOXELS) -> None:
-    """Hand ``prediction`` (stored at ``path``) to ``post_processor``: in memory when it has
-    at most ``limit`` values (one block, no worker start-up), else as the zarr path
-    (blockwise)."""
-    if int(np.prod(prediction.shape)) <= limit:
-        post_processor.set_prediction(_crop_array(prediction, prediction.roi))
-    else:
-        post_processor.set_prediction(str(path))
+def _validate_dataset(rc, task, dconf, run_dir: RunDir, iteration: int, checkpoint: Path,
+                      options: PredictOptions, model, evaluate_in_memory: int) -> list[dict]:
+    """Predict, post-process and score one validation dataset; its score rows."""
+    ds = dconf.open()
+    out = run_dir.predictions / f"{iteration:08d}" / f"{ds.name}.zarr"
+    log_dir = run_dir.logs / "validate" / f"{iteration:08d}" / ds.name
+    for stale in (out, log_dir):
+        if stale.exists():
+            shutil.rmtree(stale)
+    logger.info("validating %s at iteration %d on %s", rc.name, iteration, ds.name)
+    options = attr.evolve(options, log_dir=log_dir, task_id=None)
+    prediction = predict(rc, checkpoint, dconf.raw, out / "prediction", options, roi=ds.gt.roi,
+                         model=model,
+                         # the training loop (which passes its model) scanned every raw at its start
+                         check_raw=model is None)
+    roi = prediction.roi.intersect(ds.gt.roi)
+    if roi.empty:
+        raise ValueError(
+            f"dataset {ds.name!r}: the prediction ROI {prediction.roi} does not overlap "
+            f"the gt ROI {ds.gt.roi}"
+        )
+    # a GT beyond the in-memory limit is scored block by block (exact, bounded memory)
+    in_memory = int(np.prod(roi.shape / ds.gt.voxel_size)) <= evaluate_in_memory
+    gt = crop_array(ds.gt, roi) if in_memory else None
+    fraction = roi.size / ds.gt.roi.size
+    if fraction < 1:
+        logger.warning("dataset %s: scored %s, %.1f%% of the gt ROI %s (padding %r)",
+                       ds.name, roi, 100 * fraction, ds.gt.roi, options.padding)
+    set_prediction(task.post_processor, prediction, out / "prediction")
+    rows = []
+    for parameters in task.parameters:
+        seg_path = out / f"segmentation_{parameters.id}"
+        task.post_processor.process(parameters, str(seg_path), options, block_size=None)
+        scores, degenerate = _score(task, seg_path, ds.name, dconf.gt, roi, gt, log_dir,
+                                    options, parameters)
+        rows += [{
+            "iteration": iteration, "dataset": ds.name,
+            "parameters": parameters_dict(parameters), "criterion": criterion,
+            "value": float(scores[criterion]), "scored_roi": str(roi), "gt_fraction": fraction,
+            "degenerate": int(degenerate),
+        } for criterion in scores.criteria]
+    return rows
 
 
 def validate_run(
     run_dir,
     iteration: int | None = None,
-    num_workers: int | None = None,
-    progress: bool = True,
+    options: PredictOptions | None = None,
+    *,
     run_config=None,
     model=None,
     evaluate_in_memory: int = IN_MEMORY_VOXELS,
 ) -> list[dict[str, Any]]:
     """Validate checkpoint ``iteration`` (default: the latest); returns its score rows.
 
+    ``options`` (`PredictOptions`; None fields: the run's) hold for the prediction, the
+    post-processing and the blockwise evaluation; validation sets their ``log_dir``.
     ``model`` (the training loop's, holding the weights of ``iteration``) predicts in this
-    process without reading the checkpoint. A scored ROI of more than
+    process without reading the checkpoint (with 0 workers). A scored ROI of more than
     ``evaluate_in_memory`` GT voxels is evaluated blockwise
     (`dacapo.experiments.tasks.evaluators.evaluate_blockwise`: exact, memory bounded).
     """
@@ -91,66 +137,14 @@ def validate_run(
         if iteration is None:
             raise FileNotFoundError(f"run {str(run_dir.path)!r}: no checkpoint to validate")
     checkpoint = run_dir.existing_checkpoint(iteration)
-    num_workers = rc.num_workers if num_workers is None else num_workers
-    if num_workers < 0:
-        raise ValueError(f"num_workers: must be >= 0, got {num_workers}")
+    options = (options or PredictOptions()).for_run(rc)
     task = rc.task_config.build()
     rows: list[dict[str, Any]] = []
     run_dir.logs.mkdir(parents=True, exist_ok=True)
     with log_to_file(run_dir.logs / "validate.log"):
         for dconf in rc.datasplit_config.validate:
-            ds = dconf.open()
-            out = run_dir.predictions / f"{iteration:08d}" / f"{ds.name}.zarr"
-            log_dir = run_dir.logs / "validate" / f"{iteration:08d}" / ds.name
-            for stale in (out, log_dir):
-                if stale.exists():
-                    shutil.rmtree(stale)
-            logger.info("validating %s at iteration %d on %s", rc.name, iteration, ds.name)
-            prediction = predict(
-                rc, checkpoint, dconf.raw, out / "prediction", roi=ds.gt.roi,
-                padding=rc.padding, num_workers=num_workers, log_dir=log_dir,
-                progress=progress, model=model,
-                # the training loop (which passes its model) scanned every raw at its start
-                check_raw=model is None,
-            )
-            roi = prediction.roi.intersect(ds.gt.roi)
-            if roi.empty:
-                raise ValueError(
-                    f"dataset {ds.name!r}: the prediction ROI {prediction.roi} does not overlap "
-                    f"the gt ROI {ds.gt.roi}"
-                )
-            # a GT beyond the in-memory limit is scored block by block (exact, bounded memory)
-            in_memory = int(np.prod(roi.shape / ds.gt.voxel_size)) <= evaluate_in_memory
-            gt = _crop_array(ds.gt, roi) if in_memory else None
-            fraction = roi.size / ds.gt.roi.size
-            if fraction < 1:
-                logger.warning("dataset %s: scored %s, %.1f%% of the gt ROI %s (padding %r)",
-                               ds.name, roi, 100 * fraction, ds.gt.roi, rc.padding)
-            set_prediction(task.post_processor, prediction, out / "prediction")
-            for parameters in task.parameters:
-                seg_path = out / f"segmentation_{parameters.id}"
-                task.post_processor.process(
-                    parameters, str(seg_path), num_workers=num_workers, block_size=None,
-                    log_dir=log_dir,
-                )
-                p = parameters_dict(parameters)
-                if in_memory:
-                    seg = _crop_array(open_array(seg_path, "segmentation"), roi)
-                    scores = task.evaluator.evaluate(seg, gt)
-                    degenerate = is_degenerate(seg, gt)
-                else:
-                    scores = evaluate_blockwise(
-                        task.evaluator, seg_path, dconf.gt, roi=roi,
-                        num_workers=max(1, num_workers), log_dir=log_dir / "evaluate",
-                        task_id=f"evaluate_{parameters.id}")
-                    degenerate = False  # not checked blockwise (it needs the whole volume)
-                for criterion in scores.criteria:
-                    rows.append({
-                        "iteration": iteration, "dataset": ds.name, "parameters": p,
-                        "criterion": criterion, "value": float(scores[criterion]),
-                        "scored_roi": str(roi), "gt_fraction": fraction,
-                        "degenerate": int(degenerate),
-                    })
+            rows += _validate_dataset(rc, task, dconf, run_dir, iteration, checkpoint, options,
+                                      model, evaluate_in_memory)
         warn_degenerate(rows)
     run_dir.replace_validation_scores(iteration, rows)
     update_best(run_dir, task)
