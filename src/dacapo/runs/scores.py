@@ -78,7 +78,7 @@ def warn_degenerate(rows: list[dict], limit: int = 6) -> int:
         more = f" and {len(flagged) - limit} more" if len(flagged) > limit else ""
         logger.warning(
             "%d of %d parameter sets gave a (near-)constant segmentation (one value on >= "
-            "%g%% of the scored voxels, where the gt has none such), never chosen as best "
+            "%g%% of the scored voxels; the gt has no such value), never chosen as best "
             "while another is scored: %s%s", len(flagged), len(flags), 100 * NEAR_CONSTANT,
             "; ".join(names), more)
     return len(flagged)
