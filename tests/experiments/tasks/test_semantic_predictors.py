@@ -189,6 +189,27 @@ def test_inner_distance_touching_instances_separate_after_threshold():
     assert inside[:, 1:5].any() and inside[:, 7:11].any()
 
 
+@pytest.mark.parametrize("with_channel_axis", [False, True])
+def test_inner_distance_2d_nuclei_on_background(with_channel_axis):
+    # lm_nuclei_2d-like GT: instance ids of touching discs on background 0, 240 nm pixels
+    yy, xx = np.mgrid[:24, :30]
+    labels = np.zeros((24, 30), np.uint16)
+    for i, (cy, cx, r) in enumerate([(8, 8, 5), (8, 17, 5), (17, 22, 4)], start=1):
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = i  # discs 1 and 2 touch
+    voxel = Coordinate(240, 240)
+    gt = _array(labels[None] if with_channel_axis else labels, voxel)
+    pred = InnerDistancePredictor(["nucleus"], scale_factor=720.0)
+    target = pred.create_target(gt)
+    t = target.data[0]
+    np.testing.assert_allclose(t, np.tanh(brute_inner_distance(labels, voxel) / 720.0), atol=1e-6)
+    assert np.all(t[labels == 0] == 0)  # background is no object: 0, never a distance
+    assert t[labels > 0].min() == pytest.approx(np.tanh(120 / 720), rel=1e-6)  # rim: s/2
+    weight, _ = pred.create_weight(gt, target)
+    fg = np.mean(labels > 0)
+    np.testing.assert_allclose(weight.data[0][labels > 0], 1 / (2 * fg), rtol=1e-6)
+    np.testing.assert_allclose(weight.data[0][labels == 0], 1 / (2 * (1 - fg)), rtol=1e-6)
+
+
 def test_inner_distance_rejects_fractional_labels():
     gt = _array(np.full((4, 5), 0.5, np.float32), VOXEL_2D)
     with pytest.raises(ValueError, match="gt"):
