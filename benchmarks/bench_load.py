@@ -260,8 +260,8 @@ def _run(job: dict, kind: str, workers: int, out: Path) -> None:
         _naive(kind, job["input"], out)
     elif kind == "predict":
         from dacapo.io.config_yaml import from_yaml
-        from dacapo.pipeline.options import PredictOptions
         from dacapo.pipeline.predict import predict
+        from dacapo.pipeline.predict_options import PredictOptions
 
         rc = from_yaml(Path(job["run_config"]))
         predict(rc, job["checkpoint"], job["input"], out,

@@ -157,8 +157,8 @@ def bare(model, inputs, engine: str, precision: str, repeats: int) -> tuple[floa
 def in_process(rc, run_dir, raw, folder: Path, engine, precision, repeats, workers=0,
                cached=False, worker_command=None) -> float:
     """Median time of `predict` (``cached``: with the ONNX export cached beforehand)."""
-    from dacapo.pipeline.options import PredictOptions
     from dacapo.pipeline.predict import predict
+    from dacapo.pipeline.predict_options import PredictOptions
 
     checkpoint = run_dir.checkpoint_path(0)
 

@@ -382,7 +382,7 @@ def config_summary(rc) -> str:
 
 def run_dataset(name: str, args, work: Path, log) -> dict:
     from dacapo.pipeline.apply import apply_run
-    from dacapo.pipeline.options import PredictOptions
+    from dacapo.pipeline.predict_options import PredictOptions
     from dacapo.training.loop import train_run
 
     spec = DATASETS[name]

@@ -25,8 +25,8 @@ def test_bad_statistics_are_one_line_errors():
 def test_statistics_stored_in_run_and_used_by_predict(tmp_path, tiny_data, tiny_run):
     from funlib.persistence import open_ds
 
-    from dacapo.pipeline.options import PredictOptions
     from dacapo.pipeline.predict import predict
+    from dacapo.pipeline.predict_options import PredictOptions
     from dacapo.runs.model_builder import build_model
     from dacapo.runs.run_dir import RunDir
     from dacapo.training.loop import train_run

@@ -21,8 +21,8 @@ from dacapo.experiments.datasplits import open_array
 from dacapo.experiments.tasks import DistanceTaskConfig
 from dacapo.experiments.tasks.post_processors import ThresholdPostProcessor
 from dacapo.io.ome_write import prepare_ome
-from dacapo.pipeline.options import PredictOptions
 from dacapo.pipeline.predict import predict
+from dacapo.pipeline.predict_options import PredictOptions
 from dacapo.training.loop import build_model
 
 

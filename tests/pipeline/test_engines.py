@@ -10,8 +10,8 @@ import torch
 from dacapo.errors import InputError
 from dacapo.experiments.tasks import AffinitiesTaskConfig
 from dacapo.pipeline.engines import check_options, make_forward, onnx_available, resolve_engine
-from dacapo.pipeline.options import PredictOptions
 from dacapo.pipeline.predict import predict
+from dacapo.pipeline.predict_options import PredictOptions
 from dacapo.runs.model_builder import build_model
 
 

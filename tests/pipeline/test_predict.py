@@ -13,8 +13,8 @@ from dacapo.errors import InputError
 from dacapo.experiments.normalization import normalize_input
 from dacapo.io.arrays import open_array
 from dacapo.pipeline.model_geometry import ModelGeometry
-from dacapo.pipeline.options import PredictOptions
 from dacapo.pipeline.predict import predict
+from dacapo.pipeline.predict_options import PredictOptions
 from dacapo.runs.model_builder import build_model
 
 

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from dacapo.cli.main import cli
 from dacapo.io.ome_write import open_ds  # outputs are OME-NGFF images (level s0)
 from dacapo.pipeline.apply import apply_run
-from dacapo.pipeline.options import PredictOptions
 from dacapo.pipeline.predict import predict
+from dacapo.pipeline.predict_options import PredictOptions
 from dacapo.pipeline.validate import validate_run
 from dacapo.runs.run_dir import RunDir
 from dacapo.runs.scores import format_table

@@ -144,7 +144,7 @@ def train_case(d: Path, rc: RunConfig) -> Prepared:
 def apply_case(d: Path, run: str, input_: str, output: str | None = None, **kw) -> Prepared:
     """`apply_run` (API) / ``dacapo apply`` (CLI); the output container must not appear."""
     from dacapo.pipeline.apply import apply_run
-    from dacapo.pipeline.options import PredictOptions
+    from dacapo.pipeline.predict_options import PredictOptions
 
     output = output or str(d / "out.zarr" / "seg")
     args = ["apply", run, "--input", input_, "--output", output, "--quiet", "--workers", "1"]

@@ -425,7 +425,7 @@ def _apply_child(run: str, raw: str, out: str, workers: int) -> None:
     os.setsid()
     logging.disable(logging.CRITICAL)
     from dacapo.pipeline.apply import apply_run
-    from dacapo.pipeline.options import PredictOptions
+    from dacapo.pipeline.predict_options import PredictOptions
 
     apply_run(run, raw, out, PredictOptions(num_workers=workers, progress=False), iteration=1)
 
@@ -437,7 +437,7 @@ def _markers(folder: Path) -> dict[str, int]:
 
 def test_apply_killed_ten_times_then_cli_rerun_skips_done_blocks(tmp_path, dacapo_cli):
     from dacapo.pipeline.apply import apply_run
-    from dacapo.pipeline.options import PredictOptions
+    from dacapo.pipeline.predict_options import PredictOptions
     from dacapo.runs.run_dir import RunDir
     from dacapo.training.loop import train_run
 

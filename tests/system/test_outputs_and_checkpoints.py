@@ -16,8 +16,8 @@ from dacapo.cli.main import cli
 from dacapo.errors import InputError
 from dacapo.io.arrays import open_array
 from dacapo.pipeline.apply import apply_run
-from dacapo.pipeline.options import PredictOptions
 from dacapo.pipeline.predict import predict
+from dacapo.pipeline.predict_options import PredictOptions
 from dacapo.runs.run_dir import RunDir
 from dacapo.training.loop import train_run
 

@@ -26,7 +26,7 @@ from dacapo.experiments.run_config import RunConfig
 from dacapo.experiments.tasks import DistanceTaskConfig
 from dacapo.experiments.trainer_config import TrainerConfig
 from dacapo.io.arrays import open_array
-from dacapo.pipeline.options import PredictOptions
+from dacapo.pipeline.predict_options import PredictOptions
 from dacapo.pipeline.validate import validate_run
 from dacapo.training.loop import train_run
 

@@ -21,7 +21,7 @@ from dacapo.cli.demo_configs import demo_run_configs
 from dacapo.cli.demo_data import TRAIN_SHAPE, VALIDATE_SHAPE, make_demo_data
 from dacapo.io.arrays import open_array
 from dacapo.pipeline.apply import apply_run
-from dacapo.pipeline.options import PredictOptions
+from dacapo.pipeline.predict_options import PredictOptions
 from dacapo.runs.scores import format_table
 from dacapo.tools.export.bioimageio import export_run
 from dacapo.training.loop import train_run

@@ -171,7 +171,7 @@ def train(config: str, root: str, no_validate: bool, quiet: bool, nproc: int) ->
 @handle_errors
 def validate(run_dir: str, iteration: int | None, workers: int | None, quiet: bool) -> None:
     """Validate a checkpoint of RUN_DIR: predict, post-process every parameter, score."""
-    from dacapo.pipeline.options import PredictOptions  # lazy: see top
+    from dacapo.pipeline.predict_options import PredictOptions  # lazy: see top
     from dacapo.pipeline.validate import validate_run  # lazy: see top
     from dacapo.runs.plots import safe_plot_run  # lazy: see top
     from dacapo.runs.scores import format_table  # lazy: see top
@@ -207,7 +207,7 @@ def apply(run_dir: str, input_: str, output: str, iteration: int | None, criteri
           engine: str, precision: str, quiet: bool, pyramid: bool) -> None:
     """Segment INPUT with a trained run, blockwise, into OUTPUT."""
     from dacapo.pipeline.apply import apply_run  # lazy: see top
-    from dacapo.pipeline.options import PredictOptions  # lazy: see top
+    from dacapo.pipeline.predict_options import PredictOptions  # lazy: see top
     from dacapo.runs.run_dir import RunDir  # lazy: see top
     from dacapo.tools.pyramid import downsample_image  # lazy: see top
 

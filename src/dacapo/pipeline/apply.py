@@ -4,7 +4,7 @@ The checkpoint and parameters: `dacapo.runs.scores.choose_checkpoint_and_paramet
 of the task's main criterion unless an iteration or criterion is given). The prediction
 goes to ``<output>_prediction`` beside the output array (so a killed apply re-run skips
 the finished prediction blocks), daisy logs to ``<run>/logs/apply/<output name>/<iteration>/``.
-The options (`dacapo.pipeline.options.PredictOptions`: workers — 0 = in this process,
+The options (`dacapo.pipeline.predict_options.PredictOptions`: workers — 0 = in this process,
 N ≥ 1 = N local worker processes or N jobs of the worker command, None = the run's
 ``num_workers`` —, worker command, padding, engine, precision, progress) hold for the
 prediction and the post-processing alike; apply sets their ``log_dir``. A prediction with
@@ -24,8 +24,8 @@ from funlib.persistence import Array
 
 from dacapo.io.paths import check_output
 from dacapo.pipeline.in_memory import IN_MEMORY_VOXELS, set_prediction
-from dacapo.pipeline.options import PredictOptions
 from dacapo.pipeline.predict import predict
+from dacapo.pipeline.predict_options import PredictOptions
 from dacapo.runs.log_file import log_to_file
 from dacapo.runs.run_dir import RunDir
 from dacapo.runs.scores import choose_checkpoint_and_parameters

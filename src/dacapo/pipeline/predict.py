@@ -50,8 +50,8 @@ from dacapo.io.ome_write import prepare_ome  # outputs are OME-NGFF images
 from dacapo.io.paths import check_output
 from dacapo.pipeline.engines import export_onnx, make_forward, onnx_cache_path, resolve_engine
 from dacapo.pipeline.model_geometry import ModelGeometry, block_rois, prediction_roi
-from dacapo.pipeline.options import PredictOptions
 from dacapo.pipeline.predict_blocks import PredictSpec, block_input, block_output, worker_block
+from dacapo.pipeline.predict_options import PredictOptions
 from dacapo.runs.model_builder import build_model, choose_device, load_weights
 
 logger = logging.getLogger(__name__)

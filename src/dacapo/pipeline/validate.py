@@ -22,7 +22,7 @@ Plots are left to the callers (end of training, ``dacapo validate``): drawing th
 every validation would cost more than the validation of a small volume.
 
 Then ``best.json`` is rewritten from every stored row (`dacapo.runs.scores.update_best`).
-The options (`dacapo.pipeline.options.PredictOptions`: workers, engine, precision,
+The options (`dacapo.pipeline.predict_options.PredictOptions`: workers, engine, precision,
 progress; None: the run's) hold for prediction, post-processing and evaluation alike.
 Daisy logs go to ``logs/validate/<iteration>/<dataset>/``.
 """
@@ -41,8 +41,8 @@ from funlib.persistence import Array
 from dacapo.experiments.tasks.evaluators import evaluate_blockwise
 from dacapo.io.arrays import open_array
 from dacapo.pipeline.in_memory import IN_MEMORY_VOXELS, crop_array, set_prediction
-from dacapo.pipeline.options import PredictOptions
 from dacapo.pipeline.predict import predict
+from dacapo.pipeline.predict_options import PredictOptions
 from dacapo.runs.log_file import log_to_file
 from dacapo.runs.run_dir import RunDir, as_run_dir
 from dacapo.runs.scores import is_degenerate, parameters_dict, update_best, warn_degenerate

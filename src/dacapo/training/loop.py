@@ -37,8 +37,8 @@ from dacapo.experiments.normalization import with_statistics
 from dacapo.experiments.run_config import RunConfig
 from dacapo.io.ome_write import write_image
 from dacapo.ops.schedule import set_learning_rate
-from dacapo.pipeline.options import PredictOptions
 from dacapo.pipeline.precision import autocast
+from dacapo.pipeline.predict_options import PredictOptions
 from dacapo.pipeline.validate import validate_run
 from dacapo.runs.log_file import log_to_file
 from dacapo.runs.model_builder import build_model, choose_device
