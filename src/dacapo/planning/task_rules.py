@@ -17,6 +17,7 @@ from dacapo.experiments.tasks import (
     OneHotTaskConfig,
     TaskConfig,
 )
+from dacapo.experiments.tasks.inner_distance_task import INNER_DISTANCE_THRESHOLDS
 from dacapo.experiments.tasks.task_config import GTRules
 from dacapo.experiments.trainer_config import AugmentConfig
 from dacapo.ops.planning import round_2
@@ -80,11 +81,16 @@ def plan_task(fp: Fingerprint, kind: str, classes: list[str] | None = None,
         clip = round_2(width / 2)
         tol = 2 * int(max(vs))
         cls = DistanceTaskConfig if kind == "distance" else InnerDistanceTaskConfig
-        thresholds = [round(0.05 * i, 2) for i in range(-10, 11)]
+        if kind == "distance":
+            thresholds = [round(0.05 * i, 2) for i in range(-10, 11)]
+            notes["thresholds"] = ("mask = distance > t for t in -0.5..0.5 by 0.05: the score "
+                                   "changes fast near 0, so the sweep is fine there")
+        else:
+            thresholds = list(INNER_DISTANCE_THRESHOLDS)
+            notes["thresholds"] = ("mask = inner distance > t, t > 0 only: the inner distance is 0 "
+                                   "on the background, so t <= 0 would mark it as object")
         task = cls(name=kind, channels=[channel or "object"], scale_factor=scale,
                    clip_distance=clip, tol_distance=tol, thresholds=thresholds)
-        notes["thresholds"] = ("mask = distance > t for t in -0.5..0.5 by 0.05: the score changes "
-                               "fast near 0, so the sweep is fine there")
         notes["scale_factor"] = (f"a quarter of the typical object width {width:.0f} (tanh saturates "
                                  "at ~2 scales, so the target varies over the whole radius)")
         notes["clip_distance"] = "half the typical object width"
