@@ -1,10 +1,16 @@
 """PNG figures of a run directory (matplotlib, Agg backend), written to ``plots/``.
 
 - ``loss.png``: training loss per iteration (and a moving average);
-- ``criteria.png``: every stored-best criterion vs iteration (best over the sweep, one
-  line per validation dataset);
+- ``criteria.png``: every stored-best criterion vs iteration, one panel each (x: iteration,
+  y: the criterion's best over the sweep, degenerate segmentations passed over as in
+  ``best.json``), one line per validation dataset, named in one legend; every validation
+  is a marker, so a run validated once shows single points (the figure says so);
 - ``sweep_<criterion>.png``: the main criteria over the parameter sweep at their best
-  iteration.
+  iteration: a line over the values of a one-parameter sweep, a heatmap for two
+  parameters, the parameter set ids (at most `MAX_TICKS` labels) for more; the chosen
+  parameters are circled, degenerate ones crossed.
+
+The ``*_figure`` functions build the figures; ``plot_*`` write them.
 """
 
 from __future__ import annotations
@@ -15,11 +21,17 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from dacapo.runs.run_dir import RunDir
 from dacapo.runs.scores import main_criteria, parameters_label
 
 logger = logging.getLogger(__name__)
+
+#: most tick labels on a sweep axis
+MAX_TICKS = 12
+ONE_VALIDATION = "one validation so far: each panel shows single points"
 
 
 def _plt():
@@ -27,6 +39,12 @@ def _plt():
     import matplotlib.pyplot as plt  # lazy: pyplot after choosing the Agg backend
 
     return plt
+
+
+def _save(fig: Figure, path: Path, dpi: int) -> Path:
+    fig.savefig(path, dpi=dpi)
+    _plt().close(fig)
+    return path
 
 
 def plot_loss(run_dir: RunDir) -> Path | None:
@@ -49,24 +67,25 @@ def plot_loss(run_dir: RunDir) -> Path | None:
     ax.set_title(f"{run_dir.path.name}: training loss")
     ax.legend()
     fig.tight_layout()
-    path = run_dir.plots / "loss.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, run_dir.plots / "loss.png", 100)
 
 
 def best_per_iteration(rows: list[dict], criterion: str, dataset: str,
                        higher_is_better: bool) -> tuple[list[int], list[float]]:
-    """(iterations, best value over the sweep at each) of ``criterion`` on ``dataset``."""
-    per_it: dict[int, list[float]] = {}
+    """(iterations, best value over the sweep at each) of ``criterion`` on ``dataset``;
+    degenerate segmentations count only at an iteration where every one is."""
+    per_it: dict[int, dict[bool, list[float]]] = {}
     for r in rows:
         if r["criterion"] == criterion and r["dataset"] == dataset and not math.isnan(r["value"]):
-            per_it.setdefault(r["iteration"], []).append(r["value"])
+            bucket = per_it.setdefault(r["iteration"], {False: [], True: []})
+            bucket[bool(r.get("degenerate"))].append(r["value"])
     its = sorted(per_it)
-    return its, [(max if higher_is_better else min)(per_it[i]) for i in its]
+    pick = max if higher_is_better else min
+    return its, [pick(per_it[i][False] or per_it[i][True]) for i in its]
 
 
-def plot_criteria(run_dir: RunDir, max_panels: int = 36) -> Path | None:
+def criteria_figure(run_dir: RunDir, max_panels: int = 36) -> Figure | None:
+    """One panel per stored-best criterion (module docstring); None without scores."""
     rows = run_dir.validation_scores()
     best = run_dir.load_best()
     criteria = [c for c in dict.fromkeys(r["criterion"] for r in rows) if c in best]
@@ -75,34 +94,154 @@ def plot_criteria(run_dir: RunDir, max_panels: int = 36) -> Path | None:
     scores = run_dir.load_config().task_config.build().evaluation_scores
     ordered = main_criteria(criteria, len(criteria))
     criteria = (ordered + [c for c in criteria if c not in ordered])[:max_panels]
-    plt = _plt()
     cols = min(4, len(criteria))
     nrows = math.ceil(len(criteria) / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 2.6 * nrows), squeeze=False)
+    fig, axes = _plt().subplots(nrows, cols, figsize=(3.6 * cols, 2.8 * nrows + 0.6),
+                                squeeze=False)
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    lines, most_points = {}, 0
     for ax, c in zip(axes.flat, criteria):
+        higher = scores.higher_is_better(c)
+        iterations: set[int] = set()
         for ds in datasets:
-            its, vals = best_per_iteration(rows, c, ds, scores.higher_is_better(c))
+            its, vals = best_per_iteration(rows, c, ds, higher)
             if its:
-                ax.plot(its, vals, marker="o", ms=3, label=ds)
-        ax.set_title(c, fontsize=8)
+                lines[ds], = ax.plot(its, vals, marker="o", ms=5, lw=1.2, label=ds)
+                most_points = max(most_points, len(its))
+                iterations.update(its)
+        ax.set_title(f"{'higher' if higher else 'lower'} is better", fontsize=7, color="0.4")
+        ax.set_xlabel("iteration", fontsize=7)
+        ax.set_ylabel(c, fontsize=7)
         ax.tick_params(labelsize=7)
-        ax.locator_params(nbins=4)
+        if len(iterations) <= 4:  # the validated iterations themselves
+            ax.set_xticks(sorted(iterations))
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
     for ax in list(axes.flat)[len(criteria):]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
-    fig.suptitle(f"{run_dir.path.name}: best over the sweep vs iteration", fontsize=10)
-    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.5 / nrows, top=1 - 0.45 / nrows,
-                        wspace=0.3, hspace=0.5)
-    path = run_dir.plots / "criteria.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    if lines:
+        fig.legend(list(lines.values()), list(lines), loc="upper right", fontsize=7,
+                   ncol=min(4, len(lines)), title="validation dataset", title_fontsize=7)
+    note = f" ({ONE_VALIDATION})" if most_points == 1 else ""
+    fig.suptitle(f"{run_dir.path.name}: best over the parameter sweep vs iteration{note}",
+                 fontsize=10, x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.6 / (2.8 * nrows + 0.6)))
+    return fig
+
+
+def plot_criteria(run_dir: RunDir, max_panels: int = 36) -> Path | None:
+    fig = criteria_figure(run_dir, max_panels)
+    return None if fig is None else _save(fig, run_dir.plots / "criteria.png", 90)
+
+
+def _varying(rows: list[dict]) -> tuple[list[str], dict]:
+    """(names of the parameters that take several values in ``rows``, the fixed ones)."""
+    values: dict[str, list] = {}
+    for r in rows:
+        for k, v in r["parameters"].items():
+            if k not in ("type", "id") and v not in values.setdefault(k, []):
+                values[k].append(v)
+    varying = [k for k, vs in values.items() if len(vs) > 1]
+    return varying, {k: vs[0] for k, vs in values.items() if len(vs) == 1}
+
+
+def _sortable(values: list) -> list:
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    return sorted(values) if numeric else sorted(values, key=str)
+
+
+def _thin_ticks(axis, labels: list[str]) -> None:
+    """Tick labels at positions 0..n-1, at most `MAX_TICKS` of them, horizontal."""
+    step = max(1, math.ceil(len(labels) / MAX_TICKS))
+    axis.set_ticks(range(0, len(labels), step), labels[::step])
+
+
+def sweep_figure(rows: list[dict], criterion: str, chosen: dict, title: str,
+                 higher_is_better: bool = True) -> Figure:
+    """``criterion`` over the parameter sets of ``rows`` (one validation of one dataset),
+    ``chosen`` (a row's parameters) marked; see the module docstring for the layout."""
+    varying, fixed = _varying(rows)
+    fixed_text = parameters_label(fixed) if fixed else ""
+    is_chosen = [r["parameters"] == chosen for r in rows]
+    degenerate = [bool(r.get("degenerate")) for r in rows]
+    if len(varying) == 2:
+        fig = _heatmap(rows, criterion, varying, is_chosen, degenerate, higher_is_better)
+    else:
+        fig, ax = _plt().subplots(figsize=(6.5, 3.8))
+        if len(varying) == 1:
+            name = varying[0]
+            order = _sortable([r["parameters"][name] for r in rows])
+            x = [order.index(r["parameters"][name]) for r in rows]
+            labels, xlabel = [str(v) for v in order], name
+        else:
+            x = list(range(len(rows)))
+            labels = [str(r["parameters"].get("id", i)) for i, r in enumerate(rows)]
+            xlabel = "parameter set id (validation_scores.csv names its parameters)"
+        keep = np.argsort(x)
+        xs, ys = np.asarray(x)[keep], np.asarray([r["value"] for r in rows])[keep]
+        # a line along one parameter's values; for more, the points (ids are no axis)
+        ax.plot(xs, ys, marker="o", ms=5, lw=1.2 if len(varying) == 1 else 0, color="C0")
+        _marks(ax, xs, ys, np.asarray(is_chosen)[keep], np.asarray(degenerate)[keep])
+        _thin_ticks(ax.xaxis, labels)
+        ax.set_xlabel(xlabel + (f"  ({fixed_text} in every set)" if fixed_text else ""))
+        ax.set_ylabel(criterion)
+        ax.tick_params(labelsize=8)
+    fig.axes[0].set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _marks(ax, x, y, chosen, degenerate, size: float = 12) -> None:
+    """Circle the chosen parameter set, cross the degenerate ones; a legend below the axes
+    when there is either."""
+    if chosen.any():
+        ax.plot(x[chosen], y[chosen], "o", ms=size, mfc="none", mec="C3", mew=1.5,
+                label="chosen")
+    if degenerate.any():
+        ax.plot(x[degenerate], y[degenerate], "x", ms=size * 0.7, color="C3", mew=1.2,
+                label="degenerate ((near-)constant), never chosen")
+    if chosen.any() or degenerate.any():
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2,
+                  frameon=False)
+
+
+def _heatmap(rows, criterion: str, names: list[str], is_chosen, degenerate,
+             higher_is_better: bool) -> Figure:
+    """Heatmap of a two-parameter sweep: the parameter with more values on x; bright is
+    good, degenerate (and missing) parameter sets are grey."""
+    axis_values = {n: _sortable(list({r["parameters"][n] for r in rows})) for n in names}
+    xname, yname = sorted(names, key=lambda n: -len(axis_values[n]))
+    xv, yv = axis_values[xname], axis_values[yname]
+    grid = np.full((len(yv), len(xv)), np.nan)
+    cells = [(yv.index(r["parameters"][yname]), xv.index(r["parameters"][xname])) for r in rows]
+    for (i, j), r, bad in zip(cells, rows, degenerate):
+        grid[i, j] = np.nan if bad else r["value"]  # degenerate and missing cells: grey
+    fig, ax = _plt().subplots(figsize=(max(5.0, 0.6 * len(xv) + 2.5), max(3.2, 0.45 * len(yv) + 2)))
+    cmap = matplotlib.colormaps["viridis" if higher_is_better else "viridis_r"].with_extremes(
+        bad="0.85")
+    image = ax.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto", cmap=cmap)
+    fig.colorbar(image, ax=ax).set_label(criterion)
+    if grid.size <= 60:
+        for (i, j), r in zip(cells, rows):
+            ax.text(j, i - 0.28, f"{r['value']:.3g}", ha="center", va="center", fontsize=6,
+                    color="w", bbox={"fc": "0.2", "alpha": 0.5, "pad": 0.5, "lw": 0})
+    ys, xs = (np.asarray([c[k] for c in cells]) for k in (0, 1))
+    _marks(ax, xs, ys, np.asarray(is_chosen), np.asarray(degenerate), size=10)
+    _thin_ticks(ax.xaxis, [str(v) for v in xv])
+    _thin_ticks(ax.yaxis, [str(v) for v in yv])
+    ax.set_xlabel(xname)
+    ax.set_ylabel(yname)
+    ax.tick_params(labelsize=8)
+    return fig
 
 
 def plot_sweeps(run_dir: RunDir, limit: int = 3) -> list[Path]:
     rows = run_dir.validation_scores()
     best = run_dir.load_best()
+    if not best:
+        return []
+    scores = run_dir.load_config().task_config.build().evaluation_scores
     paths = []
     for c in main_criteria([c for c in best], limit):
         b = best[c]
@@ -110,22 +249,11 @@ def plot_sweeps(run_dir: RunDir, limit: int = 3) -> list[Path]:
                and r["dataset"] == b["dataset"]]
         if not sel:
             continue
-        plt = _plt()
-        labels = [parameters_label(r["parameters"]) for r in sel]
-        values = [r["value"] for r in sel]
-        fig, ax = plt.subplots(figsize=(max(5, 0.5 * len(sel) + 2), 3.5))
-        ax.plot(range(len(sel)), values, marker="o")
-        ax.set_xticks(range(len(sel)))
-        ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=7)
-        ax.set_ylabel(c)
-        ax.set_title(f"{run_dir.path.name}: {c} over the sweep at iteration {b['iteration']}",
-                     fontsize=9)
-        fig.tight_layout()
+        fig = sweep_figure(sel, c, b["parameters"],
+                           f"{run_dir.path.name}: {c} over the sweep at iteration "
+                           f"{b['iteration']} ({b['dataset']})", scores.higher_is_better(c))
         safe = "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in c)
-        path = run_dir.plots / f"sweep_{safe}.png"
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save(fig, run_dir.plots / f"sweep_{safe}.png", 90))
     return paths
 
 
