@@ -32,6 +32,8 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +60,26 @@ from dacapo.tools.export.model_descr import (
 from dacapo.tools.export.raw_normalization import normalize, training_normalization
 
 logger = logging.getLogger(__name__)
+
+
+#: (message regex, category, module regex) of library warnings an export raises although
+#: nothing is wrong: bioimageio.spec, looking for remote files to cache before it validates
+#: the description, tries each local file entry ({source: README.md, sha256: ...}) as a
+#: stand-alone FileDescr, fails (relative path, no root there) and says so, twice per file
+HARMLESS_WARNINGS = [
+    (r"Found mapping with 'source' and .sha256' keys", UserWarning,
+     r"bioimageio\.spec\._internal\.io"),
+]
+
+
+@contextmanager
+def known_harmless_warnings():
+    """Silence `HARMLESS_WARNINGS` (each by message, category and module) in the block;
+    every other warning passes."""
+    with warnings.catch_warnings():
+        for message, category, module in HARMLESS_WARNINGS:
+            warnings.filterwarnings("ignore", message=message, category=category, module=module)
+        yield
 
 
 def crop_shape(grids, eval_shape, raw_shape) -> list[int]:
@@ -172,7 +194,7 @@ def export_run(run_dir, output, iteration: int | None = None, criterion: str | N
                             facts.axis_ids, facts.voxel_size, facts.out_voxel_size, raw.dtype,
                             facts.norm, channels, facts.unit)
         (tmp / "README.md").write_text(doc)
-        with ValidationContext(root=tmp, perform_io_checks=True):
+        with ValidationContext(root=tmp, perform_io_checks=True), known_harmless_warnings():
             descr = describe_model(facts, tmp, authors, license, citations, name, description)
             partial = tmp / "package.zip"
             save_bioimageio_package(descr, output_path=partial)
