@@ -1,4 +1,5 @@
-"""Fixtures of the prediction tests."""
+"""Fixtures of the pipeline tests: random batch-norm statistics for the prediction tests, a
+tiny trained and validated run for the validation and apply tests."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from collections.abc import Callable
 
 import pytest
 import torch
+
+from dacapo.training.loop import train_run
 
 
 def _randomise_batch_norm(model: torch.nn.Module, seed: int = 0) -> None:
@@ -26,3 +29,14 @@ def randomise_batch_norm() -> Callable[..., None]:
     every batch norm of ``model`` set to random values (fresh ones are the identity, which
     would hide a wrong eval mode)."""
     return _randomise_batch_norm
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_data, tiny_run):
+    """A tiny Distance run, 8 iterations, validated at 4 and 8 (in-process prediction);
+    trained once per test module that asks for it."""
+    root = tmp_path_factory.mktemp("pipeline")
+    container = tiny_data(root)
+    rc = tiny_run(container, num_iterations=8, validation_interval=4, checkpoint_interval=4)
+    run_dir = train_run(rc, root / "runs", progress=False)
+    return rc, run_dir, container

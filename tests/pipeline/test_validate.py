@@ -1,4 +1,6 @@
-"""Validation (scores, best.json) and blockwise apply (workers, worker command)."""
+"""Validation: scores and best.json of the tiny trained run (`trained`,
+tests/pipeline/conftest.py), ``dacapo validate``, blockwise evaluation, and a tiny
+InnerDistance run validated with the ``instances`` post-processor."""
 
 from __future__ import annotations
 
@@ -12,26 +14,14 @@ import zarr
 from click.testing import CliRunner
 
 from dacapo.cli.main import cli
+from dacapo.experiments.tasks import InnerDistanceTaskConfig
 from dacapo.io.ome_write import open_ds  # outputs are OME-NGFF images (level s0)
-from dacapo.pipeline.apply import apply_run
-from dacapo.pipeline.predict import predict
 from dacapo.pipeline.predict_options import PredictOptions
 from dacapo.pipeline.validate import validate_run
 from dacapo.runs.run_dir import RunDir
 from dacapo.runs.scores import format_table
-from dacapo.training.loop import train_run
 
 THRESHOLDS = [-0.5, -0.25, 0.0, 0.25, 0.5]
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_data, tiny_run):
-    """A tiny Distance run, 8 iterations, validated at 4 and 8 (in-process prediction)."""
-    root = tmp_path_factory.mktemp("pipeline")
-    container = tiny_data(root)
-    rc = tiny_run(container, num_iterations=8, validation_interval=4, checkpoint_interval=4)
-    run_dir = train_run(rc, root / "runs", progress=False)
-    return rc, run_dir, container
 
 
 def test_validation_scores_and_best(trained):
@@ -97,68 +87,6 @@ def test_cli_validate_rewrites_an_iteration(trained):
         assert a["value"] == pytest.approx(b["value"], nan_ok=True)
 
 
-def test_apply_one_two_workers_and_worker_command_identical(trained, tmp_path, dacapo_cli):
-    rc, run_dir, container = trained
-    raw = container / "validate" / "raw"
-    out1 = apply_run(run_dir.path, raw, tmp_path / "a.zarr" / "seg",
-                     PredictOptions(num_workers=1, progress=False))
-    # 2 workers for the prediction and (in_memory_limit=0) the post-processing
-    out2 = apply_run(run_dir.path, raw, tmp_path / "b.zarr" / "seg",
-                     PredictOptions(num_workers=2, progress=False), in_memory_limit=0)
-    result = dacapo_cli(
-        "apply", str(run_dir.path), "--input", str(raw), "--output",
-        str(tmp_path / "c.zarr" / "seg"), "--workers", "2", "--quiet",
-        "--worker-command", "sh -c {quoted_command}",
-    )
-    assert result.returncode == 0, result.stderr
-    out3 = open_ds(str(tmp_path / "c.zarr" / "seg"), mode="r")
-    a, b, c = (o[o.roi] for o in (out1, out2, out3))
-    assert out1.roi == out2.roi == out3.roi
-    np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(a, c)
-    # the predictions beside the outputs are bit-identical too
-    preds = [open_ds(str(tmp_path / f"{n}.zarr" / "seg_prediction"), mode="r") for n in "abc"]
-    p = preds[0][preds[0].roi]
-    assert p.std() > 0
-    for other in preds[1:]:
-        np.testing.assert_array_equal(p, other[other.roi])
-    # ... and equal to a prediction in this process; it covers the whole raw (reflect padding)
-    here = predict(rc, run_dir.checkpoint_path(run_dir.load_best()["cell__dice"]["iteration"]),
-                   raw, tmp_path / "p.zarr" / "here", PredictOptions(num_workers=0, progress=False))
-    assert here.roi == preds[0].roi
-    np.testing.assert_allclose(here[here.roi], p, rtol=0, atol=1e-6)
-    raw_roi = open_ds(str(raw), mode="r").roi
-    assert raw_roi.contains(here.roi)
-    assert here.roi.grow(here.voxel_size * 8, here.voxel_size * 8).contains(raw_roi)
-    # the worker command really started the workers
-    logs = list((run_dir.logs / "apply").rglob("worker_spec.pkl"))
-    assert logs
-    # default choice: best checkpoint and threshold of cell__dice; the result equals the
-    # validation's segmentation of that iteration and threshold
-    best = run_dir.load_best()["cell__dice"]
-    folder = run_dir.predictions / f"{best['iteration']:08d}" / "validate.zarr"
-    seg = open_ds(str(folder / f"segmentation_{best['parameters']['id']}"), mode="r")
-    np.testing.assert_array_equal(a, seg[out1.roi])
-
-
-def test_apply_chooses_iteration_and_criterion(trained, tmp_path):
-    from dacapo.runs.scores import choose_checkpoint_and_parameters
-
-    rc, run_dir, _ = trained
-    task = rc.task_config.build()
-    rows = run_dir.validation_scores()
-    it, params = choose_checkpoint_and_parameters(run_dir, task, 4, "cell__hausdorff")
-    sel = [r for r in rows if r["iteration"] == 4 and r["criterion"] == "cell__hausdorff"
-           and not math.isnan(r["value"])]
-    assert it == 4
-    assert params.threshold == min(sel, key=lambda r: r["value"])["parameters"]["threshold"]
-    with pytest.raises(ValueError, match="criterion 'nope'"):
-        choose_checkpoint_and_parameters(run_dir, task, None, "nope")
-    with pytest.raises(FileNotFoundError, match="no checkpoint for iteration 5"):
-        apply_run(run_dir.path, "x", tmp_path / "o.zarr" / "s", iteration=5)
-    assert RunDir(run_dir.path).latest_checkpoint() == 8
-
-
 def test_validation_scores_the_whole_gt_and_says_so(trained):
     rc, run_dir, container = trained
     gt = open_ds(str(container / "validate" / "fg"), mode="r")
@@ -188,3 +116,31 @@ def test_validation_evaluates_blockwise_above_the_in_memory_limit(trained, tmp_p
         assert got[criterion, pid] == pytest.approx(value, rel=1e-9, abs=1e-12, nan_ok=True)
     assert any(not math.isnan(got[c, p]) for c, p in got if c == "cell__dice")
     assert (copy.logs / "validate" / "00000008" / "validate" / "evaluate").is_dir()
+
+
+def test_pipeline_validates_inner_distance_instances(tmp_path, tiny_data, tiny_run):
+    """train + validate of a tiny InnerDistance run with ``post_processor: instances``:
+    every criterion of both score sets is stored for every parameter (an untrained model's
+    constant segmentations are never chosen as best, so best.json may stay empty)."""
+    from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
+    from dacapo.training.loop import train_run
+
+    container = tiny_data(tmp_path)
+    split = DataSplitConfig(
+        train=[DatasetConfig("train", f"{container}/train/raw", f"{container}/train/labels")],
+        validate=[DatasetConfig("validate", f"{container}/validate/raw",
+                                f"{container}/validate/labels")],
+    )
+    config = InnerDistanceTaskConfig("inner", channels=["cell"], clip_distance=40,
+                                     tol_distance=16, scale_factor=20, post_processor="instances",
+                                     thresholds=[0.1, 0.3], seed_thresholds=[0.5])
+    rc = tiny_run(container, task_config=config, datasplit_config=split, num_iterations=2,
+                  validation_interval=2, checkpoint_interval=2)
+    run_dir = train_run(rc, tmp_path / "runs", progress=False)
+    rows = run_dir.validation_scores()
+    criteria = {r["criterion"] for r in rows}
+    assert criteria == set(config.build().evaluation_scores.criteria)
+    assert {"voi", "adapted_rand_error", "f1", "cell__dice", "cell__voi"} <= criteria
+    assert {r["parameters"]["threshold"] for r in rows} == {0.1, 0.3}
+    assert len(rows) == 2 * len(criteria)
+    assert set(run_dir.load_best()) <= criteria
