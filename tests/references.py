@@ -1,7 +1,8 @@
 """Brute-force references shared by several test folders: per-voxel transcriptions of the
 definitions of `dacapo.ops` kernels (twins a kernel must equal) and the synthetic labels they are
-checked on. Plain functions, imported by the tests of `ops/`, `experiments/tasks/` and
-`segment/` (tests/README.md says which shared code lives where)."""
+checked on (among them the synthetic volumes and affinities of the watershed and agglomeration
+tests). Plain functions, imported by the tests of `ops/`, `experiments/tasks/` and `segment/`
+(tests/README.md says which shared code lives where)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
+from dacapo.ops.affinities import affinities
 from dacapo.ops.binary_metrics import BINARY_METRIC_NAMES
 from dacapo.ops.lsds import num_lsds
 
@@ -268,3 +270,56 @@ def brute_lsds(labels: np.ndarray, voxel_size, sigma: float, downsample: int = 1
         for k, ch in enumerate(channels):
             out[k][inside] = np.clip(ch[inside], 0.0, 1.0)
     return out
+
+
+# --- segmentation volumes (dacapo.ops.watershed, dacapo.ops.agglomeration, segment/) --------
+
+#: the offsets of the mutex watershed tests' affinities
+WATERSHED_OFFSETS = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (2, 0, 0), (0, 3, 0), (0, 0, 3)]
+#: the nearest-neighbour offsets, and all offsets of the agglomeration tests' affinities
+NN = [(1, 0, 0), (0, 1, 0), (0, 0, 1)]
+AGGLOMERATION_OFFSETS = NN + [(2, 0, 0), (0, 4, 0), (0, 0, 4)]
+
+
+def make_labels(shape=(32, 32, 32), num=12, seed=0) -> np.ndarray:
+    """Voronoi cells of random seeds, cut to balls (convex, so connected), with gaps."""
+    rng = np.random.default_rng(seed)
+    seeds = np.zeros(shape, np.uint64)
+    points = np.stack([rng.integers(0, s, num) for s in shape], axis=1)
+    seeds[tuple(points.T)] = np.arange(1, num + 1)
+    dist, idx = ndimage.distance_transform_edt(seeds == 0, return_indices=True)
+    labels = seeds[tuple(idx)]
+    labels[dist > 9] = 0
+    labels[label_edges(labels)] = 0  # one-voxel gaps between touching cells
+    return labels
+
+
+def watershed_volume() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The mutex watershed tests' volume: `make_labels`, their exact affinities (float32,
+    `WATERSHED_OFFSETS`) and noisy ones (contrast 0.15..0.85, Gaussian noise 0.15)."""
+    labels = make_labels()
+    affs = brute_affinities(labels, WATERSHED_OFFSETS).astype(np.float32)
+    rng = np.random.default_rng(1)
+    noisy = np.clip(0.15 + 0.7 * affs + rng.normal(0, 0.15, affs.shape), 0, 1).astype(np.float32)
+    return labels, affs, noisy
+
+
+def noisy_affinities(labels, offsets=AGGLOMERATION_OFFSETS, noise=0.12, seed=1):
+    """GT affinities, contrast 0.1..0.9, blurred (sigma 1 voxel) and with Gaussian noise."""
+    affs = affinities(labels, offsets).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    out = np.stack([ndimage.gaussian_filter(0.1 + 0.8 * a, 1.0) for a in affs])
+    return np.clip(out + rng.normal(0, noise, out.shape), 0, 1).astype(np.float32)
+
+
+def agglomeration_volume() -> tuple[np.ndarray, np.ndarray]:
+    """The agglomeration tests' volume: `make_labels` (32^3, 12 cells) and their
+    `noisy_affinities` (`AGGLOMERATION_OFFSETS`)."""
+    labels = make_labels((32, 32, 32), num=12)
+    return labels, noisy_affinities(labels)
+
+
+def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    """True iff the two labelings are the same partition (up to relabelling)."""
+    pairs = np.unique(np.stack([a.ravel(), b.ravel()]), axis=1)
+    return pairs.shape[1] == len(np.unique(a)) == len(np.unique(b))

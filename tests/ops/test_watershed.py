@@ -1,5 +1,8 @@
-"""The order-free fast path of the mutex watershed (`dacapo.ops.watershed.attractive_components`)
-against ``mwatershed.agglom`` itself, the reference: same partition wherever it is taken."""
+"""`dacapo.ops.watershed`: the order-free fast path of the mutex watershed
+(`attractive_components`) against ``mwatershed.agglom`` itself, the reference (same partition
+wherever it is taken), and `compact`; the mutex watershed's conventions, seeded random strides
+and min size on the synthetic volume (`watershed_volume`); the stitching pairs
+(`majority_pairs`, `merge_components`), also against a per-id count."""
 
 from __future__ import annotations
 
@@ -8,7 +11,16 @@ import mwatershed
 import numpy as np
 import pytest
 
-from dacapo.ops.watershed import attractive_components, compact, mutex_watershed
+from dacapo.ops.watershed import (
+    attractive_components,
+    compact,
+    majority_pairs,
+    merge_components,
+    mutex_watershed,
+    segment,
+)
+from tests.references import WATERSHED_OFFSETS as OFFSETS
+from tests.references import watershed_volume
 
 
 def partition(labels: np.ndarray) -> np.ndarray:
@@ -86,3 +98,67 @@ def test_compact_round_trip():
     np.testing.assert_array_equal(ids, [0, 7, 300, 2**40])
     assert index.dtype == np.uint8
     np.testing.assert_array_equal(ids[index], labels)
+
+
+# ---------------------------------------------------------------- the mutex watershed
+
+
+@pytest.fixture(scope="module")
+def volume():
+    return watershed_volume()
+
+
+def test_mutex_watershed_conventions():
+    # 1D chain along x: positive weights merge, negative split, singletons are 0
+    affs = np.array([[[0.9, 0.9, 0.3, 0.45, 0.9]]])  # edges 0-1, 1-2, 2-3, 3-4, 4-out
+    labels = mutex_watershed(affs, [(0, 1)], bias=0.5)[0]
+    assert labels[0] == labels[1] == labels[2] != 0
+    assert labels[3] == 0 and labels[4] == 0
+
+
+def test_randomized_strides_are_seeded(volume):
+    _, _, noisy = volume
+    strides = [(1, 1, 1)] * 3 + [(2, 2, 2)] * 3
+    a = segment(noisy, OFFSETS, 0.5, strides=strides, randomized_strides=True, seed=3)
+    b = segment(noisy, OFFSETS, 0.5, strides=strides, randomized_strides=True, seed=3)
+    c = segment(noisy, OFFSETS, 0.5, strides=strides, randomized_strides=True, seed=4)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    d = segment(noisy, OFFSETS, 0.5, strides=strides)  # grid strides: deterministic
+    np.testing.assert_array_equal(d, segment(noisy, OFFSETS, 0.5, strides=strides))
+
+
+def test_min_size_filter(volume):
+    labels, affs, _ = volume
+    sizes = np.bincount(labels.ravel().astype(np.int64))
+    cut = int(np.median(sizes[1:][sizes[1:] > 0]))
+    seg = segment(affs, OFFSETS, 0.5, min_size=cut)
+    kept = np.unique(labels[seg != 0])
+    assert set(kept) == {i for i in range(1, len(sizes)) if sizes[i] >= cut}
+
+
+def test_majority_pairs_and_components():
+    auth = np.array([1, 1, 1, 2, 2, 0, 0, 3])
+    ctx = np.array([7, 7, 8, 8, 8, 9, 9, 9])
+    pairs = majority_pairs(auth, ctx)
+    # 7 -> 1 (2/2); 8 -> 2 (2/3); 9: 0 holds 2/3, so no partner
+    assert sorted(map(tuple, pairs.tolist())) == [(7, 1), (8, 2)]
+    ids, roots = merge_components(np.array([[5, 3], [3, 9], [10, 11]], np.uint64))
+    assert dict(zip(ids.tolist(), roots.tolist())) == {3: 3, 5: 3, 9: 3, 10: 10, 11: 10}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_majority_pairs_brute_force(seed):
+    """Against a per-id count: each context id joins the authoritative id holding > half."""
+    rng = np.random.default_rng(seed)
+    auth = rng.integers(0, 4, (6, 7, 5)).astype(np.uint64) * 1000
+    ctx = rng.integers(0, 6, (6, 7, 5)).astype(np.uint64)
+    auth[ctx == 5] = 2000  # id 5 is mostly 2000: a guaranteed pair
+    expected = set()
+    for c in np.unique(ctx[ctx != 0]):
+        where = ctx == c
+        for a in np.unique(auth[where]):
+            if a != 0 and 2 * np.count_nonzero(auth[where] == a) > np.count_nonzero(where):
+                expected.add((int(c), int(a)))
+    got = set(map(tuple, majority_pairs(auth, ctx).tolist()))
+    assert got == expected and (5, 2000) in got

@@ -1,4 +1,5 @@
-"""Mutex watershed post-processing: bias sweep, blockwise stitching, determinism."""
+"""Mutex watershed post-processing: bias sweep, blockwise stitching, determinism (the kernel's
+conventions, strides, min size and stitching pairs: tests/ops/test_watershed.py)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from dacapo.experiments.tasks.post_processors import (
     WatershedPostProcessorParameters,
 )
 from dacapo.ops.instance_metrics import instance_metrics
-from dacapo.ops.watershed import majority_pairs, merge_components, mutex_watershed, segment
+from dacapo.ops.watershed import mutex_watershed, segment
+from tests.references import WATERSHED_OFFSETS as OFFSETS
 from tests.references import brute_affinities as loop_affinities
-from tests.segment.references import VOXEL, full_voi, make_labels
+from tests.references import make_labels, watershed_volume
+from tests.segment.references import VOXEL, full_voi
 
-OFFSETS = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (2, 0, 0), (0, 3, 0), (0, 0, 3)]
+
 def brute_affinities(labels: np.ndarray, offsets) -> np.ndarray:
     """The per-voxel affinity loop of ``test_affinities``, as float32 predictions."""
     return loop_affinities(labels, offsets).astype(np.float32)
@@ -25,19 +28,7 @@ def brute_affinities(labels: np.ndarray, offsets) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def volume():
-    labels = make_labels()
-    affs = brute_affinities(labels, OFFSETS)
-    rng = np.random.default_rng(1)
-    noisy = np.clip(0.15 + 0.7 * affs + rng.normal(0, 0.15, affs.shape), 0, 1).astype(np.float32)
-    return labels, affs, noisy
-
-
-def test_mutex_watershed_conventions():
-    # 1D chain along x: positive weights merge, negative split, singletons are 0
-    affs = np.array([[[0.9, 0.9, 0.3, 0.45, 0.9]]])  # edges 0-1, 1-2, 2-3, 3-4, 4-out
-    labels = mutex_watershed(affs, [(0, 1)], bias=0.5)[0]
-    assert labels[0] == labels[1] == labels[2] != 0
-    assert labels[3] == 0 and labels[4] == 0
+    return watershed_volume()
 
 
 @pytest.mark.parametrize("dims", [2, 3])
@@ -66,18 +57,6 @@ def test_bias_sweep_recovers_labels(volume, tmp_path, dims):
         assert instance_metrics(first, labels)["voi"] < 1e-9  # GT background ignored
         assert full_voi(first, labels) > 0.5  # noise fragments in the background ...
         assert full_voi(segment(noisy, OFFSETS, 0.5, min_size=5), labels) < 0.05  # ... go
-
-
-def test_randomized_strides_are_seeded(volume):
-    _, _, noisy = volume
-    strides = [(1, 1, 1)] * 3 + [(2, 2, 2)] * 3
-    a = segment(noisy, OFFSETS, 0.5, strides=strides, randomized_strides=True, seed=3)
-    b = segment(noisy, OFFSETS, 0.5, strides=strides, randomized_strides=True, seed=3)
-    c = segment(noisy, OFFSETS, 0.5, strides=strides, randomized_strides=True, seed=4)
-    np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, c)
-    d = segment(noisy, OFFSETS, 0.5, strides=strides)  # grid strides: deterministic
-    np.testing.assert_array_equal(d, segment(noisy, OFFSETS, 0.5, strides=strides))
 
 
 def test_integer_prediction_is_scaled(volume, tmp_path):
@@ -172,42 +151,6 @@ def test_blockwise_noisy_matches_single_block_and_is_deterministic(
     voi = full_voi(seg1, single)
     assert voi <= 0.01, voi
     assert abs(len(np.unique(seg1)) - len(np.unique(single))) <= 2  # object counts
-
-
-def test_min_size_filter(volume):
-    labels, affs, _ = volume
-    sizes = np.bincount(labels.ravel().astype(np.int64))
-    cut = int(np.median(sizes[1:][sizes[1:] > 0]))
-    seg = segment(affs, OFFSETS, 0.5, min_size=cut)
-    kept = np.unique(labels[seg != 0])
-    assert set(kept) == {i for i in range(1, len(sizes)) if sizes[i] >= cut}
-
-
-def test_majority_pairs_and_components():
-    auth = np.array([1, 1, 1, 2, 2, 0, 0, 3])
-    ctx = np.array([7, 7, 8, 8, 8, 9, 9, 9])
-    pairs = majority_pairs(auth, ctx)
-    # 7 -> 1 (2/2); 8 -> 2 (2/3); 9: 0 holds 2/3, so no partner
-    assert sorted(map(tuple, pairs.tolist())) == [(7, 1), (8, 2)]
-    ids, roots = merge_components(np.array([[5, 3], [3, 9], [10, 11]], np.uint64))
-    assert dict(zip(ids.tolist(), roots.tolist())) == {3: 3, 5: 3, 9: 3, 10: 10, 11: 10}
-
-
-@pytest.mark.parametrize("seed", range(5))
-def test_majority_pairs_brute_force(seed):
-    """Against a per-id count: each context id joins the authoritative id holding > half."""
-    rng = np.random.default_rng(seed)
-    auth = rng.integers(0, 4, (6, 7, 5)).astype(np.uint64) * 1000
-    ctx = rng.integers(0, 6, (6, 7, 5)).astype(np.uint64)
-    auth[ctx == 5] = 2000  # id 5 is mostly 2000: a guaranteed pair
-    expected = set()
-    for c in np.unique(ctx[ctx != 0]):
-        where = ctx == c
-        for a in np.unique(auth[where]):
-            if a != 0 and 2 * np.count_nonzero(auth[where] == a) > np.count_nonzero(where):
-                expected.add((int(c), int(a)))
-    got = set(map(tuple, majority_pairs(auth, ctx).tolist()))
-    assert got == expected and (5, 2000) in got
 
 
 def test_min_size_sweep(volume, tmp_path):
