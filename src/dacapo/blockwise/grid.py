@@ -6,6 +6,15 @@ job (`plan_map`) a partial result per block. Before anything runs, the plan chec
 blocks, context and ROI sit on every array's voxel grid, that parallel writers never
 share an output chunk, and that done-markers left in the task directory were written for
 the same job (a re-run skips the blocks marked done; other markers would lie).
+
+Markers describe one content of the output: the task directory records the output's id
+(`dacapo.io.ome_read.OUTPUT_ID`), and markers recorded with another id are dropped. A job
+that starts without markers of its own writes the output anew, not as a resume: it
+renews the id first (`dacapo.io.rewrite.renew_output`, which also removes the pyramid
+levels derived from the output), so that no other job's markers are taken for blocks of
+the new content — an apply with checkpoint A, then B, then A again into one output
+recomputes every block the third time instead of skipping them on the first run's
+markers.
 """
 
 from __future__ import annotations
@@ -13,8 +22,9 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import daisy.v2 as daisy
@@ -26,6 +36,7 @@ from dacapo.blockwise.worker import DoneMarkers
 from dacapo.io.arrays import atomic_write_text, container_of, open_array
 from dacapo.io.ome_read import output_id
 from dacapo.io.paths import check_not_input
+from dacapo.io.rewrite import renew_output
 
 logger = logging.getLogger(__name__)
 
@@ -101,18 +112,20 @@ def check_chunk_alignment(out, total_write_roi: Roi, block_size: Coordinate) -> 
             )
 
 
-def _check_config(task_dir: Path, config: dict, markers: DoneMarkers) -> None:
+def _check_config(task_dir: Path, config: dict, markers: DoneMarkers,
+                  renew: Callable[[], str] | None = None) -> None:
     """Refuse to reuse done-markers written for another job; drop those of an output array
-    that has been created anew since (they describe another array)."""
+    that has been created anew since (they describe another array). Without markers left,
+    ``renew`` (an array job's) gives the output a new id, recorded (module docstring)."""
     path = task_dir / _CONFIG_FILE
     config = json.loads(json.dumps(config))
     if path.exists():
         previous = json.loads(path.read_text())
         if "output_id" in config and previous.get("output_id") != config["output_id"]:
             if markers.any():
-                logger.warning("%s: the output was created anew; the done-markers of the "
-                               "previous one are removed and every block is processed",
-                               task_dir)
+                logger.info("%s: the output was created or written anew since these "
+                            "done-markers; they are removed and every block is processed",
+                            task_dir)
             markers.clear()
             previous = {**previous, "output_id": config["output_id"]}
         if previous != config and markers.any():
@@ -121,6 +134,8 @@ def _check_config(task_dir: Path, config: dict, markers: DoneMarkers) -> None:
                 f"({previous}) than this one ({config}). Use another task_id/log_dir or "
                 f"delete {markers.folder} to start over."
             )
+    if renew is not None and not markers.any():  # written anew, not resumed
+        config["output_id"] = renew()
     atomic_write_text(path, json.dumps(config, indent=2))
 
 
@@ -140,10 +155,11 @@ def _check_inputs(inputs: dict[str, str], voxel_size: Coordinate, total_read_roi
 
 def _lay_out(task_id: str, task_dir: Path, output: Path | None, inputs: dict[str, str],
              voxel_size: Coordinate, block_size, context, roi: Roi, fit: str,
-             markers: DoneMarkers, config: dict, parallel_output=None) -> BlockPlan:
+             markers: DoneMarkers, config: dict, parallel_output=None,
+             renew: Callable[[], str] | None = None) -> BlockPlan:
     """The grid of a job over ``roi`` (checked against every array's voxel grid and, with
     a ``parallel_output``, against its chunks), its task directory created and its
-    ``config`` checked against the markers there."""
+    ``config`` checked against the markers there (`_check_config`, ``renew``)."""
     block_size = Coordinate(block_size)
     context = Coordinate((0,) * len(voxel_size)) if context is None else Coordinate(context)
     total_write_roi = Roi(roi.offset, roi.shape)
@@ -167,7 +183,7 @@ def _lay_out(task_id: str, task_dir: Path, output: Path | None, inputs: dict[str
     _check_config(task_dir, {
         "roi": [list(total_write_roi.offset), list(total_write_roi.shape)],
         "block_size": list(block_size), "context": list(context), "fit": fit, **config,
-    }, markers)
+    }, markers, renew)
     graph = daisy.BlockwiseDependencyGraph(
         task_id, block_read_roi, block_write_roi, False, fit, total_read_roi=total_read_roi
     )
@@ -182,7 +198,8 @@ def plan_blocks(inputs: Mapping[str, str | Path], output: str | Path, block_size
                 task_id: str, fit: str, parallel: bool) -> BlockPlan:
     """Check and lay out an array job writing ``output`` over ``roi`` (None: the output's
     ROI); creates its task directory ``log_dir/task_id`` (default log dir:
-    `default_log_dir`)."""
+    `default_log_dir`). Without done-markers there, the output is written anew: its id is
+    renewed and its derived pyramid levels removed (module docstring)."""
     if "block" in inputs:
         raise ValueError("an input must not be called 'block' (reserved keyword)")
     output = Path(output)
@@ -195,7 +212,7 @@ def plan_blocks(inputs: Mapping[str, str | Path], output: str | Path, block_size
     config = {"output": str(output.absolute()), "output_id": output_id(out)}
     return _lay_out(task_id, task_dir, output.absolute(), inputs, out.voxel_size, block_size,
                     context, roi, fit, DoneMarkers.of_array_job(task_dir), config,
-                    out if parallel else None)
+                    out if parallel else None, partial(renew_output, output.absolute()))
 
 
 def plan_map(inputs: Mapping[str, str | Path], roi: Roi, block_size: Coordinate,

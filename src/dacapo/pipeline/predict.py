@@ -48,6 +48,7 @@ from dacapo.io.array_checks import check_finite_array
 from dacapo.io.arrays import open_array
 from dacapo.io.ome_write import prepare_ome  # outputs are OME-NGFF images
 from dacapo.io.paths import check_output
+from dacapo.io.rewrite import renew_output
 from dacapo.pipeline.engines import export_onnx, make_forward, onnx_cache_path, resolve_engine
 from dacapo.pipeline.model_geometry import ModelGeometry, block_rois, prediction_roi
 from dacapo.pipeline.predict_blocks import PredictSpec, block_input, block_output, worker_block
@@ -229,6 +230,8 @@ def predict(
                            options.log_dir, options.task_id, "overhang", parallel=False)
         logger.info("task %s: %d blocks (%d already done) in this process, logs in %s",
                     options.task_id, len(plan.blocks), len(plan.done_ids()), plan.task_dir)
+    else:  # written whole, no done-markers
+        renew_output(output_path)
     predict_in_process(model, raw, output, out_roi, geometry, options, cache,
                        run_config.normalization, run_config.test_time_flips, plan)
     return open_array(output_path, "prediction")

@@ -8,6 +8,11 @@ new voxel size, so every coarse voxel summarises whole fine voxels and the runne
 alignment rules hold). Each level is a `dacapo.blockwise.run_blockwise` job with its own
 done-markers: a killed ``dacapo downsample`` re-run skips finished blocks of the level it
 was writing. A level is listed in the multiscales metadata once it is complete.
+
+Levels are derived data (`dacapo.io.rewrite`): a level records the id of the level it was
+computed from, and is reused (a resume) only while that level still has this id; else it
+and every level after it are removed and computed again. Writing ``s0`` anew removes the
+levels after it at once, so the metadata never lists a level of an older ``s0``.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
 
 from dacapo.blockwise import BlockwiseOptions, run_blockwise
+from dacapo.io.ome_read import OUTPUT_ID, new_output_id, output_id
 from dacapo.io.ome_write import (
     DEFAULT_UNIT,
     funlib_attrs,
@@ -32,6 +38,7 @@ from dacapo.io.ome_write import (
     multiscale_attrs,
     open_ds,
 )
+from dacapo.io.rewrite import SOURCE_ID, remove_levels_after
 from dacapo.ops.downsample import downsample, pyramid_factors
 
 logger = logging.getLogger(__name__)
@@ -78,8 +85,11 @@ def create_level(path: str | Path, name: str, source: str, voxel_size: Sequence[
                  roi: Roi, dtype: Any, chunks: Sequence[int] | None = None) -> Array:
     """Create (or reopen, for a resumed job) the array of pyramid level ``name`` of the
     image at ``path``: ``roi`` (world units, aligned to ``voxel_size``), the channels and
-    chunk shape of level ``source`` (or ``chunks``, spatial), ``dtype``. The level is not
-    listed in the multiscales metadata until `list_level` (after it has been written)."""
+    chunk shape of level ``source`` (or ``chunks``, spatial), ``dtype``. An existing level
+    is reopened only if it has this geometry and was computed from ``source`` as it is now
+    (`SOURCE_ID`); else it and the levels after ``source`` are removed and it is created
+    with a new id. The level is not listed in the multiscales metadata until `list_level`
+    (after it has been written)."""
 
     path = Path(path)
     group = zarr.open_group(str(path), mode="r+")
@@ -94,13 +104,19 @@ def create_level(path: str | Path, name: str, source: str, voxel_size: Sequence[
     chunk_shape = lead + tuple(min(c, s) for c, s in zip(spatial_chunks, shape[len(lead):]))
     dtype = np.dtype(dtype)
     attrs = funlib_attrs(names, units, channels, voxel_size, roi.offset)
+    source_id = output_id(src)
     existing = group.get(name)
     if not (existing is not None and isinstance(existing, zarr.Array)
             and tuple(existing.shape) == shape and existing.dtype == dtype
-            and dict(existing.attrs) == attrs):
+            and existing.attrs.get(SOURCE_ID) == source_id
+            and {k: v for k, v in existing.attrs.items() if k not in (OUTPUT_ID, SOURCE_ID)}
+            == attrs):
+        remove_levels_after(path, source)  # computed from another content of the source
+        group = zarr.open_group(str(path), mode="r+")
         group.create_array(name, shape=shape, chunks=chunk_shape, dtype=dtype, fill_value=0,
                            dimension_names=(["c"] if channels else []) + names,
-                           attributes=attrs, overwrite=True)
+                           attributes={**attrs, OUTPUT_ID: new_output_id(),
+                                       SOURCE_ID: source_id}, overwrite=True)
     return open_ds(path / name, mode="r+")
 
 
@@ -137,7 +153,8 @@ def downsample_image(path: str | Path, levels: int | None = None, method: str | 
     """Add pyramid levels to the OME-NGFF image at ``path`` (see the module docstring);
     returns every level path afterwards. ``method``: ``mean``, ``mode`` or ``stride``
     (default: ``mode`` for a label image or an integer image flagged as one, else ``mean``).
-    Existing levels after ``s0`` are recomputed only where their blocks are not done."""
+    An existing level computed from its source's current content is completed (its done
+    blocks skipped), any other one computed again (module docstring)."""
     path = Path(path)
     try:
         existing = level_paths(path)

@@ -15,6 +15,7 @@ from funlib.persistence import Array
 from dacapo.blockwise import BlockwiseOptions, run_blockwise
 from dacapo.io.arrays import container_of, open_array, read_array
 from dacapo.io.ome_write import prepare_ome  # outputs are OME-NGFF label images
+from dacapo.io.rewrite import renew_output
 
 from .post_processor_parameters import PostProcessorParameters
 
@@ -59,17 +60,21 @@ class PostProcessor(ABC):
             raise ValueError(f"{type(self).__name__}: call set_prediction() before process()")
         return open_array(self.prediction, "prediction")
 
-    @staticmethod
-    def _label_output(output_array: str | Path, prediction: Array, block_size: Coordinate,
-                      dtype=np.uint64, num_channels: int | None = None) -> Array:
+    def _label_output(self, output_array: str | Path, prediction: Array,
+                      block_size: Coordinate, dtype=np.uint64,
+                      num_channels: int | None = None) -> Array:
         """The OME-NGFF label image at ``output_array`` over the prediction's ROI, chunked
         by ``block_size``, with the prediction's axis names and units (created or reused:
-        `dacapo.io.ome_write.prepare_ome`)."""
-        return prepare_ome(output_array, total_roi=prediction.roi,
-                              voxel_size=prediction.voxel_size, dtype=dtype,
-                              num_channels=num_channels, write_size=block_size,
-                              axis_names=list(prediction.axis_names),
-                              units=list(prediction.units), label=True)
+        `dacapo.io.ome_write.prepare_ome`; reused for an in-memory prediction, it is
+        written anew: `dacapo.io.rewrite.renew_output`)."""
+        out = prepare_ome(output_array, total_roi=prediction.roi,
+                          voxel_size=prediction.voxel_size, dtype=dtype,
+                          num_channels=num_channels, write_size=block_size,
+                          axis_names=list(prediction.axis_names),
+                          units=list(prediction.units), label=True)
+        if isinstance(self.prediction, Array):  # written whole, no done-markers
+            renew_output(output_array)
+        return out
 
     @staticmethod
     def _work_base(log_dir: Path | None, output_array: str | Path) -> Path:
