@@ -29,6 +29,8 @@ class HotDistanceTask(Task):
             scale_factor=task_config.scale_factor,
             mask_distances=task_config.mask_distances,
             kernel_size=task_config.kernel_size,
+            clipmin=task_config.clipmin,
+            clipmax=task_config.clipmax,
         )
         self.loss = HotDistanceLoss()
         self.post_processor, self.evaluator = build_post_processing(

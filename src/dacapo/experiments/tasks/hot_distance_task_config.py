@@ -19,6 +19,7 @@ from .task_config import (
     GTRules,
     TaskConfig,
     check_channels,
+    check_clip_bounds,
     check_kernel_size,
     check_non_negative,
     check_positive,
@@ -51,6 +52,12 @@ class HotDistanceTaskConfig(TaskConfig):
         default=None,
         metadata={"help_text": "Kernel size of the head convolution (odd; default 1)."},
     )
+    clipmin: float = attr.ib(
+        default=0.05, metadata={"help_text": "Lower clip of class fractions for balancing."}
+    )
+    clipmax: float = attr.ib(
+        default=0.95, metadata={"help_text": "Upper clip of class fractions for balancing."}
+    )
     thresholds: list[float] = thresholds_field(
         HOT_DISTANCE_THRESHOLDS, "0 is the boundary; fine steps near 0"
     )
@@ -74,5 +81,6 @@ class HotDistanceTaskConfig(TaskConfig):
             + check_non_negative("tol_distance", self.tol_distance)
             + check_positive("scale_factor", self.scale_factor)
             + check_kernel_size("kernel_size", self.kernel_size)
+            + check_clip_bounds("clipmin", self.clipmin, "clipmax", self.clipmax)
             + check_post_processing(self)
         )

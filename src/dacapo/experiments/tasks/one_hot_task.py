@@ -16,7 +16,8 @@ class OneHotTask(Task):
         super().__init__(task_config)
         self.predictor = OneHotPredictor(
             classes=task_config.classes, kernel_size=task_config.kernel_size,
-            balance=task_config.balance_classes,
+            balance=task_config.balance_classes, clipmin=task_config.clipmin,
+            clipmax=task_config.clipmax,
         )
         self.loss = WeightedCrossEntropyLoss()
         self.post_processor = ArgmaxPostProcessor()

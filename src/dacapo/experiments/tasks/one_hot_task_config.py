@@ -5,7 +5,13 @@ from __future__ import annotations
 import attr
 
 from .one_hot_task import OneHotTask
-from .task_config import GTRules, TaskConfig, check_channels, check_kernel_size
+from .task_config import (
+    GTRules,
+    TaskConfig,
+    check_channels,
+    check_clip_bounds,
+    check_kernel_size,
+)
 
 
 @attr.s
@@ -29,6 +35,15 @@ class OneHotTaskConfig(TaskConfig):
                   "False: weight 1 within the mask (plain cross-entropy), so the softmax is "
                   "the unbiased class probability and the argmax the most likely class."},
     )
+    clipmin: float = attr.ib(
+        default=0.05,
+        metadata={"help_text": "Lower clip of the class fractions f_k for balancing: a class "
+                  "rarer than this weighs as if it had this fraction (lower it for rare "
+                  "classes, e.g. 0.005 for synapses at 0.6 % of the voxels)."},
+    )
+    clipmax: float = attr.ib(
+        default=0.95, metadata={"help_text": "Upper clip of the class fractions for balancing."}
+    )
 
     def gt_rules(self) -> GTRules:
         """Class ids ``0..len(classes) - 1`` in one channel."""
@@ -40,4 +55,4 @@ class OneHotTaskConfig(TaskConfig):
         )
         if self.classes is not None and len(self.classes) == 1:
             problems.append("classes: need at least 2 classes")
-        return problems
+        return problems + check_clip_bounds("clipmin", self.clipmin, "clipmax", self.clipmax)

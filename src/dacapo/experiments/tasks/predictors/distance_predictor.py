@@ -18,6 +18,12 @@ Padding: ``ceil(CONTEXT · scale_factor / s_k) · s_k`` per axis (world units), 
 0.992`` at the output ROI is exact, and the crop edge never masks output voxels.
 
 Eval activation: none (the head output is compared with tanh targets directly).
+
+Partial annotations (`PartialChannelsPredictor`, from ``for_crop``; see `Annotation`): the
+channel of an unannotated class gets weight 0 in the whole crop (its class counts are not
+updated either); an annotated channel is learnt as usual, the voxels of other classes and
+``unknown_label`` voxels being outside it. With every class annotated, ``unknown_label``
+voxels are masked out in every channel.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from dacapo.ops.distances import (
     tanh_normalize,
 )
 
-from .predictor import Predictor, channel_data, like, numpy_data
+from .predictor import Annotation, Predictor, channel_data, like, numpy_data
 
 #: Context (in units of ``scale_factor``) a distance target needs around the output ROI.
 CONTEXT = 2.76
@@ -130,6 +136,9 @@ class DistancePredictor(TanhDistancePredictor):
     def create_target(self, gt: Array) -> Array:
         return like(gt, self.distance_target(gt_channels(gt, len(self._channels)), gt.voxel_size))
 
+    def for_annotation(self, annotation: Annotation) -> Predictor:
+        return channel_annotation(self, annotation)
+
     def create_weight(
         self,
         gt: Array,
@@ -180,3 +189,68 @@ class DistancePredictor(TanhDistancePredictor):
                 for i, t in enumerate(target_np)
             ]
         )
+
+
+def channel_annotation(predictor: Predictor, annotation: Annotation) -> Predictor:
+    """``predictor`` (one channel per class) for a crop annotated as ``annotation``."""
+    u = annotation.unknown_label
+    if annotation.class_arrays and u is not None:
+        raise ValueError("unknown_label: only for a class-id gt, not one array per class")
+    if u is not None and 1 <= u <= len(annotation.annotated) and annotation.annotated[u - 1]:
+        raise ValueError(f"unknown_label {u} is the id of the annotated class "
+                         f"{predictor.channels[u - 1]!r} (class ids 1..C, 0 is background)")
+    if annotation.complete:
+        return predictor
+    return PartialChannelsPredictor(predictor, annotation)
+
+
+class PartialChannelsPredictor(Predictor):
+    """A predictor of one channel per class (`DistancePredictor`, `HotDistancePredictor`)
+    for a partially annotated crop: its own targets, and its weights under a per-channel
+    mask that is 0 on the channels of unannotated classes (see the module docstring)."""
+
+    def __init__(self, full: Predictor, annotation: Annotation) -> None:
+        if len(annotation.annotated) != len(full.channels):
+            raise ValueError(f"annotation: {len(annotation.annotated)} flags for "
+                             f"{len(full.channels)} channels")
+        self.full = full
+        self.annotation = annotation
+
+    @property
+    def channels(self) -> list[str]:
+        return self.full.channels
+
+    @property
+    def num_output_channels(self) -> int:
+        return self.full.num_output_channels
+
+    @property
+    def output_array_type(self) -> ArrayType:
+        return self.full.output_array_type
+
+    def create_model(self, architecture):
+        return self.full.create_model(architecture)
+
+    def padding(self, gt_voxel_size: Coordinate) -> Coordinate:
+        return self.full.padding(gt_voxel_size)
+
+    def create_target(self, gt: Array) -> Array:
+        return self.full.create_target(self.annotation.without_unknown(gt)[0])
+
+    def create_weight(
+        self,
+        gt: Array,
+        target: Array,
+        mask: Array | None = None,
+        moving_class_counts: Any = None,
+    ) -> tuple[Array, Any]:
+        gt, unknown = self.annotation.without_unknown(gt)
+        c = len(self.channels)
+        given = mask_channels(mask, gt, c)
+        known = np.ones((c,) + tuple(gt.shape[-gt.voxel_size.dims:]), bool)
+        if given is not None:
+            known &= given
+        known[self.annotation.unannotated] = False
+        if unknown is not None and not self.annotation.unannotated:
+            known &= ~unknown
+        return self.full.create_weight(gt, target, like(gt, known), moving_class_counts)

@@ -13,6 +13,8 @@ are logits (BCE-with-logits, `HotDistanceLoss`); in eval mode `HotDistanceActiva
 applies a sigmoid to them, so the eval output is ``[P(inside)_0.., distance_0..]`` and
 post-processing/evaluation use the C distance channels (the second half).
 Padding as `DistancePredictor`. Composes a `DistancePredictor` (same kernel, no copy).
+Partial annotations as `DistancePredictor`: both channels of an unannotated class get
+weight 0 in the crop.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from torch import nn
 from dacapo.experiments.array_types import ArrayType
 from dacapo.experiments.model import create_model
 
-from .distance_predictor import DistancePredictor, gt_channels, mask_channels
-from .predictor import Predictor, channel_data, like
+from .distance_predictor import DistancePredictor, channel_annotation, gt_channels, mask_channels
+from .predictor import Annotation, Predictor, channel_data, like
 
 
 class HotDistanceActivation(nn.Module):
@@ -53,8 +55,10 @@ class HotDistancePredictor(Predictor):
         scale_factor: float,
         mask_distances: bool,
         kernel_size: int | None = None,
+        clipmin: float = 0.05,
+        clipmax: float = 0.95,
     ) -> None:
-        self.distance = DistancePredictor(channels, scale_factor, mask_distances)
+        self.distance = DistancePredictor(channels, scale_factor, mask_distances, clipmin, clipmax)
         self.kernel_size = kernel_size
 
     @property
@@ -81,6 +85,11 @@ class HotDistancePredictor(Predictor):
 
     def padding(self, gt_voxel_size: Coordinate) -> Coordinate:
         return self.distance.padding(gt_voxel_size)
+
+    def for_annotation(self, annotation: Annotation) -> Predictor:
+        """Weight 0 on both channels (inside, distance) of an unannotated class (see
+        `PartialChannelsPredictor`)."""
+        return channel_annotation(self, annotation)
 
     def create_target(self, gt: Array) -> Array:
         gt_np = gt_channels(gt, len(self.channels))

@@ -12,6 +12,17 @@ cross-entropy; the class counts are still accumulated). Mask: ``(*spatial)`` or 
 
 Model: head with C outputs (``kernel_size``, default 1); softmax over channels in eval mode
 (training sees logits). No padding.
+
+Partial annotations (`PartialOneHotPredictor`, from ``for_crop``; see `Annotation`); the GT
+is class ids or the stack ``(C, *spatial)`` of one binary array per class (a voxel in
+several arrays is of the first of them: the classes are exclusive). A voxel
+of an annotated class k has target one-hot k; a voxel of no annotated class (another id,
+``unknown_label``, or in no class array) may be any unannotated class U, and its target is
+the indicator of U (several ones), which `WeightedCrossEntropyLoss` turns into the marginal
+likelihood ``-log Σ_{c∈U} p_c``. Class counts come from the voxels of known class; an
+unknown voxel's weight is that of U as one class, ``1 / (C · clip(Σ_{c∈U} f_c))``. With one
+unannotated class the unknown voxels are that class (as if annotated); with none they are
+ignored (target and weight 0).
 """
 
 from __future__ import annotations
@@ -28,20 +39,19 @@ from dacapo.ops.balance import balance_weights
 
 from .distance_predictor import mask_channels
 from .inner_distance_predictor import integer_labels
-from .predictor import Predictor, like, spatial_data
+from .predictor import Annotation, Predictor, channel_data, like, spatial_data
 
 
 class OneHotPredictor(Predictor):
     """Predicts one probability per class."""
 
-    clipmin = 0.05
-    clipmax = 0.95
-
     def __init__(self, classes: list[str], kernel_size: int | None = None,
-                 balance: bool = True) -> None:
+                 balance: bool = True, clipmin: float = 0.05, clipmax: float = 0.95) -> None:
         self.classes = list(classes)
         self.kernel_size = kernel_size
         self.balance = balance
+        self.clipmin = clipmin
+        self.clipmax = clipmax
 
     @property
     def channels(self) -> list[str]:
@@ -99,3 +109,96 @@ class OneHotPredictor(Predictor):
                       else (mask_np > 0).astype(np.float32))
         weight = np.repeat(weight, len(self.classes), axis=0)
         return like(gt, weight), counts
+
+    def for_annotation(self, annotation: Annotation) -> Predictor:
+        """This predictor for a crop annotated as ``annotation`` (see the module docstring);
+        ValueError when ``unknown_label`` is the id of an annotated class."""
+        u = annotation.unknown_label
+        if annotation.class_arrays and u is not None:
+            raise ValueError("unknown_label: only for a class-id gt, not one array per class")
+        if u is not None and 0 <= u < len(self.classes) and annotation.annotated[u]:
+            raise ValueError(f"unknown_label {u} is the id of the annotated class "
+                             f"{self.classes[u]!r}")
+        if annotation.complete and not annotation.class_arrays:
+            return self
+        return PartialOneHotPredictor(self, annotation)
+
+
+class PartialOneHotPredictor(Predictor):
+    """A `OneHotPredictor` for a partially annotated crop (see the module docstring)."""
+
+    def __init__(self, full: OneHotPredictor, annotation: Annotation) -> None:
+        if len(annotation.annotated) != len(full.classes):
+            raise ValueError(f"annotation: {len(annotation.annotated)} flags for "
+                             f"{len(full.classes)} classes")
+        self.full = full
+        self.annotation = annotation
+
+    @property
+    def channels(self) -> list[str]:
+        return self.full.channels
+
+    @property
+    def output_array_type(self) -> ArrayType:
+        return self.full.output_array_type
+
+    def create_model(self, architecture):
+        return self.full.create_model(architecture)
+
+    def known_ids(self, gt: Array) -> np.ndarray:
+        """Class ids ``(*spatial)`` (int64) where known, -1 where the class is unknown (one
+        unannotated class: its id there)."""
+        ann = self.annotation
+        if ann.class_arrays:
+            arrays = channel_data(gt, len(self.full.classes), "gt") != 0
+            ids = np.where(arrays.any(axis=0), np.argmax(arrays, axis=0), -1).astype(np.int64)
+        else:
+            gt, unknown = ann.without_unknown(gt)
+            ids = self.full.class_ids(gt).copy()
+            ids[~np.asarray(ann.annotated)[ids]] = -1
+            if unknown is not None:
+                ids[unknown] = -1
+        if len(ann.unannotated) == 1:
+            ids[ids < 0] = ann.unannotated[0]
+        return ids
+
+    def create_target(self, gt: Array) -> Array:
+        ids = self.known_ids(gt)
+        target = ids[None] == np.arange(len(self.full.classes)).reshape((-1,) + (1,) * ids.ndim)
+        target[self.annotation.unannotated] |= ids < 0
+        return like(gt, target.astype(np.float32))
+
+    def create_weight(
+        self,
+        gt: Array,
+        target: Array,
+        mask: Array | None = None,
+        moving_class_counts: Any = None,
+    ) -> tuple[Array, Any]:
+        full, ann = self.full, self.annotation
+        ids = self.known_ids(gt)
+        known = ids >= 0
+        mask_np = mask_channels(mask, gt, 1)
+        inside = np.ones(ids.shape, bool) if mask_np is None else mask_np[0]
+        weight, counts = balance_weights(
+            np.where(known, ids, 0)[None], (known & inside)[None],
+            num_classes=len(full.classes), clipmin=full.clipmin, clipmax=full.clipmax,
+            moving_counts=moving_class_counts,
+        )
+        if not full.balance:
+            weight = (known & inside).astype(np.float32)[None]
+        unknown = ~known & inside
+        if ann.unannotated and unknown.any():
+            weight[0][unknown] = self.unknown_weight(counts) if full.balance else 1.0
+        weight = np.repeat(weight, len(full.classes), axis=0)
+        return like(gt, weight), counts
+
+    def unknown_weight(self, counts: np.ndarray) -> float:
+        """``1 / (C · clip(f_U))`` with ``f_U`` the fraction of the unannotated classes among
+        the counted voxels; 0 before any voxel is counted."""
+        total = counts.sum()
+        if total == 0:
+            return 0.0
+        f = counts[0, self.annotation.unannotated].sum() / total
+        f = min(max(f, self.full.clipmin), self.full.clipmax)
+        return float(np.float32(1.0 / (len(self.full.classes) * f)))

@@ -1,10 +1,13 @@
-"""Base class of predictors: GT -> training target and weight, and the model head."""
+"""Base class of predictors: GT -> training target and weight, and the model head; and
+`Annotation`, what a partially annotated training crop labels."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any
 
+import attr
 import numpy as np
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
@@ -58,6 +61,30 @@ class Predictor(ABC):
     def padding(self, gt_voxel_size: Coordinate) -> Coordinate:
         """Extra GT context (world units, each side) needed around the output ROI."""
         return Coordinate((0,) * len(gt_voxel_size))
+
+    def for_crop(self, annotated: Sequence[str] | None = None, unknown_label: int | None = None,
+                 class_arrays: bool = False) -> Predictor:
+        """The predictor for a training crop that labels only the classes ``annotated``
+        (names of ``channels``; None: all), with ``unknown_label`` in a class-id GT, or
+        whose GT is one array per class (``class_arrays``, see `Annotation`); ``self`` for
+        a fully annotated crop. ValueError (one line) for a class not in ``channels``, none
+        annotated, or a task that cannot learn from partial annotations."""
+        if annotated is None and unknown_label is None and not class_arrays:
+            return self
+        return self.for_annotation(
+            Annotation.of(self.channels, annotated, unknown_label, class_arrays)
+        )
+
+    def for_annotation(self, annotation: Annotation) -> Predictor:
+        """See `for_crop`. Tasks without one channel per class learn from complete
+        annotations only."""
+        if annotation.complete and not annotation.class_arrays:
+            return self
+        raise ValueError(
+            f"partial annotations (annotated, unknown_label or one gt array per class) need a "
+            f"task with one channel per class (one-hot, distance, hot distance), not "
+            f"{type(self).__name__}"
+        )
 
     def gt_region_for_roi(self, target_roi: Roi, voxel_size: Coordinate) -> Roi:
         """The GT ROI needed to compute the target (and weight) in ``target_roi``."""
@@ -145,3 +172,52 @@ def like(array: Array, data: np.ndarray) -> Array:
     units = list(array.units) if array.units else None
     return Array(in_memory(data), offset=array.offset, voxel_size=array.voxel_size,
                  axis_names=axis_names, units=units)
+
+
+@attr.s(frozen=True)
+class Annotation:
+    """What one training crop labels, per task class (channel ``c``).
+
+    ``annotated[c]``: the crop labels class ``c`` completely (every voxel of it carries it);
+    the voxels of no annotated class (other class ids, ``unknown_label``) belong to one of
+    the unannotated classes, which one is unknown. ``class_arrays``: the GT is one binary
+    array per class stacked ``(C, *spatial)``, zeros for the unannotated ones (CellMap's
+    layout). With every class annotated, ``unknown_label`` voxels are ignored.
+    """
+
+    annotated: tuple[bool, ...] = attr.ib(converter=tuple)
+    unknown_label: int | None = attr.ib(default=None)
+    class_arrays: bool = attr.ib(default=False)
+
+    @classmethod
+    def of(cls, channels: Sequence[str], annotated: Sequence[str] | None = None,
+           unknown_label: int | None = None, class_arrays: bool = False) -> Annotation:
+        """From class names; ValueError naming a class not in ``channels``, or none."""
+        channels = list(channels)
+        names = channels if annotated is None else list(annotated)
+        unknown = [n for n in names if n not in channels]
+        if unknown:
+            raise ValueError(f"annotated: class {unknown[0]!r} is not a class of the task "
+                             f"{channels}")
+        if not names:
+            raise ValueError("annotated: no class is annotated (nothing to learn)")
+        return cls(tuple(c in names for c in channels), unknown_label, class_arrays)
+
+    @property
+    def complete(self) -> bool:
+        """Every class annotated and no unknown label."""
+        return all(self.annotated) and self.unknown_label is None
+
+    @property
+    def unannotated(self) -> list[int]:
+        """Indices of the classes this crop does not label."""
+        return [c for c, a in enumerate(self.annotated) if not a]
+
+    def without_unknown(self, gt: Array) -> tuple[Array, np.ndarray | None]:
+        """``gt`` with ``unknown_label`` voxels set to 0, and where they are (None without
+        an unknown label); ValueError for a multi-channel GT with an unknown label."""
+        if self.unknown_label is None:
+            return gt, None
+        data = spatial_data(gt, "gt (with unknown_label: a single class-id array)")
+        unknown = data == self.unknown_label
+        return like(gt, np.where(unknown, np.zeros((), data.dtype), data)), unknown
