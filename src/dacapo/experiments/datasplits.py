@@ -7,16 +7,35 @@ unless a config file resolves them (see ``resolve``).
 Checks of an opened dataset (each a one-line error naming dataset and array): raw and gt
 have the same number of spatial dimensions and voxel size and overlap; a mask has the
 voxel size and ROI of the gt (`dacapo.io.array_checks.check_mask`, the one mask rule).
+
+Partial annotations (training datasets only; see `Annotation` for what they mean to the
+loss), said in one of two ways:
+
+- a class-id gt with ``annotated: [classes]``: voxels of the other classes are unknown, not
+  background; ``unknown_label`` is the value of unlabelled voxels (e.g. 0 or 255);
+- CellMap's layout: ``gt`` is a zarr group of one binary array per class, named by the
+  task's classes (``gt.zarr/mitochondrion``, an array or an OME-NGFF image); a missing array
+  means the class is not annotated in this crop. The dataset's gt is then the stack
+  ``(C, *spatial)`` of the task's classes, zeros for the missing ones.
+
+Opening checks them against the task's classes (one line naming the dataset and the class):
+a class in ``annotated`` the task does not have, a class array of another voxel size, shape
+or offset than the others, no class annotated at all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import attr
+import dask.array as da
+import numpy as np
+import zarr
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
 
+from dacapo.experiments.tasks.predictors.predictor import Annotation
 from dacapo.io.array_checks import check_mask, check_not_empty, check_voxel_sizes_divide
 from dacapo.io.arrays import open_array
 from dacapo.io.config_yaml import register
@@ -31,12 +50,28 @@ class DatasetConfig:
         converter=str, metadata={"help_text": "Zarr array path of the raw data, e.g. data.zarr/raw."}
     )
     gt: str = attr.ib(
-        converter=str, metadata={"help_text": "Zarr array path of the ground truth."}
+        converter=str,
+        metadata={"help_text": "Zarr array path of the ground truth; or a zarr group of one "
+                  "binary array per class, named by class (CellMap's layout: a missing array "
+                  "= that class is not annotated in this crop)."},
     )
     mask: str | None = attr.ib(
         default=None,
         converter=attr.converters.optional(str),
         metadata={"help_text": "Optional zarr array path: non-zero where the GT is valid."},
+    )
+    annotated: list[str] | None = attr.ib(
+        default=None,
+        metadata={"help_text": "Classes this (training) crop labels completely, by the task's "
+                  "class/channel names; voxels of the other classes are unknown, not "
+                  "background, and those classes get no loss here. Default: every class "
+                  "(with a class-array group: the arrays present)."},
+    )
+    unknown_label: int | None = attr.ib(
+        default=None,
+        metadata={"help_text": "Value of unlabelled voxels in a class-id gt (e.g. 0 or 255): "
+                  "they are of none of the annotated classes (with every class annotated: "
+                  "ignored)."},
     )
 
     def resolve(self, base: str | Path) -> DatasetConfig:
@@ -47,16 +82,106 @@ class DatasetConfig:
                 return p
             return str(Path(base) / p)
 
-        return DatasetConfig(self.name, res(self.raw), res(self.gt), res(self.mask))
+        return attr.evolve(self, raw=res(self.raw), gt=res(self.gt), mask=res(self.mask))
 
-    def open(self) -> Dataset:
-        """Open and check the arrays (read-only)."""
-        raw = open_array(self.raw, f"dataset {self.name!r}: raw")
-        gt = open_array(self.gt, f"dataset {self.name!r}: gt")
-        mask = None if self.mask is None else open_array(self.mask, f"dataset {self.name!r}: mask")
-        ds = Dataset(self.name, raw, gt, mask)
+    @property
+    def partial(self) -> bool:
+        """The config says the crop is partially annotated (a class-array gt is found on
+        opening: `Dataset.partial`)."""
+        return self.annotated is not None or self.unknown_label is not None
+
+    def open(self, classes: Sequence[str] | None = None) -> Dataset:
+        """Open and check the arrays (read-only); ``classes``: the task's class (channel)
+        names, to check ``annotated`` and stack a class-array gt (without: the group's
+        arrays by name)."""
+        prefix = f"dataset {self.name!r}"
+        raw = open_array(self.raw, f"{prefix}: raw")
+        members = class_group(self.gt)
+        if members is None:
+            gt = open_array(self.gt, f"{prefix}: gt")
+            class_arrays, annotated = None, self.annotated
+        else:
+            if self.unknown_label is not None:
+                raise ValueError(f"{prefix}: unknown_label: only for a class-id gt, not a "
+                                 "group of class arrays")
+            gt, class_arrays = open_class_arrays(self.gt, members, classes or sorted(members),
+                                                 prefix)
+            annotated = list(class_arrays) if self.annotated is None else self.annotated
+            missing = [c for c in annotated if c not in class_arrays]
+            if missing:
+                raise ValueError(f"{prefix}: annotated: class {missing[0]!r} has no array in "
+                                 f"the gt group {self.gt!r}")
+        if annotated is not None:
+            try:
+                Annotation.of(classes or annotated, annotated)
+            except ValueError as e:
+                raise ValueError(f"{prefix}: {e}") from None
+        mask = None if self.mask is None else open_array(self.mask, f"{prefix}: mask")
+        ds = Dataset(self.name, raw, gt, mask, annotated=None if annotated is None else
+                     tuple(annotated), unknown_label=self.unknown_label, class_arrays=class_arrays)
         ds.check()
         return ds
+
+
+def class_group(path: str) -> list[str] | None:
+    """The zarr members (arrays, groups) of a folder that is a zarr group but not an
+    OME-NGFF image, or a plain folder inside a container (a group of class arrays); None
+    for anything else (an array, an image, no such path, nothing zarr in it)."""
+    folder = Path(path)
+    if not folder.is_dir() or (folder / ".zarray").exists():
+        return None
+    if (folder / "zarr.json").exists() or (folder / ".zgroup").exists():
+        try:
+            node = zarr.open(path, mode="r")
+        except Exception:  # noqa: BLE001 - not readable: `open_array` reports it
+            return None
+        attrs = dict(node.attrs)
+        if not isinstance(node, zarr.Group) or attrs.get("multiscales") or (
+                attrs.get("ome") or {}).get("multiscales"):
+            return None
+    members = sorted(c.name for c in folder.iterdir() if c.is_dir() and any(
+        (c / m).exists() for m in ZARR_METADATA))
+    return members or None
+
+
+#: files that make a folder a zarr array or group (v3, v2)
+ZARR_METADATA = ("zarr.json", ".zarray", ".zgroup")
+
+
+def open_class_arrays(path: str, members: list[str], classes: Sequence[str],
+                      prefix: str) -> tuple[Array, dict[str, Array]]:
+    """The stack ``(C, *spatial)`` of the arrays of ``classes`` in the group ``path`` (zeros
+    for the missing ones, lazily), and the arrays present by class. ValueError (one line
+    naming the dataset and the class) for a class array with a channel axis or another
+    voxel size, shape or offset than the first one, or none present."""
+    arrays = {c: open_array(f"{path}/{c}", f"{prefix}: gt/{c}") for c in classes if c in members}
+    if not arrays:
+        raise ValueError(f"{prefix}: gt: the group {path!r} holds no array of the classes "
+                         f"{list(classes)} (every class unannotated: nothing to learn)")
+    (ref_name, ref), *rest = arrays.items()
+    for name, a in [(ref_name, ref), *rest]:
+        dims = a.voxel_size.dims
+        if len(a.shape) != dims:
+            raise ValueError(f"{prefix}: gt/{name}: shape {tuple(a.shape)} has a channel "
+                             "axis; a class array is one binary mask")
+        if a.voxel_size != ref.voxel_size:
+            raise ValueError(f"{prefix}: gt/{name}: voxel size {tuple(a.voxel_size)} differs "
+                             f"from gt/{ref_name}'s {tuple(ref.voxel_size)} (the class arrays "
+                             "of a crop share one grid)")
+        if a.roi != ref.roi:
+            raise ValueError(f"{prefix}: gt/{name}: shape {tuple(a.shape)} at offset "
+                             f"{tuple(a.roi.offset)} differs from gt/{ref_name}'s shape "
+                             f"{tuple(ref.shape)} at offset {tuple(ref.roi.offset)} (the class "
+                             "arrays of a crop share one grid)")
+    dtype = np.result_type(*(a.dtype for a in arrays.values()))
+    chunks = ref.data.chunks
+    data = da.stack([arrays[c].data.astype(dtype) if c in arrays
+                     else da.zeros(ref.shape, dtype=dtype, chunks=chunks) for c in classes])
+    spatial = list(ref.axis_names)[-ref.voxel_size.dims:]
+    units = list(ref.units) if ref.units else None
+    stack = Array(data, offset=ref.offset, voxel_size=ref.voxel_size,
+                  axis_names=["c^", *spatial], units=units)
+    return stack, arrays
 
 
 @attr.s
@@ -67,6 +192,26 @@ class Dataset:
     raw: Array = attr.ib()
     gt: Array = attr.ib()
     mask: Array | None = attr.ib(default=None)
+    #: names of the classes the crop annotates (None: all); see `DatasetConfig`
+    annotated: tuple[str, ...] | None = attr.ib(default=None)
+    unknown_label: int | None = attr.ib(default=None)
+    #: the arrays of a class-array gt (CellMap's layout) by class; ``gt`` is their stack
+    class_arrays: dict[str, Array] | None = attr.ib(default=None)
+
+    @property
+    def partial(self) -> bool:
+        """Some classes may be unannotated (or some voxels unlabelled)."""
+        return (self.annotated is not None or self.unknown_label is not None
+                or self.class_arrays is not None)
+
+    def crop_predictor(self, predictor):
+        """The task's predictor for this crop (`Predictor.for_crop`); ValueError naming the
+        dataset when the task cannot learn from it."""
+        try:
+            return predictor.for_crop(self.annotated, self.unknown_label,
+                                      self.class_arrays is not None)
+        except ValueError as e:
+            raise ValueError(f"dataset {self.name!r}: {e}") from None
 
     def check(self, gt_voxel_size: Coordinate | None = None) -> None:
         """Raise a one-line ValueError if the arrays do not fit together.
@@ -130,17 +275,28 @@ class DataSplitConfig:
         )
 
     def problems(self) -> list[str]:
-        """Reasons the split is unusable as written (no training data, duplicate names);
-        `dacapo.runs.verify` opens the arrays."""
+        """Reasons the split is unusable as written (no training data, duplicate names,
+        partial annotations on a validation dataset); `dacapo.runs.verify` opens the
+        arrays."""
         problems = []
         if not self.train:
             problems.append("datasplit.train: must list at least one dataset")
+        for d in self.validate:
+            if d.partial:
+                problems.append(partial_validation_message(d.name))
         for field, datasets in (("train", self.train), ("validate", self.validate)):
             names = [d.name for d in datasets]
             dup = sorted({n for n in names if names.count(n) > 1})
             if dup:
                 problems.append(f"datasplit.{field}: duplicate dataset names {dup}")
         return problems
+
+
+def partial_validation_message(name: str) -> str:
+    """A validation dataset that is partially annotated."""
+    return (f"datasplit.validate: dataset {name!r}: partial annotations (annotated, "
+            "unknown_label, a class-array gt) are for training datasets; validation scores "
+            "every class")
 
 
 for _cls in (DatasetConfig, DataSplitConfig):

@@ -17,14 +17,29 @@ in ``[0, C]``; a mask non-zero somewhere; float raw finite everywhere (a NaN spr
 through every convolution). `split_problems` adds: the training GT is not 0 everywhere
 (nothing to learn; a training dataset of background alone is fine next to others).
 Values are read chunk by chunk (`dacapo.io.array_checks`).
+
+Partial annotations (`dacapo.experiments.datasplits`): opening a dataset with the task's
+classes checks ``annotated`` and a class-array gt; `split_problems` adds that only training
+datasets may be partial and that the task can learn from them (`Predictor.for_crop`). A
+class-array gt is scanned array by array (finite, non-negative: nonzero = in the class); a
+gt's ``unknown_label`` voxels are read as 0 by the value rules (255 is no class id).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import attr
+import numpy as np
 from funlib.geometry import Coordinate
 
 from dacapo.errors import InputError
-from dacapo.experiments.datasplits import Dataset, DatasetConfig, DataSplitConfig
+from dacapo.experiments.datasplits import (
+    Dataset,
+    DatasetConfig,
+    DataSplitConfig,
+    partial_validation_message,
+)
 from dacapo.experiments.run_config import RunConfig
 from dacapo.experiments.tasks.task_config import GTRules, TaskConfig
 from dacapo.io.array_checks import (
@@ -81,8 +96,9 @@ def dataset_problems(task_config: TaskConfig, dataset: Dataset, architecture=Non
     if rules.integer_labels:
         ok &= _collect(problems, check_integer_dtype, gt.dtype, f"{prefix}: gt",
                        f"instance labels for a {type(task_config).__name__}")
-    ok &= _collect(problems, check_channels, gt.shape, dims, rules.num_channels,
-                   f"{prefix}: gt", rules.channel_names if rules.num_channels > 1 else None)
+    if dataset.class_arrays is None:  # a class-array stack has the task's channels
+        ok &= _collect(problems, check_channels, gt.shape, dims, rules.num_channels,
+                       f"{prefix}: gt", rules.channel_names if rules.num_channels > 1 else None)
     if mask is not None:
         ok &= _collect(problems, check_mask, mask, gt, f"{prefix}: mask", "gt")
     if not ok or not scan:
@@ -91,12 +107,45 @@ def dataset_problems(task_config: TaskConfig, dataset: Dataset, architecture=Non
     _collect(problems, check_finite_array, raw, f"{prefix}: raw", budget_bytes)
     nonzero = None
     if rules.scan:
-        summary = scan_array(gt, budget_bytes)
-        nonzero = summary.nonzero
-        problems += _gt_value_problems(summary, rules, gt.shape, dims, f"{prefix}: gt")
+        nonzero = 0
+        for name, array, part_rules in _gt_parts(dataset, rules, prefix):
+            summary = scan_array(array, budget_bytes)
+            nonzero += summary.nonzero
+            problems += _gt_value_problems(summary, part_rules, array.shape, dims, name)
+        if dataset.class_arrays is not None and rules.num_classes is not None:
+            nonzero = None  # no class 0 in a one-hot class-array gt: not "all zero"
     if mask is not None and scan_array(mask, budget_bytes).nonzero == 0:
         problems.append(f"{prefix}: mask: no non-zero voxel (nothing is labelled)")
     return problems, nonzero
+
+
+def _gt_parts(dataset: Dataset, rules: GTRules, prefix: str) -> Iterator[tuple[str, object, GTRules]]:
+    """(name, array, rules) of each GT array to scan: the gt (its ``unknown_label`` read as
+    0), or each array of a class-array gt (a binary mask: no class-id rules)."""
+    if dataset.class_arrays is None:
+        gt = dataset.gt
+        if dataset.unknown_label is not None:
+            gt = _ReadAsZero(gt, dataset.unknown_label)
+        yield f"{prefix}: gt", gt, rules
+        return
+    mask_rules = attr.evolve(rules, num_classes=None, num_channels=1)
+    for name, array in dataset.class_arrays.items():
+        yield f"{prefix}: gt/{name}", array, mask_rules
+
+
+class _ReadAsZero:
+    """The source of an array (for `scan_array`), with ``value`` read as 0."""
+
+    def __init__(self, array, value: int) -> None:
+        self.source = getattr(array, "_source_data", array)
+        self.value = value
+        self.shape = tuple(self.source.shape)
+        self.dtype = self.source.dtype
+        self.chunks = getattr(self.source, "chunks", None)
+
+    def __getitem__(self, index) -> np.ndarray:
+        block = np.asarray(self.source[index])
+        return np.where(block == self.value, np.zeros((), block.dtype), block)
 
 
 def _gt_value_problems(s, rules, shape, dims: int, name: str) -> list[str]:
@@ -126,16 +175,17 @@ def all_zero_message(names: list[str], one_hot: bool) -> str:
     return f"{which}: gt: {what}"
 
 
-def open_split(split: DataSplitConfig, model=None
+def open_split(split: DataSplitConfig, model=None, classes=None
                ) -> tuple[list[tuple[bool, DatasetConfig, Dataset]], list[str]]:
     """Open every dataset of ``split`` (training ones first) and check that its arrays fit
-    together (`Dataset.check`, the GT at ``model``'s output voxel size when given);
-    ``(training?, config, dataset)`` per dataset that opened, and the problems."""
+    together (`Dataset.check`, the GT at ``model``'s output voxel size when given; partial
+    annotations against the task's ``classes``); ``(training?, config, dataset)`` per
+    dataset that opened, and the problems."""
     opened, problems = [], []
     for training, configs in ((True, split.train), (False, split.validate)):
         for dconf in configs:
             try:
-                ds = dconf.open()
+                ds = dconf.open(classes)
                 if model is not None:
                     ds.check(model.scale(ds.raw.voxel_size))
                 opened.append((training, dconf, ds))
@@ -153,10 +203,13 @@ def split_problems(split: DataSplitConfig, task_config: TaskConfig, model=None,
     ``rules``: the GT rules (default ``task_config.gt_rules()``; the planner gives those of
     the task it is planning). Stops after the first stage with problems: opening, then
     each dataset's own problems, then the training GT as a whole, then the model fit."""
-    opened, problems = open_split(split, model)
+    rules = task_config.gt_rules() if rules is None else rules
+    opened, problems = open_split(split, model, list(rules.channel_names) or None)
     if problems:
         return problems
-    rules = task_config.gt_rules() if rules is None else rules
+    problems = _partial_problems(opened, task_config)
+    if problems:
+        return problems
     nonzero: dict[tuple, int | None] = {}  # non-zero GT voxels per (raw, gt, mask)
     training_nonzero: dict[str, int | None] = {}
     for training, dconf, ds in opened:
@@ -177,6 +230,31 @@ def split_problems(split: DataSplitConfig, task_config: TaskConfig, model=None,
     for training, dconf, ds in opened:
         problems += _fits_model(dconf.name, ds, model, training)
     return problems
+
+
+def _partial_problems(opened, task_config: TaskConfig) -> list[str]:
+    """Partially annotated datasets: training ones only, and the task learns from them."""
+    problems, predictor = [], None
+    for training, _dconf, ds in opened:
+        if not ds.partial:
+            continue
+        if not training:
+            problems.append(partial_validation_message(ds.name))
+            continue
+        try:
+            predictor = predictor or task_config.build().predictor
+            ds.crop_predictor(predictor)
+        except ValueError as e:
+            problems.append(str(e).splitlines()[0])
+    return problems
+
+
+def task_classes(task_config: TaskConfig) -> list[str] | None:
+    """The task's class (channel) names, None when its config cannot say."""
+    try:
+        return list(task_config.gt_rules().channel_names) or None
+    except Exception:  # noqa: BLE001 - an invalid task config is reported on its own
+        return None
 
 
 def model_problems(run_config: RunConfig):
@@ -219,6 +297,6 @@ def run_problems(run_config: RunConfig, check_data: bool = True, scan: bool = Tr
         return problems
     split = run_config.datasplit_config
     if model is None or problems:  # the data are only opened
-        return problems + open_split(split, model)[1]
+        return problems + open_split(split, model, task_classes(run_config.task_config))[1]
     return split_problems(split, run_config.task_config, model,
                           run_config.architecture_config, scan=scan)

@@ -15,7 +15,9 @@ Batches
     Crops with a labelled fraction below ``min_masked`` or a non-zero GT fraction below
     ``min_foreground`` (both in the output ROI) are redrawn (up to 50 times). Targets and
     weights come from ``predictor.create_target``/``create_weight`` on the augmented GT and
-    are cropped to the output ROI. ``moving_class_counts`` is carried from batch to batch
+    are cropped to the output ROI; a partially annotated dataset has its own predictor
+    (``Predictor.for_crop``: no loss on the classes it does not annotate).
+    ``moving_class_counts`` is carried from batch to batch
     in streams ``(i % S, j)``, ``S = max(1, num_data_workers)``: slot ``j`` of batch ``i``
     continues stream ``(i % S, j)`` (the torch DataLoader hands out batches round-robin,
     so each worker owns the streams ``i % S`` of its batches, and each rank those of its
@@ -115,7 +117,8 @@ class BatchProvider(torch.utils.data.Dataset):
             rc = self.run_config
             task = rc.task_config.build()
             model = task.create_model(rc.architecture_config)
-            datasets = [d.open() for d in rc.datasplit_config.train]
+            classes = list(rc.task_config.gt_rules().channel_names) or None
+            datasets = [d.open(classes) for d in rc.datasplit_config.train]
             geometries = [ModelGeometry(model, ds.raw.voxel_size, self.input_shape) for ds in datasets]
             volumes = [
                 {name: None if getattr(ds, name) is None else Volume(getattr(ds, name))
@@ -123,7 +126,7 @@ class BatchProvider(torch.utils.data.Dataset):
                 for ds in datasets
             ]
             self._state = {
-                "predictor": task.predictor,
+                "predictors": [ds.crop_predictor(task.predictor) for ds in datasets],
                 "datasets": datasets,
                 "volumes": volumes,
                 "geometries": geometries,
@@ -166,7 +169,7 @@ class BatchProvider(torch.utils.data.Dataset):
         ds = state["datasets"][k]
         vol = state["volumes"][k]
         geo: ModelGeometry = state["geometries"][k]
-        predictor = state["predictor"]
+        predictor = state["predictors"][k]
         ovs = geo.output_voxel_size
         region = snap_roi(ds.training_roi, ovs)
         slack = region.shape - geo.output_size
