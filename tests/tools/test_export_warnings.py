@@ -58,7 +58,7 @@ def test_export_warns_only_of_real_problems(tmp_path, tiny_data, tiny_run, monke
     describe = export_module.describe_model
 
     def warning_describe(*args, **kwargs):
-        warnings.warn("a real problem in the description", UserWarning)
+        warnings.warn("a real problem in the description", UserWarning, stacklevel=2)
         return describe(*args, **kwargs)
 
     monkeypatch.setattr(export_module, "describe_model", warning_describe)

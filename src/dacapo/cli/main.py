@@ -3,13 +3,14 @@ view, export, config-help, demo.
 
 Bad input (a config or data problem: `ConfigError`, `ValueError`, `FileNotFoundError`,
 `TypeError` from our code) prints one line ``error: ...`` on stderr and exits with code 2,
-without a traceback; ``--debug`` (before the command) shows the traceback instead.
+without a traceback; so does an `OSError` (`PermissionError`: a read-only, protected or
+full location), as ``error: '<path>': <reason>``. ``--debug`` (before the command) shows
+the traceback instead.
 """
 
 from __future__ import annotations
 
 import functools
-import logging
 import sys
 from pathlib import Path
 
@@ -19,11 +20,14 @@ import click
 from dacapo.blockwise import BlockwiseError
 from dacapo.blockwise.fast_exit import fast_exit
 from dacapo.blockwise.options import WORKERS_HELP
+from dacapo.cli.log_setup import configure_logging
 
 # The commands import the pipeline (hence torch) when they run, each marked "lazy":
 # ``dacapo --help`` and a mistyped option answer at once instead of after seconds.
 
 BAD_INPUT = 2
+#: the installed distribution whose version ``dacapo --version`` prints
+DISTRIBUTION = "dacapo-tasks"
 
 
 def unwrap_worker_message(text: str) -> str:
@@ -51,13 +55,23 @@ def _one_line(e: BaseException) -> str:
     return " ".join(lines) if len(lines) <= 3 else lines[0]
 
 
+def _os_error_line(e: OSError) -> str:
+    """``'<path>': <reason>`` of an OS error on a path (both paths of a rename), else its
+    text on one line."""
+    if e.filename is None:
+        return _one_line(e)
+    paths = " -> ".join(repr(str(p)) for p in (e.filename, e.filename2) if p is not None)
+    return f"{paths}: {e.strerror or _one_line(e)}"
+
+
 def _progress(quiet: bool) -> bool:
     """Progress bars only on a terminal: redirected to a file they fill it with updates."""
     return not quiet and sys.stderr.isatty()
 
 
 def handle_errors(func):
-    """Turn bad-input exceptions into ``error: <message>`` and exit code 2."""
+    """Turn bad-input exceptions and OS errors (a read-only output...) into ``error:
+    <message>`` and exit code 2 (module docstring)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -75,6 +89,11 @@ def handle_errors(func):
                 raise
             click.echo(f"error: {e}", err=True)
             sys.exit(1)
+        except OSError as e:
+            if debug:
+                raise
+            click.echo(f"error: {_os_error_line(e)}", err=True)
+            sys.exit(BAD_INPUT)
 
     return wrapper
 
@@ -96,15 +115,14 @@ def _absolute_paths(rc):
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name=DISTRIBUTION, prog_name="dacapo",
+                      message="%(prog)s %(version)s")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.option("-v", "--verbose", is_flag=True, help="Log INFO messages to stderr.")
 def cli(debug: bool, verbose: bool) -> None:
     """dacapo: train, validate and apply segmentation models on large 2D/3D volumes."""
-    level = logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    for handler in logging.getLogger().handlers:
-        # run directories log INFO to files; the terminal shows only what was asked for
-        handler.setLevel(level)
+    # run directories log INFO to files; the terminal shows warnings and notices (-v: INFO)
+    configure_logging(verbose)
 
 
 @cli.command()
@@ -141,7 +159,8 @@ def verify(config: str, no_data: bool) -> None:
 @click.option("--root", default="runs", show_default=True, type=click.Path(file_okay=False),
               help="Folder that holds the run directories.")
 @click.option("--no-validate", is_flag=True, help="Skip validation during training.")
-@click.option("--quiet", is_flag=True, help="No progress bars (shown only on a terminal anyway).")
+@click.option("--quiet", is_flag=True, help="No progress: no bar on a terminal, no progress "
+              "lines elsewhere (a log, a scheduler's output file).")
 @click.option("--nproc", type=click.IntRange(min=1), default=1, help="Data-parallel "
               "processes here (torchrun; one per GPU, or gloo on the CPU). Several machines: README.")
 @handle_errors
@@ -150,12 +169,17 @@ def train(config: str, root: str, no_validate: bool, quiet: bool, nproc: int) ->
     from dacapo.runs.scores import format_table  # lazy: see top
     from dacapo.training.distributed import relaunch_with_torchrun, world_from_env  # lazy: see top
     from dacapo.training.loop import train_run  # lazy: see top
+    from dacapo.training.stop import TrainingStopped  # lazy: see top
 
     world = world_from_env()
     if nproc > 1 and not world.active:  # this process becomes torchrun, starting the ranks
         relaunch_with_torchrun(nproc, sys.argv[1:])
     rc = _absolute_paths(_load_run_config(config))
-    run_dir = train_run(rc, root, progress=_progress(quiet), validate=not no_validate)
+    try:
+        run_dir = train_run(rc, root, progress=_progress(quiet), validate=not no_validate,
+                            progress_lines=not quiet)
+    except TrainingStopped as e:  # SIGTERM/SIGINT: checkpoint written and said (docs/cli.md)
+        sys.exit(e.exit_code)
     if not world.main:
         return
     click.echo(f"run directory: {run_dir.path}")
@@ -190,7 +214,8 @@ def validate(run_dir: str, iteration: int | None, workers: int | None, quiet: bo
 @click.option("--criterion", default=None, help="Use the best checkpoint and parameters for it.")
 @workers_option
 @click.option("--worker-command", default=None,
-              help="Shell template starting a worker, e.g. 'srun -n1 {command}'.")
+              help="Shell template starting a worker, e.g. 'srun --ntasks=1 "
+                   "--cpus-per-task=1 {command}'.")
 @click.option("--padding", type=click.Choice(["reflect", "zero", "none"]), default=None,
               help="Context beyond the input: mirrored, zeros, or none (then the border "
                    "the model cannot see is not segmented). Default: the run's.")

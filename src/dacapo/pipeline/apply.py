@@ -28,7 +28,7 @@ from dacapo.pipeline.predict import predict
 from dacapo.pipeline.predict_options import PredictOptions
 from dacapo.runs.log_file import log_to_file
 from dacapo.runs.run_dir import RunDir
-from dacapo.runs.scores import choose_checkpoint_and_parameters
+from dacapo.runs.scores import choose_checkpoint_and_parameters, parameters_dict, parameters_label
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +62,11 @@ def apply_run(
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(output_path.absolute()).strip("/"))[-120:]
     options = attr.evolve(options, log_dir=run_dir.logs / "apply" / name / f"{iteration:08d}",
                           task_id=None)
-    logger.info("applying %s (iteration %d, %s) to %s", rc.name, iteration, parameters, input_path)
     with log_to_file(run_dir.logs / "apply.log"):
+        # a notice: ``dacapo apply`` shows it at default verbosity (dacapo.cli.log_setup)
+        logger.info("applying %s to %s: checkpoint %s (iteration %d), parameters %s", rc.name,
+                    input_path, checkpoint, iteration,
+                    parameters_label(parameters_dict(parameters)), extra={"notice": True})
         prediction = predict(rc, checkpoint, input_path, prediction_path, options)
         post = task.post_processor
         limit = IN_MEMORY_VOXELS if in_memory_limit is None else in_memory_limit

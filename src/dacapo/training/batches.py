@@ -41,6 +41,7 @@ from __future__ import annotations
 import logging
 import math
 import pickle
+import signal
 from typing import Any
 
 import dask
@@ -264,6 +265,11 @@ def _valid_mask(ds, mask: Volume | None, roi: Roi) -> np.ndarray:
 
 def _worker_init(_worker_id: int) -> None:
     torch.set_num_threads(1)
+    # SIGINT (Ctrl-C reaches the whole process group) and SIGTERM (a scheduler signals
+    # every process) are for the training process, which stops after the step with a
+    # checkpoint (`dacapo.training.stop`); a worker dying of them would fail that step
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)
 
 
 def make_loader(provider: BatchProvider, start: int, stop: int, num_workers: int):

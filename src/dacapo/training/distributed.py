@@ -1,7 +1,7 @@
 """Data-parallel training on several processes: torch.distributed (DDP), started by torchrun.
 
-``dacapo train CONFIG --nproc N`` runs ``python -m torch.distributed.run --standalone
---nproc-per-node N -m dacapo.cli train CONFIG`` (`torchrun_command`); several nodes are
+``dacapo train CONFIG --nproc N`` runs torchrun in its own process: ``--standalone
+--nproc-per-node N -m dacapo.cli train CONFIG`` (`relaunch_with_torchrun`); several nodes are
 started by torchrun itself (``--nnodes``, ``--rdzv-endpoint``) or a scheduler (README:
 Slurm). Every rank reads its place from torchrun's environment (``RANK``, ``WORLD_SIZE``,
 ``LOCAL_RANK``); the process group uses NCCL on GPUs (one per local rank) and gloo on
@@ -21,7 +21,10 @@ Semantics (exact, so that a run is the same on any number of ranks):
   (`SyncBatchNorm`); on CPUs torch cannot, each rank normalises by its own crops and the
   run is not exactly the one-process run (a warning says so);
 - only rank 0 writes: run directory, checkpoints, training stats, snapshots, plots and
-  validation (the other ranks wait for it, up to `WAIT`).
+  validation (the other ranks wait for it, up to `WAIT`);
+- a SIGTERM/SIGINT that reaches any rank stops every rank after the same step, with a
+  checkpoint (`agreed_signal`, `dacapo.training.stop`); torchrun forwards its own signals
+  to the ranks and gives them 30 s before it kills them.
 """
 
 from __future__ import annotations
@@ -30,11 +33,14 @@ import datetime
 import logging
 import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import attr
 import torch
 import torch.distributed as dist
+from torch.distributed import run as torchrun
+from torch.distributed.elastic.multiprocessing import SignalException
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 from torch.nn.parallel import DistributedDataParallel
 
 from dacapo.errors import InputError
@@ -123,6 +129,18 @@ def mean(value: float, world: World, device: torch.device) -> float:
     return float(t.item()) / world.size
 
 
+def agreed_signal(signum: int | None, world: World, device: torch.device) -> int | None:
+    """The stop signal every rank acts on (`dacapo.training.stop`): the largest any rank has
+    received (SIGTERM over SIGINT), None when none has. One all-reduce that every rank
+    calls after the same step, so all stop after the same step, whichever ranks the signal
+    reached and whenever it arrived during the step."""
+    if not world.active:
+        return signum
+    t = torch.tensor([signum or 0], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item()) or None
+
+
 def gather(mapping: dict, world: World) -> dict:
     """The union of every rank's ``mapping`` (keys are disjoint: a rank's own streams)."""
     if not world.active:
@@ -149,16 +167,23 @@ def barrier(world: World) -> None:
         dist.barrier()
 
 
+def torchrun_arguments(nproc: int, args: list[str]) -> list[str]:
+    """torchrun's arguments for ``nproc`` processes on this machine, each ``dacapo ARGS``."""
+    return ["--standalone", f"--nproc-per-node={nproc}", "-m", "dacapo.cli", *args]
+
+
 def torchrun_command(nproc: int, args: list[str]) -> list[str]:
     """torchrun on this machine with ``nproc`` processes, each ``dacapo ARGS``."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-            f"--nproc-per-node={nproc}", "-m", "dacapo.cli", *args]
+    return [sys.executable, "-m", "torch.distributed.run", *torchrun_arguments(nproc, args)]
 
 
-def relaunch_with_torchrun(nproc: int, args: list[str]) -> None:
-    """Replace this process by `torchrun_command` (the ranks see torchrun's environment
-    and run ``dacapo ARGS`` themselves, ARGS without ``--nproc``, which torchrun's own
-    parser would take for its ``--nproc-per-node``)."""
+def relaunch_with_torchrun(nproc: int, args: list[str]) -> NoReturn:
+    """Become torchrun (`torchrun_arguments`, run in this process) and exit with the ranks'
+    code: 0, the first failed rank's, or ``128 + signal`` when this process got SIGINT or
+    SIGTERM (torchrun forwards it to the ranks, which stop after a step with a checkpoint,
+    and waits for them) — one line from rank 0, no traceback of torchrun's. The ranks see
+    torchrun's environment and run ``dacapo ARGS`` themselves, ARGS without ``--nproc``,
+    which torchrun's own parser would take for its ``--nproc-per-node``."""
     kept, skip = [], False
     for arg in args:
         if skip or arg.startswith("--nproc="):
@@ -168,5 +193,11 @@ def relaunch_with_torchrun(nproc: int, args: list[str]) -> None:
             skip = True
             continue
         kept.append(arg)
-    command = torchrun_command(nproc, kept)
-    os.execv(command[0], command)
+    try:
+        torchrun.main(torchrun_arguments(nproc, kept))
+    except SignalException as e:
+        sys.exit(128 + int(e.sigval))
+    except ChildFailedError as e:
+        code = e.get_first_failure()[1].exitcode
+        sys.exit(code if code > 0 else 128 - code if code < 0 else 1)
+    sys.exit(0)

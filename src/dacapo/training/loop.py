@@ -9,7 +9,14 @@ Checkpoints and resume
     ``training_stats.csv`` after it are dropped and training continues with batch
     ``latest``, so an interrupted run reproduces an uninterrupted one (same batches, same
     weights, same class counts: the same losses). A validation the interruption cut short
-    (its checkpoint exists, its scores do not) is done first.
+    (its checkpoint exists, its scores do not) is done first. Every start says where it
+    starts ("resuming NAME from iteration N (checkpoint ...)" or "starting NAME at
+    iteration 0 (no checkpoint)"), a notice (`dacapo.training.progress`).
+
+Stopping
+    SIGTERM or SIGINT (a scheduler's pre-emption, Ctrl-C) ends the step under way, writes
+    its checkpoint and raises `TrainingStopped` (`dacapo.training.stop`), so that nothing
+    is lost and a re-run continues from there.
 
 Data parallel
     Started by torchrun (``dacapo train CONFIG --nproc N``), every rank trains its share
@@ -19,18 +26,17 @@ Data parallel
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import pickle
-import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
 from funlib.geometry import Coordinate
-from tqdm import tqdm
 
 from dacapo.errors import InputError
 from dacapo.experiments.normalization import with_statistics
@@ -48,6 +54,8 @@ from dacapo.runs.verify import run_problems
 from dacapo.training import distributed
 from dacapo.training.batches import BatchProvider, make_loader
 from dacapo.training.optimiser import make_optimizer, make_scaler
+from dacapo.training.progress import NOTICE, Progress
+from dacapo.training.stop import GracefulStop, TrainingStopped
 
 logger = logging.getLogger(__name__)
 
@@ -79,10 +87,14 @@ def train_run(
     root: str | Path = "runs",
     progress: bool = True,
     validate: bool = True,
+    progress_lines: bool = True,
 ) -> RunDir:
     """Train (or resume) ``run_config`` in ``<root>/<name>``; validate at the intervals.
 
-    Returns the run directory. Raises ValueError for a config or data problem.
+    ``progress``: a progress bar; without one, the progress lines (`dacapo.training.progress`)
+    are notices (``dacapo`` shows them at default verbosity) unless ``progress_lines`` is
+    False. Returns the run directory. Raises ValueError for a config or data problem,
+    `TrainingStopped` after a SIGTERM/SIGINT (its checkpoint written).
     """
     problems = run_problems(run_config, strict_task=False)
     if problems:
@@ -97,15 +109,20 @@ def train_run(
         distributed.barrier(world)  # the others open the run directory rank 0 prepared
         if not world.main:
             run_dir = RunDir(Path(root) / run_config.name)
-        with log_to_file(run_dir.logs / "train.log") if world.main else nullcontext():
-            _train(run_config, run_dir, progress and world.main, validate, world, device, slots)
+        bar = functools.partial(Progress, bar=progress and world.main,
+                                notices=progress_lines and world.main)
+        with log_to_file(run_dir.logs / "train.log") if world.main else nullcontext(), \
+                GracefulStop() as stop:
+            _train(run_config, run_dir, bar, validate, world, device, slots, stop)
     finally:
         distributed.stop(world)
     return run_dir
 
 
-def _train(run_config: RunConfig, run_dir: RunDir, progress: bool, validate: bool,
-           world: distributed.World, device: torch.device, slots: range) -> None:
+def _train(run_config: RunConfig, run_dir: RunDir, progress, validate: bool,
+           world: distributed.World, device: torch.device, slots: range,
+           stop: GracefulStop) -> None:
+    """The run on this rank; ``progress(name, start, total)`` makes its `Progress`."""
     rc = run_config
     tc = rc.trainer_config
     task = rc.task_config.build()
@@ -144,7 +161,8 @@ def _train(run_config: RunConfig, run_dir: RunDir, progress: bool, validate: boo
         logger.info("validating iteration %d, missing from an interrupted run", start)
         validate_at(start)
     if start >= rc.num_iterations:
-        logger.info("%s: already trained for %d iterations", rc.name, start)
+        if world.main:
+            logger.info("%s: already trained for %d iterations", rc.name, start, extra=NOTICE)
         return
 
     provider = BatchProvider(rc, with_snapshot_every=rc.snapshot_interval if world.main else 0,
@@ -152,9 +170,7 @@ def _train(run_config: RunConfig, run_dir: RunDir, progress: bool, validate: boo
     loader = make_loader(provider, start, rc.num_iterations, tc.num_data_workers)
     default_threads = torch.get_num_threads()
     step_threads = tc.torch_threads or default_threads
-    t_start = time.perf_counter()
-    bar = tqdm(total=rc.num_iterations, initial=start, desc=f"train {rc.name}",
-               disable=not progress, dynamic_ncols=True)
+    bar = progress(rc.name, start, rc.num_iterations)
     try:
         torch.set_num_threads(step_threads)
         for batch in loader:
@@ -162,12 +178,16 @@ def _train(run_config: RunConfig, run_dir: RunDir, progress: bool, validate: boo
             counts.update(pickle.loads(batch["counts"]))
             loss_value, prediction = _fit_batch(batch, iteration, model, optimizer, task.loss,
                                                 rc, scaler, world, device)
-            _record_step(run_dir, world, bar, iteration, loss_value, t_start)
+            _record_step(run_dir, world, bar, iteration, loss_value)
             if "snapshot" in batch:
                 write_snapshot(run_dir, iteration, batch["snapshot"], prediction[0].cpu().numpy())
             validating = validate and rc.validation_interval and iteration % rc.validation_interval == 0
-            if iteration % rc.checkpoint_interval == 0 or iteration == rc.num_iterations or validating:
+            signum = distributed.agreed_signal(stop.signum, world, device)  # all ranks, each step
+            if (signum or iteration % rc.checkpoint_interval == 0 or iteration == rc.num_iterations
+                    or validating):
                 checkpoint(iteration)
+            if signum:  # a validation due now is done first by the re-run
+                _stopped(rc, run_dir, world, signum, iteration)
             if validating:
                 bar.clear()
                 torch.set_num_threads(default_threads)  # the data workers wait meanwhile
@@ -180,6 +200,16 @@ def _train(run_config: RunConfig, run_dir: RunDir, progress: bool, validate: boo
         del loader
     if world.main:
         safe_plot_run(run_dir)
+
+
+def _stopped(rc: RunConfig, run_dir: RunDir, world: distributed.World, signum: int,
+             iteration: int) -> NoReturn:
+    """Raise `TrainingStopped` for the checkpoint of ``iteration``, said in a notice."""
+    stopped = TrainingStopped(signum, iteration, rc.num_iterations,
+                              run_dir.checkpoint_path(iteration))
+    if world.main:
+        logger.info("%s: %s", rc.name, stopped, extra=NOTICE)
+    raise stopped
 
 
 def _resume(name: str, run_dir: RunDir, world: distributed.World, module, optimizer, scaler,
@@ -200,7 +230,11 @@ def _resume(name: str, run_dir: RunDir, world: distributed.World, module, optimi
                       if k[1] in slots}
         else:
             logger.info("num_data_workers or batch_size changed: class counts start afresh")
-        logger.info("resuming %s from iteration %d", name, start)
+    if world.main and start > 0:
+        logger.info("resuming %s from iteration %d (checkpoint %s)", name, start,
+                    run_dir.checkpoint_path(start), extra=NOTICE)
+    elif world.main:
+        logger.info("starting %s at iteration 0 (no checkpoint)", name, extra=NOTICE)
     return start, counts
 
 
@@ -232,16 +266,15 @@ def _fit_batch(batch: dict, iteration: int, model, optimizer, loss, rc: RunConfi
     return loss_value, prediction
 
 
-def _record_step(run_dir: RunDir, world: distributed.World, bar, iteration: int,
-                 loss_value: float, t_start: float) -> None:
-    """The step's row of ``training_stats.csv`` (rank 0) and the progress bar."""
+def _record_step(run_dir: RunDir, world: distributed.World, bar: Progress, iteration: int,
+                 loss_value: float) -> None:
+    """The step's row of ``training_stats.csv`` (rank 0) and the progress."""
     if world.main:
         run_dir.append_training_stats(
             [{"iteration": iteration, "loss": f"{loss_value:.6g}",
-              "time": f"{time.perf_counter() - t_start:.3f}"}]
+              "time": f"{bar.elapsed():.3f}"}]
         )
-    bar.update(1)
-    bar.set_postfix(loss=f"{loss_value:.4g}")
+    bar.step(iteration, loss_value)
 
 
 def write_snapshot(run_dir: RunDir, iteration: int, sample: dict, prediction: np.ndarray) -> Path:

@@ -1,0 +1,85 @@
+"""Training progress: a tqdm bar on a terminal; a log line every `report_interval` iterations.
+
+The lines (iteration, loss, seconds per iteration, time left) always go to the run's
+``logs/train.log``. Without a bar (stderr not a terminal: nohup, sbatch, a redirect) they
+are notices as well: log records with ``extra=NOTICE``, which ``dacapo`` shows at its
+default verbosity, one line each (no carriage returns).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from tqdm import tqdm
+
+#: ``extra`` of a log record that ``dacapo`` shows at default verbosity (it shows warnings
+#: and these; ``-v`` every INFO record)
+NOTICE = {"notice": True}
+
+logger = logging.getLogger(__name__)
+
+
+def report_interval(total: int, lines: int = 20) -> int:
+    """Iterations between two progress lines: about ``total / lines``, rounded down to
+    1, 2 or 5 × 10^k."""
+    target = max(1, total // lines)
+    step = 1
+    while step * 10 <= target:
+        step *= 10
+    return max(m * step for m in (1, 2, 5) if m * step <= target)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+class Progress:
+    """Progress of run ``name`` from iteration ``start`` to ``total``: a bar when ``bar``;
+    log lines at the first iteration, every `report_interval` and the last, notices when
+    there is no bar and ``notices``."""
+
+    def __init__(self, name: str, start: int, total: int, bar: bool, notices: bool) -> None:
+        self.name = name
+        self.total = total
+        self.every = report_interval(total)
+        self.extra = NOTICE if notices and not bar else None
+        self.bar = tqdm(total=total, initial=start, desc=f"train {name}", disable=not bar,
+                        dynamic_ncols=True)
+        self._started = time.perf_counter()
+        self._last = (start, self._started)
+        self._first = start + 1
+
+    def elapsed(self) -> float:
+        """Seconds since the first step of this process began."""
+        return time.perf_counter() - self._started
+
+    def step(self, iteration: int, loss: float) -> None:
+        """Iteration ``iteration`` is done with ``loss``."""
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{loss:.4g}")
+        if iteration in (self._first, self.total) or iteration % self.every == 0:
+            last_iteration, last_time = self._last
+            now = time.perf_counter()
+            per_step = (now - last_time) / max(1, iteration - last_iteration)
+            self._last = (iteration, now)
+            if iteration == self._first:  # start-up included: no estimate yet
+                speed = f"first step {per_step:.3g} s"
+            else:
+                left = per_step * (self.total - iteration)
+                speed = f"{per_step:.3g} s/iteration" + (f", {_duration(left)} left" if left else "")
+            logger.info("%s: iteration %d/%d, loss %.4g, %s", self.name, iteration, self.total,
+                        loss, speed, extra=self.extra)
+
+    def clear(self) -> None:
+        self.bar.clear()
+
+    def refresh(self) -> None:
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
