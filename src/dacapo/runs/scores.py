@@ -155,16 +155,18 @@ def update_best(run_dir, task) -> dict[str, Any]:
 
     Degenerate segmentations ((near-)constant, `is_degenerate`) are passed over;
     a criterion scored only on degenerate ones gets its best among them, marked
-    ``"degenerate": true`` and logged as a warning."""
+    ``"degenerate": true`` (one warning line names them all)."""
     run_dir = as_run_dir(run_dir)
     rows = run_dir.validation_scores()
     best = _replay(task, [r for r in rows if not r.get("degenerate")])
     fallback = _replay(task, [r for r in rows if r.get("degenerate")])
-    for criterion, entry in fallback.items():
-        if criterion not in best:
-            best[criterion] = {**entry, "degenerate": True}
-            logger.warning("%s: every segmentation scored so far is degenerate ((near-)constant); "
-                           "best.json names one, marked degenerate", criterion)
+    only_degenerate = [c for c in fallback if c not in best]
+    for criterion in only_degenerate:
+        best[criterion] = {**fallback[criterion], "degenerate": True}
+    if only_degenerate:  # one line, however many criteria
+        logger.warning("every segmentation scored so far is degenerate ((near-)constant) for "
+                       "%d criteria (%s); best.json names one for each, marked degenerate",
+                       len(only_degenerate), ", ".join(only_degenerate))
     run_dir.save_best(best)
     return best
 
