@@ -29,4 +29,4 @@ def test_all_degenerate_is_one_warning_line(tmp_path, tiny_run, caplog):
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1, warnings
     assert f"degenerate ((near-)constant) for {len(stored)} criteria" in warnings[0]
-    assert all(c in warnings[0] for c in stored)
+    assert all(c in warnings[0] for c in stored[:6]) and f"and {len(stored) - 6} more" in warnings[0]

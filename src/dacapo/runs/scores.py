@@ -163,10 +163,12 @@ def update_best(run_dir, task) -> dict[str, Any]:
     only_degenerate = [c for c in fallback if c not in best]
     for criterion in only_degenerate:
         best[criterion] = {**fallback[criterion], "degenerate": True}
-    if only_degenerate:  # one line, however many criteria
+    if only_degenerate:  # one line, however many criteria (6 by name)
+        more = len(only_degenerate) - 6
         logger.warning("every segmentation scored so far is degenerate ((near-)constant) for "
-                       "%d criteria (%s); best.json names one for each, marked degenerate",
-                       len(only_degenerate), ", ".join(only_degenerate))
+                       "%d criteria (%s%s); best.json names one for each, marked degenerate",
+                       len(only_degenerate), ", ".join(only_degenerate[:6]),
+                       f" and {more} more" if more > 0 else "")
     run_dir.save_best(best)
     return best
 
