@@ -38,12 +38,11 @@ from torch import nn
 from dacapo.experiments.array_types import ArrayType
 from dacapo.experiments.model import create_model
 from dacapo.ops.affinities import affinities, affinity_mask
-from dacapo.ops.balance import balance_weights
 from dacapo.ops.lsds import gaussian_kernel1d, local_shape_descriptors, lsd_sigma, num_lsds
 
 from .distance_predictor import gt_channels, mask_channels
 from .inner_distance_predictor import integer_labels
-from .predictor import Predictor, like, numpy_data
+from .predictor import Predictor, binary_balanced_weight, like, numpy_data
 
 
 def affinity_channel_name(offset) -> str:
@@ -178,23 +177,21 @@ class AffinitiesPredictor(Predictor):
         aff_counts, lsd_counts = _split_counts(moving_class_counts)
         valid = affinity_mask(mask_np, labels.shape, self.neighborhood)
         weight = np.empty((self.num_output_channels,) + labels.shape, np.float32)
-        _, aff_counts = balance_weights(
-            np.greater(aff_target, 0.5).view(np.uint8),
+        _, aff_counts = binary_balanced_weight(
+            np.greater(aff_target, 0.5),
             valid,
-            num_classes=2,
-            clipmin=self.affs_weight_clipmin,
-            clipmax=self.affs_weight_clipmax,
-            moving_counts=aff_counts,
+            self.affs_weight_clipmin,
+            self.affs_weight_clipmax,
+            aff_counts,
             out=weight[:k],
         )
         if self.lsds:
-            _, lsd_counts = balance_weights(
-                (labels != 0)[None].view(np.uint8),
+            _, lsd_counts = binary_balanced_weight(
+                (labels != 0)[None],
                 None if mask_np is None else mask_np[None],
-                num_classes=2,
-                clipmin=self.lsd_weight_clipmin,
-                clipmax=self.lsd_weight_clipmax,
-                moving_counts=lsd_counts,
+                self.lsd_weight_clipmin,
+                self.lsd_weight_clipmax,
+                lsd_counts,
                 out=weight[k : k + 1],
             )
             weight[k + 1 :] = weight[k]  # one weight shared by all LSD channels

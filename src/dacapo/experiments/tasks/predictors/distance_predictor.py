@@ -37,7 +37,6 @@ from funlib.persistence import Array
 
 from dacapo.experiments.array_types import ArrayType
 from dacapo.experiments.model import create_model
-from dacapo.ops.balance import balance_weights
 from dacapo.ops.channels import gt_to_channels
 from dacapo.ops.distances import (
     SATURATION,
@@ -47,7 +46,15 @@ from dacapo.ops.distances import (
     tanh_normalize,
 )
 
-from .predictor import Annotation, Predictor, channel_data, like, numpy_data
+from .predictor import (
+    Annotation,
+    PartialPredictor,
+    Predictor,
+    binary_balanced_weight,
+    channel_data,
+    like,
+    numpy_data,
+)
 
 #: Context (in units of ``scale_factor``) a distance target needs around the output ROI.
 CONTEXT = 2.76
@@ -166,13 +173,8 @@ class DistancePredictor(TanhDistancePredictor):
         self, gt_np: np.ndarray, mask_np: np.ndarray | None, moving_class_counts: Any = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Inside/outside balanced weights ``(C, *spatial)`` and counts ``(C, 2)``."""
-        return balance_weights(
-            (gt_np > 0).view(np.uint8),
-            mask_np,
-            num_classes=2,
-            clipmin=self.clipmin,
-            clipmax=self.clipmax,
-            moving_counts=moving_class_counts,
+        return binary_balanced_weight(
+            gt_np > 0, mask_np, self.clipmin, self.clipmax, moving_class_counts
         )
 
     def knowable(self, target_np: np.ndarray, mask_np: np.ndarray | None, voxel_size) -> np.ndarray:
@@ -204,35 +206,10 @@ def channel_annotation(predictor: Predictor, annotation: Annotation) -> Predicto
     return PartialChannelsPredictor(predictor, annotation)
 
 
-class PartialChannelsPredictor(Predictor):
+class PartialChannelsPredictor(PartialPredictor):
     """A predictor of one channel per class (`DistancePredictor`, `HotDistancePredictor`)
     for a partially annotated crop: its own targets, and its weights under a per-channel
     mask that is 0 on the channels of unannotated classes (see the module docstring)."""
-
-    def __init__(self, full: Predictor, annotation: Annotation) -> None:
-        if len(annotation.annotated) != len(full.channels):
-            raise ValueError(f"annotation: {len(annotation.annotated)} flags for "
-                             f"{len(full.channels)} channels")
-        self.full = full
-        self.annotation = annotation
-
-    @property
-    def channels(self) -> list[str]:
-        return self.full.channels
-
-    @property
-    def num_output_channels(self) -> int:
-        return self.full.num_output_channels
-
-    @property
-    def output_array_type(self) -> ArrayType:
-        return self.full.output_array_type
-
-    def create_model(self, architecture):
-        return self.full.create_model(architecture)
-
-    def padding(self, gt_voxel_size: Coordinate) -> Coordinate:
-        return self.full.padding(gt_voxel_size)
 
     def create_target(self, gt: Array) -> Array:
         return self.full.create_target(self.annotation.without_unknown(gt)[0])

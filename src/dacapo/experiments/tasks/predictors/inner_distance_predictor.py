@@ -22,11 +22,10 @@ from typing import Any
 import numpy as np
 from funlib.persistence import Array
 
-from dacapo.ops.balance import balance_weights
 from dacapo.ops.distances import inner_distance, tanh_normalize
 
 from .distance_predictor import TanhDistancePredictor, gt_channels, mask_channels
-from .predictor import like
+from .predictor import binary_balanced_weight, like
 
 
 def integer_labels(data: np.ndarray, name: str = "gt") -> np.ndarray:
@@ -59,12 +58,11 @@ class InnerDistancePredictor(TanhDistancePredictor):
         moving_class_counts: Any = None,
     ) -> tuple[Array, Any]:
         labels = integer_labels(gt_channels(gt, len(self._channels)))
-        weight, counts = balance_weights(
-            (labels != 0).view(np.uint8),
+        weight, counts = binary_balanced_weight(
+            labels != 0,
             mask_channels(mask, gt, len(self._channels)),
-            num_classes=2,
-            clipmin=self.clipmin,
-            clipmax=self.clipmax,
-            moving_counts=moving_class_counts,
+            self.clipmin,
+            self.clipmax,
+            moving_class_counts,
         )
         return like(gt, weight), counts

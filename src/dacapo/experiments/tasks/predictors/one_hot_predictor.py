@@ -39,7 +39,12 @@ from dacapo.ops.balance import balance_weights
 
 from .distance_predictor import mask_channels
 from .inner_distance_predictor import integer_labels
-from .predictor import Annotation, Predictor, channel_data, like, spatial_data
+from .predictor import Annotation, PartialPredictor, Predictor, channel_data, like, spatial_data
+
+
+def one_hot(ids: np.ndarray, num_classes: int) -> np.ndarray:
+    """Bool ``(num_classes, *spatial)``: channel ``c`` is ``ids == c``."""
+    return ids[None] == np.arange(num_classes).reshape((-1,) + (1,) * ids.ndim)
 
 
 class OneHotPredictor(Predictor):
@@ -83,9 +88,7 @@ class OneHotPredictor(Predictor):
         return ids
 
     def create_target(self, gt: Array) -> Array:
-        ids = self.class_ids(gt)
-        target = (ids[None] == np.arange(len(self.classes)).reshape((-1,) + (1,) * ids.ndim))
-        return like(gt, target.astype(np.float32))
+        return like(gt, one_hot(self.class_ids(gt), len(self.classes)).astype(np.float32))
 
     def create_weight(
         self,
@@ -94,21 +97,30 @@ class OneHotPredictor(Predictor):
         mask: Array | None = None,
         moving_class_counts: Any = None,
     ) -> tuple[Array, Any]:
-        ids = self.class_ids(gt)
         mask_np = mask_channels(mask, gt, 1)
+        weight, counts = self.class_weight(
+            self.class_ids(gt), None if mask_np is None else mask_np[0], moving_class_counts
+        )
+        return like(gt, np.repeat(weight, len(self.classes), axis=0)), counts
+
+    def class_weight(
+        self, ids: np.ndarray, labelled: np.ndarray | None, moving_class_counts: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The weight ``(1, *spatial)`` of the class ids ``ids`` within the bool mask
+        ``labelled`` (None: everywhere): class-balanced, or the mask with
+        ``balance=False``; and the updated class counts ``(1, C)``."""
         weight, counts = balance_weights(
             ids[None],
-            mask_np,
+            None if labelled is None else labelled[None],
             num_classes=len(self.classes),
             clipmin=self.clipmin,
             clipmax=self.clipmax,
             moving_counts=moving_class_counts,
         )
         if not self.balance:
-            weight = (np.ones((1,) + ids.shape, np.float32) if mask_np is None
-                      else (mask_np > 0).astype(np.float32))
-        weight = np.repeat(weight, len(self.classes), axis=0)
-        return like(gt, weight), counts
+            weight = (np.ones((1,) + ids.shape, np.float32) if labelled is None
+                      else labelled.astype(np.float32)[None])
+        return weight, counts
 
     def for_annotation(self, annotation: Annotation) -> Predictor:
         """This predictor for a crop annotated as ``annotation`` (see the module docstring);
@@ -124,26 +136,10 @@ class OneHotPredictor(Predictor):
         return PartialOneHotPredictor(self, annotation)
 
 
-class PartialOneHotPredictor(Predictor):
+class PartialOneHotPredictor(PartialPredictor):
     """A `OneHotPredictor` for a partially annotated crop (see the module docstring)."""
 
-    def __init__(self, full: OneHotPredictor, annotation: Annotation) -> None:
-        if len(annotation.annotated) != len(full.classes):
-            raise ValueError(f"annotation: {len(annotation.annotated)} flags for "
-                             f"{len(full.classes)} classes")
-        self.full = full
-        self.annotation = annotation
-
-    @property
-    def channels(self) -> list[str]:
-        return self.full.channels
-
-    @property
-    def output_array_type(self) -> ArrayType:
-        return self.full.output_array_type
-
-    def create_model(self, architecture):
-        return self.full.create_model(architecture)
+    full: OneHotPredictor
 
     def known_ids(self, gt: Array) -> np.ndarray:
         """Class ids ``(*spatial)`` (int64) where known, -1 where the class is unknown (one
@@ -164,7 +160,7 @@ class PartialOneHotPredictor(Predictor):
 
     def create_target(self, gt: Array) -> Array:
         ids = self.known_ids(gt)
-        target = ids[None] == np.arange(len(self.full.classes)).reshape((-1,) + (1,) * ids.ndim)
+        target = one_hot(ids, len(self.full.classes))
         target[self.annotation.unannotated] |= ids < 0
         return like(gt, target.astype(np.float32))
 
@@ -180,13 +176,9 @@ class PartialOneHotPredictor(Predictor):
         known = ids >= 0
         mask_np = mask_channels(mask, gt, 1)
         inside = np.ones(ids.shape, bool) if mask_np is None else mask_np[0]
-        weight, counts = balance_weights(
-            np.where(known, ids, 0)[None], (known & inside)[None],
-            num_classes=len(full.classes), clipmin=full.clipmin, clipmax=full.clipmax,
-            moving_counts=moving_class_counts,
+        weight, counts = full.class_weight(
+            np.where(known, ids, 0), known & inside, moving_class_counts
         )
-        if not full.balance:
-            weight = (known & inside).astype(np.float32)[None]
         unknown = ~known & inside
         if ann.unannotated and unknown.any():
             weight[0][unknown] = self.unknown_weight(counts) if full.balance else 1.0

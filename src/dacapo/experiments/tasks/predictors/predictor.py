@@ -1,5 +1,6 @@
-"""Base class of predictors: GT -> training target and weight, and the model head; and
-`Annotation`, what a partially annotated training crop labels."""
+"""Base class of predictors: GT -> training target and weight, and the model head;
+`Annotation`, what a partially annotated training crop labels, and `PartialPredictor`, the
+base of the predictors of such a crop."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from funlib.persistence import Array
 
 from dacapo.experiments.array_types import ArrayType
 from dacapo.io.arrays import in_memory
+from dacapo.ops.balance import balance_weights
 
 
 class Predictor(ABC):
@@ -90,6 +92,59 @@ class Predictor(ABC):
         """The GT ROI needed to compute the target (and weight) in ``target_roi``."""
         pad = self.padding(voxel_size)
         return target_roi.grow(pad, pad)
+
+
+class PartialPredictor(Predictor):
+    """The predictor of a task (``full``) for a training crop annotated as ``annotation``:
+    the channels, output type, model head and padding of ``full``; subclasses give the
+    crop's targets and weights."""
+
+    def __init__(self, full: Predictor, annotation: Annotation) -> None:
+        if len(annotation.annotated) != len(full.channels):
+            raise ValueError(f"annotation: {len(annotation.annotated)} flags for "
+                             f"{len(full.channels)} channels")
+        self.full = full
+        self.annotation = annotation
+
+    @property
+    def channels(self) -> list[str]:
+        return self.full.channels
+
+    @property
+    def num_output_channels(self) -> int:
+        return self.full.num_output_channels
+
+    @property
+    def output_array_type(self) -> ArrayType:
+        return self.full.output_array_type
+
+    def create_model(self, architecture):
+        return self.full.create_model(architecture)
+
+    def padding(self, gt_voxel_size: Coordinate) -> Coordinate:
+        return self.full.padding(gt_voxel_size)
+
+
+def binary_balanced_weight(
+    inside: np.ndarray,
+    mask: np.ndarray | None,
+    clipmin: float,
+    clipmax: float,
+    moving_class_counts: Any = None,
+    out: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weights balancing the two classes of bool ``inside`` ``(C, *spatial)`` (True /
+    False) per channel within ``mask``, and the counts ``(C, 2)``
+    (`dacapo.ops.balance.balance_weights`)."""
+    return balance_weights(
+        inside,
+        mask,
+        num_classes=2,
+        clipmin=clipmin,
+        clipmax=clipmax,
+        moving_counts=moving_class_counts,
+        out=out,
+    )
 
 
 def numpy_data(array: Array) -> np.ndarray:
