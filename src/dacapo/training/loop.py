@@ -1,6 +1,7 @@
 """Training: the loop over batches, checkpoints, resume, validation and snapshots.
 
-Batches and data worker processes: `dacapo.training.batches`.
+Batches and data worker processes: `dacapo.training.batches`; snapshots (every
+``snapshot_interval``): `dacapo.training.snapshots`.
 
 Checkpoints and resume
     Every ``checkpoint_interval`` iterations (and at the end, and before each validation)
@@ -34,14 +35,11 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, NoReturn
 
-import numpy as np
 import torch
-from funlib.geometry import Coordinate
 
 from dacapo.errors import InputError
 from dacapo.experiments.normalization import with_statistics
 from dacapo.experiments.run_config import RunConfig
-from dacapo.io.ome_write import write_image
 from dacapo.ops.schedule import set_learning_rate
 from dacapo.pipeline.precision import autocast
 from dacapo.pipeline.predict_options import PredictOptions
@@ -55,6 +53,7 @@ from dacapo.training import distributed
 from dacapo.training.batches import BatchProvider, make_loader
 from dacapo.training.optimiser import make_optimizer, make_scaler
 from dacapo.training.progress import NOTICE, Progress
+from dacapo.training.snapshots import write_snapshot
 from dacapo.training.stop import GracefulStop, TrainingStopped
 
 logger = logging.getLogger(__name__)
@@ -189,17 +188,24 @@ def _train(run_config: RunConfig, run_dir: RunDir, progress, validate: bool,
             if signum:  # a validation due now is done first by the re-run
                 _stopped(rc, run_dir, world, signum, iteration)
             if validating:
-                bar.clear()
-                torch.set_num_threads(default_threads)  # the data workers wait meanwhile
-                validate_at(iteration)
-                torch.set_num_threads(step_threads)
-                bar.refresh()
+                _validate_paused(validate_at, iteration, bar, default_threads, step_threads)
     finally:
         torch.set_num_threads(default_threads)
         bar.close()
         del loader
     if world.main:
         safe_plot_run(run_dir)
+
+
+def _validate_paused(validate_at, iteration: int, bar: Progress, default_threads: int,
+                     step_threads: int) -> None:
+    """``validate_at(iteration)`` between two steps: the bar cleared meanwhile, torch at
+    its ``default_threads`` (the data workers wait), then back to ``step_threads``."""
+    bar.clear()
+    torch.set_num_threads(default_threads)
+    validate_at(iteration)
+    torch.set_num_threads(step_threads)
+    bar.refresh()
 
 
 def _stopped(rc: RunConfig, run_dir: RunDir, world: distributed.World, signum: int,
@@ -275,27 +281,3 @@ def _record_step(run_dir: RunDir, world: distributed.World, bar: Progress, itera
               "time": f"{bar.elapsed():.3f}"}]
         )
     bar.step(iteration, loss_value)
-
-
-def write_snapshot(run_dir: RunDir, iteration: int, sample: dict, prediction: np.ndarray) -> Path:
-    """``snapshots/<iteration>.zarr`` with raw, gt, mask, target, weight, prediction: OME-NGFF
-    images (`dacapo.io.ome_write.write_image`; gt and mask as label images)."""
-    path = run_dir.snapshots / f"{iteration:08d}.zarr"
-    run_dir.snapshots.mkdir(parents=True, exist_ok=True)
-
-    def as_np(x):
-        return x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-
-    vs = Coordinate(as_np(sample["voxel_size"]).tolist())
-    ovs = Coordinate(as_np(sample["output_voxel_size"]).tolist())
-    arrays = {
-        "raw": (as_np(sample["raw"]), as_np(sample["raw_offset"]), vs),
-        "gt": (as_np(sample["gt"]), as_np(sample["gt_offset"]), ovs),
-        "mask": (as_np(sample["mask"]), as_np(sample["gt_offset"]), ovs),
-        "target": (as_np(sample["target"]), as_np(sample["out_offset"]), ovs),
-        "weight": (as_np(sample["weight"]), as_np(sample["out_offset"]), ovs),
-        "prediction": (prediction, as_np(sample["out_offset"]), ovs),
-    }
-    for name, (data, offset, voxel_size) in arrays.items():
-        write_image(path / name, data, offset.tolist(), voxel_size, label=name in ("gt", "mask"))
-    return path
