@@ -47,3 +47,20 @@ def test_opened_read_only(tmp_path, write_array):
         array[array.roi] = np.ones((4, 4), np.uint8)
 
 
+
+
+def test_a_failed_atomic_write_leaves_no_temp_file(tmp_path, monkeypatch):
+    """`atomic_write_bytes` onto a target that cannot be replaced (read-only, immutable)
+    raises and leaves no ``.<name>.<pid>.tmp`` behind (a newcomer found one beside
+    best.json after a refused validate)."""
+    import os
+
+    from dacapo.io import arrays
+
+    def refuse(src, dst):
+        raise PermissionError(1, "Operation not permitted", str(src), None, str(dst))
+
+    monkeypatch.setattr(arrays.os, "replace", refuse)
+    with pytest.raises(PermissionError):
+        arrays.atomic_write_bytes(tmp_path / "best.json", b"{}")
+    assert sorted(os.listdir(tmp_path)) == []

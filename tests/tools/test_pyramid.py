@@ -192,3 +192,28 @@ def test_killed_pyramid_job_reruns_to_identical_levels(tmp_path):
     reference = _reference_chain(data, roi, voxel_size, "mean", 2)
     for name, (_, _, expected) in zip(("s1", "s2"), reference):
         np.testing.assert_array_equal(zarr.open_array(str(path / name))[:], expected)
+
+
+def test_downsample_twice_keeps_the_levels_ordered_and_equal(tmp_path):
+    """A re-run of ``dacapo downsample`` on an image that already has its levels (a
+    newcomer's second try) re-lists them in place, finest first, with the same data; it
+    used to move s1 behind s2 and fail OME-NGFF validation."""
+    rng = np.random.default_rng(7)
+    voxel_size = Coordinate(4, 4)
+    data = rng.integers(0, 4, (40, 48)).astype(np.uint32)
+    roi = Roi((0, 0), Coordinate(data.shape) * voxel_size)
+    path = tmp_path / "p.zarr" / "image"
+    _image(path, data, roi, voxel_size, True, (8, 8))
+    first = downsample_image(path, levels=2)
+    before = [np.asarray(open_ds(path, level=i)[open_ds(path, level=i).roi]) for i in (1, 2)]
+    second = downsample_image(path, levels=2)
+    assert first == second == ["s0", "s1", "s2"]
+    Image.from_zarr(zarr.open_group(str(path), mode="r"))  # valid 0.5 metadata
+    datasets = zarr.open_group(str(path), mode="r").attrs["ome"]["multiscales"][0]["datasets"]
+    scales = [next(t["scale"] for t in d["coordinateTransformations"] if t["type"] == "scale")
+              for d in datasets]
+    assert [d["path"] for d in datasets] == ["s0", "s1", "s2"]
+    assert scales == sorted(scales)
+    for i, b in zip((1, 2), before):
+        a = open_ds(path, level=i)
+        np.testing.assert_array_equal(np.asarray(a[a.roi]), b)

@@ -31,14 +31,19 @@ logger = logging.getLogger(__name__)
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temp file in the same folder and `os.replace`:
-    a reader (or a re-run after a kill) never sees a half-written file."""
+    a reader (or a re-run after a kill) never sees a half-written file; a failed write (a
+    read-only target) removes its temp file."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed write leaves nothing behind
+        raise
 
 
 def atomic_write_text(path: Path, text: str) -> None:

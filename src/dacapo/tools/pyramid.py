@@ -121,8 +121,11 @@ def create_level(path: str | Path, name: str, source: str, voxel_size: Sequence[
 
 
 def list_level(path: str | Path, name: str) -> None:
-    """Append level ``name`` (an array of the group at ``path`` made by `create_level`) to
-    the multiscales metadata, with scale = its voxel size and translation = its offset."""
+    """List level ``name`` (an array of the group at ``path`` made by `create_level`) in
+    the multiscales metadata, with scale = its voxel size and translation = its offset: a
+    level already listed is updated in place, a new one appended; the list stays ordered
+    from the finest level to the coarsest (OME-NGFF requires it; a re-run of
+    `downsample_image` re-lists every level)."""
 
     path = Path(path)
     group = zarr.open_group(str(path), mode="r+")
@@ -132,12 +135,12 @@ def list_level(path: str | Path, name: str) -> None:
     paths = [str(d["path"]) for d in meta["datasets"]]
     levels = []
     for i, p in enumerate(paths):
-        if p == name:
-            continue
-        arr = open_ds(path, level=i)
+        arr = open_ds(path / name) if p == name else open_ds(path, level=i)
         levels.append((p, arr.voxel_size, arr.roi.offset))
-    new = open_ds(path / name)
-    levels.append((name, new.voxel_size, new.roi.offset))
+    if name not in paths:
+        new = open_ds(path / name)
+        levels.append((name, new.voxel_size, new.roi.offset))
+    levels.sort(key=lambda level: tuple(level[1]))
     attrs = multiscale_attrs(names, units, channels, levels, "image-label" in ome,
                               meta.get("name"))
     group.attrs.update({"ome": attrs})
