@@ -139,3 +139,27 @@ def test_progress_lines_off_a_terminal(container, tmp_path, tiny_run, dacapo_cli
     quiet = dacapo_cli("train", str(config), "--root", str(tmp_path / "quiet"), "--quiet")
     assert quiet.returncode == 0, quiet.stderr
     assert quiet.stderr == "starting tiny at iteration 0 (no checkpoint)\n"
+
+
+def test_ctrl_c_twice_after_the_stop_prints_no_traceback(container, tmp_path, tiny_run):
+    """Ctrl-C, then Ctrl-C again while the stop is being carried out (a newcomer's
+    reflex): one stop line, exit 130, and no "Exception ignored ... KeyboardInterrupt"
+    traceback from the data workers' teardown (a new user's walk-through found one)."""
+    rc = tiny_run(container, num_iterations=TOTAL, checkpoint_interval=INTERVAL,
+                  trainer_config=TrainerConfig(batch_size=1, num_data_workers=1))
+    config, root = tmp_path / "run.yaml", tmp_path / "runs"
+    to_yaml(rc, config)
+    proc = start_train([str(config), "--root", str(root)])
+    try:
+        first = read_until(proc, rf"^tiny: iteration 1/{TOTAL}, loss ")
+        os.killpg(proc.pid, signal.SIGINT)
+        stop = read_until(proc, r"^tiny: stopped by SIGINT at iteration ")
+        os.killpg(proc.pid, signal.SIGINT)  # the second Ctrl-C, during the teardown
+        _, rest = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    err = "".join(first + stop) + rest
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    stopped_at(err, "tiny", "SIGINT", root)

@@ -11,6 +11,7 @@ the traceback instead.
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 from pathlib import Path
 
@@ -179,6 +180,8 @@ def train(config: str, root: str, no_validate: bool, quiet: bool, nproc: int) ->
         run_dir = train_run(rc, root, progress=_progress(quiet), validate=not no_validate,
                             progress_lines=not quiet)
     except TrainingStopped as e:  # SIGTERM/SIGINT: checkpoint written and said (docs/cli.md)
+        for s in (signal.SIGINT, signal.SIGTERM):  # a further Ctrl-C while the data workers
+            signal.signal(s, signal.SIG_IGN)  # end would only print a traceback
         sys.exit(e.exit_code)
     if not world.main:
         return

@@ -186,6 +186,7 @@ def _train(run_config: RunConfig, run_dir: RunDir, progress, validate: bool,
                     or validating):
                 checkpoint(iteration)
             if signum:  # a validation due now is done first by the re-run
+                stop.decide()
                 _stopped(rc, run_dir, world, signum, iteration)
             if validating:
                 _validate_paused(validate_at, iteration, bar, default_threads, step_threads)

@@ -7,7 +7,8 @@ asks after every step, all ranks together (`dacapo.training.distributed.agreed_s
 every rank stops after the same step), writes the checkpoint of that iteration and raises
 `TrainingStopped`; ``dacapo train`` prints its one line and exits with ``128 + signal``
 (130 for SIGINT, 143 for SIGTERM). A second SIGINT (Ctrl-C twice) stops at once
-(KeyboardInterrupt, no checkpoint); a repeated SIGTERM changes nothing (a scheduler signals
+(KeyboardInterrupt, no checkpoint) unless the stop is already decided (then it
+changes nothing); a repeated SIGTERM changes nothing (a scheduler signals
 every process and torchrun forwards the signal to its ranks as well). The data workers
 ignore both (`dacapo.training.batches`): the training process decides.
 """
@@ -46,7 +47,14 @@ class GracefulStop:
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.decided = False
         self._previous: dict[int, object] = {}
+
+    def decide(self) -> None:
+        """The loop acts on the stop (checkpoint written): from now on, within the block,
+        a further Ctrl-C changes nothing (``dacapo train`` then ignores the signals until it
+        exits, so that the data workers' teardown prints no traceback)."""
+        self.decided = True
 
     def __enter__(self) -> GracefulStop:
         if threading.current_thread() is threading.main_thread():
@@ -64,5 +72,5 @@ class GracefulStop:
         # to fails ("reentrant call"); the loop reports the stop
         if self.signum is None:
             self.signum = signum
-        elif signum == signal.SIGINT:
+        elif signum == signal.SIGINT and not self.decided:
             raise KeyboardInterrupt
