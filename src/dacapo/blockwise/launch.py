@@ -3,7 +3,7 @@ through a shell command template (a cluster scheduler).
 
 daisy 2.0 spawns ``python -m daisy._subprocess_worker`` per local worker (nothing is
 forked). With ``worker_command`` each worker is started through a template, e.g.
-``"srun -n1 {command}"``, running ``python -m dacapo.blockwise <spec>``.
+``"srun --ntasks=1 --cpus-per-task=1 {command}"`` (docs/cli.md: inside a Slurm job), running ``python -m dacapo.blockwise <spec>``.
 """
 
 from __future__ import annotations

@@ -51,8 +51,8 @@ class BlockwiseOptions:
     """How a blockwise job runs (not what it computes).
 
     ``num_workers``: see the module docstring. ``worker_command``: a shell template
-    containing ``{command}`` (the worker command as shell words, e.g. ``"srun -n1
-    {command}"``) or ``{quoted_command}`` (the same as one quoted word). ``log_dir``: where
+    containing ``{command}`` (the worker command as shell words, e.g. ``"srun --ntasks=1
+    --cpus-per-task=1 {command}"``) or ``{quoted_command}`` (the same as one quoted word). ``log_dir``: where
     the done-markers and the workers' logs go, in ``log_dir/<task_id>`` (None: the job's
     default). ``task_id``: the job's folder name there (None: the job's own name, e.g.
     ``predict``, ``evaluate``). ``progress``: a progress bar.

@@ -163,7 +163,7 @@ def verify(config: str, no_data: bool) -> None:
 @click.option("--quiet", is_flag=True, help="No progress: no bar on a terminal, no progress "
               "lines elsewhere (a log, a scheduler's output file).")
 @click.option("--nproc", type=click.IntRange(min=1), default=1, help="Data-parallel "
-              "processes here (torchrun; one per GPU, or gloo on the CPU). Several machines: README.")
+              "processes here (torchrun; one per GPU, or gloo on the CPU). Several machines: docs/cli.md.")
 @handle_errors
 def train(config: str, root: str, no_validate: bool, quiet: bool, nproc: int) -> None:
     """Train the run described by CONFIG in ROOT/<name> (resumes when re-run)."""
