@@ -111,7 +111,7 @@ def test_a_planted_machine_path_is_found(line):
     "``<root>/data/demo.zarr/train``",
     f"https://github.com{_S}home{_S}x and https://example.org{_S}tmp{_S}y",
     "a/b/tmp/c and shared/data/fibsem_neurons",
-    "${TMPDIR}/work/x",
+    f"${{TMPDIR}}{_S}work{_S}x",  # a variable-rooted path (built here so this file names none)
     "ratio 3/4 and/or x[:, 1:/2]",
     "f'{x:/>10}'",
 ])
