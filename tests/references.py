@@ -323,3 +323,44 @@ def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
     """True iff the two labelings are the same partition (up to relabelling)."""
     pairs = np.unique(np.stack([a.ravel(), b.ravel()]), axis=1)
     return pairs.shape[1] == len(np.unique(a)) == len(np.unique(b))
+
+
+# --- object matching (dacapo.ops.object_matching, the instance evaluators) --------------------
+
+
+def brute_object_scores(pred, truth) -> dict[str, float]:
+    """StarDist's object-matching scores by their definitions, under the instance evaluators'
+    names: IoU of every (GT, prediction) pair of non-zero objects by loops over their masks;
+    at each threshold t the one-to-one matching with the most pairs of IoU >= t (then the
+    largest IoU sum) by enumerating every assignment (a handful of objects only); TP, FP =
+    unmatched predictions, FN = unmatched GT; precision, recall, f1 = 2TP / (2TP + FP + FN),
+    ap50 = TP / (TP + FP + FN) and mean_matched_iou at t = 0.5; map and f1_50_95 the means
+    of AP and F1 over t = 0.5, 0.55, ..., 0.95. A ratio 0/0 is NaN."""
+    t_ids = [int(i) for i in np.unique(truth) if i != 0]
+    p_ids = [int(j) for j in np.unique(pred) if j != 0]
+    n = max(len(t_ids), len(p_ids))
+    iou = np.zeros((n, n))
+    for a, i in enumerate(t_ids):
+        for b, j in enumerate(p_ids):
+            ti, pj = truth == i, pred == j
+            iou[a, b] = np.logical_and(ti, pj).sum() / np.logical_or(ti, pj).sum()
+
+    def ratio(num, den):
+        return num / den if den else math.nan
+
+    f1s, aps, at_half = [], [], None
+    for t in [round(0.5 + 0.05 * k, 2) for k in range(10)]:
+        tp, total = 0, 0.0
+        for perm in itertools.permutations(range(n)):
+            vals = [iou[a, perm[a]] for a in range(n) if iou[a, perm[a]] >= t and iou[a, perm[a]] > 0]
+            if (len(vals), sum(vals)) > (tp, total + 1e-12):
+                tp, total = len(vals), float(sum(vals))
+        fp, fn = len(p_ids) - tp, len(t_ids) - tp
+        f1s.append(ratio(2 * tp, 2 * tp + fp + fn))
+        aps.append(ratio(tp, tp + fp + fn))
+        if at_half is None:
+            at_half = (tp, fp, fn, total)
+    tp, fp, fn, total = at_half
+    return {"precision": ratio(tp, tp + fp), "recall": ratio(tp, tp + fn), "f1": f1s[0],
+            "ap50": aps[0], "mean_matched_iou": ratio(total, tp),
+            "map": float(np.mean(aps)), "f1_50_95": float(np.mean(f1s))}

@@ -210,13 +210,14 @@ def test_blockwise_context_larger_than_block_is_refused(tmp_path):
 
 def test_scores_names_directions_bounds():
     one = BinaryInstanceEvaluationScores(channels=["a"])
-    assert len(one.criteria) == 21 + 10 and len(set(one.criteria)) == len(one.criteria)
+    assert len(one.criteria) == 21 + 11 and len(set(one.criteria)) == len(one.criteria)
     assert "a__voi" in one.criteria and "voi" in one.criteria and "a__instance_voi" not in one.criteria
     two = BinaryInstanceEvaluationScores(channels=["a", "b"])
-    assert len(set(two.criteria)) == 2 * 21 + 2 * 10 + 10
+    assert len(set(two.criteria)) == 2 * 21 + 2 * 11 + 11
     expected = {"voi": (False, (0, math.inf)), "ap50": (True, (0, 1)), "f1": (True, (0, 1)),
                 "adapted_rand_error": (False, (0, 1)), "a__dice": (True, (0, 1)),
                 "b__instance_voi_split": (False, (0, math.inf)), "b__instance_map": (True, (0, 1)),
+                "b__instance_f1_50_95": (True, (0, 1)), "f1_50_95": (True, (0, 1)),
                 "a__hausdorff": (False, (0, math.inf)), "a__voi": (False, (0, 2))}
     for criterion, (higher, bounds) in expected.items():
         assert two.higher_is_better(criterion) is higher, criterion

@@ -3,7 +3,7 @@
 Criteria: ``<channel>__<metric>`` for the 21 binary metrics of the foreground (label != 0)
 per channel (as `BinarySegmentationEvaluationScores`), and the instance metrics of
 `InstanceEvaluationScores` (``voi``, ``voi_split``, ``voi_merge``, ``adapted_rand_error``,
-``precision``, ``recall``, ``f1``, ``ap50``, ``map``, ``mean_matched_iou``) unprefixed: with
+``precision``, ``recall``, ``f1``, ``ap50``, ``map``, ``f1_50_95``, ``mean_matched_iou``) unprefixed: with
 one channel they are that channel's, with several the mean over channels, and each channel's
 own are ``<channel>__instance_<metric>``. So no name collides (the binary ``<c>__voi`` is
 the VOI of the two foreground masks, ``voi`` the instances' VOI). Means over channels leave

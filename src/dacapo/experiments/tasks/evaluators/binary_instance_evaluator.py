@@ -4,7 +4,7 @@ Output: uint labels with C channels (channel axis first; none when C == 1). GT: 
 C channels with `dacapo.ops.channels.gt_to_channels`; per channel its values are the truth
 instances (label 0 = unlabelled, ignored by VOI and ARAND) and ``!= 0`` the truth mask.
 ROI handling as the binary evaluator (`common_roi`). Per channel: `binary_metrics` of
-``output != 0`` against ``gt != 0`` and `instance_metrics` of the labels; names in
+``output != 0`` against ``gt != 0`` and `instance_scores` of the labels; names in
 `BinaryInstanceEvaluationScores`.
 """
 
@@ -18,7 +18,6 @@ import numpy as np
 from funlib.persistence import Array
 
 from dacapo.ops.binary_metrics import binary_metrics
-from dacapo.ops.instance_metrics import instance_metrics
 
 from .binary_instance_evaluation_scores import INSTANCE_PREFIX, BinaryInstanceEvaluationScores
 from .binary_segmentation_evaluator import (
@@ -27,6 +26,7 @@ from .binary_segmentation_evaluator import (
     read_channels,
 )
 from .evaluator import Evaluator
+from .instance_evaluator import label_scores
 
 
 class BinaryInstanceEvaluator(Evaluator):
@@ -46,7 +46,7 @@ class BinaryInstanceEvaluator(Evaluator):
             raise ValueError(f"output array: expected integer instance labels, got {seg.dtype}")
         binary = [binary_metrics(s != 0, t != 0, voxel_size, self.tol_distance,
                                  self.clip_distance, threads=EDT_THREADS) for s, t in zip(seg, truth)]
-        instances = [instance_metrics(s, t) for s, t in zip(seg, truth)]
+        instances = [label_scores(s, t) for s, t in zip(seg, truth)]
         return self.scores_from_metrics(binary, instances)
 
     def binary_part(self) -> BinarySegmentationEvaluator:

@@ -7,8 +7,8 @@ the merged tables, for the instance, binary and multi-class evaluators:
 
 - **instance**: each block counts its contingency table in the original label ids
   (`dacapo.ops.instance_metrics.label_pairs`); tables add up (`merge_label_pairs`) and VOI,
-  adapted Rand error and IoU matching are functions of the whole table: **exact** for any
-  volume. Memory: one block plus the table (one row per distinct truth/segment pair).
+  adapted Rand error and the object matching (per-pair IoU from the table: F1 / AP at IoU
+  0.5 and over 0.5:0.95) are functions of the whole table: **exact** for any volume. Memory: one block plus the table (one row per distinct truth/segment pair).
 - **multi-class**: confusion matrices add up: **exact**.
 - **binary + instance** (`BinaryInstanceEvaluator`, one channel): the binary pass of the
   foreground and the instance pass, combined.
@@ -58,7 +58,6 @@ from dacapo.ops.instance_metrics import (
     check_labels,
     label_pairs,
     merge_label_pairs,
-    metrics_from_table,
     table_from_pairs,
 )
 from dacapo.ops.multiclass_metrics import confusion_matrix, metrics_from_confusion
@@ -71,7 +70,12 @@ from .binary_segmentation_evaluator import (
 )
 from .evaluation_scores import EvaluationScores
 from .instance_evaluation_scores import InstanceEvaluationScores
-from .instance_evaluator import InstanceEvaluator, instance_roi, spatial_labels
+from .instance_evaluator import (
+    InstanceEvaluator,
+    instance_roi,
+    instance_scores,
+    spatial_labels,
+)
 from .multi_class_evaluator import MultiClassEvaluator, class_ids
 
 logger = logging.getLogger(__name__)
@@ -214,7 +218,7 @@ def evaluate_blockwise(
                             options=attr.evolve(options, task_id=task_id))
     if isinstance(evaluator, InstanceEvaluator):
         pairs = run(_instance_block, _merge_pairs, config={"evaluator": "instance"})
-        return InstanceEvaluationScores(metrics_from_table(table_from_pairs(pairs)))
+        return InstanceEvaluationScores(instance_scores(table_from_pairs(pairs)))
     if isinstance(evaluator, MultiClassEvaluator):
         num = len(evaluator.classes)
         block = functools.partial(_multiclass_block, num_classes=num)

@@ -1,4 +1,5 @@
-"""Scores of the instance evaluator (definitions in `dacapo.ops.instance_metrics`)."""
+"""Scores of the instance evaluator (definitions in `dacapo.ops.instance_metrics` and
+`dacapo.ops.object_matching`)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ class InstanceEvaluationScores(EvaluationScores):
     """VOI (bits, GT 0 ignored), CREMI adapted Rand error and IoU matching scores.
 
     ``voi_split``, ``voi_merge``, ``voi`` and ``adapted_rand_error`` are lower-is-better;
-    ``precision``, ``recall``, ``f1``, ``ap50``, ``map`` and ``mean_matched_iou`` (IoU
-    matching, one-to-one) are higher-is-better, all in [0, 1].
+    the object-matching scores (one-to-one, StarDist's definitions) are higher-is-better, all
+    in [0, 1]: ``precision``, ``recall``, ``f1`` (F1@0.5), ``ap50`` (AP@0.5 = TP / (TP + FP +
+    FN) at IoU >= 0.5) and ``mean_matched_iou`` at IoU 0.5; ``map`` (AP) and ``f1_50_95``
+    (F1) averaged over the IoU thresholds 0.5, 0.55, ..., 0.95.
     """
 
     METRICS = {
@@ -27,5 +30,6 @@ class InstanceEvaluationScores(EvaluationScores):
         "f1": MetricInfo(True, _UNIT),
         "ap50": MetricInfo(True, _UNIT),
         "map": MetricInfo(True, _UNIT),
+        "f1_50_95": MetricInfo(True, _UNIT),
         "mean_matched_iou": MetricInfo(True, _UNIT),
     }

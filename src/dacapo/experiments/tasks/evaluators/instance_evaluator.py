@@ -2,8 +2,10 @@
 
 Both arrays may be funlib `Array`s or zarr paths. The ground truth may carry a singleton
 channel axis. Voxel sizes must agree (ValueError otherwise); when the ROIs differ, the
-evaluation runs on their intersection (ValueError if it is empty). Metrics are those of
-`dacapo.ops.instance_metrics.instance_metrics` (GT label 0 ignored for VOI and ARAND).
+evaluation runs on their intersection (ValueError if it is empty). All metrics come from
+one sparse contingency table (`instance_scores`): VOI and adapted Rand error of
+`dacapo.ops.instance_metrics` (GT label 0 ignored), the object matching of
+`dacapo.ops.object_matching` (StarDist's F1 and AP at IoU thresholds).
 """
 
 from __future__ import annotations
@@ -15,10 +17,43 @@ from funlib.geometry import Roi
 from funlib.persistence import Array
 
 from dacapo.io.arrays import open_array, read_array
-from dacapo.ops.instance_metrics import instance_metrics
+from dacapo.ops.instance_metrics import (
+    Contingency,
+    adapted_rand_error,
+    check_labels,
+    contingency_table,
+    variation_of_information,
+)
+from dacapo.ops.object_matching import match_counts_from_table, scores_from_counts
 
 from .evaluator import Evaluator
 from .instance_evaluation_scores import InstanceEvaluationScores
+
+
+def instance_scores(table: Contingency) -> dict[str, float]:
+    """The criteria of `InstanceEvaluationScores` from a contingency table (GT rows).
+
+    ``precision``, ``recall``, ``f1``, ``ap50`` and ``mean_matched_iou`` are those of the
+    one-to-one matching at IoU >= 0.5; ``map`` and ``f1_50_95`` the means of AP and F1 over
+    IoU 0.5, 0.55, ..., 0.95 (`dacapo.ops.object_matching.scores_from_counts`: ``ap_mean``,
+    ``f1_mean``), AP = TP / (TP + FP + FN).
+    """
+    split, merge = variation_of_information(table)
+    m = scores_from_counts(match_counts_from_table(table))
+    return {
+        "voi_split": split, "voi_merge": merge, "voi": split + merge,
+        "adapted_rand_error": adapted_rand_error(table),
+        "precision": m["precision_50"], "recall": m["recall_50"], "f1": m["f1_50"],
+        "ap50": m["ap_50"], "map": m["ap_mean"], "f1_50_95": m["f1_mean"],
+        "mean_matched_iou": m["mean_matched_iou_50"],
+    }
+
+
+def label_scores(seg: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """`instance_scores` of integer label arrays ``seg`` against ``truth`` (same shape)."""
+    check_labels(seg, "output_array")
+    check_labels(truth, "evaluation_array")
+    return instance_scores(contingency_table(seg, truth))
 
 
 def spatial_labels(data: np.ndarray, dims: int, name: str) -> np.ndarray:
@@ -51,7 +86,8 @@ def instance_roi(output: Array, truth: Array) -> Roi:
 
 
 class InstanceEvaluator(Evaluator):
-    """Scores an instance segmentation: VOI split/merge, adapted Rand error, IoU matching."""
+    """Scores an instance segmentation: VOI split/merge, adapted Rand error, object matching
+    (F1 and AP at IoU 0.5 and over 0.5:0.95)."""
 
     def evaluate(
         self, output_array: Array | str | Path, evaluation_array: Array | str | Path
@@ -67,7 +103,7 @@ class InstanceEvaluator(Evaluator):
                 f"output_array shape {seg.shape} != evaluation_array shape {gt.shape} "
                 f"on ROI {roi}"
             )
-        return InstanceEvaluationScores(instance_metrics(seg, gt))
+        return InstanceEvaluationScores(label_scores(seg, gt))
 
     @property
     def score(self) -> InstanceEvaluationScores:
