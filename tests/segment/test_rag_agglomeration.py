@@ -27,6 +27,7 @@ from dacapo.experiments.tasks.post_processors import (
 from dacapo.ops.agglomeration import scoring_function, watershed_fragments, waterz_affinities
 from dacapo.ops.instance_metrics import instance_metrics
 from dacapo.ops.watershed import segment
+from dacapo.segment.rag_agglomeration import read_edges
 from tests.references import AGGLOMERATION_OFFSETS as OFFSETS
 from tests.references import agglomeration_volume, make_labels, noisy_affinities, same_partition
 from tests.segment.references import VOXEL, full_voi
@@ -179,7 +180,7 @@ def blockwise(volume, tmp_path_factory, write_prediction):
     out = post.process(params, tmp / "o.zarr" / "s",  # in this process
                        BlockwiseOptions(num_workers=0, log_dir=tmp / "logs"),
                        block_size=Coordinate(16, 16, 16) * VOXEL)
-    edges = post._blockwise["edges"]
+    edges = read_edges(post._blockwise["store"])
     return {"one": one[one.roi], "seg": out[out.roi], "edges": edges, "path": path,
             "params": params, "tmp": tmp, "labels": labels}
 
@@ -212,8 +213,7 @@ def test_block_functions_on_one_block_equal_in_memory(volume, tmp_path):
         GraphStore,
         edges_block,
         fragments_block,
-        global_lut,
-        read_edges,
+        global_luts,
         relabel_block,
     )
 
@@ -234,11 +234,11 @@ def test_block_functions_on_one_block_equal_in_memory(volume, tmp_path):
     fragments = fragments_block(read(noisy, b), b, geometry=geometry, channels=post.channels,
                                 threshold=0.5, seed_distance=3)
     store = GraphStore(dims=3, sqlite_path=str(tmp_path / "g.db"))
-    store.open("w").close()
+    store.create()
     b = block(post.edges_context * VOXEL)
     edges_block(read(noisy, b), read(fragments, b), b, geometry=geometry,
                 channels=post.channels, quantile=75, store=store)
-    global_lut(*read_edges(store), 0.3, tmp_path / "lut.npz")
+    global_luts(store, [0.3], [tmp_path / "lut.npz"])
     seg = relabel_block(fragments, block(Coordinate(0, 0, 0)), lut=str(tmp_path / "lut.npz"))
     assert same_partition(seg, one[one.roi])
     np.testing.assert_array_equal(fragments, post._one_block[0])  # ids from seed positions
@@ -254,7 +254,7 @@ def test_sqlite_equals_postgresql(blockwise, postgres_url):
                        BlockwiseOptions(num_workers=1), block_size=Coordinate(16, 16, 16) * VOXEL)
     assert post._blockwise["store"].kind == "postgresql"
     np.testing.assert_array_equal(out[out.roi], blockwise["seg"])
-    for a, b in zip(post._blockwise["edges"], blockwise["edges"]):
+    for a, b in zip(read_edges(post._blockwise["store"]), blockwise["edges"]):
         np.testing.assert_array_equal(a, b)
 
 

@@ -16,11 +16,12 @@ fragments). A zarr prediction runs blockwise (`dacapo.segment.rag_agglomeration`
 and edges are computed once per prediction (the first ``process`` call after
 ``set_prediction``) and shared by every threshold; edges go to a graph database (SQLite
 file in the work directory by default, PostgreSQL when ``db_url`` is given); each threshold
-is a union-find over the stored edges and a blockwise relabelling. The work directory is a
-new folder in ``log_dir`` (kept, with the workers' logs and the SQLite file) or next to the
-output's zarr container (removed with the post-processor or at the next
-``set_prediction``). A failed run resumes from the finished blocks on the next ``process``
-call with the same prediction.
+is a snapshot of one union-find over the edges streamed in ascending merge level (all
+thresholds in one pass) and a blockwise relabelling. The work directory is a folder in
+``log_dir`` named after the prediction and the parameters (kept, with the workers' logs and
+the SQLite file: a killed run resumes from the finished blocks, in this process or a new
+one) or a new folder next to the output's zarr container (removed with the post-processor
+or at the next ``set_prediction``; a failed run resumes on the next ``process`` call).
 """
 
 from __future__ import annotations
@@ -53,8 +54,7 @@ from dacapo.segment.rag_agglomeration import (
     GraphStore,
     edges_block,
     fragments_block,
-    global_lut,
-    read_edges,
+    global_luts,
     relabel_block,
 )
 
@@ -163,7 +163,7 @@ class AgglomerationPostProcessor(PostProcessor):
         log_dir = options.log_dir
         key = (tuple(block_size), None if log_dir is None else str(log_dir))
         state = self._blockwise
-        if state is not None and state["key"] == key and state.get("edges") is not None:
+        if state is not None and state["key"] == key and state.get("luts") is not None:
             return state
         if state is None or state["key"] != key:
             self._reset()
@@ -171,14 +171,17 @@ class AgglomerationPostProcessor(PostProcessor):
             geometry = BlockGeometry(prediction.roi, voxel_size, block_size,
                                 self.fragments_context * voxel_size)
             base = self._work_base(log_dir, output_array)
-            work = Path(tempfile.mkdtemp(prefix="agglomeration_", dir=base))
             if log_dir is None:
+                work = Path(tempfile.mkdtemp(prefix="agglomeration_", dir=base))
                 self._cleanup = weakref.finalize(self, shutil.rmtree, str(work), True)
+            else:  # named after what it computes: a killed run resumes in a new process
+                work = Path(base) / f"agglomeration_{self._work_key(block_size, log_dir)}"
+                work.mkdir(parents=True, exist_ok=True)
             store = GraphStore(dims=voxel_size.dims, sqlite_path=str(work / "graph.db"),
                                url=self.db_url, prefix=_table_prefix(work))
-            store.open("w").close()
+            store.create(overwrite=log_dir is None)
             state = {"key": key, "work": work, "geometry": geometry, "store": store,
-                     "edges": None}
+                     "luts": None}
             self._blockwise = state
         work, geometry, store = state["work"], state["geometry"], state["store"]
         fragments = work / "fragments.zarr" / "fragments"
@@ -203,8 +206,19 @@ class AgglomerationPostProcessor(PostProcessor):
             options=options.job("edges", work),
         )
         state["fragments"] = fragments
-        state["edges"] = read_edges(store)
+        luts = [work / f"lut_{p.id}.npz" for p in self.enumerate_parameters()]
+        global_luts(store, self.thresholds, luts)  # every threshold in one pass
+        state["luts"] = luts
         return state
+
+    def _work_key(self, block_size: Coordinate, log_dir) -> str:
+        """Hash of the prediction, the log folder and everything the fragments and edges
+        depend on."""
+        text = repr((str(Path(str(self.prediction)).absolute()), str(Path(log_dir).absolute()),
+                     tuple(block_size), self.channels, self.quantile, self.fragments_threshold,
+                     self.seed_distance, tuple(self.fragments_context),
+                     tuple(self.edges_context), self.db_url))
+        return hashlib.sha1(text.encode()).hexdigest()[:12]
 
     # ------------------------------------------------------------------ process
 
@@ -238,8 +252,7 @@ class AgglomerationPostProcessor(PostProcessor):
             return open_array(output_array, "output")
         state = self._prepare_blockwise(prediction, block_size, options, output_array)
         work = state["work"]
-        lut = work / f"lut_{parameters.id}.npz"
-        global_lut(*state["edges"], parameters.threshold, lut)
+        lut = state["luts"][parameters.id]
         out = self._label_output(output_array, prediction, block_size)
         del out
         tag = hashlib.sha1(str(Path(output_array).absolute()).encode()).hexdigest()[:8]
