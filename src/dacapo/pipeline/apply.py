@@ -11,6 +11,9 @@ prediction and the post-processing alike; apply sets their ``log_dir``. A predic
 at most ``in_memory_limit`` values (default `dacapo.pipeline.in_memory.IN_MEMORY_VOXELS`)
 is post-processed in memory in one block, as in validation (same result as on the
 validation volume, no worker start-up); a bigger one blockwise, with the same workers.
+A task with per-class post-processing (``instance_classes``) gets each class's own best
+setting at the chosen checkpoint (`dacapo.runs.class_parameters`) and writes one OME-NGFF
+label image per class, ``<output>/<class>``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dacapo.io.paths import check_output
 from dacapo.pipeline.in_memory import IN_MEMORY_VOXELS, set_prediction
 from dacapo.pipeline.predict import predict
 from dacapo.pipeline.predict_options import PredictOptions
+from dacapo.runs.class_parameters import compose_class_parameters
 from dacapo.runs.log_file import log_to_file
 from dacapo.runs.run_dir import RunDir
 from dacapo.runs.scores import choose_checkpoint_and_parameters, parameters_dict, parameters_label
@@ -58,6 +62,9 @@ def apply_run(
     options.check()
     task = rc.task_config.build()
     iteration, parameters = choose_checkpoint_and_parameters(run_dir, task, iteration, criterion)
+    per_class = hasattr(task.post_processor, "process_classes")
+    if per_class:  # each class's own best setting at that checkpoint
+        parameters = compose_class_parameters(run_dir, task, iteration, parameters)
     checkpoint = run_dir.existing_checkpoint(iteration)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(output_path.absolute()).strip("/"))[-120:]
     options = attr.evolve(options, log_dir=run_dir.logs / "apply" / name / f"{iteration:08d}",
@@ -71,4 +78,7 @@ def apply_run(
         post = task.post_processor
         limit = IN_MEMORY_VOXELS if in_memory_limit is None else in_memory_limit
         set_prediction(post, prediction, prediction_path, limit)
+        if per_class:  # one label image per class, <output>/<class>; returns the first
+            outputs = post.process_classes(parameters, str(output_path), options)
+            return next(iter(outputs.values()))
         return post.process(parameters, str(output_path), options, block_size=None)

@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 #: criteria shown in score tables, in this order (all are in the CSV): a name matches
 #: itself, ``__<metric>`` matches that metric of every channel
 MAIN_METRICS = [
+    "overall_score", "__score",
     "voi", "voi_split", "voi_merge", "adapted_rand_error", "ap50", "map", "f1", "f1_50_95",
     "mean_dice", "mean_iou",
     "__dice", "__jaccard", "__hausdorff", "__f1_score", "__precision", "__recall", "__voi",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .distance_post_processing import build_post_processing
 from .losses import MSELoss
+from .per_class_post_processing import distance_per_class
 from .predictors import DistancePredictor
 from .task import Task
 
@@ -28,4 +29,7 @@ class DistanceTask(Task):
             clipmax=task_config.clipmax,
         )
         self.loss = MSELoss()
-        self.post_processor, self.evaluator = build_post_processing(task_config)
+        if task_config.instance_classes is not None:  # per class, CellMap scores
+            self.post_processor, self.evaluator = distance_per_class(task_config)
+        else:
+            self.post_processor, self.evaluator = build_post_processing(task_config)

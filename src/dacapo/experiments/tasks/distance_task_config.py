@@ -15,6 +15,11 @@ from .distance_post_processing import (
     thresholds_field,
 )
 from .distance_task import DISTANCE_THRESHOLDS, DistanceTask
+from .per_class_post_processing import (
+    check_per_class,
+    instance_classes_field,
+    instance_min_sizes_field,
+)
 from .task_config import (
     GTRules,
     TaskConfig,
@@ -69,6 +74,8 @@ class DistanceTaskConfig(TaskConfig):
     min_seed_distance: float = min_seed_distance_field()
     min_size: int = min_size_field()
     instance_context: float | None = instance_context_field()
+    instance_classes: list[str] | None = instance_classes_field()
+    instance_min_sizes: list[int] = instance_min_sizes_field()
 
     def gt_rules(self) -> GTRules:
         """One GT array per channel, or class ids ``0..len(channels)`` in one array; integer
@@ -84,4 +91,5 @@ class DistanceTaskConfig(TaskConfig):
             + check_positive("scale_factor", self.scale_factor)
             + check_clip_bounds("clipmin", self.clipmin, "clipmax", self.clipmax)
             + check_post_processing(self)
+            + check_per_class(self, "channels")
         )

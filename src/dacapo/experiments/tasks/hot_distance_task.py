@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .distance_post_processing import build_post_processing
 from .losses import HotDistanceLoss
+from .per_class_post_processing import distance_per_class
 from .predictors import HotDistancePredictor
 from .task import Task
 
@@ -33,6 +34,10 @@ class HotDistanceTask(Task):
             clipmax=task_config.clipmax,
         )
         self.loss = HotDistanceLoss()
-        self.post_processor, self.evaluator = build_post_processing(
-            task_config, channel_offset=len(channels), num_channels=len(channels)
-        )
+        if task_config.instance_classes is not None:  # per class, CellMap scores
+            self.post_processor, self.evaluator = distance_per_class(
+                task_config, channel_offset=len(channels))
+        else:
+            self.post_processor, self.evaluator = build_post_processing(
+                task_config, channel_offset=len(channels), num_channels=len(channels)
+            )

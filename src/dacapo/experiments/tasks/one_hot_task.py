@@ -1,9 +1,11 @@
-"""One-hot task: class probabilities -> argmax -> multi-class evaluation."""
+"""One-hot task: class probabilities -> argmax -> multi-class evaluation (or, with
+``instance_classes``, per-class segmentation -> CellMap evaluation)."""
 
 from __future__ import annotations
 
 from .evaluators import MultiClassEvaluator
 from .losses import WeightedCrossEntropyLoss
+from .per_class_post_processing import one_hot_per_class
 from .post_processors import ArgmaxPostProcessor
 from .predictors import OneHotPredictor
 from .task import Task
@@ -20,5 +22,8 @@ class OneHotTask(Task):
             clipmax=task_config.clipmax,
         )
         self.loss = WeightedCrossEntropyLoss()
-        self.post_processor = ArgmaxPostProcessor()
-        self.evaluator = MultiClassEvaluator(classes=task_config.classes)
+        if task_config.instance_classes is not None:  # per class, CellMap scores
+            self.post_processor, self.evaluator = one_hot_per_class(task_config)
+        else:
+            self.post_processor = ArgmaxPostProcessor()
+            self.evaluator = MultiClassEvaluator(classes=task_config.classes)

@@ -5,6 +5,11 @@ from __future__ import annotations
 import attr
 
 from .one_hot_task import OneHotTask
+from .per_class_post_processing import (
+    check_per_class,
+    instance_classes_field,
+    instance_min_sizes_field,
+)
 from .task_config import (
     GTRules,
     TaskConfig,
@@ -44,6 +49,8 @@ class OneHotTaskConfig(TaskConfig):
     clipmax: float = attr.ib(
         default=0.95, metadata={"help_text": "Upper clip of the class fractions for balancing."}
     )
+    instance_classes: list[str] | None = instance_classes_field()
+    instance_min_sizes: list[int] = instance_min_sizes_field()
 
     def gt_rules(self) -> GTRules:
         """Class ids ``0..len(classes) - 1`` in one channel."""
@@ -55,4 +62,5 @@ class OneHotTaskConfig(TaskConfig):
         )
         if self.classes is not None and len(self.classes) == 1:
             problems.append("classes: need at least 2 classes")
-        return problems + check_clip_bounds("clipmin", self.clipmin, "clipmax", self.clipmax)
+        return (problems + check_clip_bounds("clipmin", self.clipmin, "clipmax", self.clipmax)
+                + check_per_class(self, "classes"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from abc import ABC
 
+from dacapo.errors import ConfigError
+
 from .evaluators.evaluation_scores import EvaluationScores
 from .evaluators.evaluator import Evaluator
 from .losses.loss import Loss
@@ -26,7 +28,7 @@ class Task(ABC):
     def __init__(self, task_config) -> None:
         ok, reason = task_config.verify()
         if not ok and not getattr(self, "_allow_invalid_config", False):
-            raise ValueError(f"invalid {type(task_config).__name__} {task_config.name!r}: {reason}")
+            raise ConfigError(f"invalid {type(task_config).__name__} {task_config.name!r}: {reason}")
         self.config = task_config
         self.name = task_config.name
 

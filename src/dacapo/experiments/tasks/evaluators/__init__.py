@@ -5,6 +5,8 @@ from .binary_instance_evaluator import BinaryInstanceEvaluator
 from .binary_segmentation_evaluation_scores import BinarySegmentationEvaluationScores
 from .binary_segmentation_evaluator import BinarySegmentationEvaluator
 from .blockwise import evaluate_blockwise
+from .cellmap_evaluation_scores import CellMapEvaluationScores
+from .cellmap_evaluator import CellMapEvaluator
 from .dummy_evaluation_scores import DummyEvaluationScores
 from .dummy_evaluator import DummyEvaluator
 from .evaluation_scores import EvaluationScores, MetricInfo
@@ -21,6 +23,8 @@ __all__ = [
     "BinaryInstanceEvaluator",
     "BinarySegmentationEvaluationScores",
     "BinarySegmentationEvaluator",
+    "CellMapEvaluationScores",
+    "CellMapEvaluator",
     "DummyEvaluationScores",
     "DummyEvaluator",
     "EvaluationScores",

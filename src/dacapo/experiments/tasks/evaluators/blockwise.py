@@ -10,6 +10,8 @@ the merged tables, for the instance, binary and multi-class evaluators:
   adapted Rand error and the object matching (per-pair IoU from the table: F1 / AP at IoU
   0.5 and over 0.5:0.95) are functions of the whole table: **exact** for any volume. Memory: one block plus the table (one row per distinct truth/segment pair).
 - **multi-class**: confusion matrices add up: **exact**.
+- **CellMap** (`CellMapEvaluator`): not blockwise (matching and Hausdorff distances need
+  whole objects): evaluated in memory up to its ``MAX_VOXELS``, an `InputError` beyond.
 - **binary + instance** (`BinaryInstanceEvaluator`, one channel): the binary pass of the
   foreground and the instance pass, combined.
 - **binary** (per channel): counts add up; distances are measured on the block read with a
@@ -68,6 +70,7 @@ from .binary_segmentation_evaluator import (
     common_roi,
     output_channels,
 )
+from .cellmap_evaluator import CellMapEvaluator
 from .evaluation_scores import EvaluationScores
 from .instance_evaluation_scores import InstanceEvaluationScores
 from .instance_evaluator import (
@@ -190,6 +193,8 @@ def evaluate_blockwise(
     within which distances are exact (default and minimum: max(clip_distance, tol_distance))."""
     options = BlockwiseOptions() if options is None else options
     task_id = options.task_id or "evaluate"
+    if isinstance(evaluator, CellMapEvaluator):  # whole objects: in memory, up to its limit
+        return evaluator.evaluate(segmentation_path, gt_path, roi)
     if isinstance(evaluator, BinaryInstanceEvaluator):  # the binary and the instance passes
         if len(evaluator.channels) != 1:
             raise TypeError("evaluate_blockwise: BinaryInstanceEvaluator with several channels "

@@ -10,6 +10,8 @@ from .distance_instances_post_processor_parameters import (
 )
 from .dummy_post_processor import DummyPostProcessor
 from .dummy_post_processor_parameters import DummyPostProcessorParameters
+from .per_class_post_processor import PerClassPostProcessor
+from .per_class_post_processor_parameters import ClassSetting, PerClassPostProcessorParameters
 from .post_processor import PostProcessor
 from .post_processor_parameters import PostProcessorParameters
 from .threshold_post_processor import ThresholdPostProcessor
@@ -22,10 +24,13 @@ __all__ = [
     "AgglomerationPostProcessorParameters",
     "ArgmaxPostProcessor",
     "ArgmaxPostProcessorParameters",
+    "ClassSetting",
     "DistanceInstancesPostProcessor",
     "DistanceInstancesPostProcessorParameters",
     "DummyPostProcessor",
     "DummyPostProcessorParameters",
+    "PerClassPostProcessor",
+    "PerClassPostProcessorParameters",
     "PostProcessor",
     "PostProcessorParameters",
     "ThresholdPostProcessor",
