@@ -62,6 +62,8 @@ def test_criteria_panels_have_axis_labels_and_one_legend(tmp_path, tiny_run):
     used = [ax for ax in fig.axes if ax.axison]
     assert [ax.get_ylabel() for ax in used] == ["voi", "voi_split", "adapted_rand_error"]
     assert all(ax.get_xlabel() == "iteration" for ax in used)
+    # tick labels are the values: no "1e-5+9.997e-1" offset over a nearly flat criterion
+    assert all(not ax.yaxis.get_major_formatter().get_useOffset() for ax in used)
     assert all(ax.get_legend() is None for ax in used)  # not on the first panel only
     assert len(fig.legends) == 1
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["a", "b"]

@@ -18,8 +18,9 @@ For checkpoint ``iteration`` and each validation dataset:
    (`dacapo.runs.scores.is_degenerate`) is flagged there and never chosen as best; one
    warning line per validation names them (`dacapo.runs.scores.warn_degenerate`).
 
-Plots are left to the callers (end of training, ``dacapo validate``): drawing them after
-every validation would cost more than the validation of a small volume.
+Each validated dataset gets its picture, ``plots/validation_<iteration>_<dataset>.png``
+(`dacapo.runs.validation_plot`: one section read, about a second); the run's other plots
+are left to the callers (end of training, ``dacapo validate``).
 
 Then ``best.json`` is rewritten from every stored row (`dacapo.runs.scores.update_best`).
 The options (`dacapo.pipeline.predict_options.PredictOptions`: workers, engine, precision,
@@ -46,6 +47,7 @@ from dacapo.pipeline.predict_options import PredictOptions
 from dacapo.runs.log_file import log_to_file
 from dacapo.runs.run_dir import RunDir, as_run_dir
 from dacapo.runs.scores import is_degenerate, parameters_dict, update_best, warn_degenerate
+from dacapo.runs.validation_plot import safe_plot_validation
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +109,7 @@ def _validate_dataset(rc, task, dconf, run_dir: RunDir, iteration: int, checkpoi
             "value": float(scores[criterion]), "scored_roi": str(roi), "gt_fraction": fraction,
             "degenerate": int(degenerate),
         } for criterion in scores.criteria]
+    safe_plot_validation(run_dir, task, ds, iteration, prediction, out, roi, rows)
     return rows
 
 

@@ -118,6 +118,8 @@ def criteria_figure(run_dir: RunDir, max_panels: int = 36) -> Figure | None:
         else:
             ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
         ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
+        # values, not "1e-5+9.997e-1" over the panel title: a nearly flat criterion
+        ax.ticklabel_format(axis="y", useOffset=False)
     for ax in list(axes.flat)[len(criteria):]:
         ax.axis("off")
     if lines:
