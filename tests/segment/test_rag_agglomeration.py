@@ -4,13 +4,6 @@ known labels, blockwise vs one block, SQLite vs PostgreSQL (a throwaway server w
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
-from pathlib import Path
-
 import numpy as np
 import pytest
 from funlib.geometry import Coordinate
@@ -108,61 +101,6 @@ def test_2d(tmp_path):
     post.set_prediction(Array(affs, offset=(0, 0), voxel_size=(4, 4)))
     seg = post.process(next(iter(post.enumerate_parameters())), tmp_path / "o.zarr" / "s")
     assert instance_metrics(seg[seg.roi], labels)["voi"] <= 0.1
-
-
-def _pg_server():
-    """A throwaway PostgreSQL cluster (initdb + pg_ctl, Unix socket only) or a reason."""
-    binaries = [shutil.which("initdb"), shutil.which("pg_ctl")]
-    if None in binaries:
-        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-        if not found:
-            return None, "no initdb/pg_ctl (apt-get install postgresql)"
-        binaries = [str(found[-1]), str(found[-1].with_name("pg_ctl"))]
-    try:
-        import psycopg2  # noqa: F401
-    except ImportError:
-        return None, "psycopg2 is not installed"
-    initdb, pg_ctl = binaries
-    root = Path(tempfile.mkdtemp(prefix="pg"))
-    prefix = []
-    if os.geteuid() == 0:  # postgres refuses to run as root
-        if shutil.which("runuser") is None:
-            return None, "running as root without runuser"
-        try:
-            shutil.chown(root, user="postgres")
-        except (LookupError, PermissionError) as e:
-            return None, f"running as root and no 'postgres' user ({e})"
-        prefix = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    try:
-        subprocess.run(prefix + [initdb, "-D", str(root / "data"), "-A", "trust", "-U",
-                                 "postgres"], check=True, capture_output=True, timeout=120)
-        subprocess.run(prefix + [pg_ctl, "-D", str(root / "data"), "-l", str(root / "log"),
-                                 "-w", "-o", f"-k {root} -p {port} -c listen_addresses=''",
-                                 "start"], check=True, capture_output=True, timeout=120)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
-        shutil.rmtree(root, ignore_errors=True)
-        return None, f"could not start PostgreSQL: {getattr(e, 'stderr', e)!r}"
-
-    def stop():
-        subprocess.run(prefix + [pg_ctl, "-D", str(root / "data"), "-m", "immediate", "stop"],
-                       capture_output=True, timeout=60)
-        shutil.rmtree(root, ignore_errors=True)
-
-    return (f"postgresql://postgres@:{port}/dacapo_test?host={root}", stop), None
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    server, reason = _pg_server()
-    if server is None:
-        print(f"PostgreSQL test skipped: {reason}")
-        pytest.skip(reason)
-    url, stop = server
-    yield url
-    stop()
 
 
 @pytest.fixture(scope="module")

@@ -87,6 +87,7 @@ class GraphStore:
         if self.url is None:
             con = sqlite3.connect(self.sqlite_path, timeout=600, isolation_level=None)
             con.execute("PRAGMA busy_timeout = 600000")  # workers write concurrently
+            con.execute("PRAGMA synchronous = NORMAL")  # WAL: a killed process loses nothing
         else:
             con = psycopg2.connect(**_pg_connection(self.url))
         try:
