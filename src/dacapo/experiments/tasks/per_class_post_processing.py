@@ -36,9 +36,12 @@ def instance_classes_field():
         metadata={"help_text": "Per-class post-processing and CellMap scores: the classes "
                   "segmented into objects (connected components, or the distance-seeded "
                   "watershed with post_processor: instances); every other class is semantic "
-                  "(argmax / threshold). Each class is swept and chosen on its own; apply "
-                  "writes one label image per class (<output>/<class>). None (default): one "
-                  "segmentation for all classes, as before; [] = all classes semantic."},
+                  "(argmax / threshold), e.g. [mitochondrion]. Scored the CellMap way per "
+                  "class (<class>__f1, __combined_score, __iou, ...) and overall "
+                  "(overall_score, which chooses the checkpoint); each class's setting is "
+                  "swept and chosen on its own by <class>__score; apply writes one label "
+                  "image per class (<output>/<class>). None (default): one segmentation for "
+                  "all classes, as before; [] = every class semantic."},
     )
 
 
