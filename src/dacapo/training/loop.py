@@ -31,6 +31,7 @@ import functools
 import logging
 import math
 import pickle
+from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, NoReturn
@@ -48,6 +49,8 @@ from dacapo.runs.log_file import log_to_file
 from dacapo.runs.model_builder import build_model, choose_device
 from dacapo.runs.plots import safe_plot_run
 from dacapo.runs.run_dir import RunDir, prepare_run_dir
+from dacapo.runs.tensorboard_log import TensorBoardTracker
+from dacapo.runs.tracking import Tracker, Trackers
 from dacapo.runs.verify import run_problems
 from dacapo.training import distributed
 from dacapo.training.batches import BatchProvider, make_loader
@@ -87,12 +90,15 @@ def train_run(
     progress: bool = True,
     validate: bool = True,
     progress_lines: bool = True,
+    trackers: Sequence[Tracker] = (),
 ) -> RunDir:
     """Train (or resume) ``run_config`` in ``<root>/<name>``; validate at the intervals.
 
     ``progress``: a progress bar; without one, the progress lines (`dacapo.training.progress`)
     are notices (``dacapo`` shows them at default verbosity) unless ``progress_lines`` is
-    False. Returns the run directory. Raises ValueError for a config or data problem,
+    False. TensorBoard event files are written always (`dacapo.runs.tensorboard_log`),
+    ``trackers`` (`dacapo.runs.tracking`: MLflow, `dacapo.runs.mlflow_log`) are told
+    too. Returns the run directory. Raises ValueError for a config or data problem,
     `TrainingStopped` after a SIGTERM/SIGINT (its checkpoint written).
     """
     problems = run_problems(run_config, strict_task=False)
@@ -110,9 +116,10 @@ def train_run(
             run_dir = RunDir(Path(root) / run_config.name)
         bar = functools.partial(Progress, bar=progress and world.main,
                                 notices=progress_lines and world.main)
+        tracking = Trackers(run_dir, [TensorBoardTracker(), *trackers] if world.main else [])
         with log_to_file(run_dir.logs / "train.log") if world.main else nullcontext(), \
-                GracefulStop() as stop:
-            _train(run_config, run_dir, bar, validate, world, device, slots, stop)
+                GracefulStop() as stop, tracking:
+            _train(run_config, run_dir, bar, validate, world, device, slots, stop, tracking)
     finally:
         distributed.stop(world)
     return run_dir
@@ -120,7 +127,7 @@ def train_run(
 
 def _train(run_config: RunConfig, run_dir: RunDir, progress, validate: bool,
            world: distributed.World, device: torch.device, slots: range,
-           stop: GracefulStop) -> None:
+           stop: GracefulStop, tracking: Trackers) -> None:
     """The run on this rank; ``progress(name, start, total)`` makes its `Progress`."""
     rc = run_config
     tc = rc.trainer_config
@@ -136,6 +143,7 @@ def _train(run_config: RunConfig, run_dir: RunDir, progress, validate: bool,
     def checkpoint(iteration: int) -> None:  # every rank calls it: the counts are gathered
         every = distributed.gather(counts, world)
         if world.main:
+            tracking.flush()  # steps up to a checkpoint are never lost to a tracker
             run_dir.save_checkpoint(iteration, {
                 "model": module.state_dict(), "optimizer": optimizer.state_dict(),
                 # pickled: the checkpoint stays loadable with torch.load(weights_only=True)
@@ -146,12 +154,14 @@ def _train(run_config: RunConfig, run_dir: RunDir, progress, validate: bool,
     def validate_at(iteration: int) -> None:
         if world.main:
             # the live model predicts when validation runs in this process (0 workers)
-            validate_run(run_dir, iteration, PredictOptions(progress=False), run_config=rc,
-                         model=module)
+            rows = validate_run(run_dir, iteration, PredictOptions(progress=False),
+                                run_config=rc, model=module)
+            tracking.validation(iteration, rows)
         distributed.barrier(world)
 
     start, restored = _resume(rc.name, run_dir, world, module, optimizer, scaler, layout, slots)
     counts.update(restored)
+    tracking.start(rc, start)
     if start == 0:
         checkpoint(0)
     if world.main:
@@ -177,7 +187,8 @@ def _train(run_config: RunConfig, run_dir: RunDir, progress, validate: bool,
             counts.update(pickle.loads(batch["counts"]))
             loss_value, prediction = _fit_batch(batch, iteration, model, optimizer, task.loss,
                                                 rc, scaler, world, device)
-            _record_step(run_dir, world, bar, iteration, loss_value)
+            _record_step(run_dir, world, bar, iteration, loss_value, tracking,
+                         optimizer.param_groups[0]["lr"])
             if "snapshot" in batch:
                 write_snapshot(run_dir, iteration, batch["snapshot"], prediction[0].cpu().numpy())
             validating = validate and rc.validation_interval and iteration % rc.validation_interval == 0
@@ -274,11 +285,12 @@ def _fit_batch(batch: dict, iteration: int, model, optimizer, loss, rc: RunConfi
 
 
 def _record_step(run_dir: RunDir, world: distributed.World, bar: Progress, iteration: int,
-                 loss_value: float) -> None:
-    """The step's row of ``training_stats.csv`` (rank 0) and the progress."""
+                 loss_value: float, tracking: Trackers, learning_rate: float) -> None:
+    """The step's row of ``training_stats.csv`` (rank 0), its trackers and the progress."""
     if world.main:
+        elapsed = bar.elapsed()
         run_dir.append_training_stats(
-            [{"iteration": iteration, "loss": f"{loss_value:.6g}",
-              "time": f"{bar.elapsed():.3f}"}]
+            [{"iteration": iteration, "loss": f"{loss_value:.6g}", "time": f"{elapsed:.3f}"}]
         )
+        tracking.step(iteration, loss_value, learning_rate, elapsed)
     bar.step(iteration, loss_value)
