@@ -150,7 +150,6 @@ def measure(job: dict) -> dict:
                             stdout=subprocess.PIPE, text=True)
     sampler = ProcessSampler(proc.pid)
     sampler.start()
-    sampler.start()
     out, _ = proc.communicate()
     sampler.stop()
     if proc.returncode != 0:
