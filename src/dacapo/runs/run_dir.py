@@ -13,6 +13,8 @@ Layout of ``<root>/<run name>/``::
     predictions/<it>/      validation predictions and segmentations (zarr)
     plots/                 PNG figures (see `dacapo.runs.plots`)
     logs/                  daisy worker logs and done-markers of blockwise jobs
+    tensorboard/           TensorBoard event files (see `dacapo.runs.tensorboard_log`)
+    mlflow.json            the MLflow run a tracked training continues (`dacapo.runs.mlflow_log`)
 
 Checkpoints: `dacapo.runs.checkpoint_files`; the CSV tables and ``best.json``:
 `dacapo.runs.run_tables` (appended line by line, so a killed run loses at most the line
