@@ -10,8 +10,9 @@ import click
 
 @click.command()
 @click.argument("gt", nargs=-1, required=True)
-@click.option("--raw", "raws", multiple=True, required=True,
-              help="Raw zarr array of each GT (repeat in the same order).")
+@click.option("--raw", "raws", multiple=True,
+              help="Raw zarr array of each GT (repeat in the same order); none when GT is "
+                   "one collection of images (dacapo convert --collection).")
 @click.option("--task", "kind", required=True,
               type=click.Choice(["affinities", "distance", "inner_distance", "one_hot"]),
               help="Task kind to plan.")
@@ -21,13 +22,14 @@ import click
 @click.option("--name", default=None, help="Run name (default planned_<task>).")
 @click.option("--validate", "val", multiple=True,
               help="Validation dataset as NAME=RAW,GT (repeatable).")
-@click.option("--classes", default=None, help="One-hot class names, comma-separated.")
+@click.option("--classes", default=None, help="Class names, comma-separated: one-hot GT id i is the i-th; distance: one channel per class (GT id i + 1, or the array of that name in a group of class arrays). Default: the group's array names, else the GT's ids.")
 @click.option("--channel", default=None, help="Channel name of a distance task.")
 @click.option("--modality", type=click.Choice(["auto", "em", "lm"]), default="auto",
               show_default=True, help="Augmentation recipe (auto: em when in-plane <= 30 nm).")
 @click.option("--seed", type=int, default=0, show_default=True)
 def plan(gt, raws, kind, output, minutes, name, val, classes, channel, modality, seed) -> None:
-    """Plan a run config for training data GT... (zarr arrays) and write it, commented."""
+    """Plan a run config for training data GT... (zarr arrays with --raw, or one
+    collection of images) and write it, commented."""
     from dacapo.planning.commented_yaml import write_plan  # lazy: see top
     from dacapo.planning.planner import plan_run  # lazy: see top
 
@@ -38,9 +40,18 @@ def plan(gt, raws, kind, output, minutes, name, val, classes, channel, modality,
         vname, rest = item.split("=", 1)
         vraw, vgt = rest.split(",")
         validate.append((vname, vraw, vgt))
-    _rc, text = plan_run(list(gt), list(raws), kind, minutes=minutes, name=name, seed=seed,
-                         validate=validate, channel=channel, modality=modality,
-                         classes=None if classes is None else classes.split(","))
+    options = dict(minutes=minutes, name=name, seed=seed, validate=validate, channel=channel,
+                   modality=modality, classes=None if classes is None else classes.split(","))
+    if not raws:
+        from dacapo.io.collection import is_collection  # lazy: see top
+        from dacapo.planning.collection_plan import plan_collection  # lazy: see top
+
+        if len(gt) != 1 or not is_collection(gt[0]):
+            raise ValueError("plan: give --raw for each GT array, or one collection of images "
+                             "(dacapo convert FOLDER OUT.zarr --collection) and no --raw")
+        _rc, text = plan_collection(gt[0], kind, **options)
+    else:
+        _rc, text = plan_run(list(gt), list(raws), kind, **options)
     command = " ".join(["dacapo", "plan", *sys.argv[sys.argv.index("plan") + 1:]]) \
         if "plan" in sys.argv else "dacapo plan"
     write_plan(output, f"# {command}\n{text}")

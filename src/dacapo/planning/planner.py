@@ -51,6 +51,7 @@ from dacapo.experiments.run_config import RunConfig
 from dacapo.experiments.trainer_config import TrainerConfig
 from dacapo.io.arrays import open_array
 from dacapo.planning.commented_yaml import render_yaml
+from dacapo.planning.gt_classes import check_guessed_classes, group_classes, open_training_gt
 from dacapo.planning.rules import (
     TASK_KINDS,
     ArchitecturePlan,
@@ -88,6 +89,8 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
     if not (math.isfinite(minutes) and 0 < minutes <= MAX_MINUTES):
         raise InputError(f"--minutes: the training budget must be more than 0 and at most "
                          f"{MAX_MINUTES} minutes (24 h), got {minutes:g}")
+    if classes is None and kind in ("one_hot", "distance"):
+        classes = group_classes(gt_paths)
     train = [DatasetConfig(f"train{i}" if len(raw_paths) > 1 else "train", r, g)
              for i, (r, g) in enumerate(zip(raw_paths, gt_paths))]
     val = [DatasetConfig(n, r, g) for n, r, g in (validate or [])]
@@ -97,8 +100,10 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
     if problems:
         raise InputError("; ".join(problems))
     raws = [open_array(p, "raw") for p in raw_paths]
-    gts = [open_array(p, "gt") for p in gt_paths]
-    fp = fingerprint(gts, raws, kind)
+    gts = [open_training_gt(p, classes, d.name) for p, d in zip(gt_paths, train)]
+    fp = fingerprint(gts, raws, kind, num_classes=len(classes) if classes else 1)
+    if classes is None:
+        check_guessed_classes(fp.label_values, kind)
     modality = guess_modality(fp) if modality == "auto" else modality
     budget = minutes * 60
     # the step-time share: pick the input so that ~300+ iterations fit the budget

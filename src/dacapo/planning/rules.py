@@ -89,9 +89,23 @@ class Fingerprint:
         return tuple(min(s[i] for s in self.shapes) for i in range(len(self.voxel_size)))
 
 
+def _class_stack(labels: np.ndarray, dims: int, num_classes: int) -> np.ndarray | None:
+    """``(C, *spatial)`` binary masks of a class stack (a group of class arrays) or of the
+    class ids ``1..C`` of a multi-class distance GT; None for a single label array."""
+    if labels.ndim == dims + 1:
+        return labels != 0
+    if num_classes > 1:
+        return np.stack([labels == i + 1 for i in range(num_classes)])
+    return None
+
+
 def fingerprint(gt_arrays, raw_arrays, kind: str, lower: float = 0.5,
-                upper: float = 99.5) -> Fingerprint:
-    """The `Fingerprint` of opened training arrays (funlib Arrays, raw and GT pairs)."""
+                upper: float = 99.5, num_classes: int = 1) -> Fingerprint:
+    """The `Fingerprint` of opened training arrays (funlib Arrays, raw and GT pairs).
+
+    A GT with a leading class axis (a group of class arrays) counts class ``i`` where its
+    array is non-zero; a distance task of ``num_classes`` > 1 channels on class ids
+    ``1..C`` measures the objects (components) of every class."""
 
     vs = Coordinate(raw_arrays[0].voxel_size)
     for r in raw_arrays:
@@ -109,11 +123,25 @@ def fingerprint(gt_arrays, raw_arrays, kind: str, lower: float = 0.5,
         shapes.append(tuple(int(s) for s in roi.shape / vs))
         samples.append(sample_values(read_array(raw, roi), 2_000_000))
         labels = read_array(gt, roi)
+        stack = _class_stack(labels, vs.dims, num_classes)
+        if stack is not None and kind == "one_hot":  # class i where its array is set
+            values.update(range(len(stack)))
+            for i, mask in enumerate(stack):
+                class_counts[i] = class_counts.get(i, 0) + int(np.count_nonzero(mask))
+            fg += int(np.count_nonzero(stack.any(axis=0)))
+            total += stack[0].size
+            widths.append(np.zeros(0))
+            volumes.append(np.zeros(0))
+            continue
         ids, n = np.unique(labels, return_counts=True)
         values.update(int(v) for v in ids[:1000])
         fg += int(np.count_nonzero(labels))
-        total += labels.size
-        if kind in ("affinities", "inner_distance"):
+        total += labels[0].size if stack is not None and labels.ndim > vs.dims else labels.size
+        if stack is not None:  # multi-class distance: the components of every class
+            parts = [object_widths(ndimage.label(m)[0], vs) for m in stack]
+            w = np.concatenate([x for x, _ in parts])
+            v = np.concatenate([y for _, y in parts])
+        elif kind in ("affinities", "inner_distance"):
             w, v = object_widths(labels, vs)
         elif kind == "distance":
             w, v = object_widths(ndimage.label(labels > 0)[0], vs)

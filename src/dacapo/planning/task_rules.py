@@ -49,8 +49,16 @@ def task_to_plan(kind: str, classes: list[str] | None = None,
         task = AffinitiesTaskConfig(name="affinities", neighborhood=[])
     else:
         cls = DistanceTaskConfig if kind == "distance" else InnerDistanceTaskConfig
-        task = cls(name=kind, channels=[channel or "object"], clip_distance=1, tol_distance=1)
+        task = cls(name=kind, channels=_channels(kind, classes, channel), clip_distance=1,
+                   tol_distance=1)
     return task, task.gt_rules()
+
+
+def _channels(kind: str, classes: list[str] | None, channel: str | None) -> list[str]:
+    """A distance task's channels: one per class (``--classes``), else ``channel``."""
+    if kind == "distance" and classes:
+        return list(classes)
+    return [channel or "object"]
 
 
 def plan_task(fp: Fingerprint, kind: str, classes: list[str] | None = None,
@@ -89,7 +97,7 @@ def plan_task(fp: Fingerprint, kind: str, classes: list[str] | None = None,
             thresholds = list(INNER_DISTANCE_THRESHOLDS)
             notes["thresholds"] = ("mask = inner distance > t, t > 0 only: the inner distance is 0 "
                                    "on the background, so t <= 0 would mark it as object")
-        task = cls(name=kind, channels=[channel or "object"], scale_factor=scale,
+        task = cls(name=kind, channels=_channels(kind, classes, channel), scale_factor=scale,
                    clip_distance=clip, tol_distance=tol, thresholds=thresholds)
         notes["scale_factor"] = (f"a quarter of the typical object width {width:.0f} (tanh saturates "
                                  "at ~2 scales, so the target varies over the whole radius)")

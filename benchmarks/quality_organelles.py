@@ -1,0 +1,216 @@
+"""Organelles on real ssTEM: one model for five classes, full and partial annotation.
+
+The volume ``sstem_organelles`` (12 sections × 1024², 50 × 4.6 × 4.6 nm; classes 1
+membrane, 2 glia/extracellular, 3 mitochondrion, 4 synapse, 5 cytoplasm, every voxel
+labelled) is split by section: sections 0..8 train, 9..11 are held out (their labels are
+never trained on; their raw comes with 2 sections of context before them). The training
+sections are two crops, the halves y < 512 and y >= 512. Variants, same plan otherwise:
+
+- ``full``: both crops annotate every class;
+- ``partial``: mitochondria annotated only in crop A, synapses only in crop B (the other
+  classes in both): the datasplit says so with ``annotated`` (voxels of the class a crop
+  does not annotate are unknown, no loss);
+- ``naive``: the same crops, but the unannotated class's voxels are called cytoplasm (the
+  "everything else" class), as a tool without partial annotations would have to.
+
+Each run is planned by `dacapo.planning.planner.plan_run` (``--task one_hot --classes``)
+for ``--minutes`` of CPU, trained, validated on the held-out sections; the best checkpoint
+and parameters by the mean IoU are scored again on the held-out sections with the CellMap
+metrics (`dacapo.ops.cellmap_metrics`): IoU per class, mitochondria as instances
+(connected components) F1@0.5, Hausdorff score, combined; the overall score. Baseline:
+Otsu's threshold of the raw for the mitochondria (dark) and the membranes (dark).
+
+Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/quality_organelles.py --variants
+full,partial,naive --minutes 20``; results go to ``quality_runs/organelles_log.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import attr
+import numpy as np
+from _harness import ROOT, data_dir, timed
+
+CLASSES = ["membrane", "glia_extracellular", "mitochondrion", "synapse", "cytoplasm"]
+VOXEL = (50, 4.6, 4.6)
+HOLDOUT = 3
+CONTEXT = 2
+#: partial annotation: crop -> the class it does not annotate
+UNANNOTATED = {"a": "synapse", "b": "mitochondrion"}
+OTHER = "cytoplasm"
+
+
+def prepare(data: Path, work: Path) -> dict[str, str]:
+    """Zarr arrays under ``work/sstem_organelles.zarr`` (kept when present)."""
+    import tifffile
+    from funlib.geometry import Coordinate
+    from funlib.persistence import prepare_ds
+
+    container = work / "sstem_organelles.zarr"
+    keys = ["raw", "validate/raw", "validate/gt"] + [
+        f"{v}/{c}/{k}" for v in ("full", "naive") for c in "ab" for k in ("raw", "gt")]
+    paths = {k: f"{container}/{k}" for k in keys}
+    paths.update({f"partial/{c}/{k}": paths[f"full/{c}/{k}"] for c in "ab" for k in ("raw", "gt")})
+    if (container / ".prepared").is_file():
+        return paths
+    if container.exists():
+        shutil.rmtree(container)
+    raw = tifffile.imread(data / "sstem_organelles" / "raw.tif")
+    ids = tifffile.imread(data / "sstem_organelles" / "classes.tif")
+    gt = (ids.astype(np.int64) - 1).astype(np.uint8)  # class ids 0..4
+    z_split = gt.shape[0] - HOLDOUT
+    vs = Coordinate(VOXEL)
+
+    def write(key: str, a: np.ndarray, z0: int, y0: int = 0) -> None:
+        arr = prepare_ds(paths[key], shape=a.shape, offset=Coordinate((z0, y0, 0)) * vs,
+                         voxel_size=vs, axis_names=["z", "y", "x"], units=["nm"] * 3,
+                         dtype=a.dtype, chunk_shape=(1, 256, 256), mode="w")
+        arr[arr.roi] = a
+
+    write("raw", raw, 0)
+    write("validate/gt", gt[z_split:], z_split)
+    write("validate/raw", raw[z_split - CONTEXT:], z_split - CONTEXT)
+    half = gt.shape[1] // 2
+    for c, (y0, y1) in {"a": (0, half), "b": (half, gt.shape[1])}.items():
+        g = gt[:z_split, y0:y1]
+        write(f"full/{c}/raw", raw[:z_split, y0:y1], 0, y0)
+        write(f"full/{c}/gt", g, 0, y0)
+        naive = g.copy()
+        naive[naive == CLASSES.index(UNANNOTATED[c])] = CLASSES.index(OTHER)
+        write(f"naive/{c}/raw", raw[:z_split, y0:y1], 0, y0)
+        write(f"naive/{c}/gt", naive, 0, y0)
+    (container / ".prepared").write_text("ok")
+    return paths
+
+
+def planned(variant: str, paths: dict[str, str], minutes: float, seed: int):
+    from dacapo.planning.planner import plan_run
+
+    gts = [paths[f"{variant}/{c}/gt"] for c in "ab"]
+    raws = [paths[f"{variant}/{c}/raw"] for c in "ab"]
+    rc, _ = plan_run(gts, raws, "one_hot", minutes=minutes, name=f"organelles_{variant}",
+                     seed=seed, classes=CLASSES,
+                     validate=[("heldout", paths["validate/raw"], paths["validate/gt"])])
+    if variant == "partial":
+        train = [attr.evolve(d, annotated=[k for k in CLASSES if k != UNANNOTATED[c]])
+                 for d, c in zip(rc.datasplit_config.train, "ab")]
+        rc = attr.evolve(rc, datasplit_config=attr.evolve(rc.datasplit_config, train=train))
+    return rc
+
+
+def cellmap_scores(seg: np.ndarray, gt: np.ndarray) -> dict:
+    """IoU/Dice per class; mitochondria as connected components: F1@0.5, HD, combined."""
+    import cc3d
+
+    from dacapo.ops.cellmap_metrics import score_instance, score_semantic
+    from dacapo.ops.object_matching import object_matching
+
+    out: dict = {}
+    for k, name in enumerate(CLASSES):
+        s = score_semantic(seg == k, gt == k)
+        out[f"{name}__iou"] = float(s.iou)
+        out[f"{name}__dice"] = float(s.dice)
+    mito = CLASSES.index("mitochondrion")
+    # 3D components (6-connected) of the class masks
+    p = cc3d.connected_components((seg == mito).astype(np.uint8), connectivity=6)
+    g = cc3d.connected_components((gt == mito).astype(np.uint8), connectivity=6)
+    inst = score_instance(p.astype(np.uint64), g.astype(np.uint64), VOXEL)
+    out.update(mitochondrion__f1=float(inst.f1),
+               mitochondrion__hausdorff=float(inst.hausdorff_distance),
+               mitochondrion__hd_score=float(inst.normalized_hausdorff_distance),
+               mitochondrion__combined=float(inst.combined_score))
+    m = object_matching(p, g, thresholds=(0.5,))
+    out["mitochondrion__f1_50"] = float(m["f1_50"])
+    out["mitochondrion__objects_pred"] = int(p.max())
+    out["mitochondrion__objects_gt"] = int(g.max())
+    sem = [out[f"{n}__iou"] for n in CLASSES if n != "mitochondrion"]
+    out["overall"] = float(np.sqrt(inst.combined_score * np.mean(sem)))
+    return out
+
+
+def score_best(run_dir, paths) -> dict:
+    """The segmentation of the best (iteration, parameters) by mean IoU, scored."""
+    from dacapo.io.arrays import open_array
+
+    rows = [r for r in run_dir.validation_scores() if r["criterion"] == "mean_iou"]
+    top = max(rows, key=lambda r: r["value"])
+    pid = top["parameters"].get("id", 0)
+    seg_path = (run_dir.predictions / f"{top['iteration']:08d}" / "heldout.zarr"
+                / f"segmentation_{pid}")
+    seg_arr = open_array(str(seg_path), "segmentation")
+    gt_arr = open_array(paths["validate/gt"], "gt")
+    roi = seg_arr.roi.intersect(gt_arr.roi)
+    seg = np.asarray(seg_arr.to_ndarray(roi))
+    gt = np.asarray(gt_arr.to_ndarray(roi))
+    seg = seg[0] if seg.ndim > gt.ndim else seg
+    scores = cellmap_scores(seg, gt)
+    scores.update(iteration=top["iteration"], mean_iou=top["value"], parameters=top["parameters"])
+    return scores
+
+
+def otsu(paths) -> dict:
+    from skimage.filters import threshold_otsu
+
+    from dacapo.io.arrays import open_array
+    from dacapo.ops.cellmap_metrics import score_semantic
+
+    gt_arr = open_array(paths["validate/gt"], "gt")
+    raw = np.asarray(open_array(paths["raw"], "raw").to_ndarray(gt_arr.roi)).astype(np.float32)
+    gt = np.asarray(gt_arr.to_ndarray(gt_arr.roi))
+    dark = raw <= threshold_otsu(raw)
+    return {f"{name}__iou": float(score_semantic(dark, gt == CLASSES.index(name)).iou)
+            for name in ("membrane", "mitochondrion")}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(data_dir()))
+    parser.add_argument("--work", default=str(ROOT / "quality_runs"))
+    parser.add_argument("--variants", default="full,partial,naive")
+    parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--iterations", type=int, default=0, help="override the plan's")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tag", default="")
+    parser.add_argument("--fresh", action="store_true")
+    args = parser.parse_args(argv)
+    import torch
+
+    from dacapo.training.loop import train_run
+
+    torch.set_num_threads(1)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    paths = prepare(Path(args.data), work)
+    log_path = work / "organelles_log.jsonl"
+    for variant in args.variants.split(","):
+        rc = planned(variant, paths, args.minutes, args.seed)
+        if args.iterations:
+            n = args.iterations
+            rc = attr.evolve(rc, num_iterations=n, validation_interval=max(1, n // 4),
+                             checkpoint_interval=max(1, n // 4))
+        if args.tag:
+            rc = attr.evolve(rc, name=f"{rc.name}_{args.tag}")
+        run_path = work / "runs" / rc.name
+        if run_path.exists() and args.fresh:
+            shutil.rmtree(run_path)
+        load0 = os.getloadavg()[0]
+        train_s, run_dir = timed(train_run, rc, work / "runs", progress=False)
+        entry = {"variant": variant, "run": rc.name, "minutes": args.minutes,
+                 "iterations": rc.num_iterations, "train_s": round(train_s, 1),
+                 "load": [round(load0, 2), round(os.getloadavg()[0], 2)],
+                 "scores": score_best(run_dir, paths), "otsu": otsu(paths),
+                 "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+        with open(log_path, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+        print(json.dumps(entry, indent=1), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
