@@ -25,11 +25,13 @@ demo: venv
 # every benchmark but the load figures; the real volumes come from DACAPO_DATA, else
 # ../shared/data; the peer (original DaCapo) runs where DACAPO_PEER_PYTHON names its python
 bench: venv
-	for f in benchmarks/bench_*.py; do [ $$f = benchmarks/bench_load.py ] || $(BIN)/python $$f || exit 1; done
+	for f in benchmarks/bench_*.py; do case $$f in benchmarks/bench_load.py|benchmarks/bench_segment_load.py) ;; *) $(BIN)/python $$f || exit 1;; esac; done
 
-# the load figures (1 Gvoxel threshold and watershed, 100 Mvoxel predict): about an hour
+# the load figures (1 Gvoxel threshold and watershed, 100 Mvoxel predict: about an hour; then
+# fragments + agglomeration on 1 Gvoxel, 1 and 2 workers, SQLite and PostgreSQL, and the 10^7-edge cut)
 bench-load: venv
 	$(BIN)/python benchmarks/bench_load.py
+	$(BIN)/python benchmarks/bench_segment_load.py --size 1G
 
 # quality on the real volumes (DACAPO_DATA, else ../shared/data; plan for 20 min each, train,
 # validate, apply): writes docs/quality.md; about 40 min on 2 cores

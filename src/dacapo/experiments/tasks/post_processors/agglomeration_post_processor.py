@@ -183,7 +183,15 @@ class AgglomerationPostProcessor(PostProcessor):
             state = {"key": key, "work": work, "geometry": geometry, "store": store,
                      "luts": None}
             self._blockwise = state
-        work, geometry, store = state["work"], state["geometry"], state["store"]
+        state["fragments"] = self._fragments_pass(state, block_size, options)
+        self._edges_pass(state, block_size, options)
+        state["luts"] = self._cut(state)
+        return state
+
+    def _fragments_pass(self, state: dict, block_size: Coordinate,
+                        options: BlockwiseOptions) -> Path:
+        """Pass 1 (`fragments_block`) into ``<work>/fragments.zarr/fragments``."""
+        work, geometry = state["work"], state["geometry"]
         fragments = work / "fragments.zarr" / "fragments"
         prepare_zarr(fragments, total_roi=geometry.total_roi, voxel_size=geometry.voxel_size,
                        dtype=np.uint64, write_size=block_size)
@@ -194,22 +202,29 @@ class AgglomerationPostProcessor(PostProcessor):
             block_size=block_size, context=geometry.context,
             options=options.job("fragments", work),
         )
+        return fragments
+
+    def _edges_pass(self, state: dict, block_size: Coordinate,
+                    options: BlockwiseOptions) -> None:
+        """Pass 2 (`edges_block`): nodes and edges into the graph store."""
+        work, geometry = state["work"], state["geometry"]
         done = work / "fragments.zarr" / "edges_done"
         prepare_zarr(done, total_roi=geometry.total_roi, voxel_size=geometry.voxel_size,
                        dtype=np.uint8, write_size=block_size)
         run_blockwise(
             partial(edges_block, geometry=geometry, channels=self.channels,
-                    quantile=self.quantile, store=store),
-            inputs={"prediction": str(self.prediction), "fragments": str(fragments)},
+                    quantile=self.quantile, store=state["store"]),
+            inputs={"prediction": str(self.prediction), "fragments": str(state["fragments"])},
             output=done, block_size=block_size,
             context=self.edges_context * geometry.voxel_size,
             options=options.job("edges", work),
         )
-        state["fragments"] = fragments
-        luts = [work / f"lut_{p.id}.npz" for p in self.enumerate_parameters()]
-        global_luts(store, self.thresholds, luts)  # every threshold in one pass
-        state["luts"] = luts
-        return state
+
+    def _cut(self, state: dict) -> list[Path]:
+        """Pass 3 (`global_luts`): one lookup table per threshold, in one pass."""
+        luts = [state["work"] / f"lut_{p.id}.npz" for p in self.enumerate_parameters()]
+        global_luts(state["store"], self.thresholds, luts)
+        return luts
 
     def _work_key(self, block_size: Coordinate, log_dir) -> str:
         """Hash of the prediction, the log folder and everything the fragments and edges
