@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from dacapo.runs.mlflow_log import flat_params, metric_key, tracking_uri
+from dacapo.runs.mlflow_log import flat_params, log_to_tracked_run, metric_key, tracking_uri
 from dacapo.runs.scores import choose_parameters, main_criterion
 
 
@@ -99,3 +99,13 @@ def test_artifacts_are_the_run_files(tracked_run, store, tmp_path):
         assert Path(local).read_text() == (run_dir.path / name).read_text()
     # the default store keeps its artifacts under the root
     assert (tracked_run.root / "mlartifacts").is_dir()
+
+
+
+def test_a_package_goes_to_the_tracked_run(tracked_run, store, tmp_path):
+    client, run = store
+    package = tmp_path / "model.zip"  # what `dacapo export` of a tracked run hands on
+    package.write_bytes(b"PK" + bytes(range(100)))
+    assert log_to_tracked_run(tracked_run.run_dir, package, "package") == run.info.run_id
+    (artifact,) = client.list_artifacts(run.info.run_id, "package")
+    assert artifact.path == "package/model.zip" and artifact.file_size == 102

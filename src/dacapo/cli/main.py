@@ -115,6 +115,18 @@ def _absolute_paths(rc):
     return attr.evolve(rc, datasplit_config=rc.datasplit_config.resolve(Path.cwd()))
 
 
+def _mlflow_trackers(setting: str | None, main: bool) -> list:
+    """``[MlflowTracker(setting)]`` in the main process when ``--mlflow`` is given."""
+    if setting is None or not main:
+        return []
+    try:
+        from dacapo.runs.mlflow_log import MlflowTracker  # lazy: mlflow only when asked
+    except ModuleNotFoundError as e:
+        raise ValueError(f"--mlflow: {e}; install the extra: pip install "
+                         "'dacapo-tasks[mlflow]'") from None
+    return [MlflowTracker(setting)]
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name=DISTRIBUTION, prog_name="dacapo",
                       message="%(prog)s %(version)s")
@@ -164,8 +176,12 @@ def verify(config: str, no_data: bool) -> None:
               "lines elsewhere (a log, a scheduler's output file).")
 @click.option("--nproc", type=click.IntRange(min=1), default=1, help="Data-parallel "
               "processes here (torchrun; one per GPU, or gloo on the CPU). Several machines: docs/cli.md.")
+@click.option("--mlflow", "mlflow", is_flag=False, flag_value="default", default=None,
+              metavar="[URI]", help="Track in MLflow too: alone (after CONFIG), a SQLite "
+              "store ROOT/mlflow.db; or a tracking URI (--mlflow=http://host:5000). docs/cli.md.")
 @handle_errors
-def train(config: str, root: str, no_validate: bool, quiet: bool, nproc: int) -> None:
+def train(config: str, root: str, no_validate: bool, quiet: bool, nproc: int,
+          mlflow: str | None) -> None:
     """Train the run described by CONFIG in ROOT/<name> (resumes when re-run)."""
     from dacapo.runs.scores import format_table  # lazy: see top
     from dacapo.training.distributed import relaunch_with_torchrun, world_from_env  # lazy: see top
@@ -178,7 +194,8 @@ def train(config: str, root: str, no_validate: bool, quiet: bool, nproc: int) ->
     rc = _absolute_paths(_load_run_config(config))
     try:
         run_dir = train_run(rc, root, progress=_progress(quiet), validate=not no_validate,
-                            progress_lines=not quiet)
+                            progress_lines=not quiet,
+                            trackers=_mlflow_trackers(mlflow, world.main))
     except TrainingStopped as e:  # SIGTERM/SIGINT: checkpoint written and said (docs/cli.md)
         for s in (signal.SIGINT, signal.SIGTERM):  # a further Ctrl-C while the data workers
             signal.signal(s, signal.SIG_IGN)  # end would only print a traceback

@@ -4,6 +4,8 @@ its module when it runs, marked "lazy", so ``dacapo --help`` answers at once).""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 
@@ -112,6 +114,21 @@ def export_cmd(run_dir: str, output: str, iteration: int | None, criterion: str 
     path = export_run(run_dir, output, iteration=iteration, criterion=criterion, authors=authors,
                       license=license_, citations=cite, name=name, description=description)
     click.echo(f"wrote {path}")
+    if (Path(run_dir) / "mlflow.json").is_file():  # trained with --mlflow: the package too
+        _log_package(run_dir, path)
+
+
+def _log_package(run_dir: str, path) -> None:
+    """``path`` as an artifact of the run's MLflow run; a failure is a warning line."""
+    try:
+        from dacapo.runs.mlflow_log import log_to_tracked_run  # lazy: mlflow only when tracked
+        from dacapo.runs.run_dir import RunDir  # lazy: see top
+
+        run_id = log_to_tracked_run(RunDir(run_dir), Path(path), "package")
+        click.echo(f"logged {Path(path).name} to MLflow run {run_id}")
+    except Exception as e:  # noqa: BLE001 - the package is written; tracking is extra
+        click.echo(f"warning: the package was not logged to MLflow ({type(e).__name__}: {e})",
+                   err=True)
 
 
 @click.command("config-help")

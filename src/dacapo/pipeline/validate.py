@@ -22,7 +22,8 @@ Each validated dataset gets its picture, ``plots/validation_<iteration>_<dataset
 (`dacapo.runs.validation_plot`: one section read, about a second); the run's other plots
 are left to the callers (end of training, ``dacapo validate``).
 
-Then ``best.json`` is rewritten from every stored row (`dacapo.runs.scores.update_best`).
+Then ``best.json`` is rewritten from every stored row (`dacapo.runs.scores.update_best`)
+and the validation goes to TensorBoard (`dacapo.runs.tensorboard_log.log_validation`).
 The options (`dacapo.pipeline.predict_options.PredictOptions`: workers, engine, precision,
 progress; None: the run's) hold for prediction, post-processing and evaluation alike.
 Daisy logs go to ``logs/validate/<iteration>/<dataset>/``.
@@ -47,6 +48,7 @@ from dacapo.pipeline.predict_options import PredictOptions
 from dacapo.runs.log_file import log_to_file
 from dacapo.runs.run_dir import RunDir, as_run_dir
 from dacapo.runs.scores import is_degenerate, parameters_dict, update_best, warn_degenerate
+from dacapo.runs.tensorboard_log import log_validation
 from dacapo.runs.validation_plot import safe_plot_validation
 
 logger = logging.getLogger(__name__)
@@ -151,4 +153,5 @@ def validate_run(
         warn_degenerate(rows)
     run_dir.replace_validation_scores(iteration, rows)
     update_best(run_dir, task)
+    log_validation(run_dir, iteration, rows, rc, task)  # tensorboard/validation
     return rows

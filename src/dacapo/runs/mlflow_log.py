@@ -17,7 +17,8 @@ each checkpoint, at validations and at the end), ``<dataset>/<criterion>`` per
 validation at the parameters the main criterion chooses (as TensorBoard,
 `dacapo.runs.tracking.chosen_rows`), and the artifacts ``run.yaml``, ``best.json``
 (after each validation) and ``plots/`` (at the end). The MLflow run ends FINISHED,
-KILLED (stop signal) or FAILED.
+KILLED (stop signal) or FAILED. ``dacapo export`` of a tracked run adds the package
+(``package/<file>``, `log_to_tracked_run`).
 
 Resume: ``<run>/mlflow.json`` holds the tracking URI and MLflow run id; a resumed
 training tracked at the same URI continues that MLflow run (back to RUNNING), and steps
@@ -185,3 +186,11 @@ class MlflowTracker:
             self.client.log_artifacts(self.run_id, str(self.run_dir.plots), "plots")
         self.client.set_terminated(self.run_id, status)
 
+
+
+def log_to_tracked_run(run_dir: RunDir, path: Path, artifact_path: str | None = None) -> str:
+    """Log the file ``path`` (a bioimage.io package ``dacapo export`` wrote) as an artifact
+    of the MLflow run ``<run>/mlflow.json`` names; returns that run's id."""
+    stored = json.loads((run_dir.path / RECORD).read_text())
+    MlflowClient(stored["tracking_uri"]).log_artifact(stored["run_id"], str(path), artifact_path)
+    return stored["run_id"]
