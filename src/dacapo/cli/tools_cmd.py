@@ -25,25 +25,47 @@ def _parse_ints(text: str, name: str) -> list[int]:
 @click.option("--offset", default=None, help="World offset, e.g. 0,0,0.")
 @click.option("--axis-names", default=None, help="e.g. z,y,x (default by dimension).")
 @click.option("--units", default="nm", show_default=True, help="Unit of every spatial axis.")
-@click.option("--chunk", type=int, default=64, show_default=True, help="Chunk edge in voxels.")
+@click.option("--chunk", type=int, default=None,
+              help="Chunk edge in voxels (default 64; 256 with --collection).")
 @click.option("--roi", default=None, help="Crop in world units (begin:end per axis): 0:400,0:80,0:80.")
 @click.option("--slices", default=None, help="Crop in voxels, e.g. 0:10,:,: (Python ranges).")
 @click.option("--map", "maps", multiple=True, help="Remap a label value OLD:NEW, e.g. 255:1 (repeat).")
 @click.option("--label/--no-label", default=None,
               help="Flag the output as a label image (default: with --map).")
+@click.option("--collection", is_flag=True,
+              help="SOURCE is a folder of unrelated images (<name>_raw.tif, <name>_labels.tif): "
+                   "write OUTPUT.zarr/<name>/raw and /labels, one array per image.")
 def convert(source: str, output: str, voxel_size: str | None, offset: str | None,
-            axis_names: str | None, units: str, chunk: int, roi: str | None,
-            slices: str | None, maps: tuple[str, ...], label: bool | None) -> None:
+            axis_names: str | None, units: str, chunk: int | None, roi: str | None,
+            slices: str | None, maps: tuple[str, ...], label: bool | None,
+            collection: bool) -> None:
     """Convert a TIFF stack (file or folder of 2D TIFFs) or a zarr array into the
-    OME-NGFF image OUTPUT, optionally cropped and with label values remapped."""
+    OME-NGFF image OUTPUT, optionally cropped and with label values remapped; or, with
+    --collection, a folder of separate images into a collection (docs/formats.md)."""
     from dacapo.tools.convert import convert_tiff, parse_map, parse_roi  # lazy: see top
+    from dacapo.tools.convert_collection import (  # lazy: see top
+        convert_collection,
+        has_labels_files,
+    )
 
     vs = None if voxel_size is None else _parse_ints(voxel_size, "--voxel-size")
+    if collection:
+        if vs is None or offset or roi or slices or maps or label is not None:
+            raise ValueError("--collection takes --voxel-size (required), --units, "
+                             "--axis-names and --chunk only")
+        images = convert_collection(source, output, vs, units=units, chunk=chunk or 256,
+                                    axis_names=None if axis_names is None else axis_names.split(","))
+        labelled = sum(i.labels is not None for i in images)
+        click.echo(f"wrote {output}: a collection of {len(images)} image(s), {labelled} labelled")
+        return
+    if Path(source).is_dir() and has_labels_files(source):
+        raise ValueError(f"{source!r} holds *_labels.tif files: to keep its images apart give "
+                         "--collection (a stack would put raw and labels in one volume)")
     arr = convert_tiff(
         source, output, vs,
         offset=None if offset is None else _parse_ints(offset, "--offset"),
         axis_names=None if axis_names is None else axis_names.split(","),
-        units=units, chunk=chunk,
+        units=units, chunk=chunk or 64,
         roi=None if roi is None else parse_roi(roi, roi.count(",") + 1),
         slices=slices, mapping=parse_map(maps), label=label,
     )
