@@ -35,6 +35,7 @@ def test_fp32_engines_equal_the_model(model_and_input, engine):
     model, x, reference = model_and_input
     y = make_forward(model, engine)(x)
     assert y.dtype == np.float32 and y.shape == reference.shape
+    assert y.flags.c_contiguous  # C order from every engine (channels-last's made so by torch)
     np.testing.assert_allclose(y, reference, atol=1e-5)
     # the caller's model (the training loop's, when validating) keeps its memory layout
     assert all(p.is_contiguous() for p in model.parameters())

@@ -12,8 +12,10 @@ from dacapo.blockwise.grid import plan_blocks
 from dacapo.errors import InputError
 from dacapo.experiments.normalization import normalize_input
 from dacapo.io.arrays import open_array
-from dacapo.pipeline.model_geometry import ModelGeometry
+from dacapo.pipeline.engines import make_forward
+from dacapo.pipeline.model_geometry import ModelGeometry, block_rois, prediction_roi
 from dacapo.pipeline.predict import predict
+from dacapo.pipeline.predict_blocks import predict_block
 from dacapo.pipeline.predict_options import PredictOptions
 from dacapo.runs.model_builder import build_model
 
@@ -121,3 +123,32 @@ def out_of(expected: np.ndarray, roi, vs) -> np.ndarray:
     """``roi`` of a single-channel output covering the volume from the origin."""
     data = expected[0] if expected.shape[0] == 1 else expected
     return data[(Ellipsis, *(roi / vs).to_slices())]
+
+
+def test_in_process_equals_block_by_block_bit_for_bit(tmp_path, tiny_run, write_array):
+    """The overlapped in-process prediction (reader and writer threads around the forward
+    passes, channels-last engine) writes exactly what the straightforward path gives: each
+    block read, predicted and written one after the other; a second run writes the same
+    bytes."""
+    vs = Coordinate(16, 8, 8)
+    rc = tiny_run(tmp_path)
+    model = build_model(rc).eval()
+    checkpoint = tmp_path / "00000000.pt"
+    torch.save({"model": model.state_dict()}, checkpoint)
+    geometry = ModelGeometry(model, vs, model.eval_input_shape)
+    shape = Coordinate(geometry.output_shape) * Coordinate(2, 2, 2) - Coordinate(1, 3, 5)
+    raw = tmp_path / "d.zarr" / "raw"
+    write_array(raw, np.random.default_rng(3).integers(0, 255, tuple(shape), np.uint8), vs)
+    options = PredictOptions(num_workers=0, engine="channels_last", progress=False)
+    runs = [np.asarray(predict(rc, checkpoint, raw, tmp_path / f"p{i}.zarr" / "p", options)[:])
+            for i in range(2)]
+    source = open_array(raw, "raw")
+    out_roi = prediction_roi(source.roi, geometry, None, "reflect")
+    forward = make_forward(model, "channels_last")
+    expected = np.zeros_like(runs[0])
+    for roi in block_rois(out_roi, geometry.output_size):
+        y = predict_block(forward, source, roi, geometry, "reflect", rc.normalization)
+        inside = roi.intersect(out_roi)
+        into = ((inside - out_roi.offset) / vs).to_slices()
+        expected[(Ellipsis, *into)] = y[(Ellipsis, *((inside - roi.offset) / vs).to_slices())]
+    assert runs[0].tobytes() == expected.tobytes() == runs[1].tobytes()

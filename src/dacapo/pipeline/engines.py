@@ -108,10 +108,10 @@ def onnx_cache_path(checkpoint: str | Path, input_shape) -> Path:
 
 def make_forward(model: torch.nn.Module, engine: str = "auto", precision: str = "fp32",
                  threads: int | None = None, cache: Path | None = None) -> Forward:
-    """A function: input batch ``(1, C, *spatial)`` float32 -> model output float32 (eval
-    mode; the model is put in eval mode). ``threads``: ONNX Runtime's intra-op threads
-    (default: torch's number of threads); ``cache``: the ONNX file of this model for the
-    input shape it is called with (read if it exists, else written)."""
+    """A function: input batch ``(1, C, *spatial)`` float32 -> model output float32 in C
+    order (eval mode; the model is put in eval mode). ``threads``: ONNX Runtime's intra-op
+    threads (default: torch's number of threads); ``cache``: the ONNX file of this model
+    for the input shape it is called with (read if it exists, else written)."""
     model.eval()
     device = next(model.parameters()).device
     engine = resolve_engine(engine, precision, device,
@@ -130,7 +130,9 @@ def make_forward(model: torch.nn.Module, engine: str = "auto", precision: str = 
             t = t.to(memory_format=torch.channels_last_3d)
         with torch.inference_mode(), autocast(precision, device):
             y = run(t)
-        return y.float().cpu().numpy()
+        # C order, as from every engine: a channels-last output made contiguous by torch
+        # (parallel, ~1 ms per 19 × 52³ block) instead of by numpy or zarr in the writer
+        return y.float().contiguous().cpu().numpy()
 
     return forward
 

@@ -93,7 +93,6 @@ def predict_in_process(model, raw: Array, output, out_roi: Roi, geometry: ModelG
     after its write, as on the daisy workers (a killed run re-run continues where it
     stopped)."""
     was_training = model.training
-    model_forward = make_forward(model, options.engine, options.precision, cache=onnx_cache)
     if plan is None:
         blocks = [(None, roi) for roi in block_rois(out_roi, geometry.output_size)]
     else:
@@ -114,7 +113,9 @@ def predict_in_process(model, raw: Array, output, out_roi: Roi, geometry: ModelG
     try:
         with ThreadPoolExecutor(max_workers=1) as reader, \
                 ThreadPoolExecutor(max_workers=1) as writer:
-            ahead = reader.submit(read, blocks[0][1]) if blocks else None
+            ahead = reader.submit(read, blocks[0][1]) if blocks else None  # during the set-up
+            model_forward = make_forward(model, options.engine, options.precision,
+                                         cache=onnx_cache)
             pending = None
             for k, (block_id, write_roi) in enumerate(
                     tqdm(blocks, desc="predict", disable=not options.progress,
