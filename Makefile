@@ -25,13 +25,15 @@ demo: venv
 # every benchmark but the load figures; the real volumes come from DACAPO_DATA, else
 # ../shared/data; the peer (original DaCapo) runs where DACAPO_PEER_PYTHON names its python
 bench: venv
-	for f in benchmarks/bench_*.py; do case $$f in benchmarks/bench_load.py|benchmarks/bench_segment_load.py) ;; *) $(BIN)/python $$f || exit 1;; esac; done
+	for f in benchmarks/bench_*.py; do case $$f in benchmarks/bench_load.py|benchmarks/bench_segment_load.py|benchmarks/bench_distance_instances_load.py) ;; *) $(BIN)/python $$f || exit 1;; esac; done
 
 # the load figures (1 Gvoxel threshold and watershed, 100 Mvoxel predict: about an hour; then
-# fragments + agglomeration on 1 Gvoxel, 1 and 2 workers, SQLite and PostgreSQL, and the 10^7-edge cut)
+# fragments + agglomeration on 1 Gvoxel, 1 and 2 workers, SQLite and PostgreSQL, and the 10^7-edge cut;
+# distance instances on 100 Mvoxel and 1 Gvoxel, 1 and 2 workers)
 bench-load: venv
 	$(BIN)/python benchmarks/bench_load.py
 	$(BIN)/python benchmarks/bench_segment_load.py --size 1G
+	$(BIN)/python benchmarks/bench_distance_instances_load.py --shapes 464 464 464 1024 1024 1024
 
 # quality on the real volumes (DACAPO_DATA, else ../shared/data; plan for 20 min each, train,
 # validate, apply): writes docs/quality.md; about 40 min on 2 cores
