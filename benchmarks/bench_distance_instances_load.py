@@ -10,8 +10,10 @@ distance (voxels, per axis in the warped frame) to the nearest face of its box.
 The job: `DistanceInstancesPostProcessor` (threshold 0.2, seed threshold 0.7, two-threshold
 seeds, ``min_size`` 0; context ``--context`` voxels, blocks ``--block`` voxels) through
 `dacapo.segment.stitching.run_stitched` (fragments, stitching, relabelling), with 1 and 2
-workers, each run in its own process (`bench_load.measure`: peak summed PSS and RSS of
-the process tree sampled from ``/proc`` every 0.2 s, and the largest single process' RSS).
+workers, each run in its own process (`measure`: peak summed PSS and RSS of the process
+tree sampled from ``/proc`` every 0.2 s, and the largest single process' PSS and RSS; CPU
+seconds of the job and its workers, so Mvoxel per CPU-second, which a loaded machine
+changes less than the wall time).
 
 The known objects: the cells where ``f > threshold`` (the mask; 0 elsewhere). Scored
 block by block (`dacapo.ops.instance_metrics.label_pairs`, tables added up): VOI split +
@@ -72,8 +74,7 @@ def known_objects(roi: Roi, voxel_size: Coordinate) -> np.ndarray:
     """The known objects in ``roi``: cell ids (from 1) where ``f > THRESHOLD``, else 0."""
     z, y, x = _grid(SimpleNamespace(write_roi=roi, voxel_size=voxel_size))
     f = distance_field(z, y, x).astype(np.float32)
-    cells = _cells(z, y, x)
-    cells = cells - cells.min() + 1 if cells.size else cells
+    cells = _cells(z, y, x) + (1_000_003 + 1009 + 2)  # warped indices are >= -1: ids >= 1
     return np.where(f > THRESHOLD, np.broadcast_to(cells, f.shape), 0).astype(np.int64)
 
 
