@@ -60,21 +60,36 @@ def _one_hot(**kwargs):
 
 
 def test_one_hot_sweep_is_zipped_and_each_class_matches_its_reference(tmp_path):
-    task = _one_hot()
+    task = _one_hot(class_thresholds=[0.6])
     gt, pred = _scene()
     sweep = task.parameters
-    assert [p.setting("cell").min_size for p in sweep] == [0, 3, 10_000]
+    # cell: (argmax, then p > 0.6) x min sizes; the semantic classes: argmax, p > 0.6, then
+    # the last repeated
+    assert [(p.setting("cell").threshold, p.setting("cell").min_size) for p in sweep] == [
+        (None, 0), (None, 3), (None, 10_000), (0.6, 0), (0.6, 3), (0.6, 10_000)]
+    assert [p.setting("bg").threshold for p in sweep] == [None, 0.6, 0.6, 0.6, 0.6, 0.6]
     assert all(p.setting(c).kind == "semantic" for p in sweep for c in ("bg", "membrane"))
     task.post_processor.set_prediction(_array(pred))
     argmax = np.argmax(pred, axis=0)
+
+    def mask(k, t):
+        return argmax == k if t is None else pred[k] > t
+
     for p in sweep:
         out = task.post_processor.process(p, tmp_path / "seg.zarr" / f"s{p.id}")
         data = out[out.roi]
         assert data.shape == (3, *gt.shape) and out.roi == _array(gt).roi
-        for k in (0, 2):
-            np.testing.assert_array_equal(data[k], argmax == k)
-        cell = _brute_components(argmax == 1, p.setting("cell").min_size)
+        for k, c in ((0, "bg"), (2, "membrane")):
+            np.testing.assert_array_equal(data[k], mask(k, p.setting(c).threshold))
+        cell = _brute_components(mask(1, p.setting("cell").threshold), p.setting("cell").min_size)
         assert same_partition(data[1], cell)
+
+
+def test_one_hot_class_thresholds_are_probabilities():
+    config = OneHotTaskConfig("o", classes=CLASSES, instance_classes=[],
+                              class_thresholds=[0.5, 1.5])
+    with pytest.raises(ValueError, match=r"class_thresholds: must be a list of probabilities"):
+        config.build()
 
 
 @pytest.mark.parametrize("kind", ["distance", "hot"])

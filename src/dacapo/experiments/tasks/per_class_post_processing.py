@@ -6,10 +6,10 @@ evaluation) turns it on: every class of the task is then segmented on its own
 ``instance_classes`` is an *instance* class, every other class a *semantic* one; an empty
 list makes every class semantic (CellMap scores, per-class outputs).
 
-- semantic: one-hot: the argmax (nothing to sweep); distance: ``prediction > t`` for each
-  of ``thresholds``;
-- instance: one-hot: connected components of the argmax mask, objects under ``m`` voxels
-  removed, for each ``m`` of ``instance_min_sizes``; distance: the same on ``prediction >
+- semantic: one-hot: the argmax, then ``probability > t`` for each of
+  ``class_thresholds``; distance: ``prediction > t`` for each of ``thresholds``;
+- instance: one-hot: connected components of each of those masks, objects under ``m``
+  voxels removed, for each ``m`` of ``instance_min_sizes``; distance: the same on ``prediction >
   t`` for every pair (t, m), or, with ``post_processor: instances``, the distance-seeded
   watershed for every (t, seed threshold) pair of the instances sweep and every m.
 
@@ -28,6 +28,8 @@ from .post_processors import ClassSetting, PerClassPostProcessor
 
 #: default sweep of the smallest object (voxels) of an instance class
 INSTANCE_MIN_SIZES = (0, 64, 256, 1024, 4096)
+#: default sweep of a one-hot class's probability threshold (besides the argmax)
+ONE_HOT_CLASS_THRESHOLDS = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 def instance_classes_field():
@@ -80,8 +82,10 @@ def check_per_class(config, classes_field: str) -> list[str]:
 
 def one_hot_per_class(config):
     """(post-processor, evaluator) of a one-hot config with ``instance_classes``."""
-    sweeps = {c: ([ClassSetting("components", min_size=m) for m in config.instance_min_sizes]
-                  if c in config.instance_classes else [ClassSetting("semantic")])
+    masks = [None, *config.class_thresholds]  # the argmax, then probability > t
+    sweeps = {c: ([ClassSetting("components", t, None, m) for t in masks
+                   for m in config.instance_min_sizes]
+                  if c in config.instance_classes else [ClassSetting("semantic", t) for t in masks])
               for c in config.classes}
     return (PerClassPostProcessor(config.classes, sweeps),
             CellMapEvaluator(config.classes, config.instance_classes, class_id_offset=0))
