@@ -95,7 +95,7 @@ def planned(variant: str, paths: dict[str, str], minutes: float, seed: int):
     gts = [paths[f"{variant}/{c}/gt"] for c in "ab"]
     raws = [paths[f"{variant}/{c}/raw"] for c in "ab"]
     rc, _ = plan_run(gts, raws, "one_hot", minutes=minutes, name=f"organelles_{variant}",
-                     seed=seed, classes=CLASSES,
+                     seed=seed, classes=CLASSES, instance_classes=["mitochondrion"],
                      validate=[("heldout", paths["validate/raw"], paths["validate/gt"])])
     if variant == "partial":
         train = [attr.evolve(d, annotated=[k for k in CLASSES if k != UNANNOTATED[c]])
@@ -104,54 +104,50 @@ def planned(variant: str, paths: dict[str, str], minutes: float, seed: int):
     return rc
 
 
-def cellmap_scores(seg: np.ndarray, gt: np.ndarray) -> dict:
-    """IoU/Dice per class; mitochondria as connected components: F1@0.5, HD, combined."""
-    import cc3d
-
-    from dacapo.ops.cellmap_metrics import score_instance, score_semantic
+def score_best(run_dir, paths) -> dict:
+    """The checkpoint best by the overall CellMap score, each class at its own best setting
+    (as ``dacapo apply`` joins them): its CellMap criteria from the validation rows, and
+    for the mitochondria F1 / AP at IoU 0.5 of that setting's written objects."""
+    from dacapo.io.arrays import open_array
     from dacapo.ops.object_matching import object_matching
 
-    out: dict = {}
-    for k, name in enumerate(CLASSES):
-        s = score_semantic(seg == k, gt == k)
-        out[f"{name}__iou"] = float(s.iou)
-        out[f"{name}__dice"] = float(s.dice)
-    mito = CLASSES.index("mitochondrion")
-    # 3D components (6-connected) of the class masks
-    p = cc3d.connected_components((seg == mito).astype(np.uint8), connectivity=6)
-    g = cc3d.connected_components((gt == mito).astype(np.uint8), connectivity=6)
-    inst = score_instance(p.astype(np.uint64), g.astype(np.uint64), VOXEL)
-    out.update(mitochondrion__f1=float(inst.f1),
-               mitochondrion__hausdorff=float(inst.hausdorff_distance),
-               mitochondrion__hd_score=float(inst.normalized_hausdorff_distance),
-               mitochondrion__combined=float(inst.combined_score))
-    m = object_matching(p, g, thresholds=(0.5,))
-    out["mitochondrion__f1_50"] = float(m["f1_50"])
-    out["mitochondrion__objects_pred"] = int(p.max())
-    out["mitochondrion__objects_gt"] = int(g.max())
-    sem = [out[f"{n}__iou"] for n in CLASSES if n != "mitochondrion"]
-    out["overall"] = float(np.sqrt(inst.combined_score * np.mean(sem)))
+    rows = run_dir.validation_scores()
+    overall = {}
+    for r in rows:
+        if r["criterion"] == "overall_score":
+            key = r["iteration"]
+            overall[key] = max(overall.get(key, -1.0), r["value"])
+    it = max(overall, key=overall.get)
+    out: dict = {"iteration": it, "overall_score_one_setting": overall[it]}
+    per_set: dict = {}
+    for r in rows:
+        if r["iteration"] == it:
+            per_set.setdefault(r["parameters"]["id"], {})[r["criterion"]] = r["value"]
+    for name in CLASSES:
+        pid = max(per_set, key=lambda i: per_set[i].get(f"{name}__score", -1.0))
+        best = per_set[pid]
+        out[name] = {k.split("__", 1)[1]: round(v, 4) for k, v in best.items()
+                     if k.startswith(f"{name}__") and v == v}
+        out[name]["setting"] = rows and next(
+            r["parameters"].get(name) for r in rows if r["iteration"] == it
+            and r["parameters"]["id"] == pid)
+        if name == "mitochondrion":
+            seg = open_array(str(run_dir.predictions / f"{it:08d}" / "heldout.zarr"
+                                 / f"segmentation_{pid}"), "segmentation")
+            gt_arr = open_array(paths["validate/gt"], "gt")
+            roi = seg.roi.intersect(gt_arr.roi)
+            k = CLASSES.index(name)
+            objects = np.asarray(seg.to_ndarray(roi))[k]
+            import cc3d
+
+            truth = cc3d.connected_components(
+                (np.asarray(gt_arr.to_ndarray(roi)) == k).astype(np.uint8), connectivity=6)
+            m = object_matching(objects, truth, thresholds=(0.5,))
+            out[name].update(f1_50=round(m["f1_50"], 4), ap_50=round(m["ap_50"], 4))
+    inst = out["mitochondrion"].get("combined_score", 0.0)
+    sem = [out[n].get("iou", 0.0) for n in CLASSES if n != "mitochondrion"]
+    out["overall_per_class_best"] = round(float(np.sqrt(inst * np.mean(sem))), 4)
     return out
-
-
-def score_best(run_dir, paths) -> dict:
-    """The segmentation of the best (iteration, parameters) by mean IoU, scored."""
-    from dacapo.io.arrays import open_array
-
-    rows = [r for r in run_dir.validation_scores() if r["criterion"] == "mean_iou"]
-    top = max(rows, key=lambda r: r["value"])
-    pid = top["parameters"].get("id", 0)
-    seg_path = (run_dir.predictions / f"{top['iteration']:08d}" / "heldout.zarr"
-                / f"segmentation_{pid}")
-    seg_arr = open_array(str(seg_path), "segmentation")
-    gt_arr = open_array(paths["validate/gt"], "gt")
-    roi = seg_arr.roi.intersect(gt_arr.roi)
-    seg = np.asarray(seg_arr.to_ndarray(roi))
-    gt = np.asarray(gt_arr.to_ndarray(roi))
-    seg = seg[0] if seg.ndim > gt.ndim else seg
-    scores = cellmap_scores(seg, gt)
-    scores.update(iteration=top["iteration"], mean_iou=top["value"], parameters=top["parameters"])
-    return scores
 
 
 def otsu(paths) -> dict:

@@ -86,3 +86,15 @@ def test_instance_ids_are_not_guessed_as_one_hot_classes(crops):
     root, _ = crops
     with pytest.raises(InputError, match="50 distinct values: instance ids"):
         plan_run([str(root / "instances")], [str(root / "raw")], "one_hot", minutes=1)
+
+
+def test_instance_classes_are_planned_per_class(crops):
+    root, _ = crops
+    rc, text = plan_run([str(root / "ids")], [str(root / "raw")], "distance", minutes=1,
+                        classes=["mito", "er"], instance_classes=["mito"])
+    assert rc.task_config.instance_classes == ["mito"]
+    assert "instance_classes" in text
+    rc.task_config.build()  # a valid config
+    with pytest.raises(InputError, match="--instance-classes: only for one_hot and distance"):
+        plan_run([str(root / "ids")], [str(root / "raw")], "affinities", minutes=1,
+                 instance_classes=["mito"])

@@ -24,10 +24,15 @@ import click
               help="Validation dataset as NAME=RAW,GT (repeatable).")
 @click.option("--classes", default=None, help="Class names, comma-separated: one-hot GT id i is the i-th; distance: one channel per class (GT id i + 1, or the array of that name in a group of class arrays). Default: the group's array names, else the GT's ids.")
 @click.option("--channel", default=None, help="Channel name of a distance task.")
+@click.option("--instance-classes", "instance_classes", default=None,
+              help="Classes segmented into objects, comma-separated (one-hot / distance with "
+                   "--classes): each class then gets its own output and CellMap scores, the "
+                   "others are semantic; '' = every class semantic, per class.")
 @click.option("--modality", type=click.Choice(["auto", "em", "lm"]), default="auto",
               show_default=True, help="Augmentation recipe (auto: em when in-plane <= 30 nm).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def plan(gt, raws, kind, output, minutes, name, val, classes, channel, modality, seed) -> None:
+def plan(gt, raws, kind, output, minutes, name, val, classes, channel, instance_classes, modality,
+         seed) -> None:
     """Plan a run config for training data GT... (zarr arrays with --raw, or one
     collection of images) and write it, commented."""
     from dacapo.planning.commented_yaml import write_plan  # lazy: see top
@@ -41,7 +46,9 @@ def plan(gt, raws, kind, output, minutes, name, val, classes, channel, modality,
         vraw, vgt = rest.split(",")
         validate.append((vname, vraw, vgt))
     options = dict(minutes=minutes, name=name, seed=seed, validate=validate, channel=channel,
-                   modality=modality, classes=None if classes is None else classes.split(","))
+                   modality=modality, classes=None if classes is None else classes.split(","),
+                   instance_classes=None if instance_classes is None
+                   else [c for c in instance_classes.split(",") if c])
     if not raws:
         from dacapo.io.collection import is_collection  # lazy: see top
         from dacapo.planning.collection_plan import plan_collection  # lazy: see top

@@ -71,11 +71,12 @@ MAX_MINUTES = 24 * 60
 def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: float = 10.0,
              name: str | None = None, seed: int = 0, validate=None, classes=None,
              channel: str | None = None, modality: str = "auto", validations: int = 4,
-             num_fmaps: int | None = None):
+             num_fmaps: int | None = None, instance_classes: list[str] | None = None):
     """(RunConfig, commented YAML text) planned for the training data ``raw_paths`` /
     ``gt_paths`` (zarr array paths) and a training budget of ``minutes`` on this CPU.
 
     ``validate``: list of (name, raw path, gt path) validation datasets (default none).
+    ``instance_classes``: classes segmented into objects, per class (one-hot, distance).
     ``num_fmaps``: feature maps of the first level (default: `rules.FMAPS_2D` for a 2D
     network, `rules.FMAPS_3D` for a 3D one). The data are checked first as ``dacapo
     verify`` checks them (`dacapo.runs.verify.split_problems`, the rules of the task to
@@ -109,7 +110,7 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
     # the step-time share: pick the input so that ~300+ iterations fit the budget
     target_iterations = 1000
     arch = plan_architecture(fp, kind, budget * 0.8 / target_iterations, num_fmaps=num_fmaps)
-    task, task_notes = plan_task(fp, kind, classes, channel)
+    task, task_notes = plan_task(fp, kind, classes, channel, instance_classes)
     iterations = int(max(20, (budget * 0.8) // max(arch.step_seconds, 1e-3)))
     iterations = max(validations, iterations - iterations % validations)
     augment, aug_note = plan_augment(fp, modality, two_d=arch.sections)

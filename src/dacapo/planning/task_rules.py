@@ -10,6 +10,7 @@ from typing import Any
 import attr
 from funlib.geometry import Coordinate
 
+from dacapo.errors import InputError
 from dacapo.experiments.tasks import (
     AffinitiesTaskConfig,
     DistanceTaskConfig,
@@ -62,8 +63,23 @@ def _channels(kind: str, classes: list[str] | None, channel: str | None) -> list
 
 
 def plan_task(fp: Fingerprint, kind: str, classes: list[str] | None = None,
-              channel: str | None = None) -> tuple[Any, dict[str, str]]:
-    """The task config of ``kind`` planned from ``fp``, and a note per planned field."""
+              channel: str | None = None,
+              instance_classes: list[str] | None = None) -> tuple[Any, dict[str, str]]:
+    """The task config of ``kind`` planned from ``fp``, and a note per planned field;
+    ``instance_classes`` (one-hot, distance): per-class post-processing and CellMap scores."""
+    task, notes = _plan_task(fp, kind, classes, channel)
+    if instance_classes is None:
+        return task, notes
+    if kind not in ("one_hot", "distance"):
+        raise InputError(f"--instance-classes: only for one_hot and distance tasks, not {kind}")
+    notes["instance_classes"] = ("segmented into objects (connected components, sizes swept); "
+                                 "every other class semantic; one output and CellMap scores "
+                                 "per class")
+    return attr.evolve(task, instance_classes=list(instance_classes)), notes
+
+
+def _plan_task(fp: Fingerprint, kind: str, classes: list[str] | None,
+               channel: str | None) -> tuple[Any, dict[str, str]]:
     vs = fp.voxel_size
     notes: dict[str, str] = {}
     if kind == "one_hot":
