@@ -31,6 +31,8 @@ UNREAD_BY_POST_PROCESSOR = {
     "mutex_watershed": ("agglomeration_thresholds", "agglomeration_quantile",
                         "fragments_seed_distance", "agglomeration_db_url"),
 }
+#: objects smaller than this fraction of the typical object volume are removed as specks
+SPECK_FRACTION = 0.1
 #: one-hot classes all covering at least this fraction of the voxels are trained with plain
 #: cross-entropy; a rarer class gets class-balanced weights
 BALANCE_BELOW = 0.1
@@ -115,6 +117,15 @@ def _plan_task(fp: Fingerprint, kind: str, classes: list[str] | None,
                                    "on the background, so t <= 0 would mark it as object")
         task = cls(name=kind, channels=_channels(kind, classes, channel), scale_factor=scale,
                    clip_distance=clip, tol_distance=tol, thresholds=thresholds)
+        if kind == "inner_distance":  # instance ids: objects, not only a mask
+            min_size = int(SPECK_FRACTION * (fp.object_volume or 0))
+            task = attr.evolve(task, post_processor="instances", min_size=min_size)
+            notes["post_processor"] = ("the GT holds instance ids: seeds at the inner-distance "
+                                       "maxima, watershed in the mask, so touching objects "
+                                       "come out separate (scored with F1 / AP as well)")
+            notes["min_size"] = (f"{100 * SPECK_FRACTION:.0f} % of the typical object volume "
+                                 f"({fp.object_volume or 0:.0f} voxels): smaller objects are "
+                                 "specks")
         notes["scale_factor"] = (f"a quarter of the typical object width {width:.0f} (tanh saturates "
                                  "at ~2 scales, so the target varies over the whole radius)")
         notes["clip_distance"] = "half the typical object width"
