@@ -3,8 +3,9 @@
 Default: warnings (``LEVEL logger: message``) and notices, the INFO records the library
 marks with ``extra={"notice": True}`` (`dacapo.training.progress.NOTICE`: where a training
 run starts or resumes, its progress off a terminal, the checkpoint and parameters that
-``apply`` uses), as their bare message. ``-v``: every INFO record. Run directories get
-the INFO records in ``logs/`` either way (`dacapo.runs.log_file`).
+``apply`` uses), as their bare message. ``-v``: every INFO record. ``train --quiet``
+(`hide_notices`): no notices either. Run directories get the INFO records in ``logs/``
+either way (`dacapo.runs.log_file`).
 """
 
 from __future__ import annotations
@@ -51,3 +52,16 @@ def configure_logging(verbose: bool) -> None:
             handler.removeFilter(old)
         if not verbose:
             handler.addFilter(DefaultVerbosity())
+
+
+class NoNotices(logging.Filter):
+    """Everything but notices."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not is_notice(record)
+
+
+def hide_notices() -> None:
+    """``--quiet``: the handlers of `configure_logging` drop notices too (warnings stay)."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(NoNotices())

@@ -21,7 +21,7 @@ import click
 from dacapo.blockwise import BlockwiseError
 from dacapo.blockwise.fast_exit import fast_exit
 from dacapo.blockwise.options import WORKERS_HELP
-from dacapo.cli.log_setup import configure_logging
+from dacapo.cli.log_setup import configure_logging, hide_notices
 
 # The commands import the pipeline (hence torch) when they run, each marked "lazy":
 # ``dacapo --help`` and a mistyped option answer at once instead of after seconds.
@@ -172,8 +172,8 @@ def verify(config: str, no_data: bool) -> None:
 @click.option("--root", default="runs", show_default=True, type=click.Path(file_okay=False),
               help="Folder that holds the run directories.")
 @click.option("--no-validate", is_flag=True, help="Skip validation during training.")
-@click.option("--quiet", is_flag=True, help="No progress: no bar on a terminal, no progress "
-              "lines elsewhere (a log, a scheduler's output file).")
+@click.option("--quiet", is_flag=True, help="Print warnings and one final line only: no "
+              "progress (bar or lines), no notices, no score table.")
 @click.option("--nproc", type=click.IntRange(min=1), default=1, help="Data-parallel "
               "processes here (torchrun; one per GPU, or gloo on the CPU). Several machines: docs/cli.md.")
 @click.option("--mlflow", "mlflow", is_flag=False, flag_value="default", default=None,
@@ -183,11 +183,13 @@ def verify(config: str, no_data: bool) -> None:
 def train(config: str, root: str, no_validate: bool, quiet: bool, nproc: int,
           mlflow: str | None) -> None:
     """Train the run described by CONFIG in ROOT/<name> (resumes when re-run)."""
-    from dacapo.runs.scores import format_table  # lazy: see top
+    from dacapo.runs.scores import format_table, summary_line  # lazy: see top
     from dacapo.training.distributed import relaunch_with_torchrun, world_from_env  # lazy: see top
     from dacapo.training.loop import train_run  # lazy: see top
     from dacapo.training.stop import TrainingStopped  # lazy: see top
 
+    if quiet:
+        hide_notices()
     world = world_from_env()
     if nproc > 1 and not world.active:  # this process becomes torchrun, starting the ranks
         relaunch_with_torchrun(nproc, sys.argv[1:])
@@ -199,8 +201,13 @@ def train(config: str, root: str, no_validate: bool, quiet: bool, nproc: int,
     except TrainingStopped as e:  # SIGTERM/SIGINT: checkpoint written and said (docs/cli.md)
         for s in (signal.SIGINT, signal.SIGTERM):  # a further Ctrl-C while the data workers
             signal.signal(s, signal.SIG_IGN)  # end would only print a traceback
+        if quiet and world.main:  # its notice was hidden: the final line
+            click.echo(f"{rc.name}: {e}", err=True)
         sys.exit(e.exit_code)
     if not world.main:
+        return
+    if quiet:
+        click.echo(summary_line(run_dir))
         return
     click.echo(f"run directory: {run_dir.path}")
     if run_dir.validation_scores_file.is_file():

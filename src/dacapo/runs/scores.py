@@ -283,3 +283,17 @@ def format_table(run_dir, iteration: int | None = None, limit: int = 10) -> str:
                          f"{best_text:>18s}")
     lines += [f"  ({text})" for c, text in CONVENTIONS.items() if c in shown]
     return "\n".join(lines)
+
+
+def summary_line(run_dir) -> str:
+    """The run in one line: its folder, its last checkpoint, the best of the task's main
+    criterion (`main_criterion`) and where (``dacapo train --quiet`` prints it)."""
+    run_dir = as_run_dir(run_dir)
+    line = (f"run directory: {run_dir.path}; trained to iteration "
+            f"{run_dir.latest_checkpoint() or 0}")
+    main = main_criterion(run_dir.load_config().task_config.build())
+    best = run_dir.load_best().get(main)
+    if best:
+        line += (f"; best {main} {_fmt(best['value'])} at iteration {best['iteration']} "
+                 f"({parameters_label(best['parameters'])})")
+    return line

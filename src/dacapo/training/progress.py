@@ -53,6 +53,7 @@ class Progress:
         self._started = time.perf_counter()
         self._last = (start, self._started)
         self._first = start + 1
+        self._done = start
 
     def elapsed(self) -> float:
         """Seconds since the first step of this process began."""
@@ -60,6 +61,7 @@ class Progress:
 
     def step(self, iteration: int, loss: float) -> None:
         """Iteration ``iteration`` is done with ``loss``."""
+        self._done = iteration
         self.bar.update(1)
         self.bar.set_postfix(loss=f"{loss:.4g}")
         if iteration in (self._first, self.total) or iteration % self.every == 0:
@@ -79,6 +81,9 @@ class Progress:
         self.bar.clear()
 
     def refresh(self) -> None:
+        """Redraw the bar after a pause (a validation), which the next line's seconds per
+        iteration and time left leave out."""
+        self._last = (self._done, time.perf_counter())
         self.bar.refresh()
 
     def close(self) -> None:
