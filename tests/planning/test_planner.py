@@ -180,3 +180,17 @@ def test_inner_distance_sweeps_only_thresholds_above_the_background(kind):
         task.build()
     else:
         assert min(task.thresholds) < 0 < max(task.thresholds)
+
+
+def test_step_time_is_the_longer_of_network_and_data_worker():
+    """The data worker (augmentation, targets) runs beside the network step: a planned step
+    costs the longer of the two plus the fixed overhead (hand-computed)."""
+    from dacapo.planning.rules import DATA_COST_PER_INPUT_VOXEL, STEP_OVERHEAD, step_seconds
+
+    # network: 2 x (0.1 s/GMAC x 1 GMAC + 1e-6 x 1000 voxels) = 0.202 s
+    net = step_seconds("one_hot", 1e9, (1, 10, 10), (10, 10, 10), 0.1, 1e-6, 2)
+    assert net == pytest.approx(0.202 + STEP_OVERHEAD)
+    # data: 2 x 3e-6 x 1e6 input voxels = 6 s, longer than the network's 0.202 s
+    data = step_seconds("affinities", 1e9, (100, 100, 100), (10, 10, 10), 0.1, 1e-6, 2)
+    assert DATA_COST_PER_INPUT_VOXEL["affinities"] == 3e-6
+    assert data == pytest.approx(6.0 + STEP_OVERHEAD)

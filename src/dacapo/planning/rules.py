@@ -52,6 +52,19 @@ COST_PER_GMAC = 0.13
 COST_PER_GMAC_2D = 0.085
 COST_PER_OUTPUT_VOXEL = {"affinities": 8.0e-6}
 DEFAULT_COST_PER_OUTPUT_VOXEL = 5.0e-7
+#: CPU seconds per input voxel of one sample in the data worker (reading, rotation and the
+#: other augmentations, targets and weights; LSDs for affinities), which runs beside the
+#: network step: a step takes the longer of the two. Measured on the planned crops of the
+#: real volumes (`benchmarks/bench_plan_cost.py --data`, data CPU per batch of 2 at load
+#: ~5): affinities + LSDs 3.4 (fibsem 34x52²) and 2.5 (confocal cells 48x64²) µs, distance
+#: 0.63 µs (nuclei 42x88²), one-hot sections 0.25-0.30 µs (3x324²). Before, the data
+#: worker was not in the model: the cells' 20-minute plan of 2496 steps estimated at
+#: 0.38 s needed 0.97 s of data per step (2.5x over)
+DATA_COST_PER_INPUT_VOXEL = {"affinities": 3.0e-6, "distance": 0.65e-6,
+                             "inner_distance": 0.65e-6, "one_hot": 0.3e-6}
+#: per-step cost outside the network and the data (the loader's hand-over, the optimiser's
+#: bookkeeping, the loop), seconds
+STEP_OVERHEAD = 0.02
 #: feature maps of the first level (x2 per level): a 2D network affords more per voxel; on
 #: the membranes 24 beat 12 at the same budget (docs/quality.md, ablations)
 FMAPS_2D = 24
@@ -184,6 +197,15 @@ class ArchitecturePlan:
     sections: bool = False  # a network of one output section at a time
 
 
+def step_seconds(kind: str, macs: float, input_shape, output_shape, gmac_cost: float,
+                 voxel_cost: float, batch_size: int) -> float:
+    """Estimated seconds of one training step: the network (forward, backward, Adam) and the
+    data worker run side by side, so the longer of the two, plus `STEP_OVERHEAD`."""
+    net = batch_size * (gmac_cost * macs / 1e9 + voxel_cost * float(math.prod(output_shape)))
+    data = batch_size * DATA_COST_PER_INPUT_VOXEL.get(kind, 1e-6) * float(math.prod(input_shape))
+    return max(net, data) + STEP_OVERHEAD
+
+
 def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
                       num_fmaps: int | None = None, batch_size: int = 2) -> ArchitecturePlan:
     """Levels, kernels and the largest input shape within ``seconds_per_step``;
@@ -191,6 +213,8 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
     vs = fp.voxel_size
     dims = vs.dims
     notes: dict[str, str] = {}
+    # a budget of seconds buys fewer, not impossible, steps: at least twice the fixed cost
+    seconds_per_step = max(seconds_per_step, 2 * STEP_OVERHEAD)
     ratio = vs[0] / min(vs[1:]) if dims == 3 else 1.0
     two_d = dims == 3 and ratio >= TWO_D_RATIO
     if num_fmaps is None:
@@ -217,8 +241,7 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
                 if res is None:
                     continue
                 out, macs = res
-                step = batch_size * (gmac_cost * macs / 1e9
-                                     + voxel_cost * float(math.prod(out)))
+                step = step_seconds(kind, macs, shape, out, gmac_cost, voxel_cost, batch_size)
                 if step > seconds_per_step or any(o > s for o, s in zip(out, data)):
                     break  # bigger crops only cost more
                 if any(out[a] < MIN_BOTTOM for a in seen):
