@@ -59,6 +59,11 @@ DATASETS = {
         "raw": "raw.tif", "labels": "labels.tif", "voxel_size": (50, 4, 4),
         "task": "one_hot", "holdout": 5, "gt": "classes255", "context_z": 2,
     },
+    # voxel size not stated by the source: PlantSeg's ovule data of this kind (meta.json)
+    "lm_cells_3d": {
+        "raw": "raw.tif", "labels": "labels.tif", "voxel_size": (235, 150, 150),
+        "task": "affinities", "holdout": 16, "gt": "instances", "context_z": 16,
+    },
 }
 
 #: the score that decides, per task kind: (criterion, higher is better, target)
