@@ -7,9 +7,12 @@ never trained on; their raw comes with 2 sections of context before them). The t
 sections are two crops, the halves y < 512 and y >= 512. Variants, same plan otherwise:
 
 - ``full``: both crops annotate every class;
-- ``partial``: mitochondria annotated only in crop A, synapses only in crop B (the other
-  classes in both): the datasplit says so with ``annotated`` (voxels of the class a crop
-  does not annotate are unknown, no loss);
+- ``partial``: mitochondria annotated only in crop A, synapses only in crop B, membranes
+  and glia in both, cytoplasm (the "everything else" an annotator does not paint) in none:
+  the datasplit says so with ``annotated``; a voxel of an unannotated class is unknown (the
+  loss is the likelihood of "one of the unannotated classes"). (With cytoplasm annotated
+  too, the one unannotated class of a crop is implied wherever no other class is, and the
+  run equals full annotation bit for bit: a check of the loss, not an experiment);
 - ``naive``: the same crops, but the unannotated class's voxels are called cytoplasm (the
   "everything else" class), as a tool without partial annotations would have to.
 
@@ -97,8 +100,8 @@ def planned(variant: str, paths: dict[str, str], minutes: float, seed: int):
     rc, _ = plan_run(gts, raws, "one_hot", minutes=minutes, name=f"organelles_{variant}",
                      seed=seed, classes=CLASSES, instance_classes=["mitochondrion"],
                      validate=[("heldout", paths["validate/raw"], paths["validate/gt"])])
-    if variant == "partial":
-        train = [attr.evolve(d, annotated=[k for k in CLASSES if k != UNANNOTATED[c]])
+    if variant == "partial":  # the crop's organelle and the membranes; the rest unknown
+        train = [attr.evolve(d, annotated=[k for k in CLASSES if k not in (UNANNOTATED[c], OTHER)])
                  for d, c in zip(rc.datasplit_config.train, "ab")]
         rc = attr.evolve(rc, datasplit_config=attr.evolve(rc.datasplit_config, train=train))
     return rc
