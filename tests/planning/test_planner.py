@@ -194,3 +194,27 @@ def test_step_time_is_the_longer_of_network_and_data_worker():
     data = step_seconds("affinities", 1e9, (100, 100, 100), (10, 10, 10), 0.1, 1e-6, 2)
     assert DATA_COST_PER_INPUT_VOXEL["affinities"] == 3e-6
     assert data == pytest.approx(6.0 + STEP_OVERHEAD)
+
+
+def test_no_batch_norm_when_most_of_the_raw_is_empty(tmp_path):
+    """Sparse fluorescence (most raw at its lower percentile): a crop's batch statistics
+    depend on how much of it is empty, so the plan leaves batch norm out; dense raw keeps it."""
+    from funlib.persistence import prepare_ds
+
+    from dacapo.planning.planner import plan_run
+
+    rng = np.random.default_rng(0)
+    labels = np.zeros((64, 64), np.uint32)
+    labels[8:24, 8:24], labels[40:56, 30:50] = 1, 2
+    sparse = np.where(labels > 0, rng.integers(20, 60, labels.shape), 0).astype(np.uint8)
+    dense = rng.integers(50, 200, labels.shape).astype(np.uint8)
+    for name, data in (("labels", labels), ("sparse", sparse), ("dense", dense)):
+        arr = prepare_ds(str(tmp_path / "d.zarr" / name), shape=data.shape,
+                         voxel_size=Coordinate(100, 100), dtype=data.dtype, mode="w")
+        arr[arr.roi] = data
+    gt = str(tmp_path / "d.zarr" / "labels")
+    rc, text = plan_run([gt], [str(tmp_path / "d.zarr" / "sparse")], "inner_distance", minutes=1)
+    assert rc.architecture_config.batch_norm is False  # 86 % of the raw is 0
+    assert "no batch norm: 86 % of the raw is empty" in text
+    rc, _ = plan_run([gt], [str(tmp_path / "d.zarr" / "dense")], "inner_distance", minutes=1)
+    assert rc.architecture_config.batch_norm is True

@@ -12,7 +12,9 @@ planner chooses (rules in `dacapo.planning.rules.plan_architecture`,
   first convolution also sees ``SECTION_CONTEXT`` neighbouring sections on each side
   (input z = 3, output z = 1; membranes +0.01–0.03 interior IoU, docs/quality.md). Batch
   norm follows every convolution (a faster fit in a CPU budget on all three real volumes,
-  docs/quality.md; eval mode uses the stored statistics, so blocks stay exact). Levels are
+  docs/quality.md; eval mode uses the stored statistics, so blocks stay exact), unless
+  most of the raw is empty background (`rules.EMPTY_RAW`: sparse fluorescence, where a
+  crop's batch statistics depend on how much of it is empty). Levels are
   added while the bottom feature map keeps ≥ ``MIN_BOTTOM`` voxels per pooled axis and the
   field of view is smaller than ~2 object widths (at most ``MAX_LEVELS``). Feature maps
   start at ``num_fmaps`` (24 for a 2D network, 12 for a 3D one on a CPU budget) ×2 per level. The input shape is the largest that
@@ -114,7 +116,7 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
     iterations = int(max(20, (budget * 0.8) // max(arch.step_seconds, 1e-3)))
     iterations = max(validations, iterations - iterations % validations)
     augment, aug_note = plan_augment(fp, modality, two_d=arch.sections)
-    architecture = _unet(arch)
+    architecture = _unet(arch, fp.batch_norm)
     trainer = TrainerConfig(
         batch_size=2, learning_rate=1e-3, lr_schedule="cosine",
         warmup_iterations=max(1, iterations // 20), final_lr_fraction=0.05,
@@ -133,7 +135,7 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
         "task_config": f"{kind} task planned from {fp.num_objects} objects" if fp.num_objects
         else f"{kind} task",
         **{f"task_config.{k}": v for k, v in task_notes.items()},
-        **_architecture_notes(arch),
+        **_architecture_notes(arch, fp),
         **_schedule_notes(fp, arch, aug_note, minutes, validations),
     }
     header = [
@@ -147,7 +149,7 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
     return rc, render_yaml(rc, notes, header, omit=unread_fields(task))
 
 
-def _unet(arch: ArchitecturePlan) -> CNNectomeUNetConfig:
+def _unet(arch: ArchitecturePlan, batch_norm: bool = True) -> CNNectomeUNetConfig:
     """The planned network as a valid-padding CNNectome UNet with batch norm."""
     return CNNectomeUNetConfig(
         name="unet", input_shape=Coordinate(arch.input_shape),
@@ -156,11 +158,11 @@ def _unet(arch: ArchitecturePlan) -> CNNectomeUNetConfig:
         downsample_factors=[Coordinate(f) for f in arch.factors],
         kernel_size_down=[[Coordinate(k) for k in lvl] for lvl in arch.kernels_down],
         kernel_size_up=[[Coordinate(k) for k in lvl] for lvl in arch.kernels_up],
-        padding="valid", batch_norm=True,
+        padding="valid", batch_norm=batch_norm,
     )
 
 
-def _architecture_notes(arch: ArchitecturePlan) -> dict[str, str]:
+def _architecture_notes(arch: ArchitecturePlan, fp: Fingerprint) -> dict[str, str]:
     """The YAML comments of the network's fields."""
     return {
         "architecture_config": arch.notes["network"],
@@ -172,8 +174,12 @@ def _architecture_notes(arch: ArchitecturePlan) -> dict[str, str]:
                                          "(24 for 2D, 12 for 3D networks on a CPU budget; "
                                          "membranes: 24 > 12 at the same budget, docs/quality.md)",
         "architecture_config.fmaps_out": "feature maps into the task's head",
-        "architecture_config.batch_norm": "batch norm after every convolution: faster fit in a CPU "
-                                          "budget (nuclei Dice 0.854 -> 0.885, docs/quality.md)",
+        "architecture_config.batch_norm": (
+            "batch norm after every convolution: faster fit in a CPU budget (nuclei Dice "
+            "0.854 -> 0.885, docs/quality.md)" if fp.batch_norm else
+            f"no batch norm: {100 * fp.empty_fraction:.0f} % of the raw is empty background, so "
+            "a crop's batch statistics depend on how much of it is empty and eval mode shifts "
+            "the output (rules.EMPTY_RAW)"),
     }
 
 
