@@ -33,20 +33,36 @@ from _harness import ROOT, data_dir, timed
 NUCLEI_2D_VOXEL = (240, 240)
 
 
-def otsu_watershed(raw: np.ndarray) -> np.ndarray:
-    """scikit-image gallery: Otsu mask, seeds at maxima of its distance transform,
-    watershed of the negated distance within the mask."""
+def otsu_watershed(raw: np.ndarray, gt: np.ndarray) -> dict:
+    """scikit-image gallery recipe, given its best chance: Gaussian smoothing (sigma 2),
+    Otsu mask with holes filled, seeds at maxima of its distance transform at least
+    ``min_distance`` apart, watershed of the negated distance within the mask, objects under
+    100 pixels removed; the best of min_distance 7 / 15 / 25 by F1 on the held-out frame."""
     from scipy import ndimage
     from skimage.feature import peak_local_max
     from skimage.filters import threshold_otsu
     from skimage.segmentation import watershed
 
-    mask = raw > threshold_otsu(raw)
+    from dacapo.ops.multiclass_metrics import multiclass_metrics
+    from dacapo.ops.object_matching import object_matching
+
+    smooth = ndimage.gaussian_filter(raw, 2)
+    mask = ndimage.binary_fill_holes(smooth > threshold_otsu(smooth))
     dist = ndimage.distance_transform_edt(mask)
-    peaks = peak_local_max(dist, min_distance=7, labels=ndimage.label(mask)[0])
-    markers = np.zeros(raw.shape, np.int32)
-    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
-    return watershed(-dist, markers, mask=mask)
+    best: dict = {}
+    for min_distance in (7, 15, 25):
+        peaks = peak_local_max(dist, min_distance=min_distance, labels=ndimage.label(mask)[0])
+        markers = np.zeros(raw.shape, np.int32)
+        markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+        seg = watershed(-dist, markers, mask=mask)
+        seg[np.isin(seg, np.nonzero(np.bincount(seg.ravel()) < 100)[0])] = 0
+        m = object_matching(seg, gt)
+        pix, _ = multiclass_metrics((seg > 0).astype(np.int64), (gt > 0).astype(np.int64), 2)
+        score = {"f1": m["f1_50"], "ap50": m["ap_50"], "map": m["ap_mean"],
+                 "dice": float(pix["dice"][1]), "min_distance": min_distance}
+        if not best or score["f1"] > best["f1"]:
+            best = score
+    return best
 
 
 def membrane_watershed(raw: np.ndarray, gt: np.ndarray) -> dict:
@@ -76,8 +92,6 @@ def membrane_watershed(raw: np.ndarray, gt: np.ndarray) -> dict:
 
 def nuclei_2d(args, work: Path) -> dict:
     from dacapo.io.arrays import open_array
-    from dacapo.ops.multiclass_metrics import multiclass_metrics
-    from dacapo.ops.object_matching import object_matching
     from dacapo.planning.collection_plan import plan_collection
     from dacapo.tools.convert_collection import convert_collection
     from dacapo.training.loop import train_run
@@ -102,9 +116,6 @@ def nuclei_2d(args, work: Path) -> dict:
               and r["parameters"] == top["parameters"]}
     raw = np.asarray(open_array(held.raw, "raw")[:]).astype(np.float32)
     gt = np.asarray(open_array(held.gt, "gt")[:])
-    base = otsu_watershed(raw)
-    bm = object_matching(base, gt)
-    pix, _ = multiclass_metrics((base > 0).astype(np.int64), (gt > 0).astype(np.int64), 2)
     keep = ("f1", "ap50", "map", "f1_50_95", "voi", "adapted_rand_error")
     return {
         "dataset": "lm_nuclei_2d", "held_out": held.name, "run": rc.name,
@@ -112,8 +123,7 @@ def nuclei_2d(args, work: Path) -> dict:
         "train_s": round(train_s, 1), "load": [round(load0, 2), round(os.getloadavg()[0], 2)],
         "best": {"iteration": top["iteration"], "parameters": top["parameters"],
                  **{k: v for k, v in chosen.items() if k in keep or k.endswith("__dice")}},
-        "baseline_otsu_watershed": {"f1": bm["f1_50"], "ap50": bm["ap_50"],
-                                    "map": bm["ap_mean"], "dice": float(pix["dice"][1])},
+        "baseline_otsu_watershed": otsu_watershed(raw, gt),
     }
 
 
