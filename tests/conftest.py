@@ -26,8 +26,11 @@ from dacapo.experiments.run_config import RunConfig
 from dacapo.experiments.tasks import DistanceTaskConfig
 from dacapo.experiments.trainer_config import TrainerConfig
 
-os.environ.setdefault("OMP_NUM_THREADS", "2")
-torch.set_num_threads(2)
+#: torch threads per test process: 2, or 1 under pytest-xdist (`make test` runs 2 workers
+#: on 2 cores; more threads than free cores make OpenMP spin)
+THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
+os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+torch.set_num_threads(THREADS)
 
 SHAPE = (16, 48, 48)
 
