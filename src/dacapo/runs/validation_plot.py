@@ -17,7 +17,7 @@ scored ROI, only that section read from each array:
 
 The segmentation is the one the task's main criterion chooses among the sweep of this
 validation (`dacapo.runs.scores.choose_parameters`, degenerate ones passed over). Axes are in
-world units (the arrays' unit, nm unless said; µm when the section spans more than 20 µm).
+world units (the arrays' unit, nm unless said; µm when the section spans more than 10 µm).
 The title names run, dataset and iteration, the chosen parameters and the main criteria
 (`dacapo.runs.scores.main_criteria`) at them.
 """
@@ -91,10 +91,10 @@ def class_rgb(ids: np.ndarray) -> np.ndarray:
 
 
 def _unit(arrays: list[Array], span: float) -> tuple[str, float]:
-    """(unit name, scale) of the axes: µm beyond 20 µm of nm."""
+    """(unit name, scale) of the axes: µm beyond 10 µm of nm."""
     units = [u for a in arrays for u in (a.units or []) if u]
     unit = _UNITS.get(units[-1], units[-1]) if units else "nm"
-    return ("µm", 1e-3) if unit == "nm" and span > 20_000 else (unit, 1.0)
+    return ("µm", 1e-3) if unit == "nm" and span > 10_000 else (unit, 1.0)
 
 
 def _show_labels(ax, data: np.ndarray, extent, instances: bool, probability: bool,
@@ -142,7 +142,8 @@ def validation_figure(title: str, raw: Array, gt: Array, prediction: Array,
     kind = task.predictor.output_array_type.kind
     instances = isinstance(task.evaluator, (InstanceEvaluator, BinaryInstanceEvaluator))
     unit, scale = _unit([gt, raw], max(roi.shape[-2:]))
-    fig, axes = _plt().subplots(1, 4, figsize=(16, 4.6), sharex=True, sharey=True)
+    fig, axes = _plt().subplots(1, 4, figsize=(16, 4.8), sharex=True, sharey=True,
+                                layout="constrained")  # room for every label and the title
     panels = [("raw", raw), ("ground truth", gt), ("prediction", prediction),
               ("segmentation", segmentation)]
     for ax, (name, array) in zip(axes, panels):
@@ -165,7 +166,6 @@ def validation_figure(title: str, raw: Array, gt: Array, prediction: Array,
     axes[0].set_ylabel(f"y ({unit})", fontsize=7)
     where = f"z = {section.begin[0] * scale:g} {unit}, " if section.dims == 3 else ""
     fig.suptitle(f"{title}\n{where}section of the scored ROI", fontsize=9)
-    fig.tight_layout()
     return fig
 
 
