@@ -160,7 +160,9 @@ class BatchProvider(torch.utils.data.Dataset):
         }
         every = self.with_snapshot_every
         if every and (index + 1) % every == 0:
-            batch["snapshot"] = samples[0]
+            # contiguous: a mirrored view (negative strides) cannot become a tensor
+            batch["snapshot"] = {k: np.ascontiguousarray(v) if isinstance(v, np.ndarray) else v
+                                 for k, v in samples[0].items()}
         return batch
 
     def _sample(self, state: dict[str, Any], rng: np.random.Generator,
