@@ -126,8 +126,20 @@ def _run(url, prediction: str, out: str, log: str, workers: int) -> None:
 
 
 def _markers(folder: Path) -> dict[str, int]:
+    """Done-markers by name and mtime; a marker being written (hidden ``.*.tmp``, renamed
+    away at any moment by a live worker) is not one yet."""
     done = folder / "done"
-    return {p.name: p.stat().st_mtime_ns for p in done.iterdir()} if done.is_dir() else {}
+    if not done.is_dir():
+        return {}
+    out = {}
+    for p in done.iterdir():
+        if p.name.startswith("."):
+            continue
+        try:
+            out[p.name] = p.stat().st_mtime_ns
+        except FileNotFoundError:  # pragma: no cover - removed between listing and stat
+            continue
+    return out
 
 
 @pytest.fixture(scope="module")

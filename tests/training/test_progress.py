@@ -16,6 +16,10 @@ def test_lines_every_interval_and_a_pause_left_out_of_the_time_left(monkeypatch,
     clock = [0.0]
     monkeypatch.setattr(progress.time, "perf_counter", lambda: clock[0])
     caplog.set_level(logging.INFO, logger="dacapo.training.progress")
+    # another test of the same process may have set up the CLI's logging (no propagation)
+    for name in ("dacapo", "dacapo.training", "dacapo.training.progress"):
+        monkeypatch.setattr(logging.getLogger(name), "propagate", True)
+        monkeypatch.setattr(logging.getLogger(name), "disabled", False)
     bar = Progress("run", 0, 20, bar=False, notices=True)
     assert report_interval(20) == 1 and report_interval(1000) == 50
     for i in range(1, 21):
