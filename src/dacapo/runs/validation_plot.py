@@ -25,6 +25,7 @@ The title names run, dataset and iteration, the chosen parameters and the main c
 from __future__ import annotations
 
 import logging
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -165,7 +166,9 @@ def validation_figure(title: str, raw: Array, gt: Array, prediction: Array,
         ax.set_title(name, fontsize=8)
     axes[0].set_ylabel(f"y ({unit})", fontsize=7)
     where = f"z = {section.begin[0] * scale:g} {unit}, " if section.dims == 3 else ""
-    fig.suptitle(f"{title}\n{where}section of the scored ROI", fontsize=9)
+    # wrapped to the figure's width (per-class parameters make long titles)
+    wrapped = "\n".join(textwrap.wrap(title, width=int(fig.get_figwidth() * 15)))
+    fig.suptitle(f"{wrapped}\n{where}section of the scored ROI", fontsize=9)
     return fig
 
 
