@@ -385,6 +385,18 @@ def config_summary(rc) -> str:
             f"{sched}; norm {norm}; {rc.num_iterations} it")
 
 
+def overridden(rc, iterations: int = 0, tag: str = ""):
+    """``rc`` with ``--iterations`` (4 validations and checkpoints) and ``--tag`` (a run
+    name suffix) applied; unchanged for 0 / ""."""
+    if iterations:
+        n = iterations
+        rc = attr.evolve(rc, num_iterations=n, validation_interval=max(1, n // 4),
+                         checkpoint_interval=max(1, n // 4))
+    if tag:
+        rc = attr.evolve(rc, name=f"{rc.name}_{tag}")
+    return rc
+
+
 def run_dataset(name: str, args, work: Path, log) -> dict:
     from dacapo.pipeline.apply import apply_run
     from dacapo.pipeline.predict_options import PredictOptions
@@ -397,12 +409,7 @@ def run_dataset(name: str, args, work: Path, log) -> dict:
         rc = hand_config(name, paths, args.iterations or 400, args.seed)
     else:
         rc = planned_config(name, paths, args.minutes, args.seed)
-    if args.iterations:
-        n = args.iterations
-        rc = attr.evolve(rc, num_iterations=n, validation_interval=max(1, n // 4),
-                         checkpoint_interval=max(1, n // 4))
-    if args.tag:
-        rc = attr.evolve(rc, name=f"{rc.name}_{args.tag}")
+    rc = overridden(rc, args.iterations, args.tag)
     runs = work / "runs"
     run_path = runs / rc.name
     if run_path.exists() and args.fresh:

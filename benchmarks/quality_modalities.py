@@ -105,7 +105,7 @@ def nuclei_2d(args, work: Path) -> dict:
         (container / ".prepared").write_text("ok")
     rc, _ = plan_collection(str(container), "inner_distance", minutes=args.minutes,
                             name="planned_lm_nuclei_2d", seed=args.seed, channel="nucleus")
-    rc = _tagged(rc, args)
+    rc = quality.overridden(rc, tag=args.tag)
     load0 = os.getloadavg()[0]
     train_s, run_dir = timed(train_run, rc, work / "runs", progress=False)
     held = rc.datasplit_config.validate[0]
@@ -161,11 +161,6 @@ def cells_3d(args, work: Path) -> dict:
         and r["criterion"] in ("voi", "adapted_rand_error")}
     result["mutex_watershed_same_checkpoint"]["parameters"] = top["parameters"]
     return result
-
-
-def _tagged(rc, args):
-    rc = attr.evolve(rc, name=f"{rc.name}_{args.tag}") if args.tag else rc
-    return rc
 
 
 def main(argv=None) -> int:

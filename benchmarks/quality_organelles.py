@@ -39,6 +39,7 @@ from pathlib import Path
 import attr
 import numpy as np
 from _harness import ROOT, data_dir, timed
+from quality import overridden
 
 CLASSES = ["membrane", "glia_extracellular", "mitochondrion", "synapse", "cytoplasm"]
 VOXEL = (50, 4.6, 4.6)
@@ -188,13 +189,8 @@ def main(argv=None) -> int:
     paths = prepare(Path(args.data), work)
     log_path = work / "organelles_log.jsonl"
     for variant in args.variants.split(","):
-        rc = planned(variant, paths, args.minutes, args.seed)
-        if args.iterations:
-            n = args.iterations
-            rc = attr.evolve(rc, num_iterations=n, validation_interval=max(1, n // 4),
-                             checkpoint_interval=max(1, n // 4))
-        if args.tag:
-            rc = attr.evolve(rc, name=f"{rc.name}_{args.tag}")
+        rc = overridden(planned(variant, paths, args.minutes, args.seed), args.iterations,
+                        args.tag)
         run_path = work / "runs" / rc.name
         if run_path.exists() and args.fresh:
             shutil.rmtree(run_path)
