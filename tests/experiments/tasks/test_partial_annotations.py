@@ -135,12 +135,36 @@ def test_one_hot_unknown_voxels_may_be_any_unannotated_class():
     assert np.all(target[:2, ~known] == 1) and np.all(target[2:, ~known] == 0)
     weight, counts = partial.create_weight(_gt(ids), None)
     weight = np.asarray(weight.data)
-    # counts only the voxels of known class; unknown voxels weigh as {background, membrane}
-    assert counts.tolist() == [[0, 0, int((ids == 2).sum()), int((ids == 3).sum())]]
-    f_u = np.clip(0.0, 0.05, 0.95)
-    assert np.allclose(weight[:, ~known], 1 / (4 * f_u))
-    f = np.clip(counts[0] / counts.sum(), 0.05, 0.95)
+    # counts per known class plus one column of unknown voxels ({background, membrane})
+    n = [0, 0, int((ids == 2).sum()), int((ids == 3).sum()), int((~known).sum())]
+    assert counts.tolist() == [n]
+    # fractions over all voxels (hand-computed), unknown voxels weigh as one class
+    f = np.clip(np.array(n) / ids.size, 0.05, 0.95)
+    assert np.allclose(weight[:, ~known], 1 / (4 * f[4]))
     assert np.allclose(weight[0][known], 1 / (4 * f[ids[known]]))
+    # the next crop, fully annotated, keeps the unknown column in its fractions
+    weight2, counts2 = full.create_weight(_gt(ids), None, None, counts)
+    n2 = np.array(n) + np.array([int((ids == k).sum()) for k in range(4)] + [0])
+    assert counts2.tolist() == [n2.tolist()]
+    f2 = np.clip(n2 / n2.sum(), 0.05, 0.95)
+    assert np.allclose(np.asarray(weight2.data)[0], 1 / (4 * f2[ids]))
+
+
+def test_one_hot_mostly_unannotated_crop_does_not_dominate_the_loss():
+    """A crop whose unannotated class fills 3/4 of it (as cytoplasm in CellMap crops): its
+    unknown voxels carry the total weight of one class among C, like that class would if
+    annotated, not 1 / (C · clipmin) each."""
+    ids = np.zeros(SHAPE, np.uint8)  # background everywhere: unannotated
+    ids[0] = 1  # membrane: a quarter of the crop, annotated
+    ids[0, :2, :2] = 2
+    full = OneHotPredictor(CLASSES)
+    partial = full.for_crop(["membrane", "mito", "synapse"])
+    w_part = np.asarray(partial.create_weight(_gt(ids), None)[0].data)[0]
+    w_full = np.asarray(full.create_weight(_gt(ids), None)[0].data)[0]
+    # unknown = background here: the same weights as annotating it
+    np.testing.assert_allclose(w_part, w_full, rtol=1e-6)
+    # total weight of the unknown voxels: that of one class among C = 4
+    assert w_part[ids == 0].sum() == pytest.approx(ids.size / 4, rel=1e-6)
 
 
 def test_one_hot_unknown_label_and_class_arrays():

@@ -19,10 +19,17 @@ several arrays is of the first of them: the classes are exclusive). A voxel
 of an annotated class k has target one-hot k; a voxel of no annotated class (another id,
 ``unknown_label``, or in no class array) may be any unannotated class U, and its target is
 the indicator of U (several ones), which `WeightedCrossEntropyLoss` turns into the marginal
-likelihood ``-log Σ_{c∈U} p_c``. Class counts come from the voxels of known class; an
-unknown voxel's weight is that of U as one class, ``1 / (C · clip(Σ_{c∈U} f_c))``. With one
-unannotated class the unknown voxels are that class (as if annotated); with none they are
-ignored (target and weight 0).
+likelihood ``-log Σ_{c∈U} p_c``. With one unannotated class the unknown voxels are that
+class (as if annotated); with none they are ignored (target and weight 0).
+
+Balancing with unknown voxels: once a crop of the stream had unknown voxels, the moving
+counts gain a last column ``n_?`` (shape ``(1, C + 1)``), and every fraction is taken over
+all counted voxels, known or not: ``f_k = n_k / (Σ_j n_j + n_?)`` for a known voxel of class
+``k`` and ``f_? = n_? / (Σ_j n_j + n_?)`` for an unknown one, each weighing
+``1 / (C · clip(f))``; the unknown voxels weigh as one class, the union U. (Fractions among
+the known voxels alone would inflate the annotated classes' frequencies and make the unknown
+voxels dominate the loss where most of a crop is unannotated.) Streams without unknown voxels
+keep ``(1, C)`` counts and the plain weights.
 """
 
 from __future__ import annotations
@@ -104,22 +111,41 @@ class OneHotPredictor(Predictor):
         return like(gt, np.repeat(weight, len(self.classes), axis=0)), counts
 
     def class_weight(
-        self, ids: np.ndarray, labelled: np.ndarray | None, moving_class_counts: Any = None
+        self, ids: np.ndarray, labelled: np.ndarray | None, moving_class_counts: Any = None,
+        unknown: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The weight ``(1, *spatial)`` of the class ids ``ids`` within the bool mask
-        ``labelled`` (None: everywhere): class-balanced, or the mask with
-        ``balance=False``; and the updated class counts ``(1, C)``."""
+        ``labelled`` (None: everywhere) and of the bool ``unknown`` voxels (of unknown class,
+        outside ``labelled``): class-balanced, or the masks with ``balance=False``; and the
+        updated class counts, ``(1, C)`` or ``(1, C + 1)`` once unknown voxels were counted
+        (see the module docstring)."""
+        num = len(self.classes)
+        moving = None if moving_class_counts is None else np.asarray(moving_class_counts)
+        seen_unknown = moving is not None and moving.shape == (1, num + 1)
         weight, counts = balance_weights(
             ids[None],
             None if labelled is None else labelled[None],
-            num_classes=len(self.classes),
+            num_classes=num,
             clipmin=self.clipmin,
             clipmax=self.clipmax,
-            moving_counts=moving_class_counts,
+            moving_counts=moving[:, :num] if seen_unknown else moving,
         )
+        if seen_unknown or (unknown is not None and unknown.any()):
+            n_unknown = (int(moving[0, num]) if seen_unknown else 0) + int(
+                np.count_nonzero(unknown) if unknown is not None else 0)
+            counts = np.concatenate([counts, [[n_unknown]]], axis=1)
+            frac = np.clip(counts[0] / max(1, counts.sum()), self.clipmin, self.clipmax)
+            class_weight = (1.0 / (num * frac)).astype(np.float32)
+            inside = np.ones(ids.shape, bool) if labelled is None else labelled
+            weight = np.where(inside, class_weight[:num][ids], np.float32(0))[None]
+            if unknown is not None:
+                weight[0][unknown] = class_weight[num]
+            weight = weight.astype(np.float32)
         if not self.balance:
             weight = (np.ones((1,) + ids.shape, np.float32) if labelled is None
                       else labelled.astype(np.float32)[None])
+            if unknown is not None:
+                weight = np.maximum(weight, unknown.astype(np.float32)[None])
         return weight, counts
 
     def for_annotation(self, annotation: Annotation) -> Predictor:
@@ -176,21 +202,9 @@ class PartialOneHotPredictor(PartialPredictor):
         known = ids >= 0
         mask_np = mask_channels(mask, gt, 1)
         inside = np.ones(ids.shape, bool) if mask_np is None else mask_np[0]
+        unknown = (~known & inside) if ann.unannotated else None
         weight, counts = full.class_weight(
-            np.where(known, ids, 0), known & inside, moving_class_counts
+            np.where(known, ids, 0), known & inside, moving_class_counts, unknown
         )
-        unknown = ~known & inside
-        if ann.unannotated and unknown.any():
-            weight[0][unknown] = self.unknown_weight(counts) if full.balance else 1.0
         weight = np.repeat(weight, len(full.classes), axis=0)
         return like(gt, weight), counts
-
-    def unknown_weight(self, counts: np.ndarray) -> float:
-        """``1 / (C · clip(f_U))`` with ``f_U`` the fraction of the unannotated classes among
-        the counted voxels; 0 before any voxel is counted."""
-        total = counts.sum()
-        if total == 0:
-            return 0.0
-        f = counts[0, self.annotation.unannotated].sum() / total
-        f = min(max(f, self.full.clipmin), self.full.clipmax)
-        return float(np.float32(1.0 / (len(self.full.classes) * f)))
