@@ -55,7 +55,9 @@ class BlockwiseOptions:
     --cpus-per-task=1 {command}"``) or ``{quoted_command}`` (the same as one quoted word). ``log_dir``: where
     the done-markers and the workers' logs go, in ``log_dir/<task_id>`` (None: the job's
     default). ``task_id``: the job's folder name there (None: the job's own name, e.g.
-    ``predict``, ``evaluate``). ``progress``: a progress bar.
+    ``predict``, ``evaluate``). ``progress``: a progress bar. ``lines``: without a bar, a
+    line every N blocks shown as a notice (`dacapo.blockwise.progress`; the lines are INFO
+    log records either way).
     """
 
     num_workers: int | None = attr.ib(default=None)
@@ -63,6 +65,12 @@ class BlockwiseOptions:
     log_dir: Path | None = attr.ib(default=None, converter=_path)
     task_id: str | None = attr.ib(default=None)
     progress: bool = attr.ib(default=True)
+    lines: bool = attr.ib(default=True)
+
+    @property
+    def notices(self) -> bool:
+        """Progress lines shown as notices: wanted and no bar."""
+        return self.lines and not self.progress
 
     @property
     def workers(self) -> int:
@@ -76,5 +84,5 @@ class BlockwiseOptions:
 
     def job(self: _Options, task_id: str, log_dir: str | Path | None) -> _Options:
         """These options for one pass of a job of several passes (a post-processor's):
-        its own task id and log folder, no progress bar."""
-        return attr.evolve(self, task_id=task_id, log_dir=log_dir, progress=False)
+        its own task id and log folder, no progress bar and no notices."""
+        return attr.evolve(self, task_id=task_id, log_dir=log_dir, progress=False, lines=False)

@@ -30,6 +30,7 @@ from funlib.geometry import Coordinate, Roi
 from dacapo.blockwise.grid import BlockPlan, plan_blocks
 from dacapo.blockwise.launch import run_in_process, run_on_workers
 from dacapo.blockwise.options import BlockwiseOptions
+from dacapo.blockwise.progress import watch
 from dacapo.blockwise.report import BlockwiseResult, failed_dir, report
 from dacapo.blockwise.worker import Spec
 
@@ -93,9 +94,10 @@ def run_job(spec: Spec, plan: BlockPlan, options: BlockwiseOptions, *, max_retri
                 len(plan.blocks), len(done_before),
                 "in this process" if in_process else f"{workers} workers", plan.task_dir)
     abandoned = None
-    if todo and in_process:
-        run_in_process(spec, plan, todo)
-    elif todo:
-        abandoned = run_on_workers(spec, plan, workers, options, max_retries, block_timeout)
+    with watch(plan.task_id, len(plan.blocks), lambda: len(plan.done_ids()), options.notices):
+        if todo and in_process:
+            run_in_process(spec, plan, todo)
+        elif todo:
+            abandoned = run_on_workers(spec, plan, workers, options, max_retries, block_timeout)
     return report(plan.task_id, plan.task_dir, plan.write_rois, done_before, plan.done_ids(),
                   abandoned, max_retries)

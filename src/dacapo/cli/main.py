@@ -218,7 +218,7 @@ def train(config: str, root: str, no_validate: bool, quiet: bool, nproc: int,
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--iteration", type=int, default=None, help="Checkpoint (default: the latest).")
 @workers_option
-@click.option("--quiet", is_flag=True, help="No progress bars (shown only on a terminal anyway).")
+@click.option("--quiet", is_flag=True, help="No progress bar (on a terminal) or progress lines (in a log).")
 @handle_errors
 def validate(run_dir: str, iteration: int | None, workers: int | None, quiet: bool) -> None:
     """Validate a checkpoint of RUN_DIR: predict, post-process every parameter, score."""
@@ -227,7 +227,7 @@ def validate(run_dir: str, iteration: int | None, workers: int | None, quiet: bo
     from dacapo.runs.plots import safe_plot_run  # lazy: see top
     from dacapo.runs.scores import format_table  # lazy: see top
 
-    options = PredictOptions(num_workers=workers, progress=_progress(quiet))
+    options = PredictOptions(num_workers=workers, progress=_progress(quiet), lines=not quiet)
     rows = validate_run(run_dir, iteration, options)
     safe_plot_run(run_dir)
     click.echo(format_table(run_dir, rows[0]["iteration"] if rows else None))
@@ -250,7 +250,7 @@ def validate(run_dir: str, iteration: int | None, workers: int | None, quiet: bo
               default="auto", help="Model runtime (auto: ONNX Runtime on a CPU if installed).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
               help="Forward pass precision (bf16/fp16: autocast, engine torch).")
-@click.option("--quiet", is_flag=True, help="No progress bars (shown only on a terminal anyway).")
+@click.option("--quiet", is_flag=True, help="No progress bar (on a terminal) or progress lines (in a log).")
 @click.option("--pyramid", is_flag=True,
               help="Add pyramid levels to the prediction and the output (see downsample).")
 @handle_errors
@@ -266,7 +266,8 @@ def apply(run_dir: str, input_: str, output: str, iteration: int | None, criteri
     if iteration is not None and criterion is not None:
         raise ValueError("give --iteration or --criterion, not both")
     options = PredictOptions(num_workers=workers, worker_command=worker_command,
-                             progress=_progress(quiet), padding=padding, engine=engine,
+                             progress=_progress(quiet), lines=not quiet, padding=padding,
+                             engine=engine,
                              precision=precision)
     out = apply_run(run_dir, input_, output, options, iteration=iteration, criterion=criterion)
     click.echo(f"wrote {output} (shape {tuple(out.shape)}, voxel size {tuple(out.voxel_size)})")

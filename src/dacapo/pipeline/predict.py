@@ -43,6 +43,7 @@ from tqdm import tqdm
 
 from dacapo.blockwise import run_blockwise
 from dacapo.blockwise.grid import BlockPlan, plan_blocks
+from dacapo.blockwise.progress import BlockProgress
 from dacapo.errors import InputError
 from dacapo.io.array_checks import check_finite_array
 from dacapo.io.arrays import open_array
@@ -110,6 +111,9 @@ def predict_in_process(model, raw: Array, output, out_roi: Roi, geometry: ModelG
         if block_id is not None:
             plan.markers.mark(block_id)
 
+    total = len(blocks) if plan is None else len(plan.blocks)
+    progress = BlockProgress("predict" if plan is None else plan.task_id, total,
+                             total - len(blocks), options.notices)
     try:
         with ThreadPoolExecutor(max_workers=1) as reader, \
                 ThreadPoolExecutor(max_workers=1) as writer:
@@ -126,9 +130,11 @@ def predict_in_process(model, raw: Array, output, out_roi: Roi, geometry: ModelG
                 y = block_output(model_forward, data, write_roi, geometry, flips)
                 if pending is not None:
                     pending.result()  # a failed write raises here
+                    progress.update(total - len(blocks) + k)
                 pending = writer.submit(write, block_id, write_roi, y)
             if pending is not None:
                 pending.result()
+                progress.update(total)
     finally:
         model.train(was_training)
 

@@ -154,7 +154,7 @@ def _train(run_config: RunConfig, run_dir: RunDir, progress, validate: bool,
     def validate_at(iteration: int) -> None:
         if world.main:
             # the live model predicts when validation runs in this process (0 workers)
-            rows = validate_run(run_dir, iteration, PredictOptions(progress=False),
+            rows = validate_run(run_dir, iteration, PredictOptions(progress=False, lines=False),
                                 run_config=rc, model=module)
             tracking.validation(iteration, rows)
         distributed.barrier(world)

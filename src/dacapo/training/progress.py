@@ -30,7 +30,8 @@ def report_interval(total: int, lines: int = 20) -> int:
     return max(m * step for m in (1, 2, 5) if m * step <= target)
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``12 min`` or ``1.5 h``."""
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:
@@ -73,7 +74,7 @@ class Progress:
                 speed = f"first step {per_step:.3g} s"
             else:
                 left = per_step * (self.total - iteration)
-                speed = f"{per_step:.3g} s/iteration" + (f", {_duration(left)} left" if left else "")
+                speed = f"{per_step:.3g} s/iteration" + (f", {format_duration(left)} left" if left else "")
             logger.info("%s: iteration %d/%d, loss %.4g, %s", self.name, iteration, self.total,
                         loss, speed, extra=self.extra)
 
