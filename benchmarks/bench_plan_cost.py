@@ -7,12 +7,17 @@ cost model's estimate (`dacapo.planning.rules.COST_PER_GMAC` / `COST_PER_GMAC_2D
 network part only: target preparation is in the data worker). Ratios above 1 mean the
 model under-estimates and a planned run would overrun its budget.
 
-``--data [DATASET ...]``: the data worker's CPU per batch on the crops the planner picks
-for the real volumes, against `dacapo.planning.rules.DATA_COST_PER_INPUT_VOXEL` (the step
-takes the longer of network and data).
+``--data [DATASET ...]``: the data worker's CPU per sample on the crops the planner picks
+for the real volumes at a 2- and a 20-minute budget (small and large inputs), against
+`dacapo.planning.rules.data_seconds` (a fixed cost per sample plus one per input voxel; the
+step takes the longer of network and data).
 
-Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_plan_cost.py [CASE ...]`` or
-``... bench_plan_cost.py --data [DATASET ...]``.
+``--budget MINUTES [DATASET ...]``: trains the plan of MINUTES for each real volume and
+sets the wall time beside the budget (an idle machine; all threads, as `dacapo train`).
+
+Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_plan_cost.py [CASE ...]``,
+``... bench_plan_cost.py --data [DATASET ...]`` or ``.venv/bin/python
+benchmarks/bench_plan_cost.py --budget 2 [DATASET ...]``.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from _harness import repeat
 
 from dacapo.experiments.architectures import CNNectomeUNetConfig
 from dacapo.ops.planning import unet_shapes
-from dacapo.planning.rules import COST_PER_GMAC, COST_PER_GMAC_2D, DATA_COST_PER_INPUT_VOXEL
+from dacapo.planning.rules import COST_PER_GMAC, COST_PER_GMAC_2D
 
 
 def net(shape, factors, kd, ku, fmaps):
@@ -48,45 +53,125 @@ CASES = {
 }
 
 
-def data_cost(names: list[str]) -> None:
-    """CPU seconds of the data worker per batch of 2 on the crops `dacapo plan` picks for
-    the real volumes (20-minute plans), against `DATA_COST_PER_INPUT_VOXEL`."""
+def planned(name: str, minutes: float):
+    """The run config `dacapo plan` makes for ``minutes`` on a real dataset, and its kind."""
     from pathlib import Path
 
-    import numpy as np
     import quality
     import quality_organelles
 
+    work = Path(quality.ROOT) / "quality_runs"
+    data = Path(quality.DEFAULT_DATA)
+    if name == "sstem_organelles":
+        paths = quality_organelles.prepare(data, work)
+        return quality_organelles.planned("full", paths, minutes, 0), "one_hot"
+    if name == "lm_nuclei_2d":
+        from dacapo.planning.collection_plan import plan_collection
+        from dacapo.tools.convert_collection import convert_collection
+
+        container = work / "lm_nuclei_2d.zarr"
+        if not (container / ".prepared").is_file():
+            import quality_modalities
+
+            convert_collection(data / name, str(container), list(quality_modalities.NUCLEI_2D_VOXEL))
+            (container / ".prepared").write_text("ok")
+        rc, _ = plan_collection(str(container), "inner_distance", minutes=minutes,
+                                name="cost_lm_nuclei_2d", seed=0, channel="nucleus")
+        return rc, "inner_distance"
+    paths = quality.prepare_data(name, data, work)
+    return quality.planned_config(name, paths, minutes, 0), quality.DATASETS[name]["task"]
+
+
+def data_cost(names: list[str], budgets=(2.0, 20.0)) -> None:
+    """CPU seconds of the data worker per sample on the crops `dacapo plan` picks for the
+    real volumes at two budgets (small and large inputs), against the model
+    `DATA_COST_PER_SAMPLE` + `DATA_COST_PER_INPUT_VOXEL` × input voxels."""
+    import numpy as np
+
+    from dacapo.planning.rules import data_seconds
     from dacapo.training.batches import BatchProvider
 
-    print(f"| dataset | task | input | data CPU per batch (s) | µs per input voxel | model (µs) |"
-          f"  (load {os.getloadavg()[0]:.1f})")
-    print("|---|---|---|---|---|---|")
-    work = Path(quality.ROOT) / "quality_runs"
+    print(f"| dataset | task | minutes | input (voxels) | output + 2 x target padding "
+          f"(voxels) | data CPU per sample (s) | model (s) | measured / model |  "
+          f"(load {os.getloadavg()[0]:.1f})")
+    print("|---|---|---|---|---|---|---|---|")
     for name in names:
-        if name == "sstem_organelles":
-            paths = quality_organelles.prepare(Path(quality.DEFAULT_DATA), work)
-            rc = quality_organelles.planned("full", paths, 20, 0)
-        else:
-            paths = quality.prepare_data(name, Path(quality.DEFAULT_DATA), work)
-            rc = quality.planned_config(name, paths, 20, 0)
-        provider = BatchProvider(rc)
-        provider[0]
-        t = time.process_time()
-        for i in range(1, 9):
-            provider[i]
-        cpu = (time.process_time() - t) / 8
-        shape = tuple(rc.architecture_config.input_shape)
-        kind = quality.DATASETS.get(name, {}).get("task", "one_hot")
-        per = cpu / 2 / float(np.prod(shape)) * 1e6
-        print(f"| {name} | {kind} | {shape} | {cpu:.3f} | {per:.2f} | "
-              f"{DATA_COST_PER_INPUT_VOXEL[kind] * 1e6:.2f} |", flush=True)
+        for minutes in budgets:
+            rc, kind = planned(name, minutes)
+            provider = BatchProvider(rc)
+            provider[0]
+            t = time.process_time()
+            for i in range(1, 9):
+                provider[i]
+            batch = rc.trainer_config.batch_size
+            cpu = (time.process_time() - t) / 8 / batch
+            shape = tuple(rc.architecture_config.input_shape)
+            out, pad = output_and_padding(rc)
+            model = data_seconds(kind, shape, out, pad, 1)
+            region = np.prod([o + 2 * p for o, p in zip(out, pad)])
+            print(f"| {name} | {kind} | {minutes:g} | {shape} ({np.prod(shape):.0f}) | "
+                  f"{out} + 2 x {pad} ({region:.0f}) | {cpu:.4f} | {model:.4f} | "
+                  f"{cpu / model:.2f} |", flush=True)
+
+
+def output_and_padding(rc) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The model's output shape and the task's target padding (voxels, the GT's grid)."""
+    from funlib.geometry import Coordinate
+
+    from dacapo.io.arrays import open_array
+    from dacapo.pipeline.model_geometry import ModelGeometry
+    from dacapo.runs.model_builder import build_model
+
+    raw = open_array(rc.datasplit_config.train[0].raw, "raw")
+    task = rc.task_config.build()
+    geometry = ModelGeometry(build_model(rc, task), raw.voxel_size)
+    vs = geometry.output_voxel_size
+    pad = task.predictor.padding(vs) / vs
+    out = tuple(int(o) for o in geometry.output_shape)
+    pad = tuple(int(p) for p in Coordinate(pad))
+    if len(out) == 3 and out[0] == 1:  # a network of sections: one output section
+        pad = (0,) + pad[1:]
+    return out, pad
+
+
+def budget_check(minutes: float, names: list[str]) -> None:
+    """Train the plan of ``minutes`` for each real dataset (validations included, as
+    planned) and set its wall time beside the budget: the cost model's end-to-end check.
+    Run on an idle machine (the load is printed); the runs go to quality_runs/budget/."""
+    import shutil
+    from pathlib import Path
+
+    import attr
+    import quality
+
+    from dacapo.training.loop import train_run
+
+    work = Path(quality.ROOT) / "quality_runs" / "budget"
+    print("| dataset | task | input | iterations | planned step (s) | wall (min) | "
+          "budget (min) | wall / budget | load before, after |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in names:
+        rc, kind = planned(name, minutes)
+        rc = attr.evolve(rc, name=f"budget_{name}_{minutes:g}")
+        shutil.rmtree(work / rc.name, ignore_errors=True)
+        load = os.getloadavg()[0]
+        t = time.perf_counter()
+        train_run(rc, work, progress=False)
+        wall = (time.perf_counter() - t) / 60
+        iterations = rc.num_iterations
+        print(f"| {name} | {kind} | {tuple(rc.architecture_config.input_shape)} | {iterations} "
+              f"| {minutes * 60 * 0.8 / iterations:.3f} | {wall:.2f} | {minutes:g} | "
+              f"{wall / minutes:.2f} | {load:.1f}, {os.getloadavg()[0]:.1f} |", flush=True)
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--budget"]:
+        names = sys.argv[3:] or [*quality_datasets(), "sstem_organelles", "lm_nuclei_2d"]
+        budget_check(float(sys.argv[2]), names)
+        return
     torch.set_num_threads(1)
     if sys.argv[1:2] == ["--data"]:
-        data_cost(sys.argv[2:] or [*quality_datasets(), "sstem_organelles"])
+        data_cost(sys.argv[2:] or [*quality_datasets(), "sstem_organelles", "lm_nuclei_2d"])
         return
     print(f"| case | input | GMAC | measured step (s) | cost model (s) | measured / model |"
           f"  (load {os.getloadavg()[0]:.1f})")

@@ -185,15 +185,42 @@ def test_inner_distance_sweeps_only_thresholds_above_the_background(kind):
 def test_step_time_is_the_longer_of_network_and_data_worker():
     """The data worker (augmentation, targets) runs beside the network step: a planned step
     costs the longer of the two plus the fixed overhead (hand-computed)."""
-    from dacapo.planning.rules import DATA_COST_PER_INPUT_VOXEL, STEP_OVERHEAD, step_seconds
+    from dacapo.planning import rules
+    from dacapo.planning.rules import STEP_OVERHEAD, step_seconds
 
     # network: 2 x (0.1 s/GMAC x 1 GMAC + 1e-6 x 1000 voxels) = 0.202 s
     net = step_seconds("one_hot", 1e9, (1, 10, 10), (10, 10, 10), 0.1, 1e-6, 2)
     assert net == pytest.approx(0.202 + STEP_OVERHEAD)
-    # data: 2 x 3e-6 x 1e6 input voxels = 6 s, longer than the network's 0.202 s
-    data = step_seconds("affinities", 1e9, (100, 100, 100), (10, 10, 10), 0.1, 1e-6, 2)
-    assert DATA_COST_PER_INPUT_VOXEL["affinities"] == 3e-6
-    assert data == pytest.approx(6.0 + STEP_OVERHEAD)
+    # data: 2 x (a x 1e6 input voxels + b x (10 + 2 x 20)^3 GT voxels), longer than 0.202 s
+    a = rules.DATA_COST_PER_INPUT_VOXEL["affinities"]
+    b = rules.DATA_COST_PER_GT_VOXEL["affinities"]
+    data = step_seconds("affinities", 1e9, (100, 100, 100), (10, 10, 10), 0.1, 1e-6, 2,
+                        padding=(20, 20, 20))
+    assert data == pytest.approx(2 * (a * 1e6 + b * 50**3) + STEP_OVERHEAD)
+    assert 2 * (a * 1e6 + b * 50**3) > 0.202
+
+
+def test_a_budget_below_the_targets_context_buys_fewer_steps_not_an_error(monkeypatch):
+    """LSD targets need a GT region of the output + ~3 sigma per side: with a per-step
+    share below 1.5x the data of a 1-voxel output (hand-computed), the plan takes steps of
+    that 1.5x and says so, instead of finding no network."""
+    from funlib.geometry import Coordinate
+
+    from dacapo.planning import rules
+    from dacapo.planning.rules import STEP_OVERHEAD, plan_architecture
+
+    monkeypatch.setitem(rules.DATA_COST_PER_GT_VOXEL, "affinities", 1e-6)
+    monkeypatch.setitem(rules.DATA_COST_PER_INPUT_VOXEL, "affinities", 0.0)
+    from dacapo.planning.rules import Fingerprint
+
+    fp = Fingerprint(voxel_size=Coordinate(40, 40, 40), shapes=[(60, 200, 200)], raw_low=0,
+                     raw_high=255, raw_mean=128, raw_std=40, dtype="uint8",
+                     label_values=[0, 1, 2], foreground_fraction=0.9, object_width=800.0,
+                     object_volume=4000.0, num_objects=50, class_fractions={})
+    floor = 2 * 1e-6 * 41**3 + STEP_OVERHEAD  # padding 20: (1 + 40)^3 GT voxels
+    arch = plan_architecture(fp, "affinities", 0.05, padding=(20, 20, 20))
+    assert f"{1.5 * floor:.2f} s" in arch.notes["step_floor"]
+    assert arch.step_seconds <= 1.5 * floor
 
 
 def test_no_batch_norm_when_most_of_the_raw_is_empty(tmp_path):

@@ -109,6 +109,15 @@ def in_memory(data: np.ndarray):
                     meta=np.empty((0,) * data.ndim, data.dtype))
 
 
+def memory_data(data) -> np.ndarray | None:
+    """The numpy array an `in_memory` dask array holds (None for anything else)."""
+    name = getattr(data, "name", None)
+    if not (isinstance(name, str) and name.startswith("in-memory-")):
+        return None
+    held = dict(data.dask).get((name,) + (0,) * data.ndim)
+    return held if isinstance(held, np.ndarray) and held.shape == data.shape else None
+
+
 def read_padded(data, data_roi: Roi, voxel_size: Coordinate, roi: Roi,
                 fill_value=0) -> np.ndarray:
     """``roi`` of ``data`` (a numpy or zarr array covering ``data_roi``, leading channel

@@ -111,8 +111,10 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
     budget = minutes * 60
     # the step-time share: pick the input so that ~300+ iterations fit the budget
     target_iterations = 1000
-    arch = plan_architecture(fp, kind, budget * 0.8 / target_iterations, num_fmaps=num_fmaps)
     task, task_notes = plan_task(fp, kind, classes, channel, instance_classes)
+    padding = task.build().predictor.padding(fp.voxel_size) / fp.voxel_size
+    arch = plan_architecture(fp, kind, budget * 0.8 / target_iterations, num_fmaps=num_fmaps,
+                             padding=tuple(int(p) for p in padding))
     iterations = int(max(20, (budget * 0.8) // max(arch.step_seconds, 1e-3)))
     iterations = max(validations, iterations - iterations % validations)
     augment, aug_note = plan_augment(fp, modality, two_d=arch.sections)

@@ -52,16 +52,19 @@ COST_PER_GMAC = 0.13
 COST_PER_GMAC_2D = 0.085
 COST_PER_OUTPUT_VOXEL = {"affinities": 8.0e-6}
 DEFAULT_COST_PER_OUTPUT_VOXEL = 5.0e-7
-#: CPU seconds per input voxel of one sample in the data worker (reading, rotation and the
-#: other augmentations, targets and weights; LSDs for affinities), which runs beside the
-#: network step: a step takes the longer of the two. Measured on the planned crops of the
-#: real volumes (`benchmarks/bench_plan_cost.py --data`, data CPU per batch of 2 at load
-#: ~5): affinities + LSDs 3.4 (fibsem 34x52²) and 2.5 (confocal cells 48x64²) µs, distance
-#: 0.63 µs (nuclei 42x88²), one-hot sections 0.25-0.30 µs (3x324²). Before, the data
-#: worker was not in the model: the cells' 20-minute plan of 2496 steps estimated at
-#: 0.38 s needed 0.97 s of data per step (2.5x over)
-DATA_COST_PER_INPUT_VOXEL = {"affinities": 3.0e-6, "distance": 0.65e-6,
-                             "inner_distance": 0.65e-6, "one_hot": 0.3e-6}
+#: CPU seconds of the data worker per sample (`data_seconds`), which runs beside the network
+#: step (a step takes the longer of the two): per input voxel (reading, rotation and the
+#: other augmentations of the raw) and per voxel of the GT region the targets are computed
+#: on (the output grown by the task's padding: augmenting the GT, targets and weights; LSDs
+#: need ~3 sigma of context, 32-50 voxels per side on the real volumes). Fitted (least
+#: squares, non-negative) on the crops `dacapo plan` picks at 2 and 20 minutes for the six
+#: real volumes (`benchmarks/bench_plan_cost.py --data`, load ~2): every case within 0.84-1.21
+#: of the fit. Per input voxel only, the affinities were 2.9x (fibsem) and 7.1x (confocal
+#: cells) over at 2 minutes: a 2-minute cells plan of 1076 steps "at ~0.09 s" ran at 0.39 s
+DATA_COST_PER_INPUT_VOXEL = {"affinities": 0.58e-6, "distance": 0.58e-6,
+                             "inner_distance": 0.34e-6, "one_hot": 0.21e-6}
+DATA_COST_PER_GT_VOXEL = {"affinities": 0.22e-6, "distance": 0.0, "inner_distance": 0.0,
+                          "one_hot": 0.20e-6}
 #: batch norm is planned unless at least this fraction of the raw is empty (at its lower
 #: percentile): a crop's batch statistics then depend on how much of it is empty, and in
 #: eval mode (stored statistics) the output shifts. 2D GOWT1 nuclei (58 % empty): training
@@ -213,25 +216,51 @@ class ArchitecturePlan:
 
 
 def step_seconds(kind: str, macs: float, input_shape, output_shape, gmac_cost: float,
-                 voxel_cost: float, batch_size: int) -> float:
+                 voxel_cost: float, batch_size: int, padding=None) -> float:
     """Estimated seconds of one training step: the network (forward, backward, Adam) and the
-    data worker run side by side, so the longer of the two, plus `STEP_OVERHEAD`."""
+    data worker (`data_seconds`; ``padding``: the targets' context in voxels) run side by
+    side, so the longer of the two, plus `STEP_OVERHEAD`."""
     net = batch_size * (gmac_cost * macs / 1e9 + voxel_cost * float(math.prod(output_shape)))
-    data = batch_size * DATA_COST_PER_INPUT_VOXEL.get(kind, 1e-6) * float(math.prod(input_shape))
+    data = data_seconds(kind, input_shape, output_shape, padding, batch_size)
     return max(net, data) + STEP_OVERHEAD
 
 
+def data_seconds(kind: str, input_shape, output_shape, padding, batch_size: int) -> float:
+    """Estimated CPU seconds of the data worker for one batch: per sample, one cost per
+    input voxel (`DATA_COST_PER_INPUT_VOXEL`: reading and augmenting the raw) and one per
+    voxel of the GT region the targets are computed on, the output grown by the task's
+    ``padding`` (voxels per axis, None: 0) on each side (`DATA_COST_PER_GT_VOXEL`:
+    augmenting the GT, targets and weights; LSDs need a context of ~3 sigma, which on small
+    crops is most of the cost)."""
+    padding = (0,) * len(output_shape) if padding is None else padding
+    region = math.prod(o + 2 * p for o, p in zip(output_shape, padding))
+    return batch_size * (DATA_COST_PER_INPUT_VOXEL.get(kind, 1e-6) * float(math.prod(input_shape))
+                         + DATA_COST_PER_GT_VOXEL.get(kind, 0.0) * float(region))
+
+
 def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
-                      num_fmaps: int | None = None, batch_size: int = 2) -> ArchitecturePlan:
+                      num_fmaps: int | None = None, batch_size: int = 2,
+                      padding=None) -> ArchitecturePlan:
     """Levels, kernels and the largest input shape within ``seconds_per_step``;
-    ``num_fmaps`` None: `FMAPS_2D` for a 2D network, `FMAPS_3D` for a 3D one."""
+    ``num_fmaps`` None: `FMAPS_2D` for a 2D network, `FMAPS_3D` for a 3D one; ``padding``:
+    the task's target context in GT voxels per axis (`data_seconds`; None: 0)."""
     vs = fp.voxel_size
     dims = vs.dims
     notes: dict[str, str] = {}
-    # a budget of seconds buys fewer, not impossible, steps: at least twice the fixed cost
-    seconds_per_step = max(seconds_per_step, 2 * STEP_OVERHEAD)
     ratio = vs[0] / min(vs[1:]) if dims == 3 else 1.0
     two_d = dims == 3 and ratio >= TWO_D_RATIO
+    padding = tuple(padding) if padding is not None else (0,) * dims
+    if two_d:  # a network of sections: one output section, its targets from it alone
+        padding = (0,) + padding[1:]
+    # a budget of seconds buys fewer, not impossible, steps: at least twice the fixed cost,
+    # and at least 1.5x the data of a 1-voxel output (the targets' context alone)
+    floor = data_seconds(kind, (1,) * dims, (1,) * dims, padding, batch_size) + STEP_OVERHEAD
+    if seconds_per_step < 1.5 * floor:
+        notes["step_floor"] = (f"the budget share {seconds_per_step:.2f} s per step is below "
+                               f"1.5x the data of the smallest crop ({floor:.2f} s: the targets' "
+                               f"context {padding} voxels per side): fewer steps of "
+                               f"{1.5 * floor:.2f} s")
+    seconds_per_step = max(seconds_per_step, 2 * STEP_OVERHEAD, 1.5 * floor)
     if num_fmaps is None:
         num_fmaps = FMAPS_2D if two_d or dims == 2 else FMAPS_3D
     factors, kd, ku, why = level_layout(vs, MAX_LEVELS, fp.object_width, two_d)
@@ -256,7 +285,8 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
                 if res is None:
                     continue
                 out, macs = res
-                step = step_seconds(kind, macs, shape, out, gmac_cost, voxel_cost, batch_size)
+                step = step_seconds(kind, macs, shape, out, gmac_cost, voxel_cost, batch_size,
+                                    padding)
                 if step > seconds_per_step or any(o > s for o, s in zip(out, data)):
                     break  # bigger crops only cost more
                 if any(out[a] < MIN_BOTTOM for a in seen):

@@ -52,7 +52,7 @@ from funlib.persistence import Array
 
 from dacapo.experiments.normalization import normalize_input
 from dacapo.experiments.run_config import RunConfig
-from dacapo.io.arrays import in_memory, read_array, read_padded
+from dacapo.io.arrays import in_memory, memory_data, read_array, read_padded
 from dacapo.pipeline.model_geometry import ModelGeometry, crop, snap_roi
 from dacapo.training.augment import augment
 
@@ -65,10 +65,15 @@ CACHE_BYTES = 512 * 2**20
 
 
 def as_numpy(array: Array) -> np.ndarray:
-    """The data of a funlib `Array`, without a dask round trip for in-memory arrays."""
+    """The data of a funlib `Array`, without a dask round trip (a compute and a copy:
+    ~23 ms for a 16-channel LSD target) for in-memory arrays (numpy, or `in_memory`)."""
     source = getattr(array, "_source_data", None)
-    if isinstance(source, np.ndarray) and not getattr(array, "lazy_ops", None):
-        return source
+    if not getattr(array, "lazy_ops", None):
+        if isinstance(source, np.ndarray):
+            return source
+        held = memory_data(source)
+        if held is not None:
+            return held
     return np.asarray(array.data)
 
 
