@@ -34,6 +34,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -357,6 +359,20 @@ def _postgres():
     return server
 
 
+@contextmanager
+def databases(names: list[str]) -> Iterator[list[tuple[str, str | None]]]:
+    """``(name, url)`` of each database asked for that can run (SQLite: url None;
+    PostgreSQL: a throwaway server, stopped on leaving, skipped with the reason printed
+    where it cannot start)."""
+    server = _postgres() if "postgresql" in names else None
+    try:
+        yield [(db, server[0] if db == "postgresql" else None) for db in names
+               if db != "postgresql" or server is not None]
+    finally:
+        if server is not None:
+            server[1]()
+
+
 def case_agglomeration(args) -> list[str]:
     shape = SIZES[args.size]
     voxels = int(np.prod(shape))
@@ -365,19 +381,16 @@ def case_agglomeration(args) -> list[str]:
     if not pred.exists():
         print(f"generating {shape} ({voxels / 1e6:.0f} Mvoxel) ...", flush=True)
         print(f"  generated in {generate(pred, shape, args.cell, args.noise):.1f} s", flush=True)
-    server = _postgres() if "postgresql" in args.db else None
     rows = []
-    try:
-        for db in args.db:
-            if db == "postgresql" and server is None:
-                continue
+    with databases(args.db) as dbs:
+        for db, url in dbs:
             for w in args.workers:
                 name = f"{db}_{w}"
                 out = base / "seg.zarr" / name
                 shutil.rmtree(out, ignore_errors=True)
                 shutil.rmtree(base / "logs" / name, ignore_errors=True)
                 job = {"case": "agglomeration", "input": str(pred), "output": str(out),
-                       "workers": w, "db_url": server[0] if db == "postgresql" else None,
+                       "workers": w, "db_url": url,
                        "log_dir": str(base / "logs" / name), "block": args.block,
                        "seed_distance": args.seed_distance}
                 before = load()
@@ -392,9 +405,6 @@ def case_agglomeration(args) -> list[str]:
                             str(pred), [f"{out}/{k}" for k in range(3)], args.seed_distance)))
                 print(json.dumps(r), flush=True)
                 rows.append(_row(args.size, voxels, r))
-    finally:
-        if server is not None:
-            server[1]()
     return rows
 
 
@@ -411,13 +421,9 @@ def _row(size: str, voxels: int, r: dict) -> str:
 def case_cut(args) -> list[str]:
     base = args.dir / "cut"
     base.mkdir(parents=True, exist_ok=True)
-    server = _postgres() if "postgresql" in args.db else None
     rows = []
-    try:
-        for db in args.db:
-            if db == "postgresql" and server is None:
-                continue
-            url = server[0] if db == "postgresql" else None
+    with databases(args.db) as dbs:
+        for db, url in dbs:
             sqlite = str(base / "cut.db")
             fill, counts = _fill_cut_store(url, sqlite, args.edges, args.edges // 5)
             r = measure({"case": "cut", "db_url": url, "sqlite": sqlite, "log_dir": str(base)})
@@ -429,9 +435,6 @@ def case_cut(args) -> list[str]:
                         f"{r['load']} |")
             if url is None:
                 os.remove(sqlite)
-    finally:
-        if server is not None:
-            server[1]()
     return rows
 
 
