@@ -186,18 +186,44 @@ def test_step_time_is_the_longer_of_network_and_data_worker():
     """The data worker (augmentation, targets) runs beside the network step: a planned step
     costs the longer of the two plus the fixed overhead (hand-computed)."""
     from dacapo.planning import rules
-    from dacapo.planning.rules import STEP_OVERHEAD, step_seconds
+    from dacapo.planning.rules import DATA_CONTENTION, STEP_OVERHEAD, step_seconds
 
-    # network: 2 x (0.1 s/GMAC x 1 GMAC + 1e-6 x 1000 voxels) = 0.202 s
-    net = step_seconds("one_hot", 1e9, (1, 10, 10), (10, 10, 10), 0.1, 1e-6, 2)
-    assert net == pytest.approx(0.202 + STEP_OVERHEAD)
-    # data: 2 x (a x 1e6 input voxels + b x (10 + 2 x 20)^3 GT voxels), longer than 0.202 s
     a = rules.DATA_COST_PER_INPUT_VOXEL["affinities"]
     b = rules.DATA_COST_PER_GT_VOXEL["affinities"]
+    # network: 2 x (0.1 s/GMAC x 1 GMAC + 1e-6 x 1000 voxels) = 0.202 s; data: 2 x (a x 100
+    # input voxels + b x 1000 GT voxels), the shorter: it adds DATA_CONTENTION of itself
+    net = step_seconds("affinities", 1e9, (1, 10, 10), (10, 10, 10), 0.1, 1e-6, 2)
+    small = 2 * (a * 100 + b * 1000)
+    assert small < 0.202
+    assert net == pytest.approx(0.202 + DATA_CONTENTION * small + STEP_OVERHEAD)
+    # data: 2 x (a x 1e6 input voxels + b x (10 + 2 x 20)^3 GT voxels), longer than 0.202 s
     data = step_seconds("affinities", 1e9, (100, 100, 100), (10, 10, 10), 0.1, 1e-6, 2,
                         padding=(20, 20, 20))
-    assert data == pytest.approx(2 * (a * 1e6 + b * 50**3) + STEP_OVERHEAD)
-    assert 2 * (a * 1e6 + b * 50**3) > 0.202
+    big = 2 * (a * 1e6 + b * 50**3)
+    assert big > 0.202
+    assert data == pytest.approx(big + DATA_CONTENTION * 0.202 + STEP_OVERHEAD)
+
+
+def test_validations_are_budgeted_and_fewer_when_they_would_take_most_of_it():
+    """One validation of V voxels and S parameter sets costs V x (c + S x d) (hand-computed
+    from the constants); 4 of them come out of the budget; when 4 would take more than
+    VALIDATION_SHARE of it, fewer (at least one); training keeps 20 %."""
+    from dacapo.planning import rules
+    from dacapo.planning.rules import plan_schedule
+
+    c, d = rules.VALIDATION_COST_PER_VOXEL, rules.VALIDATION_COST_PER_VOXEL_SET
+    each = 1e6 * (c + 10 * d)
+    plan = plan_schedule(1200.0, 10**6, 10, 4)
+    assert plan.validations == 4 and plan.validation_seconds == pytest.approx(each)
+    assert plan.train_seconds == pytest.approx(1200 * (1 - rules.RESERVE) - 4 * each)
+    few = plan_schedule(1200.0, 10**8, 10, 4)  # 100x the voxels
+    assert few.validations == max(1, int(rules.VALIDATION_SHARE * 1200 // (100 * each)))
+    assert few.validations < 4 and "so" in few.why
+    none = plan_schedule(1200.0, 0, 10, 4)
+    assert none.validations == 4 and none.train_seconds == pytest.approx(1200 * (1 - rules.RESERVE))
+    over = plan_schedule(60.0, 10**8, 10, 4)  # one validation alone exceeds the budget
+    assert over.validations == 1 and over.train_seconds == pytest.approx(12.0)
+    assert "more than planned" in over.why
 
 
 def test_a_budget_below_the_targets_context_buys_fewer_steps_not_an_error(monkeypatch):

@@ -20,8 +20,11 @@ planner chooses (rules in `dacapo.planning.rules.plan_architecture`,
   start at ``num_fmaps`` (24 for a 2D network, 12 for a 3D one on a CPU budget) ×2 per level. The input shape is the largest that
   fits the training data and keeps the estimated step time within the budget's share.
 - **the trainer**: Adam, batch 2, learning rate 1e-3 with a linear warm-up (5 %) and a
-  cosine decay to 5 %, iterations = the budget / the estimated step time (`COST_*`:
-  measured on a 2-core CPU), 4 validations, a checkpoint and a snapshot at each;
+  cosine decay to 5 %; the budget less a 5 % reserve and the estimated validations
+  (`rules.plan_schedule`: up to 4, fewer when they would take more than 40 % of it) is
+  training, iterations = that / the estimated step time (network and data worker,
+  `COST_*`, `DATA_COST_*`: measured on a 2-core CPU); a checkpoint and a snapshot at each
+  validation;
   augmentations by modality (EM: rotation, per-section intensity, blur, defective sections
   and misalignment in anisotropic 3D; LM: rotation, intensity, gamma, noise, blur).
 - **the normalisation**: the 0.5 / 99.5 percentiles of the training raw, computed here
@@ -55,12 +58,15 @@ from dacapo.io.arrays import open_array
 from dacapo.planning.commented_yaml import render_yaml
 from dacapo.planning.gt_classes import check_guessed_classes, group_classes, open_training_gt
 from dacapo.planning.rules import (
+    RESERVE,
     TASK_KINDS,
     ArchitecturePlan,
     Fingerprint,
+    SchedulePlan,
     fingerprint,
     guess_modality,
     plan_architecture,
+    plan_schedule,
 )
 from dacapo.planning.task_rules import plan_augment, plan_task, task_to_plan, unread_fields
 from dacapo.runs.verify import split_problems
@@ -112,10 +118,16 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
     # the step-time share: pick the input so that ~300+ iterations fit the budget
     target_iterations = 1000
     task, task_notes = plan_task(fp, kind, classes, channel, instance_classes)
-    padding = task.build().predictor.padding(fp.voxel_size) / fp.voxel_size
-    arch = plan_architecture(fp, kind, budget * 0.8 / target_iterations, num_fmaps=num_fmaps,
-                             padding=tuple(int(p) for p in padding))
-    iterations = int(max(20, (budget * 0.8) // max(arch.step_seconds, 1e-3)))
+    built = task.build()
+    padding = built.predictor.padding(fp.voxel_size) / fp.voxel_size
+    dims = fp.voxel_size.dims
+    val_voxels = sum(math.prod(open_array(d.raw, "raw").shape[-dims:]) for d in val)
+    schedule = plan_schedule(budget, val_voxels,
+                             len(list(built.post_processor.enumerate_parameters())), validations)
+    validations = schedule.validations
+    arch = plan_architecture(fp, kind, schedule.train_seconds / target_iterations,
+                             num_fmaps=num_fmaps, padding=tuple(int(p) for p in padding))
+    iterations = int(max(20, schedule.train_seconds // max(arch.step_seconds, 1e-3)))
     iterations = max(validations, iterations - iterations % validations)
     augment, aug_note = plan_augment(fp, modality, two_d=arch.sections)
     architecture = _unet(arch, fp.batch_norm)
@@ -138,7 +150,7 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
         else f"{kind} task",
         **{f"task_config.{k}": v for k, v in task_notes.items()},
         **_architecture_notes(arch, fp),
-        **_schedule_notes(fp, arch, aug_note, minutes, validations),
+        **_schedule_notes(fp, arch, aug_note, minutes, schedule),
     }
     header = [
         f"planned by `dacapo plan --task {kind} --minutes {minutes:g}` from {len(raw_paths)} "
@@ -186,7 +198,7 @@ def _architecture_notes(arch: ArchitecturePlan, fp: Fingerprint) -> dict[str, st
 
 
 def _schedule_notes(fp: Fingerprint, arch: ArchitecturePlan, aug_note: str, minutes: float,
-                    validations: int) -> dict[str, str]:
+                    schedule: SchedulePlan) -> dict[str, str]:
     """The YAML comments of the trainer, the schedule, the normalisation and the data."""
     return {
         "trainer_config.batch_size": "2 crops: fits the budget; Adam",
@@ -194,9 +206,13 @@ def _schedule_notes(fp: Fingerprint, arch: ArchitecturePlan, aug_note: str, minu
         "trainer_config.lr_schedule": "cosine decay after a linear warm-up (5 % of the iterations)",
         "trainer_config.final_lr_fraction": "decays to 5 % of the learning rate",
         "trainer_config.augment": f"augmentations for {aug_note}",
-        "num_iterations": (f"{minutes:g} min budget x 0.8 (validation) / ~{arch.step_seconds:.2f} s "
-                           "estimated per step on a 2-core CPU"),
-        "validation_interval": f"{validations} validations (apply takes the best checkpoint)",
+        "num_iterations": (f"{minutes:g} min budget less {100 * RESERVE:.0f} % (start-up, "
+                           f"checkpoints) and {schedule.validations} validations of "
+                           f"~{schedule.validation_seconds:.0f} s = {schedule.train_seconds:.0f} s "
+                           f"of training / ~{arch.step_seconds:.2f} s estimated per step on a "
+                           "2-core CPU"),
+        "validation_interval": (f"{schedule.validations} validations (apply takes the best "
+                                f"checkpoint); {schedule.why}"),
         "snapshot_interval": ("at every checkpoint: a training batch with its target, weight "
                               "and prediction in snapshots/ (zarr)"),
         "normalization": (f"{fp.dtype} raw: its 0.5 / 99.5 percentiles of the training data "

@@ -72,6 +72,22 @@ DATA_COST_PER_GT_VOXEL = {"affinities": 0.22e-6, "distance": 0.0, "inner_distanc
 #: frame's background 0.6 at one checkpoint (pixel Dice 0.15; 0.91 at the one before); the
 #: other real volumes have 0.5-3 % empty
 EMPTY_RAW = 0.25
+#: a step's network and data worker share the 2 cores: the shorter of the two adds this
+#: fraction of itself to the longer (2-minute plans on an idle machine: LM nuclei, network
+#: 0.073 s and data 0.063 s, ran at 0.145 s per step, 1.55x max(network, data); with 0.5
+#: the six real volumes' steps are 0.73-1.16x the model)
+DATA_CONTENTION = 0.5
+#: CPU seconds of one validation per voxel of the validation raw: once (prediction, reading,
+#: writing) and per parameter set of the post-processor's sweep (post-processing, scores);
+#: fitted on the 2-minute plans of five real volumes (idle): 4.5-46 s per validation, the
+#: model within 0.75-1.1 (sweeps of 1-36 sets, 0.5-5.2 Mvoxel)
+VALIDATION_COST_PER_VOXEL = 4.2e-6
+VALIDATION_COST_PER_VOXEL_SET = 0.15e-6
+#: the budget kept for start-up, checkpoints, snapshots and the last validation's plots
+RESERVE = 0.05
+#: validations take at most this share of the budget: fewer validations (at least one) when
+#: they would take more (the organelles' 5 Mvoxel x 35 sets: ~50 s each)
+VALIDATION_SHARE = 0.4
 #: per-step cost outside the network and the data (the loader's hand-over, the optimiser's
 #: bookkeeping, the loop), seconds
 STEP_OVERHEAD = 0.02
@@ -219,10 +235,11 @@ def step_seconds(kind: str, macs: float, input_shape, output_shape, gmac_cost: f
                  voxel_cost: float, batch_size: int, padding=None) -> float:
     """Estimated seconds of one training step: the network (forward, backward, Adam) and the
     data worker (`data_seconds`; ``padding``: the targets' context in voxels) run side by
-    side, so the longer of the two, plus `STEP_OVERHEAD`."""
+    side: the longer of the two, plus `DATA_CONTENTION` of the shorter (they share the
+    cores), plus `STEP_OVERHEAD`."""
     net = batch_size * (gmac_cost * macs / 1e9 + voxel_cost * float(math.prod(output_shape)))
     data = data_seconds(kind, input_shape, output_shape, padding, batch_size)
-    return max(net, data) + STEP_OVERHEAD
+    return max(net, data) + DATA_CONTENTION * min(net, data) + STEP_OVERHEAD
 
 
 def data_seconds(kind: str, input_shape, output_shape, padding, batch_size: int) -> float:
@@ -236,6 +253,44 @@ def data_seconds(kind: str, input_shape, output_shape, padding, batch_size: int)
     region = math.prod(o + 2 * p for o, p in zip(output_shape, padding))
     return batch_size * (DATA_COST_PER_INPUT_VOXEL.get(kind, 1e-6) * float(math.prod(input_shape))
                          + DATA_COST_PER_GT_VOXEL.get(kind, 0.0) * float(region))
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class SchedulePlan:
+    """How a budget splits: ``validations`` of ``validation_seconds`` each, and
+    ``train_seconds`` of training steps; ``why``: the validations' count, in words."""
+
+    validations: int
+    validation_seconds: float
+    train_seconds: float
+    why: str
+
+
+def validation_seconds(voxels: int, parameter_sets: int) -> float:
+    """Estimated seconds of one validation on ``voxels`` of validation raw with a sweep of
+    ``parameter_sets`` (`VALIDATION_COST_PER_VOXEL`, `VALIDATION_COST_PER_VOXEL_SET`)."""
+    return voxels * (VALIDATION_COST_PER_VOXEL + parameter_sets * VALIDATION_COST_PER_VOXEL_SET)
+
+
+def plan_schedule(budget: float, val_voxels: int, parameter_sets: int,
+                  validations: int) -> SchedulePlan:
+    """Split ``budget`` seconds: `RESERVE` kept, up to ``validations`` validations within
+    `VALIDATION_SHARE` of the budget (at least one when there is validation data), the rest
+    training; training keeps at least 20 % of the budget (then the plan overruns, and says
+    by how much)."""
+    each = validation_seconds(val_voxels, parameter_sets)
+    why = f"~{each:.0f} s each ({val_voxels / 1e6:.2g} Mvoxel x {parameter_sets} parameter sets)"
+    if each > 0 and validations * each > VALIDATION_SHARE * budget:
+        fewer = max(1, int(VALIDATION_SHARE * budget // each))
+        why += (f": {validations} would take more than {100 * VALIDATION_SHARE:.0f} % of the "
+                f"budget, so {fewer}")
+        validations = fewer
+    train = budget * (1 - RESERVE) - validations * each
+    if train < 0.2 * budget:
+        why += (f"; training keeps 20 % of the budget: the run takes "
+                f"~{(0.2 * budget - train) / 60:.1f} min more than planned")
+        train = 0.2 * budget
+    return SchedulePlan(validations, each, train, why)
 
 
 def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
