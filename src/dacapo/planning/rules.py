@@ -61,9 +61,11 @@ DEFAULT_COST_PER_OUTPUT_VOXEL = 5.0e-7
 #: real volumes (`benchmarks/bench_plan_cost.py --data`, load ~2): every case within 0.84-1.21
 #: of the fit. Per input voxel only, the affinities were 2.9x (fibsem) and 7.1x (confocal
 #: cells) over at 2 minutes: a 2-minute cells plan of 1076 steps "at ~0.09 s" ran at 0.39 s
-DATA_COST_PER_INPUT_VOXEL = {"affinities": 0.58e-6, "distance": 0.58e-6,
+#: The distance kind's split comes from a third crop, the LM nuclei's 2-minute plan of
+#: 15x48² (output 11x32², GT region 29x70²: 0.055 s per sample, 2.7x the per-input fit).
+DATA_COST_PER_INPUT_VOXEL = {"affinities": 0.58e-6, "distance": 0.26e-6,
                              "inner_distance": 0.34e-6, "one_hot": 0.21e-6}
-DATA_COST_PER_GT_VOXEL = {"affinities": 0.22e-6, "distance": 0.0, "inner_distance": 0.0,
+DATA_COST_PER_GT_VOXEL = {"affinities": 0.22e-6, "distance": 0.32e-6, "inner_distance": 0.0,
                           "one_hot": 0.20e-6}
 #: batch norm is planned unless at least this fraction of the raw is empty (at its lower
 #: percentile): a crop's batch statistics then depend on how much of it is empty, and in
