@@ -16,9 +16,30 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from dacapo.training.progress import NOTICE, format_duration, report_interval
-
 logger = logging.getLogger(__name__)
+
+#: ``extra`` of a log record that ``dacapo`` shows at default verbosity (it shows warnings
+#: and these; ``-v`` every INFO record)
+NOTICE = {"notice": True}
+
+
+def report_interval(total: int, lines: int = 20) -> int:
+    """Steps (iterations, blocks) between two progress lines: about ``total / lines``,
+    rounded down to 1, 2 or 5 × 10^k."""
+    target = max(1, total // lines)
+    step = 1
+    while step * 10 <= target:
+        step *= 10
+    return max(m * step for m in (1, 2, 5) if m * step <= target)
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``12 min`` or ``1.5 h``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 class BlockProgress:

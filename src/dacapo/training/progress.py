@@ -13,31 +13,11 @@ import time
 
 from tqdm import tqdm
 
-#: ``extra`` of a log record that ``dacapo`` shows at default verbosity (it shows warnings
-#: and these; ``-v`` every INFO record)
-NOTICE = {"notice": True}
+from dacapo.blockwise.progress import NOTICE, format_duration, report_interval
+
+__all__ = ["NOTICE", "Progress", "format_duration", "report_interval"]
 
 logger = logging.getLogger(__name__)
-
-
-def report_interval(total: int, lines: int = 20) -> int:
-    """Iterations between two progress lines: about ``total / lines``, rounded down to
-    1, 2 or 5 × 10^k."""
-    target = max(1, total // lines)
-    step = 1
-    while step * 10 <= target:
-        step *= 10
-    return max(m * step for m in (1, 2, 5) if m * step <= target)
-
-
-def format_duration(seconds: float) -> str:
-    """``42 s``, ``12 min`` or ``1.5 h``."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
 
 class Progress:
     """Progress of run ``name`` from iteration ``start`` to ``total``: a bar when ``bar``;
