@@ -3,13 +3,13 @@
 For UNets of the shapes `dacapo plan` picks on ../shared/data (3D with one or two pooling
 levels, 2D with three), one training step — forward, backward and Adam, batch 2, one torch
 thread, as the trainer runs it — is timed (median of 5 after a warm-up) and set beside the
-cost model's estimate (`dacapo.planning.rules.COST_PER_GMAC` / `COST_PER_GMAC_2D`; the
+cost model's estimate (`dacapo.planning.cost_model.COST_PER_GMAC` / `COST_PER_GMAC_2D`; the
 network part only: target preparation is in the data worker). Ratios above 1 mean the
 model under-estimates and a planned run would overrun its budget.
 
 ``--data [DATASET ...]``: the data worker's CPU per sample on the crops the planner picks
 for the real volumes at a 2- and a 20-minute budget (small and large inputs), against
-`dacapo.planning.rules.data_seconds` (a fixed cost per sample plus one per input voxel; the
+`dacapo.planning.cost_model.data_seconds` (a cost per input voxel plus one per GT-region voxel; the
 step takes the longer of network and data).
 
 ``--budget MINUTES [DATASET ...]``: trains the plan of MINUTES for each real volume and
@@ -31,7 +31,7 @@ from _harness import repeat
 
 from dacapo.experiments.architectures import CNNectomeUNetConfig
 from dacapo.ops.planning import unet_shapes
-from dacapo.planning.rules import COST_PER_GMAC, COST_PER_GMAC_2D
+from dacapo.planning.cost_model import COST_PER_GMAC, COST_PER_GMAC_2D
 
 
 def net(shape, factors, kd, ku, fmaps):
@@ -88,7 +88,7 @@ def data_cost(names: list[str], budgets=(2.0, 20.0)) -> None:
     `DATA_COST_PER_SAMPLE` + `DATA_COST_PER_INPUT_VOXEL` × input voxels."""
     import numpy as np
 
-    from dacapo.planning.rules import data_seconds
+    from dacapo.planning.cost_model import data_seconds
     from dacapo.training.batches import BatchProvider
 
     print(f"| dataset | task | minutes | input (voxels) | output + 2 x target padding "

@@ -185,11 +185,11 @@ def test_inner_distance_sweeps_only_thresholds_above_the_background(kind):
 def test_step_time_is_the_longer_of_network_and_data_worker():
     """The data worker (augmentation, targets) runs beside the network step: a planned step
     costs the longer of the two plus the fixed overhead (hand-computed)."""
-    from dacapo.planning import rules
-    from dacapo.planning.rules import DATA_CONTENTION, STEP_OVERHEAD, step_seconds
+    from dacapo.planning import cost_model
+    from dacapo.planning.cost_model import DATA_CONTENTION, STEP_OVERHEAD, step_seconds
 
-    a = rules.DATA_COST_PER_INPUT_VOXEL["affinities"]
-    b = rules.DATA_COST_PER_GT_VOXEL["affinities"]
+    a = cost_model.DATA_COST_PER_INPUT_VOXEL["affinities"]
+    b = cost_model.DATA_COST_PER_GT_VOXEL["affinities"]
     # network: 2 x (0.1 s/GMAC x 1 GMAC + 1e-6 x 1000 voxels) = 0.202 s; data: 2 x (a x 100
     # input voxels + b x 1000 GT voxels), the shorter: it adds DATA_CONTENTION of itself
     net = step_seconds("affinities", 1e9, (1, 10, 10), (10, 10, 10), 0.1, 1e-6, 2)
@@ -208,19 +208,19 @@ def test_validations_are_budgeted_and_fewer_when_they_would_take_most_of_it():
     """One validation of V voxels and S parameter sets costs V x (c + S x d) (hand-computed
     from the constants); 4 of them come out of the budget; when 4 would take more than
     VALIDATION_SHARE of it, fewer (at least one); training keeps 20 %."""
-    from dacapo.planning import rules
-    from dacapo.planning.rules import plan_schedule
+    from dacapo.planning import cost_model
+    from dacapo.planning.cost_model import plan_schedule
 
-    c, d = rules.VALIDATION_COST_PER_VOXEL, rules.VALIDATION_COST_PER_VOXEL_SET
+    c, d = cost_model.VALIDATION_COST_PER_VOXEL, cost_model.VALIDATION_COST_PER_VOXEL_SET
     each = 1e6 * (c + 10 * d)
     plan = plan_schedule(1200.0, 10**6, 10, 4)
     assert plan.validations == 4 and plan.validation_seconds == pytest.approx(each)
-    assert plan.train_seconds == pytest.approx(1200 * (1 - rules.RESERVE) - 4 * each)
+    assert plan.train_seconds == pytest.approx(1200 * (1 - cost_model.RESERVE) - 4 * each)
     few = plan_schedule(1200.0, 10**8, 10, 4)  # 100x the voxels
-    assert few.validations == max(1, int(rules.VALIDATION_SHARE * 1200 // (100 * each)))
+    assert few.validations == max(1, int(cost_model.VALIDATION_SHARE * 1200 // (100 * each)))
     assert few.validations < 4 and "so" in few.why
     none = plan_schedule(1200.0, 0, 10, 4)
-    assert none.validations == 4 and none.train_seconds == pytest.approx(1200 * (1 - rules.RESERVE))
+    assert none.validations == 4 and none.train_seconds == pytest.approx(1200 * (1 - cost_model.RESERVE))
     over = plan_schedule(60.0, 10**8, 10, 4)  # one validation alone exceeds the budget
     assert over.validations == 1 and over.train_seconds == pytest.approx(12.0)
     assert "more than planned" in over.why
@@ -232,11 +232,12 @@ def test_a_budget_below_the_targets_context_buys_fewer_steps_not_an_error(monkey
     that 1.5x and says so, instead of finding no network."""
     from funlib.geometry import Coordinate
 
-    from dacapo.planning import rules
-    from dacapo.planning.rules import STEP_OVERHEAD, plan_architecture
+    from dacapo.planning import cost_model
+    from dacapo.planning.cost_model import STEP_OVERHEAD
+    from dacapo.planning.rules import plan_architecture
 
-    monkeypatch.setitem(rules.DATA_COST_PER_GT_VOXEL, "affinities", 1e-6)
-    monkeypatch.setitem(rules.DATA_COST_PER_INPUT_VOXEL, "affinities", 0.0)
+    monkeypatch.setitem(cost_model.DATA_COST_PER_GT_VOXEL, "affinities", 1e-6)
+    monkeypatch.setitem(cost_model.DATA_COST_PER_INPUT_VOXEL, "affinities", 0.0)
     from dacapo.planning.rules import Fingerprint
 
     fp = Fingerprint(voxel_size=Coordinate(40, 40, 40), shapes=[(60, 200, 200)], raw_low=0,

@@ -21,7 +21,7 @@ planner chooses (rules in `dacapo.planning.rules.plan_architecture`,
   fits the training data and keeps the estimated step time within the budget's share.
 - **the trainer**: Adam, batch 2, learning rate 1e-3 with a linear warm-up (5 %) and a
   cosine decay to 5 %; the budget less a 5 % reserve and the estimated validations
-  (`rules.plan_schedule`: up to 4, fewer when they would take more than 40 % of it) is
+  (`cost_model.plan_schedule`: up to 4, fewer when they would take more than 40 % of it) is
   training, iterations = that / the estimated step time (network and data worker,
   `COST_*`, `DATA_COST_*`: measured on a 2-core CPU); a checkpoint and a snapshot at each
   validation;
@@ -56,17 +56,15 @@ from dacapo.experiments.run_config import RunConfig
 from dacapo.experiments.trainer_config import TrainerConfig
 from dacapo.io.arrays import open_array
 from dacapo.planning.commented_yaml import render_yaml
+from dacapo.planning.cost_model import RESERVE, SchedulePlan, plan_schedule
 from dacapo.planning.gt_classes import check_guessed_classes, group_classes, open_training_gt
 from dacapo.planning.rules import (
-    RESERVE,
     TASK_KINDS,
     ArchitecturePlan,
     Fingerprint,
-    SchedulePlan,
     fingerprint,
     guess_modality,
     plan_architecture,
-    plan_schedule,
 )
 from dacapo.planning.task_rules import plan_augment, plan_task, task_to_plan, unread_fields
 from dacapo.runs.verify import split_problems

@@ -21,6 +21,15 @@ from dacapo.ops.planning import (
     weighted_median,
 )
 from dacapo.ops.sections import SECTION_RATIO
+from dacapo.planning.cost_model import (
+    COST_PER_GMAC,
+    COST_PER_GMAC_2D,
+    COST_PER_OUTPUT_VOXEL,
+    DEFAULT_COST_PER_OUTPUT_VOXEL,
+    STEP_OVERHEAD,
+    data_seconds,
+    step_seconds,
+)
 
 #: z voxel >= this x the in-plane one: a 2D network (one section at a time); the same
 #: ratio by which the augmentations treat an axis as sections (`dacapo.training.augment`)
@@ -32,41 +41,6 @@ SECTION_CONTEXT = 1
 MAX_LEVELS = 3
 #: the bottom of the UNet keeps at least this many voxels per pooled axis (valid convs)
 MIN_BOTTOM = 4
-#: seconds per sample per (multiply-add x 1e9) of a training step (forward + backward +
-#: optimiser), and per output voxel of target preparation (affinities with LSDs cost most),
-#: with one torch thread and one data worker on this 2-core CPU. Re-fitted upwards (from
-#: 0.08 / 0.05 / 5e-6, fitted on small 30-iteration runs) after the 20-minute plans ran
-#: 1.4x over: bare steps of the planned UNets cost 0.09 (34x52², 0.7 GMAC) to 0.118 s
-#: (50x80², 3.5 GMAC) per GMAC-sample in 3D, 0.060 (300²) to 0.078 (404²) in 2D, and
-#: the training loop adds ~10 % (46x100²: 1.35 s per step of 2 vs 1.21 bare); the neuron
-#: run's LSD targets cost 0.41 s per step beyond its 0.13 s network step
-#: (`benchmarks/bench_plan_cost.py`). Over-estimating only ends a run
-#: early; under-estimating breaks the budget, so the constants sit at the top of the range
-#: (more threads than free cores make OpenMP spin: 5-10x slower)
-COST_PER_GMAC = 0.13
-#: 2D networks (one section per crop; 24 feature maps, `FMAPS_2D`) run ~1.6x more
-#: multiply-adds per second: 0.057 (300²) and 0.066 (324²) s per GMAC-sample in the
-#: training loop of the 10- and 20-minute membranes runs. 0.075 (a 340² plan) used 18.9
-#: of 20 minutes on a slower hour of this machine and scored no better (interior IoU
-#: 0.8975 vs 0.899, docs/quality.md): the margin stays
-COST_PER_GMAC_2D = 0.085
-COST_PER_OUTPUT_VOXEL = {"affinities": 8.0e-6}
-DEFAULT_COST_PER_OUTPUT_VOXEL = 5.0e-7
-#: CPU seconds of the data worker per sample (`data_seconds`), which runs beside the network
-#: step (a step takes the longer of the two): per input voxel (reading, rotation and the
-#: other augmentations of the raw) and per voxel of the GT region the targets are computed
-#: on (the output grown by the task's padding: augmenting the GT, targets and weights; LSDs
-#: need ~3 sigma of context, 32-50 voxels per side on the real volumes). Fitted (least
-#: squares, non-negative) on the crops `dacapo plan` picks at 2 and 20 minutes for the six
-#: real volumes (`benchmarks/bench_plan_cost.py --data`, load ~2): every case within 0.84-1.21
-#: of the fit. Per input voxel only, the affinities were 2.9x (fibsem) and 7.1x (confocal
-#: cells) over at 2 minutes: a 2-minute cells plan of 1076 steps "at ~0.09 s" ran at 0.39 s
-#: The distance kind's split comes from a third crop, the LM nuclei's 2-minute plan of
-#: 15x48² (output 11x32², GT region 29x70²: 0.055 s per sample, 2.7x the per-input fit).
-DATA_COST_PER_INPUT_VOXEL = {"affinities": 0.58e-6, "distance": 0.26e-6,
-                             "inner_distance": 0.34e-6, "one_hot": 0.21e-6}
-DATA_COST_PER_GT_VOXEL = {"affinities": 0.22e-6, "distance": 0.32e-6, "inner_distance": 0.0,
-                          "one_hot": 0.20e-6}
 #: batch norm is planned unless at least this fraction of the raw is empty (at its lower
 #: percentile): a crop's batch statistics then depend on how much of it is empty, and in
 #: eval mode (stored statistics) the output shifts. 2D GOWT1 nuclei (58 % empty): training
@@ -74,31 +48,10 @@ DATA_COST_PER_GT_VOXEL = {"affinities": 0.22e-6, "distance": 0.32e-6, "inner_dis
 #: frame's background 0.6 at one checkpoint (pixel Dice 0.15; 0.91 at the one before); the
 #: other real volumes have 0.5-3 % empty
 EMPTY_RAW = 0.25
-#: a step's network and data worker share the 2 cores: the shorter of the two adds this
-#: fraction of itself to the longer (2-minute plans on an idle machine: LM nuclei, network
-#: 0.073 s and data 0.063 s, ran at 0.145 s per step, 1.55x max(network, data); with 0.5
-#: the six real volumes' steps are 0.73-1.16x the model)
-DATA_CONTENTION = 0.5
-#: CPU seconds of one validation per voxel of the validation raw: once (prediction, reading,
-#: writing) and per parameter set of the post-processor's sweep (post-processing, scores);
-#: fitted on the 2-minute plans of five real volumes (idle): 4.5-46 s per validation, the
-#: model within 0.75-1.1 (sweeps of 1-36 sets, 0.5-5.2 Mvoxel)
-VALIDATION_COST_PER_VOXEL = 4.2e-6
-VALIDATION_COST_PER_VOXEL_SET = 0.15e-6
-#: the budget kept for start-up, checkpoints, snapshots and the last validation's plots
-RESERVE = 0.05
-#: validations take at most this share of the budget: fewer validations (at least one) when
-#: they would take more (the organelles' 5 Mvoxel x 35 sets: ~50 s each)
-VALIDATION_SHARE = 0.4
-#: per-step cost outside the network and the data (the loader's hand-over, the optimiser's
-#: bookkeeping, the loop), seconds
-STEP_OVERHEAD = 0.02
 #: feature maps of the first level (x2 per level): a 2D network affords more per voxel; on
 #: the membranes 24 beat 12 at the same budget (docs/quality.md, ablations)
 FMAPS_2D = 24
 FMAPS_3D = 12
-#: forward-only cost of prediction relative to a training step
-PREDICT_FRACTION = 0.35
 TASK_KINDS = ("affinities", "distance", "inner_distance", "one_hot")
 
 
@@ -231,68 +184,6 @@ class ArchitecturePlan:
     step_seconds: float
     notes: dict[str, str]
     sections: bool = False  # a network of one output section at a time
-
-
-def step_seconds(kind: str, macs: float, input_shape, output_shape, gmac_cost: float,
-                 voxel_cost: float, batch_size: int, padding=None) -> float:
-    """Estimated seconds of one training step: the network (forward, backward, Adam) and the
-    data worker (`data_seconds`; ``padding``: the targets' context in voxels) run side by
-    side: the longer of the two, plus `DATA_CONTENTION` of the shorter (they share the
-    cores), plus `STEP_OVERHEAD`."""
-    net = batch_size * (gmac_cost * macs / 1e9 + voxel_cost * float(math.prod(output_shape)))
-    data = data_seconds(kind, input_shape, output_shape, padding, batch_size)
-    return max(net, data) + DATA_CONTENTION * min(net, data) + STEP_OVERHEAD
-
-
-def data_seconds(kind: str, input_shape, output_shape, padding, batch_size: int) -> float:
-    """Estimated CPU seconds of the data worker for one batch: per sample, one cost per
-    input voxel (`DATA_COST_PER_INPUT_VOXEL`: reading and augmenting the raw) and one per
-    voxel of the GT region the targets are computed on, the output grown by the task's
-    ``padding`` (voxels per axis, None: 0) on each side (`DATA_COST_PER_GT_VOXEL`:
-    augmenting the GT, targets and weights; LSDs need a context of ~3 sigma, which on small
-    crops is most of the cost)."""
-    padding = (0,) * len(output_shape) if padding is None else padding
-    region = math.prod(o + 2 * p for o, p in zip(output_shape, padding))
-    return batch_size * (DATA_COST_PER_INPUT_VOXEL.get(kind, 1e-6) * float(math.prod(input_shape))
-                         + DATA_COST_PER_GT_VOXEL.get(kind, 0.0) * float(region))
-
-
-@attr.s(frozen=True, auto_attribs=True)
-class SchedulePlan:
-    """How a budget splits: ``validations`` of ``validation_seconds`` each, and
-    ``train_seconds`` of training steps; ``why``: the validations' count, in words."""
-
-    validations: int
-    validation_seconds: float
-    train_seconds: float
-    why: str
-
-
-def validation_seconds(voxels: int, parameter_sets: int) -> float:
-    """Estimated seconds of one validation on ``voxels`` of validation raw with a sweep of
-    ``parameter_sets`` (`VALIDATION_COST_PER_VOXEL`, `VALIDATION_COST_PER_VOXEL_SET`)."""
-    return voxels * (VALIDATION_COST_PER_VOXEL + parameter_sets * VALIDATION_COST_PER_VOXEL_SET)
-
-
-def plan_schedule(budget: float, val_voxels: int, parameter_sets: int,
-                  validations: int) -> SchedulePlan:
-    """Split ``budget`` seconds: `RESERVE` kept, up to ``validations`` validations within
-    `VALIDATION_SHARE` of the budget (at least one when there is validation data), the rest
-    training; training keeps at least 20 % of the budget (then the plan overruns, and says
-    by how much)."""
-    each = validation_seconds(val_voxels, parameter_sets)
-    why = f"~{each:.0f} s each ({val_voxels / 1e6:.2g} Mvoxel x {parameter_sets} parameter sets)"
-    if each > 0 and validations * each > VALIDATION_SHARE * budget:
-        fewer = max(1, int(VALIDATION_SHARE * budget // each))
-        why += (f": {validations} would take more than {100 * VALIDATION_SHARE:.0f} % of the "
-                f"budget, so {fewer}")
-        validations = fewer
-    train = budget * (1 - RESERVE) - validations * each
-    if train < 0.2 * budget:
-        why += (f"; training keeps 20 % of the budget: the run takes "
-                f"~{(0.2 * budget - train) / 60:.1f} min more than planned")
-        train = 0.2 * budget
-    return SchedulePlan(validations, each, train, why)
 
 
 def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
