@@ -120,6 +120,27 @@ def test_apply_to_one_image_of_the_collection(run, tmp_path):
     assert out.voxel_size.dims == 2 and tuple(out.shape) == SHAPES["a"]
 
 
+def test_apply_a_whole_collection_in_one_command(run, tmp_path):
+    """``dacapo apply --input COLLECTION``: every image into OUTPUT/<image>, each the same
+    as applying that image alone."""
+    from click.testing import CliRunner
+
+    from dacapo.cli.main import cli
+
+    _, _, run_dir, coll, root = run
+    container = str(root / "coll.zarr")
+    result = CliRunner().invoke(cli, ["apply", str(run_dir.path), "--input", container,
+                                      "--output", str(tmp_path / "all.zarr"), "--workers", "0",
+                                      "--padding", "zero", "--quiet"])
+    assert result.exit_code == 0, result.output
+    for image in coll:
+        assert f"wrote {tmp_path / 'all.zarr' / image.name} (shape {SHAPES[image.name]}" in result.output
+        alone = apply_run(run_dir.path, image.raw, tmp_path / "one.zarr" / image.name,
+                          PredictOptions(padding="zero", num_workers=0))
+        together = open_array(tmp_path / "all.zarr" / image.name)
+        np.testing.assert_array_equal(np.asarray(together.data), np.asarray(alone.data))
+
+
 def test_a_network_never_mixes_two_images(run, tmp_path):
     """Image 'a' constant beside a textured 'b' of another size: 'a''s prediction from the
     collection equals that of 'a' converted alone, and is the same at every interior pixel

@@ -235,7 +235,9 @@ def validate(run_dir: str, iteration: int | None, workers: int | None, quiet: bo
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--input", "input_", required=True, help="Raw zarr array, e.g. data.zarr/raw.")
+@click.option("--input", "input_", required=True,
+              help="Raw zarr array, e.g. data.zarr/raw, or a collection (dacapo convert "
+                   "--collection): then every image, into OUTPUT/<image>.")
 @click.option("--output", required=True, help="Output zarr array, e.g. out.zarr/seg.")
 @click.option("--iteration", type=int, default=None, help="Checkpoint to use.")
 @click.option("--criterion", default=None, help="Use the best checkpoint and parameters for it.")
@@ -258,7 +260,8 @@ def apply(run_dir: str, input_: str, output: str, iteration: int | None, criteri
           workers: int | None, worker_command: str | None, padding: str | None,
           engine: str, precision: str, quiet: bool, pyramid: bool) -> None:
     """Segment INPUT with a trained run, blockwise, into OUTPUT."""
-    from dacapo.pipeline.apply import apply_run  # lazy: see top
+    from dacapo.io.collection import is_collection  # lazy: see top
+    from dacapo.pipeline.apply import apply_collection, apply_run  # lazy: see top
     from dacapo.pipeline.predict_options import PredictOptions  # lazy: see top
     from dacapo.runs.run_dir import RunDir  # lazy: see top
     from dacapo.tools.pyramid import downsample_image  # lazy: see top
@@ -269,6 +272,15 @@ def apply(run_dir: str, input_: str, output: str, iteration: int | None, criteri
                              progress=_progress(quiet), lines=not quiet, padding=padding,
                              engine=engine,
                              precision=precision)
+    if is_collection(input_):  # every image on its own, into OUTPUT/<image>
+        if pyramid:
+            raise ValueError("--pyramid: not for a collection (apply its images one by one)")
+        outs = apply_collection(run_dir, input_, output, options, iteration=iteration,
+                                criterion=criterion)
+        for image, out in outs.items():
+            click.echo(f"wrote {Path(output) / image} (shape {tuple(out.shape)}, voxel size "
+                       f"{tuple(out.voxel_size)})")
+        return
     out = apply_run(run_dir, input_, output, options, iteration=iteration, criterion=criterion)
     click.echo(f"wrote {output} (shape {tuple(out.shape)}, voxel size {tuple(out.voxel_size)})")
     if pyramid:

@@ -25,6 +25,7 @@ from pathlib import Path
 import attr
 from funlib.persistence import Array
 
+from dacapo.io.collection import collection_images
 from dacapo.io.paths import check_output
 from dacapo.pipeline.in_memory import IN_MEMORY_VOXELS, set_prediction
 from dacapo.pipeline.predict import predict
@@ -82,3 +83,17 @@ def apply_run(
             outputs = post.process_classes(parameters, str(output_path), options)
             return next(iter(outputs.values()))
         return post.process(parameters, str(output_path), options, block_size=None)
+
+
+def apply_collection(run_dir: str | Path, container: str | Path, output: str | Path,
+                     options: PredictOptions | None = None, *, iteration: int | None = None,
+                     criterion: str | None = None) -> dict[str, Array]:
+    """`apply_run` on every image of the collection ``container``
+    (`dacapo.io.collection`), each into ``output/<image>`` (with
+    ``output/<image>_prediction``); one image at a time, so a network never sees two.
+    Returns the outputs by image name."""
+    outputs = {}
+    for image in collection_images(container):
+        outputs[image.name] = apply_run(run_dir, image.raw, Path(output) / image.name, options,
+                                        iteration=iteration, criterion=criterion)
+    return outputs
