@@ -5,6 +5,7 @@ module-scoped fixtures can use it too. Thread counts are pinned for the shared t
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -118,3 +119,27 @@ def dacapo_cli() -> Callable[..., subprocess.CompletedProcess]:
     """``dacapo_cli(*args, cwd=None, timeout=300)``: run ``python -m dacapo.cli ARGS`` (the
     ``dacapo`` command) in a fresh process and capture its output."""
     return _dacapo_cli
+
+
+@pytest.fixture
+def log_records(request) -> Callable[[str], list[logging.LogRecord]]:
+    """``log_records(name)``: the list the records of logger ``name`` go to from now on,
+    straight from that logger, whatever an earlier test of this process did to logging
+    (the CLI's handlers, propagation, levels, ``logging.disable``); restored after."""
+
+    def attach(name: str) -> list[logging.LogRecord]:
+        records: list[logging.LogRecord] = []
+        keep = logging.Handler(logging.INFO)
+        keep.emit = records.append
+        log = logging.getLogger(name)
+        old = (log.level, log.disabled, logging.root.manager.disable)
+        log.addHandler(keep)
+        log.setLevel(logging.INFO)
+        log.disabled = False
+        logging.disable(logging.NOTSET)
+        request.addfinalizer(lambda: (log.removeHandler(keep), log.setLevel(old[0]),
+                                      setattr(log, "disabled", old[1]),
+                                      logging.disable(old[2])))
+        return records
+
+    return attach

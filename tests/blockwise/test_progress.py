@@ -24,20 +24,9 @@ LINE = re.compile(r"(\S+): (\d+)/(\d+) blocks done, [\d.e+-]+ blocks/s(, .+ left
 
 
 @pytest.fixture
-def records(request) -> list[logging.LogRecord]:
-    """The records of the progress logger, whatever earlier tests did to logging."""
-    kept: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.INFO)
-    handler.emit = kept.append
-    log = logging.getLogger("dacapo.blockwise.progress")
-    old = (log.level, log.disabled, logging.root.manager.disable)
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.disabled = False
-    logging.disable(logging.NOTSET)
-    request.addfinalizer(lambda: (log.removeHandler(handler), log.setLevel(old[0]),
-                                  setattr(log, "disabled", old[1]), logging.disable(old[2])))
-    return kept
+def records(log_records) -> list[logging.LogRecord]:
+    """The records of the blockwise progress logger (`log_records`)."""
+    return log_records("dacapo.blockwise.progress")
 
 
 def test_a_line_per_interval_of_blocks_on_a_given_clock(records):

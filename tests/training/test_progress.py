@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 import re
 
 from dacapo.training import progress
 from dacapo.training.progress import Progress, report_interval
 
 
-def test_lines_every_interval_and_a_pause_left_out_of_the_time_left(monkeypatch, request):
+def test_lines_every_interval_and_a_pause_left_out_of_the_time_left(monkeypatch, log_records):
     """Steps of 1 s; a 100 s pause (a validation) after iteration 10, then `refresh`: the
     next line says 1 s/iteration, 9 s left (it said 101 s/iteration, 15 min left before
     the pause was left out)."""
     clock = [0.0]
     monkeypatch.setattr(progress.time, "perf_counter", lambda: clock[0])
-    # the records straight from the progress logger, whatever an earlier test of this
-    # process did to logging (the CLI's handlers, propagation, levels, logging.disable)
-    records: list[logging.LogRecord] = []
-    keep = logging.Handler(logging.INFO)
-    keep.emit = records.append
-    log = logging.getLogger("dacapo.training.progress")
-    old = (log.level, log.disabled, logging.root.manager.disable)
-    log.addHandler(keep)
-    log.setLevel(logging.INFO)
-    log.disabled = False
-    logging.disable(logging.NOTSET)
-    request.addfinalizer(lambda: (log.removeHandler(keep), log.setLevel(old[0]),
-                                  setattr(log, "disabled", old[1]), logging.disable(old[2])))
+    records = log_records("dacapo.training.progress")
     bar = Progress("run", 0, 20, bar=False, notices=True)
     assert report_interval(20) == 1 and report_interval(1000) == 50
     for i in range(1, 21):
