@@ -42,7 +42,7 @@ from torch import nn
 
 from dacapo.experiments.array_types import ArrayType
 from dacapo.experiments.model import create_model
-from dacapo.ops.balance import balance_weights
+from dacapo.ops.balance import balance_weights, class_counts
 
 from .distance_predictor import mask_channels
 from .inner_distance_predictor import integer_labels
@@ -122,15 +122,11 @@ class OneHotPredictor(Predictor):
         num = len(self.classes)
         moving = None if moving_class_counts is None else np.asarray(moving_class_counts)
         seen_unknown = moving is not None and moving.shape == (1, num + 1)
-        weight, counts = balance_weights(
-            ids[None],
-            None if labelled is None else labelled[None],
-            num_classes=num,
-            clipmin=self.clipmin,
-            clipmax=self.clipmax,
-            moving_counts=moving[:, :num] if seen_unknown else moving,
-        )
         if seen_unknown or (unknown is not None and unknown.any()):
+            # fractions over known and unknown voxels (module docstring)
+            counts = class_counts(ids[None], None if labelled is None else labelled[None], num)
+            if moving is not None:
+                counts = counts + moving[:, :num].astype(np.int64)
             n_unknown = (int(moving[0, num]) if seen_unknown else 0) + int(
                 np.count_nonzero(unknown) if unknown is not None else 0)
             counts = np.concatenate([counts, [[n_unknown]]], axis=1)
@@ -141,6 +137,10 @@ class OneHotPredictor(Predictor):
             if unknown is not None:
                 weight[0][unknown] = class_weight[num]
             weight = weight.astype(np.float32)
+        else:
+            weight, counts = balance_weights(
+                ids[None], None if labelled is None else labelled[None], num_classes=num,
+                clipmin=self.clipmin, clipmax=self.clipmax, moving_counts=moving)
         if not self.balance:
             weight = (np.ones((1,) + ids.shape, np.float32) if labelled is None
                       else labelled.astype(np.float32)[None])
