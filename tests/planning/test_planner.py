@@ -272,3 +272,29 @@ def test_no_batch_norm_when_most_of_the_raw_is_empty(tmp_path):
     assert "no batch norm: 86 % of the raw is empty" in text
     rc, _ = plan_run([gt], [str(tmp_path / "d.zarr" / "dense")], "inner_distance", minutes=1)
     assert rc.architecture_config.batch_norm is True
+
+
+def test_a_section_labelled_apart_is_ignored_in_training(tmp_path):
+    """Cells whose ids hold through the stack except in one section (its objects renamed):
+    an affinities plan lists that section in ``ignore_sections`` and says why; consistent
+    labels list none."""
+    from funlib.persistence import prepare_ds
+
+    from dacapo.planning.planner import plan_run
+
+    rng = np.random.default_rng(0)
+    plane = np.repeat(np.repeat(rng.permutation(16).reshape(4, 4) + 1, 16, 0), 16, 1)
+    labels = np.broadcast_to(plane, (48, 64, 64)).astype(np.uint32).copy()
+    clean = labels.copy()
+    labels[7] += 100
+    raw = rng.integers(0, 255, labels.shape).astype(np.uint8)
+    for name, data in (("labels", labels), ("clean", clean), ("raw", raw)):
+        arr = prepare_ds(str(tmp_path / "d.zarr" / name), shape=data.shape,
+                         voxel_size=Coordinate(40, 40, 40), dtype=data.dtype, mode="w")
+        arr[arr.roi] = data
+    raw = str(tmp_path / "d.zarr" / "raw")
+    rc, text = plan_run([str(tmp_path / "d.zarr" / "labels")], [raw], "affinities", minutes=10)
+    assert rc.datasplit_config.train[0].ignore_sections == [7]
+    assert "gt sections [7] share no object id with their neighbours" in text
+    rc, _ = plan_run([str(tmp_path / "d.zarr" / "clean")], [raw], "affinities", minutes=10)
+    assert rc.datasplit_config.train[0].ignore_sections is None

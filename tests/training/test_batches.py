@@ -75,3 +75,31 @@ def test_rejection_of_crops_with_little_foreground(container, tiny_run):
         out_roi = Roi(Coordinate(sample["out_offset"].tolist()), geo.output_size)
         fractions.append(fg[(out_roi / vs).to_slices()].mean())
     assert min(fractions) >= 0.9
+
+
+def test_ignored_sections_get_no_weight(container, tiny_run):
+    """A section listed in ``ignore_sections`` has weight 0 in every crop that holds it;
+    the other sections keep theirs (the distance task weighs every labelled voxel)."""
+    import attr
+
+    rc = tiny_run(container, trainer_config=TrainerConfig(augment=NO_AUGMENT))
+    split = rc.datasplit_config
+    ignored = [1, 4, 5]
+    rc = attr.evolve(rc, datasplit_config=attr.evolve(
+        split, train=[attr.evolve(split.train[0], ignore_sections=ignored)]))
+    provider = BatchProvider(rc)
+    state = provider._setup()
+    ds = state["datasets"][0]
+    vs = ds.raw.voxel_size
+    seen = set()
+    for seed in range(8):
+        sample, _ = provider._sample(state, np.random.default_rng(seed), None)
+        first = (int(sample["out_offset"][0]) - ds.gt.roi.begin[0]) // vs[0]
+        weight = sample["weight"][0]
+        for i in range(weight.shape[0]):
+            if first + i in ignored:
+                seen.add(first + i)
+                assert np.all(weight[i] == 0)
+            else:
+                assert np.all(weight[i] > 0)
+    assert seen  # some crop held an ignored section

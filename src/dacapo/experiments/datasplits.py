@@ -71,6 +71,13 @@ class DatasetConfig:
                   "they are of none of the annotated classes (with every class annotated: "
                   "ignored)."},
     )
+    ignore_sections: list[int] | None = attr.ib(
+        default=None,
+        metadata={"help_text": "Indices along the gt's first axis of sections whose labels do "
+                  "not train (weight 0, and every target linking them): e.g. a section "
+                  "labelled apart from its neighbours, which `dacapo plan` finds and lists "
+                  "here (`dacapo.ops.section_labels`)."},
+    )
 
     def resolve(self, base: str | Path) -> DatasetConfig:
         """A copy with relative array paths taken relative to ``base``."""
@@ -115,8 +122,14 @@ class DatasetConfig:
             except ValueError as e:
                 raise ValueError(f"{prefix}: {e}") from None
         mask = None if self.mask is None else open_array(self.mask, f"{prefix}: mask")
+        sections = gt.shape[-gt.voxel_size.dims]
+        outside = [z for z in self.ignore_sections or () if not 0 <= z < sections]
+        if outside:
+            raise ValueError(f"{prefix}: ignore_sections: section {outside[0]} is outside the "
+                             f"gt's {sections} sections (0..{sections - 1})")
         ds = Dataset(self.name, raw, gt, mask, annotated=None if annotated is None else
-                     tuple(annotated), unknown_label=self.unknown_label, class_arrays=class_arrays)
+                     tuple(annotated), unknown_label=self.unknown_label, class_arrays=class_arrays,
+                     ignore_sections=tuple(self.ignore_sections or ()))
         ds.check()
         return ds
 
@@ -134,6 +147,8 @@ class Dataset:
     unknown_label: int | None = attr.ib(default=None)
     #: the arrays of a class-array gt (CellMap's layout) by class; ``gt`` is their stack
     class_arrays: dict[str, Array] | None = attr.ib(default=None)
+    #: gt sections (first-axis indices) that do not train; see `DatasetConfig`
+    ignore_sections: tuple[int, ...] = attr.ib(default=())
 
     @property
     def partial(self) -> bool:

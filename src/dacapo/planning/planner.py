@@ -36,6 +36,10 @@ planner chooses (rules in `dacapo.planning.rules.plan_architecture`,
   2 voxels), LSD sigma (``num_lsd_voxels``) ~ half the typical width in voxels, fragments
   + agglomeration (the fields only the mutex watershed reads are not written); OneHot: the
   GT's class ids.
+- **the data**: a training section whose instance ids are shared with neither neighbour
+  while the stack's other sections share most (labelled apart: `dacapo.ops.section_labels`)
+  is listed in ``ignore_sections`` for tasks whose targets follow ids across sections
+  (affinities, inner distances): its targets would teach boundaries the raw does not show.
 
 "Typical object width" is the voxel-weighted median over objects of twice the largest
 distance from inside the object to its boundary (`dacapo.ops.planning.object_widths`). Every choice is written
@@ -46,6 +50,7 @@ from __future__ import annotations
 
 import math
 
+import attr
 from funlib.geometry import Coordinate
 
 from dacapo.errors import InputError
@@ -54,7 +59,8 @@ from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
 from dacapo.experiments.normalization import NormalizationConfig
 from dacapo.experiments.run_config import RunConfig
 from dacapo.experiments.trainer_config import TrainerConfig
-from dacapo.io.arrays import open_array
+from dacapo.io.arrays import open_array, read_array
+from dacapo.ops.section_labels import sections_apart
 from dacapo.planning.commented_yaml import render_yaml
 from dacapo.planning.cost_model import RESERVE, SchedulePlan, plan_schedule
 from dacapo.planning.gt_classes import check_guessed_classes, group_classes, open_training_gt
@@ -109,6 +115,8 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
     raws = [open_array(p, "raw") for p in raw_paths]
     gts = [open_training_gt(p, classes, d.name) for p, d in zip(gt_paths, train)]
     fp = fingerprint(gts, raws, kind, num_classes=len(classes) if classes else 1)
+    apart = _sections_apart(gts, kind)
+    train = [attr.evolve(d, ignore_sections=a or None) for d, a in zip(train, apart)]
     if classes is None:
         check_guessed_classes(fp.label_values, kind)
     modality = guess_modality(fp) if modality == "auto" else modality
@@ -148,7 +156,7 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
         else f"{kind} task",
         **{f"task_config.{k}": v for k, v in task_notes.items()},
         **_architecture_notes(arch, fp),
-        **_schedule_notes(fp, arch, aug_note, minutes, schedule),
+        **_schedule_notes(fp, arch, aug_note, minutes, schedule, train),
     }
     header = [
         f"planned by `dacapo plan --task {kind} --minutes {minutes:g}` from {len(raw_paths)} "
@@ -159,6 +167,19 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
         "  dacapo verify <this file>;  dacapo train <this file> --root runs",
     ]
     return rc, render_yaml(rc, notes, header, omit=unread_fields(task))
+
+
+def _sections_apart(gts, kind: str) -> list[list[int]]:
+    """Per training gt, the sections labelled apart from their neighbours
+    (`dacapo.ops.section_labels`): only for tasks whose target follows object ids across
+    sections (affinities, inner distances) and 3D instance labels."""
+    if kind not in ("affinities", "inner_distance"):
+        return [[] for _ in gts]
+    out = []
+    for gt in gts:
+        labels = read_array(gt, gt.roi)
+        out.append(sections_apart(labels) if labels.ndim == 3 else [])
+    return out
 
 
 def _unet(arch: ArchitecturePlan, batch_norm: bool = True) -> CNNectomeUNetConfig:
@@ -196,7 +217,7 @@ def _architecture_notes(arch: ArchitecturePlan, fp: Fingerprint) -> dict[str, st
 
 
 def _schedule_notes(fp: Fingerprint, arch: ArchitecturePlan, aug_note: str, minutes: float,
-                    schedule: SchedulePlan) -> dict[str, str]:
+                    schedule: SchedulePlan, train: list[DatasetConfig]) -> dict[str, str]:
     """The YAML comments of the trainer, the schedule, the normalisation and the data."""
     return {
         "trainer_config.batch_size": "2 crops: fits the budget; Adam",
@@ -215,5 +236,8 @@ def _schedule_notes(fp: Fingerprint, arch: ArchitecturePlan, aug_note: str, minu
                               "and prediction in snapshots/ (zarr)"),
         "normalization": (f"{fp.dtype} raw: its 0.5 / 99.5 percentiles of the training data "
                           f"({fp.raw_low:g}, {fp.raw_high:g}) map to 0 / 1"),
-        "datasplit_config": f"voxel size {tuple(fp.voxel_size)}, labelled regions {fp.shapes} voxels",
+        "datasplit_config": f"voxel size {tuple(fp.voxel_size)}, labelled regions {fp.shapes} voxels"
+        + "".join(f"; {d.name}: gt sections {d.ignore_sections} share no object id with their "
+                  "neighbours (labelled apart): ignored in training (ignore_sections)"
+                  for d in train if d.ignore_sections),
     }

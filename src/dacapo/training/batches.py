@@ -254,7 +254,8 @@ def _with_channels(data: np.ndarray, dims: int) -> np.ndarray:
 
 
 def _valid_mask(ds, mask: Volume | None, roi: Roi) -> np.ndarray:
-    """1 where the GT exists (and the mask, if any, is non-zero) inside ``roi``."""
+    """1 where the GT exists (and the mask, if any, is non-zero, and the section is not in
+    ``ds.ignore_sections``) inside ``roi``."""
     vs = ds.gt.voxel_size
     shape = tuple(roi.shape / vs)
     valid = np.zeros(shape, dtype=bool)
@@ -267,6 +268,10 @@ def _valid_mask(ds, mask: Volume | None, roi: Roi) -> np.ndarray:
         m = mask.read(roi)
         m = m.reshape(m.shape[m.ndim - vs.dims :]) if m.ndim > vs.dims else m
         valid &= m != 0
+    first = (roi.begin[0] - ds.gt.roi.begin[0]) // vs[0]
+    for section in ds.ignore_sections:
+        if 0 <= section - first < shape[0]:
+            valid[section - first] = False
     return valid
 
 
