@@ -13,7 +13,7 @@ from dacapo.experiments.run_config import RunConfig
 from dacapo.experiments.tasks import AffinitiesTaskConfig
 from dacapo.io.config_yaml import from_yaml
 from dacapo.planning.planner import plan_run
-from dacapo.planning.task_rules import UNREAD_BY_POST_PROCESSOR, unread_fields
+from dacapo.planning.task_rules import LSD_FIELDS, UNREAD_BY_POST_PROCESSOR, unread_fields
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +33,12 @@ def test_the_plan_writes_only_what_is_read(kind, gt, container):
         for field in UNREAD_BY_POST_PROCESSOR["agglomeration"]:
             assert field not in keys and field not in text, field
         assert "agglomeration_thresholds" in keys
+        # planned without LSDs (docs/quality.md): their fields are not written either
+        assert rc.task_config.lsds is False and "lsds" in keys
+        for field in LSD_FIELDS:
+            assert field not in keys, field
     assert unread_fields(rc.task_config) == (
-        [f"task_config.{f}" for f in UNREAD_BY_POST_PROCESSOR["agglomeration"]]
+        [f"task_config.{f}" for f in UNREAD_BY_POST_PROCESSOR["agglomeration"] + LSD_FIELDS]
         if kind == "affinities" else [])
     # a snapshot at every checkpoint, explained
     assert rc.snapshot_interval == rc.checkpoint_interval == rc.num_iterations // 4 > 0

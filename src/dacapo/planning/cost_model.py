@@ -27,7 +27,11 @@ COST_PER_GMAC = 0.13
 #: of 20 minutes on a slower hour of this machine and scored no better (interior IoU
 #: 0.8975 vs 0.899, docs/quality.md): the margin stays
 COST_PER_GMAC_2D = 0.085
-COST_PER_OUTPUT_VOXEL = {"affinities": 8.0e-6}
+#: Per output voxel, the affinities' loss and head: 8e-6 with LSDs (16 channels and their
+#: targets); 2e-6 since plans dropped them (bare steps of the 20-minute plans without LSDs,
+#: one thread: fibsem 34x52² 0.263 s, cells 48x64² 0.353 s against 0.26 / 0.33 s modelled;
+#: 2026-12-06)
+COST_PER_OUTPUT_VOXEL = {"affinities": 2.0e-6}
 DEFAULT_COST_PER_OUTPUT_VOXEL = 5.0e-7
 #: CPU seconds of the data worker per sample (`data_seconds`), which runs beside the network
 #: step (a step takes the longer of the two): per input voxel (reading, rotation and the
@@ -40,9 +44,13 @@ DEFAULT_COST_PER_OUTPUT_VOXEL = 5.0e-7
 #: cells) over at 2 minutes: a 2-minute cells plan of 1076 steps "at ~0.09 s" ran at 0.39 s
 #: The distance kind's split comes from a third crop, the LM nuclei's 2-minute plan of
 #: 15x48² (output 11x32², GT region 29x70²: 0.055 s per sample, 2.7x the per-input fit).
-DATA_COST_PER_INPUT_VOXEL = {"affinities": 0.58e-6, "distance": 0.26e-6,
+#: The affinities' pair re-fitted when plans dropped the LSDs (2026-12-06, idle, the means
+#: of four ``--data`` runs, which scatter +-30 % on 8 batches): the 2- and 20-minute crops
+#: of fibsem and cells without LSDs cost 0.012-0.071 s per sample, 0.99-1.01 of the fit
+#: (0.58e-6 / 0.22e-6 before, fitted with LSDs).
+DATA_COST_PER_INPUT_VOXEL = {"affinities": 0.29e-6, "distance": 0.26e-6,
                              "inner_distance": 0.34e-6, "one_hot": 0.21e-6}
-DATA_COST_PER_GT_VOXEL = {"affinities": 0.22e-6, "distance": 0.32e-6, "inner_distance": 0.0,
+DATA_COST_PER_GT_VOXEL = {"affinities": 0.34e-6, "distance": 0.32e-6, "inner_distance": 0.0,
                           "one_hot": 0.20e-6}
 #: a step's network and data worker share the 2 cores: the shorter of the two adds this
 #: fraction of itself to the longer (2-minute plans on an idle machine: LM nuclei, network

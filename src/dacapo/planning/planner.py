@@ -33,7 +33,7 @@ planner chooses (rules in `dacapo.planning.rules.plan_architecture`,
   width (tanh saturates at ~2 scales: the target varies across the whole object radius),
   ``clip_distance`` = half a width, ``tol_distance`` = 2 voxels; Affinities: the nearest
   neighbours plus long-range offsets of ~1/3 the typical object width per axis (at least
-  2 voxels), LSD sigma (``num_lsd_voxels``) ~ half the typical width in voxels, fragments
+  2 voxels), no LSDs (the steps they cost are worth more on a CPU budget), fragments
   + agglomeration (the fields only the mutex watershed reads are not written); OneHot: the
   GT's class ids.
 - **the data**: a training section whose instance ids are shared with neither neighbour
