@@ -37,8 +37,8 @@ planner chooses (rules in `dacapo.planning.rules.plan_architecture`,
   + agglomeration (the fields only the mutex watershed reads are not written); OneHot: the
   GT's class ids.
 - **the data**: a training section whose instance ids are shared with neither neighbour
-  while the stack's other sections share most (labelled apart: `dacapo.ops.section_labels`)
-  is listed in ``ignore_sections`` for tasks whose targets follow ids across sections
+  while the stack's other sections share most (labelled apart: `dacapo.ops.section_labels`,
+  found by the fingerprint, which reads the labels once) is listed in ``ignore_sections`` for tasks whose targets follow ids across sections
   (affinities, inner distances): its targets would teach boundaries the raw does not show.
 
 "Typical object width" is the voxel-weighted median over objects of twice the largest
@@ -59,8 +59,7 @@ from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
 from dacapo.experiments.normalization import NormalizationConfig
 from dacapo.experiments.run_config import RunConfig
 from dacapo.experiments.trainer_config import TrainerConfig
-from dacapo.io.arrays import open_array, read_array
-from dacapo.ops.section_labels import sections_apart
+from dacapo.io.arrays import open_array
 from dacapo.planning.commented_yaml import render_yaml
 from dacapo.planning.cost_model import RESERVE, SchedulePlan, plan_schedule
 from dacapo.planning.gt_classes import check_guessed_classes, group_classes, open_training_gt
@@ -115,8 +114,7 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
     raws = [open_array(p, "raw") for p in raw_paths]
     gts = [open_training_gt(p, classes, d.name) for p, d in zip(gt_paths, train)]
     fp = fingerprint(gts, raws, kind, num_classes=len(classes) if classes else 1)
-    apart = _sections_apart(gts, kind)
-    train = [attr.evolve(d, ignore_sections=a or None) for d, a in zip(train, apart)]
+    train = [attr.evolve(d, ignore_sections=a or None) for d, a in zip(train, fp.sections_apart)]
     if classes is None:
         check_guessed_classes(fp.label_values, kind)
     modality = guess_modality(fp) if modality == "auto" else modality
@@ -167,19 +165,6 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
         "  dacapo verify <this file>;  dacapo train <this file> --root runs",
     ]
     return rc, render_yaml(rc, notes, header, omit=unread_fields(task))
-
-
-def _sections_apart(gts, kind: str) -> list[list[int]]:
-    """Per training gt, the sections labelled apart from their neighbours
-    (`dacapo.ops.section_labels`): only for tasks whose target follows object ids across
-    sections (affinities, inner distances) and 3D instance labels."""
-    if kind not in ("affinities", "inner_distance"):
-        return [[] for _ in gts]
-    out = []
-    for gt in gts:
-        labels = read_array(gt, gt.roi)
-        out.append(sections_apart(labels) if labels.ndim == 3 else [])
-    return out
 
 
 def _unet(arch: ArchitecturePlan, batch_norm: bool = True) -> CNNectomeUNetConfig:

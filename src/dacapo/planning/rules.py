@@ -20,6 +20,7 @@ from dacapo.ops.planning import (
     unet_shapes,
     weighted_median,
 )
+from dacapo.ops.section_labels import sections_apart
 from dacapo.ops.sections import SECTION_RATIO
 from dacapo.planning.cost_model import (
     COST_PER_GMAC,
@@ -78,6 +79,10 @@ class Fingerprint:
     num_objects: int
     class_fractions: dict = attr.Factory(dict)  # one-hot: class id -> voxel fraction
     empty_fraction: float = 0.0  # raw values at or below the lower percentile
+    #: per training gt, its sections (first-axis indices of the gt) labelled apart from
+    #: their neighbours (`dacapo.ops.section_labels`); only for tasks whose targets follow
+    #: object ids across sections (affinities, inner distances) on 3D labels
+    sections_apart: list = attr.Factory(list)
 
     @property
     def batch_norm(self) -> bool:
@@ -116,7 +121,9 @@ def fingerprint(gt_arrays, raw_arrays, kind: str, lower: float = 0.5,
     widths, volumes = [], []
     fg = total = 0
     class_counts: dict[int, int] = {}
+    apart: list[list[int]] = []
     for raw, gt in zip(raw_arrays, gt_arrays):
+        apart.append([])
         roi = raw.roi.intersect(gt.roi)
         if roi.empty:
             raise ValueError(f"plan: raw ROI {raw.roi} and gt ROI {gt.roi} do not overlap")
@@ -143,6 +150,9 @@ def fingerprint(gt_arrays, raw_arrays, kind: str, lower: float = 0.5,
             v = np.concatenate([y for _, y in parts])
         elif kind in ("affinities", "inner_distance"):
             w, v = object_widths(labels, vs)
+            if labels.ndim == 3:  # indices in the gt, which may begin before this ROI
+                first = (roi.begin[0] - gt.roi.begin[0]) // vs[0]
+                apart[-1] = [first + z for z in sections_apart(labels)]
         elif kind == "distance":
             w, v = object_widths(ndimage.label(labels > 0)[0], vs)
         else:
@@ -163,6 +173,7 @@ def fingerprint(gt_arrays, raw_arrays, kind: str, lower: float = 0.5,
         class_fractions={k: c / max(1, total) for k, c in sorted(class_counts.items())},
         empty_fraction=float(np.mean(np.concatenate(
             [np.asarray(x, np.float64).ravel() for x in samples]) <= stats["low"])),
+        sections_apart=apart,
     )
 
 
