@@ -14,8 +14,8 @@ Fragments (`watershed_fragments`): boundary b(u) = 1 - mean_d affs[d](u); mask =
 (t = ``threshold``, 0.5); dist = Euclidean distance transform of the mask (``edt``, voxel
 anisotropy); seeds = connected plateaus of voxels in the mask where dist equals its maximum
 over a cube of ``seed_distance`` voxels (scipy ``maximum_filter``); then a seeded watershed
-(``skimage.segmentation.watershed``, priority flooding, face connectivity) of b from the
-seeds over the whole volume. Every voxel gets the label of a seed it reaches by a path whose
+(`dacapo.ops.flood.flood`: priority flooding of b quantised to steps of 2^-12, face
+connectivity, ties first-in first-out) from the seeds over the whole volume. Every voxel gets the label of a seed it reaches by a path whose
 highest boundary value is smallest (minimax); no seed at all (everything boundary) gives 0.
 Blockwise, a fragment is named after the position of its seed (`position_ids`), so the
 pieces of a fragment that two blocks compute with context keep one id.
@@ -50,8 +50,8 @@ import fastremap
 import numpy as np
 import waterz
 from scipy.ndimage import label, maximum_filter
-from skimage.segmentation import watershed
 
+from .flood import flood
 from .watershed import merge_components
 
 __all__ = [
@@ -192,8 +192,7 @@ def watershed_fragments(
         return markers
     if origin is not None:
         markers = position_ids(markers, origin, volume_shape)
-    fragments = watershed(boundary_map(affs), markers=markers.astype(np.int64))
-    return fragments.astype(np.uint64)
+    return flood(boundary_map(affs), markers)
 
 
 def _contact_samples(fragments: np.ndarray, affs: np.ndarray):

@@ -19,8 +19,9 @@ around ``v`` (full connectivity), ``g = f − h`` evaluated in float64.
    ``min_seed_distance = r > 0`` components are joined when they are within ``r`` of each
    other, i.e. the components of the dilation ``{v : min_{u ∈ S ∩ M} ‖(v − u) ⊙ s‖ <= r/2}``
    (exact anisotropic EDT, ``edt``) give the seed ids of the seed voxels they contain.
-4. Watershed (Meyer's flooding, ``skimage.segmentation.watershed``) of ``−f`` from the seeds
-   inside ``M`` with face connectivity: each voxel of ``M`` connected to a seed gets the id of
+4. Watershed (Meyer's flooding, `dacapo.ops.flood.flood`: ``−f`` quantised to steps of
+   2^-12, ties first-in first-out) of ``−f`` from the seeds inside ``M`` with face
+   connectivity: each voxel of ``M`` connected to a seed gets the id of
    the seed whose flood reaches it first (flooding from the highest distance down).
 5. Components of ``M`` (face connectivity) without a seed become one object each, so no
    foreground is lost. (``min_size`` is applied by the caller: blockwise runs apply it to
@@ -39,7 +40,8 @@ import fastremap
 import numpy as np
 from scipy.ndimage import maximum_filter
 from skimage.morphology import reconstruction
-from skimage.segmentation import watershed
+
+from .flood import flood
 
 __all__ = [
     "distance_instances",
@@ -117,8 +119,7 @@ def distance_instances(
     if not mask.any():
         return np.zeros(f.shape, np.uint64)
     markers = join_seeds(seed_voxels(f, seed_threshold, h) & mask, voxel_size, min_seed_distance)
-    labels = watershed(-f.astype(np.float64), markers=markers.astype(np.int64), mask=mask)
-    labels = labels.astype(np.uint64, copy=False)
+    labels = flood(np.negative(f, dtype=np.float32), markers, mask)
     orphans = mask & (labels == 0)
     if orphans.any():
         face = 6 if f.ndim == 3 else 4
