@@ -192,3 +192,23 @@ def test_nearest_neighbour_channels_and_shift():
         np.testing.assert_array_equal(shifted[d][tuple(inner)], ours[d][tuple(inner)])
     np.testing.assert_array_equal(nearest_neighbour_affinities(ours * 255, [(0, 1), (1, 1), (2, 1)]),
                                   ours.astype(np.float32))
+
+
+def test_region_adjacency_sort_path_and_large_ids(volume, monkeypatch):
+    """Beyond the histogram limit the scores come from a sort: the same values; fragment
+    ids of 64 bits (position ids) give the same edges, renamed."""
+    import dacapo.ops.agglomeration as agglomeration
+
+    _, noisy = volume
+    affs = noisy[:3, :12, :14, :16]
+    frag = watershed_fragments(affs, seed_distance=2)
+    edges, scores, areas = region_adjacency(frag, affs, 60)
+    big = np.where(frag > 0, frag * np.uint64(2**40) + np.uint64(7), 0).astype(np.uint64)
+    big_edges, big_scores, big_areas = region_adjacency(big, affs, 60)
+    np.testing.assert_array_equal(big_edges, np.where(edges > 0, edges * np.uint64(2**40) + np.uint64(7), 0))
+    np.testing.assert_array_equal(big_scores, scores)
+    np.testing.assert_array_equal(big_areas, areas)
+    monkeypatch.setattr(agglomeration, "_HISTOGRAM_ENTRIES", 0)
+    sorted_edges, sorted_scores, _ = region_adjacency(frag, affs, 60)
+    np.testing.assert_array_equal(sorted_edges, edges)
+    np.testing.assert_array_equal(sorted_scores, scores)

@@ -72,6 +72,7 @@ __all__ = [
 ]
 
 BINS = 256
+_HISTOGRAM_ENTRIES = 1 << 23  # per-edge histograms up to 64 MiB, else a sort
 
 
 def _check_affs(affs: np.ndarray, name: str = "affs") -> np.ndarray:
@@ -130,10 +131,15 @@ def nearest_neighbour_affinities(prediction: np.ndarray,
     return out
 
 
+def _mean(affs: np.ndarray) -> np.ndarray:
+    """Mean over channels of the nearest-neighbour affinities (float32)."""
+    affs = _check_affs(affs)
+    return (affs if affs.dtype == np.float32 else affs.astype(np.float32)).mean(axis=0)
+
+
 def boundary_map(affs: np.ndarray) -> np.ndarray:
     """b = 1 - mean over channels of the nearest-neighbour affinities (float32)."""
-    affs = _check_affs(affs)
-    return (1.0 - affs.astype(np.float32).mean(axis=0)).astype(np.float32)
+    return (1.0 - _mean(affs)).astype(np.float32)
 
 
 def seeds(
@@ -145,8 +151,12 @@ def seeds(
     """Seed labels 1..n (uint64, 0 elsewhere): plateaus of local maxima of the distance
     transform of ``mean(affs) > threshold`` inside that mask (cube of ``seed_distance``
     voxels)."""
-    affs = _check_affs(affs)
-    mask = affs.astype(np.float32).mean(axis=0) > threshold
+    return _seeds_of_mean(_mean(affs), voxel_size, threshold, seed_distance)
+
+
+def _seeds_of_mean(mean: np.ndarray, voxel_size: Sequence[float] | None, threshold: float,
+                   seed_distance: int) -> np.ndarray:
+    mask = mean > threshold
     anisotropy = tuple(float(v) for v in (voxel_size or (1.0,) * mask.ndim))
     dist = edt.edt(np.ascontiguousarray(mask, dtype=np.uint8), anisotropy=anisotropy,
                    black_border=False)
@@ -187,12 +197,14 @@ def watershed_fragments(
     voxel; all 0 if there is no seed. Ids 1..n in seed order, or with ``origin`` and
     ``volume_shape`` the `position_ids` of the seeds (blockwise: a fragment cut by a block
     face keeps one id on both sides when both blocks find its seed)."""
-    markers = seeds(affs, voxel_size, threshold, seed_distance)
+    mean = _mean(affs)
+    markers = _seeds_of_mean(mean, voxel_size, threshold, seed_distance)
     if not markers.any():
         return markers
     if origin is not None:
         markers = position_ids(markers, origin, volume_shape)
-    return flood(boundary_map(affs), markers)
+    np.subtract(np.float32(1.0), mean, out=mean)  # the boundary map
+    return flood(mean, markers)
 
 
 def _contact_samples(fragments: np.ndarray, affs: np.ndarray):
@@ -214,9 +226,19 @@ def _contact_samples(fragments: np.ndarray, affs: np.ndarray):
         us.append(a[boundary])
         vs.append(b[boundary])
         values.append(affs[d][tuple(lo)][boundary])
-    u = np.concatenate(us).astype(np.uint64)
-    v = np.concatenate(vs).astype(np.uint64)
+    u = np.concatenate(us)
+    v = np.concatenate(vs)
     return np.minimum(u, v), np.maximum(u, v), np.concatenate(values).astype(np.float32)
+
+
+def _bins(values: np.ndarray, bins: int) -> np.ndarray:
+    """waterz's histogram bin of each affinity: min(floor(bins a), bins - 1), 0 for a <= 0
+    (and NaN), bins - 1 for a >= 1 (int64)."""
+    scaled = values * np.float32(bins)
+    binned = np.where(values > 0, np.minimum(np.nan_to_num(scaled, nan=0.0), bins - 1),
+                      0).astype(np.int64)
+    binned[values >= 1] = bins - 1
+    return binned
 
 
 def histogram_quantile_scores(values: np.ndarray, group: np.ndarray, num_groups: int,
@@ -224,16 +246,22 @@ def histogram_quantile_scores(values: np.ndarray, group: np.ndarray, num_groups:
     """Per group, 1 - the sample of rank floor(quantile * n / 100) (0-based, ascending);
     values discretised to ``bins`` bins as waterz does (None: exact). float32."""
     values = np.asarray(values, np.float32)
-    if bins is not None:
-        scaled = (values * np.float32(bins))
-        binned = np.where(values > 0, np.minimum(np.nan_to_num(scaled, nan=0.0), bins - 1),
-                          0).astype(np.int64)
-        binned[values >= 1] = bins - 1
-        values = ((binned.astype(np.float32) + np.float32(0.5)) / np.float32(bins))
-    order = np.lexsort((values, group))
+    group = np.asarray(group, np.int64)
     counts = np.bincount(group, minlength=num_groups)
+    rank = (int(quantile) * counts) // 100
+    if bins is not None and num_groups * bins <= _HISTOGRAM_ENTRIES:
+        # per group a histogram; the picked bin is the first whose cumulative count > rank
+        cumulative = np.bincount(group * bins + _bins(values, bins),
+                                 minlength=num_groups * bins).reshape(num_groups, bins)
+        np.cumsum(cumulative, axis=1, out=cumulative)
+        picked_bin = (cumulative <= rank[:, None]).sum(axis=1)
+        picked = (picked_bin.astype(np.float32) + np.float32(0.5)) / np.float32(bins)
+        return (np.float32(1.0) - picked).astype(np.float32)
+    if bins is not None:
+        values = (_bins(values, bins).astype(np.float32) + np.float32(0.5)) / np.float32(bins)
+    order = np.lexsort((values, group))
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    picked = values[order][starts + (int(quantile) * counts) // 100]
+    picked = values[order][starts + rank]
     return (np.float32(1.0) - picked).astype(np.float32)
 
 
@@ -243,13 +271,21 @@ def region_adjacency(
     """Region-adjacency edges of ``fragments``: ``(edges (n, 2) uint64 sorted, a < b,
     scores float32, contact areas int64)``; score = 1 - histogram quantile of the contact's
     affinities (see the module docstring)."""
-    u, v, values = _contact_samples(np.asarray(fragments), affs)
+    dense, mapping = fastremap.renumber(np.asarray(fragments), preserve_zero=True, in_place=False)
+    ids = np.zeros(len(mapping) + 1, np.uint64)
+    ids[np.fromiter(mapping.values(), np.int64)] = np.fromiter(mapping.keys(), np.uint64)
+    u, v, values = _contact_samples(dense, affs)
     if len(u) == 0:
         return np.zeros((0, 2), np.uint64), np.zeros(0, np.float32), np.zeros(0, np.int64)
-    pairs, group = np.unique(np.stack([u, v], axis=1), axis=0, return_inverse=True)
+    stride = np.int64(len(ids))
+    keys, group = np.unique(u.astype(np.int64) * stride + v, return_inverse=True)
     group = group.reshape(-1)
-    scores = histogram_quantile_scores(values, group, len(pairs), quantile, bins)
-    return pairs.astype(np.uint64), scores, np.bincount(group, minlength=len(pairs))
+    scores = histogram_quantile_scores(values, group, len(keys), quantile, bins)
+    a, b = ids[keys // stride], ids[keys % stride]
+    low, high = np.minimum(a, b), np.maximum(a, b)
+    order = np.lexsort((high, low))
+    pairs = np.stack([low[order], high[order]], axis=1)
+    return pairs, scores[order], np.bincount(group, minlength=len(keys))[order]
 
 
 def waterz_affinities(affs: np.ndarray) -> np.ndarray:

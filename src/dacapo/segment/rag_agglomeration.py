@@ -39,6 +39,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import cc3d
 import fastremap
 import numpy as np
 from funlib.geometry import Coordinate, Roi
@@ -95,14 +96,12 @@ def _nodes(fragments: np.ndarray, ids: np.ndarray, offset: Coordinate,
     """Centre of mass (world units, (n, dims)) and size of each fragment in ``ids``."""
     if len(ids) == 0:
         return np.zeros((0, fragments.ndim)), np.zeros(0, np.int64)
-    flat = fragments.reshape(-1)
-    where = np.minimum(np.searchsorted(ids, flat), len(ids) - 1)
-    inside = ids[where] == flat
-    index = where[inside]
-    sizes = np.bincount(index, minlength=len(ids))
-    coords = np.unravel_index(np.flatnonzero(inside), fragments.shape)
-    centres = np.stack([np.bincount(index, weights=c, minlength=len(ids)) / np.maximum(sizes, 1)
-                        for c in coords], axis=1)
+    dense, mapping = fastremap.renumber(fragments, preserve_zero=True, in_place=False)
+    stats = cc3d.statistics(dense.astype(np.uint32, copy=False), no_slice_conversion=True)
+    index = np.array([mapping.get(int(i), 0) for i in ids], np.int64)
+    counts = np.asarray(stats["voxel_counts"])
+    sizes = np.where(index > 0, counts[index], 0)
+    centres = np.where((index > 0)[:, None], np.asarray(stats["centroids"], float)[index], 0.0)
     positions = np.asarray(offset, float) + (centres + 0.5) * np.asarray(voxel_size, float)
     return positions, sizes.astype(np.int64)
 
