@@ -23,6 +23,7 @@ a volume quantise alike.
 
 from __future__ import annotations
 
+import fastremap
 import numba
 import numpy as np
 
@@ -119,17 +120,18 @@ def flood(
     n_levels = int(levels.max()) + 1
     levels = np.pad(levels.astype(np.uint16 if n_levels <= 1 << 16 else np.int32), 1)
     # dense seed ids 1..k (position ids are up to 64 bits); -1 = closed (border, outside mask)
-    where = np.flatnonzero(markers)
-    seed_ids, inverse = np.unique(markers.reshape(-1)[where], return_inverse=True)
-    dense = np.zeros(height.shape, np.int32)
-    dense.reshape(-1)[where] = inverse + 1
+    dense, mapping = fastremap.renumber(markers, preserve_zero=True, in_place=False)
+    ids = np.zeros(len(mapping) + 1, np.uint64)
+    ids[np.fromiter(mapping.values(), np.int64)] = np.fromiter(mapping.keys(), np.uint64)
+    labels = np.full(tuple(n + 2 for n in height.shape), -1, np.int32)
+    inner = labels[(slice(1, -1),) * height.ndim]
+    inner[...] = dense
     if mask is not None:
-        dense[~mask] = -1
-    labels = np.pad(dense, 1, constant_values=-1)
+        inner[~mask] = -1
     strides = [int(np.prod(labels.shape[d + 1:])) for d in range(height.ndim)]
     # neighbour order of skimage: -e_0, ..., -e_last, then +e_last, ..., +e_0
     offsets = np.array([-s for s in strides] + [s for s in reversed(strides)], np.int64)
     nxt = np.empty(labels.size, np.int32 if labels.size < 2**31 else np.int64)
     _flood(levels.reshape(-1), labels.reshape(-1), nxt, offsets, n_levels)
-    inner = np.maximum(labels[(slice(1, -1),) * height.ndim], 0)
-    return np.concatenate([[0], seed_ids]).astype(np.uint64)[inner]
+    np.maximum(inner, 0, out=inner)
+    return ids[inner]
