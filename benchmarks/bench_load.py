@@ -71,7 +71,8 @@ def _cells(z, y, x) -> np.ndarray:
     zz = np.floor((z + 3 * np.sin(y / 17.0)) / 20.0)
     yy = np.floor((y + 3 * np.sin(x / 13.0)) / 24.0)
     xx = np.floor((x + 3 * np.sin(z / 11.0)) / 24.0)
-    return (zz * 1_000_003 + yy * 1009 + xx).astype(np.int64)
+    # in int64: the coordinates may be float32, whose products above 2**24 collide
+    return zz.astype(np.int64) * 1_000_003 + yy.astype(np.int64) * 1009 + xx.astype(np.int64)
 
 
 def distance_block(block) -> np.ndarray:
