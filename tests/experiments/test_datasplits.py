@@ -131,3 +131,18 @@ def test_partial_annotations_are_for_training_datasets(tmp_path):
     resolved = DatasetConfig("t", "a.zarr/raw", "a.zarr/gt", annotated=["x"],
                              unknown_label=0).resolve("/data")
     assert (resolved.gt, resolved.annotated, resolved.unknown_label) == ("/data/a.zarr/gt", ["x"], 0)
+
+
+def test_ignore_sections_must_lie_in_a_3d_gt(tmp_path, write_array):
+    """Sections outside the gt, or any section of a 2D gt, are refused naming the dataset."""
+    c = tmp_path / "d.zarr"
+    write_array(c / "raw3", np.zeros((6, 8, 8), np.uint8), (16, 8, 8))
+    write_array(c / "gt3", np.ones((6, 8, 8), np.uint8), (16, 8, 8))
+    write_array(c / "raw2", np.zeros((8, 8), np.uint8), (8, 8))
+    write_array(c / "gt2", np.ones((8, 8), np.uint8), (8, 8))
+    assert DatasetConfig("ok", str(c / "raw3"), str(c / "gt3"),
+                         ignore_sections=[0, 5]).open().ignore_sections == (0, 5)
+    with pytest.raises(ValueError, match="dataset 'a': ignore_sections: section 6 is outside"):
+        DatasetConfig("a", str(c / "raw3"), str(c / "gt3"), ignore_sections=[6]).open()
+    with pytest.raises(ValueError, match="dataset 'b': ignore_sections: the gt is 2D"):
+        DatasetConfig("b", str(c / "raw2"), str(c / "gt2"), ignore_sections=[0]).open()

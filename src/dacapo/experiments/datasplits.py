@@ -122,6 +122,9 @@ class DatasetConfig:
             except ValueError as e:
                 raise ValueError(f"{prefix}: {e}") from None
         mask = None if self.mask is None else open_array(self.mask, f"{prefix}: mask")
+        if self.ignore_sections and gt.voxel_size.dims < 3:
+            raise ValueError(f"{prefix}: ignore_sections: the gt is 2D (one section); "
+                             "leave a bad image out of the datasplit instead")
         sections = gt.shape[-gt.voxel_size.dims]
         outside = [z for z in self.ignore_sections or () if not 0 <= z < sections]
         if outside:
