@@ -64,6 +64,15 @@ def _flood(levels, labels, nxt, offsets, n_levels):  # pragma: no cover - compil
     tail = np.full(n_levels, -1, np.int64)
     for i in range(n):
         if labels[i] > 0:
+            # a seed whose neighbours are all labelled or closed would push nothing when
+            # taken: leaving it out changes no label and no other entry's order
+            frontier = False
+            for k in range(offsets.size):
+                if labels[i + offsets[k]] == 0:
+                    frontier = True
+                    break
+            if not frontier:
+                continue
             lv = levels[i]
             nxt[i] = -1
             if tail[lv] < 0:
