@@ -298,33 +298,3 @@ def test_a_section_labelled_apart_is_ignored_in_training(tmp_path):
     assert "gt sections [7] share no object id with their neighbours" in text
     rc, _ = plan_run([str(tmp_path / "d.zarr" / "clean")], [raw], "affinities", minutes=10)
     assert rc.datasplit_config.train[0].ignore_sections is None
-
-
-def test_intensity_augmentation_covers_the_dim_objects(tmp_path):
-    """Light-microscopy objects of which some are much dimmer than the typical one: the
-    intensity-scale augmentation is 1 - (P10 / median contrast), and the plan says why;
-    objects alike keep the least (0.2)."""
-    from funlib.persistence import prepare_ds
-
-    from dacapo.ops.intensity import dim_object_ratio, object_means
-    from dacapo.planning.planner import plan_run
-
-    labels = np.zeros((96, 96), np.uint32)
-    for i in range(9):
-        y, x = divmod(i, 3)
-        labels[4 + 32 * y: 24 + 32 * y, 4 + 32 * x: 24 + 32 * x] = i + 1
-    brightness = np.array([0, 40, 200, 60, 210, 220, 200, 190, 200, 205], np.uint8)
-    varied = brightness[labels]
-    alike = np.where(labels > 0, 200, 0).astype(np.uint8)
-    for name, data in (("labels", labels), ("varied", varied), ("alike", alike)):
-        arr = prepare_ds(str(tmp_path / "d.zarr" / name), shape=data.shape,
-                         voxel_size=Coordinate(100, 100), dtype=data.dtype, mode="w")
-        arr[arr.roi] = data
-    gt = str(tmp_path / "d.zarr" / "labels")
-    rc, text = plan_run([gt], [str(tmp_path / "d.zarr" / "varied")], "inner_distance", minutes=1)
-    ratio = dim_object_ratio(object_means(varied, labels), 0.0)
-    assert 0.2 < ratio < 0.8
-    assert rc.trainer_config.augment.intensity_scale == round(1 - ratio, 2)
-    assert "the dimmest 10 % of the objects have" in text
-    rc, _ = plan_run([gt], [str(tmp_path / "d.zarr" / "alike")], "inner_distance", minutes=1)
-    assert rc.trainer_config.augment.intensity_scale == 0.2
