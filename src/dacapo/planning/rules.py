@@ -12,7 +12,6 @@ from funlib.geometry import Coordinate
 from scipy import ndimage
 
 from dacapo.io.arrays import read_array
-from dacapo.ops.intensity import dim_object_ratio, object_means
 from dacapo.ops.normalize import intensity_statistics, sample_values
 from dacapo.ops.planning import (
     eval_increase,
@@ -84,8 +83,6 @@ class Fingerprint:
     #: their neighbours (`dacapo.ops.section_labels`); only for tasks whose targets follow
     #: object ids across sections (affinities, inner distances) on 3D labels
     sections_apart: list = attr.Factory(list)
-    #: `dacapo.ops.intensity.dim_object_ratio` of the training objects (instance tasks)
-    dim_objects: float | None = None
 
     @property
     def batch_norm(self) -> bool:
@@ -125,15 +122,13 @@ def fingerprint(gt_arrays, raw_arrays, kind: str, lower: float = 0.5,
     fg = total = 0
     class_counts: dict[int, int] = {}
     apart: list[list[int]] = []
-    brightness = []
     for raw, gt in zip(raw_arrays, gt_arrays):
         apart.append([])
         roi = raw.roi.intersect(gt.roi)
         if roi.empty:
             raise ValueError(f"plan: raw ROI {raw.roi} and gt ROI {gt.roi} do not overlap")
         shapes.append(tuple(int(s) for s in roi.shape / vs))
-        raw_data = read_array(raw, roi)
-        samples.append(sample_values(raw_data, 2_000_000))
+        samples.append(sample_values(read_array(raw, roi), 2_000_000))
         labels = read_array(gt, roi)
         stack = _class_stack(labels, vs.dims, num_classes)
         if stack is not None and kind == "one_hot":  # class i where its array is set
@@ -155,8 +150,6 @@ def fingerprint(gt_arrays, raw_arrays, kind: str, lower: float = 0.5,
             v = np.concatenate([y for _, y in parts])
         elif kind in ("affinities", "inner_distance"):
             w, v = object_widths(labels, vs)
-            if raw_data.shape == labels.shape:
-                brightness.append(object_means(raw_data, labels))
             if labels.ndim == 3:  # indices in the gt, which may begin before this ROI
                 first = (roi.begin[0] - gt.roi.begin[0]) // vs[0]
                 apart[-1] = [first + z for z in sections_apart(labels)]
@@ -181,7 +174,6 @@ def fingerprint(gt_arrays, raw_arrays, kind: str, lower: float = 0.5,
         empty_fraction=float(np.mean(np.concatenate(
             [np.asarray(x, np.float64).ravel() for x in samples]) <= stats["low"])),
         sections_apart=apart,
-        dim_objects=dim_object_ratio(np.concatenate(brightness), stats["low"]) if brightness else None,
     )
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 import attr
-import numpy as np
 from funlib.geometry import Coordinate
 
 from dacapo.errors import InputError
@@ -38,10 +37,6 @@ UNREAD_BY_POST_PROCESSOR = {
 }
 #: objects smaller than this fraction of the typical object volume are removed as specks
 SPECK_FRACTION = 0.1
-# light microscopy's intensity-scale augmentation (raw x U(1 - s, 1 + s)): at least, and
-# at most (a crop keeps at least a fifth of its contrast)
-LM_INTENSITY_SCALE = 0.2
-MAX_INTENSITY_SCALE = 0.8
 #: one-hot classes all covering at least this fraction of the voxels are trained with plain
 #: cross-entropy; a rarer class gets class-balanced weights
 BALANCE_BELOW = 0.1
@@ -198,15 +193,9 @@ def plan_augment(fp: Fingerprint, modality: str, two_d: bool = False):
                 + (", per-section intensity, missing / low-contrast sections" if stack else "")
                 + (", misalignment (anisotropic stack)" if aniso else ""))
     else:
-        scale = LM_INTENSITY_SCALE
-        if fp.dim_objects is not None:  # cover the brightness spread of the objects
-            scale = float(np.clip(1.0 - fp.dim_objects, LM_INTENSITY_SCALE, MAX_INTENSITY_SCALE))
         cfg = AugmentConfig(
-            mirror=True, transpose=True, intensity_scale=round(scale, 2), intensity_shift=0.1,
+            mirror=True, transpose=True, intensity_scale=0.2, intensity_shift=0.1,
             gamma=0.3, noise=0.05, rotate=True, blur=1.0,
         )
         note = "light microscopy: flips, transposes, in-plane rotation, intensity, gamma, noise, blur"
-        if fp.dim_objects is not None:
-            note += (f"; intensity scale ±{cfg.intensity_scale:g}: the dimmest 10 % of the "
-                     f"objects have {fp.dim_objects:.2f} of the typical contrast")
     return cfg, note
