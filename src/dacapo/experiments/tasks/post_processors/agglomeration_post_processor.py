@@ -82,6 +82,9 @@ class AgglomerationPostProcessor(PostProcessor):
     ``db_url``: PostgreSQL URL for the fragment graph (default: SQLite).
     """
 
+    #: blocks of 128^3 read their context (16-32 voxels a side) ~2x, not ~3.4x as 64^3 do
+    DEFAULT_BLOCK_VOXELS = 128
+
     def __init__(
         self,
         offsets: Sequence[Sequence[int]],

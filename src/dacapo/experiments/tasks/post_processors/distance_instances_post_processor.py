@@ -59,6 +59,9 @@ def _floats(name: str, values: Sequence[float]) -> list[float]:
 class DistanceInstancesPostProcessor(PostProcessor):
     """Seeded watershed of ``−prediction`` within ``prediction > threshold``, per channel."""
 
+    #: blocks of 128^3 read their context (16-32 voxels a side) ~2x, not ~3.4x as 64^3 do
+    DEFAULT_BLOCK_VOXELS = 128
+
     def __init__(
         self,
         thresholds: Sequence[float],
