@@ -42,9 +42,10 @@ from types import SimpleNamespace
 
 import numpy as np
 from _harness import load, timed
-from bench_load import BLOCK, VOXEL, Sampler, _cells, _grid, _kb, _tree, generate
+from bench_load import VOXEL, Sampler, _cells, _grid, _kb, _tree, generate
 from funlib.geometry import Coordinate, Roi
 
+from dacapo.experiments.tasks.post_processors import DistanceInstancesPostProcessor
 from dacapo.io.ome_write import open_ds
 
 THRESHOLD, SEED_THRESHOLD = 0.2, 0.7
@@ -201,7 +202,8 @@ def main() -> None:
                         help="volumes to run, 3 numbers each (voxels z y x)")
     parser.add_argument("--workers", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--context", type=int, default=16, help="voxels per side")
-    parser.add_argument("--block", type=int, default=BLOCK, help="voxels per axis")
+    parser.add_argument("--block", type=int, default=DistanceInstancesPostProcessor.DEFAULT_BLOCK_VOXELS,
+                        help="voxels per axis (default: the post-processor's)")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the generated volumes")
     args = parser.parse_args()
