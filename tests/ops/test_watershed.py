@@ -162,3 +162,12 @@ def test_majority_pairs_brute_force(seed):
                 expected.add((int(c), int(a)))
     got = set(map(tuple, majority_pairs(auth, ctx).tolist()))
     assert got == expected and (5, 2000) in got
+
+
+def test_renumbered_maps_back_to_the_labels():
+    from dacapo.ops.watershed import renumbered
+
+    labels = np.array([[0, 2**40 + 3, 7], [7, 0, 2**40 + 3]], np.uint64)
+    dense, ids = renumbered(labels)
+    np.testing.assert_array_equal(ids[dense], labels)
+    assert sorted(np.unique(dense).tolist()) == [0, 1, 2] and ids[0] == 0

@@ -15,8 +15,9 @@ Fragments (`watershed_fragments`): boundary b(u) = 1 - mean_d affs[d](u); mask =
 anisotropy); seeds = connected plateaus of voxels in the mask where dist equals its maximum
 over a cube of ``seed_distance`` voxels (scipy ``maximum_filter``); then a seeded watershed
 (`dacapo.ops.flood.flood`: priority flooding of b quantised to steps of 2^-12, face
-connectivity, ties first-in first-out) from the seeds over the whole volume. Every voxel gets the label of a seed it reaches by a path whose
-highest boundary value is smallest (minimax); no seed at all (everything boundary) gives 0.
+connectivity, ties first-in first-out) from the seeds over the whole volume. Every voxel
+gets the label of a seed it reaches by a path whose highest boundary value is smallest
+(minimax); no seed at all (everything boundary) gives 0.
 Blockwise, a fragment is named after the position of its seed (`position_ids`), so the
 pieces of a fragment that two blocks compute with context keep one id.
 
@@ -52,7 +53,7 @@ import waterz
 from scipy.ndimage import label, maximum_filter
 
 from .flood import flood
-from .watershed import merge_components
+from .watershed import merge_components, renumbered
 
 __all__ = [
     "agglomerate_edges",
@@ -271,9 +272,7 @@ def region_adjacency(
     """Region-adjacency edges of ``fragments``: ``(edges (n, 2) uint64 sorted, a < b,
     scores float32, contact areas int64)``; score = 1 - histogram quantile of the contact's
     affinities (see the module docstring)."""
-    dense, mapping = fastremap.renumber(np.asarray(fragments), preserve_zero=True, in_place=False)
-    ids = np.zeros(len(mapping) + 1, np.uint64)
-    ids[np.fromiter(mapping.values(), np.int64)] = np.fromiter(mapping.keys(), np.uint64)
+    dense, ids = renumbered(fragments)
     u, v, values = _contact_samples(dense, affs)
     if len(u) == 0:
         return np.zeros((0, 2), np.uint64), np.zeros(0, np.float32), np.zeros(0, np.int64)

@@ -23,9 +23,10 @@ a volume quantise alike.
 
 from __future__ import annotations
 
-import fastremap
 import numba
 import numpy as np
+
+from .watershed import renumbered
 
 __all__ = ["DEFAULT_STEP", "flood", "quantise"]
 
@@ -54,6 +55,17 @@ def quantise(height: np.ndarray, step: float = DEFAULT_STEP) -> np.ndarray:
     return (scaled - low).astype(np.int32)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _push(head, tail, nxt, level, i):  # pragma: no cover - compiled
+    """Append voxel ``i`` to the FIFO of ``level``."""
+    nxt[i] = -1
+    if tail[level] < 0:
+        head[level] = i
+    else:
+        nxt[tail[level]] = i
+    tail[level] = i
+
+
 @numba.njit(cache=True, nogil=True)
 def _flood(levels, labels, nxt, offsets, n_levels):  # pragma: no cover - compiled
     """Flood on padded flat arrays: ``labels`` is -1 on the border and outside the mask,
@@ -71,15 +83,8 @@ def _flood(levels, labels, nxt, offsets, n_levels):  # pragma: no cover - compil
                 if labels[i + offsets[k]] == 0:
                     frontier = True
                     break
-            if not frontier:
-                continue
-            lv = levels[i]
-            nxt[i] = -1
-            if tail[lv] < 0:
-                head[lv] = i
-            else:
-                nxt[tail[lv]] = i
-            tail[lv] = i
+            if frontier:
+                _push(head, tail, nxt, levels[i], i)
     current = 0
     while current < n_levels:
         u = head[current]
@@ -95,15 +100,7 @@ def _flood(levels, labels, nxt, offsets, n_levels):  # pragma: no cover - compil
             if labels[w] != 0:
                 continue
             labels[w] = label
-            lv = levels[w]
-            if lv < current:
-                lv = current
-            nxt[w] = -1
-            if tail[lv] < 0:
-                head[lv] = w
-            else:
-                nxt[tail[lv]] = w
-            tail[lv] = w
+            _push(head, tail, nxt, max(levels[w], current), w)
 
 
 def flood(
@@ -129,9 +126,7 @@ def flood(
     n_levels = int(levels.max()) + 1
     levels = np.pad(levels.astype(np.uint16 if n_levels <= 1 << 16 else np.int32), 1)
     # dense seed ids 1..k (position ids are up to 64 bits); -1 = closed (border, outside mask)
-    dense, mapping = fastremap.renumber(markers, preserve_zero=True, in_place=False)
-    ids = np.zeros(len(mapping) + 1, np.uint64)
-    ids[np.fromiter(mapping.values(), np.int64)] = np.fromiter(mapping.keys(), np.uint64)
+    dense, ids = renumbered(markers)
     labels = np.full(tuple(n + 2 for n in height.shape), -1, np.int32)
     inner = labels[(slice(1, -1),) * height.ndim]
     inner[...] = dense

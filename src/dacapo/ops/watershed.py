@@ -51,6 +51,7 @@ __all__ = [
     "merge_components",
     "mutex_watershed",
     "remove_small_fragments",
+    "renumbered",
     "segment",
 ]
 
@@ -234,6 +235,16 @@ def compact(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             index = index.astype(dtype)
             break
     return ids.astype(np.uint64), index
+
+
+def renumbered(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(dense, ids)``: ``labels`` renumbered 1..k in order of first appearance (0 kept;
+    ``fastremap.renumber``, smallest dtype) and the uint64 table back, ``ids[dense] ==
+    labels``. Unlike `compact` the ids are not sorted (no sort of the voxels)."""
+    dense, mapping = fastremap.renumber(np.asarray(labels), preserve_zero=True, in_place=False)
+    ids = np.zeros(len(mapping) + 1, np.uint64)
+    ids[np.fromiter(mapping.values(), np.int64)] = np.fromiter(mapping.keys(), np.uint64)
+    return dense, ids
 
 
 def majority_pairs(authoritative: np.ndarray, context: np.ndarray) -> np.ndarray:
