@@ -15,6 +15,12 @@ step takes the longer of network and data).
 ``--budget MINUTES [DATASET ...]``: trains the plan of MINUTES for each real volume and
 sets the wall time beside the budget (an idle machine; all threads, as `dacapo train`).
 
+``--steps MINUTES N [DATASET ...]``: the plan of MINUTES, trained for N steps only (all
+threads, as `dacapo train`) and validated once: its wall time per step (after a warm-up of
+N/5 steps, from ``training_stats.csv``) and per validation against the cost model's step
+and validation estimates, and the wall time the full plan would take at those costs
+(a projection, not a 20-minute run; an idle machine).
+
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_plan_cost.py [CASE ...]``,
 ``... bench_plan_cost.py --data [DATASET ...]`` or ``.venv/bin/python
 benchmarks/bench_plan_cost.py --budget 2 [DATASET ...]``.
@@ -164,7 +170,80 @@ def budget_check(minutes: float, names: list[str]) -> None:
               f"{wall / minutes:.2f} | {load:.1f}, {os.getloadavg()[0]:.1f} |", flush=True)
 
 
+def model_step(rc, kind: str) -> float:
+    """The cost model's seconds per step for run config ``rc`` (`step_seconds`)."""
+    from dacapo.ops.planning import unet_shapes as shapes
+    from dacapo.planning.cost_model import (
+        COST_PER_OUTPUT_VOXEL,
+        DEFAULT_COST_PER_OUTPUT_VOXEL,
+        step_seconds,
+    )
+
+    a = rc.architecture_config
+    shape = tuple(a.input_shape)
+    _, macs = shapes(shape, [tuple(f) for f in a.downsample_factors],
+                     [[tuple(k) for k in ks] for ks in a.kernel_size_down],
+                     [[tuple(k) for k in ks] for ks in a.kernel_size_up], a.num_fmaps)
+    out, pad = output_and_padding(rc)
+    two_d = len(shape) == 2 or (len(out) == 3 and out[0] == 1)  # 2D, or a network of sections
+    gmac = COST_PER_GMAC_2D if two_d else COST_PER_GMAC
+    voxel = COST_PER_OUTPUT_VOXEL.get(kind, DEFAULT_COST_PER_OUTPUT_VOXEL)
+    return step_seconds(kind, macs, shape, out, gmac, voxel, rc.trainer_config.batch_size, pad)
+
+
+def steps_check(minutes: float, steps: int, names: list[str]) -> None:
+    """Train ``steps`` steps of the plan of ``minutes`` and validate once, for each real
+    dataset: measured seconds per step and per validation against the cost model's, and
+    the full plan's wall time projected from the measured costs."""
+    import csv
+    import math
+    import shutil
+    from pathlib import Path
+
+    import attr
+    import quality
+
+    from dacapo.io.arrays import open_array
+    from dacapo.pipeline.validate import validate_run
+    from dacapo.planning.cost_model import RESERVE, validation_seconds
+    from dacapo.training.loop import train_run
+
+    work = Path(quality.ROOT) / "quality_runs" / "steps"
+    print("| dataset | task | input | plan: steps, validations | step s: measured / model | "
+          "validation s: measured / model | projected wall / budget | load before, after |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in names:
+        rc, kind = planned(name, minutes)
+        plan_steps = rc.num_iterations
+        validations = plan_steps // rc.validation_interval if rc.validation_interval else 0
+        short = attr.evolve(rc, name=f"steps_{name}_{minutes:g}", num_iterations=steps,
+                            validation_interval=0, checkpoint_interval=steps)
+        shutil.rmtree(work / short.name, ignore_errors=True)
+        load = os.getloadavg()[0]
+        run_dir = train_run(short, work, progress=False, validate=False)
+        with open(Path(run_dir.path) / "training_stats.csv") as f:
+            times = {int(r["iteration"]): float(r["time"]) for r in csv.DictReader(f)}
+        warm = max(1, steps // 5)
+        step = (times[steps] - times[warm]) / (steps - warm)
+        t = time.perf_counter()
+        validate_run(run_dir, steps)
+        val = time.perf_counter() - t
+        raws = [open_array(d.raw, "raw") for d in rc.datasplit_config.validate]
+        voxels = sum(math.prod(r.shape[-r.voxel_size.dims:]) for r in raws)
+        sets = len(list(rc.task_config.build().post_processor.enumerate_parameters()))
+        val_model = validation_seconds(voxels, sets)
+        projected = (plan_steps * step + validations * val) / (1 - RESERVE) / 60
+        print(f"| {name} | {kind} | {tuple(rc.architecture_config.input_shape)} | {plan_steps}, "
+              f"{validations} | {step:.3f} / {model_step(rc, kind):.3f} | {val:.1f} / "
+              f"{val_model:.1f} | {projected / minutes:.2f} | {load:.1f}, "
+              f"{os.getloadavg()[0]:.1f} |", flush=True)
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--steps"]:
+        names = sys.argv[4:] or [*quality_datasets(), "sstem_organelles", "lm_nuclei_2d"]
+        steps_check(float(sys.argv[2]), int(sys.argv[3]), names)
+        return
     if sys.argv[1:2] == ["--budget"]:
         names = sys.argv[3:] or [*quality_datasets(), "sstem_organelles", "lm_nuclei_2d"]
         budget_check(float(sys.argv[2]), names)

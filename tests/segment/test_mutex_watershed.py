@@ -193,3 +193,23 @@ def test_blockwise_context_larger_than_block_is_refused(tmp_path, write_predicti
         post.process(WatershedPostProcessorParameters(0, bias=0.5), tmp_path / "o.zarr/a",
                      block_size=Coordinate(16, 16) * Coordinate(VOXEL[1:]))
     assert not (tmp_path / "o.zarr" / "a").exists()
+
+
+def test_scratch_arrays_read_whole_or_by_name(tmp_path):
+    """The stitching's scratch files: a read of some names returns exactly those arrays,
+    equal to the same arrays of a whole read (dtypes, shapes, 0-d arrays kept)."""
+    from dacapo.segment.mutex_watershed import _load_arrays, _save_arrays
+
+    rng = np.random.default_rng(0)
+    arrays = {"a.ids": rng.integers(0, 255, (3, 4, 5), dtype=np.uint8),
+              "a.index": rng.integers(0, 2**40, 7, dtype=np.uint64),
+              "b": np.float32(2.5), "c": np.zeros((0, 2), np.int64)}
+    path = tmp_path / "x.arrays"
+    _save_arrays(path, arrays)
+    whole = _load_arrays(path)
+    some = _load_arrays(path, ["a.index", "c"])
+    assert sorted(some) == ["a.index", "c"] and sorted(whole) == sorted(arrays)
+    for name, a in arrays.items():
+        for got in [whole[name]] + ([some[name]] if name in some else []):
+            assert got.dtype == np.asarray(a).dtype and got.shape == np.shape(a)
+            np.testing.assert_array_equal(got, a)

@@ -12,7 +12,7 @@ Three passes, deterministic and independent of the number of workers:
    scratch directory (`_save_arrays` files), the slabs of its labels that the stitching compares (per neighbour:
    its write ROI seen by the neighbour as context, and its context inside the neighbour's
    write ROI) and the size of each written fragment.
-2. `stitch` (driver, two blocks' slabs in memory at a time): for every pair of blocks whose read
+2. `stitch` (driver, two blocks' slabs of one direction in memory at a time): for every pair of blocks whose read
    ROIs overlap (faces, edges, corners), on the part of one block's write ROI that the other
    saw as context, each id of the other block joins the id that holds the strict majority of
    its voxels there (`dacapo.ops.watershed.majority_pairs`); the union of all pairs gives
@@ -26,10 +26,10 @@ block boundaries), not by the volume.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
+from collections.abc import Sequence
 from itertools import product
 from pathlib import Path
 
@@ -177,20 +177,35 @@ def _save_arrays(path: Path, arrays: dict) -> None:
     os.replace(tmp, path)
 
 
-def _load_arrays(path: Path) -> dict[str, np.ndarray]:
-    """The arrays of `_save_arrays` (read-only views of one buffer)."""
-    data = Path(path).read_bytes()
-    n = int.from_bytes(data[:8], "little")
-    start = 8 + n
-    arrays = {}
-    for name, dtype, shape, offset in json.loads(data[8:start]):
-        count = int(np.prod(shape, dtype=np.int64))
-        arrays[name] = np.frombuffer(data, dtype, count=count, offset=start + offset).reshape(shape)
+def _load_arrays(path: Path, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of `_save_arrays` (all, or only ``names``: just their bytes are read)."""
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        start = 8 + n
+        header = json.loads(f.read(n))
+        if names is None:  # one read of everything: views of one buffer
+            data = f.read()
+            return {name: np.frombuffer(data, dtype, count=int(np.prod(shape, dtype=np.int64)),
+                                        offset=offset).reshape(shape)
+                    for name, dtype, shape, offset in header}
+        wanted, arrays = set(names), {}
+        for name, dtype, shape, offset in header:
+            if name in wanted:
+                count = int(np.prod(shape, dtype=np.int64))
+                f.seek(start + offset)
+                arrays[name] = np.frombuffer(f.read(count * np.dtype(dtype).itemsize), dtype,
+                                             count=count).reshape(shape)
     return arrays
 
 
 def _load_stats(scratch: Path, index: int) -> dict[str, np.ndarray]:
     return _load_arrays(scratch / f"stats_{index}.arrays")
+
+
+def _load_slabs(scratch: Path, index: int, *slabs: str) -> dict[str, np.ndarray]:
+    """The named slabs (ids and index arrays) of block ``index``."""
+    names = [f"{slab}.{part}" for slab in slabs for part in ("ids", "index")]
+    return _load_arrays(scratch / f"slabs_{index}.arrays", names)
 
 
 def _lookup(sorted_ids: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -209,14 +224,12 @@ def stitch(scratch: str | Path, geometry: BlockGeometry, min_size: int) -> None:
     present = set(indices)
     merges: list[np.ndarray] = []
     steps = _half_neighbourhood(len(grid))
-    # every block's slabs are read once: the forward neighbours of the blocks still to visit
-    # lie within one plane of blocks (+ a row + 2), so a cache of that size holds them
-    plane = int(np.prod(grid[1:])) + (int(grid[-1]) if len(grid) > 1 else 0) + 2
-    slabs = functools.lru_cache(maxsize=min(plane, 4096))(
-        lambda i: _load_arrays(scratch / f"slabs_{i}.arrays"))
+    # each slab is read once, when its pair is compared: two blocks' slabs of one
+    # direction in memory at a time, whatever the grid (a cache of a plane of blocks'
+    # slabs grew with the cross-section: distance instances' largest process 486 -> 733
+    # MiB from 100 Mvoxel to 1 Gvoxel with it, 480 -> 506 without; docs/performance.md)
     for index in indices:
         position = np.unravel_index(index, grid)
-        x = slabs(index)
         for step in steps:
             other = tuple(int(p) + s for p, s in zip(position, step))
             if any(o < 0 or o >= g for o, g in zip(other, grid)):
@@ -225,7 +238,8 @@ def stitch(scratch: str | Path, geometry: BlockGeometry, min_size: int) -> None:
             if other_index not in present:
                 continue
             back = tuple(-v for v in step)
-            y = slabs(other_index)
+            x = _load_slabs(scratch, index, f"auth_{_key(step)}", f"ctx_{_key(step)}")
+            y = _load_slabs(scratch, other_index, f"auth_{_key(back)}", f"ctx_{_key(back)}")
             # each block is authoritative in its own write ROI
             merges.append(majority_pairs_indexed(*_slab(x, f"auth_{_key(step)}"),
                                                  *_slab(y, f"ctx_{_key(back)}")))
