@@ -19,7 +19,8 @@ sets the wall time beside the budget (an idle machine; all threads, as `dacapo t
 threads, as `dacapo train`) and validated once: its wall time per step (after a warm-up of
 N/5 steps, from ``training_stats.csv``) and per validation against the cost model's step
 and validation estimates, and the wall time the full plan would take at those costs
-(a projection, not a 20-minute run; an idle machine).
+(a projection, not a 20-minute run; an idle machine). ``--threads T``: the steps with
+``torch_threads = T`` instead of the plan's.
 
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_plan_cost.py [CASE ...]``,
 ``... bench_plan_cost.py --data [DATASET ...]`` or ``.venv/bin/python
@@ -191,10 +192,11 @@ def model_step(rc, kind: str) -> float:
     return step_seconds(kind, macs, shape, out, gmac, voxel, rc.trainer_config.batch_size, pad)
 
 
-def steps_check(minutes: float, steps: int, names: list[str]) -> None:
+def steps_check(minutes: float, steps: int, names: list[str], threads: int = 0) -> None:
     """Train ``steps`` steps of the plan of ``minutes`` and validate once, for each real
     dataset: measured seconds per step and per validation against the cost model's, and
-    the full plan's wall time projected from the measured costs."""
+    the full plan's wall time projected from the measured costs. ``threads``: the trainer's
+    ``torch_threads`` for the steps (0: the plan's)."""
     import csv
     import math
     import shutil
@@ -218,6 +220,9 @@ def steps_check(minutes: float, steps: int, names: list[str]) -> None:
         validations = plan_steps // rc.validation_interval if rc.validation_interval else 0
         short = attr.evolve(rc, name=f"steps_{name}_{minutes:g}", num_iterations=steps,
                             validation_interval=0, checkpoint_interval=steps)
+        if threads:
+            short = attr.evolve(short, trainer_config=attr.evolve(short.trainer_config,
+                                                                  torch_threads=threads))
         shutil.rmtree(work / short.name, ignore_errors=True)
         load = os.getloadavg()[0]
         run_dir = train_run(short, work, progress=False, validate=False)
@@ -241,8 +246,13 @@ def steps_check(minutes: float, steps: int, names: list[str]) -> None:
 
 def main() -> None:
     if sys.argv[1:2] == ["--steps"]:
+        threads = 0
+        if "--threads" in sys.argv:
+            at = sys.argv.index("--threads")
+            threads = int(sys.argv[at + 1])
+            del sys.argv[at:at + 2]
         names = sys.argv[4:] or [*quality_datasets(), "sstem_organelles", "lm_nuclei_2d"]
-        steps_check(float(sys.argv[2]), int(sys.argv[3]), names)
+        steps_check(float(sys.argv[2]), int(sys.argv[3]), names, threads)
         return
     if sys.argv[1:2] == ["--budget"]:
         names = sys.argv[3:] or [*quality_datasets(), "sstem_organelles", "lm_nuclei_2d"]

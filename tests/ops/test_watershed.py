@@ -148,11 +148,13 @@ def test_majority_pairs_and_components():
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_majority_pairs_brute_force(seed):
+@pytest.mark.parametrize("num_ids", [(4, 6), (300, 300)])  # dense table; sort (many ids)
+def test_majority_pairs_brute_force(seed, num_ids):
     """Against a per-id count: each context id joins the authoritative id holding > half."""
     rng = np.random.default_rng(seed)
-    auth = rng.integers(0, 4, (6, 7, 5)).astype(np.uint64) * 1000
-    ctx = rng.integers(0, 6, (6, 7, 5)).astype(np.uint64)
+    auth = rng.integers(0, num_ids[0], (6, 7, 5)).astype(np.uint64) * 1000
+    ctx = rng.integers(0, num_ids[1], (6, 7, 5)).astype(np.uint64)
+    ctx[0, 0, :] = 5
     auth[ctx == 5] = 2000  # id 5 is mostly 2000: a guaranteed pair
     expected = set()
     for c in np.unique(ctx[ctx != 0]):
