@@ -141,14 +141,24 @@ def output_and_padding(rc) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return out, pad
 
 
+def fresh_run(rc, prefix: str, name: str, minutes: float, work, **changes):
+    """``rc`` as run ``<prefix>_<name>_<minutes>`` (with ``changes``), its folder in
+    ``work`` removed."""
+    import shutil
+
+    import attr
+
+    rc = attr.evolve(rc, name=f"{prefix}_{name}_{minutes:g}", **changes)
+    shutil.rmtree(work / rc.name, ignore_errors=True)
+    return rc
+
+
 def budget_check(minutes: float, names: list[str]) -> None:
     """Train the plan of ``minutes`` for each real dataset (validations included, as
     planned) and set its wall time beside the budget: the cost model's end-to-end check.
     Run on an idle machine (the load is printed); the runs go to quality_runs/budget/."""
-    import shutil
     from pathlib import Path
 
-    import attr
     import quality
 
     from dacapo.training.loop import train_run
@@ -159,8 +169,7 @@ def budget_check(minutes: float, names: list[str]) -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for name in names:
         rc, kind = planned(name, minutes)
-        rc = attr.evolve(rc, name=f"budget_{name}_{minutes:g}")
-        shutil.rmtree(work / rc.name, ignore_errors=True)
+        rc = fresh_run(rc, "budget", name, minutes, work)
         load = os.getloadavg()[0]
         t = time.perf_counter()
         train_run(rc, work, progress=False)
@@ -199,7 +208,6 @@ def steps_check(minutes: float, steps: int, names: list[str], threads: int = 0) 
     ``torch_threads`` for the steps (0: the plan's)."""
     import csv
     import math
-    import shutil
     from pathlib import Path
 
     import attr
@@ -216,14 +224,13 @@ def steps_check(minutes: float, steps: int, names: list[str], threads: int = 0) 
     print("|---|---|---|---|---|---|---|---|")
     for name in names:
         rc, kind = planned(name, minutes)
+        short = fresh_run(rc, "steps", name, minutes, work, num_iterations=steps,
+                          validation_interval=0, checkpoint_interval=steps)
         plan_steps = rc.num_iterations
         validations = plan_steps // rc.validation_interval if rc.validation_interval else 0
-        short = attr.evolve(rc, name=f"steps_{name}_{minutes:g}", num_iterations=steps,
-                            validation_interval=0, checkpoint_interval=steps)
         if threads:
             short = attr.evolve(short, trainer_config=attr.evolve(short.trainer_config,
                                                                   torch_threads=threads))
-        shutil.rmtree(work / short.name, ignore_errors=True)
         load = os.getloadavg()[0]
         run_dir = train_run(short, work, progress=False, validate=False)
         with open(Path(run_dir.path) / "training_stats.csv") as f:
@@ -251,16 +258,16 @@ def main() -> None:
             at = sys.argv.index("--threads")
             threads = int(sys.argv[at + 1])
             del sys.argv[at:at + 2]
-        names = sys.argv[4:] or [*quality_datasets(), "sstem_organelles", "lm_nuclei_2d"]
+        names = sys.argv[4:] or all_datasets()
         steps_check(float(sys.argv[2]), int(sys.argv[3]), names, threads)
         return
     if sys.argv[1:2] == ["--budget"]:
-        names = sys.argv[3:] or [*quality_datasets(), "sstem_organelles", "lm_nuclei_2d"]
+        names = sys.argv[3:] or all_datasets()
         budget_check(float(sys.argv[2]), names)
         return
     torch.set_num_threads(1)
     if sys.argv[1:2] == ["--data"]:
-        data_cost(sys.argv[2:] or [*quality_datasets(), "sstem_organelles", "lm_nuclei_2d"])
+        data_cost(sys.argv[2:] or all_datasets())
         return
     print(f"| case | input | GMAC | measured step (s) | cost model (s) | measured / model |"
           f"  (load {os.getloadavg()[0]:.1f})")
@@ -288,10 +295,11 @@ def step_time(name, shape, f, kd, ku, fm) -> None:
           f"{st / model:.2f} |", flush=True)
 
 
-def quality_datasets() -> list[str]:
+def all_datasets() -> list[str]:
+    """The six real volumes: `quality.DATASETS`, the organelles and the 2D nuclei."""
     import quality
 
-    return list(quality.DATASETS)
+    return [*quality.DATASETS, "sstem_organelles", "lm_nuclei_2d"]
 
 
 if __name__ == "__main__":

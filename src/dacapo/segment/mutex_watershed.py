@@ -12,8 +12,8 @@ Three passes, deterministic and independent of the number of workers:
    scratch directory (`_save_arrays` files), the slabs of its labels that the stitching compares (per neighbour:
    its write ROI seen by the neighbour as context, and its context inside the neighbour's
    write ROI) and the size of each written fragment.
-2. `stitch` (driver, two blocks' slabs of one direction in memory at a time): for every pair of blocks whose read
-   ROIs overlap (faces, edges, corners), on the part of one block's write ROI that the other
+2. `stitch` (driver; one block's forward slabs and a neighbour's two in memory at a time):
+   for every pair of blocks whose read ROIs overlap (faces, edges, corners), on the part of one block's write ROI that the other
    saw as context, each id of the other block joins the id that holds the strict majority of
    its voxels there (`dacapo.ops.watershed.majority_pairs`); the union of all pairs gives
    objects (representative: smallest id). Object sizes are the sums over their fragments,
@@ -224,12 +224,14 @@ def stitch(scratch: str | Path, geometry: BlockGeometry, min_size: int) -> None:
     present = set(indices)
     merges: list[np.ndarray] = []
     steps = _half_neighbourhood(len(grid))
-    # each slab is read once, when its pair is compared: two blocks' slabs of one
-    # direction in memory at a time, whatever the grid (a cache of a plane of blocks'
-    # slabs grew with the cross-section: distance instances' largest process 486 -> 733
-    # MiB from 100 Mvoxel to 1 Gvoxel with it, 480 -> 506 without; docs/performance.md)
+    # each slab is read once: a block's forward slabs when it is visited, a neighbour's
+    # two when their pair is compared; memory is independent of the grid (a cache of a
+    # plane of blocks' slabs grew with the cross-section: distance instances' largest
+    # process 486 -> 733 MiB from 100 Mvoxel to 1 Gvoxel with it; docs/performance.md)
+    forward = [name for step in steps for name in (f"auth_{_key(step)}", f"ctx_{_key(step)}")]
     for index in indices:
         position = np.unravel_index(index, grid)
+        x = _load_slabs(scratch, index, *forward)
         for step in steps:
             other = tuple(int(p) + s for p, s in zip(position, step))
             if any(o < 0 or o >= g for o, g in zip(other, grid)):
@@ -238,7 +240,6 @@ def stitch(scratch: str | Path, geometry: BlockGeometry, min_size: int) -> None:
             if other_index not in present:
                 continue
             back = tuple(-v for v in step)
-            x = _load_slabs(scratch, index, f"auth_{_key(step)}", f"ctx_{_key(step)}")
             y = _load_slabs(scratch, other_index, f"auth_{_key(back)}", f"ctx_{_key(back)}")
             # each block is authoritative in its own write ROI
             merges.append(majority_pairs_indexed(*_slab(x, f"auth_{_key(step)}"),
