@@ -102,7 +102,11 @@ def test_apply_blocks_run_as_job_steps(slurm_cluster, volume, tmp_path):
             for n in (0, 1)]
     assert sorted(s for log in logs for s in re.findall(r"slurm step (\S+)", log)) == [
         f"{job}.0", f"{job}.1"], logs
-    assert all("worker for task predict connected: True" in log for log in logs), logs
+    # both steps ran a daisy client; on a loaded machine one step may start after the other
+    # has done all 200 blocks: then it finds the server gone and exits (daisy's warning)
+    connected = ["worker for task predict connected: True" in log for log in logs]
+    assert any(connected), logs
+    assert all(c or "has ended" in log for c, log in zip(connected, logs)), logs
 
 
 def test_cancelled_job_resumes(slurm_cluster, volume, tmp_path):
