@@ -15,6 +15,9 @@ step takes the longer of network and data).
 ``--budget MINUTES [DATASET ...]``: trains the plan of MINUTES for each real volume and
 sets the wall time beside the budget (an idle machine; all threads, as `dacapo train`).
 
+``--threads-ratio [CASE ...]``: bare steps with all torch threads against one
+(`dacapo.planning.cost_model.NETWORK_THREADS_FACTOR`).
+
 ``--steps MINUTES N [DATASET ...]``: the plan of MINUTES, trained for N steps only (all
 threads, as `dacapo train`) and validated once: its wall time per step (after a warm-up of
 N/5 steps, from ``training_stats.csv``) and per validation against the cost model's step
@@ -265,6 +268,9 @@ def main() -> None:
         names = sys.argv[3:] or all_datasets()
         budget_check(float(sys.argv[2]), names)
         return
+    if sys.argv[1:2] == ["--threads-ratio"]:
+        threads_ratio(sys.argv[2:] or THREAD_CASES)
+        return
     torch.set_num_threads(1)
     if sys.argv[1:2] == ["--data"]:
         data_cost(sys.argv[2:] or all_datasets())
@@ -276,8 +282,9 @@ def main() -> None:
         step_time(name, *CASES[name])
 
 
-def step_time(name, shape, f, kd, ku, fm) -> None:
-    out, macs = unet_shapes(shape, f, kd, ku, fm)
+def training_step(shape, f, kd, ku, fm):
+    """(GMAC, a function running one bare training step of batch 2) for a UNet case."""
+    _, macs = unet_shapes(shape, f, kd, ku, fm)
     m = net(shape, f, kd, ku, fm)
     head = torch.nn.Conv3d(fm, 2, 1)
     opt = torch.optim.Adam(list(m.parameters()) + list(head.parameters()), 1e-3)
@@ -289,10 +296,49 @@ def step_time(name, shape, f, kd, ku, fm) -> None:
         loss.backward()
         opt.step()
 
+    return macs, step
+
+
+def step_time(name, shape, f, kd, ku, fm) -> None:
+    out, _ = unet_shapes(shape, f, kd, ku, fm)
+    macs, step = training_step(shape, f, kd, ku, fm)
     st = repeat(step, 5, warmup=1).median
     model = 2 * (COST_PER_GMAC_2D if shape[0] == 1 else COST_PER_GMAC) * macs / 1e9
     print(f"| {name} | {shape} → {out} | {macs / 1e9:.2f} | {st:.3f} | {model:.3f} | "
           f"{st / model:.2f} |", flush=True)
+
+
+#: the UNets of the planned 3D (one level) and 2D (three levels) crops, small to large
+THREAD_CASES = {
+    "3d1_24": ((24, 24, 24), [(2, 2, 2)], [k3, k3], [k3], 12),
+    "3d1_30": ((30, 30, 30), [(2, 2, 2)], [k3, k3], [k3], 12),
+    "3d1_34x52": ((34, 52, 52), [(2, 2, 2)], [k3, k3], [k3], 12),
+    "3d1_48x64": ((48, 64, 64), [(2, 2, 2)], [k3, k3], [k3], 12),
+    "2d3_116": ((1, 116, 116), [(1, 2, 2)] * 3, [k2] * 4, [k2] * 3, 24),
+    "2d3_204": ((1, 204, 204), [(1, 2, 2)] * 3, [k2] * 4, [k2] * 3, 24),
+    "2d3_340": ((1, 340, 340), [(1, 2, 2)] * 3, [k2] * 4, [k2] * 3, 24),
+}
+
+
+def threads_ratio(names) -> None:
+    """Bare training steps (batch 2) with all torch threads against one, on the same net in
+    one process: `dacapo.planning.cost_model.NETWORK_THREADS_FACTOR`."""
+    from dacapo.planning.cost_model import NETWORK_THREADS_FACTOR
+
+    cases = {**CASES, **THREAD_CASES}
+    threads = torch.get_num_threads()
+    print(f"| case | input | GMAC | step s, 1 thread | step s, {threads} threads | ratio "
+          f"(model {NETWORK_THREADS_FACTOR}) |  (load {os.getloadavg()[0]:.1f})")
+    print("|---|---|---|---|---|---|")
+    for name in names:
+        shape = cases[name][0]
+        macs, step = training_step(*cases[name])
+        seconds = {}
+        for t in (1, threads):
+            torch.set_num_threads(t)
+            seconds[t] = repeat(step, 7, warmup=2).median
+        print(f"| {name} | {shape} | {macs / 1e9:.2f} | {seconds[1]:.3f} | "
+              f"{seconds[threads]:.3f} | {seconds[threads] / seconds[1]:.2f} |", flush=True)
 
 
 def all_datasets() -> list[str]:

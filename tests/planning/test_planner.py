@@ -182,26 +182,25 @@ def test_inner_distance_sweeps_only_thresholds_above_the_background(kind):
         assert min(task.thresholds) < 0 < max(task.thresholds)
 
 
-def test_step_time_is_the_longer_of_network_and_data_worker():
-    """The data worker (augmentation, targets) runs beside the network step: a planned step
-    costs the longer of the two plus the fixed overhead (hand-computed)."""
+def test_step_time_adds_the_threaded_network_and_the_data_worker():
+    """A planned step costs the network's one-thread cost times NETWORK_THREADS_FACTOR (all
+    threads) plus the data worker (augmentation, targets), plus the fixed overhead
+    (hand-computed from the constants)."""
     from dacapo.planning import cost_model
-    from dacapo.planning.cost_model import DATA_CONTENTION, STEP_OVERHEAD, step_seconds
+    from dacapo.planning.cost_model import NETWORK_THREADS_FACTOR, STEP_OVERHEAD, step_seconds
 
     a = cost_model.DATA_COST_PER_INPUT_VOXEL["affinities"]
     b = cost_model.DATA_COST_PER_GT_VOXEL["affinities"]
-    # network: 2 x (0.1 s/GMAC x 1 GMAC + 1e-6 x 1000 voxels) = 0.202 s; data: 2 x (a x 100
-    # input voxels + b x 1000 GT voxels), the shorter: it adds DATA_CONTENTION of itself
-    net = step_seconds("affinities", 1e9, (1, 10, 10), (10, 10, 10), 0.1, 1e-6, 2)
-    small = 2 * (a * 100 + b * 1000)
-    assert small < 0.202
-    assert net == pytest.approx(0.202 + DATA_CONTENTION * small + STEP_OVERHEAD)
-    # data: 2 x (a x 1e6 input voxels + b x (10 + 2 x 20)^3 GT voxels), longer than 0.202 s
-    data = step_seconds("affinities", 1e9, (100, 100, 100), (10, 10, 10), 0.1, 1e-6, 2,
-                        padding=(20, 20, 20))
-    big = 2 * (a * 1e6 + b * 50**3)
-    assert big > 0.202
-    assert data == pytest.approx(big + DATA_CONTENTION * 0.202 + STEP_OVERHEAD)
+    # network: 2 x (0.1 s/GMAC x 1 GMAC + 1e-6 x 1000 voxels) = 0.202 s one-thread; data:
+    # 2 x (a x 100 input voxels + b x 1000 GT voxels)
+    small = step_seconds("affinities", 1e9, (1, 10, 10), (10, 10, 10), 0.1, 1e-6, 2)
+    assert small == pytest.approx(NETWORK_THREADS_FACTOR * 0.202 + 2 * (a * 100 + b * 1000)
+                                  + STEP_OVERHEAD)
+    # data: 2 x (a x 1e6 input voxels + b x (10 + 2 x 20)^3 GT voxels)
+    big = step_seconds("affinities", 1e9, (100, 100, 100), (10, 10, 10), 0.1, 1e-6, 2,
+                       padding=(20, 20, 20))
+    assert big == pytest.approx(NETWORK_THREADS_FACTOR * 0.202 + 2 * (a * 1e6 + b * 50**3)
+                                + STEP_OVERHEAD)
 
 
 def test_validations_are_budgeted_and_fewer_when_they_would_take_most_of_it():

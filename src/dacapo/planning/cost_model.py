@@ -22,11 +22,12 @@ import attr
 #: (more threads than free cores make OpenMP spin: 5-10x slower)
 COST_PER_GMAC = 0.13
 #: 2D networks (one section per crop; 24 feature maps, `FMAPS_2D`) run ~1.6x more
-#: multiply-adds per second: 0.057 (300²) and 0.066 (324²) s per GMAC-sample in the
-#: training loop of the 10- and 20-minute membranes runs. 0.075 (a 340² plan) used 18.9
-#: of 20 minutes on a slower hour of this machine and scored no better (interior IoU
-#: 0.8975 vs 0.899, docs/quality.md): the margin stays
-COST_PER_GMAC_2D = 0.085
+#: multiply-adds per second than 3D ones, one thread: 0.057 (300²) and 0.066 (324²) s per
+#: GMAC-sample in the training loop of the 10- and 20-minute membranes runs; raised from
+#: 0.085 (2026-12-06) after the 20-minute plans' one-thread steps (100-step checks, idle)
+#: ran 1.06-1.10x over it: membranes 3x332² 1.193 s, organelles 3x308² 0.962 s, 2D nuclei
+#: 340² 1.176 s per step; bare one-thread steps 0.098-0.115 s per GMAC-sample (116²-340²)
+COST_PER_GMAC_2D = 0.10
 #: Per output voxel, the affinities' loss and head: 8e-6 with LSDs (16 channels and their
 #: targets); 2e-6 since plans dropped them (bare steps of the 20-minute plans without LSDs,
 #: one thread: fibsem 34x52² 0.263 s, cells 48x64² 0.353 s against 0.26 / 0.33 s modelled;
@@ -52,11 +53,11 @@ DATA_COST_PER_INPUT_VOXEL = {"affinities": 0.29e-6, "distance": 0.26e-6,
                              "inner_distance": 0.34e-6, "one_hot": 0.21e-6}
 DATA_COST_PER_GT_VOXEL = {"affinities": 0.34e-6, "distance": 0.32e-6, "inner_distance": 0.0,
                           "one_hot": 0.20e-6}
-#: a step's network and data worker share the 2 cores: the shorter of the two adds this
-#: fraction of itself to the longer (2-minute plans on an idle machine: LM nuclei, network
-#: 0.073 s and data 0.063 s, ran at 0.145 s per step, 1.55x max(network, data); with 0.5
-#: the six real volumes' steps are 0.73-1.16x the model)
-DATA_CONTENTION = 0.5
+#: the network step runs with all torch threads (``torch_threads: 0``, as planned): its
+#: one-thread cost above times this. Bare steps of the planned UNets with 2 threads against
+#: one on this 2-core CPU (idle, 2026-12-06): 0.49-0.62 (3D 24³ to 48x64², 2D 116² to 340²,
+#: `benchmarks/bench_plan_cost.py --threads-ratio`)
+NETWORK_THREADS_FACTOR = 0.6
 #: CPU seconds of one validation per voxel of the validation raw: once (prediction, reading,
 #: writing) and per parameter set of the post-processor's sweep (post-processing, scores);
 #: fitted on the 2-minute plans of five real volumes (idle): 4.5-46 s per validation, the
@@ -77,13 +78,15 @@ PREDICT_FRACTION = 0.35
 
 def step_seconds(kind: str, macs: float, input_shape, output_shape, gmac_cost: float,
                  voxel_cost: float, batch_size: int, padding=None) -> float:
-    """Estimated seconds of one training step: the network (forward, backward, Adam) and the
-    data worker (`data_seconds`; ``padding``: the targets' context in voxels) run side by
-    side: the longer of the two, plus `DATA_CONTENTION` of the shorter (they share the
-    cores), plus `STEP_OVERHEAD`."""
+    """Estimated seconds of one training step as `dacapo train` runs a plan: the network
+    (forward, backward, Adam; its one-thread cost times `NETWORK_THREADS_FACTOR`: all
+    threads) plus the data worker (`data_seconds`; ``padding``: the targets' context in
+    voxels), plus `STEP_OVERHEAD`. The two add up: the network's threads take both cores,
+    so the data worker's CPU is not hidden behind it (the 20-minute plans' full runs, idle:
+    neurons 0.25 s per step = 0.11 s of network on 2 threads + 0.12 s of data)."""
     net = batch_size * (gmac_cost * macs / 1e9 + voxel_cost * float(math.prod(output_shape)))
     data = data_seconds(kind, input_shape, output_shape, padding, batch_size)
-    return max(net, data) + DATA_CONTENTION * min(net, data) + STEP_OVERHEAD
+    return NETWORK_THREADS_FACTOR * net + data + STEP_OVERHEAD
 
 
 def data_seconds(kind: str, input_shape, output_shape, padding, batch_size: int) -> float:
