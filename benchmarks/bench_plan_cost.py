@@ -186,11 +186,7 @@ def budget_check(minutes: float, names: list[str]) -> None:
 def model_step(rc, kind: str) -> float:
     """The cost model's seconds per step for run config ``rc`` (`step_seconds`)."""
     from dacapo.ops.planning import unet_shapes as shapes
-    from dacapo.planning.cost_model import (
-        COST_PER_OUTPUT_VOXEL,
-        DEFAULT_COST_PER_OUTPUT_VOXEL,
-        step_seconds,
-    )
+    from dacapo.planning.cost_model import network_costs, step_seconds
 
     a = rc.architecture_config
     shape = tuple(a.input_shape)
@@ -198,9 +194,8 @@ def model_step(rc, kind: str) -> float:
                      [[tuple(k) for k in ks] for ks in a.kernel_size_down],
                      [[tuple(k) for k in ks] for ks in a.kernel_size_up], a.num_fmaps)
     out, pad = output_and_padding(rc)
-    two_d = len(shape) == 2 or (len(out) == 3 and out[0] == 1)  # 2D, or a network of sections
-    gmac = COST_PER_GMAC_2D if two_d else COST_PER_GMAC
-    voxel = COST_PER_OUTPUT_VOXEL.get(kind, DEFAULT_COST_PER_OUTPUT_VOXEL)
+    # 2D, or a network of sections (one output section)
+    gmac, voxel = network_costs(kind, len(shape) == 2 or (len(out) == 3 and out[0] == 1))
     return step_seconds(kind, macs, shape, out, gmac, voxel, rc.trainer_config.batch_size, pad)
 
 

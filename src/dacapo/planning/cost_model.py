@@ -34,8 +34,8 @@ COST_PER_GMAC_2D = 0.10
 #: 2026-12-06)
 COST_PER_OUTPUT_VOXEL = {"affinities": 2.0e-6}
 DEFAULT_COST_PER_OUTPUT_VOXEL = 5.0e-7
-#: CPU seconds of the data worker per sample (`data_seconds`), which runs beside the network
-#: step (a step takes the longer of the two): per input voxel (reading, rotation and the
+#: CPU seconds of the data worker per sample (`data_seconds`; a step adds it to the
+#: network's, `step_seconds`): per input voxel (reading, rotation and the
 #: other augmentations of the raw) and per voxel of the GT region the targets are computed
 #: on (the output grown by the task's padding: augmenting the GT, targets and weights; LSDs
 #: need ~3 sigma of context, 32-50 voxels per side on the real volumes). Fitted (least
@@ -74,6 +74,14 @@ VALIDATION_SHARE = 0.4
 STEP_OVERHEAD = 0.02
 #: forward-only cost of prediction relative to a training step
 PREDICT_FRACTION = 0.35
+
+
+def network_costs(kind: str, two_d: bool) -> tuple[float, float]:
+    """(seconds per GMAC-sample, seconds per output voxel) of the network step, one thread:
+    `COST_PER_GMAC_2D` for a 2D network or a network of sections (``two_d``), else
+    `COST_PER_GMAC`; the kind's `COST_PER_OUTPUT_VOXEL`."""
+    return (COST_PER_GMAC_2D if two_d else COST_PER_GMAC,
+            COST_PER_OUTPUT_VOXEL.get(kind, DEFAULT_COST_PER_OUTPUT_VOXEL))
 
 
 def step_seconds(kind: str, macs: float, input_shape, output_shape, gmac_cost: float,

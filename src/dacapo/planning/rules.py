@@ -22,15 +22,7 @@ from dacapo.ops.planning import (
 )
 from dacapo.ops.section_labels import sections_apart
 from dacapo.ops.sections import SECTION_RATIO
-from dacapo.planning.cost_model import (
-    COST_PER_GMAC,
-    COST_PER_GMAC_2D,
-    COST_PER_OUTPUT_VOXEL,
-    DEFAULT_COST_PER_OUTPUT_VOXEL,
-    STEP_OVERHEAD,
-    data_seconds,
-    step_seconds,
-)
+from dacapo.planning.cost_model import STEP_OVERHEAD, data_seconds, network_costs, step_seconds
 
 #: z voxel >= this x the in-plane one: a 2D network (one section at a time); the same
 #: ratio by which the augmentations treat an axis as sections (`dacapo.training.augment`)
@@ -228,8 +220,7 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
         kd = [list(level) for level in kd]
         kd[0][0] = (depth,) + tuple(kd[0][0][1:])
     data = fp.smallest_shape
-    voxel_cost = COST_PER_OUTPUT_VOXEL.get(kind, DEFAULT_COST_PER_OUTPUT_VOXEL)
-    gmac_cost = COST_PER_GMAC_2D if two_d or dims == 2 else COST_PER_GMAC
+    gmac_cost, voxel_cost = network_costs(kind, two_d or dims == 2)
     z_choices = [depth] if two_d else list(range(4, min(data[0], 96) + 1))
     # the axes segmented (a network of sections outputs one section: not z)
     seen = [a for a in range(dims) if not (two_d and a == 0)]
