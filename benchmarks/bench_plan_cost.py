@@ -10,7 +10,7 @@ model under-estimates and a planned run would overrun its budget.
 ``--data [DATASET ...]``: the data worker's CPU per sample on the crops the planner picks
 for the real volumes at a 2- and a 20-minute budget (small and large inputs), against
 `dacapo.planning.cost_model.data_seconds` (a cost per input voxel plus one per GT-region voxel; the
-step takes the longer of network and data).
+step adds the network's threaded cost and the data).
 
 ``--budget MINUTES [DATASET ...]``: trains the plan of MINUTES for each real volume and
 sets the wall time beside the budget (an idle machine; all threads, as `dacapo train`).
