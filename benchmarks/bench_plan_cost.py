@@ -41,7 +41,7 @@ from _harness import repeat
 
 from dacapo.experiments.architectures import CNNectomeUNetConfig
 from dacapo.ops.planning import unet_shapes
-from dacapo.planning.cost_model import COST_PER_GMAC, COST_PER_GMAC_2D
+from dacapo.planning.cost_model import network_costs
 
 
 def net(shape, factors, kd, ku, fmaps):
@@ -186,7 +186,7 @@ def budget_check(minutes: float, names: list[str]) -> None:
 def model_step(rc, kind: str) -> float:
     """The cost model's seconds per step for run config ``rc`` (`step_seconds`)."""
     from dacapo.ops.planning import unet_shapes as shapes
-    from dacapo.planning.cost_model import network_costs, step_seconds
+    from dacapo.planning.cost_model import step_seconds
 
     a = rc.architecture_config
     shape = tuple(a.input_shape)
@@ -264,22 +264,34 @@ def main() -> None:
         budget_check(float(sys.argv[2]), names)
         return
     if sys.argv[1:2] == ["--threads-ratio"]:
-        threads_ratio(sys.argv[2:] or THREAD_CASES)
+        threads_ratio(_known_cases(sys.argv[2:], {**CASES, **THREAD_CASES}) or THREAD_CASES)
         return
     torch.set_num_threads(1)
     if sys.argv[1:2] == ["--data"]:
         data_cost(sys.argv[2:] or all_datasets())
         return
+    names = _known_cases(sys.argv[1:], CASES)
     print(f"| case | input | GMAC | measured step (s) | cost model (s) | measured / model |"
           f"  (load {os.getloadavg()[0]:.1f})")
     print("|---|---|---|---|---|---|")
-    for name in sys.argv[1:] or CASES:
+    for name in names or CASES:
         step_time(name, *CASES[name])
 
 
+def _known_cases(names: list[str], cases: dict) -> list[str]:
+    """``names``, or one line naming an unknown case and exit 2."""
+    unknown = [n for n in names if n not in cases]
+    if unknown:
+        print(f"bench_plan_cost: unknown case {unknown[0]!r} (cases: {', '.join(cases)})",
+              file=sys.stderr)
+        sys.exit(2)
+    return names
+
+
 def training_step(shape, f, kd, ku, fm):
-    """(GMAC, a function running one bare training step of batch 2) for a UNet case."""
-    _, macs = unet_shapes(shape, f, kd, ku, fm)
+    """(output shape, multiply-adds, a function running one bare training step of batch 2)
+    for a UNet case."""
+    out, macs = unet_shapes(shape, f, kd, ku, fm)
     m = net(shape, f, kd, ku, fm)
     head = torch.nn.Conv3d(fm, 2, 1)
     opt = torch.optim.Adam(list(m.parameters()) + list(head.parameters()), 1e-3)
@@ -291,14 +303,14 @@ def training_step(shape, f, kd, ku, fm):
         loss.backward()
         opt.step()
 
-    return macs, step
+    return out, macs, step
 
 
 def step_time(name, shape, f, kd, ku, fm) -> None:
-    out, _ = unet_shapes(shape, f, kd, ku, fm)
-    macs, step = training_step(shape, f, kd, ku, fm)
+    out, macs, step = training_step(shape, f, kd, ku, fm)
     st = repeat(step, 5, warmup=1).median
-    model = 2 * (COST_PER_GMAC_2D if shape[0] == 1 else COST_PER_GMAC) * macs / 1e9
+    gmac_cost, _ = network_costs("", two_d=shape[0] == 1)
+    model = 2 * gmac_cost * macs / 1e9
     print(f"| {name} | {shape} → {out} | {macs / 1e9:.2f} | {st:.3f} | {model:.3f} | "
           f"{st / model:.2f} |", flush=True)
 
@@ -327,7 +339,7 @@ def threads_ratio(names) -> None:
     print("|---|---|---|---|---|---|")
     for name in names:
         shape = cases[name][0]
-        macs, step = training_step(*cases[name])
+        _, macs, step = training_step(*cases[name])
         seconds = {}
         for t in (1, threads):
             torch.set_num_threads(t)
