@@ -192,7 +192,8 @@ def model_step(rc, kind: str) -> float:
     shape = tuple(a.input_shape)
     _, macs = shapes(shape, [tuple(f) for f in a.downsample_factors],
                      [[tuple(k) for k in ks] for ks in a.kernel_size_down],
-                     [[tuple(k) for k in ks] for ks in a.kernel_size_up], a.num_fmaps)
+                     [[tuple(k) for k in ks] for ks in a.kernel_size_up], a.num_fmaps,
+                     pooling=tuple(a.input_pooling) if a.input_pooling else None)
     out, pad = output_and_padding(rc)
     # 2D, or a network of sections (one output section)
     gmac, voxel = network_costs(kind, len(shape) == 2 or (len(out) == 3 and out[0] == 1))

@@ -30,6 +30,13 @@ CONFIGS = {
     "upsampled_2d": dict(in_channels=1, num_fmaps=2, fmaps_out=2, fmap_inc_factor=2,
                          downsample_factors=[[2, 2]], kernel_size_down=[[[3, 3]] * 2] * 2,
                          kernel_size_up=[[[3, 3]] * 2], upsample_factors=[[2, 2]]),
+    "pooled_2d": dict(in_channels=1, num_fmaps=2, fmaps_out=2, fmap_inc_factor=2,
+                      downsample_factors=[[2, 2]], kernel_size_down=[[[3, 3]] * 2] * 2,
+                      kernel_size_up=[[[3, 3]] * 2], input_pooling=[2, 4]),
+    "pooled_3d": dict(in_channels=1, num_fmaps=2, fmaps_out=2, fmap_inc_factor=2,
+                      downsample_factors=[[1, 2, 2]],
+                      kernel_size_down=[[[3, 3, 3], [1, 3, 3]], [[1, 3, 3]] * 2],
+                      kernel_size_up=[[[1, 3, 3]] * 2], input_pooling=[1, 2, 2]),
 }
 
 
@@ -44,6 +51,10 @@ def test_hand_computed_demo_grid():
     assert unet_axes_grid({**CONFIGS["demo_3d"], "padding": "valid"}) == [
         (5, 1, -4), (18, 2, -16), (18, 2, -16)]
     assert unet_output_size(17, [2], [4, 4], [4]) is None  # 13 does not pool by 2
+    # pooled by 2 (4): the same UNet on size / 2 (/ 4), its 2 output voxels interpolated
+    # back to 2 * 2 (4 * 2) and cropped by 1 (2) per side: out 2 (4) from 36 (72)
+    assert unet_axes_grid(CONFIGS["pooled_2d"]) == [(36, 4, 2 - 36), (72, 8, 4 - 72)]
+    assert unet_output_size(38, [2], [4, 4], [4], pooling=2) is None  # 19 pools to 15
     assert unet_output_size(16, [2], [4, 4], [4]) is None  # 12 -> 6 -> 2 -> 4 -> 0 voxels
 
 
@@ -61,7 +72,8 @@ def test_output_sizes_equal_the_network(name):
         assert list(y.shape[2:]) == [s * u + off for s, u, (_, _, off) in zip(shape, up, grids)]
 
 
-@pytest.mark.parametrize("name", ["demo_3d", "two_levels_2d", "upsampled_2d"])
+@pytest.mark.parametrize("name", ["demo_3d", "two_levels_2d", "upsampled_2d", "pooled_2d",
+                                  "pooled_3d"])
 def test_accepted_sizes_are_the_tileable_ones(name):
     """Tiles at multiples of the step reproduce the big prediction exactly iff the size is
     accepted (along the first axis, the others at their smallest accepted size; valid
@@ -100,7 +112,7 @@ def _axis_args(kwargs, axis):
     d = [0 if same else sum(k[axis] - 1 for k in lvl) for lvl in kwargs["kernel_size_down"]]
     u = [0 if same else sum(k[axis] - 1 for k in lvl) for lvl in kwargs["kernel_size_up"]]
     upsample = 2 if kwargs.get("upsample_factors") else 1
-    return factors, d, u, upsample
+    return factors, d, u, upsample, (kwargs.get("input_pooling") or [1] * 3)[axis]
 
 
 def test_no_accepted_size_is_an_error():

@@ -45,10 +45,15 @@ def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
 
 
 def unet_shapes(input_shape, factors, kernels_down, kernels_up, num_fmaps: int = 12,
-                inc: int = 2, fmaps_in: int = 1, fmaps_out: int = 12):
+                inc: int = 2, fmaps_in: int = 1, fmaps_out: int = 12, pooling=None):
     """(output shape, multiply-adds of one forward pass) of the valid CNNectome UNet, or
-    None when it does not fit (a size < 1, or one not divisible by its pooling factor)."""
-    shape = list(input_shape)
+    None when it does not fit (a size < 1, or one not divisible by its pooling factor).
+    ``pooling``: the input's average pooling (``input_pooling``): the UNet runs on the
+    pooled shape and ``n`` output voxels come back as ``p·(n − 1)``."""
+    pool = [int(p) for p in pooling] if pooling else [1] * len(input_shape)
+    if any(s % p for s, p in zip(input_shape, pool)):
+        return None
+    shape = [s // p for s, p in zip(input_shape, pool)]
     macs = 0.0
     skips = []
     fmaps = [num_fmaps * inc**level for level in range(len(kernels_down))]
@@ -77,7 +82,7 @@ def unet_shapes(input_shape, factors, kernels_down, kernels_up, num_fmaps: int =
                 return None
             macs += float(math.prod(shape)) * float(math.prod(k)) * c_in * c_out
             c_in = c_out
-    return tuple(shape), macs
+    return tuple(s * p - 2 * (p // 2) for s, p in zip(shape, pool)), macs
 
 
 def level_layout(voxel_size, levels_max: int, object_width: float | None,

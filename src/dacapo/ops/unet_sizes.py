@@ -8,10 +8,14 @@ of its up convolutions ``u_l``::
     x_{L-1} = t_{L-1};   x_l = x_{l+1} * f_l - u_l             (l = L-2 .. 0)
     output = x_0 * prod(upsample factors)
 
+With an input pooling ``p`` (``input_pooling``: average pooling before the UNet, linear
+interpolation back after it, cropped by ``p // 2`` per side) the size must divide by ``p``,
+``s_0 = size / p``, and the output is ``(x_0 * p - 2 * (p // 2)) * prod(upsample)``.
+
 Every ``t_l`` and ``x_l`` must be >= 1, and the skip connection of level ``l`` (``t_l``
 voxels) is cropped to ``x_{l+1} * f_l`` around its centre, so their difference must be even
 (else the output is not centred on the input). The accepted sizes are then
-``min + n * step`` with ``step = prod(f_l)`` (divisibility repeats with that period and
+``min + n * step`` with ``step = p * prod(f_l)`` (divisibility repeats with that period and
 the sizes grow with the input), and the output size is ``input * prod(upsample) + offset``
 (bioimage.io's ``ParameterizedSize`` and ``SizeReference``; Ronneberger et al. 2015
 describe the same "valid" tiling constraint for the original U-Net).
@@ -29,6 +33,7 @@ def unet_output_size(
     down_overhang: Sequence[int],
     up_overhang: Sequence[int],
     upsample: int = 1,
+    pooling: int = 1,
 ) -> int | None:
     """Output size along one axis for input ``size``; None when the UNet does not accept it.
 
@@ -42,7 +47,10 @@ def unet_output_size(
             f"unet sizes: {levels} levels need {levels - 1} factors and up overhangs, got "
             f"{len(factors)} and {len(up_overhang)}"
         )
-    s = int(size)
+    p = int(pooling)
+    if int(size) % p:
+        return None
+    s = int(size) // p
     skips = []
     for level in range(levels):
         s -= int(down_overhang[level])
@@ -60,7 +68,8 @@ def unet_output_size(
         s -= int(up_overhang[level])
         if s < 1:
             return None
-    return s * int(upsample)
+    s = s * p - 2 * (p // 2)
+    return s * int(upsample) if s >= 1 else None
 
 
 def unet_size_grid(
@@ -69,12 +78,13 @@ def unet_size_grid(
     up_overhang: Sequence[int],
     upsample: int = 1,
     limit: int = 100_000,
+    pooling: int = 1,
 ) -> tuple[int, int, int]:
     """``(min, step, offset)``: accepted sizes ``min + n * step`` (n >= 0), output size
     ``size * upsample + offset``. ValueError when no size up to ``limit`` is accepted."""
-    step = math.prod(int(f) for f in factors)
+    step = math.prod(int(f) for f in factors) * int(pooling)
     for size in range(1, limit + 1):
-        out = unet_output_size(size, factors, down_overhang, up_overhang, upsample)
+        out = unet_output_size(size, factors, down_overhang, up_overhang, upsample, pooling)
         if out is not None:
             return size, step, out - size * int(upsample)
     raise ValueError(f"unet sizes: no input size up to {limit} is accepted")
@@ -83,7 +93,7 @@ def unet_size_grid(
 def unet_axes_grid(kwargs: dict) -> list[tuple[int, int, int]]:
     """`unet_size_grid` per spatial axis for `CNNectomeUNet` keyword arguments
     (``downsample_factors``, ``kernel_size_down``, ``kernel_size_up``, ``padding``,
-    ``upsample_factors``)."""
+    ``upsample_factors``, ``input_pooling``)."""
     same = kwargs.get("padding", "valid") == "same"
     down = kwargs["kernel_size_down"]
     dims = len(down[0][0])
@@ -93,5 +103,6 @@ def unet_axes_grid(kwargs: dict) -> list[tuple[int, int, int]]:
         d = [0 if same else sum(int(k[axis]) - 1 for k in level) for level in down]
         u = [0 if same else sum(int(k[axis]) - 1 for k in level) for level in kwargs["kernel_size_up"]]
         up = math.prod(int(f[axis]) for f in kwargs.get("upsample_factors") or [])
-        grids.append(unet_size_grid(factors, d, u, up))
+        pool = int((kwargs.get("input_pooling") or [1] * dims)[axis])
+        grids.append(unet_size_grid(factors, d, u, up, pooling=pool))
     return grids

@@ -19,6 +19,11 @@ planner chooses (rules in `dacapo.planning.rules.plan_architecture`,
   field of view is smaller than ~2 object widths (at most ``MAX_LEVELS``). Feature maps
   start at ``num_fmaps`` (24 for a 2D network, 12 for a 3D one on a CPU budget) ×2 per level. The input shape is the largest that
   fits the training data and keeps the estimated step time within the budget's share.
+  The UNet works on a coarser grid (``input_pooling``: the raw average-pooled, the output
+  interpolated back) when the labels allow it: the coarsest factor (4, 2) whose label
+  round trip keeps every structure the task draws at IoU >= 0.97
+  (`dacapo.planning.scale_rules`; instance tasks' touching boundaries keep the full
+  resolution).
 - **the trainer**: Adam, batch 2, learning rate 1e-3 with a linear warm-up (5 %) and a
   cosine decay to 5 %; the budget less a 5 % reserve and the estimated validations
   (`cost_model.plan_schedule`: up to 4, fewer when they would take more than 40 % of it) is
@@ -177,6 +182,8 @@ def _unet(arch: ArchitecturePlan, batch_norm: bool = True) -> CNNectomeUNetConfi
         kernel_size_down=[[Coordinate(k) for k in lvl] for lvl in arch.kernels_down],
         kernel_size_up=[[Coordinate(k) for k in lvl] for lvl in arch.kernels_up],
         padding="valid", batch_norm=batch_norm,
+        input_pooling=Coordinate(arch.input_pooling) if max(arch.input_pooling, default=1) > 1
+        else None,
     )
 
 
@@ -192,6 +199,7 @@ def _architecture_notes(arch: ArchitecturePlan, fp: Fingerprint) -> dict[str, st
                                          "(24 for 2D, 12 for 3D networks on a CPU budget; "
                                          "membranes: 24 > 12 at the same budget, docs/quality.md)",
         "architecture_config.fmaps_out": "feature maps into the task's head",
+        "architecture_config.input_pooling": arch.notes["input_pooling"],
         "architecture_config.batch_norm": (
             "batch norm after every convolution: faster fit in a CPU budget (nuclei Dice "
             "0.854 -> 0.885, docs/quality.md)" if fp.batch_norm else

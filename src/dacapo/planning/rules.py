@@ -23,6 +23,7 @@ from dacapo.ops.planning import (
 from dacapo.ops.section_labels import sections_apart
 from dacapo.ops.sections import SECTION_RATIO
 from dacapo.planning.cost_model import STEP_OVERHEAD, data_seconds, network_costs, step_seconds
+from dacapo.planning.scale_rules import choose_pooling, round_trip_scores, structures
 
 #: z voxel >= this x the in-plane one: a 2D network (one section at a time); the same
 #: ratio by which the augmentations treat an axis as sections (`dacapo.training.augment`)
@@ -75,6 +76,8 @@ class Fingerprint:
     #: their neighbours (`dacapo.ops.section_labels`); only for tasks whose targets follow
     #: object ids across sections (affinities, inner distances) on 3D labels
     sections_apart: list = attr.Factory(list)
+    #: pooling factor -> worst label round-trip IoU (`dacapo.planning.scale_rules`)
+    round_trip: dict = attr.Factory(dict)
 
     @property
     def batch_norm(self) -> bool:
@@ -114,6 +117,7 @@ def fingerprint(gt_arrays, raw_arrays, kind: str, lower: float = 0.5,
     fg = total = 0
     class_counts: dict[int, int] = {}
     apart: list[list[int]] = []
+    drawn: list[np.ndarray] = []  # the structures the task draws (`scale_rules.structures`)
     for raw, gt in zip(raw_arrays, gt_arrays):
         apart.append([])
         roi = raw.roi.intersect(gt.roi)
@@ -123,6 +127,7 @@ def fingerprint(gt_arrays, raw_arrays, kind: str, lower: float = 0.5,
         samples.append(sample_values(read_array(raw, roi), 2_000_000))
         labels = read_array(gt, roi)
         stack = _class_stack(labels, vs.dims, num_classes)
+        drawn += structures(labels, kind, stack)
         if stack is not None and kind == "one_hot":  # class i where its array is set
             values.update(range(len(stack)))
             for i, mask in enumerate(stack):
@@ -165,7 +170,7 @@ def fingerprint(gt_arrays, raw_arrays, kind: str, lower: float = 0.5,
         class_fractions={k: c / max(1, total) for k, c in sorted(class_counts.items())},
         empty_fraction=float(np.mean(np.concatenate(
             [np.asarray(x, np.float64).ravel() for x in samples]) <= stats["low"])),
-        sections_apart=apart,
+        sections_apart=apart, round_trip=round_trip_scores(drawn, vs),
     )
 
 
@@ -187,6 +192,7 @@ class ArchitecturePlan:
     step_seconds: float
     notes: dict[str, str]
     sections: bool = False  # a network of one output section at a time
+    input_pooling: tuple[int, ...] = ()  # the raw's average pooling before the UNet
 
 
 def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
@@ -214,7 +220,9 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
     seconds_per_step = max(seconds_per_step, 2 * STEP_OVERHEAD, 1.5 * floor)
     if num_fmaps is None:
         num_fmaps = FMAPS_2D if two_d or dims == 2 else FMAPS_3D
-    factors, kd, ku, why = level_layout(vs, MAX_LEVELS, fp.object_width, two_d)
+    pool, notes["input_pooling"] = choose_pooling(fp.round_trip, vs)
+    net_vs = Coordinate(v * p for v, p in zip(vs, pool))  # the grid the UNet works on
+    factors, kd, ku, why = level_layout(net_vs, MAX_LEVELS, fp.object_width, two_d)
     depth = 1 + 2 * SECTION_CONTEXT
     if two_d and depth > 1:  # the first convolution sees the neighbouring sections
         kd = [list(level) for level in kd]
@@ -230,8 +238,9 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
         f, d, u = factors[:levels], kd[: levels + 1], ku[:levels]
         for z in z_choices if dims == 3 else [None]:
             for xy in range(8, 513):
-                shape = ((z,) if dims == 3 else ()) + (xy,) * (2 if dims == 3 else dims)
-                res = unet_shapes(shape, f, d, u, num_fmaps)
+                coarse = ((z,) if dims == 3 else ()) + (xy,) * (2 if dims == 3 else dims)
+                shape = tuple(c * p for c, p in zip(coarse, pool))
+                res = unet_shapes(shape, f, d, u, num_fmaps, pooling=pool)
                 if res is None:
                     continue
                 out, macs = res
@@ -273,9 +282,10 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
     notes["input_shape"] = (f"largest valid input whose output ({', '.join(map(str, out))}) fits the "
                             f"smallest labelled region {data} and whose step takes ~{step:.2f} s "
                             f"(budget share {seconds_per_step:.2f} s)")
-    increase = tuple(0 if (two_d and i == 0) else eval_increase(shape[i], f, i) for i in range(dims))
+    increase = tuple(0 if (two_d and i == 0) else pool[i] * eval_increase(shape[i] // pool[i], f, i)
+                     for i in range(dims))
     return ArchitecturePlan(shape, out, f, d, u, num_fmaps, 2, increase, step, notes,
-                            sections=two_d)
+                            sections=two_d, input_pooling=pool)
 
 
 def choose_levels(per_levels: dict, voxel_size, object_width: float | None):

@@ -65,7 +65,11 @@ class CNNectomeUNet(nn.Module):
     ``constant_upsample``, else transposed conv), skip connections cropped to match.
 
     With ``upsample_factors`` the output is further upsampled (output voxel size =
-    input voxel size / prod(upsample_factors)).
+    input voxel size / prod(upsample_factors)). With ``input_pooling`` (1 or even factors,
+    one per axis) the input is average-pooled by it first, the UNet works on that coarser
+    grid, and its output features are interpolated linearly back to the input's grid and
+    cropped by ``f // 2`` voxels per side (where the interpolation would extrapolate):
+    ``n`` coarse output voxels give ``f·(n − 1)``.
     """
 
     def __init__(
@@ -81,9 +85,17 @@ class CNNectomeUNet(nn.Module):
         padding: str = "valid",
         batch_norm: bool = False,
         upsample_factors: Sequence[Sequence[int]] = (),
+        input_pooling: Sequence[int] = (),
     ) -> None:
         super().__init__()
         dims = len(kernel_size_down[0][0])
+        pooling = [int(v) for v in input_pooling] or [1] * dims
+        if len(pooling) != dims or any(f < 1 or (f > 1 and f % 2) for f in pooling):
+            raise ValueError(f"input_pooling: one factor per axis, 1 or even, got {pooling}")
+        self.input_pooling = pooling
+        self.pool_in = (nn.AvgPool3d if dims == 3 else nn.AvgPool2d)(pooling, stride=pooling)
+        self.pooled = max(pooling) > 1
+        self.interpolation = "trilinear" if dims == 3 else "bilinear"
         levels = len(downsample_factors) + 1
         fmaps = [num_fmaps * fmap_inc_factor**level for level in range(levels)]
         self.downsample_factors = [tuple(int(v) for v in f) for f in downsample_factors]
@@ -117,6 +129,8 @@ class CNNectomeUNet(nn.Module):
             self.extra_up.append(nn.Sequential(transposed(fmaps_out, fmaps_out, f, stride=f), nn.ReLU()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pooled:
+            x = self.pool_in(x)
         skips: list[torch.Tensor] = []
         levels = len(self.down)
         for level, conv in enumerate(self.down):
@@ -131,6 +145,11 @@ class CNNectomeUNet(nn.Module):
             skip = skips.pop()
             skip = center_crop(skip, x.shape[2:])
             x = conv(torch.cat([skip, center_crop(x, skip.shape[2:])], dim=1))
+        if self.pooled:
+            x = nn.functional.interpolate(
+                x, scale_factor=[float(f) for f in self.input_pooling], mode=self.interpolation,
+                align_corners=False)
+            x = center_crop(x, [int(s) - 2 * (f // 2) for s, f in zip(x.shape[2:], self.input_pooling)])
         for up in self.extra_up:
             x = up(x)
         return x
@@ -151,6 +170,9 @@ class CNNectomeUNet(nn.Module):
             return size
 
         size = [int(v) for v in shape]
+        if any(v % f for v, f in zip(size, self.input_pooling)):
+            raise ValueError(f"input {list(shape)}: not a multiple of input_pooling {self.input_pooling}")
+        size = [v // f for v, f in zip(size, self.input_pooling)]
         skips: list[list[int]] = []
         for level, conv in enumerate(self.down):
             size = convs(conv, size)
@@ -165,6 +187,7 @@ class CNNectomeUNet(nn.Module):
             if any(a > b for a, b in zip(size, skip)):
                 raise ValueError(f"input {list(shape)}: upsampled {size} > skip {skip}")
             size = convs(conv, size)
+        size = [v * f - 2 * (f // 2) for v, f in zip(size, self.input_pooling)]
         for up in self.extra_up:
             size = [v * int(f) for v, f in zip(size, up[0].stride)]
         return size
@@ -218,6 +241,7 @@ class DacapoUNet(nn.Module):
         padding: str = "valid",
         batch_norm: bool = False,
         upsample_factors: Sequence[Sequence[int]] = (),
+        input_pooling: Sequence[int] = (),
         head_kernel_size: int = 1,
         activation: str = "identity",
         activation_channels: int = 0,
@@ -226,7 +250,7 @@ class DacapoUNet(nn.Module):
         self.body = CNNectomeUNet(
             in_channels, num_fmaps, fmaps_out, fmap_inc_factor, downsample_factors,
             kernel_size_down, kernel_size_up, constant_upsample, padding, batch_norm,
-            upsample_factors,
+            upsample_factors, input_pooling,
         )
         dims = len(kernel_size_down[0][0])
         k = int(head_kernel_size)

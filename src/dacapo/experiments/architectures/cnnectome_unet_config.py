@@ -54,6 +54,13 @@ class CNNectomeUNetConfig(ArchitectureConfig):
         converter=_coords,
         metadata={"help_text": "Extra output upsampling (super-resolution); None for none."},
     )
+    input_pooling: Coordinate | None = attr.ib(
+        default=None,
+        converter=attr.converters.optional(Coordinate),
+        metadata={"help_text": "Average-pool the input by this factor per axis (1 or even) and "
+                               "interpolate the output back linearly: the network works on a "
+                               "coarser grid, its output on the input's; None for none."},
+    )
     constant_upsample: bool = attr.ib(
         default=True,
         metadata={"help_text": "Nearest-neighbour upsampling + 1x1 conv instead of transposed conv."},
@@ -94,6 +101,7 @@ class CNNectomeUNetConfig(ArchitectureConfig):
             "padding": str(self.padding),
             "batch_norm": bool(self.batch_norm),
             "upsample_factors": [ints(f) for f in self.upsample_factors or []],
+            "input_pooling": ints(self.input_pooling) if self.input_pooling else [],
         }
 
     def module(self) -> torch.nn.Module:
@@ -115,6 +123,9 @@ class CNNectomeUNetConfig(ArchitectureConfig):
                 problems.append(f"downsample_factors[{i}]: {tuple(f)} has not {dims} dims")
         if self.padding not in ("valid", "same"):
             problems.append(f"padding: must be 'valid' or 'same', got {self.padding!r}")
+        pooling = tuple(self.input_pooling or ())
+        if pooling and (len(pooling) != dims or any(f < 1 or (f > 1 and f % 2) for f in pooling)):
+            problems.append(f"input_pooling: one factor per axis, 1 or even, got {pooling}")
         for field in ("fmaps_in", "fmaps_out", "num_fmaps", "fmap_inc_factor"):
             if getattr(self, field) < 1:
                 problems.append(f"{field}: must be >= 1")
