@@ -12,7 +12,7 @@ from dacapo.experiments.tasks import DistanceTaskConfig
 from dacapo.ops.planning import unet_shapes
 from dacapo.planning.scale_rules import (
     ROUND_TRIP_IOU,
-    choose_pooling,
+    pooling_choices,
     round_trip_scores,
     structures,
 )
@@ -26,10 +26,11 @@ def test_classes_on_wide_stripes_pool_by_the_coarsest_factor():
     images = structures(labels, "one_hot", None)
     scores = round_trip_scores(images, (50, 4, 4))
     assert scores == {2: 1.0, 4: 1.0}
-    pooling, why = choose_pooling(scores, (50, 4, 4))
-    assert pooling == (1, 4, 4) and "coarsest" in why
+    choices = pooling_choices(scores, (50, 4, 4))
+    assert [c for c, _ in choices] == [(1, 4, 4), (1, 2, 2), (1, 1, 1)]
+    assert "coarsest" in choices[0][1]
     # isotropic voxels: every axis (the stripes are constant along z and y: exact there)
-    assert choose_pooling(round_trip_scores(images, (8, 8, 8)), (8, 8, 8))[0] == (4, 4, 4)
+    assert pooling_choices(round_trip_scores(images, (8, 8, 8)), (8, 8, 8))[0][0] == (4, 4, 4)
 
 
 def test_touching_objects_keep_the_full_resolution():
@@ -38,13 +39,13 @@ def test_touching_objects_keep_the_full_resolution():
     labels = (np.indices((3, 64, 64))[1] // 16 * 4 + np.indices((3, 64, 64))[2] // 16 + 1)
     scores = round_trip_scores(structures(labels.astype(np.uint32), "affinities", None), (50, 4, 4))
     assert list(scores) == [2] and scores[2] < ROUND_TRIP_IOU  # 4x not tried after 2x failed
-    assert choose_pooling(scores, (50, 4, 4))[0] == (1, 1, 1)
+    assert [c for c, _ in pooling_choices(scores, (50, 4, 4))] == [(1, 1, 1)]
 
 
 def test_the_worst_structure_decides():
-    assert choose_pooling({2: 0.98, 4: 0.92}, (50, 4, 4))[0] == (1, 2, 2)
-    assert choose_pooling({2: 0.96}, (4, 4))[0] == (1, 1)
-    assert choose_pooling({}, (4, 4))[0] == (1, 1)  # too small to try
+    assert [c for c, _ in pooling_choices({2: 0.98, 4: 0.92}, (50, 4, 4))] == [(1, 2, 2), (1, 1, 1)]
+    assert [c for c, _ in pooling_choices({2: 0.96}, (4, 4))] == [(1, 1)]
+    assert [c for c, _ in pooling_choices({}, (4, 4))] == [(1, 1)]  # too small to try
 
 
 @pytest.mark.parametrize("shape,pooling", [((3, 96, 96), (1, 2, 2)), ((24, 48, 48), (2, 2, 2))])

@@ -23,7 +23,7 @@ from dacapo.ops.planning import (
 from dacapo.ops.section_labels import sections_apart
 from dacapo.ops.sections import SECTION_RATIO
 from dacapo.planning.cost_model import STEP_OVERHEAD, data_seconds, network_costs, step_seconds
-from dacapo.planning.scale_rules import choose_pooling, round_trip_scores, structures
+from dacapo.planning.scale_rules import pooling_choices, round_trip_scores, structures
 
 #: z voxel >= this x the in-plane one: a 2D network (one section at a time); the same
 #: ratio by which the augmentations treat an axis as sections (`dacapo.training.augment`)
@@ -220,45 +220,48 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
     seconds_per_step = max(seconds_per_step, 2 * STEP_OVERHEAD, 1.5 * floor)
     if num_fmaps is None:
         num_fmaps = FMAPS_2D if two_d or dims == 2 else FMAPS_3D
-    pool, notes["input_pooling"] = choose_pooling(fp.round_trip, vs)
-    net_vs = Coordinate(v * p for v, p in zip(vs, pool))  # the grid the UNet works on
-    factors, kd, ku, why = level_layout(net_vs, MAX_LEVELS, fp.object_width, two_d)
-    depth = 1 + 2 * SECTION_CONTEXT
-    if two_d and depth > 1:  # the first convolution sees the neighbouring sections
-        kd = [list(level) for level in kd]
-        kd[0][0] = (depth,) + tuple(kd[0][0][1:])
     data = fp.smallest_shape
     gmac_cost, voxel_cost = network_costs(kind, two_d or dims == 2)
+    depth = 1 + 2 * SECTION_CONTEXT
     z_choices = [depth] if two_d else list(range(4, min(data[0], 96) + 1))
     # the axes segmented (a network of sections outputs one section: not z)
     seen = [a for a in range(dims) if not (two_d and a == 0)]
-    per_levels = {}
-    for levels in range(len(factors), 0, -1):
-        best = None
-        f, d, u = factors[:levels], kd[: levels + 1], ku[:levels]
-        for z in z_choices if dims == 3 else [None]:
-            for xy in range(8, 513):
-                coarse = ((z,) if dims == 3 else ()) + (xy,) * (2 if dims == 3 else dims)
-                shape = tuple(c * p for c, p in zip(coarse, pool))
-                res = unet_shapes(shape, f, d, u, num_fmaps, pooling=pool)
-                if res is None:
-                    continue
-                out, macs = res
-                step = step_seconds(kind, macs, shape, out, gmac_cost, voxel_cost, batch_size,
-                                    padding)
-                if step > seconds_per_step or any(o > s for o, s in zip(out, data)):
-                    break  # bigger crops only cost more
-                if any(out[a] < MIN_BOTTOM for a in seen):
-                    continue
-                # the most output voxels with a world extent at most 2:1 between axes
-                extent = [out[a] * vs[a] for a in seen]
-                if max(extent) > 2 * min(extent):
-                    continue
-                score = float(math.prod(out))
-                if best is None or score > best[0]:
-                    best = (score, shape, out, f, d, u, step)
-        if best is not None:
-            per_levels[levels] = best
+    # the coarsest grid the labels allow where a valid UNet fits the data, else finer
+    for pool, notes["input_pooling"] in pooling_choices(fp.round_trip, vs):  # the note too
+        net_vs = Coordinate(v * p for v, p in zip(vs, pool))  # the grid the UNet works on
+        factors, kd, ku, why = level_layout(net_vs, MAX_LEVELS, fp.object_width, two_d)
+        if two_d and depth > 1:  # the first convolution sees the neighbouring sections
+            kd = [list(level) for level in kd]
+            kd[0][0] = (depth,) + tuple(kd[0][0][1:])
+        per_levels = {}
+        for levels in range(len(factors), 0, -1):
+            best = None
+            f, d, u = factors[:levels], kd[: levels + 1], ku[:levels]
+            for z in z_choices if dims == 3 else [None]:
+                for xy in range(8, 513):
+                    coarse = ((z,) if dims == 3 else ()) + (xy,) * (2 if dims == 3 else dims)
+                    shape = tuple(c * p for c, p in zip(coarse, pool))
+                    res = unet_shapes(shape, f, d, u, num_fmaps, pooling=pool)
+                    if res is None:
+                        continue
+                    out, macs = res
+                    step = step_seconds(kind, macs, shape, out, gmac_cost, voxel_cost, batch_size,
+                                        padding)
+                    if step > seconds_per_step or any(o > s for o, s in zip(out, data)):
+                        break  # bigger crops only cost more
+                    if any(out[a] < MIN_BOTTOM for a in seen):
+                        continue
+                    # the most output voxels with a world extent at most 2:1 between axes
+                    extent = [out[a] * vs[a] for a in seen]
+                    if max(extent) > 2 * min(extent):
+                        continue
+                    score = float(math.prod(out))
+                    if best is None or score > best[0]:
+                        best = (score, shape, out, f, d, u, step)
+            if best is not None:
+                per_levels[levels] = best
+        if per_levels:
+            break
     best = choose_levels(per_levels, vs, fp.object_width)
     if best is None:
         raise ValueError(

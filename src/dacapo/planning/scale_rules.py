@@ -68,15 +68,21 @@ def round_trip_scores(images: list[np.ndarray], voxel_size) -> dict[int, float]:
     return scores
 
 
-def choose_pooling(scores: dict[int, float], voxel_size) -> tuple[tuple[int, ...], str]:
-    """(the input pooling per axis, the reason) from `round_trip_scores`."""
+def pooling_choices(scores: dict[int, float], voxel_size) -> list[tuple[tuple[int, ...], str]]:
+    """(input pooling per axis, the reason) from `round_trip_scores`, coarsest first: each
+    factor whose round trip keeps `ROUND_TRIP_IOU`, then full resolution (the planner takes
+    the first at which a valid UNet fits the data)."""
     axes = pooled_axes(voxel_size)
-    tried = ", ".join(f"{f}x {v:.3f}" for f, v in sorted(scores.items()))
+    tried = ", ".join(f"{f}x {v:.3f}" for f, v in sorted(scores.items())) or "too small to try"
+    choices = []
     for f in POOLING_CHOICES:
         if scores.get(f, 0.0) >= ROUND_TRIP_IOU:
             pooling = tuple(f if a else 1 for a in axes)
-            return pooling, (f"the raw average-pooled {pooling} before the network, its output "
-                             f"interpolated back: the coarsest scale whose label round trip keeps "
-                             f"every structure at IoU >= {ROUND_TRIP_IOU} ({tried})")
-    return (1,) * len(axes), ("full resolution: no coarser scale keeps every label structure "
-                              f"at round-trip IoU >= {ROUND_TRIP_IOU} ({tried or 'too small'})")
+            choices.append((pooling, (
+                f"the raw average-pooled {pooling} before the network, its output interpolated "
+                f"back: the coarsest scale whose label round trip keeps every structure at "
+                f"IoU >= {ROUND_TRIP_IOU} ({tried}) and where a valid UNet fits the data")))
+    why = (f"full resolution: no coarser scale keeps every label structure at round-trip IoU "
+           f">= {ROUND_TRIP_IOU} ({tried})" if not choices else
+           f"full resolution: no valid UNet fits the data on a coarser grid ({tried})")
+    return [*choices, ((1,) * len(axes), why)]
