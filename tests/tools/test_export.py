@@ -52,8 +52,14 @@ def runs(tmp_path_factory, tiny_data, tiny_run, tiny_unet):
         task_config=AffinitiesTaskConfig("affinities", neighborhood=[(1, 0, 0), (0, 1, 0), (0, 0, 1)],
                                          lsds=True, num_lsd_voxels=2),
     )
+    # a network on a 2x coarser in-plane grid (input_pooling): pooling and interpolation
+    # exported and run by bioimage.io's engines like the rest
+    pooled = tiny_run(container, name="tiny_pooled", num_iterations=2, checkpoint_interval=2,
+                      validation_interval=0, architecture_config=attr.evolve(
+                          tiny_unet(), input_pooling=(1, 2, 2), input_shape=(8, 56, 56),
+                          eval_shape_increase=(0, 8, 8)))
     out = {"root": root, "container": container}
-    for rc in (distance, affinities):
+    for rc in (distance, affinities, pooled):
         out[rc.name] = train_run(rc, root / "runs", progress=False, validate=True).path
     return out
 
@@ -74,7 +80,7 @@ def _exported(runs, name: str, *args: str) -> Path:
     return out
 
 
-@pytest.mark.parametrize("name", ["tiny_distance", "tiny_affinities"])
+@pytest.mark.parametrize("name", ["tiny_distance", "tiny_affinities", "tiny_pooled"])
 def test_export_passes_bioimageio_test_model(runs, name):
     from bioimageio.core import test_model
 
@@ -123,7 +129,7 @@ def test_export_passes_bioimageio_test_model(runs, name):
     assert rdf["config"]["dacapo"]["run"] == name
 
 
-@pytest.mark.parametrize("name", ["tiny_distance", "tiny_affinities"])  # with / without batch norm
+@pytest.mark.parametrize("name", ["tiny_distance", "tiny_affinities", "tiny_pooled"])  # with / without batch norm
 def test_package_runs_with_torch_alone(runs, tmp_path, name):
     """The shipped architecture file with `dacapo` unimportable: builds from the rdf
     kwargs, loads weights.pt strictly and reproduces the test output."""
