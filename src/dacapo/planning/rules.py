@@ -226,6 +226,31 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
     z_choices = [depth] if two_d else list(range(4, min(data[0], 96) + 1))
     # the axes segmented (a network of sections outputs one section: not z)
     seen = [a for a in range(dims) if not (two_d and a == 0)]
+    def largest(pool, f, d, u):
+        """The valid input with the most output voxels (world extent at most 2:1 between
+        the segmented axes) whose step fits ``seconds_per_step``; None if none."""
+        best = None
+        for z in z_choices if dims == 3 else [None]:
+            for xy in range(8, 513):  # on the network's (pooled) grid
+                coarse = ((z,) if dims == 3 else ()) + (xy,) * (2 if dims == 3 else dims)
+                shape = tuple(c * p for c, p in zip(coarse, pool))
+                res = unet_shapes(shape, f, d, u, num_fmaps, pooling=pool)
+                if res is None:
+                    continue
+                out, macs = res
+                step = step_seconds(kind, macs, shape, out, gmac_cost, voxel_cost, batch_size,
+                                    padding)
+                if step > seconds_per_step or any(o > s for o, s in zip(out, data)):
+                    break  # bigger crops only cost more
+                if any(out[a] < MIN_BOTTOM for a in seen):
+                    continue
+                extent = [out[a] * vs[a] for a in seen]
+                if max(extent) > 2 * min(extent):
+                    continue
+                if best is None or math.prod(out) > best[0]:
+                    best = (float(math.prod(out)), shape, out, f, d, u, step)
+        return best
+
     # the coarsest grid the labels allow where a valid UNet fits the data, else finer
     for pool, notes["input_pooling"] in pooling_choices(fp.round_trip, vs):  # the note too
         net_vs = Coordinate(v * p for v, p in zip(vs, pool))  # the grid the UNet works on
@@ -235,31 +260,9 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
             kd[0][0] = (depth,) + tuple(kd[0][0][1:])
         per_levels = {}
         for levels in range(len(factors), 0, -1):
-            best = None
-            f, d, u = factors[:levels], kd[: levels + 1], ku[:levels]
-            for z in z_choices if dims == 3 else [None]:
-                for xy in range(8, 513):
-                    coarse = ((z,) if dims == 3 else ()) + (xy,) * (2 if dims == 3 else dims)
-                    shape = tuple(c * p for c, p in zip(coarse, pool))
-                    res = unet_shapes(shape, f, d, u, num_fmaps, pooling=pool)
-                    if res is None:
-                        continue
-                    out, macs = res
-                    step = step_seconds(kind, macs, shape, out, gmac_cost, voxel_cost, batch_size,
-                                        padding)
-                    if step > seconds_per_step or any(o > s for o, s in zip(out, data)):
-                        break  # bigger crops only cost more
-                    if any(out[a] < MIN_BOTTOM for a in seen):
-                        continue
-                    # the most output voxels with a world extent at most 2:1 between axes
-                    extent = [out[a] * vs[a] for a in seen]
-                    if max(extent) > 2 * min(extent):
-                        continue
-                    score = float(math.prod(out))
-                    if best is None or score > best[0]:
-                        best = (score, shape, out, f, d, u, step)
-            if best is not None:
-                per_levels[levels] = best
+            found = largest(pool, factors[:levels], kd[: levels + 1], ku[:levels])
+            if found is not None:
+                per_levels[levels] = found
         if per_levels:
             break
     best = choose_levels(per_levels, vs, fp.object_width)
