@@ -19,6 +19,8 @@ import edt
 import numpy as np
 from scipy import ndimage
 
+from dacapo.ops.sections import anisotropic
+
 
 def object_widths(labels: np.ndarray, voxel_size) -> tuple[np.ndarray, np.ndarray]:
     """(width, volume in voxels) of every non-zero label: width = 2 x the largest distance
@@ -94,8 +96,7 @@ def level_layout(voxel_size, levels_max: int, object_width: float | None,
     current = list(vs)
     fov = list(vs)  # rough field of view (world units) per axis
     for level in range(levels_max + 1):
-        inplane = min(current[1:]) if dims == 3 else min(current)
-        flat = dims == 3 and (two_d or current[0] >= 2 * inplane)
+        flat = dims == 3 and (two_d or anisotropic(current))
         k = tuple([1] + [3] * (dims - 1)) if flat else tuple([3] * dims)
         kd.append([k, k])
         for a in range(dims):

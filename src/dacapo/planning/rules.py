@@ -226,6 +226,7 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
     z_choices = [depth] if two_d else list(range(4, min(data[0], 96) + 1))
     # the axes segmented (a network of sections outputs one section: not z)
     seen = [a for a in range(dims) if not (two_d and a == 0)]
+
     def largest(pool, f, d, u):
         """The valid input with the most output voxels (world extent at most 2:1 between
         the segmented axes) whose step fits ``seconds_per_step``; None if none."""

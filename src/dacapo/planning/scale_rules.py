@@ -7,12 +7,12 @@ every axis otherwise; factors `POOLING_CHOICES`) whose **round trip**
 (`dacapo.ops.round_trip.round_trip_iou`: down by area fractions, back by linear
 interpolation) keeps every label structure at IoU >= `ROUND_TRIP_IOU` — the upper bound of
 what the coarse network, its output interpolated back, can score. The structures are what
-the task must draw: the classes (one-hot, distance), or, for instance tasks (affinities,
+the task must draw: the classes (one-hot), the mask (distance), or, for instance tasks (affinities,
 inner distances), the boundaries between objects (where objects touch, one voxel thick:
 they keep the full resolution).
 
-Measured on the six real volumes (`benchmarks/quality_organelles.py`, docs/quality.md):
-the worst structure's round trip at 2x / 4x in-plane: organelles 0.982 / 0.921, ssTEM
+Measured on the six real volumes (docs/quality.md, "A coarser grid for the network"):
+the worst structure's round trip at 2x / 4x in-plane: organelles 0.977 / 0.922, ssTEM
 membranes 0.976 / 0.916, LM nuclei mask 0.987 / 0.955; the boundaries of FIB-SEM neurons
 0.855, confocal cells 0.817, LM nuclei 0.843, 2D nuclei 0.646 at 2x.
 """
@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from dacapo.ops.round_trip import label_boundaries, round_trip_iou
+from dacapo.ops.sections import anisotropic
 
 #: the round trip of every structure keeps at least this IoU at the chosen pooling
 ROUND_TRIP_IOU = 0.97
@@ -30,12 +31,10 @@ POOLING_CHOICES = (4, 2)
 
 
 def pooled_axes(voxel_size) -> tuple[bool, ...]:
-    """The axes a pooling coarsens: in-plane where the first axis' voxel is at least twice
-    the in-plane one (sections), else all."""
-    vs = [float(v) for v in voxel_size]
-    if len(vs) == 3 and vs[0] >= 2 * min(vs[1:]):
+    """The axes a pooling coarsens: in-plane on `anisotropic` voxels, else all."""
+    if anisotropic(voxel_size):
         return (False, True, True)
-    return (True,) * len(vs)
+    return (True,) * len(voxel_size)
 
 
 def structures(labels: np.ndarray, kind: str, stack: np.ndarray | None) -> list[np.ndarray]:

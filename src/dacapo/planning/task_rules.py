@@ -22,6 +22,7 @@ from dacapo.experiments.tasks.inner_distance_task import INNER_DISTANCE_THRESHOL
 from dacapo.experiments.tasks.task_config import GTRules
 from dacapo.experiments.trainer_config import AugmentConfig
 from dacapo.ops.planning import round_2
+from dacapo.ops.sections import anisotropic
 from dacapo.planning.rules import Fingerprint
 
 #: fields of an affinities task read only with ``lsds`` on: a plan without LSDs does not
@@ -179,7 +180,7 @@ def plan_augment(fp: Fingerprint, modality: str, two_d: bool = False):
     one section per crop: a zeroed section would be a blank crop with a full target)."""
     vs = fp.voxel_size
     stack = vs.dims == 3 and not two_d
-    aniso = stack and vs[0] >= 2 * min(vs[1:])
+    aniso = stack and anisotropic(vs)
     if modality == "em":
         cfg = AugmentConfig(
             mirror=True, transpose=True, intensity_scale=0.1, intensity_shift=0.1,

@@ -51,6 +51,13 @@ class ConvPass(nn.Module):
         return self.layers(x)
 
 
+def pooling_problem(pooling: Sequence[int], dims: int) -> str:
+    """Why ``pooling`` is not a valid ``input_pooling`` for ``dims`` axes ('' if it is)."""
+    if len(pooling) != dims or any(int(f) < 1 or (int(f) > 1 and int(f) % 2) for f in pooling):
+        return f"input_pooling: one factor per axis, 1 or even, got {tuple(pooling)}"
+    return ""
+
+
 def center_crop(x: torch.Tensor, shape: list[int]) -> torch.Tensor:
     """Crop the spatial dims of ``x`` to ``shape`` around the centre."""
     for i in range(len(shape)):
@@ -90,8 +97,8 @@ class CNNectomeUNet(nn.Module):
         super().__init__()
         dims = len(kernel_size_down[0][0])
         pooling = [int(v) for v in input_pooling] or [1] * dims
-        if len(pooling) != dims or any(f < 1 or (f > 1 and f % 2) for f in pooling):
-            raise ValueError(f"input_pooling: one factor per axis, 1 or even, got {pooling}")
+        if pooling_problem(pooling, dims):
+            raise ValueError(pooling_problem(pooling, dims))
         self.input_pooling = pooling
         self.pool_in = (nn.AvgPool3d if dims == 3 else nn.AvgPool2d)(pooling, stride=pooling)
         self.pooled = max(pooling) > 1

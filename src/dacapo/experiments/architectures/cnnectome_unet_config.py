@@ -7,7 +7,7 @@ import torch
 from funlib.geometry import Coordinate
 
 from .architecture_config import ArchitectureConfig
-from .cnnectome_unet import CNNectomeUNet
+from .cnnectome_unet import CNNectomeUNet, pooling_problem
 
 
 def _coords(values):
@@ -123,9 +123,8 @@ class CNNectomeUNetConfig(ArchitectureConfig):
                 problems.append(f"downsample_factors[{i}]: {tuple(f)} has not {dims} dims")
         if self.padding not in ("valid", "same"):
             problems.append(f"padding: must be 'valid' or 'same', got {self.padding!r}")
-        pooling = tuple(self.input_pooling or ())
-        if pooling and (len(pooling) != dims or any(f < 1 or (f > 1 and f % 2) for f in pooling)):
-            problems.append(f"input_pooling: one factor per axis, 1 or even, got {pooling}")
+        if self.input_pooling and pooling_problem(tuple(self.input_pooling), dims):
+            problems.append(pooling_problem(tuple(self.input_pooling), dims))
         for field in ("fmaps_in", "fmaps_out", "num_fmaps", "fmap_inc_factor"):
             if getattr(self, field) < 1:
                 problems.append(f"{field}: must be >= 1")
