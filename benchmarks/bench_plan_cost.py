@@ -15,6 +15,11 @@ step adds the network's threaded cost and the data).
 ``--budget MINUTES [DATASET ...]``: trains the plan of MINUTES for each real volume and
 sets the wall time beside the budget (an idle machine; all threads, as `dacapo train`).
 
+``--layout [DATASET ...]``: bare training steps (batch 2, one torch thread) of the 20-minute
+plan's UNet for each real volume in fp32 and bf16 (autocast), default and channels-last
+layout (`dacapo.pipeline.precision`), against fp32 in the default layout
+(`dacapo.planning.cost_model.BF16_FACTOR`).
+
 ``--threads-ratio [CASE ...]``: bare steps with all torch threads against one
 (`dacapo.planning.cost_model.NETWORK_THREADS_FACTOR`).
 
@@ -196,8 +201,10 @@ def model_step(rc, kind: str) -> float:
                      pooling=tuple(a.input_pooling) if a.input_pooling else None)
     out, pad = output_and_padding(rc)
     # 2D, or a network of sections (one output section)
-    gmac, voxel = network_costs(kind, len(shape) == 2 or (len(out) == 3 and out[0] == 1))
-    return step_seconds(kind, macs, shape, out, gmac, voxel, rc.trainer_config.batch_size, pad)
+    gmac, voxel = network_costs(kind, len(shape) == 2 or (len(out) == 3 and out[0] == 1),
+                                rc.trainer_config.precision, len(shape))
+    return step_seconds(kind, macs, shape, out, gmac, voxel, rc.trainer_config.batch_size, pad,
+                        split=rc.trainer_config.torch_threads != 0)
 
 
 def steps_check(minutes: float, steps: int, names: list[str], threads: int = 0) -> None:
@@ -268,6 +275,9 @@ def main() -> None:
         threads_ratio(_known_cases(sys.argv[2:], {**CASES, **THREAD_CASES}) or THREAD_CASES)
         return
     torch.set_num_threads(1)
+    if sys.argv[1:2] == ["--layout"]:
+        layout(sys.argv[2:] or all_datasets())
+        return
     if sys.argv[1:2] == ["--data"]:
         data_cost(sys.argv[2:] or all_datasets())
         return
@@ -347,6 +357,45 @@ def threads_ratio(names) -> None:
             seconds[t] = repeat(step, 7, warmup=2).median
         print(f"| {name} | {shape} | {macs / 1e9:.2f} | {seconds[1]:.3f} | "
               f"{seconds[threads]:.3f} | {seconds[threads] / seconds[1]:.2f} |", flush=True)
+
+
+def _bare_step(model, x, precision: str):
+    """One training step of ``model`` on ``x`` (forward in ``precision``, Adam), a function."""
+    from dacapo.pipeline.precision import autocast
+
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+
+    def step() -> None:
+        opt.zero_grad()
+        with autocast(precision, torch.device("cpu")):
+            y = model(x)
+        y.float().square().mean().backward()
+        opt.step()
+
+    return step
+
+
+def layout(names: list[str]) -> None:
+    """Bare training steps of the 20-minute plans' UNets in fp32 / bf16 and the default /
+    channels-last layout, one thread, against fp32 in the default layout."""
+    from dacapo.pipeline.precision import channels_last
+
+    print(f"| dataset | input | fp32 (s) | fp32 channels-last | bf16 | bf16 channels-last |"
+          f"  (ratios to fp32; load {os.getloadavg()[0]:.1f})")
+    print("|---|---|---|---|---|---|")
+    for name in names:
+        rc, _ = planned(name, 20.0)
+        arch = rc.architecture_config
+        x = torch.randn(2, 1, *arch.input_shape)
+        seconds = []
+        for precision, last in (("fp32", False), ("fp32", True), ("bf16", False), ("bf16", True)):
+            torch.manual_seed(0)
+            model = arch.module()
+            if last:
+                model = channels_last(model, arch.dims)
+            seconds.append(repeat(_bare_step(model, x, precision), 4, warmup=1).median)
+        print(f"| {name} | {tuple(arch.input_shape)} | {seconds[0]:.3f} | "
+              + " | ".join(f"{s / seconds[0]:.2f}" for s in seconds[1:]) + " |", flush=True)
 
 
 def all_datasets() -> list[str]:

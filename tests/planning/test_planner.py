@@ -203,6 +203,30 @@ def test_step_time_adds_the_threaded_network_and_the_data_worker():
                                 + STEP_OVERHEAD)
 
 
+def test_bf16_is_planned_where_the_machine_computes_it_and_costs_its_factor(tmp_path, tiny_data):
+    """``dacapo plan`` trains in bf16 exactly where `native_bf16` holds for the device it
+    would train on; a bf16 network step costs `BF16_FACTOR` of the network's dims times the
+    fp32 one (hand-computed from the constants)."""
+    from dacapo.pipeline.precision import native_bf16
+    from dacapo.planning import cost_model
+    from dacapo.planning.cost_model import BF16_FACTOR, network_costs
+    from dacapo.planning.planner import plan_run
+    from dacapo.runs.model_builder import choose_device
+
+    gmac, voxel = network_costs("affinities", False, "bf16", 3)
+    assert gmac == pytest.approx(BF16_FACTOR[3] * cost_model.COST_PER_GMAC)
+    assert voxel == pytest.approx(BF16_FACTOR[3] * cost_model.COST_PER_OUTPUT_VOXEL["affinities"])
+    gmac, _ = network_costs("distance", True, "bf16", 2)
+    assert gmac == pytest.approx(BF16_FACTOR[2] * cost_model.COST_PER_GMAC_2D)
+    assert network_costs("distance", True) == (cost_model.COST_PER_GMAC_2D,
+                                               cost_model.DEFAULT_COST_PER_OUTPUT_VOXEL)
+    c = tiny_data(tmp_path)
+    rc, text = plan_run([f"{c}/train/fg"], [f"{c}/train/raw"], "distance", minutes=1)
+    native = native_bf16(choose_device(None))
+    assert rc.trainer_config.precision == ("bf16" if native else "fp32")
+    assert ("# bf16: this machine computes it in hardware" in text) == native
+
+
 def test_validations_are_budgeted_and_fewer_when_they_would_take_most_of_it():
     """One validation of V voxels and S parameter sets costs V x (c + S x d) (hand-computed
     from the constants); 4 of them come out of the budget; when 4 would take more than

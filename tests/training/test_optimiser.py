@@ -52,3 +52,48 @@ def test_fp16_scaler_is_checkpointed_and_resumed(container, tmp_path, tiny_run):
     assert [int(r["iteration"]) for r in run_dir.training_stats()] == [1, 2, 3, 4]
     assert all(math.isfinite(r["loss"]) for r in run_dir.training_stats())
     assert make_scaler("fp32", torch.device("cpu")) is None
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 20, 20), (2, 3, 6, 20, 20)])
+def test_channels_last_weights_give_the_same_step(shape):
+    """The trainer's channels-last layout (`dacapo.pipeline.precision.channels_last`) is a
+    layout, not a model: the same loss and the same updated weights as the default layout
+    (to float rounding), the weights' strides channels-last."""
+    from dacapo.pipeline.precision import channels_last
+
+    dims = len(shape) - 2
+    conv = torch.nn.Conv3d if dims == 3 else torch.nn.Conv2d
+    results = []
+    for last in (False, True):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(conv(3, 8, 3), torch.nn.ReLU(), conv(8, 2, 1))
+        if last:
+            model = channels_last(model, dims)
+            fmt = torch.channels_last_3d if dims == 3 else torch.channels_last
+            assert model[0].weight.is_contiguous(memory_format=fmt)
+            assert not model[0].weight.is_contiguous()
+        x = torch.rand(shape, generator=torch.Generator().manual_seed(1))
+        opt = torch.optim.Adam(model.parameters(), 1e-2)
+        loss = model(x).square().mean()
+        loss.backward()
+        opt.step()
+        results.append((float(loss.detach()), model[0].weight.detach().contiguous()))
+    assert results[1][0] == pytest.approx(results[0][0], rel=1e-5)
+    torch.testing.assert_close(results[1][1], results[0][1], rtol=1e-5, atol=1e-6)
+
+
+def test_the_trainer_keeps_channels_last_weights_and_resumes_them(container, tmp_path, tiny_run):
+    """A run's model trains channels-last; its checkpoint loads into a model of the default
+    layout (prediction) and a resumed run reproduces the uninterrupted one."""
+    whole = train_run(_run(tiny_run, container, "fp32", 4), tmp_path / "a", progress=False)
+    train_run(_run(tiny_run, container, "fp32", 2), tmp_path / "b", progress=False)
+    resumed = train_run(_run(tiny_run, container, "fp32", 4), tmp_path / "b", progress=False)
+    assert ([r["loss"] for r in resumed.training_stats()]
+            == [r["loss"] for r in whole.training_stats()])
+    state = whole.load_checkpoint(4)["model"]
+    rc = _run(tiny_run, container, "fp32", 4)
+    model = build_model(rc)
+    model.load_state_dict(state)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
+    weights = [v for v in state.values() if v.ndim in (4, 5)]
+    assert any(not w.is_contiguous() for w in weights)  # saved as trained: channels-last

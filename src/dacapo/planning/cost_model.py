@@ -76,24 +76,43 @@ STEP_OVERHEAD = 0.02
 PREDICT_FRACTION = 0.35
 
 
-def network_costs(kind: str, two_d: bool) -> tuple[float, float]:
+#: a bf16 training step (autocast, channels-last weights) against the fp32 constants above,
+#: by the network's convolutions (2D, or 3D including networks of sections): one-thread
+#: steps of the six 20-minute plans on this CPU (AVX-512 BF16; idle, 2026-12-06): 2D nuclei
+#: 388² 0.42; 3D 0.48 (fibsem 34x52²) to 0.62 (cells 48x64²), sections 3x536² 0.59
+#: (`benchmarks/bench_plan_cost.py --layout`)
+BF16_FACTOR = {2: 0.45, 3: 0.6}
+
+
+def network_costs(kind: str, two_d: bool, precision: str = "fp32",
+                  dims: int = 3) -> tuple[float, float]:
     """(seconds per GMAC-sample, seconds per output voxel) of the network step, one thread:
     `COST_PER_GMAC_2D` for a 2D network or a network of sections (``two_d``), else
-    `COST_PER_GMAC`; the kind's `COST_PER_OUTPUT_VOXEL`."""
-    return (COST_PER_GMAC_2D if two_d else COST_PER_GMAC,
-            COST_PER_OUTPUT_VOXEL.get(kind, DEFAULT_COST_PER_OUTPUT_VOXEL))
+    `COST_PER_GMAC`; the kind's `COST_PER_OUTPUT_VOXEL`; both times `BF16_FACTOR` of the
+    network's ``dims`` in ``precision`` bf16."""
+    factor = BF16_FACTOR[dims] if precision == "bf16" else 1.0
+    return (factor * (COST_PER_GMAC_2D if two_d else COST_PER_GMAC),
+            factor * COST_PER_OUTPUT_VOXEL.get(kind, DEFAULT_COST_PER_OUTPUT_VOXEL))
 
 
 def step_seconds(kind: str, macs: float, input_shape, output_shape, gmac_cost: float,
-                 voxel_cost: float, batch_size: int, padding=None) -> float:
+                 voxel_cost: float, batch_size: int, padding=None, split: bool = False) -> float:
     """Estimated seconds of one training step as `dacapo train` runs a plan: the network
-    (forward, backward, Adam; its one-thread cost times `NETWORK_THREADS_FACTOR`: all
-    threads) plus the data worker (`data_seconds`; ``padding``: the targets' context in
-    voxels), plus `STEP_OVERHEAD`. The two add up: the network's threads take both cores,
+    (forward, backward, Adam) and the data worker (`data_seconds`; ``padding``: the
+    targets' context in voxels), plus `STEP_OVERHEAD`.
+
+    Shared cores (``split`` False, ``torch_threads: 0``): the network's one-thread cost
+    times `NETWORK_THREADS_FACTOR` plus the data: the network's threads take both cores,
     so the data worker's CPU is not hidden behind it (the 20-minute plans' full runs, idle:
-    neurons 0.25 s per step = 0.11 s of network on 2 threads + 0.12 s of data)."""
+    neurons 0.25 s per step = 0.11 s of network on 2 threads + 0.12 s of data). Split
+    (``split``, ``torch_threads`` = cores - 1: the worker keeps a core): the slower of the
+    network at its one-thread cost and the data, which run side by side (the organelles'
+    bf16 plan, 3x600², 100 steps, idle: 0.955 s shared, 0.639 s split against 0.63 s
+    modelled; `benchmarks/bench_plan_cost.py --steps 20 100 sstem_organelles --threads 1`)."""
     net = batch_size * (gmac_cost * macs / 1e9 + voxel_cost * float(math.prod(output_shape)))
     data = data_seconds(kind, input_shape, output_shape, padding, batch_size)
+    if split:
+        return max(net, data) + STEP_OVERHEAD
     return NETWORK_THREADS_FACTOR * net + data + STEP_OVERHEAD
 
 

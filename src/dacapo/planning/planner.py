@@ -29,7 +29,8 @@ planner chooses (rules in `dacapo.planning.rules.plan_architecture`,
   (`cost_model.plan_schedule`: up to 4, fewer when they would take more than 40 % of it) is
   training, iterations = that / the estimated step time (network and data worker,
   `COST_*`, `DATA_COST_*`: measured on a 2-core CPU); a checkpoint and a snapshot at each
-  validation;
+  validation; bf16 (autocast) where this machine computes it in hardware
+  (`dacapo.pipeline.precision.native_bf16`: 0.42-0.62x the fp32 step on this CPU), else fp32;
   augmentations by modality (EM: rotation, per-section intensity, blur, defective sections
   and misalignment in anisotropic 3D; LM: rotation, intensity, gamma, noise, blur).
 - **the normalisation**: the 0.5 / 99.5 percentiles of the training raw, computed here
@@ -54,6 +55,7 @@ as a comment beside its value in the YAML (`dacapo.planning.commented_yaml`).
 from __future__ import annotations
 
 import math
+import os
 
 import attr
 from funlib.geometry import Coordinate
@@ -65,6 +67,7 @@ from dacapo.experiments.normalization import NormalizationConfig
 from dacapo.experiments.run_config import RunConfig
 from dacapo.experiments.trainer_config import TrainerConfig
 from dacapo.io.arrays import open_array
+from dacapo.pipeline.precision import native_bf16
 from dacapo.planning.commented_yaml import render_yaml
 from dacapo.planning.cost_model import RESERVE, SchedulePlan, plan_schedule
 from dacapo.planning.gt_classes import check_guessed_classes, group_classes, open_training_gt
@@ -77,6 +80,7 @@ from dacapo.planning.rules import (
     plan_architecture,
 )
 from dacapo.planning.task_rules import plan_augment, plan_task, task_to_plan, unread_fields
+from dacapo.runs.model_builder import choose_device
 from dacapo.runs.verify import split_problems
 
 #: the largest budget (minutes) a plan takes: the step-cost model is fitted on runs of
@@ -134,8 +138,10 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
     schedule = plan_schedule(budget, val_voxels,
                              len(list(built.post_processor.enumerate_parameters())), validations)
     validations = schedule.validations
+    precision = "bf16" if native_bf16(choose_device(None)) else "fp32"
     arch = plan_architecture(fp, kind, schedule.train_seconds / target_iterations,
-                             num_fmaps=num_fmaps, padding=tuple(int(p) for p in padding))
+                             num_fmaps=num_fmaps, padding=tuple(int(p) for p in padding),
+                             precision=precision)
     iterations = int(max(20, schedule.train_seconds // max(arch.step_seconds, 1e-3)))
     iterations = max(validations, iterations - iterations % validations)
     augment, aug_note = plan_augment(fp, modality, two_d=arch.sections)
@@ -143,7 +149,8 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
     trainer = TrainerConfig(
         batch_size=2, learning_rate=1e-3, lr_schedule="cosine",
         warmup_iterations=max(1, iterations // 20), final_lr_fraction=0.05,
-        num_data_workers=1, augment=augment,
+        num_data_workers=1, augment=augment, precision=precision,
+        torch_threads=max(1, (os.cpu_count() or 1) - 1) if arch.split_threads else 0,
     )
     norm = NormalizationConfig(method="percentile", low=fp.raw_low, high=fp.raw_high,
                                mean=fp.raw_mean, std=fp.raw_std)
@@ -159,7 +166,7 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
         else f"{kind} task",
         **{f"task_config.{k}": v for k, v in task_notes.items()},
         **_architecture_notes(arch, fp),
-        **_schedule_notes(fp, arch, aug_note, minutes, schedule, train),
+        **_schedule_notes(fp, arch, aug_note, minutes, schedule, train, precision),
     }
     header = [
         f"planned by `dacapo plan --task {kind} --minutes {minutes:g}` from {len(raw_paths)} "
@@ -210,7 +217,8 @@ def _architecture_notes(arch: ArchitecturePlan, fp: Fingerprint) -> dict[str, st
 
 
 def _schedule_notes(fp: Fingerprint, arch: ArchitecturePlan, aug_note: str, minutes: float,
-                    schedule: SchedulePlan, train: list[DatasetConfig]) -> dict[str, str]:
+                    schedule: SchedulePlan, train: list[DatasetConfig],
+                    precision: str) -> dict[str, str]:
     """The YAML comments of the trainer, the schedule, the normalisation and the data."""
     return {
         "trainer_config.batch_size": "2 crops: fits the budget; Adam",
@@ -218,6 +226,13 @@ def _schedule_notes(fp: Fingerprint, arch: ArchitecturePlan, aug_note: str, minu
         "trainer_config.lr_schedule": "cosine decay after a linear warm-up (5 % of the iterations)",
         "trainer_config.final_lr_fraction": "decays to 5 % of the learning rate",
         "trainer_config.augment": f"augmentations for {aug_note}",
+        "trainer_config.torch_threads": (
+            "the network on cores - 1 threads, the data worker on its own core: the step is the "
+            "slower of the two, not their sum" if arch.split_threads else
+            "all cores for the network: cheaper than giving the data worker its own core"),
+        "trainer_config.precision": ("bf16: this machine computes it in hardware (0.42-0.62x "
+                                     "the fp32 step)" if precision == "bf16" else
+                                     "fp32: no hardware bf16 on this machine"),
         "num_iterations": (f"{minutes:g} min budget less {100 * RESERVE:.0f} % (start-up, "
                            f"checkpoints) and {schedule.validations} validations of "
                            f"~{schedule.validation_seconds:.0f} s = {schedule.train_seconds:.0f} s "

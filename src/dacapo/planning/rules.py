@@ -193,14 +193,15 @@ class ArchitecturePlan:
     notes: dict[str, str]
     sections: bool = False  # a network of one output section at a time
     input_pooling: tuple[int, ...] = ()  # the raw's average pooling before the UNet
+    split_threads: bool = False  # the data worker keeps a core (`cost_model.step_seconds`)
 
 
 def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
                       num_fmaps: int | None = None, batch_size: int = 2,
-                      padding=None) -> ArchitecturePlan:
-    """Levels, kernels and the largest input shape within ``seconds_per_step``;
-    ``num_fmaps`` None: `FMAPS_2D` for a 2D network, `FMAPS_3D` for a 3D one; ``padding``:
-    the task's target context in GT voxels per axis (`data_seconds`; None: 0)."""
+                      padding=None, precision: str = "fp32") -> ArchitecturePlan:
+    """Levels, kernels and the largest input shape within ``seconds_per_step`` of training
+    in ``precision``; ``num_fmaps`` None: `FMAPS_2D` for a 2D network, `FMAPS_3D` for a 3D
+    one; ``padding``: the task's target context in GT voxels per axis (`data_seconds`)."""
     vs = fp.voxel_size
     dims = vs.dims
     notes: dict[str, str] = {}
@@ -221,7 +222,7 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
     if num_fmaps is None:
         num_fmaps = FMAPS_2D if two_d or dims == 2 else FMAPS_3D
     data = fp.smallest_shape
-    gmac_cost, voxel_cost = network_costs(kind, two_d or dims == 2)
+    gmac_cost, voxel_cost = network_costs(kind, two_d or dims == 2, precision, dims)
     depth = 1 + 2 * SECTION_CONTEXT
     z_choices = [depth] if two_d else list(range(4, min(data[0], 96) + 1))
     # the axes segmented (a network of sections outputs one section: not z)
@@ -239,8 +240,8 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
                 if res is None:
                     continue
                 out, macs = res
-                step = step_seconds(kind, macs, shape, out, gmac_cost, voxel_cost, batch_size,
-                                    padding)
+                step, split = min((step_seconds(kind, macs, shape, out, gmac_cost, voxel_cost,
+                                                batch_size, padding, split=s), s) for s in (0, 1))
                 if step > seconds_per_step or any(o > s for o, s in zip(out, data)):
                     break  # bigger crops only cost more
                 if any(out[a] < MIN_BOTTOM for a in seen):
@@ -249,7 +250,7 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
                 if max(extent) > 2 * min(extent):
                     continue
                 if best is None or math.prod(out) > best[0]:
-                    best = (float(math.prod(out)), shape, out, f, d, u, step)
+                    best = (float(math.prod(out)), shape, out, f, d, u, step, bool(split))
         return best
 
     # the coarsest grid the labels allow where a valid UNet fits the data, else finer
@@ -272,7 +273,7 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
             f"plan: no valid UNet fits the training data (smallest labelled region "
             f"{data} voxels) within {seconds_per_step:.2f} s per step; give more budget"
         )
-    _, shape, out, f, d, u, step = best
+    _, shape, out, f, d, u, step, split = best
     levels = len(f)
     if two_d:
         notes["network"] = (f"2D network: z voxel {vs[0]} is {ratio:.1f}x the in-plane {min(vs[1:])} "
@@ -292,7 +293,7 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
     increase = tuple(0 if (two_d and i == 0) else pool[i] * eval_increase(shape[i] // pool[i], f, i)
                      for i in range(dims))
     return ArchitecturePlan(shape, out, f, d, u, num_fmaps, 2, increase, step, notes,
-                            sections=two_d, input_pooling=pool)
+                            sections=two_d, input_pooling=pool, split_threads=split)
 
 
 def choose_levels(per_levels: dict, voxel_size, object_width: float | None):

@@ -42,7 +42,7 @@ from dacapo.errors import InputError
 from dacapo.experiments.normalization import with_statistics
 from dacapo.experiments.run_config import RunConfig
 from dacapo.ops.schedule import set_learning_rate
-from dacapo.pipeline.precision import autocast
+from dacapo.pipeline.precision import autocast, channels_last
 from dacapo.pipeline.predict_options import PredictOptions
 from dacapo.pipeline.validate import validate_run
 from dacapo.runs.log_file import log_to_file
@@ -132,7 +132,8 @@ def _train(run_config: RunConfig, run_dir: RunDir, progress, validate: bool,
     rc = run_config
     tc = rc.trainer_config
     task = rc.task_config.build()
-    module = build_model(rc, task).to(device)
+    # channels-last weights: oneDNN's fastest convolutions (`dacapo.pipeline.precision`)
+    module = channels_last(build_model(rc, task).to(device), rc.architecture_config.dims)
     optimizer = make_optimizer(module, tc)
     scaler = make_scaler(tc.precision, device)
     model = distributed.wrap(module, world, device)
