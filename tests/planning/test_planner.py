@@ -201,6 +201,36 @@ def test_step_time_adds_the_threaded_network_and_the_data_worker():
                        padding=(20, 20, 20))
     assert big == pytest.approx(NETWORK_THREADS_FACTOR * 0.202 + 2 * (a * 1e6 + b * 50**3)
                                 + STEP_OVERHEAD)
+    # split cores: network (one thread) and data side by side, the slower one counts
+    split = step_seconds("affinities", 1e9, (100, 100, 100), (10, 10, 10), 0.1, 1e-6, 2,
+                         padding=(20, 20, 20), split=True)
+    assert split == pytest.approx(max(0.202, 2 * (a * 1e6 + b * 50**3)) + STEP_OVERHEAD)
+
+
+def test_the_plan_splits_the_cores_exactly_when_the_cost_model_says_it_is_faster():
+    """A data-heavy plan (large raw crops of a cheap network) gives the data worker its own
+    core, a network-heavy one keeps every core for the network; the planned step is the
+    cheaper of the two estimates for the planned shape."""
+    from dacapo.ops.planning import unet_shapes
+    from dacapo.planning.cost_model import network_costs, step_seconds
+    from dacapo.planning.rules import Fingerprint, plan_architecture
+
+    fp = Fingerprint(voxel_size=Coordinate(40, 40, 40), shapes=[(60, 200, 200)], raw_low=0,
+                     raw_high=255, raw_mean=128, raw_std=40, dtype="uint8",
+                     label_values=[0, 1, 2], foreground_fraction=0.9, object_width=800.0,
+                     object_volume=4000.0, num_objects=50, class_fractions={})
+    chosen = set()
+    for fmaps in (2, 24):  # cheap network: the data decide; costly network: it decides
+        arch = plan_architecture(fp, "distance", 0.5, num_fmaps=fmaps)
+        _, macs = unet_shapes(arch.input_shape, arch.factors, arch.kernels_down,
+                              arch.kernels_up, fmaps, pooling=arch.input_pooling or None)
+        gmac, voxel = network_costs("distance", False)
+        shared, split = (step_seconds("distance", macs, arch.input_shape, arch.output_shape,
+                                      gmac, voxel, 2, split=s) for s in (False, True))
+        assert arch.split_threads == (split < shared)
+        assert arch.step_seconds == pytest.approx(min(shared, split))
+        chosen.add(arch.split_threads)
+    assert chosen == {False, True}
 
 
 def test_bf16_is_planned_where_the_machine_computes_it_and_costs_its_factor(tmp_path, tiny_data):
