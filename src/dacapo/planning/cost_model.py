@@ -78,9 +78,11 @@ PREDICT_FRACTION = 0.35
 
 #: a bf16 training step (autocast, channels-last weights) against the fp32 constants above,
 #: by the network's convolutions (2D, or 3D including networks of sections): one-thread
-#: steps of the six 20-minute plans on this CPU (AVX-512 BF16; idle, 2026-12-06): 2D nuclei
-#: 388² 0.42; 3D 0.48 (fibsem 34x52²) to 0.62 (cells 48x64²), sections 3x536² 0.59
-#: (`benchmarks/bench_plan_cost.py --layout`)
+#: bare steps of the six 20-minute plans on this CPU (AVX-512 BF16; idle, 2026-12-06): 2D
+#: nuclei 508² 0.42; 3D 0.47 (fibsem 34x52²) to 0.54 (cells 48x64²), sections 3x680²
+#: 0.59-0.65 (`benchmarks/bench_plan_cost.py --layout`). Full runs of the bf16 plans:
+#: 0.87-0.97 of the budget (2D nuclei, organelles, membranes, LM nuclei); the neurons'
+#: 300-step check projects 0.64 (the fp32 constants already over-estimate that network)
 BF16_FACTOR = {2: 0.45, 3: 0.6}
 
 

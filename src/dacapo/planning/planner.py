@@ -30,7 +30,7 @@ planner chooses (rules in `dacapo.planning.rules.plan_architecture`,
   training, iterations = that / the estimated step time (network and data worker,
   `COST_*`, `DATA_COST_*`: measured on a 2-core CPU); a checkpoint and a snapshot at each
   validation; bf16 (autocast) where this machine computes it in hardware
-  (`dacapo.pipeline.precision.native_bf16`: 0.42-0.62x the fp32 step on this CPU), else fp32;
+  (`dacapo.pipeline.precision.native_bf16`: 0.42-0.65x the fp32 step on this CPU), else fp32;
   augmentations by modality (EM: rotation, per-section intensity, blur, defective sections
   and misalignment in anisotropic 3D; LM: rotation, intensity, gamma, noise, blur).
 - **the normalisation**: the 0.5 / 99.5 percentiles of the training raw, computed here
@@ -230,7 +230,7 @@ def _schedule_notes(fp: Fingerprint, arch: ArchitecturePlan, aug_note: str, minu
             "the network on cores - 1 threads, the data worker on its own core: the step is the "
             "slower of the two, not their sum" if arch.split_threads else
             "all cores for the network: cheaper than giving the data worker its own core"),
-        "trainer_config.precision": ("bf16: this machine computes it in hardware (0.42-0.62x "
+        "trainer_config.precision": ("bf16: this machine computes it in hardware (0.42-0.65x "
                                      "the fp32 step)" if precision == "bf16" else
                                      "fp32: no hardware bf16 on this machine"),
         "num_iterations": (f"{minutes:g} min budget less {100 * RESERVE:.0f} % (start-up, "
