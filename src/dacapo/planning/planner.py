@@ -31,6 +31,8 @@ planner chooses (rules in `dacapo.planning.rules.plan_architecture`,
   `COST_*`, `DATA_COST_*`: measured on a 2-core CPU); a checkpoint and a snapshot at each
   validation; bf16 (autocast) where this machine computes it in hardware
   (`dacapo.pipeline.precision.native_bf16`: 0.42-0.65x the fp32 step on this CPU), else fp32;
+  the data worker gets a core of its own (``torch_threads`` = cores - 1) when the step is
+  then cheaper (`cost_model.step_seconds`: the slower of network and data, not their sum);
   augmentations by modality (EM: rotation, per-section intensity, blur, defective sections
   and misalignment in anisotropic 3D; LM: rotation, intensity, gamma, noise, blur).
 - **the normalisation**: the 0.5 / 99.5 percentiles of the training raw, computed here
