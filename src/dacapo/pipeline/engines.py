@@ -34,7 +34,7 @@ import torch
 
 from dacapo.errors import InputError
 from dacapo.io.arrays import atomic_write_bytes
-from dacapo.pipeline.precision import PRECISIONS, autocast
+from dacapo.pipeline.precision import PRECISIONS, autocast, channels_last
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def make_forward(model: torch.nn.Module, engine: str = "auto", precision: str = 
         return _onnx_forward(model, threads or torch.get_num_threads(), cache)
     if engine == "channels_last":
         # a copy: the caller's model (the training loop's, when validating) keeps its layout
-        model = copy.deepcopy(model).to(memory_format=torch.channels_last_3d)
+        model = channels_last(copy.deepcopy(model), 3)
     run = torch.compile(model) if engine == "compile" else model
 
     def forward(x: np.ndarray) -> np.ndarray:

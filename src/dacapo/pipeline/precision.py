@@ -10,8 +10,8 @@ bf16 works on CPUs and recent GPUs; fp16 is meant for GPUs (on a CPU it runs, sl
 Layout (`channels_last`): the trainer keeps the model's weights channels-last (NHWC /
 NDHWC), where oneDNN's CPU convolutions are fastest: training steps of the planned UNets
 take 0.79-1.00x the time of the default layout in fp32 and 0.70-0.97x in bf16
-(`benchmarks/bench_plan_cost.py --layout`, the six 20-minute plans, one thread, idle). Values are the same up to the order of
-summation.
+(`benchmarks/bench_plan_cost.py --layout`, the six 20-minute plans, one thread, idle).
+Values are the same up to the order of summation.
 """
 
 from __future__ import annotations

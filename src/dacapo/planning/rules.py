@@ -241,7 +241,7 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
                     continue
                 out, macs = res
                 step, split = min((step_seconds(kind, macs, shape, out, gmac_cost, voxel_cost,
-                                                batch_size, padding, split=s), s) for s in (0, 1))
+                                                batch_size, padding, split=s), s) for s in (False, True))
                 if step > seconds_per_step or any(o > s for o, s in zip(out, data)):
                     break  # bigger crops only cost more
                 if any(out[a] < MIN_BOTTOM for a in seen):
@@ -250,7 +250,7 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
                 if max(extent) > 2 * min(extent):
                     continue
                 if best is None or math.prod(out) > best[0]:
-                    best = (float(math.prod(out)), shape, out, f, d, u, step, bool(split))
+                    best = (float(math.prod(out)), shape, out, f, d, u, step, split)
         return best
 
     # the coarsest grid the labels allow where a valid UNet fits the data, else finer

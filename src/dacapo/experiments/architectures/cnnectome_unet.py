@@ -97,8 +97,9 @@ class CNNectomeUNet(nn.Module):
         super().__init__()
         dims = len(kernel_size_down[0][0])
         pooling = [int(v) for v in input_pooling] or [1] * dims
-        if pooling_problem(pooling, dims):
-            raise ValueError(pooling_problem(pooling, dims))
+        problem = pooling_problem(pooling, dims)
+        if problem:
+            raise ValueError(problem)
         self.input_pooling = pooling
         self.pool_in = (nn.AvgPool3d if dims == 3 else nn.AvgPool2d)(pooling, stride=pooling)
         self.pooled = max(pooling) > 1

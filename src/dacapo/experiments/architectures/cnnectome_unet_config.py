@@ -123,8 +123,9 @@ class CNNectomeUNetConfig(ArchitectureConfig):
                 problems.append(f"downsample_factors[{i}]: {tuple(f)} has not {dims} dims")
         if self.padding not in ("valid", "same"):
             problems.append(f"padding: must be 'valid' or 'same', got {self.padding!r}")
-        if self.input_pooling and pooling_problem(tuple(self.input_pooling), dims):
-            problems.append(pooling_problem(tuple(self.input_pooling), dims))
+        problem = pooling_problem(tuple(self.input_pooling), dims) if self.input_pooling else ""
+        if problem:
+            problems.append(problem)
         for field in ("fmaps_in", "fmaps_out", "num_fmaps", "fmap_inc_factor"):
             if getattr(self, field) < 1:
                 problems.append(f"{field}: must be >= 1")
