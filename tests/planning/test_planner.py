@@ -113,6 +113,9 @@ def test_one_hot_balancing_follows_the_rarest_class(fractions, balanced):
     assert task.balance_classes is balanced
     assert (min(fractions.values()) < BALANCE_BELOW) is balanced
     assert f"{100 * min(fractions.values()):.1f} %" in notes["balance_classes"]
+    # balanced: the fractions go into the task for the prior-corrected argmax, in class order
+    assert task.class_fractions == ([fractions[k] for k in sorted(fractions)] if balanced
+                                    else None)
 
 
 def test_choose_levels_takes_the_fewest_levels_whose_context_covers_half_an_object():

@@ -103,7 +103,14 @@ def _plan_task(fp: Fingerprint, kind: str, classes: list[str] | None,
                if balance else f"(>= {100 * BALANCE_BELOW:.0f} %): plain cross-entropy, so the "
                "argmax is the most likely class (balanced weights widen the rare class: "
                "membranes interior IoU -0.04 on average, docs/quality.md)"))
-        return OneHotTaskConfig(name="one_hot", classes=names, balance_classes=balance), notes
+        if not balance:
+            return OneHotTaskConfig(name="one_hot", classes=names, balance_classes=False), notes
+        fractions = [round(fp.class_fractions.get(i, 0.0), 5) for i in range(n)]
+        notes["class_fractions"] = ("the training GT's class fractions: with per-class "
+                                    "post-processing the argmax is also swept corrected by "
+                                    "them, undoing the balancing that widens rare classes")
+        return OneHotTaskConfig(name="one_hot", classes=names, balance_classes=True,
+                                class_fractions=fractions), notes
     width = fp.object_width
     if width is None:
         raise ValueError(f"plan: the training GT has no objects (non-zero labels) for a {kind} task")

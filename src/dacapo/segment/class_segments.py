@@ -1,7 +1,7 @@
 """Blockwise per-class segmentation: the per-block functions.
 
-One class of a multi-class prediction (`dacapo.ops.class_segmentation.class_mask`: argmax
-or threshold) as a mask (`semantic_block`, voxel-wise, no context) or as instances
+One class of a multi-class prediction (`dacapo.ops.class_segmentation.class_mask`: argmax,
+prior-corrected argmax or threshold) as a mask (`semantic_block`, voxel-wise, no context) or as instances
 (`components_block`: connected components of the mask on the block's read ROI, pass 1 of
 the stitched segmentation `dacapo.segment.stitching.run_stitched`, which makes ids unique
 across blocks and joins objects over block faces). `stack_block` writes several per-class
@@ -24,20 +24,22 @@ def _channels_first(prediction: np.ndarray, dims: int) -> np.ndarray:
 
 
 def semantic_block(prediction: np.ndarray, block, *, index: int, threshold: float | None,
-                   channel_offset: int) -> np.ndarray:
+                   channel_offset: int, prior: np.ndarray | None = None) -> np.ndarray:
     """The mask (uint8 0/1) of class ``index`` on the block (read ROI = write ROI)."""
     data = _channels_first(prediction, block.voxel_size.dims)
-    return class_mask(data, index, threshold, channel_offset)[block.region].astype(np.uint8)
+    mask = class_mask(data, index, threshold, channel_offset, prior)
+    return mask[block.region].astype(np.uint8)
 
 
 def components_block(prediction: np.ndarray, block, *, geometry: BlockGeometry, scratch: str,
-                     index: int, threshold: float | None, channel_offset: int) -> np.ndarray:
+                     index: int, threshold: float | None, channel_offset: int,
+                     prior: np.ndarray | None = None) -> np.ndarray:
     """Pass 1: connected components of class ``index``'s mask on the block's read ROI ∩
     the volume (``min_size`` is applied to whole objects by the stitching pass)."""
     data = _channels_first(prediction, geometry.voxel_size.dims)
     valid = block.read_roi.intersect(geometry.total_roi)
     data = data[(slice(None),) + geometry.slices(valid, block.read_roi)]
-    local = connected_components(class_mask(data, index, threshold, channel_offset))
+    local = connected_components(class_mask(data, index, threshold, channel_offset, prior))
     return store_block_labels(local, block, geometry=geometry, scratch=scratch)
 
 

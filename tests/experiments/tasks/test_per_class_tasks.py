@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import attr
 import numpy as np
 import pytest
 from funlib.geometry import Coordinate, Roi
@@ -85,6 +86,39 @@ def test_one_hot_sweep_is_zipped_and_each_class_matches_its_reference(tmp_path):
         assert same_partition(data[1], cell)
 
 
+def test_one_hot_prior_corrected_argmax_is_swept_with_class_fractions(tmp_path):
+    fractions = [0.6, 0.1, 0.3]
+    task = _one_hot(class_thresholds=[0.6], class_fractions=fractions, prior_corrections=[1.0])
+    sweep = task.parameters
+    assert [(p.setting("cell").threshold, p.setting("cell").prior) for p in sweep][::3] == [
+        (None, 0.0), (None, 1.0), (0.6, 0.0)]
+    assert [p.setting("bg").label for p in sweep[:3]] == ["argmax", "argmax prior=1", "mask t=0.6"]
+    _, pred = _scene()
+    pred[1, 3, 3, 3], pred[0, 3, 3, 3] = 0.5, 0.4  # cell by the argmax, bg once corrected
+    task.post_processor.set_prediction(_array(pred))
+    corrected = np.argmax(pred * np.array(fractions, np.float32)[:, None, None, None], axis=0)
+    assert (corrected != np.argmax(pred, axis=0)).any()
+    # set 1: the semantic classes corrected; set 3: cell corrected, min_size 0
+    semantic = task.post_processor.process(sweep[1], tmp_path / "seg.zarr" / "s1")
+    for k in (0, 2):
+        np.testing.assert_array_equal(semantic[semantic.roi][k], corrected == k)
+    cell = task.post_processor.process(sweep[3], tmp_path / "seg.zarr" / "s3")
+    assert same_partition(cell[cell.roi][1], _brute_components(corrected == 1, 0))
+    # plain cross-entropy (no balancing) or no fractions: the correction is not swept
+    for kwargs in ({"class_fractions": fractions, "balance_classes": False}, {}):
+        assert not any(p.setting("bg").prior for p in _one_hot(**kwargs).parameters)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"class_fractions": [0.5, 0.5]}, "class_fractions: must be one fraction in"),
+    ({"class_fractions": [0.5, 0.3, 0.2], "prior_corrections": [0.0]},
+     "prior_corrections: must be a list of numbers > 0"),
+])
+def test_one_hot_prior_fields_are_checked(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        OneHotTaskConfig("o", classes=CLASSES, instance_classes=[], **kwargs).build()
+
+
 def test_one_hot_class_thresholds_are_probabilities():
     config = OneHotTaskConfig("o", classes=CLASSES, instance_classes=[],
                               class_thresholds=[0.5, 1.5])
@@ -124,13 +158,19 @@ def _zarr_prediction(path, pred: np.ndarray) -> str:
     return str(path)
 
 
-def test_blockwise_equals_in_memory_and_apply_writes_one_image_per_class(tmp_path):
+@pytest.mark.parametrize("prior", [False, True])
+def test_blockwise_equals_in_memory_and_apply_writes_one_image_per_class(tmp_path, prior):
     """Two blocks along x (objects cross the face): the stitched ids are unique across
-    blocks and give the same objects as in memory; apply's layout: <output>/<class>."""
-    task = _one_hot()
+    blocks and give the same objects as in memory; apply's layout: <output>/<class>. Also
+    with every class's argmax prior-corrected."""
+    task = _one_hot(class_fractions=[0.6, 0.1, 0.3])
     gt, pred = _scene()
     post = task.post_processor
     parameters = task.parameters[1]
+    if prior:
+        pred[1, 3, 3, 3], pred[0, 3, 3, 3] = 0.5, 0.4  # the correction changes this voxel
+        parameters = post.compose({c: attr.evolve(parameters.setting(c), prior=1.0)
+                                   for c in CLASSES})
     post.set_prediction(_array(pred))
     memory = post.process(parameters, tmp_path / "memory.zarr" / "seg")
     memory = memory[memory.roi]

@@ -7,6 +7,7 @@ import attr
 from .one_hot_task import OneHotTask
 from .per_class_post_processing import (
     ONE_HOT_CLASS_THRESHOLDS,
+    ONE_HOT_PRIOR_CORRECTIONS,
     check_per_class,
     instance_classes_field,
     instance_min_sizes_field,
@@ -60,6 +61,22 @@ class OneHotTaskConfig(TaskConfig):
                   "threshold undoes it: mitochondria IoU +0.14 on held-out ssTEM, "
                   "docs/quality.md). [] = the argmax only."},
     )
+    class_fractions: list[float] | None = attr.ib(
+        default=None,
+        metadata={"help_text": "Voxel fraction of each class in the training data, in class "
+                  "order (dacapo plan fills it from the GT). With balance_classes and "
+                  "instance_classes the sweep adds the prior-corrected argmax, argmax_k "
+                  "clip(f_k)^tau * p_k for tau in prior_corrections: tau = 1 undoes the "
+                  "balancing weights (post-hoc logit adjustment), which widen rare classes. "
+                  "None: not swept."},
+    )
+    prior_corrections: list[float] = attr.ib(
+        factory=lambda: list(ONE_HOT_PRIOR_CORRECTIONS),
+        metadata={"help_text": "With class_fractions: the strengths tau of the prior-corrected "
+                  "argmax swept per class (0 would be the plain argmax, always swept; 1 undoes "
+                  "the balancing exactly; organelles on held-out ssTEM chose 1 to 1.5, "
+                  "docs/quality.md)."},
+    )
 
     def gt_rules(self) -> GTRules:
         """Class ids ``0..len(classes) - 1`` in one channel."""
@@ -72,7 +89,23 @@ class OneHotTaskConfig(TaskConfig):
         if self.classes is not None and len(self.classes) == 1:
             problems.append("classes: need at least 2 classes")
         return (problems + check_clip_bounds("clipmin", self.clipmin, "clipmax", self.clipmax)
-                + check_per_class(self, "classes") + self._threshold_problems())
+                + check_per_class(self, "classes") + self._threshold_problems()
+                + self._prior_problems())
+
+    def _prior_problems(self) -> list[str]:
+        f, taus = self.class_fractions, self.prior_corrections
+        problems = []
+        if f is not None and (not isinstance(f, list | tuple) or len(f) != len(self.classes or [])
+                              or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                                         and 0 <= v <= 1 for v in f)):
+            problems.append(f"class_fractions: must be one fraction in [0, 1] per class "
+                            f"({len(self.classes or [])}), got {f!r}")
+        if not isinstance(taus, list | tuple) or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in taus):
+            problems.append(f"prior_corrections: must be a list of numbers > 0, got {taus!r}")
+        elif len(set(taus)) != len(taus):
+            problems.append(f"prior_corrections: duplicate values in {list(taus)}")
+        return problems
 
     def _threshold_problems(self) -> list[str]:
         t = self.class_thresholds

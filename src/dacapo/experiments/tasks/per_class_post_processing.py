@@ -6,8 +6,9 @@ evaluation) turns it on: every class of the task is then segmented on its own
 ``instance_classes`` is an *instance* class, every other class a *semantic* one; an empty
 list makes every class semantic (CellMap scores, per-class outputs).
 
-- semantic: one-hot: the argmax, then ``probability > t`` for each of
-  ``class_thresholds``; distance: ``prediction > t`` for each of ``thresholds``;
+- semantic: one-hot: the argmax, then (with ``class_fractions`` and ``balance_classes``) the
+  prior-corrected argmax for each τ of ``prior_corrections``, then ``probability > t`` for
+  each of ``class_thresholds``; distance: ``prediction > t`` for each of ``thresholds``;
 - instance: one-hot: connected components of each of those masks, objects under ``m``
   voxels removed, for each ``m`` of ``instance_min_sizes``; distance: the same on ``prediction >
   t`` for every pair (t, m), or, with ``post_processor: instances``, the distance-seeded
@@ -30,6 +31,8 @@ from .post_processors import ClassSetting, PerClassPostProcessor
 INSTANCE_MIN_SIZES = (0, 64, 256, 1024, 4096)
 #: default sweep of a one-hot class's probability threshold (besides the argmax)
 ONE_HOT_CLASS_THRESHOLDS = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9)
+#: default sweep of the prior correction τ of a one-hot class's argmax (with class_fractions)
+ONE_HOT_PRIOR_CORRECTIONS = (0.5, 1.0, 1.5)
 
 
 def instance_classes_field():
@@ -82,12 +85,18 @@ def check_per_class(config, classes_field: str) -> list[str]:
 
 def one_hot_per_class(config):
     """(post-processor, evaluator) of a one-hot config with ``instance_classes``."""
-    masks = [None, *config.class_thresholds]  # the argmax, then probability > t
-    sweeps = {c: ([ClassSetting("components", t, None, m) for t in masks
+    priors = (config.prior_corrections
+              if config.class_fractions is not None and config.balance_classes else [])
+    # the argmax, the prior-corrected argmaxes, then probability > t: (threshold, prior)
+    masks = [(None, 0.0), *((None, p) for p in priors), *((t, 0.0) for t in config.class_thresholds)]
+    sweeps = {c: ([ClassSetting("components", t, None, m, p) for t, p in masks
                    for m in config.instance_min_sizes]
-                  if c in config.instance_classes else [ClassSetting("semantic", t) for t in masks])
+                  if c in config.instance_classes
+                  else [ClassSetting("semantic", t, prior=p) for t, p in masks])
               for c in config.classes}
-    return (PerClassPostProcessor(config.classes, sweeps),
+    post = PerClassPostProcessor(config.classes, sweeps, class_fractions=config.class_fractions,
+                                 clip=(config.clipmin, config.clipmax))
+    return (post,
             CellMapEvaluator(config.classes, config.instance_classes, class_id_offset=0))
 
 

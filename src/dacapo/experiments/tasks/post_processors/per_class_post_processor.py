@@ -1,8 +1,9 @@
 """Per-class post-processor: each class segmented on its own, as a mask or as instances.
 
 Class k (of C) is taken from the prediction by `dacapo.ops.class_segmentation.class_mask`
-(argmax for exclusive one-hot classes; ``prediction[channel_offset + k] > t`` for one
-channel per class) and segmented by its `ClassSetting`: ``semantic`` (the mask),
+(argmax for exclusive one-hot classes, prior-corrected by the training ``class_fractions``
+where a setting has ``prior`` τ > 0; ``prediction[channel_offset + k] > t`` for one channel
+per class) and segmented by its `ClassSetting`: ``semantic`` (the mask),
 ``components`` (its face-connected components, objects under ``min_size`` voxels removed)
 or ``watershed`` (distance-seeded watershed of ``prediction[channel_offset + k]``,
 `dacapo.ops.distance_instances`).
@@ -40,7 +41,7 @@ from funlib.persistence import Array
 from dacapo.blockwise import BlockwiseOptions, run_blockwise
 from dacapo.blockwise.grid import BlockGeometry
 from dacapo.io.arrays import open_array, prepare_zarr, read_array
-from dacapo.ops.class_segmentation import class_mask, connected_components
+from dacapo.ops.class_segmentation import class_mask, connected_components, prior_weights
 from dacapo.ops.distance_instances import distance_instances
 from dacapo.ops.watershed import remove_small_fragments
 from dacapo.segment.class_segments import components_block, semantic_block, stack_block
@@ -56,7 +57,8 @@ class PerClassPostProcessor(PostProcessor):
 
     def __init__(self, classes: Sequence[str], sweeps: Mapping[str, Sequence[ClassSetting]],
                  channel_offset: int = 0, h: float | None = None, min_seed_distance: float = 0.0,
-                 context: float = 0.0) -> None:
+                 context: float = 0.0, class_fractions: Sequence[float] | None = None,
+                 clip: tuple[float, float] = (0.0, 1.0)) -> None:
         self.classes = list(classes)
         missing = [c for c in self.classes if not sweeps.get(c)]
         if missing:
@@ -66,7 +68,21 @@ class PerClassPostProcessor(PostProcessor):
         self.h = h
         self.min_seed_distance = float(min_seed_distance)
         self.context = float(context)
+        self.class_fractions = None if class_fractions is None else list(class_fractions)
+        self.clip = clip
+        needs_prior = [c for c in self.classes if any(s.prior for s in self.sweeps[c])]
+        if needs_prior and (self.class_fractions is None
+                            or len(self.class_fractions) != len(self.classes)):
+            raise ValueError(f"PerClassPostProcessor: class {needs_prior[0]!r} has a prior-"
+                             f"corrected setting but no class_fractions for {len(self.classes)} "
+                             "classes")
         self._cache: dict[int, tuple[ClassSetting, np.ndarray]] = {}
+
+    def _prior(self, setting: ClassSetting):
+        """The weights π of ``setting``'s prior-corrected argmax (None without one)."""
+        if not setting.prior:
+            return None
+        return prior_weights(self.class_fractions, setting.prior, *self.clip)
 
     @property
     def instance_classes(self) -> list[str]:
@@ -99,7 +115,8 @@ class PerClassPostProcessor(PostProcessor):
                 data[self.channel_offset + index], tuple(voxel_size), setting.threshold,
                 setting.seed_threshold, self.h, self.min_seed_distance), setting.min_size)
         else:
-            mask = class_mask(data, index, setting.threshold, self.channel_offset)
+            mask = class_mask(data, index, setting.threshold, self.channel_offset,
+                              self._prior(setting))
             labels = (connected_components(mask, setting.min_size) if setting.instance
                       else mask.astype(np.uint8))
         self._cache[index] = (setting, labels)
@@ -117,7 +134,8 @@ class PerClassPostProcessor(PostProcessor):
         """Class ``index``'s segmentation of the zarr prediction, blockwise, into ``path``
         (which exists)."""
         vs, roi = prediction.voxel_size, prediction.roi
-        common = dict(index=index, threshold=setting.threshold, channel_offset=self.channel_offset)
+        common = dict(index=index, threshold=setting.threshold, channel_offset=self.channel_offset,
+                      prior=self._prior(setting))
         if not setting.instance:
             run_blockwise(partial(semantic_block, **common), inputs={"prediction": self.prediction},
                           output=path, block_size=block_size, context=None,

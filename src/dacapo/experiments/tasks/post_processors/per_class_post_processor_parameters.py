@@ -4,7 +4,9 @@ A `ClassSetting` says how one class is segmented: ``kind`` ``"semantic"`` (its m
 argmax, or ``prediction > threshold``), ``"components"`` (connected components of that
 mask, objects under ``min_size`` voxels removed) or ``"watershed"`` (distance-seeded
 watershed: seeds above ``seed_threshold`` flood ``prediction > threshold``, then
-``min_size``). ``threshold`` None means the argmax (exclusive classes).
+``min_size``). ``threshold`` None means the argmax (exclusive classes), with ``prior`` τ > 0
+the prior-corrected argmax ``argmax_j clip(f_j) ** τ · p_j`` over the training class
+fractions f (`dacapo.ops.class_segmentation.class_mask`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ class ClassSetting:
     threshold: float | None = attr.ib(default=None, converter=_optional_float)
     seed_threshold: float | None = attr.ib(default=None, converter=_optional_float)
     min_size: int = attr.ib(default=0, converter=int)
+    prior: float = attr.ib(default=0.0, converter=float)
+
+    @prior.validator
+    def _check_prior(self, attribute, value) -> None:
+        if value < 0 or (value and self.threshold is not None):
+            raise ValueError(f"ClassSetting: prior {value} needs threshold None and prior >= 0")
 
     @property
     def instance(self) -> bool:
@@ -35,8 +43,10 @@ class ClassSetting:
 
     @property
     def label(self) -> str:
-        """Short text, e.g. ``components t=0.0 min_size=64`` or ``argmax``."""
+        """Short text, e.g. ``components t=0.0 min_size=64``, ``argmax`` or ``argmax prior=1``."""
         parts = [self.kind if self.instance else ("argmax" if self.threshold is None else "mask")]
+        if self.prior:
+            parts.append(f"prior={self.prior:g}")
         if self.threshold is not None:
             parts.append(f"t={self.threshold:g}")
         if self.seed_threshold is not None:
