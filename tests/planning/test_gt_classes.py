@@ -57,6 +57,10 @@ def test_fingerprint_of_class_stack_and_of_class_ids(crops):
     total = ids.size
     assert fp.class_fractions == pytest.approx(
         {0: np.sum(ids == 1) / total, 1: np.sum(ids == 2) / total})
+    # one-hot on class ids 0..2 (as `plan --classes bg,mito,er` fingerprints it): id i is
+    # class i, the background id 0 included
+    fp = fingerprint([open_array(str(root / "ids"), "gt")], [raw], "one_hot", num_classes=3)
+    assert fp.class_fractions == pytest.approx({i: np.sum(ids == i) / total for i in range(3)})
     # distance on class ids 1..2: the objects of every class; widths 2 x deepest distance
     fp = fingerprint([open_array(str(root / "ids"), "gt")], [raw], "distance", num_classes=2)
     assert fp.num_objects == 2

@@ -89,12 +89,14 @@ class Fingerprint:
         return tuple(min(s[i] for s in self.shapes) for i in range(len(self.voxel_size)))
 
 
-def _class_stack(labels: np.ndarray, dims: int, num_classes: int) -> np.ndarray | None:
+def _class_stack(labels: np.ndarray, dims: int, num_classes: int,
+                 kind: str) -> np.ndarray | None:
     """``(C, *spatial)`` binary masks of a class stack (a group of class arrays) or of the
-    class ids ``1..C`` of a multi-class distance GT; None for a single label array."""
+    class ids ``1..C`` of a multi-class distance GT; None for a single label array (a
+    one-hot GT of class ids ``0..C-1`` included: counted id by id)."""
     if labels.ndim == dims + 1:
         return labels != 0
-    if num_classes > 1:
+    if num_classes > 1 and kind != "one_hot":
         return np.stack([labels == i + 1 for i in range(num_classes)])
     return None
 
@@ -126,7 +128,7 @@ def fingerprint(gt_arrays, raw_arrays, kind: str, lower: float = 0.5,
         shapes.append(tuple(int(s) for s in roi.shape / vs))
         samples.append(sample_values(read_array(raw, roi), 2_000_000))
         labels = read_array(gt, roi)
-        stack = _class_stack(labels, vs.dims, num_classes)
+        stack = _class_stack(labels, vs.dims, num_classes, kind)
         drawn += structures(labels, kind, stack)
         if stack is not None and kind == "one_hot":  # class i where its array is set
             values.update(range(len(stack)))
