@@ -247,10 +247,12 @@ def test_bf16_is_planned_where_the_machine_computes_it_and_costs_its_factor(tmp_
     from dacapo.runs.model_builder import choose_device
 
     gmac, voxel = network_costs("affinities", False, "bf16", 3)
-    assert gmac == pytest.approx(BF16_FACTOR[3] * cost_model.COST_PER_GMAC)
-    assert voxel == pytest.approx(BF16_FACTOR[3] * cost_model.COST_PER_OUTPUT_VOXEL["affinities"])
+    assert gmac == pytest.approx(BF16_FACTOR["3d"] * cost_model.COST_PER_GMAC)
+    assert voxel == pytest.approx(BF16_FACTOR["3d"] * cost_model.COST_PER_OUTPUT_VOXEL["affinities"])
     gmac, _ = network_costs("distance", True, "bf16", 2)
-    assert gmac == pytest.approx(BF16_FACTOR[2] * cost_model.COST_PER_GMAC_2D)
+    assert gmac == pytest.approx(BF16_FACTOR["2d"] * cost_model.COST_PER_GMAC_2D)
+    gmac, _ = network_costs("one_hot", True, "bf16", 3)  # a network of sections
+    assert gmac == pytest.approx(BF16_FACTOR["sections"] * cost_model.COST_PER_GMAC_2D)
     assert network_costs("distance", True) == (cost_model.COST_PER_GMAC_2D,
                                                cost_model.DEFAULT_COST_PER_OUTPUT_VOXEL)
     c = tiny_data(tmp_path)

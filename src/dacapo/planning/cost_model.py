@@ -77,13 +77,14 @@ PREDICT_FRACTION = 0.35
 
 
 #: a bf16 training step (autocast, channels-last weights) against the fp32 constants above,
-#: by the network's convolutions (2D, or 3D including networks of sections): one-thread
-#: bare steps of the six 20-minute plans on this CPU (AVX-512 BF16; idle, 2026-12-06): 2D
-#: nuclei 508² 0.42; 3D 0.47 (fibsem 34x52²) to 0.54 (cells 48x64²), sections 3x680²
-#: 0.59-0.65 (`benchmarks/bench_plan_cost.py --layout`). Full runs of the bf16 plans:
-#: 0.87-0.97 of the budget (2D nuclei, organelles, membranes, LM nuclei); the neurons'
-#: 300-step check projects 0.64 (the fp32 constants already over-estimate that network)
-BF16_FACTOR = {2: 0.45, 3: 0.6}
+#: by the network's convolutions: 2D, a network of sections (3D input, one output section,
+#: in-plane kernels) or 3D. One-thread bare steps of the six 20-minute plans on this CPU
+#: (AVX-512 BF16; idle, 2026-12-06; `benchmarks/bench_plan_cost.py --layout`): 2D nuclei
+#: 508² 0.42; sections 3x680² 0.59-0.65; 3D 0.47 (fibsem 34x52²), 0.52 (LM nuclei 62x120²),
+#: 0.54 (cells 48x64²). 3D was 0.6 until the neurons' 300-step check projected 0.64 of the
+#: budget (0.122 s per step against 0.191 modelled); at 0.48 the fibsem and cells checks
+#: sit at the ends of their range (the fp32 constants over-estimate the small fibsem net)
+BF16_FACTOR = {"2d": 0.45, "sections": 0.6, "3d": 0.48}
 
 
 def network_costs(kind: str, two_d: bool, precision: str = "fp32",
@@ -91,8 +92,10 @@ def network_costs(kind: str, two_d: bool, precision: str = "fp32",
     """(seconds per GMAC-sample, seconds per output voxel) of the network step, one thread:
     `COST_PER_GMAC_2D` for a 2D network or a network of sections (``two_d``), else
     `COST_PER_GMAC`; the kind's `COST_PER_OUTPUT_VOXEL`; both times `BF16_FACTOR` of the
-    network's ``dims`` in ``precision`` bf16."""
-    factor = BF16_FACTOR[dims] if precision == "bf16" else 1.0
+    network's convolutions (``dims`` 2; 3 with ``two_d``: sections; else 3D) in
+    ``precision`` bf16."""
+    shape = "2d" if dims == 2 else ("sections" if two_d else "3d")
+    factor = BF16_FACTOR[shape] if precision == "bf16" else 1.0
     return (factor * (COST_PER_GMAC_2D if two_d else COST_PER_GMAC),
             factor * COST_PER_OUTPUT_VOXEL.get(kind, DEFAULT_COST_PER_OUTPUT_VOXEL))
 
