@@ -112,7 +112,7 @@ def test_one_hot_prior_corrected_argmax_is_swept_with_class_fractions(tmp_path):
 @pytest.mark.parametrize("kwargs,message", [
     ({"class_fractions": [0.5, 0.5]}, "class_fractions: must be one fraction in"),
     ({"class_fractions": [0.5, 0.3, 0.2], "prior_corrections": [0.0]},
-     "prior_corrections: must be a list of numbers > 0"),
+     "prior_corrections: every value must lie in \\(0, inf\\)"),
 ])
 def test_one_hot_prior_fields_are_checked(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -122,7 +122,7 @@ def test_one_hot_prior_fields_are_checked(kwargs, message):
 def test_one_hot_class_thresholds_are_probabilities():
     config = OneHotTaskConfig("o", classes=CLASSES, instance_classes=[],
                               class_thresholds=[0.5, 1.5])
-    with pytest.raises(ValueError, match=r"class_thresholds: must be a list of probabilities"):
+    with pytest.raises(ValueError, match=r"class_thresholds: every value must lie in \(0, 1\)"):
         config.build()
 
 

@@ -260,3 +260,23 @@ def test_bad_config_files(data: dict, message: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("architecture", [unet(2), unet(3), DummyArchitectureConfig(name="dummy", num_in_channels=2, num_out_channels=3)])
 def test_architecture_round_trip(architecture) -> None:
     assert from_yaml(to_yaml(architecture)) == architecture
+
+
+@pytest.mark.parametrize("values,low,high,allow_empty,expected", [
+    ([0.1, 0.5], 0, 1, False, []),
+    ((0.5,), 0, 1, False, []),
+    ([2.0, 40], 0, float("inf"), False, []),
+    ([], 0, 1, True, []),
+    ([], 0, 1, False, ["t: must be a non-empty list of numbers, got []"]),
+    (0.5, 0, 1, True, ["t: must be a list of numbers, got 0.5"]),
+    ([0.0, 0.5], 0, 1, False, ["t: every value must lie in (0, 1), got [0.0, 0.5]"]),
+    ([0.5, 1], 0, 1, False, ["t: every value must lie in (0, 1), got [0.5, 1]"]),
+    ([True], -1, 2, False, ["t: every value must lie in (-1, 2), got [True]"]),
+    ([float("nan")], 0, float("inf"), False, ["t: every value must lie in (0, inf), got [nan]"]),
+    (["0.5"], 0, 1, False, ["t: every value must lie in (0, 1), got ['0.5']"]),
+    ([0.5, 0.5], 0, 1, False, ["t: duplicate values in [0.5, 0.5]"]),
+])
+def test_check_number_list(values, low, high, allow_empty, expected) -> None:
+    from dacapo.experiments.tasks.task_config import check_number_list
+
+    assert check_number_list("t", values, low, high, allow_empty=allow_empty) == expected

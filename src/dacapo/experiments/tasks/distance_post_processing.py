@@ -13,13 +13,13 @@ The attrs field factories below give the three configs the same fields and help 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import attr
 
 from .evaluators import BinaryInstanceEvaluator, BinarySegmentationEvaluator
 from .post_processors import DistanceInstancesPostProcessor, ThresholdPostProcessor
+from .task_config import check_number_list
 
 POST_PROCESSORS = ("threshold", "instances")
 
@@ -95,25 +95,15 @@ def instance_context_field():
     )
 
 
-def _check_floats(field: str, values, low: float, high: float) -> list[str]:
-    if not isinstance(values, list | tuple) or not values:
-        return [f"{field}: must be a non-empty list of numbers, got {values!r}"]
-    if not all(isinstance(v, int | float) and math.isfinite(v) and low < v < high for v in values):
-        return [f"{field}: every value must lie in ({low:g}, {high:g}), got {list(values)}"]
-    if len(set(values)) != len(values):
-        return [f"{field}: duplicate values in {list(values)}"]
-    return []
-
-
 def check_post_processing(config) -> list[str]:
     """Problems with the post-processing fields of a distance task config."""
-    problems = _check_floats("thresholds", config.thresholds, -1.0, 1.0)
+    problems = check_number_list("thresholds", config.thresholds, -1.0, 1.0)
     if config.post_processor not in POST_PROCESSORS:
         return problems + [f"post_processor: must be one of {list(POST_PROCESSORS)}, got "
                            f"{config.post_processor!r}"]
     if config.post_processor != "instances":
         return problems
-    problems += _check_floats("seed_thresholds", config.seed_thresholds, -1.0, 1.0)
+    problems += check_number_list("seed_thresholds", config.seed_thresholds, -1.0, 1.0)
     if config.seed_h is not None and not (isinstance(config.seed_h, int | float)
                                           and config.seed_h >= 0):
         problems.append(f"seed_h: must be None or >= 0, got {config.seed_h!r}")

@@ -18,6 +18,7 @@ from .task_config import (
     check_channels,
     check_clip_bounds,
     check_kernel_size,
+    check_number_list,
 )
 
 
@@ -89,29 +90,17 @@ class OneHotTaskConfig(TaskConfig):
         if self.classes is not None and len(self.classes) == 1:
             problems.append("classes: need at least 2 classes")
         return (problems + check_clip_bounds("clipmin", self.clipmin, "clipmax", self.clipmax)
-                + check_per_class(self, "classes") + self._threshold_problems()
-                + self._prior_problems())
+                + check_per_class(self, "classes") + self._prior_problems()
+                + check_number_list("class_thresholds", self.class_thresholds, 0, 1,
+                                    allow_empty=True)
+                + check_number_list("prior_corrections", self.prior_corrections, 0,
+                                    allow_empty=True))
 
     def _prior_problems(self) -> list[str]:
-        f, taus = self.class_fractions, self.prior_corrections
-        problems = []
+        f = self.class_fractions
         if f is not None and (not isinstance(f, list | tuple) or len(f) != len(self.classes or [])
                               or not all(isinstance(v, int | float) and not isinstance(v, bool)
                                          and 0 <= v <= 1 for v in f)):
-            problems.append(f"class_fractions: must be one fraction in [0, 1] per class "
-                            f"({len(self.classes or [])}), got {f!r}")
-        if not isinstance(taus, list | tuple) or not all(
-                isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in taus):
-            problems.append(f"prior_corrections: must be a list of numbers > 0, got {taus!r}")
-        elif len(set(taus)) != len(taus):
-            problems.append(f"prior_corrections: duplicate values in {list(taus)}")
-        return problems
-
-    def _threshold_problems(self) -> list[str]:
-        t = self.class_thresholds
-        if not isinstance(t, list | tuple) or not all(
-                isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < 1 for v in t):
-            return [f"class_thresholds: must be a list of probabilities in (0, 1), got {t!r}"]
-        if len(set(t)) != len(t):
-            return [f"class_thresholds: duplicate values in {list(t)}"]
+            return [f"class_fractions: must be one fraction in [0, 1] per class "
+                    f"({len(self.classes or [])}), got {f!r}"]
         return []

@@ -7,6 +7,7 @@ file can name it in its ``type`` field, and must say what it requires of the GT
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
@@ -91,6 +92,22 @@ def check_channels(field: str, channels) -> list[str]:
     if dup:
         problems.append(f"{field}: duplicate names {dup}")
     return problems
+
+
+def check_number_list(field: str, values, low: float, high: float = math.inf, *,
+                      allow_empty: bool = False) -> list[str]:
+    """Problems with a sweep of numbers: not a list (or an empty one unless ``allow_empty``),
+    a value that is not a finite number in the open interval ``(low, high)`` (booleans are
+    not numbers), or a duplicate."""
+    if not isinstance(values, list | tuple) or not (values or allow_empty):
+        kind = "list" if allow_empty else "non-empty list"
+        return [f"{field}: must be a {kind} of numbers, got {values!r}"]
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+               and low < v < high for v in values):
+        return [f"{field}: every value must lie in ({low:g}, {high:g}), got {list(values)}"]
+    if len(set(values)) != len(values):
+        return [f"{field}: duplicate values in {list(values)}"]
+    return []
 
 
 def check_positive(field: str, value) -> list[str]:
