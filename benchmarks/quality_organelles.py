@@ -109,11 +109,13 @@ def planned(variant: str, paths: dict[str, str], minutes: float, seed: int):
 
 
 def score_best(run_dir, paths) -> dict:
-    """The checkpoint best by the overall CellMap score, each class at its own best setting
-    (as ``dacapo apply`` joins them): its CellMap criteria from the validation rows, and
-    for the mitochondria F1 / AP at IoU 0.5 of that setting's written objects."""
+    """The checkpoint and per-class settings ``dacapo apply`` takes (each class at its own
+    best setting, at the checkpoint where they score best together): their CellMap criteria
+    from the validation rows, and for the mitochondria F1 / AP at IoU 0.5 of that setting's
+    written objects."""
     from dacapo.io.arrays import open_array
     from dacapo.ops.object_matching import object_matching
+    from dacapo.runs.class_parameters import best_joined_iteration
 
     rows = run_dir.validation_scores()
     overall = {}
@@ -121,8 +123,9 @@ def score_best(run_dir, paths) -> dict:
         if r["criterion"] == "overall_score":
             key = r["iteration"]
             overall[key] = max(overall.get(key, -1.0), r["value"])
-    it = max(overall, key=overall.get)
-    out: dict = {"iteration": it, "overall_score_one_setting": overall[it]}
+    it = best_joined_iteration(run_dir, run_dir.load_config().task_config.build())
+    out: dict = {"iteration": it, "overall_score_one_setting": overall[it],
+                 "iteration_one_setting": max(overall, key=overall.get)}
     per_set: dict = {}
     for r in rows:
         if r["iteration"] == it:

@@ -67,6 +67,7 @@ __all__ = [
     "default_max_distance",
     "match_instances",
     "normalize_distance",
+    "overall_of",
     "overall_scores",
     "pair_hausdorff",
     "ratio_cutoff",
@@ -258,9 +259,15 @@ def overall_scores(classes: Mapping[str, InstanceScore | SemanticScore]) -> dict
                 if inst else math.nan)
     semantic = (_weighted([x.iou for x in sem], [x.num_voxels for x in sem])
                 if sem else math.nan)
-    if inst and sem:
-        overall = math.sqrt(instance * semantic)
-    else:
-        overall = instance if inst else semantic
     return {"overall_instance_score": instance, "overall_semantic_score": semantic,
-            "overall_score": overall}
+            "overall_score": overall_of(instance, semantic)}
+
+
+def overall_of(instance: float, semantic: float) -> float:
+    """``sqrt(instance × semantic)``; the one that is not NaN when the other is (CellMap
+    would give 0); NaN when both are."""
+    if math.isnan(instance):
+        return semantic
+    if math.isnan(semantic):
+        return instance
+    return math.sqrt(instance * semantic)

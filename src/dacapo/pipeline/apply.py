@@ -1,7 +1,7 @@
 """Apply a trained run to a volume of any size: blockwise prediction + post-processing.
 
-The checkpoint and parameters: `dacapo.runs.scores.choose_checkpoint_and_parameters` (the best
-of the task's main criterion unless an iteration or criterion is given). The prediction
+The checkpoint and parameters: `dacapo.runs.class_parameters.output_checkpoint_and_parameters`
+(the best of the task's main criterion unless an iteration or criterion is given). The prediction
 goes to ``<output>_prediction`` beside the output array (so a killed apply re-run skips
 the finished prediction blocks), daisy logs to ``<run>/logs/apply/<output name>/<iteration>/``.
 The options (`dacapo.pipeline.predict_options.PredictOptions`: workers — 0 = in this process,
@@ -12,8 +12,9 @@ at most ``in_memory_limit`` values (default `dacapo.pipeline.in_memory.IN_MEMORY
 is post-processed in memory in one block, as in validation (same result as on the
 validation volume, no worker start-up); a bigger one blockwise, with the same workers.
 A task with per-class post-processing (``instance_classes``) gets each class's own best
-setting at the chosen checkpoint (`dacapo.runs.class_parameters`) and writes one OME-NGFF
-label image per class, ``<output>/<class>``.
+setting, by default at the checkpoint where these joined settings score best
+(`dacapo.runs.class_parameters`), and writes one OME-NGFF label image per class,
+``<output>/<class>``.
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ from dacapo.io.paths import check_output
 from dacapo.pipeline.in_memory import IN_MEMORY_VOXELS, set_prediction
 from dacapo.pipeline.predict import predict
 from dacapo.pipeline.predict_options import PredictOptions
-from dacapo.runs.class_parameters import compose_class_parameters
+from dacapo.runs.class_parameters import output_checkpoint_and_parameters
 from dacapo.runs.log_file import log_to_file
 from dacapo.runs.run_dir import RunDir
-from dacapo.runs.scores import choose_checkpoint_and_parameters, parameters_dict, parameters_label
+from dacapo.runs.scores import parameters_dict, parameters_label
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +63,8 @@ def apply_run(
     options = (options or PredictOptions()).for_run(rc)
     options.check()
     task = rc.task_config.build()
-    iteration, parameters = choose_checkpoint_and_parameters(run_dir, task, iteration, criterion)
+    iteration, parameters = output_checkpoint_and_parameters(run_dir, task, iteration, criterion)
     per_class = hasattr(task.post_processor, "process_classes")
-    if per_class:  # each class's own best setting at that checkpoint
-        parameters = compose_class_parameters(run_dir, task, iteration, parameters)
     checkpoint = run_dir.existing_checkpoint(iteration)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(output_path.absolute()).strip("/"))[-120:]
     options = attr.evolve(options, log_dir=run_dir.logs / "apply" / name / f"{iteration:08d}",

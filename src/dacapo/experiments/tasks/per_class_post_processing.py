@@ -43,8 +43,9 @@ def instance_classes_field():
                   "watershed with post_processor: instances); every other class is semantic "
                   "(argmax / threshold), e.g. [mitochondrion]. Scored the CellMap way per "
                   "class (<class>__f1, __combined_score, __iou, ...) and overall "
-                  "(overall_score, which chooses the checkpoint); each class's setting is "
-                  "swept and chosen on its own by <class>__score; apply writes one label "
+                  "(overall_score); each class's setting is swept and chosen on its own "
+                  "by <class>__score, and apply takes the checkpoint where the chosen "
+                  "settings together score the best overall_score, writing one label "
                   "image per class (<output>/<class>). None (default): one segmentation for "
                   "all classes, as before; [] = every class semantic."},
     )

@@ -45,8 +45,9 @@ from dacapo.experiments.architectures.cnnectome_unet import DacapoUNet
 from dacapo.experiments.packages import SOURCE_FILE, standalone_kwargs
 from dacapo.io.arrays import open_array, read_array
 from dacapo.ops.unet_sizes import unet_axes_grid
+from dacapo.runs.class_parameters import output_checkpoint_and_parameters
 from dacapo.runs.run_dir import RunDir
-from dacapo.runs.scores import choose_checkpoint_and_parameters, main_criterion, parameters_dict
+from dacapo.runs.scores import main_criterion, parameters_dict
 from dacapo.tools.export.documentation import documentation
 from dacapo.tools.export.model_descr import (
     ARCHITECTURE_FILE,
@@ -158,7 +159,7 @@ def export_run(run_dir, output, iteration: int | None = None, criterion: str | N
     rc = rd.load_config()
     task = rc.task_config.build()
     crit = criterion or main_criterion(task)
-    iteration, parameters = choose_checkpoint_and_parameters(rd, task, iteration, criterion)
+    iteration, parameters = output_checkpoint_and_parameters(rd, task, iteration, criterion)
     state = rd.load_checkpoint(iteration)["model"]
     model = _load_model(rc, task, state)
     kwargs = standalone_kwargs(model)
