@@ -1,0 +1,118 @@
+"""Adjacent slab against a block away from the training region: how much the benchmark's
+held-out slab next to the training data overestimates.
+
+For a volume of ``quality.DATASETS``: the first ``train`` z-slices are trained on (the
+planned run, ``dacapo plan`` defaults for ``--minutes``), and the same run is validated on
+two held-out slabs of ``slab`` slices each: **near**, the slices right after the training
+region (what ``make bench-quality`` does), and **far**, the volume's last slices, at least
+``gap`` slices from the training region. Each slab's raw reaches ``context_z`` real slices
+before it (raw only; labels outside the training region are never trained on). Reported
+per checkpoint: the main criterion on each slab at its best parameter.
+
+Run: ``.venv/bin/python benchmarks/quality_far.py --dataset lm_nuclei --minutes 20``
+(defaults for lm_nuclei: train z 0-49, near z 50-69, far z 80-99); the log goes to
+``quality_runs/far_log.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import quality
+from _harness import ROOT, data_dir, timed
+
+
+def prepare(name: str, data: Path, work: Path, train: int, slab: int) -> dict[str, str]:
+    """Zarr arrays ``train/{raw,gt}``, ``near/{raw,gt}``, ``far/{raw,gt}`` under
+    ``work/<name>_far.zarr`` (rewritten every time: a few MB)."""
+    from funlib.geometry import Coordinate
+    from funlib.persistence import prepare_ds
+
+    base = quality.prepare_data(name, data, work)  # the converted volume ("raw", "gt")
+    spec = quality.DATASETS[name]
+    raw_arr = quality.open_array(base["raw"], "raw")
+    raw = np.asarray(raw_arr[raw_arr.roi])
+    gt_arr = quality.open_array(base["gt"], "gt")
+    gt = np.asarray(gt_arr[gt_arr.roi])
+    depth = gt.shape[0]
+    if train + 2 * slab > depth:
+        raise SystemExit(f"--train {train} + 2 × --slab {slab} > the volume's {depth} slices")
+    container = work / f"{name}_far.zarr"
+    shutil.rmtree(container, ignore_errors=True)
+    vs = Coordinate(spec["voxel_size"])
+    paths: dict[str, str] = {}
+
+    def write(key: str, a: np.ndarray, z0: int) -> None:
+        paths[key] = f"{container}/{key}"
+        arr = prepare_ds(paths[key], shape=a.shape, offset=Coordinate((z0 * vs[0], 0, 0)),
+                         voxel_size=vs, axis_names=["z", "y", "x"], units=["nm"] * 3,
+                         dtype=a.dtype, chunk_shape=tuple(min(64, s) for s in a.shape), mode="w")
+        arr[arr.roi] = a
+
+    write("train/raw", raw[:train], 0)
+    write("train/gt", gt[:train], 0)
+    for key, z0 in (("near", train), ("far", depth - slab)):
+        c0 = max(0, z0 - spec["context_z"])
+        write(f"{key}/raw", raw[c0:z0 + slab], c0)
+        write(f"{key}/gt", gt[z0:z0 + slab], z0)
+    return paths
+
+
+def per_checkpoint(run_dir, kind: str) -> dict[str, list]:
+    """Slab -> [(iteration, best value of the main criterion)] per validation."""
+    crit, higher, _ = quality.MAIN[kind]
+    out: dict[str, dict[int, float]] = {}
+    for r in run_dir.validation_scores():
+        if quality._canonical(r["criterion"], kind) != crit or math.isnan(r["value"]):
+            continue
+        best = out.setdefault(r["dataset"], {})
+        old = best.get(r["iteration"])
+        if old is None or (r["value"] > old if higher else r["value"] < old):
+            best[r["iteration"]] = r["value"]
+    return {d: sorted((it, round(v, 4)) for it, v in vals.items()) for d, vals in out.items()}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(data_dir()))
+    parser.add_argument("--work", default=str(ROOT / "quality_runs"))
+    parser.add_argument("--dataset", default="lm_nuclei", choices=sorted(quality.DATASETS))
+    parser.add_argument("--train", type=int, default=50, help="training z-slices (the first)")
+    parser.add_argument("--slab", type=int, default=20, help="z-slices of each held-out slab")
+    parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    from dacapo.planning.planner import plan_run
+    from dacapo.training.loop import train_run
+
+    work = Path(args.work)
+    paths = prepare(args.dataset, Path(args.data), work, args.train, args.slab)
+    kind = quality.DATASETS[args.dataset]["task"]
+    names = ({"classes": ["membrane", "interior"]} if kind == "one_hot"
+             else {"channel": "nucleus"} if kind != "affinities" else {})
+    rc, _ = plan_run([paths["train/gt"]], [paths["train/raw"]], kind, minutes=args.minutes,
+                     name=f"far_{args.dataset}_s{args.seed}", seed=args.seed, **names,
+                     validate=[(k, paths[f"{k}/raw"], paths[f"{k}/gt"]) for k in ("near", "far")])
+    shutil.rmtree(work / "runs" / rc.name, ignore_errors=True)
+    load0 = os.getloadavg()[0]
+    train_s, run_dir = timed(train_run, rc, work / "runs", progress=False)
+    entry = {"dataset": args.dataset, "run": rc.name, "train": args.train, "slab": args.slab,
+             "minutes": args.minutes, "iterations": rc.num_iterations,
+             "train_s": round(train_s, 1), "load": [round(load0, 2), round(os.getloadavg()[0], 2)],
+             "criterion": quality.MAIN[kind][0], "per_checkpoint": per_checkpoint(run_dir, kind),
+             "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+    with open(work / "far_log.jsonl", "a") as f:
+        f.write(json.dumps(entry) + "\n")
+    print(json.dumps(entry, indent=1), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
