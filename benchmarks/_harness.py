@@ -77,6 +77,14 @@ def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any
     return time.perf_counter() - start, result
 
 
+def log_entry(path: Path, entry: dict, show: bool = True) -> None:
+    """Append ``entry`` as one JSON line to ``path``; with ``show``, print it indented."""
+    with open(path, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+    if show:
+        print(json.dumps(entry, indent=1), flush=True)
+
+
 @dataclass
 class Times:
     """Seconds of repeated calls, wall clock and this process' CPU time (all threads),

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import attr
 import numpy as np
-from _harness import ROOT, data_dir, timed
+from _harness import ROOT, data_dir, log_entry, timed
 
 from dacapo.io.arrays import open_array
 
@@ -525,9 +525,7 @@ def main(argv=None) -> int:
     log_path = work / "quality_log.jsonl"
 
     def log(entry: dict) -> None:
-        with open(log_path, "a") as f:
-            f.write(json.dumps(entry) + "\n")
-        print(json.dumps(entry, indent=1), flush=True)
+        log_entry(log_path, entry)
 
     t0 = time.perf_counter()
     if args.from_log:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import attr
 import quality as q
-from _harness import timed
+from _harness import log_entry, timed
 
 VARIANTS = ("full", "no_aug", "no_norm", "const_lr", "no_rot", "no_blur", "lr5e-4", "lr3e-3",
             "fmaps12", "fmaps24", "no_balance", "bn", "bn_lr3e-3")
@@ -172,8 +172,7 @@ def main(argv=None) -> int:
                "train_s": round(train_s, 1), "best": q.best_row(run_dir, kind),
                "run_path": str(run_dir.path),
                "per_checkpoint": per_checkpoint(str(run_dir.path), kind)}
-        with open(log_path, "a") as f:
-            f.write(json.dumps(rec) + "\n")
+        log_entry(log_path, rec, show=False)
         records.append(rec)
     print(table(records))
     return 0

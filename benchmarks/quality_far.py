@@ -17,16 +17,16 @@ Run: ``.venv/bin/python benchmarks/quality_far.py --dataset lm_nuclei --minutes 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import quality
-from _harness import ROOT, data_dir, timed
+from _harness import ROOT, data_dir, log_entry, timed
 
 
 def prepare(name: str, data: Path, work: Path, train: int, slab: int) -> dict[str, str]:
@@ -43,7 +43,9 @@ def prepare(name: str, data: Path, work: Path, train: int, slab: int) -> dict[st
     gt = np.asarray(gt_arr[gt_arr.roi])
     depth = gt.shape[0]
     if train + 2 * slab > depth:
-        raise SystemExit(f"--train {train} + 2 × --slab {slab} > the volume's {depth} slices")
+        print(f"quality_far: --train {train} + 2 × --slab {slab} exceeds the volume's {depth} "
+              "slices", file=sys.stderr)
+        raise SystemExit(2)
     container = work / f"{name}_far.zarr"
     shutil.rmtree(container, ignore_errors=True)
     vs = Coordinate(spec["voxel_size"])
@@ -108,9 +110,7 @@ def main(argv=None) -> int:
              "train_s": round(train_s, 1), "load": [round(load0, 2), round(os.getloadavg()[0], 2)],
              "criterion": quality.MAIN[kind][0], "per_checkpoint": per_checkpoint(run_dir, kind),
              "time": time.strftime("%Y-%m-%d %H:%M:%S")}
-    with open(work / "far_log.jsonl", "a") as f:
-        f.write(json.dumps(entry) + "\n")
-    print(json.dumps(entry, indent=1), flush=True)
+    log_entry(work / "far_log.jsonl", entry)
     return 0
 
 

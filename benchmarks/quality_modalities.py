@@ -21,7 +21,6 @@ lm_nuclei_2d,lm_cells_3d --minutes 20``; results go to ``quality_runs/modalities
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 import attr
 import numpy as np
 import quality
-from _harness import ROOT, data_dir, timed
+from _harness import ROOT, data_dir, log_entry, timed
 
 NUCLEI_2D_VOXEL = (240, 240)
 
@@ -226,9 +225,7 @@ def main(argv=None) -> int:
     for name in args.datasets.split(","):
         entry = runs[name](args, work)
         entry["time"] = time.strftime("%Y-%m-%d %H:%M:%S")
-        with open(work / "modalities_log.jsonl", "a") as f:
-            f.write(json.dumps(entry) + "\n")
-        print(json.dumps(entry, indent=1), flush=True)
+        log_entry(work / "modalities_log.jsonl", entry)
     return 0
 
 

@@ -30,7 +30,6 @@ full,partial,naive --minutes 20``; results go to ``quality_runs/organelles_log.j
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import time
@@ -38,7 +37,7 @@ from pathlib import Path
 
 import attr
 import numpy as np
-from _harness import ROOT, data_dir, timed
+from _harness import ROOT, data_dir, log_entry, timed
 from quality import overridden
 
 CLASSES = ["membrane", "glia_extracellular", "mitochondrion", "synapse", "cytoplasm"]
@@ -204,9 +203,7 @@ def main(argv=None) -> int:
                  "load": [round(load0, 2), round(os.getloadavg()[0], 2)],
                  "scores": score_best(run_dir, paths), "otsu": otsu(paths),
                  "time": time.strftime("%Y-%m-%d %H:%M:%S")}
-        with open(log_path, "a") as f:
-            f.write(json.dumps(entry) + "\n")
-        print(json.dumps(entry, indent=1), flush=True)
+        log_entry(log_path, entry)
     return 0
 
 
