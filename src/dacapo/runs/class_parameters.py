@@ -38,6 +38,11 @@ def _chosen_keys(rows: list[dict], task) -> dict[str, str | None]:
     """Class -> the JSON key of its best parameter set among ``rows`` (one iteration), or
     None without finite scores."""
     sweep = {json.dumps(parameters_dict(p), sort_keys=True) for p in task.parameters}
+    by_criterion: dict[str, list[tuple[str, float, bool]]] = defaultdict(list)
+    for r in rows:  # each row's parameters keyed once
+        if not math.isnan(r["value"]):
+            by_criterion[r["criterion"]].append(
+                (json.dumps(r["parameters"], sort_keys=True), r["value"], bool(r.get("degenerate"))))
     chosen: dict[str, str | None] = {}
     for name in task.post_processor.classes:
         crit = class_criterion(name)
@@ -45,10 +50,9 @@ def _chosen_keys(rows: list[dict], task) -> dict[str, str | None]:
         chosen[name] = None
         for degenerate_ok in (False, True):
             values: dict[str, list[float]] = defaultdict(list)
-            for r in rows:
-                if r["criterion"] == crit and not math.isnan(r["value"]) and (
-                        degenerate_ok or not r.get("degenerate")):
-                    values[json.dumps(r["parameters"], sort_keys=True)].append(r["value"])
+            for key, v, degenerate in by_criterion[crit]:
+                if degenerate_ok or not degenerate:
+                    values[key].append(v)
             means = {k: sum(v) / len(v) for k, v in values.items() if k in sweep}
             if means:
                 chosen[name] = (max if higher else min)(means, key=means.get)
