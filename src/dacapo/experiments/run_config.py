@@ -53,7 +53,8 @@ class RunConfig:
     test_time_flips: bool = attr.ib(
         default=False,
         metadata={"help_text": "Validate and apply with the mean over in-plane flips of the "
-                               "input (4 passes; not for affinities; dacapo.experiments.tta)."},
+                               "input (4 passes; affinity channels mapped to their offsets, "
+                               "not with LSDs; dacapo.experiments.tta)."},
     )
     num_workers: int = attr.ib(
         default=0,

@@ -45,6 +45,7 @@ from dacapo.blockwise import run_blockwise
 from dacapo.blockwise.grid import BlockPlan, plan_blocks
 from dacapo.blockwise.progress import BlockProgress
 from dacapo.errors import InputError
+from dacapo.experiments.tta import FlipPlan, flip_plan
 from dacapo.io.array_checks import check_finite_array
 from dacapo.io.arrays import open_array
 from dacapo.io.ome_write import prepare_ome  # outputs are OME-NGFF images
@@ -82,7 +83,8 @@ def prediction_mode(options: PredictOptions, model=None) -> PredictionMode:
 
 def predict_in_process(model, raw: Array, output, out_roi: Roi, geometry: ModelGeometry,
                        options: PredictOptions, onnx_cache: Path | None = None,
-                       normalization=None, flips: bool = False, plan: BlockPlan | None = None
+                       normalization=None, flips: FlipPlan | None = None,
+                       plan: BlockPlan | None = None
                        ) -> None:
     """Predict every block of ``out_roi`` with ``model`` here and write it to ``output``
     (``options``: padding, engine, precision, progress bar; resolved for the run).
@@ -240,5 +242,5 @@ def predict(
     else:  # written whole, no done-markers
         renew_output(output_path)
     predict_in_process(model, raw, output, out_roi, geometry, options, cache,
-                       run_config.normalization, run_config.test_time_flips, plan)
+                       run_config.normalization, flip_plan(run_config), plan)
     return open_array(output_path, "prediction")

@@ -18,7 +18,7 @@ from funlib.geometry import Roi
 from funlib.persistence import Array
 
 from dacapo.experiments.normalization import normalize_input
-from dacapo.experiments.tta import forward
+from dacapo.experiments.tta import FlipPlan, flip_plan, forward
 from dacapo.io.arrays import open_array, read_with_padding
 from dacapo.pipeline.engines import Forward, make_forward
 from dacapo.pipeline.model_geometry import ModelGeometry
@@ -38,9 +38,9 @@ def block_input(raw: Array, write_roi: Roi, geometry: ModelGeometry, padding: st
 
 
 def block_output(model_forward: Forward, data: np.ndarray, write_roi: Roi,
-                 geometry: ModelGeometry, flips: bool = False) -> np.ndarray:
+                 geometry: ModelGeometry, flips: FlipPlan | None = None) -> np.ndarray:
     """Model output (channels first, float32) for ``write_roi`` from its `block_input`: one
-    forward pass in eval mode (the flip mean with ``flips``)."""
+    forward pass in eval mode (the flip mean with ``flips``: `dacapo.experiments.tta`)."""
     y = forward(model_forward, data, flips)[0]
     expected = tuple(write_roi.shape / geometry.output_voxel_size)
     if tuple(y.shape[1:]) != expected:
@@ -52,7 +52,8 @@ def block_output(model_forward: Forward, data: np.ndarray, write_roi: Roi,
 
 
 def predict_block(model_forward: Forward, raw: Array, write_roi: Roi, geometry: ModelGeometry,
-                  padding: str = "reflect", normalization=None, flips: bool = False) -> np.ndarray:
+                  padding: str = "reflect", normalization=None,
+                  flips: FlipPlan | None = None) -> np.ndarray:
     """Model output (channels first, float32) for ``write_roi``: `block_input` then
     `block_output` (``model_forward``: `dacapo.pipeline.engines.make_forward` of the model)."""
     data = block_input(raw, write_roi, geometry, padding, normalization)
@@ -96,4 +97,4 @@ def worker_block(spec: PredictSpec, block) -> np.ndarray:
     model_forward, raw, geometry = _load(spec)
     rc = spec.run_config
     return predict_block(model_forward, raw, block.write_roi, geometry, spec.padding,
-                         rc.normalization, rc.test_time_flips)
+                         rc.normalization, flip_plan(rc))
