@@ -75,11 +75,9 @@ def test_affinity_flip_mean_equals_brute_force():
                 flipped = {1: fy, 2: fx}
                 y = run(np.flip(x, tuple(a + 2 for a, on in flipped.items() if on)))
 
-                def f(u):
-                    return tuple(n - 1 - v if flipped.get(i) else v
-                                 for i, (v, n) in enumerate(zip(u, shape)))
-
-                a, b = f(r), f(tuple(v + w for v, w in zip(r, p)))
+                a, b = (tuple(n - 1 - v if flipped.get(i) else v
+                              for i, (v, n) in enumerate(zip(u, shape)))
+                        for u in (r, tuple(v + w for v, w in zip(r, p))))
                 d = tuple(w - v for v, w in zip(a, b))
                 if d in index:
                     values.append(y[0, index[d]][a])

@@ -152,3 +152,37 @@ def test_in_process_equals_block_by_block_bit_for_bit(tmp_path, tiny_run, write_
         into = ((inside - out_roi.offset) / vs).to_slices()
         expected[(Ellipsis, *into)] = y[(Ellipsis, *((inside - roi.offset) / vs).to_slices())]
     assert runs[0].tobytes() == expected.tobytes() == runs[1].tobytes()
+
+
+def test_test_time_flips_reach_every_block(tmp_path, tiny_run, write_array):
+    """An affinity run with ``test_time_flips``: each block of the whole-ROI prediction is
+    the flip mean with the run's offsets (`dacapo.experiments.tta`), not one pass."""
+    from dacapo.experiments.tasks import AffinitiesTaskConfig
+    from dacapo.experiments.tta import FlipPlan
+
+    vs = Coordinate(16, 8, 8)
+    offsets = ((1, 0, 0), (0, 1, 0), (0, 0, 1), (0, 0, 3))
+    rc = tiny_run(tmp_path, task_config=AffinitiesTaskConfig("a", neighborhood=offsets),
+                  test_time_flips=True)
+    model = build_model(rc).eval()
+    checkpoint = tmp_path / "00000000.pt"
+    torch.save({"model": model.state_dict()}, checkpoint)
+    geometry = ModelGeometry(model, vs, model.eval_input_shape)
+    raw = tmp_path / "d.zarr" / "raw"
+    shape = Coordinate(geometry.output_shape) * Coordinate(1, 2, 1)
+    write_array(raw, np.random.default_rng(4).integers(0, 255, tuple(shape), np.uint8), vs)
+    options = PredictOptions(num_workers=0, engine="torch", progress=False)
+    got = np.asarray(predict(rc, checkpoint, raw, tmp_path / "p.zarr" / "p", options)[:])
+    source = open_array(raw, "raw")
+    out_roi = prediction_roi(source.roi, geometry, None, "reflect")
+    forward = make_forward(model, "torch")
+    expected = np.zeros_like(got)
+    one_pass = np.zeros_like(got)
+    for roi in block_rois(out_roi, geometry.output_size):
+        into = ((roi - out_roi.offset) / vs).to_slices()
+        expected[(Ellipsis, *into)] = predict_block(forward, source, roi, geometry, "reflect",
+                                                    rc.normalization, FlipPlan(offsets))
+        one_pass[(Ellipsis, *into)] = predict_block(forward, source, roi, geometry, "reflect",
+                                                    rc.normalization)
+    assert np.allclose(got, expected, atol=1e-6)
+    assert not np.allclose(got, one_pass, atol=1e-3)
