@@ -90,6 +90,12 @@ def test_plan_on_demo_data_verifies_and_trains(tmp_path, tiny_data, dacapo_cli):
         assert rc.normalization.low is not None and rc.trainer_config.lr_schedule == "cosine"
         assert rc.architecture_config.batch_norm  # measured: docs/quality.md
         assert "batch_norm: true" in text and "# batch norm after every convolution" in text
+        # flip TTA for direction-free channels, its passes budgeted; not for affinities
+        if path == out:
+            assert rc.test_time_flips and "# validate and apply with the mean over in-" in text
+            assert "4 forward passes" in text
+        else:
+            assert not rc.test_time_flips and "# no flips: for affinities" in text
         rc = attr.evolve(rc, num_iterations=2, validation_interval=0, checkpoint_interval=2,
                          trainer_config=attr.evolve(rc.trainer_config, num_data_workers=0))
         run_dir = train_run(rc, tmp_path / "runs", progress=False)
@@ -279,6 +285,10 @@ def test_validations_are_budgeted_and_fewer_when_they_would_take_most_of_it():
     assert few.validations < 4 and "so" in few.why
     none = plan_schedule(1200.0, 0, 10, 4)
     assert none.validations == 4 and none.train_seconds == pytest.approx(1200 * (1 - cost_model.RESERVE))
+    p = cost_model.VALIDATION_COST_PER_VOXEL_PASS
+    flipped = plan_schedule(1200.0, 10**6, 10, 4, passes=4)  # 3 more forward passes
+    assert flipped.validation_seconds == pytest.approx(1e6 * (c + 3 * p + 10 * d))
+    assert "4 forward passes" in flipped.why
     over = plan_schedule(60.0, 10**8, 10, 4)  # one validation alone exceeds the budget
     assert over.validations == 1 and over.train_seconds == pytest.approx(12.0)
     assert "more than planned" in over.why

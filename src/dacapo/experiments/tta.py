@@ -124,11 +124,16 @@ def forward(model, x, flips: FlipPlan | None = None):
 
 
 def problems(run_config) -> list[str]:
-    """Why the run's flips cannot be mapped back: LSD channels, or affinity offsets whose
-    flipped images are not in the neighbourhood (e.g. ``(0, 1, 1)`` without ``(0, 1, -1)``)."""
+    """Why the run's ``test_time_flips`` cannot be done (`task_problems`)."""
     if not getattr(run_config, "test_time_flips", False):
         return []
-    task = getattr(run_config, "task_config", None)
+    return task_problems(getattr(run_config, "task_config", None))
+
+
+def task_problems(task) -> list[str]:
+    """Why flips of this task config's output cannot be mapped back: LSD channels, or
+    affinity offsets whose flipped images are not in the neighbourhood (e.g. ``(0, 1, 1)``
+    without ``(0, 1, -1)``); empty when they can."""
     name = type(task).__name__
     if name not in DIRECTIONAL_TASKS:
         return []

@@ -64,6 +64,11 @@ NETWORK_THREADS_FACTOR = 0.6
 #: model within 0.75-1.1 (sweeps of 1-36 sets, 0.5-5.2 Mvoxel)
 VALIDATION_COST_PER_VOXEL = 4.2e-6
 VALIDATION_COST_PER_VOXEL_SET = 0.15e-6
+#: CPU seconds per voxel of each further forward pass of a validation (the flips of
+#: ``test_time_flips``: 3 more of 4); validations of the 20-minute plans' checkpoints with
+#: and without flips (idle, 2026-12-07): 0.7e-6 (LM nuclei 3D), 1.1-2.2e-6 (organelles),
+#: 2.0-2.7e-6 (membranes), 2.9-6.3e-6 (2D nuclei)
+VALIDATION_COST_PER_VOXEL_PASS = 2.0e-6
 #: the budget kept for start-up, checkpoints, snapshots and the last validation's plots
 RESERVE = 0.05
 #: validations take at most this share of the budget: fewer validations (at least one) when
@@ -146,20 +151,23 @@ class SchedulePlan:
     why: str
 
 
-def validation_seconds(voxels: int, parameter_sets: int) -> float:
+def validation_seconds(voxels: int, parameter_sets: int, passes: int = 1) -> float:
     """Estimated seconds of one validation on ``voxels`` of validation raw with a sweep of
-    ``parameter_sets`` (`VALIDATION_COST_PER_VOXEL`, `VALIDATION_COST_PER_VOXEL_SET`)."""
-    return voxels * (VALIDATION_COST_PER_VOXEL + parameter_sets * VALIDATION_COST_PER_VOXEL_SET)
+    ``parameter_sets`` and ``passes`` forward passes (`VALIDATION_COST_PER_VOXEL`,
+    `VALIDATION_COST_PER_VOXEL_SET`, `VALIDATION_COST_PER_VOXEL_PASS`)."""
+    return voxels * (VALIDATION_COST_PER_VOXEL + (passes - 1) * VALIDATION_COST_PER_VOXEL_PASS
+                     + parameter_sets * VALIDATION_COST_PER_VOXEL_SET)
 
 
 def plan_schedule(budget: float, val_voxels: int, parameter_sets: int,
-                  validations: int) -> SchedulePlan:
+                  validations: int, passes: int = 1) -> SchedulePlan:
     """Split ``budget`` seconds: `RESERVE` kept, up to ``validations`` validations within
     `VALIDATION_SHARE` of the budget (at least one when there is validation data), the rest
     training; training keeps at least 20 % of the budget (then the plan overruns, and says
     by how much)."""
-    each = validation_seconds(val_voxels, parameter_sets)
-    why = f"~{each:.0f} s each ({val_voxels / 1e6:.2g} Mvoxel x {parameter_sets} parameter sets)"
+    each = validation_seconds(val_voxels, parameter_sets, passes)
+    why = (f"~{each:.0f} s each ({val_voxels / 1e6:.2g} Mvoxel x {parameter_sets} parameter "
+           f"sets, {passes} forward pass{'es' if passes > 1 else ''})")
     if each > 0 and validations * each > VALIDATION_SHARE * budget:
         fewer = max(1, int(VALIDATION_SHARE * budget // each))
         why += (f": {validations} would take more than {100 * VALIDATION_SHARE:.0f} % of the "
