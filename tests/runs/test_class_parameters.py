@@ -10,6 +10,7 @@ import pytest
 from dacapo.experiments.tasks import OneHotTaskConfig
 from dacapo.runs.class_parameters import (
     best_joined_iteration,
+    joined_lines,
     joined_overall,
     output_checkpoint_and_parameters,
 )
@@ -62,6 +63,12 @@ def test_the_joined_settings_choose_the_checkpoint(tmp_path):
         task.parameters[0].setting("membrane")]
     # an iteration or a criterion given: as before, joined at that iteration
     assert output_checkpoint_and_parameters(run_dir, task, iteration=20)[0] == 20
+    # the score table of iteration 20 says what apply takes instead
+    here = f"{math.sqrt(0.8 * (0.8 + 0.7) / 2):.4f}"
+    taken = f"{math.sqrt(0.9 * (0.9 + 0.6) / 2):.4f}"
+    line, settings = joined_lines(run_dir, task, rows20)
+    assert line.endswith(f"overall {here} here; apply takes iteration 10: overall {taken}")
+    assert settings.strip().startswith(f"bg: {task.parameters[0].setting('bg').label};")
 
 
 def test_datasets_are_averaged_after_the_classes_are_chosen_on_all_of_them():

@@ -123,3 +123,22 @@ def output_checkpoint_and_parameters(run_dir: RunDir, task, iteration: int | Non
     if per_class:
         parameters = compose_class_parameters(run_dir, task, iteration, parameters)
     return iteration, parameters
+
+
+def joined_lines(run_dir: RunDir, task, rows: list[dict]) -> list[str]:
+    """The score table's lines on the joined per-class set of ``rows`` (one iteration):
+    its overall score there, the iteration `apply` takes, and each class's setting; none
+    for a task without per-class post-processing."""
+    if not hasattr(task.post_processor, "compose") or not rows:
+        return []
+    sweep = {json.dumps(parameters_dict(p), sort_keys=True): p for p in task.parameters}
+    settings = "; ".join(f"{name}: {sweep[key].setting(name).label}"
+                         for name, key in _chosen_keys(rows, task).items() if key is not None)
+    best = best_joined_iteration(run_dir, task)
+    if best is None:
+        taken = "no checkpoint of a validated iteration"
+    else:
+        at_best = [r for r in run_dir.validation_scores() if r["iteration"] == best]
+        taken = f"apply takes iteration {best}: overall {joined_overall(at_best, task):.4f}"
+    return [f"  per-class settings joined (what apply writes): overall "
+            f"{joined_overall(rows, task):.4f} here; {taken}", f"    {settings}"]

@@ -282,6 +282,8 @@ def format_table(run_dir, iteration: int | None = None, limit: int = 10) -> str:
             lines.append(f"  {c[:28]:28s} {value:>9s}  {sweep[0]:>10s} {sweep[1][:24]:24s} "
                          f"{best_text:>18s}")
     lines += [f"  ({text})" for c, text in CONVENTIONS.items() if c in shown]
+    from dacapo.runs.class_parameters import joined_lines  # lazy: it imports this module
+    lines += joined_lines(run_dir, task, rows)
     return "\n".join(lines)
 
 
