@@ -186,6 +186,7 @@ def test_documentation_and_metadata(runs, monkeypatch):
         assert f"| {crit} | {best[crit]['value']:.4g} | {best[crit]['iteration']} |" in doc
     threshold = best["cell__dice"]["parameters"]["threshold"]
     assert f"parameters to use (best `cell__dice`): threshold={threshold:.4g}" in doc
+    assert "in-plane flips" not in doc  # validated without test_time_flips: not said
     # defaults: the U-Net paper (and the LSD paper for LSD models) by DOI, never a placeholder
     default = _rdf(_exported(runs, "tiny_affinities"))
     assert [c["doi"] for c in default["cite"]] == ["10.1007/978-3-319-24574-4_28",

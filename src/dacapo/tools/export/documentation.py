@@ -55,7 +55,10 @@ def documentation(rc, task, iteration: int, criterion: str, parameters: dict, be
                   f"{a} = {g[0]} + n*{g[1]}" for a, g in zip(axis_ids, grids)) + ".",
               "The output is the input minus the valid-padding context of "
               + ", ".join(f"{c}" for c in context) + " voxels on each side ("
-              + ", ".join(axis_ids) + "): predict overlapping tiles and stitch their outputs.",
+              + ", ".join(axis_ids) + "): predict overlapping tiles and stitch their outputs."
+              + (" The scores below are of the mean over the 4 in-plane flips of each tile "
+                 "(flip the input, predict, flip the output back; `test_time_flips`): one "
+                 "pass of the model scores slightly lower." if rc.test_time_flips else ""),
               "", "## Post-processing", "",
               f"{type(task.post_processor).__name__}; parameters to use (best `{criterion}`): "
               + _params(parameters) + ".",
