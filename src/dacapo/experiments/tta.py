@@ -34,14 +34,21 @@ class FlipPlan:
     offsets: tuple[tuple[int, ...], ...] | None = attr.ib(default=None)
 
 
+def directional(task_config) -> bool:
+    """Whether the task's output channels depend on direction (`DIRECTIONAL_TASKS`)."""
+    return type(task_config).__name__ in DIRECTIONAL_TASKS
+
+
+def _offsets(task_config) -> tuple[tuple[int, ...], ...]:
+    return tuple(tuple(int(v) for v in o) for o in task_config.neighborhood)
+
+
 def flip_plan(run_config) -> FlipPlan | None:
     """The run's flip TTA: None when ``test_time_flips`` is off."""
     if not getattr(run_config, "test_time_flips", False):
         return None
     task = getattr(run_config, "task_config", None)
-    if type(task).__name__ in DIRECTIONAL_TASKS:
-        return FlipPlan(tuple(tuple(int(v) for v in o) for o in task.neighborhood))
-    return FlipPlan()
+    return FlipPlan(_offsets(task)) if directional(task) else FlipPlan()
 
 
 def flip_sets(dims: int) -> list[tuple[int, ...]]:
@@ -134,13 +141,12 @@ def task_problems(task) -> list[str]:
     """Why flips of this task config's output cannot be mapped back: LSD channels, or
     affinity offsets whose flipped images are not in the neighbourhood (e.g. ``(0, 1, 1)``
     without ``(0, 1, -1)``); empty when they can."""
-    name = type(task).__name__
-    if name not in DIRECTIONAL_TASKS:
+    if not directional(task):
         return []
     if getattr(task, "lsds", False):
-        return [f"test_time_flips: not for a {name} with lsds (LSD channels change under "
-                "flips)"]
-    offsets = tuple(tuple(int(v) for v in o) for o in task.neighborhood)
+        return [f"test_time_flips: not for a {type(task).__name__} with lsds (LSD channels "
+                "change under flips)"]
+    offsets = _offsets(task)
     dims = len(offsets[0]) if offsets else 0
     for axes in flip_sets(dims):
         if channel_map(offsets, {a - 2 for a in axes}) is None:

@@ -73,7 +73,7 @@ from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
 from dacapo.experiments.normalization import NormalizationConfig
 from dacapo.experiments.run_config import RunConfig
 from dacapo.experiments.trainer_config import TrainerConfig
-from dacapo.experiments.tta import DIRECTIONAL_TASKS, flip_sets
+from dacapo.experiments.tta import directional, flip_sets
 from dacapo.io.arrays import open_array
 from dacapo.pipeline.precision import native_bf16
 from dacapo.planning.commented_yaml import render_yaml
@@ -144,7 +144,7 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
     dims = fp.voxel_size.dims
     val_voxels = sum(math.prod(open_array(d.raw, "raw").shape[-dims:]) for d in val)
     # flips where the channels are direction-free: affinities' mapped flips measured mixed
-    flips = type(task).__name__ not in DIRECTIONAL_TASKS
+    flips = not directional(task)
     schedule = plan_schedule(budget, val_voxels,
                              len(list(built.post_processor.enumerate_parameters())), validations,
                              passes=len(flip_sets(dims)) if flips else 1)
