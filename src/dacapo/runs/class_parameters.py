@@ -83,14 +83,20 @@ def joined_overall(rows: list[dict], task) -> float:
 def best_joined_iteration(run_dir: RunDir, task) -> int | None:
     """The validated iteration with a checkpoint whose joined per-class set scores best
     (`joined_overall`; the earliest of equal ones); None without validation scores."""
+    scored = joined_scores(run_dir, task)
+    return max(scored, key=scored.get) if scored else None
+
+
+def joined_scores(run_dir: RunDir, task) -> dict[int, float]:
+    """Validated iteration with a checkpoint -> the `joined_overall` of its rows (finite
+    ones only), iterations in order."""
     by_iteration: dict[int, list[dict]] = defaultdict(list)
     for r in run_dir.validation_scores():
         by_iteration[int(r["iteration"])].append(r)
     saved = set(run_dir.checkpoint_iterations())
     scored = {it: joined_overall(rows, task) for it, rows in sorted(by_iteration.items())
               if it in saved}
-    scored = {it: v for it, v in scored.items() if not math.isnan(v)}
-    return max(scored, key=scored.get) if scored else None
+    return {it: v for it, v in scored.items() if not math.isnan(v)}
 
 
 def compose_class_parameters(run_dir: RunDir, task, iteration: int, fallback):
@@ -134,11 +140,11 @@ def joined_lines(run_dir: RunDir, task, rows: list[dict]) -> list[str]:
     sweep = {json.dumps(parameters_dict(p), sort_keys=True): p for p in task.parameters}
     settings = "; ".join(f"{name}: {sweep[key].setting(name).label}"
                          for name, key in _chosen_keys(rows, task).items() if key is not None)
-    best = best_joined_iteration(run_dir, task)
-    if best is None:
+    scored = joined_scores(run_dir, task)
+    if not scored:
         taken = "no checkpoint of a validated iteration"
     else:
-        at_best = [r for r in run_dir.validation_scores() if r["iteration"] == best]
-        taken = f"apply takes iteration {best}: overall {joined_overall(at_best, task):.4f}"
+        best = max(scored, key=scored.get)  # as best_joined_iteration
+        taken = f"apply takes iteration {best}: overall {scored[best]:.4f}"
     return [f"  per-class settings joined (what apply writes): overall "
             f"{joined_overall(rows, task):.4f} here; {taken}", f"    {settings}"]
