@@ -39,10 +39,9 @@ def copy_run(src: Path, dst: Path, flips: bool) -> RunDir:
     return RunDir(dst)
 
 
-def best_per_checkpoint(run_dir: RunDir, criteria: list[str]) -> dict:
-    """{dataset: {criterion: [best over the sweep at each iteration]}}, iterations sorted."""
-    task = run_dir.load_config().task_config.build()
-    rows = run_dir.validation_scores()
+def best_per_checkpoint(rows: list[dict], task, criteria: list[str]) -> dict:
+    """{dataset: {criterion: [best over the sweep at each iteration]}} of the validation
+    ``rows``, iterations sorted."""
     its = sorted({r["iteration"] for r in rows})
     out: dict = {}
     for ds in sorted({r["dataset"] for r in rows}):
@@ -63,8 +62,10 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     for src in args.runs:
-        if not (src / "run.yaml").is_file() or not (src / "checkpoints").is_dir():
-            print(f"error: {src}: not a run directory with checkpoints", file=sys.stderr)
+        if not (src / "run.yaml").is_file() or not any(
+                int(p.stem) > 0 for p in (src / "checkpoints").glob("*.pt")):
+            print(f"error: {src}: not a run directory with a trained checkpoint",
+                  file=sys.stderr)
             sys.exit(2)
     for src in args.runs:
         entry = {"run": src.name, "load_before": os.getloadavg()[0]}
@@ -75,19 +76,19 @@ def main() -> None:
             t = time.perf_counter()
             for it in its:
                 validate_run(run_dir, it)
+            key = "flips" if flips else "plain"
+            entry[f"{key}_seconds_per_validation"] = (time.perf_counter() - t) / len(its)
             task = run_dir.load_config().task_config.build()
             rows = run_dir.validation_scores()
-            criteria = [main_criterion(task)] + [
-                c for c in main_criteria(sorted({r["criterion"] for r in rows}), 4)
-                if c != main_criterion(task)]
-            key = "flips" if flips else "plain"
-            entry[key] = best_per_checkpoint(run_dir, criteria)
+            main = main_criterion(task)
+            criteria = [main] + [c for c in main_criteria(sorted({r["criterion"] for r in rows}), 4)
+                                 if c != main]
+            entry[key] = best_per_checkpoint(rows, task, criteria)
             if hasattr(task.post_processor, "compose"):  # per-class: what apply takes
                 import quality_organelles
 
                 paths = quality_organelles.prepare(data_dir(), ROOT / "quality_runs")
                 entry[f"{key}_apply"] = quality_organelles.score_best(run_dir, paths)
-            entry[f"{key}_seconds_per_validation"] = (time.perf_counter() - t) / len(its)
         entry["load_after"] = os.getloadavg()[0]
         for ds, scores in entry["plain"]["scores"].items():
             for crit, plain in scores.items():
