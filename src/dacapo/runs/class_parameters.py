@@ -80,18 +80,19 @@ def joined_overall(rows: list[dict], task) -> float:
     return sum(overall) / len(overall) if overall else math.nan
 
 
-def best_joined_iteration(run_dir: RunDir, task) -> int | None:
+def best_joined_iteration(run_dir: RunDir, task, rows: list[dict] | None = None) -> int | None:
     """The validated iteration with a checkpoint whose joined per-class set scores best
-    (`joined_overall`; the earliest of equal ones); None without validation scores."""
-    scored = joined_scores(run_dir, task)
+    (`joined_overall`; the earliest of equal ones); None without validation scores.
+    ``rows``: the run's validation rows if already read."""
+    scored = joined_scores(run_dir, task, rows)
     return max(scored, key=scored.get) if scored else None
 
 
-def joined_scores(run_dir: RunDir, task) -> dict[int, float]:
+def joined_scores(run_dir: RunDir, task, rows: list[dict] | None = None) -> dict[int, float]:
     """Validated iteration with a checkpoint -> the `joined_overall` of its rows (finite
-    ones only), iterations in order."""
+    ones only), iterations in order (``rows``: the run's validation rows if already read)."""
     by_iteration: dict[int, list[dict]] = defaultdict(list)
-    for r in run_dir.validation_scores():
+    for r in run_dir.validation_scores() if rows is None else rows:
         by_iteration[int(r["iteration"])].append(r)
     saved = set(run_dir.checkpoint_iterations())
     scored = {it: joined_overall(rows, task) for it, rows in sorted(by_iteration.items())
@@ -99,12 +100,15 @@ def joined_scores(run_dir: RunDir, task) -> dict[int, float]:
     return {it: v for it, v in scored.items() if not math.isnan(v)}
 
 
-def compose_class_parameters(run_dir: RunDir, task, iteration: int, fallback):
+def compose_class_parameters(run_dir: RunDir, task, iteration: int, fallback,
+                             rows: list[dict] | None = None):
     """The per-class best parameters of ``iteration`` joined into one set (module
-    docstring); a class without finite scores there keeps its setting in ``fallback``."""
+    docstring); a class without finite scores there keeps its setting in ``fallback``
+    (``rows``: the run's validation rows if already read)."""
     post = task.post_processor
     sweep = {json.dumps(parameters_dict(p), sort_keys=True): p for p in task.parameters}
-    rows = [r for r in run_dir.validation_scores() if r["iteration"] == iteration]
+    rows = [r for r in (run_dir.validation_scores() if rows is None else rows)
+            if r["iteration"] == iteration]
     chosen = {}
     for name, best in _chosen_keys(rows, task).items():
         if best is None:
@@ -123,11 +127,13 @@ def output_checkpoint_and_parameters(run_dir: RunDir, task, iteration: int | Non
     takes, unless ``iteration`` or ``criterion`` is given, the `best_joined_iteration`,
     and there each class's own best setting (`compose_class_parameters`)."""
     per_class = hasattr(task.post_processor, "compose")
+    rows = run_dir.validation_scores()  # read once
     if per_class and iteration is None and criterion is None:
-        iteration = best_joined_iteration(run_dir, task)
-    iteration, parameters = choose_checkpoint_and_parameters(run_dir, task, iteration, criterion)
+        iteration = best_joined_iteration(run_dir, task, rows)
+    iteration, parameters = choose_checkpoint_and_parameters(run_dir, task, iteration, criterion,
+                                                             rows)
     if per_class:
-        parameters = compose_class_parameters(run_dir, task, iteration, parameters)
+        parameters = compose_class_parameters(run_dir, task, iteration, parameters, rows)
     return iteration, parameters
 
 

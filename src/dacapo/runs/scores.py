@@ -175,14 +175,14 @@ def update_best(run_dir, task) -> dict[str, Any]:
 
 
 def choose_checkpoint_and_parameters(run_dir: RunDir, task, iteration: int | None,
-                                     criterion: str | None):
+                                     criterion: str | None, rows: list[dict] | None = None):
     """(iteration, parameters object) to apply.
 
     Checkpoint: ``iteration`` if given; else the best iteration of ``criterion`` (default:
     `main_criterion`) from ``best.json``; else the latest checkpoint. Parameters: the best
     of that criterion (at that iteration when an iteration is given, from
-    ``validation_scores.csv``); with no validation scores, the first of the sweep (logged
-    as a warning).
+    ``validation_scores.csv``, or ``rows`` if already read); with no validation scores,
+    the first of the sweep (logged as a warning).
     """
     scores = task.evaluation_scores
     if criterion is not None and criterion not in scores.criteria:
@@ -201,7 +201,8 @@ def choose_checkpoint_and_parameters(run_dir: RunDir, task, iteration: int | Non
             if iteration is None:
                 raise FileNotFoundError(f"run {str(run_dir.path)!r}: no checkpoint yet")
     if params_dict is None:
-        rows = [r for r in run_dir.validation_scores() if r["iteration"] == iteration]
+        rows = [r for r in (run_dir.validation_scores() if rows is None else rows)
+                if r["iteration"] == iteration]
         chosen = choose_parameters(rows, crit, scores.higher_is_better(crit))
         if chosen is not None:
             params_dict = chosen["parameters"]
