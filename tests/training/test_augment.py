@@ -176,3 +176,51 @@ def test_elastic_keeps_labels_and_shapes():
     assert cfg.elastic_margin(vs) == Coordinate(48, 40, 40)
     assert AugmentConfig(gamma=-1).problems() == [
         "trainer.augment.gamma: must be >= 0, got -1"]
+
+
+def _coordinates_per_point(displacement, shape, voxel_size) -> np.ndarray:
+    """The sampling coordinates by the per-point formulas (a list of world points, the
+    displacements of its parts summed in order: elastic, rotation, misalignment)."""
+    from itertools import product
+
+    dims = len(shape)
+    vs = np.asarray(voxel_size, dtype=float)
+    centre = (np.asarray(shape) - 1) / 2.0
+    points = np.array([(np.asarray(i) - centre) * vs for i in product(*map(range, shape))])
+    total = np.zeros_like(points)
+    if displacement.elastic is not None:
+        total += displacement.elastic(points)
+    if displacement.rotation is not None:
+        c, s = displacement.rotation
+        y, x = points[:, -2].copy(), points[:, -1].copy()
+        total[:, -2] += c * y - s * x - y
+        total[:, -1] += s * y + c * x - x
+    if displacement.misalign is not None:
+        cut, slip, shift, t = displacement.misalign
+        z = points[:, 0]
+        moved = np.abs(z - cut) < t / 2 if slip else z >= cut
+        total[:, 1:] += np.where(moved[:, None], shift[None], 0.0)
+    src = (points + total) / vs + centre
+    return np.moveaxis(src.reshape(*shape, dims), -1, 0)
+
+
+def test_displacement_coordinates_equal_the_per_point_formulas():
+    from dacapo.training.augment import spatial_transform
+
+    cases = [  # (voxel size, crop shape, config)
+        (Coordinate(40, 8, 8), (6, 15, 13), AugmentConfig(
+            rotate=True, elastic_magnitude=20.0, misalign_probability=1.0, misalign_max=24)),
+        (Coordinate(8, 8, 8), (7, 9, 11), AugmentConfig(rotate=True)),
+        (Coordinate(4, 4), (17, 12), AugmentConfig(rotate=True, elastic_magnitude=6.0)),
+        (Coordinate(40, 8, 8), (5, 10, 10), AugmentConfig(rotate=False, misalign_probability=1.0,
+                                                          misalign_max=16)),
+    ]
+    for seed, (vs, shape, cfg) in enumerate(cases):
+        extent = Coordinate(n * v for n, v in zip(shape, vs))
+        d = spatial_transform(extent, cfg, vs, np.random.default_rng(seed))
+        got = d.coordinates(shape, vs)
+        want = _coordinates_per_point(d, shape, vs)
+        assert got.shape == (len(shape), *shape)
+        np.testing.assert_array_equal(got, want)
+        assert not np.array_equal(got, _coordinates_per_point(
+            type(d)(), shape, vs)), "the displacement moves something"

@@ -111,27 +111,62 @@ def elastic_field(
     return interp
 
 
+class Displacement:
+    """Elastic + rotation + misalignment of one sample, in world units about each crop's
+    centre: ``elastic`` (``f(points) -> displacement``, `elastic_field`), ``rotation``
+    (cos, sin of the in-plane angle), ``misalign`` (cut z, slip, in-plane shift, section
+    thickness); each None when it does not apply."""
+
+    def __init__(self, elastic=None, rotation=None, misalign=None) -> None:
+        self.elastic, self.rotation, self.misalign = elastic, rotation, misalign
+
+    def coordinates(self, shape: tuple[int, ...], voxel_size: Coordinate) -> np.ndarray:
+        """``(dims, *shape)`` voxel coordinates to sample a crop of ``shape`` at: its voxel
+        centres + the displacement (`map_coordinates`' input). Rotation and misalignment
+        are computed on per-axis grids that broadcast (no per-voxel point list: most of the
+        data worker's time went there); the values are those of the per-point formulas."""
+        dims = len(shape)
+        axes = [(np.arange(n) - (n - 1) / 2.0) * v for n, v in zip(shape, voxel_size)]
+        grids = [a.reshape([-1 if i == k else 1 for i in range(dims)]) for k, a in enumerate(axes)]
+        total: list = [None] * dims
+
+        def add(axis: int, value) -> None:
+            total[axis] = value if total[axis] is None else total[axis] + value
+
+        if self.elastic is not None:
+            mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
+            disp = self.elastic(mesh.reshape(-1, dims)).reshape(mesh.shape)
+            for axis in range(dims):
+                add(axis, disp[..., axis])
+        if self.rotation is not None:
+            c, s_ = self.rotation
+            y, x = grids[-2], grids[-1]
+            add(dims - 2, c * y - s_ * x - y)
+            add(dims - 1, s_ * y + c * x - x)
+        if self.misalign is not None:
+            cut, slip, shift, thickness = self.misalign
+            z = grids[0]
+            moved = np.abs(z - cut) < thickness / 2 if slip else z >= cut
+            for axis in range(1, dims):
+                add(axis, np.where(moved, shift[axis - 1], 0.0))
+        coords = np.empty((dims, *shape))
+        for axis in range(dims):
+            src = grids[axis] if total[axis] is None else grids[axis] + total[axis]
+            coords[axis] = src / float(voxel_size[axis]) + (shape[axis] - 1) / 2.0
+        return coords
+
+
 def spatial_transform(extent: Coordinate, cfg: AugmentConfig, voxel_size: Coordinate,
-                      rng: np.random.Generator):
-    """``f(points_world) -> displacement_world`` of elastic + rotation + misalignment
-    (points relative to the crop centre), or None when none applies. Random draws in this
-    order: elastic grid, angle, misalignment."""
+                      rng: np.random.Generator) -> Displacement | None:
+    """The sample's `Displacement` (elastic + rotation + misalignment), or None when none
+    applies. Random draws in this order: elastic grid, angle, misalignment."""
     dims = len(voxel_size)
-    parts = []
+    elastic = rotation = misalign = None
     if cfg.elastic_magnitude > 0:
-        parts.append(elastic_field(extent, cfg, voxel_size, rng))
+        elastic = elastic_field(extent, cfg, voxel_size, rng)
     if cfg.rotate and dims >= 2:
         angle = rng.uniform(0, 2 * math.pi)
-        c, s_ = math.cos(angle), math.sin(angle)
-
-        def rotation(points, c=c, s_=s_):
-            out = np.zeros_like(points)
-            y, x = points[:, -2], points[:, -1]
-            out[:, -2] = c * y - s_ * x - y
-            out[:, -1] = s_ * y + c * x - x
-            return out
-
-        parts.append(rotation)
+        rotation = (math.cos(angle), math.sin(angle))
     if cfg.misalign_probability > 0 and cfg.misalign_max > 0 and dims == 3:
         if rng.random() < cfg.misalign_probability:
             half = extent[0] / 2
@@ -139,39 +174,17 @@ def spatial_transform(extent: Coordinate, cfg: AugmentConfig, voxel_size: Coordi
             slip = rng.random() < 0.5
             shift = rng.uniform(-cfg.misalign_max, cfg.misalign_max, size=2)
             shift = np.round(shift / np.asarray(voxel_size[1:])) * np.asarray(voxel_size[1:])
-            thickness = voxel_size[0]
-
-            def misalign(points, cut=cut, slip=slip, shift=shift, t=thickness):
-                out = np.zeros_like(points)
-                z = points[:, 0]
-                moved = np.abs(z - cut) < t / 2 if slip else z >= cut
-                out[moved, 1:] = shift
-                return out
-
-            parts.append(misalign)
-    if not parts:
+            misalign = (cut, slip, shift, voxel_size[0])
+    if elastic is None and rotation is None and misalign is None:
         return None
-
-    def transform(points):
-        total = np.zeros_like(points)
-        for part in parts:
-            total += part(points)
-        return total
-
-    return transform
+    return Displacement(elastic, rotation, misalign)
 
 
-def apply_elastic(
-    array: np.ndarray, voxel_size: Coordinate, field, order: int
-) -> np.ndarray:
-    """Resample ``array`` (trailing spatial axes) at its voxel centres + ``field``."""
-    dims = len(voxel_size)
-    shape = array.shape[array.ndim - dims :]
-    axes = [(np.arange(s) - (s - 1) / 2.0) * v for s, v in zip(shape, voxel_size)]
-    mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)  # (*shape, dims) world
-    disp = field(mesh.reshape(-1, dims)).reshape(mesh.shape)
-    src = (mesh + disp) / np.asarray(voxel_size, dtype=float) + (np.asarray(shape) - 1) / 2.0
-    coords = np.moveaxis(src, -1, 0)
+def resample(array: np.ndarray, coords: np.ndarray, order: int) -> np.ndarray:
+    """``array`` (trailing spatial axes) sampled at ``coords`` (`Displacement.coordinates`):
+    linearly (``order`` 1) or nearest (0), edges repeated."""
+    dims = coords.shape[0]
+    shape = coords.shape[1:]
     lead = array.shape[: array.ndim - dims]
     flat = array.reshape((-1,) + tuple(shape))
     out = np.stack(
@@ -246,10 +259,18 @@ def augment(
             max(a.shape[a.ndim - dims + i] for a in [raw, *labels]) * v
             for i, v in enumerate(voxel_size)
         )
-        field = spatial_transform(extent, cfg, voxel_size, rng)
-        if field is not None:
-            raw = apply_elastic(raw, voxel_size, field, order=1)
-            labels = [apply_elastic(lab, voxel_size, field, order=0) for lab in labels]
+        displacement = spatial_transform(extent, cfg, voxel_size, rng)
+        if displacement is not None:
+            coords: dict[tuple[int, ...], np.ndarray] = {}  # one per crop shape
+
+            def at(a: np.ndarray) -> np.ndarray:
+                shape = a.shape[a.ndim - dims:]
+                if shape not in coords:
+                    coords[shape] = displacement.coordinates(shape, voxel_size)
+                return coords[shape]
+
+            raw = resample(raw, at(raw), order=1)
+            labels = [resample(lab, at(lab), order=0) for lab in labels]
     arrays = mirror_and_transpose([raw, *labels], voxel_size, cfg, rng)
     raw, labels = arrays[0], arrays[1:]
     raw = augment_intensity(raw, cfg, rng)
