@@ -179,6 +179,8 @@ def main(argv=None) -> int:
     parser.add_argument("--iterations", type=int, default=0, help="override the plan's")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tag", default="")
+    parser.add_argument("--dice-weight", type=float, default=None,
+                        help="override the plan's one-hot dice_weight (an experiment)")
     parser.add_argument("--fresh", action="store_true")
     args = parser.parse_args(argv)
     import torch
@@ -193,6 +195,9 @@ def main(argv=None) -> int:
     for variant in args.variants.split(","):
         rc = overridden(planned(variant, paths, args.minutes, args.seed), args.iterations,
                         args.tag)
+        if args.dice_weight is not None:
+            rc = attr.evolve(rc, task_config=attr.evolve(rc.task_config,
+                                                         dice_weight=args.dice_weight))
         run_path = work / "runs" / rc.name
         if run_path.exists() and args.fresh:
             shutil.rmtree(run_path)

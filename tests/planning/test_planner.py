@@ -122,6 +122,10 @@ def test_one_hot_balancing_follows_the_rarest_class(fractions, balanced):
     # balanced: the fractions go into the task for the prior-corrected argmax, in class order
     assert task.class_fractions == ([fractions[k] for k in sorted(fractions)] if balanced
                                     else None)
+    # rare classes: cross-entropy + soft Dice; frequent ones: the cross-entropy alone
+    assert task.dice_weight == (1.0 if balanced else 0.0)
+    assert type(task.build().loss).__name__ == ("CrossEntropyDiceLoss" if balanced
+                                                 else "WeightedCrossEntropyLoss")
 
 
 def test_choose_levels_takes_the_fewest_levels_whose_context_covers_half_an_object():

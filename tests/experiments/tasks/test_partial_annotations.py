@@ -1,7 +1,7 @@
 """Partial annotations in the task layer: a crop never teaches the model that a class it did
 not annotate is absent.
 
-- OneHot (`PartialOneHotPredictor` + `WeightedCrossEntropyLoss`): where a voxel's class is
+- OneHot (`PartialOneHotPredictor` + `WeightedCrossEntropyLoss`, or + `CrossEntropyDiceLoss`): where a voxel's class is
   unknown, the loss is the marginal likelihood of the unannotated classes; checked against a
   numpy transcription of its formula, and on a tiny model with autograd: the logit of an
   unannotated class is never pushed down there (its gradient is <= 0, where the naive
@@ -20,7 +20,12 @@ import pytest
 import torch
 from funlib.persistence import Array
 
-from dacapo.experiments.tasks.losses import HotDistanceLoss, MSELoss, WeightedCrossEntropyLoss
+from dacapo.experiments.tasks.losses import (
+    CrossEntropyDiceLoss,
+    HotDistanceLoss,
+    MSELoss,
+    WeightedCrossEntropyLoss,
+)
 from dacapo.experiments.tasks.predictors import (
     DistancePredictor,
     HotDistancePredictor,
@@ -205,7 +210,9 @@ def test_one_hot_full_annotation_is_the_plain_predictor():
     assert np.array_equal(c_full, c_part)
 
 
-def test_one_hot_never_pushes_an_unannotated_class_down_where_it_is_unknown():
+@pytest.mark.parametrize("loss", [WeightedCrossEntropyLoss(), CrossEntropyDiceLoss(1.0)],
+                         ids=["cross_entropy", "cross_entropy_dice"])
+def test_one_hot_never_pushes_an_unannotated_class_down_where_it_is_unknown(loss):
     """Tiny model, autograd: at unknown voxels the logit gradient of every unannotated class
     is <= 0 (gradient descent never lowers it) and its probability gradients are equal (the
     loss sees only their total: zero along any move of probability among them); the naive
@@ -216,7 +223,7 @@ def test_one_hot_never_pushes_an_unannotated_class_down_where_it_is_unknown():
     weight, _ = partial.create_weight(_gt(ids), target)
     unknown = np.isin(ids, [1, 3])
     model = _tiny_model(len(CLASSES))
-    logits, grad = _logits_and_grad(model, WeightedCrossEntropyLoss(), target, weight)
+    logits, grad = _logits_and_grad(model, loss, target, weight)
     assert unknown.any()
     assert np.all(grad[[1, 3]][:, unknown] <= 0)
     assert np.all(grad[[0, 2]][:, unknown] > 0)  # the annotated classes: not here
@@ -224,7 +231,7 @@ def test_one_hot_never_pushes_an_unannotated_class_down_where_it_is_unknown():
     p = torch.softmax(torch.from_numpy(logits), dim=0)[None].requires_grad_(True)
     t = torch.from_numpy(np.asarray(target.data, np.float64)[None])
     w = torch.from_numpy(np.asarray(weight.data, np.float64)[None])
-    WeightedCrossEntropyLoss().compute(torch.log(p), t, w).backward()
+    loss.compute(torch.log(p), t, w).backward()
     dp = p.grad[0].numpy()
     np.testing.assert_allclose(dp[1][unknown], dp[3][unknown], rtol=1e-12, atol=1e-15)
     # naive: unknown voxels are background -> synapse's logit is pushed down there

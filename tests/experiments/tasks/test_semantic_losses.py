@@ -1,4 +1,4 @@
-"""MSE, HotDistance and weighted cross-entropy losses against numpy transcriptions of their
+"""MSE, HotDistance, weighted cross-entropy and cross-entropy + Dice losses against numpy transcriptions of their
 formulas: zero for a perfect prediction, weight-0 voxels ignored, weight applied once,
 gradients that point the right way."""
 
@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from dacapo.experiments.tasks.losses import HotDistanceLoss, MSELoss, WeightedCrossEntropyLoss
+from dacapo.experiments.tasks.losses import (
+    CrossEntropyDiceLoss,
+    HotDistanceLoss,
+    MSELoss,
+    WeightedCrossEntropyLoss,
+)
 
 SHAPE = (2, 3, 4, 5, 6)  # B, C, z, y, x
 
@@ -174,6 +179,60 @@ def test_cross_entropy_perfect_and_gradient():
     # the true class logit is pushed up wherever the voxel counts
     true_grad = (p.grad * t).sum(dim=1)
     assert torch.all(true_grad[w[:, 0] > 0] < 0)
+
+
+def ref_dice_term(z: np.ndarray, t: np.ndarray, w: np.ndarray, eps: float = 1e-5) -> float:
+    """1 - mean_k D_k, looping over voxels: p = softmax(z); a voxel counts for class k when
+    its weight at its class(es) is > 0 and it is not in a set (sum t > 1.5) containing k;
+    D_k = (2 sum p_k t_k + eps) / (sum p_k + sum t_k + eps) over the counted voxels; classes
+    without a counted voxel left out."""
+    b, c = z.shape[:2]
+    z2, t2, w2 = (a.reshape(b, c, -1) for a in (z, t, w))
+    inter, total, seen = np.zeros(c), np.zeros(c), np.zeros(c, bool)
+    for i in range(b):
+        for v in range(z2.shape[2]):
+            e = np.exp(z2[i, :, v] - z2[i, :, v].max())
+            p = e / e.sum()
+            tv, wv = t2[i, :, v], w2[i, :, v]
+            if (wv * tv).sum() <= 0:
+                continue
+            for k in range(c):
+                if tv.sum() > 1.5 and tv[k] > 0:
+                    continue
+                inter[k] += p[k] * tv[k]
+                total[k] += p[k] + tv[k]
+                seen[k] = True
+    dice = (2 * inter + eps) / (total + eps)
+    return float(1 - dice[seen].mean())
+
+
+def test_cross_entropy_dice_equals_its_formula():
+    rng = np.random.default_rng(21)
+    z = rng.normal(size=(2, 4, 3, 5)) * 2
+    ids = rng.integers(0, 4, (2, 3, 5))
+    t = np.moveaxis(np.eye(4)[ids], -1, 1)
+    sets = rng.random((2, 3, 5)) < 0.4  # these voxels: one of classes {1, 3}
+    t[:, 1] = np.where(sets, 1, t[:, 1])
+    t[:, 3] = np.where(sets, 1, t[:, 3])
+    t[:, [0, 2]] = np.where(sets[:, None], 0, t[:, [0, 2]])
+    w = np.repeat(rng.random((2, 1, 3, 5)) + 0.5, 4, axis=1)
+    w[rng.random((2, 4, 3, 5)) < 0.1] = 0  # some voxels weigh 0 at some class
+    zt, tt, wt = (torch.from_numpy(a) for a in (z, t, w))
+    ce = WeightedCrossEntropyLoss().compute(zt, tt, wt).item()
+    for lam in (0.0, 1.0, 2.5):
+        got = CrossEntropyDiceLoss(lam).compute(zt, tt, wt).item()
+        assert got == pytest.approx(ce + lam * ref_dice_term(z, t, w), rel=1e-10)
+    # a perfect prediction: both terms vanish (up to the softmax's tail)
+    t1 = np.moveaxis(np.eye(4)[ids], -1, 1)
+    perfect = torch.from_numpy(60.0 * t1)
+    assert CrossEntropyDiceLoss(1.0).compute(perfect, torch.from_numpy(t1)).item() < 1e-9
+    # wrong everywhere: the Dice term is 1, its maximum
+    wrong = torch.from_numpy(60.0 * np.roll(t1, 1, axis=1))
+    term = CrossEntropyDiceLoss(1.0).compute(wrong, torch.from_numpy(t1)).item() - \
+        WeightedCrossEntropyLoss().compute(wrong, torch.from_numpy(t1)).item()
+    assert term == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(ValueError, match="dice_weight must be >= 0"):
+        CrossEntropyDiceLoss(-1.0)
 
 
 def test_shape_errors_name_the_tensor():

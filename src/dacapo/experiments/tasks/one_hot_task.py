@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from .evaluators import MultiClassEvaluator
-from .losses import WeightedCrossEntropyLoss
+from .losses import CrossEntropyDiceLoss, WeightedCrossEntropyLoss
 from .per_class_post_processing import one_hot_per_class
 from .post_processors import ArgmaxPostProcessor
 from .predictors import OneHotPredictor
@@ -21,7 +21,8 @@ class OneHotTask(Task):
             balance=task_config.balance_classes, clipmin=task_config.clipmin,
             clipmax=task_config.clipmax,
         )
-        self.loss = WeightedCrossEntropyLoss()
+        self.loss = (CrossEntropyDiceLoss(task_config.dice_weight) if task_config.dice_weight
+                     else WeightedCrossEntropyLoss())
         if task_config.instance_classes is not None:  # per class, CellMap scores
             self.post_processor, self.evaluator = one_hot_per_class(task_config)
         else:
