@@ -180,6 +180,22 @@ def spatial_transform(extent: Coordinate, cfg: AugmentConfig, voxel_size: Coordi
     return Displacement(elastic, rotation, misalign)
 
 
+def displace(displacement: Displacement, raw: np.ndarray, labels: list[np.ndarray],
+             voxel_size: Coordinate) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``raw`` (linear) and ``labels`` (nearest) resampled by ``displacement``, the
+    coordinates computed once per crop shape (GT and mask share them)."""
+    dims = len(voxel_size)
+    coords: dict[tuple[int, ...], np.ndarray] = {}
+
+    def at(a: np.ndarray) -> np.ndarray:
+        shape = a.shape[a.ndim - dims:]
+        if shape not in coords:
+            coords[shape] = displacement.coordinates(shape, voxel_size)
+        return coords[shape]
+
+    return resample(raw, at(raw), order=1), [resample(lab, at(lab), order=0) for lab in labels]
+
+
 def resample(array: np.ndarray, coords: np.ndarray, order: int) -> np.ndarray:
     """``array`` (trailing spatial axes) sampled at ``coords`` (`Displacement.coordinates`):
     linearly (``order`` 1) or nearest (0), edges repeated."""
@@ -261,16 +277,7 @@ def augment(
         )
         displacement = spatial_transform(extent, cfg, voxel_size, rng)
         if displacement is not None:
-            coords: dict[tuple[int, ...], np.ndarray] = {}  # one per crop shape
-
-            def at(a: np.ndarray) -> np.ndarray:
-                shape = a.shape[a.ndim - dims:]
-                if shape not in coords:
-                    coords[shape] = displacement.coordinates(shape, voxel_size)
-                return coords[shape]
-
-            raw = resample(raw, at(raw), order=1)
-            labels = [resample(lab, at(lab), order=0) for lab in labels]
+            raw, labels = displace(displacement, raw, labels, voxel_size)
     arrays = mirror_and_transpose([raw, *labels], voxel_size, cfg, rng)
     raw, labels = arrays[0], arrays[1:]
     raw = augment_intensity(raw, cfg, rng)

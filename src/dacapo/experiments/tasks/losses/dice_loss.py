@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 
 from .cross_entropy_loss import SET_THRESHOLD, WeightedCrossEntropyLoss
-from .loss import Loss, check_shapes
+from .loss import Loss
 
 DICE_SMOOTH = 1e-5
 
@@ -43,13 +43,14 @@ def soft_dice(probabilities: torch.Tensor, target: torch.Tensor,
 
 
 def known_mask(target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
-    """``m_k(v)``: the voxel counts (weight > 0 at its class) and is not in a set with k."""
+    """``m_k(v)`` (bool): the voxel counts (weight > 0 at its class; a ``(B, 1, ...)``
+    weight broadcasts) and is not in a set with k."""
     sets = (target.sum(dim=1, keepdim=True) > SET_THRESHOLD)
     known = ~(sets & (target > 0))
     if weight is not None:
         counts = (weight * target).sum(dim=1, keepdim=True) > 0
         known = known & counts
-    return known.to(target.dtype)
+    return known
 
 
 class CrossEntropyDiceLoss(Loss):
@@ -67,13 +68,10 @@ class CrossEntropyDiceLoss(Loss):
         target: torch.Tensor,
         weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        if weight is not None and weight.dim() == prediction.dim() and weight.shape[1] == 1:
-            weight = weight.expand_as(prediction)
-        check_shapes(prediction, target, weight)
-        ce = self.cross_entropy.compute(prediction, target, weight)
+        ce = self.cross_entropy.compute(prediction, target, weight)  # checks the shapes
         if self.dice_weight == 0:
             return ce
         dtype = torch.promote_types(prediction.dtype, torch.float32)
         p = torch.softmax(prediction.to(dtype), dim=1)
-        dice = soft_dice(p, target.to(p.dtype), known_mask(target, weight).to(p.dtype))
+        dice = soft_dice(p, target.to(dtype), known_mask(target, weight).to(dtype))
         return ce + self.dice_weight * (1.0 - dice)
