@@ -27,10 +27,17 @@ from dacapo.experiments.run_config import RunConfig
 from dacapo.experiments.tasks import DistanceTaskConfig
 from dacapo.experiments.trainer_config import TrainerConfig
 
-#: torch threads per test process: 2, or 1 under pytest-xdist (`make test` runs 2 workers
-#: on 2 cores; more threads than free cores make OpenMP spin)
-THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
-os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+#: marks an ``OMP_NUM_THREADS`` this file set (an xdist worker inherits its controller's)
+_OURS = "DACAPO_TESTS_SET_OMP_NUM_THREADS"
+if os.environ.get("OMP_NUM_THREADS") and not os.environ.get(_OURS):
+    #: the caller's ``OMP_NUM_THREADS``, for this process and the ones its tests start
+    THREADS = int(os.environ["OMP_NUM_THREADS"])
+else:
+    #: 2, or 1 under pytest-xdist (`make test` runs 2 workers on 2 cores; more threads than
+    #: free cores make OpenMP spin); the processes a test starts get the same
+    THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
+    os.environ["OMP_NUM_THREADS"] = str(THREADS)
+    os.environ[_OURS] = "1"
 torch.set_num_threads(THREADS)
 
 SHAPE = (16, 48, 48)

@@ -41,7 +41,9 @@ def start_train(args: list[str]) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "dacapo.cli", "train", *args], start_new_session=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        # the thread count of the uninterrupted run it is compared with (sums in other orders)
+        env={**os.environ, "PYTHONWARNINGS": "ignore",
+             "OMP_NUM_THREADS": str(torch.get_num_threads())},
     )
 
 
