@@ -210,7 +210,7 @@ def planned_config(name: str, paths: dict[str, str], minutes: float, seed: int,
     kind = DATASETS[name]["task"]
     names = {"classes": ["membrane", "interior"]} if kind == "one_hot" else {"channel": "nucleus"}
     rc, _text = plan_run([paths["train/gt"]], [paths["train/raw"]], kind, minutes=minutes,
-                         name=f"planned_{name}", seed=seed, num_fmaps=num_fmaps, **names,
+                         name=f"planned_{name}", seed=seed, num_fmaps=num_fmaps, **names, measure=True,
                          validate=[("heldout", paths["validate/raw"], paths["validate/gt"])])
     return rc
 

@@ -100,7 +100,7 @@ def main(argv=None) -> int:
     names = ({"classes": ["membrane", "interior"]} if kind == "one_hot"
              else {"channel": "nucleus"} if kind != "affinities" else {})
     rc, _ = plan_run([paths["train/gt"]], [paths["train/raw"]], kind, minutes=args.minutes,
-                     name=f"far_{args.dataset}_s{args.seed}", seed=args.seed, **names,
+                     name=f"far_{args.dataset}_s{args.seed}", seed=args.seed, **names, measure=True,
                      validate=[(k, paths[f"{k}/raw"], paths[f"{k}/gt"]) for k in ("near", "far")])
     shutil.rmtree(work / "runs" / rc.name, ignore_errors=True)
     load0 = os.getloadavg()[0]

@@ -133,7 +133,7 @@ def nuclei_2d(args, work: Path) -> dict:
     held = args.holdout.split(",")
     validate = [(n, str(container / n / "raw"), str(container / n / "labels")) for n in held]
     rc, _ = plan_collection(str(container), "inner_distance", minutes=args.minutes,
-                            name="planned_lm_nuclei_2d", seed=args.seed, channel="nucleus",
+                            name="planned_lm_nuclei_2d", seed=args.seed, channel="nucleus", measure=True,
                             validate=validate)
     rc = quality.overridden(rc, tag=args.tag)
     load0 = os.getloadavg()[0]

@@ -92,13 +92,17 @@ def prepare(data: Path, work: Path) -> dict[str, str]:
     return paths
 
 
-def planned(variant: str, paths: dict[str, str], minutes: float, seed: int):
+def planned(variant: str, paths: dict[str, str], minutes: float, seed: int,
+            measure: bool = False):
+    """The variant's plan; ``measure`` False (the benchmark's runs): the cost model alone, so
+    that every variant trains the same plan."""
     from dacapo.planning.planner import plan_run
 
     gts = [paths[f"{variant}/{c}/gt"] for c in "ab"]
     raws = [paths[f"{variant}/{c}/raw"] for c in "ab"]
     rc, _ = plan_run(gts, raws, "one_hot", minutes=minutes, name=f"organelles_{variant}",
                      seed=seed, classes=CLASSES, instance_classes=["mitochondrion"],
+                     measure=measure,
                      validate=[("heldout", paths["validate/raw"], paths["validate/gt"])])
     if variant == "partial":  # the crop's organelle and the membranes; the rest unknown
         train = [attr.evolve(d, annotated=[k for k in CLASSES if k not in (UNANNOTATED[c], OTHER)])

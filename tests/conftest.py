@@ -9,6 +9,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,6 +40,9 @@ else:
     os.environ["OMP_NUM_THREADS"] = str(THREADS)
     os.environ[_OURS] = "1"
 torch.set_num_threads(THREADS)
+# `dacapo plan`'s step timings (`dacapo.planning.step_timer`): a folder of this test session,
+# not the user's cache
+os.environ.setdefault("DACAPO_CACHE_DIR", tempfile.mkdtemp(prefix="dacapo-tests-cache-"))
 
 SHAPE = (16, 48, 48)
 

@@ -31,8 +31,12 @@ import click
 @click.option("--modality", type=click.Choice(["auto", "em", "lm"]), default="auto",
               show_default=True, help="Augmentation recipe (auto: em when in-plane <= 30 nm).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--measure/--no-measure", default=True, show_default=True,
+              help="Time the planned training step on this machine (a few seconds; cached per "
+                   "machine and plan) and fit the crop and steps to the budget from that; "
+                   "--no-measure: the cost model alone (fitted on another CPU).")
 def plan(gt, raws, kind, output, minutes, name, val, classes, channel, instance_classes, modality,
-         seed) -> None:
+         seed, measure) -> None:
     """Plan a run config for training data GT... (zarr arrays with --raw, or one
     collection of images) and write it, commented."""
     from dacapo.planning.commented_yaml import write_plan  # lazy: see top
@@ -46,7 +50,7 @@ def plan(gt, raws, kind, output, minutes, name, val, classes, channel, instance_
         vraw, vgt = rest.split(",")
         validate.append((vname, vraw, vgt))
     options = dict(minutes=minutes, name=name, seed=seed, validate=validate, channel=channel,
-                   modality=modality, classes=None if classes is None else classes.split(","),
+                   modality=modality, measure=measure, classes=None if classes is None else classes.split(","),
                    instance_classes=None if instance_classes is None
                    else [c for c in instance_classes.split(",") if c])
     if not raws:

@@ -87,6 +87,7 @@ from dacapo.planning.rules import (
     guess_modality,
     plan_architecture,
 )
+from dacapo.planning.step_timer import StepFit, fit_step
 from dacapo.planning.task_rules import plan_augment, plan_task, task_to_plan, unread_fields
 from dacapo.runs.model_builder import choose_device
 from dacapo.runs.verify import split_problems
@@ -99,14 +100,18 @@ MAX_MINUTES = 24 * 60
 def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: float = 10.0,
              name: str | None = None, seed: int = 0, validate=None, classes=None,
              channel: str | None = None, modality: str = "auto", validations: int = 4,
-             num_fmaps: int | None = None, instance_classes: list[str] | None = None):
+             num_fmaps: int | None = None, instance_classes: list[str] | None = None,
+             measure: bool = False):
     """(RunConfig, commented YAML text) planned for the training data ``raw_paths`` /
     ``gt_paths`` (zarr array paths) and a training budget of ``minutes`` on this CPU.
 
     ``validate``: list of (name, raw path, gt path) validation datasets (default none).
     ``instance_classes``: classes segmented into objects, per class (one-hot, distance).
     ``num_fmaps``: feature maps of the first level (default: `rules.FMAPS_2D` for a 2D
-    network, `rules.FMAPS_3D` for a 3D one). The data are checked first as ``dacapo
+    network, `rules.FMAPS_3D` for a 3D one). ``measure``: time the planned step on this
+    machine (`step_timer.fit_step`, cached), keep the faster precision and plan again from
+    the measurement when the cost model is off; the steps then come from the measured step. The
+    data are checked first as ``dacapo
     verify`` checks them (`dacapo.runs.verify.split_problems`, the rules of the task to
     plan); InputError with every problem, or for a budget outside (0, `MAX_MINUTES`].
     """
@@ -149,36 +154,45 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
                              len(list(built.post_processor.enumerate_parameters())), validations,
                              passes=len(flip_sets(dims)) if flips else 1)
     validations = schedule.validations
-    precision = "bf16" if native_bf16(choose_device(None)) else "fp32"
-    arch = plan_architecture(fp, kind, schedule.train_seconds / target_iterations,
-                             num_fmaps=num_fmaps, padding=tuple(int(p) for p in padding),
-                             precision=precision)
-    iterations = int(max(20, schedule.train_seconds // max(arch.step_seconds, 1e-3)))
-    iterations = max(validations, iterations - iterations % validations)
-    augment, aug_note = plan_augment(fp, modality, two_d=arch.sections)
-    architecture = _unet(arch, fp.batch_norm)
-    trainer = TrainerConfig(
-        batch_size=2, learning_rate=1e-3, lr_schedule="cosine",
-        warmup_iterations=max(1, iterations // 20), final_lr_fraction=0.05,
-        num_data_workers=1, augment=augment, precision=precision,
-        torch_threads=max(1, (os.cpu_count() or 1) - 1) if arch.split_threads else 0,
-    )
+    native = native_bf16(choose_device(None))
     norm = NormalizationConfig(method="percentile", low=fp.raw_low, high=fp.raw_high,
                                mean=fp.raw_mean, std=fp.raw_std)
-    rc = RunConfig(
-        name=name or f"planned_{kind}", task_config=task, architecture_config=architecture,
-        datasplit_config=DataSplitConfig(train, val), trainer_config=trainer,
-        num_iterations=iterations, validation_interval=iterations // validations,
-        checkpoint_interval=iterations // validations,
-        snapshot_interval=iterations // validations, seed=seed, normalization=norm,
-        test_time_flips=flips,
-    )
+
+    def arch_for(share: float, precision: str) -> ArchitecturePlan:
+        return plan_architecture(fp, kind, share, num_fmaps=num_fmaps,
+                                 padding=tuple(int(p) for p in padding), precision=precision)
+
+    def run_config(arch: ArchitecturePlan, iterations: int, precision: str) -> RunConfig:
+        trainer = TrainerConfig(
+            batch_size=2, learning_rate=1e-3, lr_schedule="cosine",
+            warmup_iterations=max(1, iterations // 20), final_lr_fraction=0.05,
+            num_data_workers=1, augment=plan_augment(fp, modality, two_d=arch.sections)[0],
+            precision=precision,
+            torch_threads=max(1, (os.cpu_count() or 1) - 1) if arch.split_threads else 0,
+        )
+        return RunConfig(
+            name=name or f"planned_{kind}", task_config=task,
+            architecture_config=_unet(arch, fp.batch_norm),
+            datasplit_config=DataSplitConfig(train, val), trainer_config=trainer,
+            num_iterations=iterations, validation_interval=iterations // validations,
+            checkpoint_interval=iterations // validations,
+            snapshot_interval=iterations // validations, seed=seed, normalization=norm,
+            test_time_flips=flips,
+        )
+
+    fit = fit_step(arch_for, run_config, schedule.train_seconds / target_iterations,
+                    "bf16" if native else "fp32", measure)
+    arch, step, precision = fit.arch, fit.step, fit.precision
+    iterations = int(max(20, schedule.train_seconds // max(step, 1e-3)))
+    iterations = max(validations, iterations - iterations % validations)
+    aug_note = plan_augment(fp, modality, two_d=arch.sections)[1]
+    rc = run_config(arch, iterations, precision)
     notes = {
         "task_config": f"{kind} task planned from {fp.num_objects} objects" if fp.num_objects
         else f"{kind} task",
         **{f"task_config.{k}": v for k, v in task_notes.items()},
         **_architecture_notes(arch, fp),
-        **_schedule_notes(fp, arch, aug_note, minutes, schedule, train, precision),
+        **_schedule_notes(fp, aug_note, minutes, schedule, train, fit, native),
         "test_time_flips": ("validate and apply with the mean over in-plane flips (4 forward "
                             "passes): higher held-out scores on the organelles, membranes, 3D "
                             "and 2D nuclei (docs/quality.md)" if flips else
@@ -233,10 +247,19 @@ def _architecture_notes(arch: ArchitecturePlan, fp: Fingerprint) -> dict[str, st
     }
 
 
-def _schedule_notes(fp: Fingerprint, arch: ArchitecturePlan, aug_note: str, minutes: float,
-                    schedule: SchedulePlan, train: list[DatasetConfig],
-                    precision: str) -> dict[str, str]:
+def _schedule_notes(fp: Fingerprint, aug_note: str, minutes: float, schedule: SchedulePlan,
+                    train: list[DatasetConfig], fit: StepFit, native: bool) -> dict[str, str]:
     """The YAML comments of the trainer, the schedule, the normalisation and the data."""
+    arch, step, measured = fit.arch, fit.step, fit.timing
+    if fit.bf16_fp32 is not None:  # both precisions timed on the same crop
+        times = (f"(network step measured here: bf16 {fit.bf16_fp32[0]:.2f} s, fp32 "
+                 f"{fit.bf16_fp32[1]:.2f} s)")
+        why = (f"bf16: faster than fp32 on this machine {times}" if fit.precision == "bf16" else
+               f"fp32: this machine has hardware bf16, but it is slower {times}")
+    elif fit.precision == "bf16":
+        why = "bf16: this machine computes it in hardware (0.42-0.65x the fp32 step)"
+    else:
+        why = "fp32: no hardware bf16 on this machine" if not native else "fp32"
     return {
         "trainer_config.batch_size": "2 crops: fits the budget; Adam",
         "trainer_config.learning_rate": "Adam 1e-3 (with warm-up and decay; measured in docs/quality.md)",
@@ -247,14 +270,16 @@ def _schedule_notes(fp: Fingerprint, arch: ArchitecturePlan, aug_note: str, minu
             "the network on cores - 1 threads, the data worker on its own core: the step is the "
             "slower of the two, not their sum" if arch.split_threads else
             "all cores for the network: cheaper than giving the data worker its own core"),
-        "trainer_config.precision": ("bf16: this machine computes it in hardware (0.42-0.65x "
-                                     "the fp32 step)" if precision == "bf16" else
-                                     "fp32: no hardware bf16 on this machine"),
+        "trainer_config.precision": why,
         "num_iterations": (f"{minutes:g} min budget less {100 * RESERVE:.0f} % (start-up, "
                            f"checkpoints) and {schedule.validations} validations of "
                            f"~{schedule.validation_seconds:.0f} s = {schedule.train_seconds:.0f} s "
-                           f"of training / ~{arch.step_seconds:.2f} s estimated per step on a "
-                           "2-core CPU"),
+                           "of training / "
+                           + (f"{step:.2f} s per step measured on this machine (network "
+                              f"{measured.network:.2f} s, data worker {measured.data:.2f} s of "
+                              f"CPU; the cost model said ~{arch.step_seconds:.2f} s)"
+                              if measured else
+                              f"~{step:.2f} s estimated per step (the cost model)")),
         "validation_interval": (f"{schedule.validations} validations (apply takes the best "
                                 f"checkpoint); {schedule.why}"),
         "snapshot_interval": ("at every checkpoint: a training batch with its target, weight "

@@ -1,0 +1,194 @@
+"""A planned run's training step, timed on this machine (`dacapo plan`, unless
+``--no-measure``): the network's step (forward, backward, Adam on a real batch; the plan's
+precision, channels-last weights and torch threads, as `dacapo train` runs it) and the data
+worker's CPU per batch (`dacapo.training.batches.BatchProvider` on the training data).
+
+The cost model (`dacapo.planning.cost_model`) was fitted on one CPU; another runs the same
+plan at 0.7-1.6x its estimate (the neurons' bf16 3D step, docs/quality.md), so the planner
+checks its choice here. Timings are cached per machine and plan (`cache_path`): planning the
+same data with the same options again gives the same run config on the same machine."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import attr
+import cattrs
+import torch
+
+from dacapo.experiments.run_config import RunConfig
+from dacapo.planning.cost_model import STEP_OVERHEAD
+from dacapo.planning.rules import ArchitecturePlan
+
+logger = logging.getLogger(__name__)
+
+#: timed steps and batches after one warm-up of each
+REPEATS = 3
+#: the measured step may differ from the cost model's by this fraction before the planner
+#: plans again from the measurement (timings move ~10 % between runs of one plan)
+REPLAN_TOLERANCE = 0.15
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class StepTiming:
+    """Seconds of one training step's network (wall, the trainer's threads) and CPU seconds
+    of the data worker for one batch."""
+
+    network: float
+    data: float
+
+    def step(self, split: bool, overhead: float) -> float:
+        """The step as the cost model composes it (`cost_model.step_seconds`): side by
+        side when the data worker keeps a core (``split``), else added, plus ``overhead``."""
+        return (max(self.network, self.data) if split else self.network + self.data) + overhead
+
+
+def cache_path() -> Path:
+    """The timings file: ``$DACAPO_CACHE_DIR``, else ``$XDG_CACHE_HOME/dacapo``, else
+    ``~/.cache/dacapo``; ``step_times.json`` there."""
+    folder = os.environ.get("DACAPO_CACHE_DIR") or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dacapo"
+    return Path(folder) / "step_times.json"
+
+
+def machine() -> dict:
+    """What makes this machine's step times its own: CPU model, cores, torch and its
+    instruction-set cap."""
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f
+                        if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
+            "isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "")}
+
+
+def _key(rc: RunConfig, threads: int) -> str:
+    """The cache key of ``rc``'s step on this machine with ``threads`` torch threads."""
+    conv = cattrs.Converter()
+    parts = {
+        "machine": machine(), "threads": threads,
+        "architecture": conv.unstructure(rc.architecture_config),
+        "task": conv.unstructure(rc.task_config),
+        "train": [(d.raw, d.gt) for d in rc.datasplit_config.train],
+        "trainer": conv.unstructure(rc.trainer_config),
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def measure_step(rc: RunConfig, threads: int) -> StepTiming:
+    """``rc``'s training step on this machine with ``threads`` torch threads: from the cache
+    when timed before, else timed (median of `REPEATS` network steps after a warm-up; the
+    data worker's mean CPU over as many batches) and cached."""
+    path, key = cache_path(), _key(rc, threads)
+    cache = _read(path)
+    if key in cache:
+        return StepTiming(**cache[key])
+    timing = _time(rc, threads)
+    cache = _read(path)  # another plan may have written meanwhile
+    cache[key] = attr.asdict(timing)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cache, indent=1, sort_keys=True))
+        tmp.replace(path)
+    except OSError as e:  # a read-only home: the plan stands, it is not cached
+        logger.warning("could not cache the step timing in %s: %s", path, e)
+    return timing
+
+
+def _read(path: Path) -> dict:
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return cache if isinstance(cache, dict) else {}
+
+
+def _time(rc: RunConfig, threads: int) -> StepTiming:
+    import dask
+
+    from dacapo.pipeline.precision import channels_last
+    from dacapo.runs.model_builder import build_model
+    from dacapo.training.batches import BatchProvider
+    from dacapo.training.loop import train_step
+    from dacapo.training.optimiser import make_optimizer
+
+    provider = BatchProvider(rc)
+    with dask.config.set(scheduler="synchronous"):
+        batch = provider[0]  # warm-up: opens the arrays
+        start = time.process_time()
+        for i in range(1, REPEATS + 1):
+            provider[i]
+        data = (time.process_time() - start) / REPEATS
+    task = rc.task_config.build()
+    model = channels_last(build_model(rc, task), rc.architecture_config.dims)
+    optimizer = make_optimizer(model, rc.trainer_config)
+    tensors = [torch.as_tensor(batch[k]) for k in ("raw", "target", "weight")]
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        walls = []
+        for _ in range(REPEATS + 1):
+            start = time.perf_counter()
+            train_step(model, optimizer, task.loss, *tensors, rc.trainer_config.precision)
+            walls.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(before)
+    return StepTiming(statistics.median(walls[1:]), data)
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class StepFit:
+    """The planned network, its seconds per step and precision; ``timing``: its measured
+    step (None: the cost model's); ``bf16_fp32``: the network step of one crop in bf16 and
+    in fp32, measured (None: not compared)."""
+
+    arch: ArchitecturePlan
+    step: float
+    precision: str
+    timing: StepTiming | None = None
+    bf16_fp32: tuple[float, float] | None = None
+
+
+def fit_step(arch_for, run_config, share: float, precision: str, measure: bool) -> StepFit:
+    """The architecture ``arch_for(share, precision)`` and its modelled step; with
+    ``measure``, timed here (`measure_step`, the trainer's threads; ``run_config(arch,
+    iterations, precision)`` its run): a bf16 crop also in fp32, which is kept when its
+    step is faster (AVX-512 BF16 without AMX: bf16 1.1-1.3x the fp32 step,
+    docs/quality.md), and when the step is off the model by more than `REPLAN_TOLERANCE`,
+    the architecture of the share scaled by that ratio, timed too."""
+    arch = arch_for(share, precision)
+    if not measure:
+        return StepFit(arch, arch.step_seconds, precision)
+
+    def timed(arch: ArchitecturePlan, precision: str) -> StepTiming:
+        rc = run_config(arch, 20, precision)
+        return measure_step(rc, rc.trainer_config.torch_threads or torch.get_num_threads())
+
+    timing, compared = timed(arch, precision), None
+    if precision == "bf16":
+        fp32 = timed(arch, "fp32")
+        compared = (timing.network, fp32.network)
+        if fp32.network < timing.network:
+            precision, timing = "fp32", fp32
+            again = arch_for(share, precision)
+            if again != arch:
+                arch, timing = again, timed(again, precision)
+    ratio = timing.step(arch.split_threads, STEP_OVERHEAD) / arch.step_seconds
+    if abs(ratio - 1) > REPLAN_TOLERANCE:
+        again = arch_for(share / ratio, precision)
+        if (again.input_shape, again.factors, again.split_threads) != (
+                arch.input_shape, arch.factors, arch.split_threads):
+            arch, timing = again, timed(again, precision)
+    return StepFit(arch, timing.step(arch.split_threads, STEP_OVERHEAD), precision, timing,
+                   compared)

@@ -1,0 +1,111 @@
+"""`dacapo plan` times its step on this machine (`dacapo.planning.step_timer`): the timing is
+cached per machine and plan (the same plan again, the same config), and the planner sets the
+steps from it and plans a smaller crop when the machine is much slower than the cost model.
+The timings' values are not asserted here (speed is measured in benchmarks/)."""
+
+from __future__ import annotations
+
+import json
+
+import attr
+import pytest
+
+from dacapo.planning import step_timer
+from dacapo.planning.cost_model import STEP_OVERHEAD
+from dacapo.planning.planner import plan_run
+from dacapo.planning.rules import plan_architecture
+from dacapo.planning.step_timer import REPLAN_TOLERANCE, StepTiming, measure_step
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("DACAPO_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "step_times.json"
+
+
+def test_a_step_is_timed_once_then_read_from_the_cache(tmp_path, cache, tiny_data, tiny_run):
+    rc = tiny_run(tiny_data(tmp_path))
+    first = measure_step(rc, 1)
+    assert first.network > 0 and first.data > 0
+    stored = json.loads(cache.read_text())
+    assert list(stored.values()) == [attr.asdict(first)]
+    assert measure_step(rc, 1) == first  # the same numbers, not a new timing
+    # another thread count or network is another entry
+    measure_step(rc, 2)
+    bigger = attr.evolve(rc, architecture_config=attr.evolve(rc.architecture_config,
+                                                             num_fmaps=8, fmaps_out=8))
+    measure_step(bigger, 1)
+    assert len(json.loads(cache.read_text())) == 3
+
+
+def test_the_step_composes_as_the_cost_model_does():
+    t = StepTiming(network=0.3, data=0.2)
+    assert t.step(False, STEP_OVERHEAD) == pytest.approx(0.5 + STEP_OVERHEAD)
+    assert t.step(True, STEP_OVERHEAD) == pytest.approx(0.3 + STEP_OVERHEAD)
+
+
+def _plan(c, measure: bool):
+    return plan_run([f"{c}/train/fg"], [f"{c}/train/raw"], "distance", minutes=2,
+                    measure=measure)
+
+
+def test_the_plan_takes_its_steps_and_precision_from_the_measured_step(
+        tmp_path, cache, tiny_data, monkeypatch):
+    from dacapo.planning import planner
+
+    monkeypatch.setattr(planner, "native_bf16", lambda device: True)  # bf16 planned first
+    c = tiny_data(tmp_path)
+    model_rc, _ = _plan(c, measure=False)
+    assert model_rc.trainer_config.precision == "bf16"
+    planned, timings = [], []
+
+    def spy(*args, **kwargs):  # the real rule; its modelled step kept
+        planned.append(plan_architecture(*args, **kwargs))
+        return planned[-1]
+
+    def slower(factor, fp32=1.5):
+        def fake(rc, threads):  # as if measured: the last plan's modelled step x factor
+            precision = rc.trainer_config.precision
+            timings.append((rc.architecture_config.input_shape, precision))
+            network = factor * planned[-1].step_seconds - STEP_OVERHEAD
+            return StepTiming(network=network * (fp32 if precision == "fp32" else 1), data=0.0)
+        return fake
+
+    def plan(factor, **kwargs):
+        planned.clear()
+        timings.clear()
+        monkeypatch.setattr(step_timer, "measure_step", slower(factor, **kwargs))
+        return _plan(c, measure=True)
+
+    monkeypatch.setattr(planner, "plan_architecture", spy)
+    # within the tolerance: the same crop, bf16 (fp32 timed slower), steps from the timing
+    factor = 1 + REPLAN_TOLERANCE / 2
+    rc, text = plan(factor)
+    assert rc.architecture_config.input_shape == model_rc.architecture_config.input_shape
+    assert [p for _, p in timings] == ["bf16", "fp32"] and rc.trainer_config.precision == "bf16"
+    assert rc.num_iterations == pytest.approx(model_rc.num_iterations / factor, rel=0.01)
+    assert "s per step measured on this machine" in text
+    assert "bf16: faster than fp32 on this machine" in text
+    # 3x slower than modelled: a smaller crop, timed again, its steps from that timing
+    rc, text = plan(3.0)
+    assert len(timings) == 3 and timings[2] == (rc.architecture_config.input_shape, "bf16")
+    expected = model_rc.num_iterations * planned[0].step_seconds / (3 * planned[-1].step_seconds)
+    assert rc.num_iterations == pytest.approx(expected, rel=0.01)
+    small, big = rc.architecture_config.input_shape, model_rc.architecture_config.input_shape
+    assert all(s <= b for s, b in zip(small, big)) and small != big
+    # fp32 faster: the fp32 plan, timed, its steps from that timing
+    rc, text = plan(1.0, fp32=0.8)
+    assert rc.trainer_config.precision == "fp32"
+    assert [p for _, p in timings] == ["bf16", "fp32", "fp32"]
+    assert "fp32: this machine has hardware bf16, but it is slower" in text
+    assert rc.num_iterations == pytest.approx(
+        model_rc.num_iterations * planned[0].step_seconds
+        / ((planned[-1].step_seconds - STEP_OVERHEAD) * 0.8 + STEP_OVERHEAD), rel=0.01)
+
+
+def test_a_real_measured_plan_is_the_same_plan_again(tmp_path, cache, tiny_data):
+    c = tiny_data(tmp_path)
+    rc, text = _plan(c, measure=True)
+    again, text_again = _plan(c, measure=True)
+    assert again == rc and text_again == text
+    assert cache.is_file() and step_timer.cache_path() == cache
