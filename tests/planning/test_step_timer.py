@@ -14,7 +14,7 @@ from dacapo.planning import step_timer
 from dacapo.planning.cost_model import STEP_OVERHEAD
 from dacapo.planning.planner import plan_run
 from dacapo.planning.rules import plan_architecture
-from dacapo.planning.step_timer import REPLAN_TOLERANCE, StepTiming, measure_step
+from dacapo.planning.step_timer import BF16_MARGIN, REPLAN_TOLERANCE, StepTiming, measure_step
 
 
 @pytest.fixture
@@ -93,6 +93,9 @@ def test_the_plan_takes_its_steps_and_precision_from_the_measured_step(
     assert rc.num_iterations == pytest.approx(expected, rel=0.01)
     small, big = rc.architecture_config.input_shape, model_rc.architecture_config.input_shape
     assert all(s <= b for s, b in zip(small, big)) and small != big
+    # bf16 faster, but by less than the margin: fp32, the more exact
+    rc, _ = plan(1.0, fp32=(1 + BF16_MARGIN) / (2 * BF16_MARGIN))
+    assert rc.trainer_config.precision == "fp32"
     # fp32 faster: the fp32 plan, timed, its steps from that timing
     rc, text = plan(1.0, fp32=0.8)
     assert rc.trainer_config.precision == "fp32"

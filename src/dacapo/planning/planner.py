@@ -27,10 +27,13 @@ planner chooses (rules in `dacapo.planning.rules.plan_architecture`,
 - **the trainer**: Adam, batch 2, learning rate 1e-3 with a linear warm-up (5 %) and a
   cosine decay to 5 %; the budget less a 5 % reserve and the estimated validations
   (`cost_model.plan_schedule`: up to 4, fewer when they would take more than 40 % of it) is
-  training, iterations = that / the estimated step time (network and data worker,
-  `COST_*`, `DATA_COST_*`: measured on a 2-core CPU); a checkpoint and a snapshot at each
+  training, iterations = that / the step time (network and data worker: the cost model's
+  `COST_*`, `DATA_COST_*`, fitted on one 2-core CPU, and with ``measure`` (`dacapo plan`'s
+  default) the planned step timed on this machine, the crop planned again when the model is
+  off: `dacapo.planning.step_timer.fit_step`); a checkpoint and a snapshot at each
   validation; bf16 (autocast) where this machine computes it in hardware
-  (`dacapo.pipeline.precision.native_bf16`: 0.42-0.65x the fp32 step on this CPU), else fp32;
+  (`dacapo.pipeline.precision.native_bf16`: 0.42-0.65x the fp32 step on an AMD EPYC) and,
+  measured, it steps faster than fp32 (on an Intel Xeon capped below AMX: 1.1-1.3x), else fp32;
   the data worker gets a core of its own (``torch_threads`` = cores - 1) when the step is
   then cheaper (`cost_model.step_seconds`: the slower of network and data, not their sum);
   augmentations by modality (EM: rotation, per-section intensity, blur, defective sections
