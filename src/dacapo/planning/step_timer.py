@@ -29,8 +29,10 @@ from dacapo.planning.rules import ArchitecturePlan
 
 logger = logging.getLogger(__name__)
 
-#: timed steps and batches after one warm-up of each
-REPEATS = 3
+#: network steps timed (their median) after `WARMUP` untimed ones (a run's first steps are
+#: its slowest: oneDNN's kernels, the allocator); data batches timed (their mean) after one
+REPEATS = 5
+WARMUP = 2
 #: the measured step may differ from the cost model's by this fraction before the planner
 #: plans again from the measurement (timings move ~10 % between runs of one plan)
 REPLAN_TOLERANCE = 0.15
@@ -80,7 +82,7 @@ def _key(rc: RunConfig, threads: int) -> str:
     """The cache key of ``rc``'s step on this machine with ``threads`` torch threads."""
     conv = cattrs.Converter()
     parts = {
-        "machine": machine(), "threads": threads,
+        "machine": machine(), "threads": threads, "timing": [WARMUP, REPEATS],
         "architecture": conv.unstructure(rc.architecture_config),
         "task": conv.unstructure(rc.task_config),
         "train": [(d.raw, d.gt) for d in rc.datasplit_config.train],
@@ -92,7 +94,7 @@ def _key(rc: RunConfig, threads: int) -> str:
 def measure_step(rc: RunConfig, threads: int) -> StepTiming:
     """``rc``'s training step on this machine with ``threads`` torch threads: from the cache
     when timed before, else timed (median of `REPEATS` network steps after a warm-up; the
-    data worker's mean CPU over as many batches) and cached."""
+    data worker's mean CPU over as many batches, after one) and cached."""
     path, key = cache_path(), _key(rc, threads)
     cache = _read(path)
     if key in cache:
@@ -143,7 +145,7 @@ def _time(rc: RunConfig, threads: int) -> StepTiming:
     torch.set_num_threads(threads)
     try:
         walls = []
-        for _ in range(REPEATS + 1):
+        for _ in range(WARMUP + REPEATS):
             start = time.perf_counter()
             train_step(model, optimizer, task.loss, *tensors, rc.trainer_config.precision)
             if device.type == "cuda":
@@ -151,7 +153,7 @@ def _time(rc: RunConfig, threads: int) -> StepTiming:
             walls.append(time.perf_counter() - start)
     finally:
         torch.set_num_threads(before)
-    return StepTiming(statistics.median(walls[1:]), data)
+    return StepTiming(statistics.median(walls[WARMUP:]), data)
 
 
 @attr.s(frozen=True, auto_attribs=True)
