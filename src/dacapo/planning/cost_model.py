@@ -1,7 +1,9 @@
 """The planner's cost model (`dacapo.planning.planner`): seconds of a training step
 (network and data worker on this 2-core CPU), of a validation, and how a budget splits
 into validations and steps. Every constant says what it was fitted on
-(`benchmarks/bench_plan_cost.py`: ``--data`` the data worker, ``--budget`` end to end)."""
+(`benchmarks/bench_plan_cost.py`: ``--data`` the data worker, ``--budget`` end to end).
+The constants are one CPU's (an AMD EPYC with AVX-512 BF16); `dacapo plan` times the crop
+they choose on the user's machine and fits the plan to that (`step_timer.fit_step`)."""
 
 from __future__ import annotations
 
