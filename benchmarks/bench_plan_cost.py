@@ -75,11 +75,13 @@ def planned(name: str, minutes: float):
     import quality
     import quality_organelles
 
+    from dacapo.training.step_timer import measure_step
+
     work = Path(quality.ROOT) / "quality_runs"
     data = Path(quality.DEFAULT_DATA)
     if name == "sstem_organelles":
         paths = quality_organelles.prepare(data, work)
-        return quality_organelles.planned("full", paths, minutes, 0, measure=True), "one_hot"
+        return quality_organelles.planned("full", paths, minutes, 0, measure=measure_step), "one_hot"
     if name == "lm_nuclei_2d":
         from dacapo.planning.collection_plan import plan_collection
         from dacapo.tools.convert_collection import convert_collection
@@ -92,7 +94,7 @@ def planned(name: str, minutes: float):
             (container / ".prepared").write_text("ok")
         rc, _ = plan_collection(str(container), "inner_distance", minutes=minutes,
                                 name="cost_lm_nuclei_2d", seed=0, channel="nucleus",
-                                measure=True)
+                                measure=measure_step)
         return rc, "inner_distance"
     paths = quality.prepare_data(name, data, work)
     return quality.planned_config(name, paths, minutes, 0), quality.DATASETS[name]["task"]

@@ -206,11 +206,12 @@ def hand_config(name: str, paths: dict[str, str], iterations: int, seed: int):
 def planned_config(name: str, paths: dict[str, str], minutes: float, seed: int,
                    num_fmaps: int | None = None):
     from dacapo.planning.planner import plan_run
+    from dacapo.training.step_timer import measure_step
 
     kind = DATASETS[name]["task"]
     names = {"classes": ["membrane", "interior"]} if kind == "one_hot" else {"channel": "nucleus"}
     rc, _text = plan_run([paths["train/gt"]], [paths["train/raw"]], kind, minutes=minutes,
-                         name=f"planned_{name}", seed=seed, num_fmaps=num_fmaps, **names, measure=True,
+                         name=f"planned_{name}", seed=seed, num_fmaps=num_fmaps, **names, measure=measure_step,
                          validate=[("heldout", paths["validate/raw"], paths["validate/gt"])])
     return rc
 

@@ -93,6 +93,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     from dacapo.planning.planner import plan_run
     from dacapo.training.loop import train_run
+    from dacapo.training.step_timer import measure_step
 
     work = Path(args.work)
     paths = prepare(args.dataset, Path(args.data), work, args.train, args.slab)
@@ -100,7 +101,7 @@ def main(argv=None) -> int:
     names = ({"classes": ["membrane", "interior"]} if kind == "one_hot"
              else {"channel": "nucleus"} if kind != "affinities" else {})
     rc, _ = plan_run([paths["train/gt"]], [paths["train/raw"]], kind, minutes=args.minutes,
-                     name=f"far_{args.dataset}_s{args.seed}", seed=args.seed, **names, measure=True,
+                     name=f"far_{args.dataset}_s{args.seed}", seed=args.seed, **names, measure=measure_step,
                      validate=[(k, paths[f"{k}/raw"], paths[f"{k}/gt"]) for k in ("near", "far")])
     shutil.rmtree(work / "runs" / rc.name, ignore_errors=True)
     load0 = os.getloadavg()[0]

@@ -122,6 +122,7 @@ def nuclei_2d(args, work: Path) -> dict:
     from dacapo.planning.collection_plan import plan_collection
     from dacapo.tools.convert_collection import convert_collection
     from dacapo.training.loop import train_run
+    from dacapo.training.step_timer import measure_step
 
     container = work / "lm_nuclei_2d.zarr"
     if not (container / ".prepared").is_file():
@@ -133,7 +134,7 @@ def nuclei_2d(args, work: Path) -> dict:
     held = args.holdout.split(",")
     validate = [(n, str(container / n / "raw"), str(container / n / "labels")) for n in held]
     rc, _ = plan_collection(str(container), "inner_distance", minutes=args.minutes,
-                            name="planned_lm_nuclei_2d", seed=args.seed, channel="nucleus", measure=True,
+                            name="planned_lm_nuclei_2d", seed=args.seed, channel="nucleus", measure=measure_step,
                             validate=validate)
     rc = quality.overridden(rc, tag=args.tag)
     load0 = os.getloadavg()[0]

@@ -93,9 +93,9 @@ def prepare(data: Path, work: Path) -> dict[str, str]:
 
 
 def planned(variant: str, paths: dict[str, str], minutes: float, seed: int,
-            measure: bool = False):
-    """The variant's plan; ``measure`` False (the benchmark's runs): the cost model alone, so
-    that every variant trains the same plan."""
+            measure=None):
+    """The variant's plan; ``measure`` None (the benchmark's runs): the cost model alone, so
+    that every variant trains the same plan; a step timer (`plan_run`'s) otherwise."""
     from dacapo.planning.planner import plan_run
 
     gts = [paths[f"{variant}/{c}/gt"] for c in "ab"]

@@ -50,7 +50,7 @@ def plan(gt, raws, kind, output, minutes, name, val, classes, channel, instance_
         vraw, vgt = rest.split(",")
         validate.append((vname, vraw, vgt))
     options = dict(minutes=minutes, name=name, seed=seed, validate=validate, channel=channel,
-                   modality=modality, measure=measure, classes=None if classes is None else classes.split(","),
+                   modality=modality, measure=_timer() if measure else None, classes=None if classes is None else classes.split(","),
                    instance_classes=None if instance_classes is None
                    else [c for c in instance_classes.split(",") if c])
     if not raws:
@@ -67,3 +67,9 @@ def plan(gt, raws, kind, output, minutes, name, val, classes, channel, instance_
         if "plan" in sys.argv else "dacapo plan"
     write_plan(output, f"# {command}\n{text}")
     click.echo(f"wrote {output}")
+
+
+def _timer():
+    from dacapo.training.step_timer import measure_step  # lazy: see top
+
+    return measure_step

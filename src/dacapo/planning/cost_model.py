@@ -3,7 +3,7 @@
 into validations and steps. Every constant says what it was fitted on
 (`benchmarks/bench_plan_cost.py`: ``--data`` the data worker, ``--budget`` end to end).
 The constants are one CPU's (an AMD EPYC with AVX-512 BF16); `dacapo plan` times the crop
-they choose on the user's machine and fits the plan to that (`step_timer.fit_step`)."""
+they choose on the user's machine and fits the plan to that (`step_fit.fit_step`)."""
 
 from __future__ import annotations
 

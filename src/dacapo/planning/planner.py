@@ -30,7 +30,7 @@ planner chooses (rules in `dacapo.planning.rules.plan_architecture`,
   training, iterations = that / the step time (network and data worker: the cost model's
   `COST_*`, `DATA_COST_*`, fitted on one 2-core CPU, and with ``measure`` (`dacapo plan`'s
   default) the planned step timed on this machine, the crop planned again when the model is
-  off: `dacapo.planning.step_timer.fit_step`); a checkpoint and a snapshot at each
+  off: `dacapo.planning.step_fit.fit_step`); a checkpoint and a snapshot at each
   validation; bf16 (autocast) where this machine computes it in hardware
   (`dacapo.pipeline.precision.native_bf16`: 0.42-0.65x the fp32 step on an AMD EPYC) and,
   measured, it steps faster than fp32 (on an Intel Xeon capped below AMX: 1.1-1.3x), else fp32;
@@ -90,7 +90,7 @@ from dacapo.planning.rules import (
     guess_modality,
     plan_architecture,
 )
-from dacapo.planning.step_timer import StepFit, fit_step
+from dacapo.planning.step_fit import StepFit, fit_step
 from dacapo.planning.task_rules import plan_augment, plan_task, task_to_plan, unread_fields
 from dacapo.runs.model_builder import choose_device
 from dacapo.runs.verify import split_problems
@@ -104,16 +104,17 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
              name: str | None = None, seed: int = 0, validate=None, classes=None,
              channel: str | None = None, modality: str = "auto", validations: int = 4,
              num_fmaps: int | None = None, instance_classes: list[str] | None = None,
-             measure: bool = False):
+             measure=None):
     """(RunConfig, commented YAML text) planned for the training data ``raw_paths`` /
     ``gt_paths`` (zarr array paths) and a training budget of ``minutes`` on this CPU.
 
     ``validate``: list of (name, raw path, gt path) validation datasets (default none).
     ``instance_classes``: classes segmented into objects, per class (one-hot, distance).
     ``num_fmaps``: feature maps of the first level (default: `rules.FMAPS_2D` for a 2D
-    network, `rules.FMAPS_3D` for a 3D one). ``measure``: time the planned step on this
-    machine (`step_timer.fit_step`, cached), keep the faster precision and plan again from
-    the measurement when the cost model is off; the steps then come from the measured step. The
+    network, `rules.FMAPS_3D` for a 3D one). ``measure``: a step timer (`dacapo plan`
+    passes `dacapo.training.step_timer.measure_step`; None: the cost model alone): the plan
+    fitted to the planned step timed on this machine (`step_fit.fit_step`: the faster
+    precision, the crop planned again when the model is off, the steps from the timing). The
     data are checked first as ``dacapo
     verify`` checks them (`dacapo.runs.verify.split_problems`, the rules of the task to
     plan); InputError with every problem, or for a budget outside (0, `MAX_MINUTES`].

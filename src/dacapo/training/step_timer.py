@@ -1,11 +1,11 @@
-"""A planned run's training step, timed on this machine (`dacapo plan`, unless
-``--no-measure``): the network's step (forward, backward, Adam on a real batch; the plan's
+"""A run's training step, timed on this machine (what `dacapo plan` fits its plan to,
+`dacapo.planning.step_fit`; unless ``--no-measure``): the network's step (forward, backward, Adam on a real batch; the plan's
 precision, channels-last weights and torch threads, as `dacapo train` runs it) and the data
 worker's CPU per batch (`dacapo.training.batches.BatchProvider` on the training data).
 
-The cost model (`dacapo.planning.cost_model`) was fitted on one CPU; another runs the same
-plan at 0.7-1.6x its estimate (the neurons' bf16 3D step, docs/quality.md), so the planner
-checks its choice here. Timings are cached per machine and plan (`cache_path`): planning the
+The cost model (`dacapo.planning.cost_model`) was fitted on one CPU; another ran its
+20-minute plans at 0.74-2.26x their budget (docs/quality.md), so the planner checks its
+choice here. Timings are cached per machine and plan (`cache_path`): planning the
 same data with the same options again gives the same run config on the same machine."""
 
 from __future__ import annotations
@@ -21,11 +21,15 @@ from pathlib import Path
 
 import attr
 import cattrs
+import dask
 import torch
 
 from dacapo.experiments.run_config import RunConfig
-from dacapo.planning.cost_model import STEP_OVERHEAD
-from dacapo.planning.rules import ArchitecturePlan
+from dacapo.pipeline.precision import channels_last
+from dacapo.runs.model_builder import build_model, choose_device
+from dacapo.training.batches import BatchProvider
+from dacapo.training.loop import train_step
+from dacapo.training.optimiser import make_optimizer
 
 logger = logging.getLogger(__name__)
 
@@ -33,12 +37,6 @@ logger = logging.getLogger(__name__)
 #: its slowest: oneDNN's kernels, the allocator); data batches timed (their mean) after one
 REPEATS = 5
 WARMUP = 2
-#: the measured step may differ from the cost model's by this fraction before the planner
-#: plans again from the measurement (timings move ~10 % between runs of one plan)
-REPLAN_TOLERANCE = 0.15
-#: bf16 is kept when its network step is at most this fraction of fp32's on the same crop
-#: (fp32 is the more exact; near-ties are timing noise)
-BF16_MARGIN = 0.9
 
 
 @attr.s(frozen=True, auto_attribs=True)
@@ -48,11 +46,6 @@ class StepTiming:
 
     network: float
     data: float
-
-    def step(self, split: bool, overhead: float) -> float:
-        """The step as the cost model composes it (`cost_model.step_seconds`): side by
-        side when the data worker keeps a core (``split``), else added, plus ``overhead``."""
-        return (max(self.network, self.data) if split else self.network + self.data) + overhead
 
 
 def cache_path() -> Path:
@@ -121,14 +114,6 @@ def _read(path: Path) -> dict:
 
 
 def _time(rc: RunConfig, threads: int) -> StepTiming:
-    import dask
-
-    from dacapo.pipeline.precision import channels_last
-    from dacapo.runs.model_builder import build_model, choose_device
-    from dacapo.training.batches import BatchProvider
-    from dacapo.training.loop import train_step
-    from dacapo.training.optimiser import make_optimizer
-
     provider = BatchProvider(rc)
     with dask.config.set(scheduler="synchronous"):
         batch = provider[0]  # warm-up: opens the arrays
@@ -155,49 +140,3 @@ def _time(rc: RunConfig, threads: int) -> StepTiming:
         torch.set_num_threads(before)
     return StepTiming(statistics.median(walls[WARMUP:]), data)
 
-
-@attr.s(frozen=True, auto_attribs=True)
-class StepFit:
-    """The planned network, its seconds per step and precision; ``timing``: its measured
-    step (None: the cost model's); ``bf16_fp32``: the network step of one crop in bf16 and
-    in fp32, measured (None: not compared)."""
-
-    arch: ArchitecturePlan
-    step: float
-    precision: str
-    timing: StepTiming | None = None
-    bf16_fp32: tuple[float, float] | None = None
-
-
-def fit_step(arch_for, run_config, share: float, precision: str, measure: bool) -> StepFit:
-    """The architecture ``arch_for(share, precision)`` and its modelled step; with
-    ``measure``, timed here (`measure_step`, the trainer's threads; ``run_config(arch,
-    iterations, precision)`` its run): a bf16 crop also in fp32, which is kept unless bf16
-    steps faster by `BF16_MARGIN` (AVX-512 BF16 without AMX: bf16 1.1-1.3x the fp32 step,
-    docs/quality.md), and when the step is off the model by more than `REPLAN_TOLERANCE`,
-    the architecture of the share scaled by that ratio, timed too."""
-    arch = arch_for(share, precision)
-    if not measure:
-        return StepFit(arch, arch.step_seconds, precision)
-
-    def timed(arch: ArchitecturePlan, precision: str) -> StepTiming:
-        rc = run_config(arch, 20, precision)
-        return measure_step(rc, rc.trainer_config.torch_threads or torch.get_num_threads())
-
-    timing, compared = timed(arch, precision), None
-    if precision == "bf16":
-        fp32 = timed(arch, "fp32")
-        compared = (timing.network, fp32.network)
-        if timing.network > BF16_MARGIN * fp32.network:
-            precision, timing = "fp32", fp32
-            again = arch_for(share, precision)
-            if again != arch:
-                arch, timing = again, timed(again, precision)
-    ratio = timing.step(arch.split_threads, STEP_OVERHEAD) / arch.step_seconds
-    if abs(ratio - 1) > REPLAN_TOLERANCE:
-        again = arch_for(share / ratio, precision)
-        if (again.input_shape, again.factors, again.split_threads) != (
-                arch.input_shape, arch.factors, arch.split_threads):
-            arch, timing = again, timed(again, precision)
-    return StepFit(arch, timing.step(arch.split_threads, STEP_OVERHEAD), precision, timing,
-                   compared)

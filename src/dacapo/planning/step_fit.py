@@ -1,0 +1,85 @@
+"""The plan fitted to its step as timed on this machine (`dacapo plan`; the timer,
+`dacapo.training.step_timer.measure_step`, is passed in by the caller): the faster
+precision, a crop re-planned when the cost model is off, the steps from the timing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import attr
+import torch
+
+from dacapo.planning.cost_model import STEP_OVERHEAD
+from dacapo.planning.rules import ArchitecturePlan
+
+#: the measured step may differ from the cost model's by this fraction before the planner
+#: plans again from the measurement (timings move ~10 % between runs of one plan)
+REPLAN_TOLERANCE = 0.15
+#: bf16 is kept when its network step is at most this fraction of fp32's on the same crop
+#: (fp32 is the more exact; near-ties are timing noise)
+BF16_MARGIN = 0.9
+
+
+class Timing(Protocol):
+    """A measured step: ``network`` seconds (the trainer's threads) and ``data`` CPU
+    seconds of the data worker per batch."""
+
+    network: float
+    data: float
+
+
+def composed(timing: Timing, split: bool) -> float:
+    """The step as the cost model composes it (`cost_model.step_seconds`): network and data
+    side by side when the data worker keeps a core (``split``), else added; plus
+    `STEP_OVERHEAD`."""
+    net, data = timing.network, timing.data
+    return (max(net, data) if split else net + data) + STEP_OVERHEAD
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class StepFit:
+    """The planned network, its seconds per step and precision; ``timing``: its measured
+    step (None: the cost model's); ``bf16_fp32``: the network step of one crop in bf16 and
+    in fp32, measured (None: not compared)."""
+
+    arch: ArchitecturePlan
+    step: float
+    precision: str
+    timing: Timing | None = None
+    bf16_fp32: tuple[float, float] | None = None
+
+
+def fit_step(arch_for, run_config, share: float, precision: str,
+             measure: Callable[..., Timing] | None) -> StepFit:
+    """The architecture ``arch_for(share, precision)`` and its modelled step; with
+    ``measure(run config, threads)`` (`dacapo.training.step_timer.measure_step`), timed
+    with the trainer's threads (``run_config(arch, iterations, precision)``: its run): a bf16 crop also in fp32, which is kept unless bf16
+    steps faster by `BF16_MARGIN` (AVX-512 BF16 without AMX: bf16 1.1-1.3x the fp32 step,
+    docs/quality.md), and when the step is off the model by more than `REPLAN_TOLERANCE`,
+    the architecture of the share scaled by that ratio, timed too."""
+    arch = arch_for(share, precision)
+    if not measure:
+        return StepFit(arch, arch.step_seconds, precision)
+
+    def timed(arch: ArchitecturePlan, precision: str) -> Timing:
+        rc = run_config(arch, 20, precision)
+        return measure(rc, rc.trainer_config.torch_threads or torch.get_num_threads())
+
+    timing, compared = timed(arch, precision), None
+    if precision == "bf16":
+        fp32 = timed(arch, "fp32")
+        compared = (timing.network, fp32.network)
+        if timing.network > BF16_MARGIN * fp32.network:
+            precision, timing = "fp32", fp32
+            again = arch_for(share, precision)
+            if again != arch:
+                arch, timing = again, timed(again, precision)
+    ratio = composed(timing, arch.split_threads) / arch.step_seconds
+    if abs(ratio - 1) > REPLAN_TOLERANCE:
+        again = arch_for(share / ratio, precision)
+        if (again.input_shape, again.factors, again.split_threads) != (
+                arch.input_shape, arch.factors, arch.split_threads):
+            arch, timing = again, timed(again, precision)
+    return StepFit(arch, composed(timing, arch.split_threads), precision, timing,
+                   compared)
