@@ -124,9 +124,15 @@ def step_seconds(kind: str, macs: float, input_shape, output_shape, gmac_cost: f
     modelled; `benchmarks/bench_plan_cost.py --steps 20 100 sstem_organelles --threads 1`)."""
     net = batch_size * (gmac_cost * macs / 1e9 + voxel_cost * float(math.prod(output_shape)))
     data = data_seconds(kind, input_shape, output_shape, padding, batch_size)
-    if split:
-        return max(net, data) + STEP_OVERHEAD
-    return NETWORK_THREADS_FACTOR * net + data + STEP_OVERHEAD
+    return compose_step(net if split else NETWORK_THREADS_FACTOR * net, data, split)
+
+
+def compose_step(network: float, data: float, split: bool) -> float:
+    """Seconds of a step from its network seconds (with the trainer's threads) and the data
+    worker's: side by side when the worker keeps a core (``split``), else added; plus
+    `STEP_OVERHEAD`. Used for modelled (`step_seconds`) and timed steps
+    (`dacapo.planning.step_fit`)."""
+    return (max(network, data) if split else network + data) + STEP_OVERHEAD
 
 
 def data_seconds(kind: str, input_shape, output_shape, padding, batch_size: int) -> float:

@@ -10,7 +10,7 @@ from typing import Protocol
 import attr
 import torch
 
-from dacapo.planning.cost_model import STEP_OVERHEAD
+from dacapo.planning.cost_model import compose_step
 from dacapo.planning.rules import ArchitecturePlan
 
 #: the measured step may differ from the cost model's by this fraction before the planner
@@ -30,11 +30,8 @@ class Timing(Protocol):
 
 
 def composed(timing: Timing, split: bool) -> float:
-    """The step as the cost model composes it (`cost_model.step_seconds`): network and data
-    side by side when the data worker keeps a core (``split``), else added; plus
-    `STEP_OVERHEAD`."""
-    net, data = timing.network, timing.data
-    return (max(net, data) if split else net + data) + STEP_OVERHEAD
+    """The timed step as the cost model composes one (`cost_model.compose_step`)."""
+    return compose_step(timing.network, timing.data, split)
 
 
 @attr.s(frozen=True, auto_attribs=True)
@@ -54,9 +51,9 @@ def fit_step(arch_for, run_config, share: float, precision: str,
              measure: Callable[..., Timing] | None) -> StepFit:
     """The architecture ``arch_for(share, precision)`` and its modelled step; with
     ``measure(run config, threads)`` (`dacapo.training.step_timer.measure_step`), timed
-    with the trainer's threads (``run_config(arch, iterations, precision)``: its run): a bf16 crop also in fp32, which is kept unless bf16
-    steps faster by `BF16_MARGIN` (AVX-512 BF16 without AMX: bf16 1.1-1.3x the fp32 step,
-    docs/quality.md), and when the step is off the model by more than `REPLAN_TOLERANCE`,
+    with the trainer's threads (``run_config(arch, iterations, precision)``: its run): a
+    bf16 crop also in fp32, which is kept unless bf16 steps faster by `BF16_MARGIN`
+    (AVX-512 BF16 without AMX: bf16 1.1-1.3x the fp32 step, docs/quality.md), and when the step is off the model by more than `REPLAN_TOLERANCE`,
     the architecture of the share scaled by that ratio, timed too."""
     arch = arch_for(share, precision)
     if not measure:
@@ -72,7 +69,7 @@ def fit_step(arch_for, run_config, share: float, precision: str,
         compared = (timing.network, fp32.network)
         if timing.network > BF16_MARGIN * fp32.network:
             precision, timing = "fp32", fp32
-            again = arch_for(share, precision)
+            again = arch_for(share, precision)  # equal when the step is the data's
             if again != arch:
                 arch, timing = again, timed(again, precision)
     ratio = composed(timing, arch.split_threads) / arch.step_seconds

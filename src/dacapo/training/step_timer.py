@@ -25,6 +25,7 @@ import dask
 import torch
 
 from dacapo.experiments.run_config import RunConfig
+from dacapo.io.arrays import atomic_write_text
 from dacapo.pipeline.precision import channels_last
 from dacapo.runs.model_builder import build_model, choose_device
 from dacapo.training.batches import BatchProvider
@@ -97,9 +98,7 @@ def measure_step(rc: RunConfig, threads: int) -> StepTiming:
     cache[key] = attr.asdict(timing)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(cache, indent=1, sort_keys=True))
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps(cache, indent=1, sort_keys=True))
     except OSError as e:  # a read-only home: the plan stands, it is not cached
         logger.warning("could not cache the step timing in %s: %s", path, e)
     return timing
