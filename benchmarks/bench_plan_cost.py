@@ -216,15 +216,15 @@ def steps_check(minutes: float, steps: int, names: list[str], threads: int = 0) 
     the full plan's wall time projected from the measured costs. ``threads``: the trainer's
     ``torch_threads`` for the steps (0: the plan's)."""
     import csv
-    import math
     from pathlib import Path
 
     import attr
     import quality
 
-    from dacapo.io.arrays import open_array
+    from dacapo.experiments.tta import flip_sets
     from dacapo.pipeline.validate import validate_run
     from dacapo.planning.cost_model import RESERVE, validation_seconds
+    from dacapo.planning.planner import predicted_voxels
     from dacapo.training.loop import train_run
 
     work = Path(quality.ROOT) / "quality_runs" / "steps"
@@ -249,10 +249,11 @@ def steps_check(minutes: float, steps: int, names: list[str], threads: int = 0) 
         t = time.perf_counter()
         validate_run(run_dir, steps)
         val = time.perf_counter() - t
-        raws = [open_array(d.raw, "raw") for d in rc.datasplit_config.validate]
-        voxels = sum(math.prod(r.shape[-r.voxel_size.dims:]) for r in raws)
+        voxels = sum(predicted_voxels(d, getattr(rc.task_config, "classes", None))
+                     for d in rc.datasplit_config.validate)
         sets = len(list(rc.task_config.build().post_processor.enumerate_parameters()))
-        val_model = validation_seconds(voxels, sets)
+        passes = len(flip_sets(rc.architecture_config.dims)) if rc.test_time_flips else 1
+        val_model = validation_seconds(voxels, sets, passes)
         projected = (plan_steps * step + validations * val) / (1 - RESERVE) / 60
         print(f"| {name} | {kind} | {tuple(rc.architecture_config.input_shape)} | {plan_steps}, "
               f"{validations} | {step:.3f} / {model_step(rc, kind):.3f} | {val:.1f} / "

@@ -273,29 +273,46 @@ def test_bf16_is_planned_where_the_machine_computes_it_and_costs_its_factor(tmp_
 
 
 def test_validations_are_budgeted_and_fewer_when_they_would_take_most_of_it():
-    """One validation of V voxels and S parameter sets costs V x (c + S x d) (hand-computed
-    from the constants); 4 of them come out of the budget; when 4 would take more than
-    VALIDATION_SHARE of it, fewer (at least one); training keeps 20 %."""
+    """One validation of V voxels, P forward passes and S parameter sets costs
+    f + V x (P x p + S x d) (hand-computed from the constants); 4 of them come out of the
+    budget; when 4 would take more than VALIDATION_SHARE of it, fewer (at least one);
+    training keeps 20 %; no validation data costs nothing."""
     from dacapo.planning import cost_model
     from dacapo.planning.cost_model import plan_schedule
 
-    c, d = cost_model.VALIDATION_COST_PER_VOXEL, cost_model.VALIDATION_COST_PER_VOXEL_SET
-    each = 1e6 * (c + 10 * d)
+    f = cost_model.VALIDATION_FIXED_SECONDS
+    p, d = cost_model.VALIDATION_COST_PER_VOXEL_PASS, cost_model.VALIDATION_COST_PER_VOXEL_SET
+    each = f + 1e6 * (p + 10 * d)
     plan = plan_schedule(1200.0, 10**6, 10, 4)
     assert plan.validations == 4 and plan.validation_seconds == pytest.approx(each)
     assert plan.train_seconds == pytest.approx(1200 * (1 - cost_model.RESERVE) - 4 * each)
-    few = plan_schedule(1200.0, 10**8, 10, 4)  # 100x the voxels
-    assert few.validations == max(1, int(cost_model.VALIDATION_SHARE * 1200 // (100 * each)))
+    few = plan_schedule(1200.0, 10**8, 10, 4)  # ~100x the voxels
+    each_few = f + 1e8 * (p + 10 * d)
+    assert few.validations == max(1, int(cost_model.VALIDATION_SHARE * 1200 // each_few))
     assert few.validations < 4 and "so" in few.why
     none = plan_schedule(1200.0, 0, 10, 4)
     assert none.validations == 4 and none.train_seconds == pytest.approx(1200 * (1 - cost_model.RESERVE))
-    p = cost_model.VALIDATION_COST_PER_VOXEL_PASS
-    flipped = plan_schedule(1200.0, 10**6, 10, 4, passes=4)  # 3 more forward passes
-    assert flipped.validation_seconds == pytest.approx(1e6 * (c + 3 * p + 10 * d))
+    flipped = plan_schedule(1200.0, 10**6, 10, 4, passes=4)  # 4 forward passes
+    assert flipped.validation_seconds == pytest.approx(f + 1e6 * (4 * p + 10 * d))
     assert "4 forward passes" in flipped.why
     over = plan_schedule(60.0, 10**8, 10, 4)  # one validation alone exceeds the budget
     assert over.validations == 1 and over.train_seconds == pytest.approx(12.0)
     assert "more than planned" in over.why
+
+
+def test_a_validation_is_budgeted_for_the_voxels_it_predicts_not_the_raws_context(
+        tmp_path, write_array):
+    """The validation raw holds 8 sections of context before the GT's 10, and the GT runs
+    10 voxels past the raw in x: a validation predicts and scores the GT's ROI within the
+    raw's, 10 x 30 x 20 voxels (hand-counted), not the raw's 18 x 30 x 30."""
+    from dacapo.experiments.datasplits import DatasetConfig
+    from dacapo.planning.planner import predicted_voxels
+
+    vs = (4, 2, 2)
+    write_array(tmp_path / "v.zarr/raw", np.zeros((18, 30, 30), np.uint8), vs)
+    write_array(tmp_path / "v.zarr/gt", np.ones((10, 30, 30), np.uint8), vs, offset=(32, 0, 20))
+    d = DatasetConfig("v", str(tmp_path / "v.zarr/raw"), str(tmp_path / "v.zarr/gt"))
+    assert predicted_voxels(d, None) == 10 * 30 * 20
 
 
 def test_a_budget_below_the_targets_context_buys_fewer_steps_not_an_error(monkeypatch):

@@ -8,10 +8,9 @@ from __future__ import annotations
 import attr
 import pytest
 
-from dacapo.planning.cost_model import STEP_OVERHEAD
 from dacapo.planning.planner import plan_run
 from dacapo.planning.rules import plan_architecture
-from dacapo.planning.step_fit import BF16_MARGIN, REPLAN_TOLERANCE, composed
+from dacapo.planning.step_fit import BF16_MARGIN, LOOP_OVERHEAD, REPLAN_TOLERANCE, composed
 
 
 @attr.s(auto_attribs=True)
@@ -20,10 +19,10 @@ class Timed:
     data: float
 
 
-def test_the_step_composes_as_the_cost_model_does():
+def test_the_step_composes_as_the_cost_model_does_with_the_loops_overhead():
     t = Timed(network=0.3, data=0.2)
-    assert composed(t, False) == pytest.approx(0.5 + STEP_OVERHEAD)
-    assert composed(t, True) == pytest.approx(0.3 + STEP_OVERHEAD)
+    assert composed(t, False) == pytest.approx(0.5 + LOOP_OVERHEAD)
+    assert composed(t, True) == pytest.approx(0.3 + LOOP_OVERHEAD)
 
 
 def _plan(c, measure):
@@ -49,7 +48,7 @@ def test_the_plan_takes_its_steps_and_precision_from_the_measured_step(
         def fake(rc, threads):  # as if measured: the last plan's modelled step x factor
             precision = rc.trainer_config.precision
             timings.append((rc.architecture_config.input_shape, precision))
-            network = factor * planned[-1].step_seconds - STEP_OVERHEAD
+            network = factor * planned[-1].step_seconds - LOOP_OVERHEAD
             return Timed(network=network * (fp32 if precision == "fp32" else 1), data=0.0)
         return fake
 
@@ -84,6 +83,6 @@ def test_the_plan_takes_its_steps_and_precision_from_the_measured_step(
     assert "fp32: this machine has hardware bf16, but it is slower" in text
     assert rc.num_iterations == pytest.approx(
         model_rc.num_iterations * planned[0].step_seconds
-        / ((planned[-1].step_seconds - STEP_OVERHEAD) * 0.8 + STEP_OVERHEAD), rel=0.01)
+        / ((planned[-1].step_seconds - LOOP_OVERHEAD) * 0.8 + LOOP_OVERHEAD), rel=0.01)
 
 

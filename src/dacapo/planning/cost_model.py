@@ -60,21 +60,23 @@ DATA_COST_PER_GT_VOXEL = {"affinities": 0.34e-6, "distance": 0.32e-6, "inner_dis
 #: one on this 2-core CPU (idle, 2026-12-06): 0.49-0.62 (3D 24³ to 48x64², 2D 116² to 340²,
 #: `benchmarks/bench_plan_cost.py --threads-ratio`)
 NETWORK_THREADS_FACTOR = 0.6
-#: CPU seconds of one validation per voxel of the validation raw: once (prediction, reading,
-#: writing) and per parameter set of the post-processor's sweep (post-processing, scores);
-#: fitted on the 2-minute plans of five real volumes (idle): 4.5-46 s per validation, the
-#: model within 0.75-1.1 (sweeps of 1-36 sets, 0.5-5.2 Mvoxel)
-VALIDATION_COST_PER_VOXEL = 4.2e-6
-VALIDATION_COST_PER_VOXEL_SET = 0.15e-6
-#: CPU seconds per voxel of each further forward pass of a validation (the flips of
-#: ``test_time_flips``: 3 more of 4); validations of the 20-minute plans' checkpoints with
-#: and without flips (idle, 2026-12-07): 0.7e-6 (LM nuclei 3D), 1.1-2.2e-6 (organelles),
-#: 2.0-2.7e-6 (membranes), 2.9-6.3e-6 (2D nuclei)
-VALIDATION_COST_PER_VOXEL_PASS = 2.0e-6
+#: seconds of one validation: a fixed part (opening the arrays, exporting the model,
+#: plots), then per voxel it predicts (the GT's ROI, not the raw's context) one cost per
+#: forward pass (reading, predicting, writing; ``test_time_flips``: 4 passes) and one per
+#: parameter set of the post-processor's sweep (post-processing, scores). Fitted on one
+#: validation of the last checkpoint of two 2-minute plans of each of the six volumes
+#: (Intel Xeon, idle, 2026-12-07; 3.3-76 s, sweeps of 1-50 sets, 0.3-3.1 Mvoxel): the
+#: model within 0.45-1.33 of each. Two checkpoints of one kind differ up to 3x (the
+#: cells' 4.8 and 14.2 s: another network, other fragments), which no per-voxel model
+#: holds; the model before (per voxel of the raw, fitted on an AMD EPYC) put the first six
+#: at 0.97-2.55x
+VALIDATION_FIXED_SECONDS = 0.9
+VALIDATION_COST_PER_VOXEL_PASS = 2.1e-6
+VALIDATION_COST_PER_VOXEL_SET = 0.18e-6
 #: the budget kept for start-up, checkpoints, snapshots and the last validation's plots
 RESERVE = 0.05
 #: validations take at most this share of the budget: fewer validations (at least one) when
-#: they would take more (the organelles' 5 Mvoxel x 35 sets: ~50 s each)
+#: they would take more (the organelles' 3.1 Mvoxel, 4 passes x 50 sets: ~45 s each)
 VALIDATION_SHARE = 0.4
 #: per-step cost outside the network and the data (the loader's hand-over, the optimiser's
 #: bookkeeping, the loop), seconds
@@ -127,12 +129,13 @@ def step_seconds(kind: str, macs: float, input_shape, output_shape, gmac_cost: f
     return compose_step(net if split else NETWORK_THREADS_FACTOR * net, data, split)
 
 
-def compose_step(network: float, data: float, split: bool) -> float:
+def compose_step(network: float, data: float, split: bool,
+                 overhead: float = STEP_OVERHEAD) -> float:
     """Seconds of a step from its network seconds (with the trainer's threads) and the data
-    worker's: side by side when the worker keeps a core (``split``), else added; plus
-    `STEP_OVERHEAD`. Used for modelled (`step_seconds`) and timed steps
-    (`dacapo.planning.step_fit`)."""
-    return (max(network, data) if split else network + data) + STEP_OVERHEAD
+    worker's: side by side when the worker keeps a core (``split``), else added; plus the
+    loop's ``overhead``. Used for modelled (`step_seconds`, `STEP_OVERHEAD`) and timed steps
+    (`dacapo.planning.step_fit`, its `LOOP_OVERHEAD`)."""
+    return (max(network, data) if split else network + data) + overhead
 
 
 def data_seconds(kind: str, input_shape, output_shape, padding, batch_size: int) -> float:
@@ -160,11 +163,13 @@ class SchedulePlan:
 
 
 def validation_seconds(voxels: int, parameter_sets: int, passes: int = 1) -> float:
-    """Estimated seconds of one validation on ``voxels`` of validation raw with a sweep of
-    ``parameter_sets`` and ``passes`` forward passes (`VALIDATION_COST_PER_VOXEL`,
-    `VALIDATION_COST_PER_VOXEL_SET`, `VALIDATION_COST_PER_VOXEL_PASS`)."""
-    return voxels * (VALIDATION_COST_PER_VOXEL + (passes - 1) * VALIDATION_COST_PER_VOXEL_PASS
-                     + parameter_sets * VALIDATION_COST_PER_VOXEL_SET)
+    """Estimated seconds of one validation that predicts ``voxels`` with ``passes`` forward
+    passes and sweeps ``parameter_sets`` (`VALIDATION_FIXED_SECONDS`,
+    `VALIDATION_COST_PER_VOXEL_PASS`, `VALIDATION_COST_PER_VOXEL_SET`); 0 without voxels."""
+    if voxels <= 0:
+        return 0.0
+    return VALIDATION_FIXED_SECONDS + voxels * (passes * VALIDATION_COST_PER_VOXEL_PASS
+                                                + parameter_sets * VALIDATION_COST_PER_VOXEL_SET)
 
 
 def plan_schedule(budget: float, val_voxels: int, parameter_sets: int,

@@ -151,7 +151,7 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
     built = task.build()
     padding = built.predictor.padding(fp.voxel_size) / fp.voxel_size
     dims = fp.voxel_size.dims
-    val_voxels = sum(math.prod(open_array(d.raw, "raw").shape[-dims:]) for d in val)
+    val_voxels = sum(predicted_voxels(d, classes) for d in val)
     # flips where the channels are direction-free: affinities' mapped flips measured mixed
     flips = not directional(task)
     schedule = plan_schedule(budget, val_voxels,
@@ -212,6 +212,15 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
         "  dacapo verify <this file>;  dacapo train <this file> --root runs",
     ]
     return rc, render_yaml(rc, notes, header, omit=unread_fields(task))
+
+
+def predicted_voxels(dataset: DatasetConfig, classes) -> int:
+    """Voxels a validation of ``dataset`` predicts, post-processes and scores: its GT's ROI
+    within the raw's, in raw voxels (the raw's context beyond the GT is read, not
+    predicted)."""
+    raw = open_array(dataset.raw, f"{dataset.name}: raw")
+    roi = open_training_gt(dataset.gt, classes, dataset.name).roi.intersect(raw.roi)
+    return math.prod(roi.shape / raw.voxel_size)
 
 
 def _unet(arch: ArchitecturePlan, batch_norm: bool = True) -> CNNectomeUNetConfig:
