@@ -218,9 +218,9 @@ def predicted_voxels(dataset: DatasetConfig, classes) -> int:
     """Voxels a validation of ``dataset`` predicts, post-processes and scores: its GT's ROI
     within the raw's, in raw voxels (the raw's context beyond the GT is read, not
     predicted)."""
-    raw = open_array(dataset.raw, f"{dataset.name}: raw")
-    roi = open_training_gt(dataset.gt, classes, dataset.name).roi.intersect(raw.roi)
-    return math.prod(roi.shape / raw.voxel_size)
+    ds = dataset.open(classes)  # as validation opens it (`dacapo.pipeline.validate`)
+    roi = ds.gt.roi.intersect(ds.raw.roi)
+    return math.prod(roi.shape / ds.raw.voxel_size)
 
 
 def _unet(arch: ArchitecturePlan, batch_norm: bool = True) -> CNNectomeUNetConfig:

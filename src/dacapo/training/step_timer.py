@@ -119,31 +119,39 @@ def _read(path: Path) -> dict:
     return cache if isinstance(cache, dict) else {}
 
 
+def _repeated(run, clock, warmup: int = 0) -> list[float]:
+    """Durations by ``clock`` of calls ``run(i)``, i = 0, 1, ...: ``warmup`` calls, then
+    `REPEATS`, then more until `MIN_SECONDS` are timed (at most `MAX_REPEATS`); those
+    after the warm-up."""
+    times: list[float] = []
+    while (len(times) < warmup + REPEATS or (sum(times[warmup:]) < MIN_SECONDS
+                                             and len(times) < warmup + MAX_REPEATS)):
+        start = clock()
+        run(len(times))
+        times.append(clock() - start)
+    return times[warmup:]
+
+
 def _time(rc: RunConfig, threads: int) -> StepTiming:
     provider = BatchProvider(rc)
     with dask.config.set(scheduler="synchronous"):
         batch = provider[0]  # warm-up: opens the arrays
-        start, n = time.process_time(), 0
-        while n < REPEATS or (time.process_time() - start < MIN_SECONDS and n < MAX_REPEATS):
-            n += 1
-            provider[n]
-        data = (time.process_time() - start) / n
+        data = statistics.mean(_repeated(lambda i: provider[i + 1], time.process_time))
     device = choose_device(None)  # where `dacapo train` will run
     task = rc.task_config.build()
     model = channels_last(build_model(rc, task).to(device), rc.architecture_config.dims)
     optimizer = make_optimizer(model, rc.trainer_config)
     tensors = [torch.as_tensor(batch[k]).to(device) for k in ("raw", "target", "weight")]
+
+    def step(_: int) -> None:
+        train_step(model, optimizer, task.loss, *tensors, rc.trainer_config.precision)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        walls: list[float] = []
-        while (len(walls) < WARMUP + REPEATS or (sum(walls[WARMUP:]) < MIN_SECONDS
-                                                 and len(walls) < WARMUP + MAX_REPEATS)):
-            start = time.perf_counter()
-            train_step(model, optimizer, task.loss, *tensors, rc.trainer_config.precision)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            walls.append(time.perf_counter() - start)
+        network = statistics.median(_repeated(step, time.perf_counter, WARMUP))
     finally:
         torch.set_num_threads(before)
-    return StepTiming(statistics.median(walls[WARMUP:]), data)
+    return StepTiming(network, data)
