@@ -41,12 +41,24 @@ class WeightedCrossEntropyLoss(Loss):
         target: torch.Tensor,
         weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        weight = self.checked(prediction, target, weight)
+        return self.from_log_probabilities(torch.log_softmax(prediction, dim=1), target, weight)
+
+    @staticmethod
+    def checked(prediction: torch.Tensor, target: torch.Tensor,
+                weight: torch.Tensor | None) -> torch.Tensor | None:
+        """``weight`` broadcast to the prediction's channels; ValueError on shapes."""
         if weight is not None and weight.dim() == prediction.dim() and weight.shape[1] == 1:
             weight = weight.expand_as(prediction)
         check_shapes(prediction, target, weight)
         if prediction.dim() < 2:
             raise ValueError(f"prediction: expected (B, C, ...), got shape {tuple(prediction.shape)}")
-        log_p = torch.log_softmax(prediction, dim=1)
+        return weight
+
+    @staticmethod
+    def from_log_probabilities(log_p: torch.Tensor, target: torch.Tensor,
+                               weight: torch.Tensor | None) -> torch.Tensor:
+        """The loss from ``log softmax(prediction)`` (shapes already checked)."""
         ce = -(target * log_p).sum(dim=1)
         w = None if weight is None else (weight * target).sum(dim=1)
         size = target.sum(dim=1)

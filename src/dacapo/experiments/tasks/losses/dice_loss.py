@@ -68,10 +68,11 @@ class CrossEntropyDiceLoss(Loss):
         target: torch.Tensor,
         weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        ce = self.cross_entropy.compute(prediction, target, weight)  # checks the shapes
         if self.dice_weight == 0:
-            return ce
+            return self.cross_entropy.compute(prediction, target, weight)
+        ce_weight = self.cross_entropy.checked(prediction, target, weight)
         dtype = torch.promote_types(prediction.dtype, torch.float32)
-        p = torch.softmax(prediction.to(dtype), dim=1)
-        dice = soft_dice(p, target.to(dtype), known_mask(target, weight).to(dtype))
+        log_p = torch.log_softmax(prediction.to(dtype), dim=1)  # one softmax for both terms
+        ce = self.cross_entropy.from_log_probabilities(log_p, target, ce_weight)
+        dice = soft_dice(log_p.exp(), target.to(dtype), known_mask(target, weight).to(dtype))
         return ce + self.dice_weight * (1.0 - dice)
