@@ -30,15 +30,6 @@ all counted voxels, known or not: ``f_k = n_k / (Σ_j n_j + n_?)`` for a known v
 the known voxels alone would inflate the annotated classes' frequencies and make the unknown
 voxels dominate the loss where most of a crop is unannotated.) Streams without unknown voxels
 keep ``(1, C)`` counts and the plain weights.
-
-A class annotated in only some crops: the counts gain a second row ``[N_0, …, N_{C-1}, N]``,
-``N_k`` the counted voxels of the crops that annotate class ``k`` (with one unannotated
-class, that class is implied and counts as annotated) and ``N`` all counted voxels. A rare
-class's fraction is clipped below at ``clipmin · a_k``, ``a_k = N_k / N`` instead of at
-``clipmin``: its frequency within the crops that annotate it is clipped as under full
-annotation, and its voxels weigh ``1 / a_k`` times more, so that the class's total weight
-over the training is what it would be if every crop annotated it (``a_k = 1``: the weights
-above). Above the clip nothing changes: ``1 / (C · f_k)`` already has that total.
 """
 
 from __future__ import annotations
@@ -121,30 +112,25 @@ class OneHotPredictor(Predictor):
 
     def class_weight(
         self, ids: np.ndarray, labelled: np.ndarray | None, moving_class_counts: Any = None,
-        unknown: np.ndarray | None = None, annotated: np.ndarray | None = None,
+        unknown: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The weight ``(1, *spatial)`` of the class ids ``ids`` within the bool mask
         ``labelled`` (None: everywhere) and of the bool ``unknown`` voxels (of unknown class,
-        outside ``labelled``) of a crop annotating the classes flagged in ``annotated``
-        (None: all): class-balanced, or the masks with ``balance=False``; and the updated
-        class counts, ``(1, C)``, or ``(2, C + 1)`` once unknown voxels were counted (see the
-        module docstring)."""
+        outside ``labelled``): class-balanced, or the masks with ``balance=False``; and the
+        updated class counts, ``(1, C)`` or ``(1, C + 1)`` once unknown voxels were counted
+        (see the module docstring)."""
         num = len(self.classes)
         moving = None if moving_class_counts is None else np.asarray(moving_class_counts)
-        seen_unknown = moving is not None and moving.shape[1:] == (num + 1,)
+        seen_unknown = moving is not None and moving.shape == (1, num + 1)
         if seen_unknown or (unknown is not None and unknown.any()):
-            # fractions over known and unknown voxels, clipped by the annotating crops'
-            # share (module docstring)
-            known = class_counts(ids[None], None if labelled is None else labelled[None], num)
-            n_unknown = int(np.count_nonzero(unknown)) if unknown is not None else 0
-            n_now = int(known.sum()) + n_unknown
-            flags = np.ones(num, bool) if annotated is None else np.asarray(annotated, bool)
-            counts = np.array([[*known[0], n_unknown], [*(flags * n_now), n_now]], np.int64)
+            # fractions over known and unknown voxels (module docstring)
+            counts = class_counts(ids[None], None if labelled is None else labelled[None], num)
             if moving is not None:
-                counts = counts + _two_rows(moving.astype(np.int64))
-            share = counts[1] / max(1, counts[1, num])
-            lower = self.clipmin * np.where(share > 0, share, 1.0)
-            frac = np.clip(counts[0] / max(1, counts[0].sum()), lower, self.clipmax)
+                counts = counts + moving[:, :num].astype(np.int64)
+            n_unknown = (int(moving[0, num]) if seen_unknown else 0) + int(
+                np.count_nonzero(unknown) if unknown is not None else 0)
+            counts = np.concatenate([counts, [[n_unknown]]], axis=1)
+            frac = np.clip(counts[0] / max(1, counts.sum()), self.clipmin, self.clipmax)
             class_weight = (1.0 / (num * frac)).astype(np.float32)
             inside = np.ones(ids.shape, bool) if labelled is None else labelled
             weight = np.where(inside, class_weight[:num][ids], np.float32(0))[None]
@@ -217,19 +203,8 @@ class PartialOneHotPredictor(PartialPredictor):
         mask_np = mask_channels(mask, gt, 1)
         inside = np.ones(ids.shape, bool) if mask_np is None else mask_np[0]
         unknown = (~known & inside) if ann.unannotated else None
-        flags = (np.ones(len(full.classes), bool) if len(ann.unannotated) <= 1
-                 else np.asarray(ann.annotated, bool))  # one unannotated class is implied
         weight, counts = full.class_weight(
-            np.where(known, ids, 0), known & inside, moving_class_counts, unknown, flags
+            np.where(known, ids, 0), known & inside, moving_class_counts, unknown
         )
         weight = np.repeat(weight, len(full.classes), axis=0)
         return like(gt, weight), counts
-
-
-def _two_rows(moving: np.ndarray) -> np.ndarray:
-    """Counts with unknown voxels as ``(2, C + 1)``: a ``(1, C + 1)`` row of earlier
-    checkpoints gains the row of a stream whose crops annotate every class."""
-    if moving.shape[0] == 2:
-        return moving
-    total = int(moving.sum())
-    return np.concatenate([moving, np.full_like(moving, total)], axis=0)
