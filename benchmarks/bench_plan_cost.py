@@ -221,7 +221,7 @@ def steps_check(minutes: float, steps: int, names: list[str], threads: int = 0) 
     import attr
     import quality
 
-    from dacapo.experiments.tta import flip_sets
+    from dacapo.experiments.tta import forward_passes
     from dacapo.pipeline.validate import validate_run
     from dacapo.planning.cost_model import RESERVE, validation_seconds
     from dacapo.planning.planner import predicted_voxels
@@ -252,7 +252,7 @@ def steps_check(minutes: float, steps: int, names: list[str], threads: int = 0) 
         voxels = sum(predicted_voxels(d, getattr(rc.task_config, "classes", None))
                      for d in rc.datasplit_config.validate)
         sets = len(list(rc.task_config.build().post_processor.enumerate_parameters()))
-        passes = len(flip_sets(rc.architecture_config.dims)) if rc.test_time_flips else 1
+        passes = forward_passes(rc.architecture_config.dims, rc.test_time_flips)
         val_model = validation_seconds(voxels, sets, passes)
         projected = (plan_steps * step + validations * val) / (1 - RESERVE) / 60
         print(f"| {name} | {kind} | {tuple(rc.architecture_config.input_shape)} | {plan_steps}, "

@@ -9,7 +9,14 @@ import numpy as np
 import torch
 
 from dacapo.experiments.tasks import AffinitiesTaskConfig
-from dacapo.experiments.tta import FlipPlan, flip_plan, flip_sets, forward, problems
+from dacapo.experiments.tta import (
+    FlipPlan,
+    flip_plan,
+    flip_sets,
+    forward,
+    forward_passes,
+    problems,
+)
 
 OFFSETS = ((1, 0, 0), (0, 1, 0), (0, 0, 1), (0, 3, 0), (0, 0, 2))
 
@@ -30,6 +37,9 @@ def test_flip_mean_equals_numpy_twin():
         assert np.allclose(got, ref / 4, atol=1e-6)
         assert np.array_equal(forward(model, x).numpy(), model(x).numpy())
     assert flip_sets(3) == [(), (4,), (3,), (3, 4)]
+    # the passes a validation costs: the 4 flips above, or the plain one
+    assert forward_passes(3, True) == 4 and forward_passes(2, True) == 4
+    assert forward_passes(3, False) == 1
 
 
 def _exact_affinities(x: np.ndarray) -> np.ndarray:

@@ -59,6 +59,12 @@ def flip_sets(dims: int) -> list[tuple[int, ...]]:
             for mask in product((False, True), repeat=len(axes))]
 
 
+def forward_passes(dims: int, flips: bool) -> int:
+    """Forward passes of one prediction: one per `flip_sets` with ``test_time_flips``,
+    else one."""
+    return len(flip_sets(dims)) if flips else 1
+
+
 def channel_map(offsets, spatial_axes) -> list[tuple[int, tuple[int, ...]]] | None:
     """For each channel of a pass flipped on ``spatial_axes``: (the channel it gives, the
     shift ``p`` with ``A(r) = Y(r + p)``); None when an offset's image is not in

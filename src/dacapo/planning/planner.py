@@ -76,7 +76,7 @@ from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
 from dacapo.experiments.normalization import NormalizationConfig
 from dacapo.experiments.run_config import RunConfig
 from dacapo.experiments.trainer_config import TrainerConfig
-from dacapo.experiments.tta import directional, flip_sets
+from dacapo.experiments.tta import directional, forward_passes
 from dacapo.io.arrays import open_array
 from dacapo.pipeline.precision import native_bf16
 from dacapo.planning.commented_yaml import render_yaml
@@ -156,7 +156,7 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
     flips = not directional(task)
     schedule = plan_schedule(budget, val_voxels,
                              len(list(built.post_processor.enumerate_parameters())), validations,
-                             passes=len(flip_sets(dims)) if flips else 1)
+                             passes=forward_passes(dims, flips))
     validations = schedule.validations
     native = native_bf16(choose_device(None))
     norm = NormalizationConfig(method="percentile", low=fp.raw_low, high=fp.raw_high,
