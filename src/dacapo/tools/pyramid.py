@@ -38,6 +38,7 @@ from dacapo.io.ome_write import (
     multiscale_attrs,
     open_ds,
 )
+from dacapo.io.paths import check_output
 from dacapo.io.rewrite import SOURCE_ID, remove_levels_after
 from dacapo.ops.downsample import downsample, pyramid_factors
 
@@ -172,6 +173,11 @@ def downsample_image(path: str | Path, levels: int | None = None, method: str | 
     plan = plan_levels(base.roi, base.voxel_size, levels, min_edge)
     if not plan:
         logger.info("%s: already small enough, no levels added", path)
+    if plan:  # before zarr's concurrent writes, whose failures would only be logged
+        check_output(path, name="downsample")
+        for i in range(1, len(plan) + 1):
+            if (path / f"s{i}").is_dir():
+                check_output(path / f"s{i}", name="downsample")
     names = [existing[0]]
     previous = existing[0]
     for i, (factors, voxel_size, roi) in enumerate(plan, start=1):
