@@ -6,6 +6,12 @@ run starts or resumes, its progress off a terminal, the checkpoint and parameter
 ``apply`` uses), as their bare message. ``-v``: every INFO record. ``train --quiet``
 (`hide_notices`): no notices either. Run directories get the INFO records in ``logs/``
 either way (`dacapo.runs.log_file`).
+
+An exception of a zarr write task that nobody awaited (zarr writes metadata and chunks in
+concurrent asyncio tasks; when one fails, the failure is raised and reported as the
+command's ``error:`` line, and its sibling tasks' failures reach asyncio's "Task exception
+was never retrieved" log when they are garbage-collected, perhaps after that line) is not
+shown, or with ``-v`` as one line without its traceback (`UnretrievedTaskErrors`).
 """
 
 from __future__ import annotations
@@ -33,6 +39,27 @@ class NoticeFormatter(logging.Formatter):
         return record.getMessage() if is_notice(record) else super().format(record)
 
 
+class UnretrievedTaskErrors(logging.Filter):
+    """asyncio's "Task exception was never retrieved" records: dropped, or with
+    ``verbose`` kept as one line naming the exception (module docstring)."""
+
+    def __init__(self, verbose: bool) -> None:
+        super().__init__()
+        self.verbose = verbose
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("Task exception was never retrieved"):
+            return True
+        if not self.verbose:
+            return False
+        error = record.exc_info[1] if record.exc_info else None
+        record.msg = f"a concurrent write task also failed: {error!r}"
+        record.args = None
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
 def configure_logging(verbose: bool) -> None:
     """Log to stderr: INFO with ``verbose``, else warnings and notices (module docstring).
 
@@ -46,6 +73,10 @@ def configure_logging(verbose: bool) -> None:
         root.addHandler(handler)
         root.setLevel(level)
     logging.getLogger("dacapo").setLevel(logging.INFO)  # notices are INFO records
+    aio = logging.getLogger("asyncio")
+    for old in [f for f in aio.filters if isinstance(f, UnretrievedTaskErrors)]:
+        aio.removeFilter(old)
+    aio.addFilter(UnretrievedTaskErrors(verbose))
     for handler in root.handlers:
         handler.setLevel(logging.INFO)
         for old in [f for f in handler.filters if isinstance(f, DefaultVerbosity)]:
