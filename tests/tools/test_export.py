@@ -252,3 +252,31 @@ def test_import_mismatch_is_one_line(runs, tiny_unet):
                                                       weights=package))
     problems = run_problems(ft, check_data=False)
     assert len(problems) == 1 and "num_fmaps 4 (package) vs 6 (run)" in problems[0]
+
+
+def test_a_run_normalising_each_array_exports_a_per_sample_step(runs, tiny_run):
+    """``normalization.statistics: each_array``: the package normalises each sample by its own
+    percentiles (bioimage.io ``scale_range`` over channel and space), the test input with
+    them as dacapo does, and ``bioimageio.core.test_model`` passes for both weight formats."""
+    from bioimageio.core import test_model
+
+    from dacapo.experiments.normalization import NormalizationConfig
+
+    rc = tiny_run(runs["container"], name="tiny_per_array", num_iterations=2,
+                  checkpoint_interval=2, validation_interval=0,
+                  normalization=NormalizationConfig(statistics="each_array"))
+    runs["tiny_per_array"] = train_run(rc, runs["root"] / "runs", progress=False).path
+    package = _exported(runs, "tiny_per_array")
+    for weight_format in ("pytorch_state_dict", "torchscript"):
+        summary = test_model(package, weight_format=weight_format)
+        failed = [(d.name, [e.msg for e in d.errors]) for d in summary.details if d.status != "passed"]
+        assert summary.status == "passed", failed
+    (raw_in,) = _rdf(package)["inputs"]
+    steps = {p["id"]: p.get("kwargs", {}) for p in raw_in["preprocessing"]}
+    assert "scale_linear" not in steps
+    assert steps["scale_range"]["axes"] == ["channel", "z", "y", "x"]
+    assert (steps["scale_range"]["min_percentile"], steps["scale_range"]["max_percentile"]) \
+        == (0.5, 99.5)
+    with zipfile.ZipFile(package) as z:
+        readme = z.read("README.md").decode()
+    assert "each image by its own statistics: its own 0.5 / 99.5 percentiles" in readme

@@ -6,6 +6,12 @@ by their dtype maximum. Statistics left empty in a config are computed once,
 when training starts, from the training datasets' raw (inside their labelled region) and
 stored in the run directory's ``run.yaml``; training, validation, ``apply`` (and export)
 use those stored numbers, so a new volume is mapped exactly like the training data.
+
+With ``statistics: each_array`` every array is instead mapped by its own statistics
+(`for_array`: computed from the array when it is read for training, validation or apply;
+nothing stored), for images whose absolute intensity does not carry over from one to the
+next (fluorescence: exposure, expression, bleaching; StarDist's and Cellpose's
+per-image percentiles, nnU-Net's per-image z-score outside CT).
 """
 
 from __future__ import annotations
@@ -14,12 +20,16 @@ import logging
 
 import attr
 import numpy as np
+from funlib.geometry import Coordinate, Roi
 
 from dacapo.io.arrays import read_array
 from dacapo.io.config_yaml import register
 from dacapo.ops.normalize import METHODS, intensity_statistics, normalize, sample_values
 
 logger = logging.getLogger(__name__)
+
+#: whose statistics map an array (``NormalizationConfig.statistics``)
+STATISTICS = ("training", "each_array")
 
 
 @attr.s
@@ -45,6 +55,14 @@ class NormalizationConfig:
         default=None,
         metadata={"help_text": "The upper percentile's value (computed when training starts)."},
     )
+    statistics: str = attr.ib(
+        default="training",
+        metadata={"help_text": "Whose statistics map an array: 'training' (those of the "
+                               "training raw, computed once and stored: every array on one "
+                               "scale) or 'each_array' (every array its own, computed when it "
+                               "is read: for images whose absolute intensity does not carry "
+                               "over, e.g. fluorescence of unequal exposure)."},
+    )
     mean: float | None = attr.ib(
         default=None, metadata={"help_text": "Mean of the training raw (computed)."}
     )
@@ -56,6 +74,9 @@ class NormalizationConfig:
         out = []
         if self.method not in METHODS:
             out.append(f"normalization.method: must be one of {list(METHODS)}, got {self.method!r}")
+        if self.statistics not in STATISTICS:
+            out.append(f"normalization.statistics: must be one of {list(STATISTICS)}, got "
+                       f"{self.statistics!r}")
         lo, hi = self.lower_percentile, self.upper_percentile
         if not (isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and 0 <= lo < hi <= 100):
             out.append(f"normalization: need 0 <= lower_percentile < upper_percentile <= 100, "
@@ -68,15 +89,25 @@ class NormalizationConfig:
         return None if any(v is None for v in values.values()) else values
 
     @property
+    def per_array(self) -> bool:
+        """Each array mapped by its own statistics (`for_array`)."""
+        return self.statistics == "each_array" and self.method != "dtype_max"
+
+    @property
     def complete(self) -> bool:
-        return self.method == "dtype_max" or self.stats is not None
+        """Nothing to compute from the training raw (per-array statistics are computed
+        from each array, by `for_array`)."""
+        return self.method == "dtype_max" or self.per_array or self.stats is not None
 
 
 def normalize_input(data: np.ndarray, config: NormalizationConfig | None) -> np.ndarray:
     """Raw ``data`` as the model's float32 input (``None``: divide by the dtype maximum)."""
     if config is None:
         return normalize(data, "dtype_max")
-    if not config.complete:
+    if config.method != "dtype_max" and config.stats is None:
+        if config.per_array:
+            raise ValueError("normalization: statistics 'each_array' are computed from the "
+                             "array (for_array) before it is normalised")
         raise ValueError(
             "normalization: the run config has no statistics of the training raw (they are "
             "computed when training starts; use the run directory's run.yaml)"
@@ -93,6 +124,45 @@ def training_statistics(datasets, config: NormalizationConfig) -> dict[str, floa
         data = read_array(ds.raw, roi)
         samples.append(sample_values(data, per))
     return intensity_statistics(samples, config.lower_percentile, config.upper_percentile)
+
+
+def array_statistics(array, config: NormalizationConfig,
+                     max_samples: int = 2_000_000) -> dict[str, float]:
+    """Statistics of the whole ``array`` (a funlib Array, channels pooled): read whole up to
+    16 × ``max_samples`` values, else whole chunks spread evenly over its chunk grid, about
+    ``max_samples`` values of them (deterministic)."""
+    roi, vs = array.roi, array.voxel_size
+    spatial = int(np.prod(roi.shape / vs))
+    channels = max(1, int(np.prod(array.shape)) // spatial)
+    if spatial * channels <= 16 * max_samples:
+        samples = [sample_values(read_array(array, roi), max_samples)]
+    else:
+        chunk = Coordinate(array.chunk_shape[-vs.dims:]) if array.chunk_shape else None
+        block = (chunk or Coordinate((64,) * vs.dims)) * vs
+        grid = [-(-s // b) for s, b in zip(roi.shape, block)]
+        cells = int(np.prod(grid))
+        per_chunk = int(np.prod(block / vs)) * channels
+        wanted = -(-max_samples // per_chunk)
+        picks = np.unique(np.linspace(0, cells - 1, min(cells, wanted)).round().astype(int))
+        samples = [sample_values(read_array(array, Roi(
+            roi.begin + Coordinate(np.unravel_index(int(i), grid)) * block, block
+        ).intersect(roi)), per_chunk) for i in picks]  # each chunk whole
+    return intensity_statistics(samples, config.lower_percentile, config.upper_percentile)
+
+
+def for_array(config: NormalizationConfig | None, array,
+              name: str = "raw") -> NormalizationConfig | None:
+    """``config`` with the statistics of ``array`` itself when it maps each array by its
+    own (``statistics: each_array``); otherwise ``config`` unchanged. ``name`` names the
+    array in the error raised for a constant one."""
+    if config is None or not config.per_array:
+        return config
+    stats = array_statistics(array, config)
+    if not stats["high"] > stats["low"]:
+        raise ValueError(f"{name}: constant between its {config.lower_percentile:g} and "
+                         f"{config.upper_percentile:g} percentiles ({stats['low']:g}); "
+                         "normalization 'each_array' cannot scale it")
+    return attr.evolve(config, **stats)
 
 
 def with_statistics(run_config):

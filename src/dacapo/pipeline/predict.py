@@ -45,6 +45,7 @@ from dacapo.blockwise import run_blockwise
 from dacapo.blockwise.grid import BlockPlan, plan_blocks
 from dacapo.blockwise.progress import BlockProgress
 from dacapo.errors import InputError
+from dacapo.experiments.normalization import for_array
 from dacapo.experiments.tta import FlipPlan, flip_plan
 from dacapo.io.array_checks import check_finite_array
 from dacapo.io.arrays import open_array
@@ -215,6 +216,8 @@ def predict(
     raw = open_array(raw_path, "raw")
     if check_raw:
         check_finite_array(raw, "raw")
+    run_config = attr.evolve(run_config, normalization=for_array(
+        run_config.normalization, raw, f"raw {str(raw_path)!r}"))  # each array's own: once here
     if mode.from_checkpoint:  # also when workers predict: a corrupt checkpoint fails once, here
         model = _load_model(run_config, checkpoint)
     _check_channels(model, raw, raw_path)

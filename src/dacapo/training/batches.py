@@ -50,7 +50,7 @@ import torch
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
 
-from dacapo.experiments.normalization import normalize_input
+from dacapo.experiments.normalization import for_array, normalize_input
 from dacapo.experiments.run_config import RunConfig
 from dacapo.io.arrays import in_memory, memory_data, read_array, read_padded
 from dacapo.pipeline.model_geometry import ModelGeometry, crop, snap_roi
@@ -135,6 +135,8 @@ class BatchProvider(torch.utils.data.Dataset):
                 "predictors": [ds.crop_predictor(task.predictor) for ds in datasets],
                 "datasets": datasets,
                 "volumes": volumes,
+                "normalizations": [for_array(rc.normalization, ds.raw, f"dataset {ds.name}: raw")
+                                   for ds in datasets],
                 "geometries": geometries,
                 "counts": dict(self.initial_counts),
             }
@@ -211,7 +213,7 @@ class BatchProvider(torch.utils.data.Dataset):
         else:
             logger.debug("dataset %s: no crop passed the rejection criteria", ds.name)
         in_read = out_roi.grow(geo.context, geo.context).grow(margin, margin)
-        raw = normalize_input(vol["raw"].read(in_read), self.run_config.normalization)
+        raw = normalize_input(vol["raw"].read(in_read), state["normalizations"][k])
         if raw.ndim == geo.voxel_size.dims:
             raw = raw[None]
         gt = vol["gt"].read(gt_read)

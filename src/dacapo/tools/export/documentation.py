@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from dacapo.experiments.normalization import NormalizationConfig
 from dacapo.io.config_yaml import to_dict
 from dacapo.runs.scores import main_criteria
 
@@ -49,6 +50,7 @@ def documentation(rc, task, iteration: int, criterion: str, parameters: dict, be
               f"{' x '.join(str(v) for v in out_voxel_size)}{u}.",
               f"Raw dtype {raw_dtype}; normalisation (as in training): " +
               ("raw as float32, unchanged." if norm is None else
+               _per_array(norm) if isinstance(norm, NormalizationConfig) else
                f"raw as float32 times {norm[0]:.6g} plus {norm[1]:.6g}."), "",
               "## Input and output sizes", "",
               "Input sizes per axis: " + ", ".join(
@@ -81,3 +83,10 @@ def documentation(rc, task, iteration: int, criterion: str, parameters: dict, be
               "is the task above, with this architecture:", "", "```yaml",
               yaml.safe_dump(to_dict(rc.architecture_config), sort_keys=False).rstrip(), "```", ""]
     return "\n".join(lines)
+
+
+def _per_array(norm: NormalizationConfig) -> str:
+    what = (f"its own {norm.lower_percentile:g} / {norm.upper_percentile:g} percentiles map "
+            "to 0 / 1" if norm.method == "percentile" else "its own mean and standard "
+            "deviation map to 0 / 1")
+    return f"each image by its own statistics: {what} (computed per sample)."

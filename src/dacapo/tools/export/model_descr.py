@@ -11,6 +11,7 @@ from pathlib import Path
 import attr
 import numpy as np
 
+from dacapo.experiments.normalization import NormalizationConfig
 from dacapo.experiments.packages import CALLABLE
 from dacapo.experiments.run_config import RunConfig
 from dacapo.io.config_yaml import to_dict
@@ -50,7 +51,7 @@ class PackageFacts:
     voxel_size: list[int]
     out_voxel_size: list[int]
     raw_dtype: np.dtype
-    norm: tuple[float, float] | None
+    norm: tuple[float, float] | NormalizationConfig | None
     kwargs: dict
     torch_version: str
 
@@ -65,14 +66,25 @@ def need_spec() -> None:
         ) from e
 
 
-def _preprocessing(norm: tuple[float, float] | None) -> list:
+def _preprocessing(norm, axes: list[str]) -> list:
+    """float32, the normalisation ``norm`` (a ``(gain, offset)`` linear map, None, or a
+    per-array `NormalizationConfig`, applied per sample over ``axes``), float32."""
     from bioimageio.spec.model import v0_5 as bio  # lazy
 
     def as_float32():
         return bio.EnsureDtypeDescr(kwargs=bio.EnsureDtypeKwargs(dtype="float32"))
 
     steps: list = [as_float32()]
-    if norm is not None and norm != (1.0, 0.0):
+    if isinstance(norm, NormalizationConfig):
+        ids = [bio.AxisId(a) for a in axes]
+        if norm.method == "percentile":
+            steps.append(bio.ScaleRangeDescr(kwargs=bio.ScaleRangeKwargs(
+                axes=ids, min_percentile=norm.lower_percentile,
+                max_percentile=norm.upper_percentile)))
+        else:
+            steps.append(bio.ZeroMeanUnitVarianceDescr(
+                kwargs=bio.ZeroMeanUnitVarianceKwargs(axes=ids)))
+    elif norm is not None and norm != (1.0, 0.0):
         steps.append(bio.ScaleLinearDescr(kwargs=bio.ScaleLinearKwargs(gain=norm[0], offset=norm[1])))
     return steps + [as_float32()]
 
@@ -156,7 +168,7 @@ def describe_model(facts: PackageFacts, folder: Path, authors=(), license: str =
             data=bio.IntervalOrRatioDataDescr(type=str(facts.raw_dtype)),
             test_tensor=bio.FileDescr(source=folder / "test_input.npy"),
             sample_tensor=bio.FileDescr(source=folder / "sample_input.tif"),
-            preprocessing=_preprocessing(facts.norm))],
+            preprocessing=_preprocessing(facts.norm, ["channel", *facts.axis_ids]))],
         outputs=[bio.OutputTensorDescr(
             id=bio.TensorId("prediction"), axes=out_axes,
             data=bio.IntervalOrRatioDataDescr(type="float32"),
