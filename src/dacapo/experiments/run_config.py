@@ -47,8 +47,9 @@ class RunConfig:
         default=None,
         metadata={"help_text": "Raw intensity normalisation (dacapo.experiments.normalization): "
                                "statistics of the training raw, computed when training starts "
-                               "and stored in run.yaml; none: integers / dtype maximum (runs "
-                               "made before it; `dacapo plan` writes percentiles)."},
+                               "and stored in run.yaml, or (statistics: each_array) each "
+                               "array's own; none: integers / dtype maximum (runs made before "
+                               "it; `dacapo plan` writes percentiles)."},
     )
     test_time_flips: bool = attr.ib(
         default=False,
