@@ -173,7 +173,7 @@ def downsample_image(path: str | Path, levels: int | None = None, method: str | 
     plan = plan_levels(base.roi, base.voxel_size, levels, min_edge)
     if not plan:
         logger.info("%s: already small enough, no levels added", path)
-    if plan:  # before zarr's concurrent writes, whose failures would only be logged
+    else:  # before zarr's concurrent writes, whose failures would only be logged
         check_output(path, name="downsample")
         for i in range(1, len(plan) + 1):
             if (path / f"s{i}").is_dir():

@@ -28,10 +28,14 @@ def training_normalization(run_dir, dtype) -> tuple[float, float] | Normalizatio
     (``None``: raw used as float32 unchanged). From the run's `NORMALIZATION_FILE` when
     present, else the run config's ``normalization`` (statistics of the training raw:
     ``(x - offset) * scale``), else dacapo's `normalize_raw`: integers / dtype maximum."""
-    config = _run_config(run_dir)
+    return _normalization(run_dir, _run_config(run_dir), dtype)
+
+
+def _normalization(run_dir, config: NormalizationConfig | None, dtype):
+    """`training_normalization` with the run config's ``config`` already read."""
     if config is not None and config.per_array:
         return config
-    norm = _run_normalization(run_dir)
+    norm = _linear(config)
     if norm is not None:
         return norm
     path = Path(run_dir) / NORMALIZATION_FILE
@@ -55,9 +59,8 @@ def _run_config(run_dir) -> NormalizationConfig | None:
     return RunDir(run_dir).load_config().normalization
 
 
-def _run_normalization(run_dir) -> tuple[float, float] | None:
-    """``(gain, offset)`` of the run config's percentile / mean-std normalisation, if any."""
-    config = _run_config(run_dir)
+def _linear(config: NormalizationConfig | None) -> tuple[float, float] | None:
+    """``(gain, offset)`` of a run config's percentile / mean-std normalisation, if any."""
     if config is None or config.method == "dtype_max" or config.per_array:
         return None
     offset, scale = affine_parameters(config.method, config.stats)
@@ -71,8 +74,7 @@ def normalize(data: np.ndarray, run_dir, dtype) -> np.ndarray:
     if config is not None and config.per_array:
         stats = intensity_statistics([data], config.lower_percentile, config.upper_percentile)
         return normalize_input(data, attr.evolve(config, **stats))
-    if (Path(run_dir) / NORMALIZATION_FILE).is_file() or _run_normalization(run_dir) is not None:
-        gain, offset = training_normalization(run_dir, dtype)
+    if (Path(run_dir) / NORMALIZATION_FILE).is_file() or _linear(config) is not None:
+        gain, offset = _normalization(run_dir, config, dtype)
         return data.astype(np.float32) * np.float32(gain) + np.float32(offset)
     return normalize_raw(data)
-
