@@ -5,8 +5,10 @@ module-scoped fixtures can use it too. Thread counts are pinned for the shared t
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,8 +43,10 @@ else:
     os.environ[_OURS] = "1"
 torch.set_num_threads(THREADS)
 # `dacapo plan`'s step timings (`dacapo.planning.step_timer`): a folder of this test session,
-# not the user's cache
-os.environ.setdefault("DACAPO_CACHE_DIR", tempfile.mkdtemp(prefix="dacapo-tests-cache-"))
+# not the user's cache; removed at exit by the process that made it (xdist's workers inherit it)
+if not os.environ.get("DACAPO_CACHE_DIR"):
+    os.environ["DACAPO_CACHE_DIR"] = tempfile.mkdtemp(prefix="dacapo-tests-cache-")
+    atexit.register(shutil.rmtree, os.environ["DACAPO_CACHE_DIR"], ignore_errors=True)
 
 SHAPE = (16, 48, 48)
 

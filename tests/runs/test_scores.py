@@ -85,3 +85,37 @@ def test_best_json_names_a_degenerate_choice_only_when_there_is_no_other(tmp_pat
     run_dir.replace_validation_scores(4, rows)
     best = update_best(run_dir, run_dir.load_config().task_config.build())
     assert best["cell__dice"]["value"] == 0.9 and best["cell__dice"]["degenerate"] is True
+
+
+def test_best_json_chooses_on_the_mean_over_datasets(tmp_path, tiny_run):
+    # Dice per (iteration, threshold, dataset), means by hand: the best single row (1.0 on
+    # "a" at 4, t 0.0) is not the best mean; (8, t 0.5) is (0.85), then (4, t 0.5) (0.8)
+    run_dir = RunDir(tmp_path / "run").create()
+    run_dir.save_config(tiny_run(tmp_path / "data.zarr"))
+    dice = {(4, 0.0): (1.0, 0.4), (4, 0.5): (0.8, 0.8),
+            (8, 0.0): (0.95, 0.3), (8, 0.5): (0.85, 0.85)}
+
+    def rows(iteration, degenerate=()):
+        return [{"iteration": iteration, "dataset": ds, "criterion": "cell__dice",
+                 "value": values[k], "degenerate": (iteration, t, ds) in degenerate,
+                 "parameters": {"type": "ThresholdPostProcessorParameters", "id": int(2 * t),
+                                "threshold": t}}
+                for (it, t), values in dice.items() if it == iteration
+                for k, ds in enumerate(("a", "b"))]
+
+    task = run_dir.load_config().task_config.build()
+    run_dir.replace_validation_scores(4, rows(4))
+    run_dir.replace_validation_scores(8, rows(8))
+    best = update_best(run_dir, task)["cell__dice"]
+    assert (best["iteration"], best["parameters"]["threshold"]) == (8, 0.5)
+    assert best["value"] == 0.85 and best["datasets"] == {"a": 0.85, "b": 0.85}
+    table = format_table(run_dir)
+    assert "on the mean over 2 datasets: threshold=0.5" in table.splitlines()[0]
+    # degenerate on one dataset: never the choice while another set is scored
+    run_dir.replace_validation_scores(8, rows(8, degenerate={(8, 0.5, "b")}))
+    best = update_best(run_dir, task)["cell__dice"]
+    assert (best["iteration"], best["parameters"]["threshold"], best["value"]) == (4, 0.5, 0.8)
+    assert "degenerate" not in best
+    rows_at_8 = [r for r in run_dir.validation_scores() if r["iteration"] == 8]
+    chosen = choose_parameters(rows_at_8, "cell__dice", True)
+    assert chosen["parameters"]["threshold"] == 0.0 and chosen["value"] == 0.625

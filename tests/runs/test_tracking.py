@@ -60,21 +60,24 @@ def test_end_status():
     assert rec.calls[-1] == ("end", "KILLED")
 
 
-def test_chosen_rows_are_the_main_criterion_choice():
+def test_chosen_rows_are_the_main_criterion_choice_on_the_mean_over_datasets():
     task = DistanceTaskConfig("d", channels=["cell"], clip_distance=40, tol_distance=16,
                               scale_factor=20).build()
     main = main_criterion(task)
     higher = task.evaluation_scores.higher_is_better(main)
-    good, bad = (0.9, 0.1) if higher else (0.1, 0.9)
+
+    def v(x):  # a score x where higher is better, mirrored where lower is
+        return x if higher else 1 - x
 
     def row(dataset, p, criterion, value):
-        return {"dataset": dataset, "parameters": {"id": p}, "criterion": criterion,
-                "value": value}
+        return {"iteration": 4, "dataset": dataset, "parameters": {"id": p},
+                "criterion": criterion, "value": value}
 
-    rows = [row("a", 0, main, bad), row("a", 0, "other", 1.0),
-            row("a", 1, main, good), row("a", 1, "other", 2.0),
-            row("b", 0, main, good), row("b", 0, "other", 3.0),
-            row("b", 1, main, bad), row("b", 1, "other", 4.0)]
+    # set 1 is best on "a" alone (1.0); set 0 on the mean: (0.5 + 0.9) / 2 > (1.0 + 0.2) / 2
+    rows = [row("a", 0, main, v(0.5)), row("a", 0, "other", 1.0),
+            row("a", 1, main, v(1.0)), row("a", 1, "other", 2.0),
+            row("b", 0, main, v(0.9)), row("b", 0, "other", 3.0),
+            row("b", 1, main, v(0.2)), row("b", 1, "other", 4.0)]
     chosen = chosen_rows(rows, task)
     assert {d: {r["criterion"]: r["value"] for r in rs} for d, rs in chosen.items()} == {
-        "a": {main: good, "other": 2.0}, "b": {main: good, "other": 3.0}}
+        "a": {main: v(0.5), "other": 1.0}, "b": {main: v(0.9), "other": 3.0}}

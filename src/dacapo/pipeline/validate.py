@@ -22,7 +22,8 @@ Each validated dataset gets its picture, ``plots/validation_<iteration>_<dataset
 (`dacapo.runs.validation_plot`: one section read, about a second); the run's other plots
 are left to the callers (end of training, ``dacapo validate``).
 
-Then ``best.json`` is rewritten from every stored row (`dacapo.runs.scores.update_best`)
+Then ``best.json`` is rewritten from every stored row (`dacapo.runs.scores.update_best`:
+each criterion's best iteration and parameters by the mean over the validation datasets)
 and the validation goes to TensorBoard (`dacapo.runs.tensorboard_log.log_validation`).
 The options (`dacapo.pipeline.predict_options.PredictOptions`: workers, engine, precision,
 progress; None: the run's) hold for prediction, post-processing and evaluation alike.

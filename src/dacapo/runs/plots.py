@@ -6,7 +6,7 @@
   ``best.json``), one line per validation dataset, named in one legend; every validation
   is a marker, so a run validated once shows single points (the figure says so);
 - ``sweep_<criterion>.png``: the main criteria over the parameter sweep at their best
-  iteration: a line over the values of a one-parameter sweep, a heatmap for two
+  iteration (the mean over the validation datasets, on which best.json chooses): a line over the values of a one-parameter sweep, a heatmap for two
   parameters, the parameter set ids (at most `MAX_TICKS` labels) for more; the chosen
   parameters are circled, degenerate ones crossed.
 
@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from dacapo.runs.run_dir import RunDir
-from dacapo.runs.scores import main_criteria, parameters_label
+from dacapo.runs.scores import dataset_means, main_criteria, parameters_label
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +161,8 @@ def _thin_ticks(axis, labels: list[str]) -> None:
 
 def sweep_figure(rows: list[dict], criterion: str, chosen: dict, title: str,
                  higher_is_better: bool = True) -> Figure:
-    """``criterion`` over the parameter sets of ``rows`` (one validation of one dataset),
+    """``criterion`` over the parameter sets of ``rows`` (one per set: one validation of one
+    dataset, or `dacapo.runs.scores.dataset_means` of several),
     ``chosen`` (a row's parameters) marked; see the module docstring for the layout."""
     varying, fixed = _varying(rows)
     fixed_text = parameters_label(fixed) if fixed else ""
@@ -247,13 +248,14 @@ def plot_sweeps(run_dir: RunDir, limit: int = 3) -> list[Path]:
     paths = []
     for c in main_criteria([c for c in best], limit):
         b = best[c]
-        sel = [r for r in rows if r["criterion"] == c and r["iteration"] == b["iteration"]
-               and r["dataset"] == b["dataset"]]
+        sel = dataset_means([r for r in rows if r["iteration"] == b["iteration"]], c)
         if not sel:
             continue
+        names = sorted({d for r in sel for d in r["datasets"]})
+        where = names[0] if len(names) == 1 else f"mean over {len(names)} datasets"
         fig = sweep_figure(sel, c, b["parameters"],
                            f"{run_dir.path.name}: {c} over the sweep at iteration "
-                           f"{b['iteration']} ({b['dataset']})", scores.higher_is_better(c))
+                           f"{b['iteration']} ({where})", scores.higher_is_better(c))
         safe = "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in c)
         paths.append(_save(fig, run_dir.plots / f"sweep_{safe}.png", 90))
     return paths

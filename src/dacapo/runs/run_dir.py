@@ -8,7 +8,8 @@ Layout of ``<root>/<run name>/``::
                            a corrupt one, e.g. from a failed copy, is reported by name)
     training_stats.csv     iteration,loss,time
     validation_scores.csv  iteration,dataset,parameters,criterion,value
-    best.json              {criterion: {iteration, dataset, parameters, value}}
+    best.json              {criterion: {iteration, parameters, value, datasets, ...}}:
+                           the best by the mean over the validation datasets
     snapshots/<it>.zarr    raw, gt, target, weight, prediction of one training batch
     predictions/<it>/      validation predictions and segmentations (zarr)
     plots/                 PNG figures (see `dacapo.runs.plots`)

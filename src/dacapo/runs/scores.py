@@ -1,9 +1,14 @@
 """Scores of a run: main criteria, parameter labels, best checkpoint and parameters, and
 the score table.
 
-``best.json`` holds, per criterion the task's score class stores (``store_best``), the
-best dataset, iteration, parameters and value over all validations so far
-(`update_best`). Whether higher is better is always asked of the task's score class.
+A choice of checkpoint and parameters is made on the **mean over the validation
+datasets** (`dataset_means`: each (iteration, parameter set) by the mean of its finite
+values, every dataset weighing alike), not on the best single dataset: with several small
+validation crops one of them scores perfectly at many settings, and its first such
+setting carries over to the others no better than chance. ``best.json`` holds, per
+criterion the task's score class stores (``store_best``), the best iteration, parameters
+and mean over all validations so far, and each dataset's value there (`update_best`).
+Whether higher is better is always asked of the task's score class.
 
 A segmentation is degenerate (`is_degenerate`) when one value covers at least
 ``NEAR_CONSTANT`` of its scored voxels while the GT has no such value (or when it is
@@ -121,49 +126,54 @@ def main_criterion(task) -> str:
     return main_criteria(stored or scores.criteria, 1)[0]
 
 
-def _replay(task, rows: list[dict]) -> dict[str, Any]:
-    """Best per stored criterion of ``rows``, through the task's evaluator."""
-    evaluator = task.evaluator
-    evaluator.best_scores = {}
-    empty = task.evaluation_scores
-    by_key = {json.dumps(parameters_dict(p), sort_keys=True): p for p in task.parameters}
-    groups: dict[tuple, dict[str, float]] = {}
-    for row in rows:
-        key = (row["iteration"], row["dataset"], json.dumps(row["parameters"], sort_keys=True))
-        groups.setdefault(key, {})[row["criterion"]] = row["value"]
-    for (iteration, dataset, pkey), values in sorted(groups.items()):
-        values = {k: v for k, v in values.items() if k in empty.criteria}
-        scores = type(empty)(values, channels=empty.channels)
-        evaluator.store_score(iteration, dataset, by_key.get(pkey, pkey), scores)
-    best: dict[str, Any] = {}
-    for criterion in empty.criteria:
-        result = evaluator.best(criterion) if empty.store_best(criterion) else None
-        if result is None:
+def dataset_means(rows: list[dict], criterion: str) -> list[dict]:
+    """Per (iteration, parameter set) of ``rows``, in order of first appearance: the mean of
+    ``criterion`` over the datasets where it is finite (each alike), as a row with
+    ``iteration``, ``parameters``, ``value``, ``datasets`` ({dataset: value}) and
+    ``degenerate`` (any of its segmentations was); sets without a finite value are left out."""
+    groups: dict[tuple[int, str], dict[str, Any]] = {}
+    for r in rows:
+        if r["criterion"] != criterion:
             continue
-        params = result.parameters
-        best[criterion] = {
-            "iteration": int(result.iteration),
-            "dataset": result.dataset,
-            "parameters": json.loads(params) if isinstance(params, str) else parameters_dict(params),
-            "value": float(result.value),
-            "higher_is_better": bool(empty.higher_is_better(criterion)),
-        }
-    return best
+        key = (r["iteration"], json.dumps(r["parameters"], sort_keys=True))
+        g = groups.setdefault(key, {"iteration": r["iteration"], "parameters": r["parameters"],
+                                    "datasets": {}, "degenerate": False})
+        g["degenerate"] = g["degenerate"] or bool(r.get("degenerate"))
+        if not math.isnan(r["value"]):
+            g["datasets"][r["dataset"]] = r["value"]
+    return [{**g, "value": sum(g["datasets"].values()) / len(g["datasets"])}
+            for g in groups.values() if g["datasets"]]
 
 
 def update_best(run_dir, task) -> dict[str, Any]:
-    """Replay all stored scores through the task's evaluator; rewrite ``best.json``.
+    """Choose, per stored criterion, the best (iteration, parameters) of every stored row by
+    its mean over the validation datasets (`choose_parameters`); rewrite ``best.json``.
 
-    Degenerate segmentations ((near-)constant, `is_degenerate`) are passed over;
-    a criterion scored only on degenerate ones gets its best among them, marked
+    Degenerate segmentations ((near-)constant, `is_degenerate`) are passed over; a
+    criterion scored only on degenerate ones gets its best among them, marked
     ``"degenerate": true`` (one warning line names them all)."""
     run_dir = as_run_dir(run_dir)
     rows = run_dir.validation_scores()
-    best = _replay(task, [r for r in rows if not r.get("degenerate")])
-    fallback = _replay(task, [r for r in rows if r.get("degenerate")])
-    only_degenerate = [c for c in fallback if c not in best]
-    for criterion in only_degenerate:
-        best[criterion] = {**fallback[criterion], "degenerate": True}
+    scores = task.evaluation_scores
+    best: dict[str, Any] = {}
+    only_degenerate = []
+    for criterion in scores.criteria:
+        if not scores.store_best(criterion):
+            continue
+        higher = bool(scores.higher_is_better(criterion))
+        chosen = choose_parameters(rows, criterion, higher)
+        if chosen is None:
+            continue
+        best[criterion] = {
+            "iteration": int(chosen["iteration"]),
+            "parameters": chosen["parameters"],
+            "value": float(chosen["value"]),
+            "datasets": {k: float(v) for k, v in chosen["datasets"].items()},
+            "higher_is_better": higher,
+        }
+        if chosen["degenerate"]:
+            best[criterion]["degenerate"] = True
+            only_degenerate.append(criterion)
     if only_degenerate:  # one line, however many criteria (6 by name)
         more = len(only_degenerate) - 6
         logger.warning("every segmentation scored so far is degenerate ((near-)constant) for "
@@ -180,8 +190,9 @@ def choose_checkpoint_and_parameters(run_dir: RunDir, task, iteration: int | Non
 
     Checkpoint: ``iteration`` if given; else the best iteration of ``criterion`` (default:
     `main_criterion`) from ``best.json``; else the latest checkpoint. Parameters: the best
-    of that criterion (at that iteration when an iteration is given, from
-    ``validation_scores.csv``, or ``rows`` if already read); with no validation scores,
+    of that criterion by its mean over the validation datasets (at that iteration when an
+    iteration is given, from ``validation_scores.csv``, or ``rows`` if already read,
+    `choose_parameters`); with no validation scores,
     the first of the sweep (logged as a warning).
     """
     scores = task.evaluation_scores
@@ -224,10 +235,11 @@ def _fmt(value: float) -> str:
 
 
 def choose_parameters(rows: list[dict], criterion: str, higher_is_better: bool) -> dict | None:
-    """The row of the best parameters by ``criterion`` among ``rows`` (one validation of
-    one dataset), degenerate segmentations (`is_degenerate`) only when all are."""
-    cands = [r for r in rows if r["criterion"] == criterion and not math.isnan(r["value"])]
-    fine = [r for r in cands if not r.get("degenerate")]
+    """The best (iteration, parameters) of ``rows`` by ``criterion``'s mean over their
+    datasets (`dataset_means`; a row of it, the first of equals), degenerate segmentations
+    (`is_degenerate`) only when all are; None without a finite value."""
+    cands = dataset_means(rows, criterion)
+    fine = [r for r in cands if not r["degenerate"]]
     if not (fine or cands):
         return None
     return (max if higher_is_better else min)(fine or cands, key=lambda r: r["value"])
@@ -242,8 +254,9 @@ CONVENTIONS = {
 
 def format_table(run_dir, iteration: int | None = None, limit: int = 10) -> str:
     """One-screen score table of ``iteration`` (default: the last validated), per dataset:
-    the parameters the task's main criterion chooses, every main metric at that choice,
-    each metric's own best over the sweep, and the best so far (``best.json``)."""
+    every main metric at the parameters the task's main criterion chooses (on the mean
+    over the datasets, as `apply` takes them), each metric's own best over the sweep on
+    that dataset, and the best so far (``best.json``, means over the datasets)."""
     run_dir = as_run_dir(run_dir)
     rows = run_dir.validation_scores()
     if not rows:
@@ -256,18 +269,21 @@ def format_table(run_dir, iteration: int | None = None, limit: int = 10) -> str:
     rows = [r for r in rows if r["iteration"] == iteration]
     best = run_dir.load_best()
     shown = main_criteria(list(dict.fromkeys(r["criterion"] for r in rows)), limit)
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    chosen = choose_parameters(rows, main, scores.higher_is_better(main))
+    key = None if chosen is None else json.dumps(chosen["parameters"], sort_keys=True)
+    label = "-" if chosen is None else parameters_label(chosen["parameters"])
+    over = f" on the mean over {len(datasets)} datasets" if len(datasets) > 1 else ""
     lines = [f"run {run_dir.path.name}: validation at iteration {iteration} "
-             f"(parameters chosen by {main})"]
+             f"(parameters chosen by {main}{over}: {label})"]
     header = (f"  {'criterion':28s} {'value':>9s}  {'sweep best':>10s} {'at':24s} "
               f"{'best (iteration)':>18s}")
-    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+    for dataset in datasets:
         here = [r for r in rows if r["dataset"] == dataset]
-        chosen = choose_parameters(here, main, scores.higher_is_better(main))
-        key = None if chosen is None else json.dumps(chosen["parameters"], sort_keys=True)
         at = {r["criterion"]: r for r in here
               if json.dumps(r["parameters"], sort_keys=True) == key}
-        label = "-" if chosen is None else parameters_label(chosen["parameters"])
-        flag = " DEGENERATE ((near-)constant segmentation)" if chosen and chosen.get("degenerate") else ""
+        flag = (" DEGENERATE ((near-)constant segmentation)"
+                if any(r.get("degenerate") for r in at.values()) else "")
         fraction = here[0].get("gt_fraction", math.nan)
         scored = (f"scored {here[0]['scored_roi']} = {100 * fraction:.1f}% of the gt ROI"
                   if here[0].get("scored_roi") else "scored ROI not recorded")

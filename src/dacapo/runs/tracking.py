@@ -91,14 +91,14 @@ class Trackers:
 
 def chosen_rows(rows: list[dict], task) -> dict[str, list[dict]]:
     """Per dataset of ``rows`` (one validation), its rows at the parameters the task's main
-    criterion chooses (`dacapo.runs.scores.choose_parameters`, as ``dacapo validate``'s
-    table): what trackers log of a validation."""
+    criterion chooses on the mean over the datasets (`dacapo.runs.scores.choose_parameters`,
+    as ``dacapo validate``'s table): what trackers log of a validation."""
     main = main_criterion(task)
     higher = task.evaluation_scores.higher_is_better(main)
+    chosen = choose_parameters(rows, main, higher) or rows[0]
+    key = json.dumps(chosen["parameters"], sort_keys=True)
     out = {}
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
-        here = [r for r in rows if r["dataset"] == dataset]
-        chosen = choose_parameters(here, main, higher) or here[0]
-        key = json.dumps(chosen["parameters"], sort_keys=True)
-        out[dataset] = [r for r in here if json.dumps(r["parameters"], sort_keys=True) == key]
+        out[dataset] = [r for r in rows if r["dataset"] == dataset
+                        and json.dumps(r["parameters"], sort_keys=True) == key]
     return out

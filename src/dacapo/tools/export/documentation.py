@@ -68,12 +68,13 @@ def documentation(rc, task, iteration: int, criterion: str, parameters: dict, be
     if best:
         lines += [f"Best scores on the validation data (all {len(best)} criteria: the run's "
                   "best.json):", "",
-                  "| criterion | value | iteration | dataset | parameters |", "|---|---|---|---|---|"]
+                  "| criterion | value (mean over the datasets) | iteration | datasets | "
+                  "parameters |", "|---|---|---|---|---|"]
         for crit in main_criteria(list(best), 10):
             b = best[crit]
             params = _params(b.get("parameters") or {})
             lines.append(f"| {crit} | {_fmt(b.get('value'))} | {b.get('iteration')} | "
-                         f"{b.get('dataset')} | {params} |")
+                         f"{', '.join(b.get('datasets') or {}) or '-'} | {params} |")
     else:
         lines.append("This run was not validated (no best.json).")
     lines += ["", "The package's test output is dacapo's own prediction on its test input "
