@@ -96,4 +96,7 @@ def test_semantic_picture_uses_class_colours_and_chosen_segmentation(tmp_path, t
     assert chosen == params[1]
     assert title.startswith("run: val, iteration 7 — segmentation at threshold=")
     assert title.endswith(": cell__dice 0.900, cell__jaccard 0.450")
+    # the parameters chosen on all the validation's datasets, shown at their values here
+    title, shown = validation_title("run", "val", 7, task, rows, chosen=params[0])
+    assert shown == params[0] and title.endswith(": cell__dice 0.200, cell__jaccard 0.100")
 

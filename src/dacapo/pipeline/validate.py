@@ -19,7 +19,8 @@ For checkpoint ``iteration`` and each validation dataset:
    warning line per validation names them (`dacapo.runs.scores.warn_degenerate`).
 
 Each validated dataset gets its picture, ``plots/validation_<iteration>_<dataset>.png``
-(`dacapo.runs.validation_plot`: one section read, about a second); the run's other plots
+(`dacapo.runs.validation_plot`: one section read, about a second), at the parameters
+the main criterion chooses on the mean over the datasets; the run's other plots
 are left to the callers (end of training, ``dacapo validate``).
 
 Then ``best.json`` is rewritten from every stored row (`dacapo.runs.scores.update_best`:
@@ -48,7 +49,14 @@ from dacapo.pipeline.predict import predict
 from dacapo.pipeline.predict_options import PredictOptions
 from dacapo.runs.log_file import log_to_file
 from dacapo.runs.run_dir import RunDir, as_run_dir
-from dacapo.runs.scores import is_degenerate, parameters_dict, update_best, warn_degenerate
+from dacapo.runs.scores import (
+    choose_parameters,
+    is_degenerate,
+    main_criterion,
+    parameters_dict,
+    update_best,
+    warn_degenerate,
+)
 from dacapo.runs.tensorboard_log import log_validation
 from dacapo.runs.validation_plot import safe_plot_validation
 
@@ -72,8 +80,10 @@ def _score(task, seg_path: Path, dataset: str, gt_path, roi, gt: Array | None,
 
 
 def _validate_dataset(rc, task, dconf, run_dir: RunDir, iteration: int, checkpoint: Path,
-                      options: PredictOptions, model, evaluate_in_memory: int) -> list[dict]:
-    """Predict, post-process and score one validation dataset; its score rows."""
+                      options: PredictOptions, model, evaluate_in_memory: int
+                      ) -> tuple[list[dict], dict]:
+    """Predict, post-process and score one validation dataset; (its score rows, the
+    arguments of its picture)."""
     ds = dconf.open()
     out = run_dir.predictions / f"{iteration:08d}" / f"{ds.name}.zarr"
     log_dir = run_dir.logs / "validate" / f"{iteration:08d}" / ds.name
@@ -112,8 +122,7 @@ def _validate_dataset(rc, task, dconf, run_dir: RunDir, iteration: int, checkpoi
             "value": float(scores[criterion]), "scored_roi": str(roi), "gt_fraction": fraction,
             "degenerate": int(degenerate),
         } for criterion in scores.criteria]
-    safe_plot_validation(run_dir, task, ds, iteration, prediction, out, roi, rows)
-    return rows
+    return rows, {"dataset": ds, "prediction": prediction, "folder": out, "roi": roi}
 
 
 def validate_run(
@@ -148,10 +157,20 @@ def validate_run(
     rows: list[dict[str, Any]] = []
     run_dir.logs.mkdir(parents=True, exist_ok=True)
     with log_to_file(run_dir.logs / "validate.log"):
+        pictures = []
         for dconf in rc.datasplit_config.validate:
-            rows += _validate_dataset(rc, task, dconf, run_dir, iteration, checkpoint, options,
-                                      model, evaluate_in_memory)
+            here, picture = _validate_dataset(rc, task, dconf, run_dir, iteration, checkpoint,
+                                              options, model, evaluate_in_memory)
+            rows += here
+            pictures.append(picture)
         warn_degenerate(rows)
+        main = main_criterion(task)
+        chosen = choose_parameters(rows, main, task.evaluation_scores.higher_is_better(main))
+        chosen = None if chosen is None else chosen["parameters"]
+        for p in pictures:  # each at the parameters chosen on all the datasets
+            here = [r for r in rows if r["dataset"] == p["dataset"].name]
+            safe_plot_validation(run_dir, task, iteration=iteration, rows=here, chosen=chosen,
+                                 **p)
     run_dir.replace_validation_scores(iteration, rows)
     update_best(run_dir, task)
     log_validation(run_dir, iteration, rows, rc, task)  # tensorboard/validation

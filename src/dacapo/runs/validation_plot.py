@@ -16,7 +16,8 @@ scored ROI, only that section read from each array:
   weight. The panel title says which.
 
 The segmentation is the one the task's main criterion chooses among the sweep of this
-validation (`dacapo.runs.scores.choose_parameters`, degenerate ones passed over). Axes are in
+validation (`dacapo.runs.scores.choose_parameters` on the mean over the validation
+datasets, as `apply` takes it; degenerate ones passed over). Axes are in
 world units (the arrays' unit, nm unless said; µm when the section spans more than 10 µm).
 The title names run, dataset and iteration, the chosen parameters and the main criteria
 (`dacapo.runs.scores.main_criteria`) at them.
@@ -173,26 +174,31 @@ def validation_figure(title: str, raw: Array, gt: Array, prediction: Array,
 
 
 def validation_title(run: str, dataset: str, iteration: int, task,
-                     rows: list[dict]) -> tuple[str, dict | None]:
-    """(title, parameters of the segmentation to show) of one validation's ``rows``: the
-    parameters the task's main criterion chooses, the main criteria at them."""
+                     rows: list[dict], chosen: dict | None = None) -> tuple[str, dict | None]:
+    """(title, parameters of the segmentation to show) of one dataset's ``rows`` of a
+    validation: ``chosen`` (parameters chosen on all the validation's datasets) or else
+    those the task's main criterion chooses among ``rows``, the main criteria at them."""
     main = main_criterion(task)
-    chosen = choose_parameters(rows, main, task.evaluation_scores.higher_is_better(main))
-    title = f"{run}: {dataset}, iteration {iteration}"
     if chosen is None:
+        top = choose_parameters(rows, main, task.evaluation_scores.higher_is_better(main))
+        chosen = None if top is None else top["parameters"]
+    title = f"{run}: {dataset}, iteration {iteration}"
+    if chosen is None or not any(r["parameters"] == chosen for r in rows):
         return title + " (no scores)", None
-    params = chosen["parameters"]
+    params = chosen
     at = {r["criterion"]: r["value"] for r in rows if r["parameters"] == params}
     values = ", ".join(f"{c} {at[c]:.3f}" for c in main_criteria(list(at), 4))
     return f"{title} — segmentation at {parameters_label(params)}: {values}", params
 
 
 def plot_validation(run_dir: RunDir, task, dataset, iteration: int, prediction: Array,
-                    folder: Path, roi: Roi, rows: list[dict]) -> Path:
+                    folder: Path, roi: Roi, rows: list[dict],
+                    chosen: dict | None = None) -> Path:
     """``plots/validation_<iteration:08d>_<dataset>.png`` of one validated dataset:
     ``prediction`` and the segmentation ``folder/segmentation_<id>`` that
-    `validation_title` chooses among those scored in ``rows``."""
-    title, params = validation_title(run_dir.path.name, dataset.name, iteration, task, rows)
+    `validation_title` chooses (``chosen``, else among those scored in ``rows``)."""
+    title, params = validation_title(run_dir.path.name, dataset.name, iteration, task, rows,
+                                     chosen)
     segmentation = None if params is None else open_array(
         folder / f"segmentation_{params['id']}", "segmentation")
     names = list(task.predictor.output_array_type.channels)
