@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 test: venv
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=12 tests
 
 demo: venv
 	$(BIN)/dacapo demo --root demo_runs
