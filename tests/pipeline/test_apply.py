@@ -75,3 +75,37 @@ def test_apply_chooses_iteration_and_criterion(trained, tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint for iteration 5"):
         apply_run(run_dir.path, "x", tmp_path / "o.zarr" / "s", iteration=5)
     assert RunDir(run_dir.path).latest_checkpoint() == 8
+
+
+def test_apply_refuses_an_existing_array_before_writing(trained, tmp_path, write_array):
+    # e.g. the user's labels given as the output: refused before the prediction is written
+    _, run_dir, container = trained
+    write_array(tmp_path / "c.zarr" / "labels", np.ones((4, 4, 4), np.uint16), (4, 4, 4))
+    with pytest.raises(ValueError, match="'labels_prediction' beside it.*choose another"):
+        apply_run(run_dir.path, container / "validate" / "raw", tmp_path / "c.zarr" / "labels")
+    assert not (tmp_path / "c.zarr" / "labels_prediction").exists()
+
+
+def test_apply_names_an_input_unlike_the_training_raw(trained, tmp_path, write_array,
+                                                      dacapo_cli):
+    import shutil
+
+    import attr
+
+    from dacapo.experiments.normalization import NormalizationConfig, with_statistics
+
+    rc, run_dir, container = trained
+    copy = RunDir(tmp_path / "run")  # the run, mapping raw by percentiles of its training raw
+    shutil.copytree(run_dir.path, copy.path)
+    copy.save_config(with_statistics(attr.evolve(rc, normalization=NormalizationConfig())))
+    raw = open_ds(str(container / "validate" / "raw"), mode="r")
+    write_array(tmp_path / "x.zarr" / "raw", np.asarray(raw[raw.roi]).astype(np.uint16) * 256,
+                tuple(raw.voxel_size), tuple(raw.roi.offset))
+    result = dacapo_cli("apply", str(copy.path), "--input", str(tmp_path / "x.zarr" / "raw"),
+                        "--output", str(tmp_path / "o.zarr" / "seg"), "--quiet")
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "intensity spread" in line]
+    norm = copy.load_config().normalization
+    lo, hi = np.percentile(np.asarray(raw[raw.roi], np.float64) * 256, [0.5, 99.5])
+    spread = (hi - lo) / (norm.high - norm.low)  # ~256: the training and validation raw alike
+    assert len(lines) == 1 and f"is {spread:.3g}x the training raw's" in lines[0], result.stderr

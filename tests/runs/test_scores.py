@@ -119,3 +119,13 @@ def test_best_json_chooses_on_the_mean_over_datasets(tmp_path, tiny_run):
     rows_at_8 = [r for r in run_dir.validation_scores() if r["iteration"] == 8]
     chosen = choose_parameters(rows_at_8, "cell__dice", True)
     assert chosen["parameters"]["threshold"] == 0.0 and chosen["value"] == 0.625
+
+
+def test_labels_name_the_swept_parameters_only():
+    from dacapo.runs.scores import varying_keys
+
+    rows = [{"parameters": {"type": "P", "id": i, "h": None, "min_seed_distance": 0.0,
+                            "threshold": t}} for i, t in enumerate((0.1, 0.5))]
+    assert varying_keys(rows) == {"threshold"}
+    assert parameters_label(rows[1]["parameters"], varying_keys(rows)) == "threshold=0.5"
+    assert parameters_label(rows[1]["parameters"]) == "h=None, min_seed_distance=0.0, threshold=0.5"

@@ -11,7 +11,9 @@ prediction and the post-processing alike; apply sets their ``log_dir``. A predic
 at most ``in_memory_limit`` values (default `dacapo.pipeline.in_memory.IN_MEMORY_VOXELS`)
 is post-processed in memory in one block, as in validation (same result as on the
 validation volume, no worker start-up); a bigger one blockwise, with the same workers.
-A task with per-class post-processing (``instance_classes``) gets each class's own best
+An existing output is only resumed beside its ``<output>_prediction`` (else refused before
+anything is written); an input unlike the training raw (voxel size, intensity spread) is
+named in a warning (`dacapo.pipeline.input_match`). A task with per-class post-processing (``instance_classes``) gets each class's own best
 setting, by default at the checkpoint where these joined settings score best
 (`dacapo.runs.class_parameters`), and writes one OME-NGFF label image per class,
 ``<output>/<class>``.
@@ -26,9 +28,11 @@ from pathlib import Path
 import attr
 from funlib.persistence import Array
 
+from dacapo.io.arrays import open_array
 from dacapo.io.collection import collection_images
 from dacapo.io.paths import check_output
 from dacapo.pipeline.in_memory import IN_MEMORY_VOXELS, set_prediction
+from dacapo.pipeline.input_match import input_warnings
 from dacapo.pipeline.predict import predict
 from dacapo.pipeline.predict_options import PredictOptions
 from dacapo.runs.class_parameters import output_checkpoint_and_parameters
@@ -58,6 +62,10 @@ def apply_run(
     prediction_path = output_path.with_name(output_path.name + "_prediction")
     check_output(output_path, {"input": input_path})
     check_output(prediction_path, {"input": input_path}, name="the prediction path")
+    if output_path.exists() and not prediction_path.exists():
+        raise ValueError(
+            f"output {str(output_path)!r} exists and is no apply output to resume (no "
+            f"{prediction_path.name!r} beside it): delete it or choose another output path")
     run_dir = RunDir(run_dir)
     rc = run_dir.load_config()
     options = (options or PredictOptions()).for_run(rc)
@@ -74,6 +82,12 @@ def apply_run(
         logger.info("applying %s to %s: checkpoint %s (iteration %d), parameters %s", rc.name,
                     input_path, checkpoint, iteration,
                     parameters_label(parameters_dict(parameters)), extra={"notice": True})
+        try:
+            raw = open_array(str(input_path), "input")
+        except Exception:  # noqa: BLE001 - predict names what is wrong with the input
+            raw = None
+        for line in [] if raw is None else input_warnings(rc, raw, f"input {str(input_path)!r}"):
+            logger.warning(line)
         prediction = predict(rc, checkpoint, input_path, prediction_path, options)
         post = task.post_processor
         limit = IN_MEMORY_VOXELS if in_memory_limit is None else in_memory_limit

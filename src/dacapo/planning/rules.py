@@ -282,6 +282,8 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
                             f"(>= {TWO_D_RATIO}): sections are segmented one at a time"
                             + (f", the first convolution seeing {SECTION_CONTEXT} neighbouring "
                                "section(s) on each side" if depth > 1 else ""))
+    elif dims == 2:
+        notes["network"] = "2D network for 2D images: convolutions and pooling over y and x"
     else:
         notes["network"] = ("3D network; convolutions are 2D (1,3,3) and pooling in-plane on levels "
                             "whose z voxel is >= 2x the in-plane one (nnU-Net's anisotropy rule)")

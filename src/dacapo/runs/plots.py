@@ -5,9 +5,11 @@
   y: the criterion's best over the sweep, degenerate segmentations passed over as in
   ``best.json``), one line per validation dataset, named in one legend; every validation
   is a marker, so a run validated once shows single points (the figure says so);
-- ``sweep_<criterion>.png``: the main criteria over the parameter sweep at their best
-  iteration (the mean over the validation datasets, on which best.json chooses): a line over the values of a one-parameter sweep, a heatmap for two
-  parameters, the parameter set ids (at most `MAX_TICKS` labels) for more; the chosen
+- ``sweep_<criterion>.png``: the criterion that chooses (the task's main one), then the
+  next main criteria, over the parameter sweep at their best iteration (the mean over the
+  validation datasets, on which best.json chooses): a line over the values of a
+  one-parameter sweep, a heatmap for two parameters, the parameter set ids (at most
+  `MAX_TICKS` labels) for more; the chosen
   parameters are circled, degenerate ones crossed.
 
 The ``*_figure`` functions build the figures; ``plot_*`` write them.
@@ -25,7 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from dacapo.runs.run_dir import RunDir
-from dacapo.runs.scores import dataset_means, main_criteria, parameters_label
+from dacapo.runs.scores import dataset_means, main_criteria, main_criterion, parameters_label
 
 logger = logging.getLogger(__name__)
 
@@ -244,9 +246,12 @@ def plot_sweeps(run_dir: RunDir, limit: int = 3) -> list[Path]:
     best = run_dir.load_best()
     if not best:
         return []
-    scores = run_dir.load_config().task_config.build().evaluation_scores
+    task = run_dir.load_config().task_config.build()
+    scores = task.evaluation_scores
+    main = main_criterion(task)  # the one that chooses: always drawn, first
     paths = []
-    for c in main_criteria([c for c in best], limit):
+    for c in ([main] if main in best else []) + [c for c in main_criteria(list(best), limit)
+                                                 if c != main][:limit - 1]:
         b = best[c]
         sel = dataset_means([r for r in rows if r["iteration"] == b["iteration"]], c)
         if not sel:

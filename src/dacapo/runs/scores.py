@@ -97,10 +97,20 @@ def parameters_dict(parameters) -> dict[str, Any]:
     return {"value": str(parameters)}
 
 
-def parameters_label(p: dict[str, Any]) -> str:
-    """``threshold=0.5`` style text of a parameters dict."""
-    items = [f"{k}={v}" for k, v in p.items() if k not in ("type", "id")]
+def parameters_label(p: dict[str, Any], keys: set[str] | None = None) -> str:
+    """``threshold=0.5`` style text of a parameters dict (only ``keys`` when given)."""
+    items = [f"{k}={v}" for k, v in p.items()
+             if k not in ("type", "id") and (keys is None or k in keys)]
     return ", ".join(items) or f"id={p.get('id')}"
+
+
+def varying_keys(rows: list[dict]) -> set[str]:
+    """The parameters whose value differs between the parameter sets of ``rows``."""
+    values: dict[str, set[str]] = {}
+    for r in rows:
+        for k, v in r["parameters"].items():
+            values.setdefault(k, set()).add(json.dumps(v, sort_keys=True))
+    return {k for k, v in values.items() if len(v) > 1 and k not in ("type", "id")}
 
 
 def main_criteria(criteria: list[str], limit: int = 10) -> list[str]:
@@ -272,7 +282,8 @@ def format_table(run_dir, iteration: int | None = None, limit: int = 10) -> str:
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     chosen = choose_parameters(rows, main, scores.higher_is_better(main))
     key = None if chosen is None else json.dumps(chosen["parameters"], sort_keys=True)
-    label = "-" if chosen is None else parameters_label(chosen["parameters"])
+    keys = varying_keys(rows)  # the swept ones: the others are alike in every set
+    label = "-" if chosen is None else parameters_label(chosen["parameters"], keys)
     over = f" on the mean over {len(datasets)} datasets" if len(datasets) > 1 else ""
     lines = [f"run {run_dir.path.name}: validation at iteration {iteration} "
              f"(parameters chosen by {main}{over}: {label})"]
@@ -293,7 +304,7 @@ def format_table(run_dir, iteration: int | None = None, limit: int = 10) -> str:
             value = _fmt(at[c]["value"]) if c in at else "-"
             top = choose_parameters(here, c, scores.higher_is_better(c))
             sweep = ("nan", "-") if top is None else (_fmt(top["value"]),
-                                                      parameters_label(top["parameters"]))
+                                                      parameters_label(top["parameters"], keys))
             b = best.get(c)
             best_text = f"{_fmt(b['value'])} ({b['iteration']})" if b else "-"
             lines.append(f"  {c[:28]:28s} {value:>9s}  {sweep[0]:>10s} {sweep[1][:24]:24s} "

@@ -187,7 +187,8 @@ def validation_title(run: str, dataset: str, iteration: int, task,
         return title + " (no scores)", None
     params = chosen
     at = {r["criterion"]: r["value"] for r in rows if r["parameters"] == params}
-    values = ", ".join(f"{c} {at[c]:.3f}" for c in main_criteria(list(at), 4))
+    shown = ([main] if main in at else []) + [c for c in main_criteria(list(at), 4) if c != main]
+    values = ", ".join(f"{c} {at[c]:.3f}" for c in shown[:4])
     return f"{title} — segmentation at {parameters_label(params)}: {values}", params
 
 
