@@ -19,6 +19,10 @@ voxels) is cropped to ``x_{l+1} * f_l`` around its centre, so their difference m
 the sizes grow with the input), and the output size is ``input * prod(upsample) + offset``
 (bioimage.io's ``ParameterizedSize`` and ``SizeReference``; Ronneberger et al. 2015
 describe the same "valid" tiling constraint for the original U-Net).
+
+A size the UNet accepts can still give an output off-centre on the input's voxel grid (an
+odd total overhang, e.g. a kernel of even size): `unet_size_problem` says why a size is
+unfit for training or prediction, `unet_nearest_sizes` finds the fit sizes around it.
 """
 
 from __future__ import annotations
@@ -41,6 +45,64 @@ def unet_output_size(
     down convolutions per level (L), ``up_overhang``: the same for the up convolutions of
     levels 0 .. L-2; ``upsample``: product of the extra output upsampling factors.
     """
+    return _walk(size, factors, down_overhang, up_overhang, upsample, pooling)[0]
+
+
+def unet_size_problem(
+    size: int,
+    factors: Sequence[int],
+    down_overhang: Sequence[int],
+    up_overhang: Sequence[int],
+    upsample: int = 1,
+    pooling: int = 1,
+) -> str:
+    """Why the UNet cannot train or predict on ``size`` voxels along one axis ("" when it
+    can; arguments as `unet_output_size`): not accepted, or its output ``out`` not centred
+    on the input on the input's voxel grid, i.e. not ``(size * upsample - out) % (2 *
+    upsample) == 0`` (the context ``(size - out / upsample) / 2`` a whole number of input
+    voxels, as `dacapo.pipeline.model_geometry.ModelGeometry` needs)."""
+    out, why = _walk(size, factors, down_overhang, up_overhang, upsample, pooling)
+    if out is None:
+        return why
+    up = int(upsample)
+    if (int(size) * up - out) % (2 * up):
+        return f"its output of {out} voxels is not centred on the input voxel grid"
+    return ""
+
+
+def unet_nearest_sizes(
+    size: int,
+    factors: Sequence[int],
+    down_overhang: Sequence[int],
+    up_overhang: Sequence[int],
+    upsample: int = 1,
+    pooling: int = 1,
+    limit: int = 100_000,
+) -> tuple[int | None, int | None]:
+    """``(below, above)``: the largest size < ``size`` and the smallest size > ``size`` (by
+    at most ``limit``) for which `unet_size_problem` is ""; None where there is none. Both lie
+    within ``step = pooling * prod(factors)`` of ``size`` once ``size >= min`` (the valid
+    sizes repeat with that period, module docstring)."""
+    args = (factors, down_overhang, up_overhang, upsample, pooling)
+
+    def valid(n: int) -> bool:
+        return not unet_size_problem(n, *args)
+
+    size = int(size)
+    below = next((n for n in range(size - 1, 0, -1) if valid(n)), None)
+    above = next((n for n in range(size + 1, size + limit + 1) if valid(n)), None)
+    return below, above
+
+
+def _walk(
+    size: int,
+    factors: Sequence[int],
+    down_overhang: Sequence[int],
+    up_overhang: Sequence[int],
+    upsample: int,
+    pooling: int,
+) -> tuple[int | None, str]:
+    """``(output size, "")``, or ``(None, why)`` when the UNet does not accept ``size``."""
     levels = len(down_overhang)
     if len(factors) != levels - 1 or len(up_overhang) != levels - 1:
         raise ValueError(
@@ -49,27 +111,34 @@ def unet_output_size(
         )
     p = int(pooling)
     if int(size) % p:
-        return None
+        return None, f"{size} is not a multiple of input_pooling {p}"
     s = int(size) // p
     skips = []
     for level in range(levels):
         s -= int(down_overhang[level])
         if s < 1:
-            return None
+            return None, f"the convolutions of level {level} leave no voxels"
         if level < levels - 1:
             skips.append(s)
             if s % factors[level]:
-                return None
+                return None, (f"level {level}'s {s} voxels do not divide by its "
+                              f"downsampling factor {factors[level]}")
             s //= int(factors[level])
     for level in reversed(range(levels - 1)):
         s *= int(factors[level])
-        if (skips[level] - s) % 2 or skips[level] < s:
-            return None
+        if skips[level] < s:
+            return None, (f"level {level}'s upsampled {s} voxels exceed its skip "
+                          f"connection's {skips[level]}")
+        if (skips[level] - s) % 2:
+            return None, (f"level {level}'s skip connection of {skips[level]} voxels is "
+                          f"cropped to {s}, not around its centre (an odd difference)")
         s -= int(up_overhang[level])
         if s < 1:
-            return None
+            return None, f"the up convolutions of level {level} leave no voxels"
     s = s * p - 2 * (p // 2)
-    return s * int(upsample) if s >= 1 else None
+    if s < 1:
+        return None, "the output is empty"
+    return s * int(upsample), ""
 
 
 def unet_size_grid(
@@ -90,19 +159,27 @@ def unet_size_grid(
     raise ValueError(f"unet sizes: no input size up to {limit} is accepted")
 
 
+def unet_axis_args(kwargs: dict, axis: int) -> tuple[list[int], list[int], list[int], int, int]:
+    """``(factors, down_overhang, up_overhang, upsample, pooling)`` of `unet_output_size`
+    along ``axis`` for `CNNectomeUNet` keyword arguments (``downsample_factors``,
+    ``kernel_size_down``, ``kernel_size_up``, ``padding``, ``upsample_factors``,
+    ``input_pooling``)."""
+    same = kwargs.get("padding", "valid") == "same"
+    dims = len(kwargs["kernel_size_down"][0][0])
+    factors = [int(f[axis]) for f in kwargs["downsample_factors"]]
+    d = [0 if same else sum(int(k[axis]) - 1 for k in level) for level in kwargs["kernel_size_down"]]
+    u = [0 if same else sum(int(k[axis]) - 1 for k in level) for level in kwargs["kernel_size_up"]]
+    up = math.prod(int(f[axis]) for f in kwargs.get("upsample_factors") or [])
+    pool = int((kwargs.get("input_pooling") or [1] * dims)[axis])
+    return factors, d, u, up, pool
+
+
 def unet_axes_grid(kwargs: dict) -> list[tuple[int, int, int]]:
     """`unet_size_grid` per spatial axis for `CNNectomeUNet` keyword arguments
-    (``downsample_factors``, ``kernel_size_down``, ``kernel_size_up``, ``padding``,
-    ``upsample_factors``, ``input_pooling``)."""
-    same = kwargs.get("padding", "valid") == "same"
-    down = kwargs["kernel_size_down"]
-    dims = len(down[0][0])
+    (`unet_axis_args`)."""
+    dims = len(kwargs["kernel_size_down"][0][0])
     grids = []
     for axis in range(dims):
-        factors = [int(f[axis]) for f in kwargs["downsample_factors"]]
-        d = [0 if same else sum(int(k[axis]) - 1 for k in level) for level in down]
-        u = [0 if same else sum(int(k[axis]) - 1 for k in level) for level in kwargs["kernel_size_up"]]
-        up = math.prod(int(f[axis]) for f in kwargs.get("upsample_factors") or [])
-        pool = int((kwargs.get("input_pooling") or [1] * dims)[axis])
+        factors, d, u, up, pool = unet_axis_args(kwargs, axis)
         grids.append(unet_size_grid(factors, d, u, up, pooling=pool))
     return grids

@@ -1,9 +1,10 @@
 """Everything a run needs before it starts, with one message per problem.
 
-`run_problems` = the config's own problems (`RunConfig.problems`), then the model (it
-builds, its output is not empty), then the data (`split_problems`): every dataset opens and
-fits together (`Dataset.check`), fits the task (`dataset_problems`, from the task's
-`GTRules`) and the model (channels, a labelled region at least one model output large).
+`run_problems` = the config's own problems (`RunConfig.problems`), then the model (its
+input shapes fit the UNet, `dacapo.runs.input_shapes`; it builds, its output is not
+empty), then the data (`split_problems`): every dataset opens and fits together
+(`Dataset.check`), fits the task (`dataset_problems`, from the task's `GTRules`) and the
+model (channels, a labelled region at least one model output large).
 ``dacapo verify`` prints them; ``dacapo train`` refuses to start while there are any;
 ``dacapo plan`` runs `split_problems` on the data it plans for, with the rules of the task
 it plans, so the three commands accept and refuse the same data with the same messages.
@@ -32,6 +33,7 @@ from dacapo.experiments.run_config import RunConfig
 from dacapo.experiments.tasks.task_config import GTRules, TaskConfig
 
 from .dataset_checks import dataset_problems
+from .input_shapes import input_shape_problems
 
 
 def all_zero_message(names: list[str], one_hot: bool) -> str:
@@ -159,7 +161,8 @@ def run_problems(run_config: RunConfig, check_data: bool = True, scan: bool = Tr
     problems = run_config.problems(strict_task=strict_task)
     model = None
     if not any(p.startswith(("task_config", "architecture_config")) for p in problems):
-        model, found = model_problems(run_config)
+        found = input_shape_problems(run_config.architecture_config)
+        model, found = (None, found) if found else model_problems(run_config)
         problems += found
     if not check_data:
         return problems
