@@ -50,3 +50,25 @@ def test_errors_name_the_files(tmp_path):
     # a ValueError, or its one error line and exit 2 once the CLI's handler is installed
     assert result.exit_code != 0
     assert "--collection" in str(result.exception) + result.output
+
+
+def test_cli_errors_are_one_line(tmp_path, monkeypatch):
+    from dacapo.cli.main import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "images").mkdir()
+    _tif(tmp_path / "images" / "a_raw.tif", (4, 4))
+
+    def error(*args: str) -> str:
+        result = CliRunner().invoke(cli, ["convert", *args, "--collection"])
+        assert result.exit_code == 2, result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
+        return result.output.strip()
+
+    assert error("imagess/", "x.zarr", "--voxel-size", "4,4") == \
+        "error: --collection: the source 'imagess/' does not exist"
+    assert error("images/", "x.zarr") == "error: --collection needs --voxel-size"
+    assert error("images/", "x.zarr", "--voxel-size", "4,4", "--offset", "0,0", "--map", "1:2") \
+        == ("error: --collection: --offset, --map not supported (it takes --voxel-size, --units, "
+            "--axis-names and --chunk only)")
+    assert not (tmp_path / "x.zarr").exists()

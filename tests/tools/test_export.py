@@ -208,7 +208,32 @@ def test_export_bad_arguments(runs, tmp_path):
     assert r.exit_code == 2 and "must end in .zip" in r.output
     r = run(str(runs["tiny_distance"]), str(tmp_path / "m.zip"), "--cite", "no reference")
     assert r.exit_code == 2 and "--cite" in r.output
-    assert not (tmp_path / "m.zip").exists()
+    # a value bioimage.io refuses: the option and the problem, one line (not "3 validation
+    # errors for ModelDescr")
+    r = run(str(runs["tiny_distance"]), str(tmp_path / "m.zip"), "--license", "MIT-ish")
+    assert r.exit_code == 2 and r.output.strip().splitlines() == [
+        "error: export: --license: 'MIT-ish': not allowed; expected a SPDX license identifier "
+        "(https://spdx.org/licenses/) or a custom license file"]
+    r = run(str(runs["tiny_distance"]), str(tmp_path / "m.zip"), "--cite", "A paper|nodoi")
+    assert r.exit_code == 2 and r.output.strip().splitlines() == [
+        "error: export: --cite: 'nodoi': String should match pattern '^10\\.[0-9]{4}.+$'"]
+    r = run(str(tmp_path / "runs" / "nuclei"), str(tmp_path / "m.zip"))
+    assert r.exit_code == 2 and r.output.strip() == \
+        f"error: run directory {str(tmp_path / 'runs' / 'nuclei')!r} does not exist"
+    assert sorted(tmp_path.iterdir()) == []
+    assert "a file ending in .zip" in " ".join(run("--help").output.split())
+
+
+def test_export_over_a_package_says_so(runs, tmp_path, log_records):
+    from dacapo.cli.main import cli
+
+    records = log_records("dacapo.tools.export.bioimageio")
+    out = tmp_path / "model.zip"
+    out.write_bytes(b"an older package")
+    result = CliRunner().invoke(cli, ["export", str(runs["tiny_distance"]), str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"overwriting {out}" in [r.getMessage() for r in records]
+    assert zipfile.is_zipfile(out)
 
 
 def test_import_package_and_fine_tune(runs):

@@ -21,6 +21,7 @@ import click
 from dacapo.blockwise import BlockwiseError
 from dacapo.blockwise.fast_exit import fast_exit
 from dacapo.blockwise.options import WORKERS_HELP
+from dacapo.cli.input_paths import check_run_dir, check_zarr_input
 from dacapo.cli.log_setup import configure_logging, hide_notices
 
 # The commands import the pipeline (hence torch) when they run, each marked "lazy":
@@ -227,6 +228,7 @@ def validate(run_dir: str, iteration: int | None, workers: int | None, quiet: bo
     from dacapo.runs.plots import safe_plot_run  # lazy: see top
     from dacapo.runs.scores import format_table  # lazy: see top
 
+    check_run_dir(run_dir)
     options = PredictOptions(num_workers=workers, progress=_progress(quiet), lines=not quiet)
     rows = validate_run(run_dir, iteration, options)
     safe_plot_run(run_dir)
@@ -268,6 +270,8 @@ def apply(run_dir: str, input_: str, output: str, iteration: int | None, criteri
 
     if iteration is not None and criterion is not None:
         raise ValueError("give --iteration or --criterion, not both")
+    check_run_dir(run_dir)
+    check_zarr_input(input_, "--input")
     options = PredictOptions(num_workers=workers, worker_command=worker_command,
                              progress=_progress(quiet), lines=not quiet, padding=padding,
                              engine=engine,

@@ -4,6 +4,7 @@ planning is `dacapo.planning.planner`)."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -53,20 +54,43 @@ def plan(gt, raws, kind, output, minutes, name, val, classes, channel, instance_
                    modality=modality, measure=_timer() if measure else None, classes=None if classes is None else classes.split(","),
                    instance_classes=None if instance_classes is None
                    else [c for c in instance_classes.split(",") if c])
+    _check_paths(gt, raws)
     if not raws:
-        from dacapo.io.collection import is_collection  # lazy: see top
         from dacapo.planning.collection_plan import plan_collection  # lazy: see top
 
-        if len(gt) != 1 or not is_collection(gt[0]):
-            raise ValueError("plan: give --raw for each GT array, or one collection of images "
-                             "(dacapo convert FOLDER OUT.zarr --collection) and no --raw")
         _rc, text = plan_collection(gt[0], kind, **options)
     else:
         _rc, text = plan_run(list(gt), list(raws), kind, **options)
     command = " ".join(["dacapo", "plan", *sys.argv[sys.argv.index("plan") + 1:]]) \
         if "plan" in sys.argv else "dacapo plan"
+    Path(output).parent.mkdir(parents=True, exist_ok=True)  # as export and convert do
     write_plan(output, f"# {command}\n{text}")
     click.echo(f"wrote {output}")
+
+
+def _check_paths(gt: tuple[str, ...], raws: tuple[str, ...]) -> None:
+    """ValueError naming the first GT or raw path that is missing, TIFF, or a collection
+    given with --raw; or when GT without --raw is not one collection."""
+    from dacapo.cli.input_paths import check_zarr_input, is_tiff_folder  # lazy: see top
+    from dacapo.io.collection import is_collection  # lazy: see top
+
+    for path in gt if not raws else (*gt, *raws):
+        if not Path(path).exists():
+            raise ValueError(f"plan: {path!r} does not exist")
+    if not raws:
+        if len(gt) == 1 and is_tiff_folder(gt[0]):
+            raise ValueError(f"plan: {gt[0]!r} is a folder of TIFFs: run 'dacapo convert "
+                             f"{gt[0]} OUT.zarr --collection --voxel-size ...' first and plan "
+                             "OUT.zarr")
+        if len(gt) != 1 or not is_collection(gt[0]):
+            raise ValueError("plan: give --raw for each GT array, or one collection of images "
+                             "(dacapo convert FOLDER OUT.zarr --collection) and no --raw")
+        return
+    for path in (*gt, *raws):
+        if is_collection(path):
+            raise ValueError(f"plan: {path!r} is a collection: give it without --raw")
+    for path, option in [*((g, "GT") for g in gt), *((r, "--raw") for r in raws)]:
+        check_zarr_input(path, f"plan: {option}")
 
 
 def _timer():

@@ -50,9 +50,13 @@ def convert(source: str, output: str, voxel_size: str | None, offset: str | None
 
     vs = None if voxel_size is None else _parse_ints(voxel_size, "--voxel-size")
     if collection:
-        if vs is None or offset or roi or slices or maps or label is not None:
-            raise ValueError("--collection takes --voxel-size (required), --units, "
-                             "--axis-names and --chunk only")
+        given = [o for o, v in (("--offset", offset), ("--roi", roi), ("--slices", slices),
+                                ("--map", maps), ("--label/--no-label", label is not None)) if v]
+        if given:
+            raise ValueError(f"--collection: {', '.join(given)} not supported (it takes "
+                             "--voxel-size, --units, --axis-names and --chunk only)")
+        if vs is None:
+            raise ValueError("--collection needs --voxel-size")
         images = convert_collection(source, output, vs, units=units, chunk=chunk or 256,
                                     axis_names=None if axis_names is None else axis_names.split(","))
         labelled = sum(i.labels is not None for i in images)
@@ -128,11 +132,14 @@ def view(arrays: tuple[str, ...], bind_address: str, port: int, no_browser: bool
 def export_cmd(run_dir: str, output: str, iteration: int | None, criterion: str | None,
                authors: tuple[str, ...], license_: str, cite: tuple[str, ...], name: str | None,
                description: str | None) -> None:
-    """Write a bioimage.io model package (OUTPUT.zip) of a trained run: runs without dacapo."""
+    """Write a bioimage.io model package of a trained run to OUTPUT, a file ending in .zip
+    (e.g. model.zip; an existing one is overwritten): runs without dacapo."""
+    from dacapo.cli.input_paths import check_run_dir  # lazy: see top
     from dacapo.tools.export.bioimageio import export_run  # lazy: see top
 
     if iteration is not None and criterion is not None:
         raise ValueError("give --iteration or --criterion, not both")
+    check_run_dir(run_dir)
     path = export_run(run_dir, output, iteration=iteration, criterion=criterion, authors=authors,
                       license=license_, citations=cite, name=name, description=description)
     click.echo(f"wrote {path}")

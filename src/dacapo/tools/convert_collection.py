@@ -73,6 +73,8 @@ def convert_collection(source, output, voxel_size, units: str = "nm", chunk: int
     ``*.zarr`` folder); ``voxel_size`` (2 or 3 positive integers) holds for every image, each
     of which must have that many dimensions. Returns the collection's images."""
     src, final = Path(source), Path(str(output))
+    if not src.exists():
+        raise InputError(f"--collection: the source {str(source)!r} does not exist")
     if not src.is_dir():
         raise InputError(f"--collection: the source {str(source)!r} must be a folder of TIFFs")
     if final.suffix not in (".zarr", ".zarr3"):

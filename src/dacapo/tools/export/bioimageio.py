@@ -41,6 +41,7 @@ import tifffile
 import torch
 from funlib.geometry import Coordinate, Roi
 
+from dacapo.errors import InputError
 from dacapo.experiments.architectures.cnnectome_unet import DacapoUNet
 from dacapo.experiments.packages import SOURCE_FILE, standalone_kwargs
 from dacapo.io.arrays import open_array, read_array
@@ -57,6 +58,7 @@ from dacapo.tools.export.model_descr import (
     need_spec,
     raw_axis_ids,
     raw_unit,
+    validation_line,
 )
 from dacapo.tools.export.raw_normalization import normalize, training_normalization
 
@@ -151,9 +153,11 @@ def export_run(run_dir, output, iteration: int | None = None, criterion: str | N
     module docstring. The checkpoint is chosen as by ``dacapo apply``."""
     need_spec()
     from bioimageio.spec import ValidationContext, save_bioimageio_package  # lazy
+    from bioimageio.spec.model.v0_5 import ModelDescr  # lazy
+    from pydantic import ValidationError  # lazy
 
     rd = RunDir(run_dir)
-    output = Path(output).absolute()
+    shown, output = output, Path(output).absolute()
     if output.suffix != ".zip":
         raise ValueError(f"output: {str(output)!r} must end in .zip")
     rc = rd.load_config()
@@ -196,9 +200,14 @@ def export_run(run_dir, output, iteration: int | None = None, criterion: str | N
                             facts.norm, channels, facts.unit)
         (tmp / "README.md").write_text(doc)
         with ValidationContext(root=tmp, perform_io_checks=True), known_harmless_warnings():
-            descr = describe_model(facts, tmp, authors, license, citations, name, description)
+            try:
+                descr = describe_model(facts, tmp, authors, license, citations, name, description)
+            except ValidationError as e:  # an option's value (--license...): one line
+                raise InputError(validation_line(e, ModelDescr)) from e
             partial = tmp / "package.zip"
             save_bioimageio_package(descr, output_path=partial)
+        if output.exists():
+            logger.info("overwriting %s", shown, extra={"notice": True})
         os.replace(partial, output)  # complete or absent, never half-written
     logger.info("exported %s iteration %d to %s", rc.name, iteration, output)
     return output

@@ -125,6 +125,34 @@ def _citations(citations, lsds: bool):
     return entries
 
 
+#: the ``dacapo export`` option of a description field or sub-description (by its title)
+_OPTIONS = {"license": "--license", "name": "--name", "description": "--description",
+            "authors": "--author", "Author": "--author", "cite": "--cite", "CiteEntry": "--cite"}
+
+
+def validation_line(error, model=None) -> str:
+    """``export: <option or field>: <value>: <problem>`` of the first error of a pydantic
+    ``ValidationError`` of a description; ``model`` (the described class): its field's help
+    replaces a list of allowed values (SPDX licences: hundreds)."""
+    err = error.errors(include_url=False)[0]
+    # the field path without pydantic's union and validator steps ('function-after[...]')
+    path = [str(p) for p in err["loc"]
+            if isinstance(p, int) or re.fullmatch(r"[A-Za-z_]\w*", str(p))]
+    where = _OPTIONS.get(error.title) or _OPTIONS.get(path[0] if path else "") \
+        or ".".join(path) or error.title
+    value = err.get("input")
+    problem = err["msg"]
+    if err["type"] == "literal_error":
+        info = getattr(model, "model_fields", {}).get(path[0]) if path else None
+        text = re.sub(r"\[([^\]]*)\]\(([^)]*)\)", r"\1 (\2)",
+                      (info and info.description) or "").split("\n")[0].rstrip(".")
+        problem = "not allowed" + (f"; expected {text[:1].lower()}{text[1:]}" if text else "")
+    if isinstance(value, (str, int, float)):
+        problem = f"{value!r}: {problem}"
+    line = f"export: {where}: {problem}"
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
 def _name(text: str) -> str:
     """A bioimage.io name: letters, digits, ``_+- ()``, 5 to 64 characters."""
     text = re.sub(r"[^A-Za-z0-9_+\- ()]", "_", text)[:64]
