@@ -286,6 +286,15 @@ def _worker_init(_worker_id: int) -> None:
         signal.signal(s, signal.SIG_IGN)
 
 
+def close_loader(batches) -> None:
+    """Stop the data workers of a loader's iterator now. Its ``__del__`` would, but a worker's
+    error re-raised in the loop keeps the iterator alive in the traceback, and the workers
+    ignore SIGTERM (`_worker_init`): the interpreter's exit would wait for them forever."""
+    shutdown = getattr(batches, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+
+
 def make_loader(provider: BatchProvider, start: int, stop: int, num_workers: int):
     """An iterator over batches ``start .. stop-1``."""
     kwargs: dict[str, Any] = {}

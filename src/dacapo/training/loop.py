@@ -53,7 +53,7 @@ from dacapo.runs.tensorboard_log import TensorBoardTracker
 from dacapo.runs.tracking import Tracker, Trackers
 from dacapo.runs.verify import run_problems
 from dacapo.training import distributed
-from dacapo.training.batches import BatchProvider, make_loader
+from dacapo.training.batches import BatchProvider, close_loader, make_loader
 from dacapo.training.optimiser import make_optimizer, make_scaler
 from dacapo.training.progress import NOTICE, Progress
 from dacapo.training.snapshots import write_snapshot
@@ -181,9 +181,10 @@ def _train(run_config: RunConfig, run_dir: RunDir, progress, validate: bool,
     default_threads = torch.get_num_threads()
     step_threads = tc.torch_threads or default_threads
     bar = progress(rc.name, start, rc.num_iterations)
+    batches = iter(loader)
     try:
         torch.set_num_threads(step_threads)
-        for batch in loader:
+        for batch in batches:
             iteration = int(batch["iteration"]) + 1
             counts.update(pickle.loads(batch["counts"]))
             loss_value, prediction = _fit_batch(batch, iteration, model, optimizer, task.loss,
@@ -205,7 +206,7 @@ def _train(run_config: RunConfig, run_dir: RunDir, progress, validate: bool,
     finally:
         torch.set_num_threads(default_threads)
         bar.close()
-        del loader
+        close_loader(batches)
     if world.main:
         safe_plot_run(run_dir)
 
