@@ -59,7 +59,7 @@ def test_apply_one_two_workers_and_worker_command_identical(trained, tmp_path, d
     np.testing.assert_array_equal(a, seg[out1.roi])
 
 
-def test_apply_chooses_iteration_and_criterion(trained, tmp_path):
+def test_apply_chooses_iteration_and_criterion(trained, tmp_path, caplog):
     from dacapo.runs.scores import choose_checkpoint_and_parameters
 
     rc, run_dir, _ = trained
@@ -74,6 +74,8 @@ def test_apply_chooses_iteration_and_criterion(trained, tmp_path):
         choose_checkpoint_and_parameters(run_dir, task, None, "nope")
     with pytest.raises(FileNotFoundError, match="no checkpoint for iteration 5"):
         apply_run(run_dir.path, "x", tmp_path / "o.zarr" / "s", iteration=5)
+    # the one line: no warning about the parameters of a checkpoint that is not there
+    assert not [r for r in caplog.records if "no validation scores" in r.getMessage()]
     assert RunDir(run_dir.path).latest_checkpoint() == 8
 
 

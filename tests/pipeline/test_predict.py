@@ -186,3 +186,14 @@ def test_test_time_flips_reach_every_block(tmp_path, tiny_run, write_array):
                                                     rc.normalization)
     assert np.allclose(got, expected, atol=1e-6)
     assert not np.allclose(got, one_pass, atol=1e-3)
+
+
+def test_a_raw_of_other_dimensions_is_one_line(model, tmp_path, write_array, tiny_run):
+    # a 3D run's model given a 2D image (was: an AssertionError of funlib's Coordinate)
+    raw = tmp_path / "d.zarr" / "raw"
+    write_array(raw, np.zeros((48, 48), np.uint8), (8, 8))
+    with pytest.raises(InputError, match=r"has 2 spatial dimensions; the run's model takes 3D "
+                                         r"input \(input shape \(8, 36, 36\)\)"):
+        predict(tiny_run(tmp_path), None, raw, tmp_path / "p.zarr" / "p",
+                PredictOptions(progress=False), model=model)
+    assert not (tmp_path / "p.zarr" / "p").exists()

@@ -129,3 +129,27 @@ def test_labels_name_the_swept_parameters_only():
     assert varying_keys(rows) == {"threshold"}
     assert parameters_label(rows[1]["parameters"], varying_keys(rows)) == "threshold=0.5"
     assert parameters_label(rows[1]["parameters"]) == "h=None, min_seed_distance=0.0, threshold=0.5"
+
+
+def test_a_choice_made_without_a_dataset_is_said(tmp_path, tiny_run, caplog):
+    import logging
+    import math
+
+    from dacapo.runs.scores import main_criterion
+
+    run_dir = RunDir(tmp_path / "run").create()
+    run_dir.save_config(tiny_run(tmp_path / "data.zarr"))
+    task = run_dir.load_config().task_config.build()
+    main = main_criterion(task)
+    values = {0.0: (0.9, math.nan), 0.5: (0.5, 0.6)}  # NaN: undefined on "b" at t 0.0
+    run_dir.replace_validation_scores(4, [
+        {"iteration": 4, "dataset": ds, "criterion": main, "value": v[k],
+         "parameters": {"type": "ThresholdPostProcessorParameters", "id": int(2 * t),
+                        "threshold": t}}
+        for t, v in values.items() for k, ds in enumerate(("a", "b"))])
+    with caplog.at_level(logging.WARNING, logger="dacapo.runs.scores"):
+        best = update_best(run_dir, task)[main]
+    assert best["datasets"] == {"a": 0.9} and best["parameters"]["threshold"] == 0.0
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line == (f"{main} is undefined (NaN) on dataset(s) b at its best setting: chosen on "
+                    "the mean over the other 1")

@@ -151,6 +151,13 @@ def _load_model(run_config, checkpoint):
 
 
 def _check_channels(model, raw: Array, raw_path) -> None:
+    """InputError unless ``raw`` has the model's spatial dimensions and input channels."""
+    dims = len(model.eval_input_shape)
+    if raw.voxel_size.dims != dims:
+        raise InputError(
+            f"raw {str(raw_path)!r} has {raw.voxel_size.dims} spatial dimensions; the run's "
+            f"model takes {dims}D input (input shape {tuple(model.eval_input_shape)})"
+        )
     if model.num_in_channels != (1 if len(raw.shape) == raw.voxel_size.dims else raw.shape[0]):
         raise InputError(
             f"raw {str(raw_path)!r} has shape {tuple(raw.shape)}; the model expects "

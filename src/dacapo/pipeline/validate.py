@@ -79,12 +79,11 @@ def _score(task, seg_path: Path, dataset: str, gt_path, roi, gt: Array | None,
     return scores, is_degenerate(seg, gt)
 
 
-def _validate_dataset(rc, task, dconf, run_dir: RunDir, iteration: int, checkpoint: Path,
+def _validate_dataset(rc, task, dconf, ds, run_dir: RunDir, iteration: int, checkpoint: Path,
                       options: PredictOptions, model, evaluate_in_memory: int
                       ) -> tuple[list[dict], dict]:
     """Predict, post-process and score one validation dataset; (its score rows, the
-    arguments of its picture)."""
-    ds = dconf.open()
+    arguments of its picture); ``ds`` is ``dconf`` opened."""
     out = run_dir.predictions / f"{iteration:08d}" / f"{ds.name}.zarr"
     log_dir = run_dir.logs / "validate" / f"{iteration:08d}" / ds.name
     for stale in (out, log_dir):
@@ -158,9 +157,11 @@ def validate_run(
     run_dir.logs.mkdir(parents=True, exist_ok=True)
     with log_to_file(run_dir.logs / "validate.log"):
         pictures = []
-        for dconf in rc.datasplit_config.validate:
-            here, picture = _validate_dataset(rc, task, dconf, run_dir, iteration, checkpoint,
-                                              options, model, evaluate_in_memory)
+        # every dataset opened (and checked) before the first is predicted
+        opened = [(dconf, dconf.open()) for dconf in rc.datasplit_config.validate]
+        for dconf, ds in opened:
+            here, picture = _validate_dataset(rc, task, dconf, ds, run_dir, iteration,
+                                              checkpoint, options, model, evaluate_in_memory)
             rows += here
             pictures.append(picture)
         warn_degenerate(rows)

@@ -125,7 +125,10 @@ def output_checkpoint_and_parameters(run_dir: RunDir, task, iteration: int | Non
     """(iteration, parameters) that ``apply`` and the export use:
     `choose_checkpoint_and_parameters`, except that a task with per-class post-processing
     takes, unless ``iteration`` or ``criterion`` is given, the `best_joined_iteration`,
-    and there each class's own best setting (`compose_class_parameters`)."""
+    and there each class's own best setting (`compose_class_parameters`). A given
+    ``iteration`` without a checkpoint is FileNotFoundError first."""
+    if iteration is not None:  # no checkpoint: said before any choice is logged
+        run_dir.existing_checkpoint(iteration)
     per_class = hasattr(task.post_processor, "compose")
     rows = run_dir.validation_scores()  # read once
     if per_class and iteration is None and criterion is None:

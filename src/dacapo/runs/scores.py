@@ -184,6 +184,14 @@ def update_best(run_dir, task) -> dict[str, Any]:
         if chosen["degenerate"]:
             best[criterion]["degenerate"] = True
             only_degenerate.append(criterion)
+    main = best.get(main_criterion(task))
+    if main is not None:  # the choice of apply, made without a dataset: said
+        scored = {r["dataset"] for r in rows if r["iteration"] == main["iteration"]}
+        missing = sorted(scored - set(main["datasets"]))
+        if missing:
+            logger.warning("%s is undefined (NaN) on dataset(s) %s at its best setting: chosen "
+                           "on the mean over the other %d", main_criterion(task),
+                           ", ".join(missing), len(main["datasets"]))
     if only_degenerate:  # one line, however many criteria (6 by name)
         more = len(only_degenerate) - 6
         logger.warning("every segmentation scored so far is degenerate ((near-)constant) for "
