@@ -387,3 +387,21 @@ def test_a_section_labelled_apart_is_ignored_in_training(tmp_path):
     assert "gt sections [7] share no object id with their neighbours" in text
     rc, _ = plan_run([str(tmp_path / "d.zarr" / "clean")], [raw], "affinities", minutes=10)
     assert rc.datasplit_config.train[0].ignore_sections is None
+
+
+def test_a_constant_raw_or_a_label_image_as_raw_is_refused(tmp_path):
+    from dacapo.errors import InputError
+    from dacapo.io.ome_write import write_image
+    from dacapo.planning.planner import plan_run
+
+    labels = np.zeros((64, 64), np.uint32)
+    labels[8:24, 8:24], labels[40:56, 30:50] = 1, 2
+    raw = np.random.default_rng(0).integers(50, 200, labels.shape).astype(np.uint8)
+    d = tmp_path / "d.zarr"
+    write_image(d / "labels", labels, (0, 0), (100, 100), label=True)
+    write_image(d / "raw", raw, (0, 0), (100, 100))
+    write_image(d / "flat", np.full(labels.shape, 7, np.uint8), (0, 0), (100, 100))
+    with pytest.raises(InputError, match="the raw '.*labels' is a label image .*swapped"):
+        plan_run([str(d / "raw")], [str(d / "labels")], "inner_distance", minutes=1)
+    with pytest.raises(ValueError, match=r"constant between its 0.5 and 99.5 percentiles \(7\)"):
+        plan_run([str(d / "labels")], [str(d / "flat")], "inner_distance", minutes=1)

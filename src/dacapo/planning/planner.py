@@ -78,6 +78,7 @@ from dacapo.experiments.run_config import RunConfig
 from dacapo.experiments.trainer_config import TrainerConfig
 from dacapo.experiments.tta import directional, forward_passes
 from dacapo.io.arrays import open_array
+from dacapo.io.ome_read import is_label
 from dacapo.pipeline.precision import native_bf16
 from dacapo.planning.commented_yaml import render_yaml
 from dacapo.planning.cost_model import RESERVE, SchedulePlan, plan_schedule
@@ -137,6 +138,10 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
     problems = split_problems(DataSplitConfig(train, val), provisional, rules=rules)
     if problems:
         raise InputError("; ".join(problems))
+    for p in raw_paths:
+        if is_label(p):
+            raise InputError(f"plan: the raw {p!r} is a label image (OME-NGFF image-label): "
+                             "are the raw and the labels swapped?")
     raws = [open_array(p, "raw") for p in raw_paths]
     gts = [open_training_gt(p, classes, d.name) for p, d in zip(gt_paths, train)]
     fp = fingerprint(gts, raws, kind, num_classes=len(classes) if classes else 1)

@@ -161,6 +161,9 @@ def fingerprint(gt_arrays, raw_arrays, kind: str, lower: float = 0.5,
         widths.append(w)
         volumes.append(v)
     stats = intensity_statistics(samples, lower, upper)
+    if not stats["high"] > stats["low"]:
+        raise ValueError(f"plan: the training raw is constant between its {lower:g} and "
+                         f"{upper:g} percentiles ({stats['low']:g}): nothing to learn from")
     w, v = np.concatenate(widths), np.concatenate(volumes)
     return Fingerprint(
         voxel_size=vs, shapes=shapes, raw_low=stats["low"], raw_high=stats["high"],
