@@ -295,7 +295,8 @@ def format_table(run_dir, iteration: int | None = None, limit: int = 10) -> str:
     over = f" on the mean over {len(datasets)} datasets" if len(datasets) > 1 else ""
     lines = [f"run {run_dir.path.name}: validation at iteration {iteration} "
              f"(parameters chosen by {main}{over}: {label})"]
-    header = (f"  {'criterion':28s} {'value':>9s}  {'sweep best':>10s} {'at':24s} "
+    width = max([24] + [len(parameters_label(r["parameters"], keys)) for r in rows])
+    header = (f"  {'criterion':28s} {'value':>9s}  {'sweep best':>10s} {'at':{width}s} "
               f"{'best (iteration)':>18s}")
     for dataset in datasets:
         here = [r for r in rows if r["dataset"] == dataset]
@@ -315,7 +316,7 @@ def format_table(run_dir, iteration: int | None = None, limit: int = 10) -> str:
                                                       parameters_label(top["parameters"], keys))
             b = best.get(c)
             best_text = f"{_fmt(b['value'])} ({b['iteration']})" if b else "-"
-            lines.append(f"  {c[:28]:28s} {value:>9s}  {sweep[0]:>10s} {sweep[1][:24]:24s} "
+            lines.append(f"  {c[:28]:28s} {value:>9s}  {sweep[0]:>10s} {sweep[1]:{width}s} "
                          f"{best_text:>18s}")
     lines += [f"  ({text})" for c, text in CONVENTIONS.items() if c in shown]
     from dacapo.runs.class_parameters import joined_lines  # lazy: it imports this module
