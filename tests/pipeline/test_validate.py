@@ -144,3 +144,22 @@ def test_pipeline_validates_inner_distance_instances(tmp_path, tiny_data, tiny_r
     assert {r["parameters"]["threshold"] for r in rows} == {0.1, 0.3}
     assert len(rows) == 2 * len(criteria)
     assert set(run_dir.load_best()) <= criteria
+
+
+def test_every_dataset_is_checked_before_the_first_is_predicted(trained, tmp_path, write_array):
+    import attr
+
+    from dacapo.experiments.datasplits import DatasetConfig
+
+    rc, run_dir, container = trained
+    copy = RunDir(tmp_path / "run")
+    shutil.copytree(run_dir.path, copy.path)
+    shutil.rmtree(copy.predictions)
+    write_array(tmp_path / "far.zarr" / "gt", np.ones((4, 4, 4), np.uint8), (16, 8, 8),
+                offset=(16000, 8000, 8000))  # nowhere near the raw
+    far = DatasetConfig("far", str(container / "validate" / "raw"), str(tmp_path / "far.zarr" / "gt"))
+    split = attr.evolve(rc.datasplit_config, validate=[*rc.datasplit_config.validate, far])
+    copy.save_config(attr.evolve(rc, datasplit_config=split))
+    with pytest.raises(ValueError, match="dataset 'far': raw ROI .* do not overlap"):
+        validate_run(copy, 8, PredictOptions(progress=False))
+    assert not copy.predictions.exists()  # the first dataset was not predicted
