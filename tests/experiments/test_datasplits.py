@@ -33,7 +33,8 @@ def test_dataset_checks_name_dataset_and_array(tmp_path, write_array):
             config.open()
     split = DataSplitConfig(train=[cases[0][0], cases[0][0]], validate=[])
     problems = split.problems()
-    assert any("duplicate dataset names ['b']" in p for p in problems)
+    assert "datasplit_config.train[1].name: 'b' is also the name of datasplit_config.train[0]; " \
+        "dataset names must be unique in their list" in problems
     assert DataSplitConfig(train=[]).problems()[0].startswith("datasplit.train")
 
 

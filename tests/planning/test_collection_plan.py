@@ -170,3 +170,15 @@ def test_collection_datasets_rules(tmp_path):
     convert_collection(tmp_path / "one", tmp_path / "one.zarr", (4, 4))
     with pytest.raises(InputError, match="no image has labels"):
         collection_datasets(str(tmp_path / "one.zarr"))
+
+
+def test_a_held_out_image_is_a_valid_dataset_name(tmp_path):
+    from dacapo.experiments.datasplits import NAME
+    from dacapo.planning.collection_plan import dataset_name
+
+    assert dataset_name("img 01") == "img_01" and dataset_name(".hidden") == "_hidden"
+    assert all(NAME.fullmatch(dataset_name(n)) for n in ("img 01", ".x", "a/b", "ü", "ok-1.t"))
+    coll = convert_collection(_write_images(tmp_path / "t", {"a 1": (20, 20), "b 2": (20, 20)}),
+                              tmp_path / "c.zarr", (4, 4))
+    _, _, val, _ = collection_datasets(str(tmp_path / "c.zarr"))
+    assert val == [("b_2", coll[1].raw, coll[1].labels)]

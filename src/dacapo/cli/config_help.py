@@ -3,7 +3,8 @@
 `reference_text(kind)` is what ``dacapo config-help [KIND]`` prints; `reference_markdown()`
 is ``docs/configuration.md`` (a test regenerates it and compares it to the committed
 file, so the reference cannot drift from the code). KIND is one of `KINDS` or a config
-class name (case-insensitive).
+class name (case-insensitive): every registered config class has a kind (the loader's
+unknown-field errors tell users to run ``dacapo config-help CLASS``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import attr
 
 from dacapo.experiments import architectures, tasks
 from dacapo.experiments.datasplits import DatasetConfig, DataSplitConfig
+from dacapo.experiments.normalization import NormalizationConfig
 from dacapo.experiments.run_config import RunConfig
 from dacapo.experiments.trainer_config import AugmentConfig, TrainerConfig
 from dacapo.io.config_yaml import _registry
@@ -31,13 +33,14 @@ KINDS = list(KIND_TITLES)
 
 
 def config_classes() -> dict[str, list[type]]:
-    """kind -> config classes (every registered task and architecture config)."""
+    """kind -> config classes (every registered task and architecture config; the parts
+    of a run file that take no ``type:`` with the run)."""
 
     def registered(base: type) -> list[type]:
         return [c for c in _registry.values() if issubclass(c, base) and c is not base]
 
     return {
-        "run": [RunConfig],
+        "run": [RunConfig, NormalizationConfig],
         "task": registered(tasks.TaskConfig),
         "architecture": registered(architectures.ArchitectureConfig),
         "trainer": [TrainerConfig],

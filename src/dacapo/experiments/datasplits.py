@@ -20,15 +20,19 @@ loss), said in one of two ways:
 
 Opening checks them against the task's classes (one line naming the dataset and the class):
 a class in ``annotated`` the task does not have, a class array of another voxel size, shape
-or offset than the others, no class annotated at all.
+or offset than the others, no class annotated at all, an ``unknown_label`` outside the gt's
+dtype. `DataSplitConfig.problems` checks what needs no data: ``annotated`` is a list of
+distinct names. `dacapo.runs.verify` checks that the task has one channel per class.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import attr
+import numpy as np
 from funlib.geometry import Coordinate, Roi
 from funlib.persistence import Array
 
@@ -38,12 +42,19 @@ from dacapo.io.array_checks import check_mask, check_not_empty, check_voxel_size
 from dacapo.io.arrays import open_array
 from dacapo.io.config_yaml import register
 
+#: a dataset name, which names files of its validation outputs
+#: (``predictions/<iteration>/<name>.zarr``, ``plots/validation_<iteration>_<name>.png``)
+NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+NAME_RULE = "letters, digits, '_', '-' and '.', not starting with '.'"
+
 
 @attr.s
 class DatasetConfig:
     """One volume: raw intensities, ground truth and an optional mask (1 = labelled)."""
 
-    name: str = attr.ib(metadata={"help_text": "Dataset name (used in score tables)."})
+    name: str = attr.ib(metadata={"help_text": "Dataset name (used in score tables and as the "
+                                  "file name of its validation outputs): " + NAME_RULE + "; "
+                                  "unique in its list (train, validate)."})
     raw: str = attr.ib(
         converter=str, metadata={"help_text": "Zarr array path of the raw data, e.g. data.zarr/raw."}
     )
@@ -105,6 +116,12 @@ class DatasetConfig:
         if members is None:
             gt = open_array(self.gt, f"{prefix}: gt")
             class_arrays, annotated = None, self.annotated
+            if self.unknown_label is not None and np.issubdtype(gt.dtype, np.integer):
+                info = np.iinfo(gt.dtype)
+                if not info.min <= self.unknown_label <= info.max:
+                    raise ValueError(f"{prefix}: unknown_label: {self.unknown_label} is outside "
+                                     f"the gt's dtype {gt.dtype} ({info.min}..{info.max}): "
+                                     "no voxel can hold it")
         else:
             if self.unknown_label is not None:
                 raise ValueError(f"{prefix}: unknown_label: only for a class-id gt, not a "
@@ -230,9 +247,9 @@ class DataSplitConfig:
         )
 
     def problems(self) -> list[str]:
-        """Reasons the split is unusable as written (no training data, duplicate names,
-        partial annotations on a validation dataset); `dacapo.runs.verify` opens the
-        arrays."""
+        """Reasons the split is unusable as written (no training data, a dataset name that
+        is no file name or is taken, a repeated ``annotated`` class, partial annotations on
+        a validation dataset); `dacapo.runs.verify` opens the arrays."""
         problems = []
         if not self.train:
             problems.append("datasplit.train: must list at least one dataset")
@@ -240,11 +257,42 @@ class DataSplitConfig:
             if d.partial:
                 problems.append(partial_validation_message(d.name))
         for field, datasets in (("train", self.train), ("validate", self.validate)):
-            names = [d.name for d in datasets]
-            dup = sorted({n for n in names if names.count(n) > 1})
-            if dup:
-                problems.append(f"datasplit.{field}: duplicate dataset names {dup}")
+            seen: dict[str, tuple[str, str]] = {}  # per list: a volume may train and validate
+            for i, d in enumerate(datasets):
+                where = f"datasplit_config.{field}[{i}]"
+                problems += _name_problems(d.name, where, seen)
+                problems += _annotated_problems(d.annotated, f"{where}.annotated")
         return problems
+
+
+def _name_problems(name: object, where: str, seen: dict[str, tuple[str, str]]) -> list[str]:
+    """``name`` (of the dataset at ``where``) is a file name, distinct from the ``seen``
+    ones (case-folded name -> (field, name)) also where file names ignore case (macOS,
+    Windows); adds it to ``seen``."""
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        return [f"{where}.name: {name!r} is not a dataset name ({NAME_RULE}; it names the "
+                "files of the dataset's validation outputs)"]
+    first, first_name = seen.setdefault(name.casefold(), (where, name))
+    if first == where:
+        return []
+    other = "" if first_name == name else f" ({first_name!r}: file names that differ only " \
+        "in case are one file on macOS and Windows)"
+    return [f"{where}.name: {name!r} is also the name of {first}{other}; dataset names must "
+            "be unique in their list"]
+
+
+def _annotated_problems(annotated: object, where: str) -> list[str]:
+    """``annotated`` is a list of distinct class names (the task's classes are checked when
+    the dataset opens)."""
+    if annotated is None:
+        return []
+    if not isinstance(annotated, (list, tuple)) or not all(isinstance(c, str)
+                                                           for c in annotated):
+        return [f"{where}: must be a list of class names, got {annotated!r}"]
+    twice = [c for i, c in enumerate(annotated) if c in annotated[:i]]
+    if twice:
+        return [f"{where}: class {twice[0]!r} is listed twice"]
+    return []
 
 
 def partial_validation_message(name: str) -> str:

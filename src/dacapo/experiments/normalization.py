@@ -24,7 +24,13 @@ from funlib.geometry import Coordinate, Roi
 
 from dacapo.io.arrays import read_array
 from dacapo.io.config_yaml import register
-from dacapo.ops.normalize import METHODS, intensity_statistics, normalize, sample_values
+from dacapo.ops.normalize import (
+    METHODS,
+    affine_parameters,
+    intensity_statistics,
+    normalize,
+    sample_values,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +87,23 @@ class NormalizationConfig:
         if not (isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and 0 <= lo < hi <= 100):
             out.append(f"normalization: need 0 <= lower_percentile < upper_percentile <= 100, "
                        f"got {lo!r}, {hi!r}")
-        return out
+        return out + self.value_problems()
+
+    def value_problems(self) -> list[str]:
+        """The given statistics the method divides by (``high - low``, ``std``) cannot
+        scale the raw (not > 0); those left empty are computed (`with_statistics`,
+        `for_array`: ValueError naming the data when it is constant)."""
+        if self.per_array:  # each array's own statistics replace these
+            return []
+        if self.method == "percentile" and self.low is not None and self.high is not None \
+                and not self.high > self.low:
+            return [f"normalization.high: must be greater than normalization.low: the given "
+                    f"low {self.low!r} and high {self.high!r} are not increasing (percentile "
+                    "maps low to 0 and high to 1)"]
+        if self.method == "meanstd" and self.std is not None and not self.std > 0:
+            return [f"normalization.std: must be greater than 0 (the meanstd method divides "
+                    f"by it), got {self.std!r}"]
+        return []
 
     @property
     def stats(self) -> dict[str, float] | None:
@@ -104,6 +126,8 @@ def normalize_input(data: np.ndarray, config: NormalizationConfig | None) -> np.
     """Raw ``data`` as the model's float32 input (``None``: divide by the dtype maximum)."""
     if config is None:
         return normalize(data, "dtype_max")
+    if config.method != "dtype_max" and config.value_problems():
+        raise ValueError(config.value_problems()[0])
     if config.method != "dtype_max" and config.stats is None:
         if config.per_array:
             raise ValueError("normalization: statistics 'each_array' are computed from the "
@@ -115,15 +139,37 @@ def normalize_input(data: np.ndarray, config: NormalizationConfig | None) -> np.
     return normalize(data, config.method, config.stats)
 
 
+def constant_message(config: NormalizationConfig, stats: dict[str, float]) -> str | None:
+    """How the data of ``stats`` is constant for ``config.method`` (the span it divides
+    by, `dacapo.ops.normalize.affine_parameters`, is not > 0); None when it can scale."""
+    try:
+        affine_parameters(config.method, stats)
+        return None
+    except ValueError:
+        pass
+    if config.method == "meanstd":
+        return f"constant (standard deviation {stats['std']:g}, value {stats['mean']:g})"
+    return (f"constant between its {config.lower_percentile:g} and "
+            f"{config.upper_percentile:g} percentiles ({stats['low']:g})")
+
+
 def training_statistics(datasets, config: NormalizationConfig) -> dict[str, float]:
-    """Statistics of the raw of opened training ``datasets`` inside their labelled region."""
+    """Statistics of the raw of opened training ``datasets`` inside their labelled region;
+    ValueError naming them when they are constant (nothing to scale)."""
     samples = []
     per = max(1, 2_000_000 // max(1, len(datasets)))
     for ds in datasets:
         roi = ds.training_roi.snap_to_grid(ds.raw.voxel_size, mode="shrink")
         data = read_array(ds.raw, roi)
         samples.append(sample_values(data, per))
-    return intensity_statistics(samples, config.lower_percentile, config.upper_percentile)
+    stats = intensity_statistics(samples, config.lower_percentile, config.upper_percentile)
+    constant = constant_message(config, stats)
+    if constant:
+        names = ", ".join(repr(ds.name) for ds in datasets)
+        noun = "dataset" if len(datasets) == 1 else "datasets"
+        raise ValueError(f"normalization: the training raw ({noun} {names}) is {constant}; "
+                         f"method {config.method!r} cannot scale it")
+    return stats
 
 
 def array_statistics(array, config: NormalizationConfig,
@@ -158,10 +204,9 @@ def for_array(config: NormalizationConfig | None, array,
     if config is None or not config.per_array:
         return config
     stats = array_statistics(array, config)
-    if not stats["high"] > stats["low"]:
-        raise ValueError(f"{name}: constant between its {config.lower_percentile:g} and "
-                         f"{config.upper_percentile:g} percentiles ({stats['low']:g}); "
-                         "normalization 'each_array' cannot scale it")
+    constant = constant_message(config, stats)
+    if constant:
+        raise ValueError(f"{name}: {constant}; normalization 'each_array' cannot scale it")
     return attr.evolve(config, **stats)
 
 

@@ -4,7 +4,10 @@ Every attrs config class registers itself here by class name (task and architect
 configs through their base class, the others with `register` below their definition);
 dicts carry ``type: ClassName``.
 Unknown types, missing and extra fields raise `ConfigError` naming the field; so does a
-value of an integer field that is not an integer (`structure_int`: 40.5, "forty", true).
+value of an integer field that is not an integer (`structure_int`: 40.5, "forty", true), a
+nested config given something else than a mapping (``normalization: percentile``) and a list
+field given something else than a list (``annotated: cytoplasm``, which cattrs would read
+as the list of its letters): `expect_mapping`, `expect_list`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 import attr
 import cattrs
 import yaml
+from cattrs import cols
 from funlib.geometry import Coordinate
 
 from dacapo.errors import ConfigError
@@ -35,9 +39,36 @@ def register(cls: type, base: type | None = None) -> type:
     return cls
 
 
+def given(value: Any) -> str:
+    """How a message shows a YAML value of the wrong kind: ``the string 'x'``, ``a list``."""
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if value is None:
+        return "null (nothing)"
+    if isinstance(value, (bool, int, float)):
+        return f"the {type(value).__name__} {value!r}"
+    return {dict: "a mapping", list: "a list", tuple: "a list"}.get(type(value),
+                                                                   type(value).__name__)
+
+
+def expect_mapping(data: Any, cls: type) -> None:
+    """ConfigError unless ``data`` (the value of a ``cls`` config) is a mapping."""
+    if not isinstance(data, dict):
+        names = ", ".join(f.name for f in attr.fields(cls)) if attr.has(cls) else ""
+        raise ConfigError(f"expected a mapping ({cls.__name__}: fields {names}), got "
+                          f"{given(data)}")
+
+
+def expect_list(data: Any) -> None:
+    """ConfigError unless ``data`` (the value of a list field) is a list."""
+    if not isinstance(data, (list, tuple)):
+        raise ConfigError(f"expected a list, got {given(data)}")
+
+
 def _structure_tagged(data: Any, cl: type) -> Any:
     if not isinstance(data, dict):
-        raise ConfigError(f"expected a mapping for a {cl.__name__}, got {type(data).__name__}")
+        raise ConfigError(f"expected a mapping (a {cl.__name__}: `{TYPE_KEY}: ClassName` and "
+                          f"its fields), got {given(data)}")
     if TYPE_KEY not in data:
         raise ConfigError(f"missing field '{TYPE_KEY}' (the config class) for a {cl.__name__}")
     name = data[TYPE_KEY]
@@ -90,6 +121,27 @@ def _make_converter() -> cattrs.Converter:
     conv.register_unstructure_hook(Coordinate, lambda c: [int(v) for v in c])
     conv.register_structure_hook(Path, lambda d, _: Path(d))
     conv.register_unstructure_hook(Path, str)
+
+    def attrs_hook(cls: type):
+        structure = conv.gen_structure_attrs_fromdict(cls)
+
+        def hook(data: Any, cl: type) -> Any:
+            expect_mapping(data, cls)
+            return structure(data, cl)
+
+        return hook
+
+    def list_hook(type_: type):
+        structure = cols.list_structure_factory(type_, conv)
+
+        def hook(data: Any, cl: type) -> Any:
+            expect_list(data)
+            return structure(data, cl)
+
+        return hook
+
+    conv.register_structure_hook_factory(attr.has, attrs_hook)
+    conv.register_structure_hook_factory(cols.is_mutable_sequence, list_hook)
     return conv
 
 
@@ -104,7 +156,8 @@ def to_dict(obj: Any) -> dict:
 def from_dict(data: dict, cls: type | None = None) -> Any:
     """The config described by ``data``; ``cls`` (a base or concrete class) optional."""
     if not isinstance(data, dict):
-        raise ConfigError(f"expected a mapping, got {type(data).__name__}")
+        raise ConfigError(f"expected a mapping (a config: `{TYPE_KEY}: ClassName` and its "
+                          f"fields), got {given(data)}")
     if TYPE_KEY in data or cls is None:
         target = cls or object
         if TYPE_KEY not in data:

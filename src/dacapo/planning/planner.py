@@ -135,7 +135,8 @@ def plan_run(gt_paths: list[str], raw_paths: list[str], kind: str, *, minutes: f
     val = [DatasetConfig(n, r, g) for n, r, g in (validate or [])]
     # the data check of verify and train, with the rules of the task to plan
     provisional, rules = task_to_plan(kind, classes, channel)
-    problems = split_problems(DataSplitConfig(train, val), provisional, rules=rules)
+    split = DataSplitConfig(train, val)
+    problems = split.problems() or split_problems(split, provisional, rules=rules)
     if problems:
         raise InputError("; ".join(problems))
     for p in raw_paths:

@@ -11,11 +11,13 @@ through every convolution). Values are read chunk by chunk (`dacapo.io.array_che
 
 Partial annotations: a class-array gt is scanned array by array (finite, non-negative:
 nonzero = in the class); a gt's ``unknown_label`` voxels are read as 0 by the value rules
-(255 is no class id).
+(255 is no class id), and a warning says when there is none (a complete crop, or a wrong
+value).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import attr
@@ -40,6 +42,8 @@ from dacapo.io.array_checks import (
     spatial_and_channels,
     too_large_message,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def _collect(problems: list[str], func, *args, **kwargs) -> bool:
@@ -92,6 +96,10 @@ def dataset_problems(task_config: TaskConfig, dataset: Dataset, architecture=Non
         nonzero = 0
         for name, array, part_rules in _gt_parts(dataset, rules, prefix):
             summary = scan_array(array, budget_bytes)
+            if isinstance(array, _ReadAsZero) and not array.found:
+                logger.warning("%s: unknown_label: no gt voxel has the value %d (every voxel "
+                               "labelled: fine for a complete crop; otherwise check the value)",
+                               prefix, array.value)
             nonzero += summary.nonzero
             problems += _gt_value_problems(summary, part_rules, array.shape, dims, name)
         if dataset.class_arrays is not None and rules.num_classes is not None:
@@ -116,18 +124,22 @@ def _gt_parts(dataset: Dataset, rules: GTRules, prefix: str) -> Iterator[tuple[s
 
 
 class _ReadAsZero:
-    """The source of an array (for `scan_array`), with ``value`` read as 0."""
+    """The source of an array (for `scan_array`), with ``value`` read as 0; ``found``:
+    the voxels of that value read so far."""
 
     def __init__(self, array, value: int) -> None:
         self.source = getattr(array, "_source_data", array)
         self.value = value
+        self.found = 0
         self.shape = tuple(self.source.shape)
         self.dtype = self.source.dtype
         self.chunks = getattr(self.source, "chunks", None)
 
     def __getitem__(self, index) -> np.ndarray:
         block = np.asarray(self.source[index])
-        return np.where(block == self.value, np.zeros((), block.dtype), block)
+        hit = block == self.value
+        self.found += int(np.count_nonzero(hit))
+        return np.where(hit, np.zeros((), block.dtype), block)
 
 
 def _gt_value_problems(s, rules, shape, dims: int, name: str) -> list[str]:

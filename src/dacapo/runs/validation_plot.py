@@ -205,9 +205,16 @@ def plot_validation(run_dir: RunDir, task, dataset, iteration: int, prediction: 
     names = list(task.predictor.output_array_type.channels)
     fig = validation_figure(title, dataset.raw, dataset.gt, prediction, segmentation, roi,
                             task, names)
-    safe = "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in dataset.name)
     run_dir.plots.mkdir(parents=True, exist_ok=True)
-    return _save(fig, run_dir.plots / f"validation_{iteration:08d}_{safe}.png", 80)
+    return _save(fig, run_dir.plots / plot_file_name(dataset.name, iteration), 80)
+
+
+def plot_file_name(name: str, iteration: int) -> str:
+    """``validation_<iteration:08d>_<name>.png``: a valid dataset name as it is (distinct
+    names, distinct files: `DataSplitConfig.problems`); another character as ``_``."""
+    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "_-.") else "_"
+                   for ch in name)
+    return f"validation_{iteration:08d}_{safe.lstrip('.') or '_'}.png"
 
 
 def safe_plot_validation(*args, **kwargs) -> Path | None:

@@ -11,9 +11,13 @@ it plans, so the three commands accept and refuse the same data with the same me
 
 `dataset_problems` (`dacapo.runs.dataset_checks`) states the rules for one dataset and a
 task. `split_problems` adds: the training GT is not 0 everywhere (nothing to learn; a
-training dataset of background alone is fine next to others).
+training dataset of background alone is fine next to others). `run_problems` then checks
+that the raw can be normalised as the run says (`normalization_problems`: the statistics
+computed by the functions training and validation use, on the same arrays).
 
-Partial annotations (`dacapo.experiments.datasplits`): opening a dataset with the task's
+Partial annotations (`dacapo.experiments.datasplits`): a task without one channel per
+class (affinities) cannot learn from them, said before opening (`Predictor.for_crop`; its
+channels are no classes to check ``annotated`` against); opening a dataset with the task's
 classes checks ``annotated`` and a class-array gt; `split_problems` adds that only training
 datasets may be partial and that the task can learn from them (`Predictor.for_crop`);
 how their GT is scanned: `dacapo.runs.dataset_checks`.
@@ -23,12 +27,14 @@ from __future__ import annotations
 
 from funlib.geometry import Coordinate
 
+from dacapo.experiments.class_arrays import class_group
 from dacapo.experiments.datasplits import (
     Dataset,
     DatasetConfig,
     DataSplitConfig,
     partial_validation_message,
 )
+from dacapo.experiments.normalization import for_array, with_statistics
 from dacapo.experiments.run_config import RunConfig
 from dacapo.experiments.tasks.task_config import GTRules, TaskConfig
 
@@ -45,16 +51,21 @@ def all_zero_message(names: list[str], one_hot: bool) -> str:
     return f"{which}: gt: {what}"
 
 
-def open_split(split: DataSplitConfig, model=None, classes=None
+def open_split(split: DataSplitConfig, model=None, classes=None,
+               task_config: TaskConfig | None = None
                ) -> tuple[list[tuple[bool, DatasetConfig, Dataset]], list[str]]:
     """Open every dataset of ``split`` (training ones first) and check that its arrays fit
     together (`Dataset.check`, the GT at ``model``'s output voxel size when given; partial
-    annotations against the task's ``classes``); ``(training?, config, dataset)`` per
-    dataset that opened, and the problems."""
+    annotations against the task's ``classes``, and first, with ``task_config``, that its
+    task learns from them at all); ``(training?, config, dataset)`` per dataset that
+    opened, and the problems."""
     opened, problems = [], []
+    predictor = _predictor(task_config)
     for training, configs in ((True, split.train), (False, split.validate)):
         for dconf in configs:
             try:
+                if predictor is not None and (dconf.partial or class_group(dconf.gt)):
+                    _check_learns_partial(dconf.name, predictor)
                 ds = dconf.open(classes)
                 if model is not None:
                     ds.check(model.scale(ds.raw.voxel_size))
@@ -62,6 +73,24 @@ def open_split(split: DataSplitConfig, model=None, classes=None
             except (ValueError, FileNotFoundError, TypeError) as e:
                 problems.append(str(e))
     return opened, problems
+
+
+def _predictor(task_config: TaskConfig | None):
+    """The predictor of ``task_config`` (None without one, or when it does not build: an
+    invalid task config is reported on its own)."""
+    try:
+        return None if task_config is None else task_config.build().predictor
+    except Exception:  # noqa: BLE001 - see above
+        return None
+
+
+def _check_learns_partial(name: str, predictor) -> None:
+    """ValueError naming the dataset when the task of ``predictor`` learns from complete
+    annotations only (`Predictor.for_crop`'s message)."""
+    try:
+        predictor.for_crop(class_arrays=True)
+    except ValueError as e:
+        raise ValueError(f"dataset {name!r}: {str(e).splitlines()[0]}") from None
 
 
 def split_problems(split: DataSplitConfig, task_config: TaskConfig, model=None,
@@ -74,7 +103,7 @@ def split_problems(split: DataSplitConfig, task_config: TaskConfig, model=None,
     the task it is planning). Stops after the first stage with problems: opening, then
     each dataset's own problems, then the training GT as a whole, then the model fit."""
     rules = task_config.gt_rules() if rules is None else rules
-    opened, problems = open_split(split, model, list(rules.channel_names) or None)
+    opened, problems = open_split(split, model, list(rules.channel_names) or None, task_config)
     if problems:
         return problems
     problems = _partial_problems(opened, task_config)
@@ -168,6 +197,37 @@ def run_problems(run_config: RunConfig, check_data: bool = True, scan: bool = Tr
         return problems
     split = run_config.datasplit_config
     if model is None or problems:  # the data are only opened
-        return problems + open_split(split, model, task_classes(run_config.task_config))[1]
-    return split_problems(split, run_config.task_config, model,
-                          run_config.architecture_config, scan=scan)
+        return problems + open_split(split, model, task_classes(run_config.task_config),
+                                     run_config.task_config)[1]
+    problems = split_problems(split, run_config.task_config, model,
+                              run_config.architecture_config, scan=scan)
+    if problems or not scan:
+        return problems
+    return normalization_problems(run_config)
+
+
+def normalization_problems(run_config: RunConfig) -> list[str]:
+    """The raw cannot be normalised as ``run_config`` says (its values read): statistics
+    left empty are computed from a constant training raw (`with_statistics`, as training
+    starts), or an array is constant with each array's own statistics (`for_array`, as
+    training and validation read each raw). One message naming the data per problem."""
+    config = run_config.normalization
+    if config is None or config.complete and not config.per_array:
+        return []
+    if not config.per_array:
+        try:
+            with_statistics(run_config)
+        except ValueError as e:
+            return [str(e)]
+        return []
+    opened, problems = open_split(run_config.datasplit_config, None,
+                                  task_classes(run_config.task_config))
+    done = set()
+    for _training, dconf, ds in opened:
+        if dconf.raw not in done:
+            done.add(dconf.raw)
+            try:
+                for_array(config, ds.raw, f"dataset {ds.name!r}: raw")
+            except ValueError as e:
+                problems.append(str(e))
+    return problems
