@@ -72,7 +72,8 @@ def test_plan_on_demo_data_verifies_and_trains(tmp_path, tiny_data, dacapo_cli):
     val = f"validate={c}/validate/raw,{c}/validate/fg"
     out = tmp_path / "distance.yaml"
     res = dacapo_cli("plan", f"{c}/train/fg", "--raw", f"{c}/train/raw", "--task", "distance",
-                     "--minutes", "0.5", "-o", str(out), "--validate", val, cwd=tmp_path)
+                     "--minutes", "0.5", "-o", str(out), "--validate", val, "--no-measure",
+                     cwd=tmp_path)  # the timed plan: tests/training/test_step_timer.py
     assert res.returncode == 0, res.stderr
     res = dacapo_cli("verify", str(out), cwd=tmp_path)
     assert res.returncode == 0 and "valid" in res.stdout, res.stderr
