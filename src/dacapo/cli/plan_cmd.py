@@ -55,6 +55,7 @@ def plan(gt, raws, kind, output, minutes, name, val, classes, channel, instance_
                    instance_classes=None if instance_classes is None
                    else [c for c in instance_classes.split(",") if c])
     _check_paths(gt, raws)
+    _check_plan_output(output)  # before planning (and timing): seconds, then a refusal
     if not raws:
         from dacapo.planning.collection_plan import plan_collection  # lazy: see top
 
@@ -66,6 +67,15 @@ def plan(gt, raws, kind, output, minutes, name, val, classes, channel, instance_
     Path(output).parent.mkdir(parents=True, exist_ok=True)  # as export and convert do
     write_plan(output, f"# {command}\n{text}")
     click.echo(f"wrote {output}")
+
+
+def _check_plan_output(output: str) -> None:
+    """ValueError when ``output`` exists or cannot be written (`dacapo.io.paths`)."""
+    from dacapo.io.paths import check_output  # lazy: see top
+
+    if Path(output).exists():
+        raise ValueError(f"output {output!r} exists already; choose another path")
+    check_output(output)
 
 
 def _check_paths(gt: tuple[str, ...], raws: tuple[str, ...]) -> None:
