@@ -185,8 +185,10 @@ def _fits_model(name: str, ds, model, training: bool) -> list[str]:
 
 
 def run_problems(run_config: RunConfig, check_data: bool = True, scan: bool = True,
-                 strict_task: bool = True) -> list[str]:
-    """Reasons ``run_config`` cannot start (empty: fine); see the module docstring."""
+                 strict_task: bool = True, normalization: bool = True) -> list[str]:
+    """Reasons ``run_config`` cannot start (empty: fine); see the module docstring.
+    ``normalization=False`` leaves out `normalization_problems` (for a caller that computes
+    the statistics itself next, as training does: the raw read once)."""
     problems = run_config.problems(strict_task=strict_task)
     model = None
     if not any(p.startswith(("task_config", "architecture_config")) for p in problems):
@@ -201,7 +203,7 @@ def run_problems(run_config: RunConfig, check_data: bool = True, scan: bool = Tr
                                      run_config.task_config)[1]
     problems = split_problems(split, run_config.task_config, model,
                               run_config.architecture_config, scan=scan)
-    if problems or not scan:
+    if problems or not scan or not normalization:
         return problems
     return normalization_problems(run_config)
 

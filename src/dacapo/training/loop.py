@@ -51,7 +51,7 @@ from dacapo.runs.plots import safe_plot_run
 from dacapo.runs.run_dir import RunDir, prepare_run_dir
 from dacapo.runs.tensorboard_log import TensorBoardTracker
 from dacapo.runs.tracking import Tracker, Trackers
-from dacapo.runs.verify import run_problems
+from dacapo.runs.verify import normalization_problems, run_problems
 from dacapo.training import distributed
 from dacapo.training.batches import BatchProvider, close_loader, make_loader
 from dacapo.training.optimiser import make_optimizer, make_scaler
@@ -101,11 +101,18 @@ def train_run(
     too. Returns the run directory. Raises ValueError for a config or data problem,
     `TrainingStopped` after a SIGTERM/SIGINT (its checkpoint written).
     """
-    problems = run_problems(run_config, strict_task=False)
+    problems = run_problems(run_config, strict_task=False, normalization=False)
     if problems:
         raise InputError("; ".join(problems))
-    # normalisation statistics, stored in run.yaml; every rank computes the same ones
-    run_config = with_statistics(run_config)
+    # normalisation statistics, stored in run.yaml; every rank computes the same ones. The
+    # normalisation check of verify, on the completed config: the training raw read once
+    try:
+        run_config = with_statistics(run_config)
+    except ValueError as e:  # a constant training raw: verify's message
+        raise InputError(str(e)) from None
+    problems = normalization_problems(run_config)
+    if problems:
+        raise InputError("; ".join(problems))
     world, device = distributed.start(choose_device(run_config.device))
     try:
         slots = distributed.rank_slots(run_config.trainer_config.batch_size, world)
