@@ -111,3 +111,22 @@ def test_apply_names_an_input_unlike_the_training_raw(trained, tmp_path, write_a
     lo, hi = np.percentile(np.asarray(raw[raw.roi], np.float64) * 256, [0.5, 99.5])
     spread = (hi - lo) / (norm.high - norm.low)  # ~256: the training and validation raw alike
     assert len(lines) == 1 and f"is {spread:.3g}x the training raw's" in lines[0], result.stderr
+
+
+def test_apply_says_a_bad_input_before_its_notice(trained, tmp_path, write_array, dacapo_cli):
+    """At default verbosity the notice ("applying ... checkpoint ...") follows the input's
+    checks: a raw with a NaN gives its one error line and no notice before it."""
+    rc, run_dir, container = trained
+    raw = open_ds(str(container / "validate" / "raw"), mode="r")
+    data = np.asarray(raw[raw.roi]).astype(np.float32)
+    data[1, 2, 3] = np.nan
+    bad = tmp_path / "nan.zarr" / "raw"
+    write_array(bad, data, tuple(raw.voxel_size), tuple(raw.roi.offset))
+    result = dacapo_cli("apply", str(run_dir.path), "--input", str(bad),
+                        "--output", str(tmp_path / "o.zarr" / "seg"))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "applying" not in result.stderr + result.stdout, result.stderr
+    assert f"raw {str(bad)!r}: 1 non-finite value(s) (1 NaN, 0 Inf), first at voxel (1, 2, 3)" \
+        in lines[0], lines
+    assert not (tmp_path / "o.zarr").exists()

@@ -313,7 +313,7 @@ CASES = [
     Case("output_is_file", "an output container that is a file", _output_is_file,
          r"output: cannot create '.*out\.zarr/seg': '.*out\.zarr' is a file"),
     Case("apply_raw_nan", "apply to a raw with NaN", _apply_nan,
-         r"raw: 1 non-finite value\(s\) \(1 NaN, 0 Inf\), first at voxel \(3, 3, 3\)"),
+         r"raw '.*in\.zarr/raw': 1 non-finite value\(s\) \(1 NaN, 0 Inf\), first at voxel \(3, 3, 3\)"),
     Case("apply_raw_channels", "apply to a raw with the wrong channel count", _apply_channels,
          r"raw '.*in\.zarr/raw' has shape \(2, 16, 32, 32\); the model expects 1 input channel"),
     Case("apply_unknown_criterion", "an unknown criterion",

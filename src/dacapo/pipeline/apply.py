@@ -28,6 +28,7 @@ from pathlib import Path
 import attr
 from funlib.persistence import Array
 
+from dacapo.io.array_checks import check_finite_array
 from dacapo.io.arrays import open_array
 from dacapo.io.collection import collection_images
 from dacapo.io.paths import check_output
@@ -77,18 +78,18 @@ def apply_run(
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(output_path.absolute()).strip("/"))[-120:]
     options = attr.evolve(options, log_dir=run_dir.logs / "apply" / name / f"{iteration:08d}",
                           task_id=None)
+    # the input's errors (missing, unreadable, NaN/Inf) come before the notice below
+    raw = open_array(str(input_path), "raw")
+    check_finite_array(raw, f"raw {str(input_path)!r}")
     with log_to_file(run_dir.logs / "apply.log"):
         # a notice: ``dacapo apply`` shows it at default verbosity (dacapo.cli.log_setup)
         logger.info("applying %s to %s: checkpoint %s (iteration %d), parameters %s", rc.name,
                     input_path, checkpoint, iteration,
                     parameters_label(parameters_dict(parameters)), extra={"notice": True})
-        try:
-            raw = open_array(str(input_path), "input")
-        except Exception:  # noqa: BLE001 - predict names what is wrong with the input
-            raw = None
-        for line in [] if raw is None else input_warnings(rc, raw, f"input {str(input_path)!r}"):
+        for line in input_warnings(rc, raw, f"input {str(input_path)!r}"):
             logger.warning(line)
-        prediction = predict(rc, checkpoint, input_path, prediction_path, options)
+        prediction = predict(rc, checkpoint, input_path, prediction_path, options,
+                             check_raw=False)
         post = task.post_processor
         limit = IN_MEMORY_VOXELS if in_memory_limit is None else in_memory_limit
         set_prediction(post, prediction, prediction_path, limit)

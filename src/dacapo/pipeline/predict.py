@@ -222,7 +222,7 @@ def predict(
     check_output(output_path, {"raw": raw_path})
     raw = open_array(raw_path, "raw")
     if check_raw:
-        check_finite_array(raw, "raw")
+        check_finite_array(raw, f"raw {str(raw_path)!r}")
     run_config = attr.evolve(run_config, normalization=for_array(
         run_config.normalization, raw, f"raw {str(raw_path)!r}"))  # each array's own: once here
     if mode.from_checkpoint:  # also when workers predict: a corrupt checkpoint fails once, here

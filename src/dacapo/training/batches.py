@@ -135,7 +135,7 @@ class BatchProvider(torch.utils.data.Dataset):
                 "predictors": [ds.crop_predictor(task.predictor) for ds in datasets],
                 "datasets": datasets,
                 "volumes": volumes,
-                "normalizations": [for_array(rc.normalization, ds.raw, f"dataset {ds.name}: raw")
+                "normalizations": [for_array(rc.normalization, ds.raw, f"dataset {ds.name!r}: raw")
                                    for ds in datasets],
                 "geometries": geometries,
                 "counts": dict(self.initial_counts),
