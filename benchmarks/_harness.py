@@ -6,7 +6,8 @@
   `side_by_side` (alternating rounds of ours and the peer's, so both see the same load);
   `load` prints the machine's load beside the figures (the machine is shared);
 - `data_dir` / `dataset`: the real volumes, ``$DACAPO_DATA`` or else ``../shared/data``
-  beside the repository;
+  beside the repository (`_data` reads a dataset folder's files and meta.json);
+  `work_dir`: the quality benchmarks' work folder for a data folder;
 - `Peer` / `open_peer`: the original DaCapo 0.3.5 ("the peer") in a subprocess of its own
   interpreter, ``$DACAPO_PEER_PYTHON`` (unset: the peer is skipped with a one-line
   message), serving `_peer_server.py`'s cases.
@@ -18,6 +19,7 @@ The scripts import it as a top-level module: ``python benchmarks/x.py`` puts
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import statistics
@@ -152,6 +154,18 @@ def data_dir() -> Path:
     the repository."""
     env = os.environ.get("DACAPO_DATA")
     return Path(env) if env else ROOT.parent / "shared" / "data"
+
+
+def work_dir(data: str | Path) -> Path:
+    """The quality benchmarks' default work folder for the data folder ``data``:
+    ``quality_runs`` beside the sources for ``../shared/data`` (our volumes), else
+    ``quality_runs/<folder name>-<8 hex digits of its path>``, so that the converted volumes
+    and runs of other volumes never mix with ours (a run folder of the same name is resumed)."""
+    data = Path(data).resolve()
+    if data == (ROOT.parent / "shared" / "data").resolve():
+        return ROOT / "quality_runs"
+    digest = hashlib.sha1(str(data).encode()).hexdigest()[:8]
+    return ROOT / "quality_runs" / f"{data.name}-{digest}"
 
 
 def dataset(name: str) -> Path:

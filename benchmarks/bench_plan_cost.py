@@ -1,6 +1,6 @@
 """The planner's cost model against measured training steps.
 
-For UNets of the shapes `dacapo plan` picks on ../shared/data (3D with one or two pooling
+For UNets of the shapes `dacapo plan` picks on our real volumes (3D with one or two pooling
 levels, 2D with three), one training step — forward, backward and Adam, batch 2, one torch
 thread, as the trainer runs it — is timed (median of 5 after a warm-up) and set beside the
 cost model's estimate (`dacapo.planning.cost_model.COST_PER_GMAC` / `COST_PER_GMAC_2D`; the
@@ -30,6 +30,11 @@ and validation estimates, and the wall time the full plan would take at those co
 (a projection, not a 20-minute run; an idle machine). ``--threads T``: the steps with
 ``torch_threads = T`` instead of the plan's.
 
+The real volumes are those of `_harness.data_dir` (``$DACAPO_DATA``, else ``../shared/data``),
+read and converted as the quality benchmarks do (`quality.prepare_data`,
+`quality_organelles.prepare`, `quality_modalities.prepare_2d`) into their work folder
+(`_harness.work_dir`: ``quality_runs`` for ours); a bad data folder is one line, exit 2.
+
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_plan_cost.py [CASE ...]``,
 ``... bench_plan_cost.py --data [DATASET ...]`` or ``.venv/bin/python
 benchmarks/bench_plan_cost.py --budget 2 [DATASET ...]``.
@@ -42,7 +47,8 @@ import sys
 import time
 
 import torch
-from _harness import repeat
+from _data import DataError
+from _harness import repeat, work_dir
 
 from dacapo.experiments.architectures import CNNectomeUNetConfig
 from dacapo.ops.planning import unet_shapes
@@ -77,25 +83,24 @@ def planned(name: str, minutes: float):
 
     from dacapo.training.step_timer import measure_step
 
-    work = Path(quality.ROOT) / "quality_runs"
     data = Path(quality.DEFAULT_DATA)
+    work = work_dir(data)
     if name == "sstem_organelles":
         paths = quality_organelles.prepare(data, work)
         return quality_organelles.planned("full", paths, minutes, 0, measure=measure_step), "one_hot"
     if name == "lm_nuclei_2d":
+        import quality_modalities
+
         from dacapo.planning.collection_plan import plan_collection
-        from dacapo.tools.convert_collection import convert_collection
 
-        container = work / "lm_nuclei_2d.zarr"
-        if not (container / ".prepared").is_file():
-            import quality_modalities
-
-            convert_collection(data / name, str(container), list(quality_modalities.NUCLEI_2D_VOXEL))
-            (container / ".prepared").write_text("ok")
+        container = quality_modalities.prepare_2d(data, work)
         rc, _ = plan_collection(str(container), "inner_distance", minutes=minutes,
                                 name="cost_lm_nuclei_2d", seed=0, channel="nucleus",
                                 measure=measure_step)
         return rc, "inner_distance"
+    if name not in quality.DATASETS:
+        raise DataError(data / name, "not a dataset of the quality benchmarks ("
+                        + ", ".join(all_datasets()) + ")")
     paths = quality.prepare_data(name, data, work)
     return quality.planned_config(name, paths, minutes, 0), quality.DATASETS[name]["task"]
 
@@ -167,14 +172,13 @@ def fresh_run(rc, prefix: str, name: str, minutes: float, work, **changes):
 def budget_check(minutes: float, names: list[str]) -> None:
     """Train the plan of ``minutes`` for each real dataset (validations included, as
     planned) and set its wall time beside the budget: the cost model's end-to-end check.
-    Run on an idle machine (the load is printed); the runs go to quality_runs/budget/."""
-    from pathlib import Path
-
+    Run on an idle machine (the load is printed); the runs go to ``budget/`` in the work
+    folder (``quality_runs/budget/`` for ours)."""
     import quality
 
     from dacapo.training.loop import train_run
 
-    work = Path(quality.ROOT) / "quality_runs" / "budget"
+    work = work_dir(quality.DEFAULT_DATA) / "budget"
     print("| dataset | task | input | iterations | wall s per iteration | wall (min) | "
           "budget (min) | wall / budget | load before, after |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -227,7 +231,7 @@ def steps_check(minutes: float, steps: int, names: list[str], threads: int = 0) 
     from dacapo.planning.planner import predicted_voxels
     from dacapo.training.loop import train_run
 
-    work = Path(quality.ROOT) / "quality_runs" / "steps"
+    work = work_dir(quality.DEFAULT_DATA) / "steps"
     print("| dataset | task | input | plan: steps, validations | step s: measured / model | "
           "validation s: measured / model | projected wall / budget | load before, after |")
     print("|---|---|---|---|---|---|---|---|")
@@ -410,4 +414,8 @@ def all_datasets() -> list[str]:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except DataError as e:  # a bad data folder: one line
+        print(f"bench_plan_cost: {e}", file=sys.stderr)
+        sys.exit(2)

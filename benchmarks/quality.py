@@ -1,11 +1,17 @@
 """Segmentation quality on real volumes: convert, plan, train, validate, apply, score.
 
-For each dataset of the real volumes (TIFF stacks + ``meta.json``; ``--data``, default
-`_harness.data_dir`: ``$DACAPO_DATA``, else ``../shared/data`` beside the repository):
+For each dataset of the real volumes (a folder per dataset, named as a key of `DATASETS`,
+with TIFF stacks + ``meta.json``; ``--data``, default `_harness.data_dir`: ``$DACAPO_DATA``,
+else ``../shared/data`` beside the repository; default ``--datasets``: those present there):
 
-1. the TIFFs become zarr arrays (``dacapo convert``'s code): the whole raw and labels, the
-   training part (all but the last ``holdout`` z-slices) and the held-out ground truth (the
-   last ``holdout`` z-slices; its raw is that slab and ``context_z`` slices before it, so
+0. the folder is read by `_data.volume`: its raw and labels files, the voxel size (nm) from
+   meta.json (the kind's default of `DATASETS` only where meta.json states none, and then
+   printed, logged and noted under the table as assumed); a bad folder is one line, exit 2;
+1. the TIFFs become zarr arrays (``dacapo convert``'s code; under ``--work``, default
+   `_harness.work_dir`: ``quality_runs``, or a folder of its own for another data folder):
+   the whole raw and labels, the training part (all but the last ``holdout`` fraction of the
+   z-slices: 15 of 50, 30 of 100, 5 of 20, 16 of 64 on ours) and the held-out ground truth
+   (those last z-slices; its raw is that slab and up to ``context_z`` slices before it, so
    that context comes from real raw where it exists; held-out labels are never trained on);
 2. a run config: ``--recipe planned`` (default) from `dacapo.planning.planner.plan_run` with the CPU
    budget ``--minutes`` per dataset; ``--recipe hand`` the hand-written configs of the
@@ -17,7 +23,7 @@ For each dataset of the real volumes (TIFF stacks + ``meta.json``; ``--data``, d
 5. baselines on the same held-out voxels: Otsu's threshold of the raw (semantic tasks, the
    better polarity) and a seeded watershed on the predicted boundaries (instances:
    boundary = 1 - mean nearest-neighbour affinity; seeds = maxima of its distance transform);
-6. ``docs/quality.md`` (``--out``): one row per dataset, and ``quality_log.jsonl`` beside the
+6. ``docs/quality.md`` (``--out``): one row per dataset, and ``quality_log.jsonl`` in the
    work folder with every measurement.
 
 Deterministic given ``--seed`` (training is deterministic given the seed and the thread
@@ -37,32 +43,36 @@ import sys
 import time
 from pathlib import Path
 
+import _data
 import attr
 import numpy as np
-from _harness import ROOT, data_dir, log_entry, timed
+from _harness import ROOT, data_dir, log_entry, timed, work_dir
 
 from dacapo.io.arrays import open_array
 
 DEFAULT_DATA = data_dir()
 
-#: per dataset: files, voxel size (nm, z y x), task kind, held-out z-slices, GT preparation
+#: per dataset kind (its folder's name): task kind, GT preparation, the held-out fraction of the
+#: z-slices (the last ones), the most slices of real raw context before the held-out slab, and
+#: the voxel size (nm, z y x) taken only when meta.json states none (then said: "assumed";
+#: lm_cells_3d's source states none, its meta.json names PlantSeg's ovule data of this kind).
+#: The files, shape and voxel size come from the folder (`resolve`).
 DATASETS = {
     "fibsem_neurons": {
-        "raw": "raw.tif", "labels": "labels.tif", "voxel_size": (10, 10, 10),
-        "task": "affinities", "holdout": 15, "gt": "instances", "context_z": 16,
+        "task": "affinities", "gt": "instances", "holdout": 0.3, "context_z": 16,
+        "voxel_size": (10, 10, 10),
     },
     "lm_nuclei": {
-        "raw": "1135_raw.tif", "labels": "1135_labels.tif", "voxel_size": (284, 127, 127),
-        "task": "distance", "holdout": 30, "gt": "mask", "context_z": 16,
+        "task": "distance", "gt": "mask", "holdout": 0.3, "context_z": 16,
+        "voxel_size": (284, 127, 127),
     },
     "sstem_membranes": {
-        "raw": "raw.tif", "labels": "labels.tif", "voxel_size": (50, 4, 4),
-        "task": "one_hot", "holdout": 5, "gt": "classes255", "context_z": 2,
+        "task": "one_hot", "gt": "classes255", "holdout": 0.25, "context_z": 2,
+        "voxel_size": (50, 4, 4),
     },
-    # voxel size not stated by the source: PlantSeg's ovule data of this kind (meta.json)
     "lm_cells_3d": {
-        "raw": "raw.tif", "labels": "labels.tif", "voxel_size": (235, 150, 150),
-        "task": "affinities", "holdout": 16, "gt": "instances", "context_z": 16,
+        "task": "affinities", "gt": "instances", "holdout": 0.25, "context_z": 16,
+        "voxel_size": (235, 150, 150),
     },
 }
 
@@ -86,25 +96,36 @@ SHOWN = {
 # --------------------------------------------------------------------------
 
 
+def resolve(name: str, data_dir: Path) -> _data.Volume:
+    """The volume of dataset ``name`` in the data folder ``data_dir`` (`_data.volume`, with
+    the kind's default voxel size); `_data.DataError` for a bad folder."""
+    return _data.volume(Path(data_dir) / name, default_voxel=DATASETS[name]["voxel_size"])
+
+
 def prepare_data(name: str, data_dir: Path, work: Path) -> dict[str, str]:
-    """Zarr arrays of dataset ``name`` under ``work/<name>.zarr`` (kept when present)."""
+    """Zarr arrays of dataset ``name`` under ``work/<name>.zarr`` (kept when made from the
+    same files and split)."""
     from funlib.geometry import Coordinate
     from funlib.persistence import open_ds, prepare_ds
 
     from dacapo.tools.convert import convert_tiff
 
     spec = DATASETS[name]
+    vol = resolve(name, data_dir)
+    holdout = _data.split(vol, spec["holdout"])
+    _data.tell(name, vol.notes)
     container = work / f"{name}.zarr"
     paths = {k: f"{container}/{k}" for k in
              ("raw", "labels", "train/raw", "train/gt", "validate/raw", "validate/gt", "gt")}
-    done = container / ".prepared"
-    if done.is_file():
+    stamp = {**vol.stamp(), "holdout": holdout, "context_z": spec["context_z"],
+             "gt": spec["gt"]}
+    if _data.is_prepared(container, stamp):
         return paths
     if container.exists():
         shutil.rmtree(container)
-    vs = Coordinate(spec["voxel_size"])
-    raw = convert_tiff(data_dir / name / spec["raw"], paths["raw"], list(vs))
-    labels = convert_tiff(data_dir / name / spec["labels"], paths["labels"], list(vs))
+    vs = Coordinate(vol.grid_voxel)
+    raw = convert_tiff(vol.raw, paths["raw"], list(vs))
+    labels = convert_tiff(vol.labels, paths["labels"], list(vs))
     lab = np.asarray(labels[labels.roi])
     if spec["gt"] == "mask":
         gt = (lab > 0).astype(np.uint8)
@@ -112,7 +133,7 @@ def prepare_data(name: str, data_dir: Path, work: Path) -> dict[str, str]:
         gt = (lab > 0).astype(np.uint8)  # 0 membrane, 1 interior
     else:
         gt = lab.astype(np.uint64)
-    z_split = gt.shape[0] - spec["holdout"]
+    z_split = gt.shape[0] - holdout
     raw_data = np.asarray(raw[raw.roi])
 
     def write(key: str, data: np.ndarray, z0: int) -> None:
@@ -130,7 +151,7 @@ def prepare_data(name: str, data_dir: Path, work: Path) -> dict[str, str]:
     z0 = max(0, z_split - spec["context_z"])
     write("validate/raw", raw_data[z0:], z0)
     open_ds(paths["validate/gt"], mode="r")
-    done.write_text("ok")
+    _data.mark_prepared(container, stamp)
     return paths
 
 
@@ -405,6 +426,7 @@ def run_dataset(name: str, args, work: Path, log) -> dict:
 
     spec = DATASETS[name]
     kind = spec["task"]
+    vol = resolve(name, Path(args.data))
     paths = prepare_data(name, Path(args.data), work)
     if args.recipe == "hand":
         rc = hand_config(name, paths, args.iterations or 400, args.seed)
@@ -441,7 +463,11 @@ def run_dataset(name: str, args, work: Path, log) -> dict:
         "apply_s": round(apply_s, 1), "load_start": round(load0, 2),
         "load_end": round(os.getloadavg()[0], 2), "best": best, "applied": applied,
         "baseline": baseline, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "files": [str(vol.raw), str(vol.labels)], "voxel_size_nm": list(vol.voxel_size),
+        "holdout_slices": _data.split(vol, spec["holdout"]),
     }
+    if vol.voxel_assumed:
+        result["voxel_size_assumed"] = vol.voxel_assumed
     log(result)
     return result
 
@@ -495,11 +521,48 @@ def _params(p) -> str:
     return ", ".join(f"{k}={v}" for k, v in p.items() if k not in ("type", "id")) or "-"
 
 
+def notes(results: list[dict]) -> str:
+    """A line per result whose voxel size was assumed (meta.json states none), else ""."""
+    lines = [f"- {r['dataset']}: voxel size assumed, {' × '.join(f'{v:g}' for v in r['voxel_size_nm'])} "
+             f"nm ({r['voxel_size_assumed']})" for r in results if r.get("voxel_size_assumed")]
+    return "\n".join(lines)
+
+
+def chosen(names: str | None, data: Path, from_log: bool) -> list[str]:
+    """The datasets to run: ``--datasets`` (each checked), else those of `DATASETS` whose
+    folder is in ``data`` (the others named in a line); `_data.DataError` for a bad folder
+    (each is read before any training)."""
+    if names:
+        picked = names.split(",")
+        unknown = [n for n in picked if n not in DATASETS]
+        if unknown:
+            raise _data.DataError(data / unknown[0], f"not a dataset of quality.py (its kinds: "
+                                                     f"{', '.join(DATASETS)})")
+    elif from_log:
+        picked = list(DATASETS)
+    else:
+        picked = [n for n in DATASETS if (data / n).is_dir()]
+        absent = [n for n in DATASETS if n not in picked]
+        if not picked:
+            raise _data.DataError(data, f"holds none of the dataset folders {', '.join(DATASETS)}")
+        if absent:
+            print(f"quality: {data} has no folder {', '.join(absent)}: skipped", flush=True)
+    if not from_log:
+        for n in picked:
+            _data.split(resolve(n, data), DATASETS[n]["holdout"])
+    return picked
+
+
+@_data.exit_2
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA))
-    parser.add_argument("--work", default=str(ROOT / "quality_runs"))
-    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--work", default=None,
+                        help="default: quality_runs, or a folder in it of its own for another "
+                        "--data (`_harness.work_dir`)")
+    parser.add_argument("--datasets", default=None,
+                        help="comma-separated; default: those of " + ", ".join(DATASETS)
+                        + " whose folder is in --data")
     parser.add_argument("--recipe", choices=["planned", "hand"], default="planned")
     parser.add_argument("--minutes", type=float, default=8.0,
                         help="training budget per dataset (CPU minutes on this machine)")
@@ -507,7 +570,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tag", default="", help="suffix of the run names")
     parser.add_argument("--fresh", action="store_true", help="retrain existing runs")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "quality.md"))
+    parser.add_argument("--out", default=None,
+                        help="the doc to write (default: docs/quality.md for our volumes, "
+                        "quality.md in the work folder for another --data)")
     parser.add_argument("--no-doc", action="store_true")
     parser.add_argument("--from-log", action="store_true",
                         help="write the doc from the runs already in quality_log.jsonl "
@@ -518,6 +583,11 @@ def main(argv=None) -> int:
     parser.add_argument("--before-tag", default="before",
                         help="with --from-log: tag of the hand-config runs shown as BEFORE")
     args = parser.parse_args(argv)
+    args.datasets = ",".join(chosen(args.datasets, Path(args.data), args.from_log))
+    args.work = args.work or str(work_dir(args.data))
+    ours = work_dir(args.data) == ROOT / "quality_runs"
+    args.out = args.out or str(ROOT / "docs" / "quality.md" if ours
+                               else Path(args.work) / "quality.md")
     import torch
 
     torch.set_num_threads(1)
@@ -554,6 +624,8 @@ def main(argv=None) -> int:
         results = [run_dataset(name, args, work, log) for name in args.datasets.split(",")]
         before = []
     text = table(results)
+    if notes(results):
+        text += "\n\n" + notes(results)
     pairs = []
     for b in before:
         a = [r for r in results if r["dataset"] == b["dataset"]]
@@ -585,13 +657,15 @@ KEEP_MARKER = "<!-- kept by benchmarks/quality.py: analysis below -->"
 
 
 def write_doc(path: Path, results: list[dict], text: str, args, total_s: float) -> None:
+    ours = Path(args.data).resolve() == (ROOT.parent / "shared" / "data").resolve()
+    shown = "../shared/data/" if ours else str(args.data)
     head = f"""# Quality on real data
 
 `make bench-quality` (`benchmarks/quality.py --recipe {args.recipe} --minutes {args.minutes:g}
---seed {args.seed}`) on the volumes of `../shared/data/`: for each, the TIFFs are converted to
+--seed {args.seed}`) on the volumes of `{shown}`: for each, the TIFFs are converted to
 zarr, the last z-slices are held out (their labels are never trained on; their raw is the
-held-out slab and up to 16 slices before it, so context comes from real raw where it
-exists), a run config is planned by `dacapo plan` for a CPU budget of {args.minutes:g} min
+held-out slab and up to 16 slices before it, 2 for ssTEM sections, so context comes from real
+raw where it exists), a run config is planned by `dacapo plan` for a CPU budget of {args.minutes:g} min
 of training, trained, validated on the held-out part during training, and the checkpoint +
 post-processing parameters best by the task's main criterion are applied to the whole
 volume. Baselines on the same held-out voxels: Otsu's threshold of the raw (semantic), a

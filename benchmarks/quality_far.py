@@ -9,9 +9,13 @@ region (what ``make bench-quality`` does), and **far**, the volume's last slices
 before it (raw only; labels outside the training region are never trained on). Reported
 per checkpoint: the main criterion on each slab at its best parameter.
 
-Run: ``.venv/bin/python benchmarks/quality_far.py --dataset lm_nuclei --minutes 20``
-(defaults for lm_nuclei: train z 0-49, near z 50-69, far z 80-99); the log goes to
-``quality_runs/far_log.jsonl``.
+The volume is read as `quality.py` reads it (`quality.resolve`: files and voxel size from
+its folder and meta.json). Defaults: ``--train`` half of the volume's slices, ``--slab`` a
+fifth (on lm_nuclei's 100: train z 0-49, near z 50-69, far z 80-99).
+
+Run: ``.venv/bin/python benchmarks/quality_far.py --dataset lm_nuclei --minutes 20``; the log
+goes to ``far_log.jsonl`` in the work folder (``quality_runs`` for our volumes,
+`_harness.work_dir`).
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ import sys
 import time
 from pathlib import Path
 
+import _data
 import numpy as np
 import quality
-from _harness import ROOT, data_dir, log_entry, timed
+from _harness import data_dir, log_entry, timed, work_dir
 
 
 def prepare(name: str, data: Path, work: Path, train: int, slab: int) -> dict[str, str]:
@@ -48,7 +53,7 @@ def prepare(name: str, data: Path, work: Path, train: int, slab: int) -> dict[st
         raise SystemExit(2)
     container = work / f"{name}_far.zarr"
     shutil.rmtree(container, ignore_errors=True)
-    vs = Coordinate(spec["voxel_size"])
+    vs = Coordinate(quality.resolve(name, data).grid_voxel)
     paths: dict[str, str] = {}
 
     def write(key: str, a: np.ndarray, z0: int) -> None:
@@ -81,16 +86,28 @@ def per_checkpoint(run_dir, kind: str) -> dict[str, list]:
     return {d: sorted((it, round(v, 4)) for it, v in vals.items()) for d, vals in out.items()}
 
 
+#: the defaults of --train and --slab, fractions of the volume's z-slices
+TRAIN, SLAB = 0.5, 0.2
+
+
+@_data.exit_2
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(data_dir()))
-    parser.add_argument("--work", default=str(ROOT / "quality_runs"))
+    parser.add_argument("--work", default=None, help="default: `_harness.work_dir` of --data")
     parser.add_argument("--dataset", default="lm_nuclei", choices=sorted(quality.DATASETS))
-    parser.add_argument("--train", type=int, default=50, help="training z-slices (the first)")
-    parser.add_argument("--slab", type=int, default=20, help="z-slices of each held-out slab")
+    parser.add_argument("--train", type=int, default=None,
+                        help=f"training z-slices (the first; default {TRAIN:g} of the volume's)")
+    parser.add_argument("--slab", type=int, default=None,
+                        help=f"z-slices of each held-out slab (default {SLAB:g} of the volume's)")
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    vol = quality.resolve(args.dataset, Path(args.data))  # before any conversion or training
+    depth = vol.shape[0]
+    args.train = _data.fraction_count(depth, TRAIN) if args.train is None else args.train
+    args.slab = _data.fraction_count(depth, SLAB) if args.slab is None else args.slab
+    args.work = args.work or str(work_dir(args.data))
     from dacapo.planning.planner import plan_run
     from dacapo.training.loop import train_run
     from dacapo.training.step_timer import measure_step
@@ -107,6 +124,8 @@ def main(argv=None) -> int:
     load0 = os.getloadavg()[0]
     train_s, run_dir = timed(train_run, rc, work / "runs", progress=False)
     entry = {"dataset": args.dataset, "run": rc.name, "train": args.train, "slab": args.slab,
+             "voxel_size_nm": list(vol.voxel_size),
+             **({"voxel_size_assumed": vol.voxel_assumed} if vol.voxel_assumed else {}),
              "minutes": args.minutes, "iterations": rc.num_iterations,
              "train_s": round(train_s, 1), "load": [round(load0, 2), round(os.getloadavg()[0], 2)],
              "criterion": quality.MAIN[kind][0], "per_checkpoint": per_checkpoint(run_dir, kind),

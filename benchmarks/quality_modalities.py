@@ -1,21 +1,26 @@
 """New modalities on real data: 2D fluorescence nuclei and 3D confocal cells, each by the
 same planner, against the baseline a user would try first.
 
-- ``lm_nuclei_2d``: the six GOWT1 frames become a collection (``dacapo convert
-  --collection``); ``dacapo plan COLLECTION --task inner_distance`` trains on four frames
-  and holds out two (``--holdout``, default t52 and t72); each held-out frame is scored
+- ``lm_nuclei_2d``: the frames (every ``<name>_raw.tif`` with its ``<name>_labels.tif``;
+  `_data.collection`: the pixel size from meta.json, else 240 × 240 nm assumed and said;
+  ours: six GOWT1 frames) become a collection (``dacapo convert --collection``); ``dacapo
+  plan COLLECTION --task inner_distance`` trains on the others and holds out two
+  (``--holdout``, default the last two by name: t52 and t72 of ours); each held-out frame is scored
   with the checkpoint and parameters chosen on the *other* one (and, optimistically, on
   itself) by StarDist's object matching (F1, AP = TP / (TP + FP + FN) at IoU 0.5 and over
   0.5:0.95) and pixel Dice. Baseline: Otsu's threshold + distance-transform watershed (the
   scikit-image gallery's recipe).
-- ``lm_cells_3d``: `quality.run_dataset` (the last 16 of 64 slices held out; voxel size
-  235 × 150 × 150 nm assumed, the source states none) with the planned affinities +
+- ``lm_cells_3d``: `quality.run_dataset` (the last quarter of the slices held out, 16 of
+  our 64; the voxel size from meta.json, else 235 × 150 × 150 nm assumed and said, as for
+  ours, whose source states none) with the planned affinities +
   fragments + agglomeration; then the mutex watershed on the same prediction; baseline: a
   watershed of the smoothed membrane stain seeded at maxima of the distance to it.
 
 Training wall time is reported beside the plan's ``--minutes`` (the machine's load too).
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/quality_modalities.py --datasets
-lm_nuclei_2d,lm_cells_3d --minutes 20``; results go to ``quality_runs/modalities_log.jsonl``.
+lm_nuclei_2d,lm_cells_3d --minutes 20``; results go to ``modalities_log.jsonl`` in the work
+folder (``quality_runs`` for our volumes, `_harness.work_dir`). A bad data folder is one
+line, exit 2, before any training.
 """
 
 from __future__ import annotations
@@ -26,12 +31,51 @@ import shutil
 import time
 from pathlib import Path
 
+import _data
 import attr
 import numpy as np
 import quality
-from _harness import ROOT, data_dir, log_entry, timed
+from _harness import data_dir, log_entry, timed, work_dir
 
+NUCLEI_2D = "lm_nuclei_2d"
+#: the 2D nuclei's pixel size (nm, y x) where meta.json states none (then said: assumed)
 NUCLEI_2D_VOXEL = (240, 240)
+#: the 2D frames held out by default: the last ones by name
+NUCLEI_2D_HOLDOUT = 2
+
+
+def resolve_2d(data: Path, holdout: str = "") -> tuple[_data.Collection, list[str]]:
+    """The 2D frames of ``data/lm_nuclei_2d`` and the held-out ones (``holdout``: names,
+    comma-separated; "": the last `NUCLEI_2D_HOLDOUT` by name); `_data.DataError` when a
+    held-out frame is absent or none is left to train on."""
+    frames = _data.collection(Path(data) / NUCLEI_2D, default_voxel=NUCLEI_2D_VOXEL)
+    held = holdout.split(",") if holdout else frames.last(NUCLEI_2D_HOLDOUT)
+    absent = [n for n in held if n not in frames.images]
+    if absent:
+        raise _data.DataError(frames.folder / f"{absent[0]}_raw.tif",
+                              f"--holdout names frame {absent[0]!r}, which is not there "
+                              f"(frames: {', '.join(frames.names)})")
+    if len(set(held)) >= len(frames.names):
+        raise _data.DataError(frames.folder, f"{len(frames.names)} frames: none left to train "
+                                             f"on beside the {len(set(held))} held out")
+    return frames, held
+
+
+def prepare_2d(data: Path, work: Path) -> Path:
+    """The 2D frames as the collection ``work/lm_nuclei_2d.zarr`` (kept when made from the
+    same files and pixel size)."""
+    from dacapo.tools.convert_collection import convert_collection
+
+    frames, _ = resolve_2d(data)
+    _data.tell(NUCLEI_2D, frames.notes)
+    container = Path(work) / f"{NUCLEI_2D}.zarr"
+    stamp = frames.stamp()
+    if not _data.is_prepared(container, stamp):
+        if container.exists():
+            shutil.rmtree(container)
+        convert_collection(frames.folder, str(container), list(frames.grid_voxel))
+        _data.mark_prepared(container, stamp)
+    return container
 
 
 def otsu_watershed(raw: np.ndarray, gt: np.ndarray) -> dict:
@@ -66,9 +110,10 @@ def otsu_watershed(raw: np.ndarray, gt: np.ndarray) -> dict:
     return best
 
 
-def membrane_watershed(raw: np.ndarray, gt: np.ndarray) -> dict:
+def membrane_watershed(raw: np.ndarray, gt: np.ndarray, voxel_size) -> dict:
     """Watershed of the smoothed membrane stain seeded at maxima of the distance to the
-    membranes (membrane = stain above Otsu's threshold); best VOI over the smoothing."""
+    membranes (membrane = stain above Otsu's threshold; distances in y voxels, ``voxel_size``
+    z y x); best VOI over the smoothing."""
     from scipy import ndimage
     from skimage.filters import threshold_otsu
     from skimage.segmentation import watershed
@@ -79,7 +124,8 @@ def membrane_watershed(raw: np.ndarray, gt: np.ndarray) -> dict:
     for sigma in (1.0, 2.0):
         smooth = ndimage.gaussian_filter(raw.astype(np.float32), sigma)
         inside = smooth < threshold_otsu(smooth)
-        dist = ndimage.distance_transform_edt(inside, sampling=(235 / 150, 1, 1))
+        vz, vy, vx = voxel_size
+        dist = ndimage.distance_transform_edt(inside, sampling=(vz / vy, 1, vx / vy))
         maxima = (dist == ndimage.maximum_filter(dist, size=7)) & (dist > 2)
         seeds, _ = ndimage.label(maxima)
         seg = watershed(smooth, seeds).astype(np.uint64)
@@ -120,18 +166,11 @@ def nuclei_2d(args, work: Path) -> dict:
     other frame."""
     from dacapo.io.arrays import open_array
     from dacapo.planning.collection_plan import plan_collection
-    from dacapo.tools.convert_collection import convert_collection
     from dacapo.training.loop import train_run
     from dacapo.training.step_timer import measure_step
 
-    container = work / "lm_nuclei_2d.zarr"
-    if not (container / ".prepared").is_file():
-        if container.exists():
-            shutil.rmtree(container)
-        convert_collection(Path(args.data) / "lm_nuclei_2d", str(container),
-                           list(NUCLEI_2D_VOXEL))
-        (container / ".prepared").write_text("ok")
-    held = args.holdout.split(",")
+    frames, held = resolve_2d(Path(args.data), args.holdout)
+    container = prepare_2d(Path(args.data), work)
     validate = [(n, str(container / n / "raw"), str(container / n / "labels")) for n in held]
     rc, _ = plan_collection(str(container), "inner_distance", minutes=args.minutes,
                             name="planned_lm_nuclei_2d", seed=args.seed, channel="nucleus", measure=measure_step,
@@ -159,7 +198,9 @@ def nuclei_2d(args, work: Path) -> dict:
             "baseline_otsu_watershed": otsu_watershed(raw, gt),
         }
     return {
-        "dataset": "lm_nuclei_2d", "held_out": held, "run": rc.name,
+        "dataset": NUCLEI_2D, "held_out": held, "run": rc.name,
+        "voxel_size_nm": list(frames.voxel_size),
+        **({"voxel_size_assumed": frames.voxel_assumed} if frames.voxel_assumed else {}),
         "trained_on": [d.name for d in rc.datasplit_config.train],
         "config": quality.config_summary(rc), "minutes": args.minutes,
         "iterations": rc.num_iterations,
@@ -182,7 +223,9 @@ def cells_3d(args, work: Path) -> dict:
     paths = quality.prepare_data("lm_cells_3d", Path(args.data), work)
     gt_arr = open_ds(paths["validate/gt"], mode="r")
     raw = quality.crop(open_array(paths["raw"], "raw"), gt_arr.roi)
-    result["baseline_membrane_watershed"] = membrane_watershed(raw, quality.crop(gt_arr, gt_arr.roi))
+    vol = quality.resolve("lm_cells_3d", Path(args.data))
+    result["baseline_membrane_watershed"] = membrane_watershed(
+        raw, quality.crop(gt_arr, gt_arr.roi), vol.voxel_size)
     # the mutex watershed on the same checkpoint's prediction
     run_dir = RunDir(work / "runs" / result["run"])
     rc = run_dir.load_config()
@@ -204,26 +247,36 @@ def cells_3d(args, work: Path) -> dict:
     return result
 
 
+@_data.exit_2
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(data_dir()))
-    parser.add_argument("--work", default=str(ROOT / "quality_runs"))
+    parser.add_argument("--work", default=None, help="default: `_harness.work_dir` of --data")
     parser.add_argument("--datasets", default="lm_nuclei_2d,lm_cells_3d")
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tag", default="")
     parser.add_argument("--fresh", action="store_true")
-    parser.add_argument("--holdout", default="gowt1_t52,gowt1_t72",
-                        help="2D frames held out (two: each scored with the choice made on "
-                        "the other)")
+    parser.add_argument("--holdout", default="",
+                        help="2D frames held out, comma-separated (two: each scored with the "
+                        "choice made on the other); default: the last two by name")
     args = parser.parse_args(argv)
+    runs = {NUCLEI_2D: nuclei_2d, "lm_cells_3d": cells_3d}
+    names = args.datasets.split(",")
+    for name in names:  # every folder read before any training
+        if name == NUCLEI_2D:
+            resolve_2d(Path(args.data), args.holdout)
+        elif name in runs:
+            _data.split(quality.resolve(name, Path(args.data)), quality.DATASETS[name]["holdout"])
+        else:
+            parser.error(f"--datasets: {name} unknown; choose from {', '.join(runs)}")
+    args.work = args.work or str(work_dir(args.data))
     import torch
 
     torch.set_num_threads(1)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    runs = {"lm_nuclei_2d": nuclei_2d, "lm_cells_3d": cells_3d}
-    for name in args.datasets.split(","):
+    for name in names:
         entry = runs[name](args, work)
         entry["time"] = time.strftime("%Y-%m-%d %H:%M:%S")
         log_entry(work / "modalities_log.jsonl", entry)

@@ -4,6 +4,8 @@ a hand computation, and the score of an applied output (the GT itself scores IoU
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import quality as q  # benchmarks/quality.py: tests/benchmarks/conftest.py puts it on the path
@@ -23,8 +25,10 @@ def tiny(tmp_path, monkeypatch):
     folder.mkdir(parents=True)
     tifffile.imwrite(folder / "raw.tif", raw)
     tifffile.imwrite(folder / "labels.tif", labels)
-    spec = {"raw": "raw.tif", "labels": "labels.tif", "voxel_size": (4, 2, 2),
-            "task": "distance", "holdout": 4, "gt": "mask", "context_z": 3}
+    (folder / "meta.json").write_text(json.dumps({"voxel_size_nm_zyx": [4, 2, 2]}))
+    # the last third of the 12 slices (4) held out, up to 3 slices of raw context before them
+    spec = {"task": "distance", "holdout": 1 / 3, "gt": "mask", "context_z": 3,
+            "voxel_size": None}
     monkeypatch.setitem(q.DATASETS, "tiny_nuclei", spec)
     paths = q.prepare_data("tiny_nuclei", tmp_path / "data", tmp_path / "work")
     return raw, labels, paths
