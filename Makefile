@@ -36,9 +36,14 @@ bench-load: venv
 	$(BIN)/python benchmarks/bench_distance_instances_load.py --shapes 464 464 464 1024 1024 1024
 
 # quality on the real volumes (DACAPO_DATA, else ../shared/data; plan for 20 min each, train,
-# validate, apply): writes docs/quality.md; about 40 min on 2 cores
+# validate, apply; each script skips the kinds whose folder is absent): the 3D volumes
+# (writes docs/quality.md, or quality_runs/<data>-<hash>/quality.md for other data), the 2D
+# nuclei and the cells against their baselines, the organelles with full, partial and naive
+# annotation (logs in the work folder); about 3 h on 2 cores
 bench-quality: venv
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/quality.py --minutes 20
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/quality_modalities.py --minutes 20
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/quality_organelles.py --minutes 20
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks

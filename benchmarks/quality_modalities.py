@@ -252,7 +252,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(data_dir()))
     parser.add_argument("--work", default=None, help="default: `_harness.work_dir` of --data")
-    parser.add_argument("--datasets", default="lm_nuclei_2d,lm_cells_3d")
+    parser.add_argument("--datasets", default=None,
+                        help="comma-separated, of lm_nuclei_2d, lm_cells_3d; default: those "
+                        "whose folder is in --data (none: a line, exit 0)")
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tag", default="")
@@ -262,7 +264,16 @@ def main(argv=None) -> int:
                         "choice made on the other); default: the last two by name")
     args = parser.parse_args(argv)
     runs = {NUCLEI_2D: nuclei_2d, "lm_cells_3d": cells_3d}
-    names = args.datasets.split(",")
+    if args.datasets is None:
+        names = [n for n in runs if (Path(args.data) / n).is_dir()]
+        absent = [n for n in runs if n not in names]
+        if absent:
+            print(f"quality_modalities: {args.data} has no folder {', '.join(absent)}: skipped",
+                  flush=True)
+        if not names:
+            return 0
+    else:
+        names = args.datasets.split(",")
     for name in names:  # every folder read before any training
         if name == NUCLEI_2D:
             resolve_2d(Path(args.data), args.holdout)

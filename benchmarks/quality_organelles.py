@@ -276,7 +276,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(data_dir()))
     parser.add_argument("--work", default=None, help="default: `_harness.work_dir` of --data")
-    parser.add_argument("--dataset", default=NAME, help="the dataset folder in --data")
+    parser.add_argument("--dataset", default=None,
+                        help=f"the dataset folder in --data (default: {NAME}; when absent: a "
+                        "line, exit 0)")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--iterations", type=int, default=0, help="override the plan's")
@@ -286,6 +288,11 @@ def main(argv=None) -> int:
                         help="override the plan's one-hot dice_weight (an experiment)")
     parser.add_argument("--fresh", action="store_true")
     args = parser.parse_args(argv)
+    if args.dataset is None:
+        if not (Path(args.data) / NAME).is_dir():
+            print(f"quality_organelles: {args.data} has no folder {NAME}: skipped", flush=True)
+            return 0
+        args.dataset = NAME
     variants = args.variants.split(",")
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
