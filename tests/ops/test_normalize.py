@@ -27,3 +27,19 @@ def test_statistics_pool_samples_and_stride():
     assert intensity_statistics([a, b], 0, 100) == pytest.approx(
         {"low": 0.0, "high": 4.0, "mean": 2.0, "std": 2.0})
     assert sample_values(np.arange(10), 3).tolist() == [0, 4, 8]  # stride ceil(10 / 3)
+
+
+def test_dark_fraction_by_hand_and_brute_force():
+    from dacapo.ops.normalize import dark_fraction
+
+    # low 10, high 110: the threshold is 10 + 0.05 * 100 = 15; values <= 15: 10, 12, 15
+    assert dark_fraction(np.array([10, 12, 15, 16, 60, 110]), 10.0, 110.0) == 3 / 6
+    assert dark_fraction(np.array([], np.float64), 0.0, 1.0) == 0.0
+    rng = np.random.default_rng(4)
+    values = rng.normal(100, 30, 5000)
+    for margin in (0.0, 0.05, 0.3):
+        count = 0
+        for v in values.tolist():  # one value at a time
+            if v <= 20.0 + margin * (190.0 - 20.0):
+                count += 1
+        assert dark_fraction(values, 20.0, 190.0, margin) == count / values.size

@@ -341,8 +341,9 @@ def test_a_budget_below_the_targets_context_buys_fewer_steps_not_an_error(monkey
 
 
 def test_no_batch_norm_when_most_of_the_raw_is_empty(tmp_path):
-    """Sparse fluorescence (most raw at its lower percentile): a crop's batch statistics
-    depend on how much of it is empty, so the plan leaves batch norm out; dense raw keeps it."""
+    """Sparse fluorescence (most raw dark): a crop's batch statistics depend on how much of
+    it is empty, so the plan leaves batch norm out, also when a camera offset and noise put
+    no value at the lower percentile; dense raw keeps it."""
     from funlib.persistence import prepare_ds
 
     from dacapo.planning.planner import plan_run
@@ -352,14 +353,24 @@ def test_no_batch_norm_when_most_of_the_raw_is_empty(tmp_path):
     labels[8:24, 8:24], labels[40:56, 30:50] = 1, 2
     sparse = np.where(labels > 0, rng.integers(20, 60, labels.shape), 0).astype(np.uint8)
     dense = rng.integers(50, 200, labels.shape).astype(np.uint8)
-    for name, data in (("labels", labels), ("sparse", sparse), ("dense", dense)):
+    camera = np.round(100 + 40 * sparse.astype(np.float64)
+                      + rng.normal(0, 8, labels.shape)).astype(np.uint16)
+    assert np.mean(camera <= np.percentile(camera, 0.5)) < 0.01  # the earlier count: ~0
+    for name, data in (("labels", labels), ("sparse", sparse), ("dense", dense),
+                       ("camera", camera)):
         arr = prepare_ds(str(tmp_path / "d.zarr" / name), shape=data.shape,
                          voxel_size=Coordinate(100, 100), dtype=data.dtype, mode="w")
         arr[arr.roi] = data
     gt = str(tmp_path / "d.zarr" / "labels")
     rc, text = plan_run([gt], [str(tmp_path / "d.zarr" / "sparse")], "inner_distance", minutes=1)
     assert rc.architecture_config.batch_norm is False  # 86 % of the raw is 0
-    assert "no batch norm: 86 % of the raw is empty" in text
+    assert "no batch norm: 86 % of the raw is dark background" in text
+    rc, text = plan_run([gt], [str(tmp_path / "d.zarr" / "camera")], "inner_distance",
+                        minutes=1)
+    assert rc.architecture_config.batch_norm is False
+    dark = np.mean(camera <= np.percentile(camera, 0.5)
+                   + 0.05 * np.subtract(*np.percentile(camera, [99.5, 0.5])))
+    assert f"no batch norm: {100 * dark:.0f} % of the raw is dark background" in text
     rc, _ = plan_run([gt], [str(tmp_path / "d.zarr" / "dense")], "inner_distance", minutes=1)
     assert rc.architecture_config.batch_norm is True
 

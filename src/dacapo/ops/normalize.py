@@ -46,6 +46,18 @@ def intensity_statistics(samples: list[np.ndarray], lower: float = 0.5,
             "std": float(values.std())}
 
 
+def dark_fraction(values: np.ndarray, low: float, high: float, margin: float = 0.05) -> float:
+    """Fraction of ``values`` at or below ``low + margin · (high − low)``: the dark
+    background of sparse fluorescence, counted within ``margin`` of the dynamic range
+    (``low``/``high``: the training raw's lower/upper percentiles) above its floor, so that
+    a camera offset, noise or a few hot pixels do not hide it (a count of the values at
+    exactly ``low`` does)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return 0.0
+    return float(np.mean(values <= low + margin * (high - low)))
+
+
 def affine_parameters(method: str, stats: dict[str, float] | None) -> tuple[float, float]:
     """``(offset, scale)`` with ``normalised = (x - offset) * scale`` for ``method``."""
     if method not in ("percentile", "meanstd"):

@@ -13,7 +13,7 @@ planner chooses (rules in `dacapo.planning.rules.plan_architecture`,
   (input z = 3, output z = 1; membranes +0.01–0.03 interior IoU, docs/quality.md). Batch
   norm follows every convolution (a faster fit in a CPU budget on all three real volumes,
   docs/quality.md; eval mode uses the stored statistics, so blocks stay exact), unless
-  most of the raw is empty background (`rules.EMPTY_RAW`: sparse fluorescence, where a
+  much of the raw is dark background (`rules.DARK_RAW`: sparse fluorescence, where a
   crop's batch statistics depend on how much of it is empty). Levels are
   added while the bottom feature map keeps ≥ ``MIN_BOTTOM`` voxels per pooled axis and the
   field of view is smaller than ~2 object widths (at most ``MAX_LEVELS``). Feature maps
@@ -260,9 +260,9 @@ def _architecture_notes(arch: ArchitecturePlan, fp: Fingerprint) -> dict[str, st
         "architecture_config.batch_norm": (
             "batch norm after every convolution: faster fit in a CPU budget (nuclei Dice "
             "0.854 -> 0.885, docs/quality.md)" if fp.batch_norm else
-            f"no batch norm: {100 * fp.empty_fraction:.0f} % of the raw is empty background, so "
+            f"no batch norm: {100 * fp.dark_raw_fraction:.0f} % of the raw is dark background, so "
             "a crop's batch statistics depend on how much of it is empty and eval mode shifts "
-            "the output (rules.EMPTY_RAW)"),
+            "the output (rules.DARK_RAW)"),
     }
 
 
