@@ -145,6 +145,25 @@ def test_choose_levels_takes_the_fewest_levels_whose_context_covers_half_an_obje
     assert choose_levels({1: flat, 2: two}, vs, 8.0) is flat
 
 
+def test_choose_levels_passes_over_a_depth_whose_output_is_tiny():
+    """The 2D nuclei at a small budget: three levels cover half a nucleus with a 4×4 output
+    (92² input), two levels do not with 48²: the two are taken; outputs of >= 8 voxels per
+    segmented axis stay eligible; when every depth's output is tiny, the largest output."""
+    from dacapo.planning.rules import MIN_OUTPUT, choose_levels
+
+    assert MIN_OUTPUT == 8
+    vs = (240, 240)
+    two = (48.0 * 48, (88, 88), (48, 48))  # context 20 px = 4800 nm per side
+    three = (16.0, (92, 92), (4, 4))  # context 44 px = 10560 nm per side
+    assert choose_levels({2: two, 3: three}, vs, 14400.0) is two
+    three_ok = (64.0, (100, 100), (8, 8))  # 8 voxels: eligible, and it covers 7200 nm
+    assert choose_levels({2: two, 3: three_ok}, vs, 14400.0) is three_ok
+    tiny2, tiny3 = (36.0, (46, 46), (6, 6)), (16.0, (92, 92), (4, 4))
+    assert choose_levels({2: tiny2, 3: tiny3}, vs, 14400.0) is tiny2
+    sections = (16.0 * 16, (3, 60, 60), (1, 16, 16))  # z output 1 is not a segmented axis
+    assert choose_levels({2: sections}, (50, 4, 4), 100.0) is sections
+
+
 def test_a_network_of_sections_sees_its_neighbours_in_the_first_convolution():
     """Sections (z voxel >= 4x in-plane): the planned network's first convolution spans
     1 + 2·SECTION_CONTEXT sections, everything after it is 2D, and the output is one

@@ -35,6 +35,9 @@ SECTION_CONTEXT = 1
 MAX_LEVELS = 3
 #: the bottom of the UNet keeps at least this many voxels per pooled axis (valid convs)
 MIN_BOTTOM = 4
+#: a deeper network is taken for its context only while its output keeps at least this
+#: many voxels on every axis it segments (`choose_levels`)
+MIN_OUTPUT = 8
 #: batch norm is planned unless at least this fraction of the raw is dark background (at
 #: most `DARK_MARGIN` of the dynamic range above its lower percentile: `ops.normalize.
 #: dark_fraction`): a crop's batch statistics then depend on how much of it is empty, and
@@ -311,22 +314,31 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
 
 
 def choose_levels(per_levels: dict, voxel_size, object_width: float | None):
-    """Of the best shape per number of pooling levels (``(score, input, output, ...)``),
-    the fewest levels whose context — ``(input − output) / 2`` per side, world units —
-    covers half the typical object width on every axis the network sees (a voxel on the
-    boundary sees its object's centre); else, or without objects, the most levels.
+    """Of the best shape per number of pooling levels (``(output voxels, input, output,
+    ...)``), those whose output has at least `MIN_OUTPUT` voxels on every axis the network
+    segments (else the one with the most output voxels); of these the fewest levels whose
+    context — ``(input − output) / 2`` per side, world units — covers half the typical
+    object width on every axis the network sees (a voxel on the boundary sees its object's
+    centre); else, or without objects, the most levels among them.
 
     Each level costs output voxels (a valid UNet's context grows with depth): at a 20-minute
     budget for the LM nuclei a third level shrank the output from 30×60² to 12×28² voxels
-    for 7 % more compute, and the step ran 1.8× over the cost model (docs/quality.md)."""
+    for 7 % more compute, and the step ran 1.8× over the cost model (docs/quality.md); on a
+    small budget the depth that covers the objects left a 4×4 output (2D nuclei, 92²
+    input): 16 pixels a sample to learn from, prediction in tiny blocks."""
     if not per_levels:
         return None
+    usable = {k: p for k, p in per_levels.items()
+              if all(o >= MIN_OUTPUT for o in p[2] if o > 1)}
+    if not usable:
+        most = max(per_levels, key=lambda k: per_levels[k][0])
+        usable = {most: per_levels[most]}
     if object_width is not None:
-        for levels in sorted(per_levels):
-            shape, out = per_levels[levels][1], per_levels[levels][2]
+        for levels in sorted(usable):
+            shape, out = usable[levels][1], usable[levels][2]
             if min(_context(shape, out, voxel_size)) >= object_width / 2:
-                return per_levels[levels]
-    return per_levels[max(per_levels)]
+                return usable[levels]
+    return usable[max(usable)]
 
 
 def _context(shape, out, voxel_size) -> list[float]:
@@ -340,8 +352,10 @@ def _depth_reason(shape, out, voxel_size, object_width: float | None) -> str:
     if object_width is not None and min(context) >= object_width / 2:
         return (f"the fewest levels whose {text} covers half the typical object width "
                 f"{object_width:.0f} (each level costs output voxels)")
-    return f"the deepest that fits ({text}; no depth covers half the typical object width)" \
-        if object_width is not None else f"the deepest that fits ({text})"
+    return (f"the deepest that fits with an output of at least {MIN_OUTPUT} voxels per axis "
+            f"({text}; none of these covers half the typical object width "
+            f"{object_width:.0f})") if object_width is not None else \
+        f"the deepest that fits ({text})"
 
 
 def guess_modality(fp: Fingerprint, units_nm: bool = True) -> str:
