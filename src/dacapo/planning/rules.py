@@ -35,21 +35,13 @@ SECTION_CONTEXT = 1
 MAX_LEVELS = 3
 #: the bottom of the UNet keeps at least this many voxels per pooled axis (valid convs)
 MIN_BOTTOM = 4
-#: a deeper network is taken for its context only while its output keeps at least this
-#: many voxels on every axis it segments (`choose_levels`)
-MIN_OUTPUT = 8
-#: batch norm is planned unless at least this fraction of the raw is dark background (at
-#: most `DARK_MARGIN` of the dynamic range above its lower percentile: `ops.normalize.
+MIN_OUTPUT = 8  #: a depth's output voxels per segmented axis, at least (`choose_levels`)
+#: batch norm is planned unless at least this fraction of the raw is dark (within
+#: `DARK_MARGIN` of its dynamic range above the lower percentile: `ops.normalize.
 #: dark_fraction`): a crop's batch statistics then depend on how much of it is empty, and
-#: in eval mode (stored statistics) the output shifts. 2D GOWT1 nuclei (85 % dark):
-#: training batches' background predicted ~0 in train mode but 0.1-0.46 in eval mode, the
-#: held-out frame's background 0.6 at one checkpoint (pixel Dice 0.15; 0.91 at the one
-#: before). Counting only the values at the percentile itself missed it where no value
-#: sits there: the same frames as a camera gives them (uint16, offset 100, read noise σ 8,
-#: hot pixels: 0.6 % at the percentile) planned batch norm and scored F1@0.5 0.13 / 0.09 on
-#: the held-out frames (0.89 / 0.84 without), the frames 2x mean-downscaled (21 %) 0.86 /
-#: 0.89 at the last checkpoint (0.95 / 0.95 without); all are 84-90 % dark by this rule, the
-#: other real volumes 1-12 % (LM nuclei 12 %, cells 5 %, EM <= 2 %)
+#: in eval mode the background turns into object (2D GOWT1 nuclei, 85 % dark; as a camera
+#: gives them, with offset and noise, F1@0.5 0.13 with batch norm, 0.89 without). The other
+#: real volumes are 1-12 % dark (docs/quality.md, "The planner on data as another lab ...")
 DARK_RAW = 0.4
 DARK_MARGIN = 0.05
 #: feature maps of the first level (x2 per level): a 2D network affords more per voxel; on
@@ -314,18 +306,11 @@ def plan_architecture(fp: Fingerprint, kind: str, seconds_per_step: float,
 
 
 def choose_levels(per_levels: dict, voxel_size, object_width: float | None):
-    """Of the best shape per number of pooling levels (``(output voxels, input, output,
-    ...)``), those whose output has at least `MIN_OUTPUT` voxels on every axis the network
-    segments (else the one with the most output voxels); of these the fewest levels whose
-    context — ``(input − output) / 2`` per side, world units — covers half the typical
-    object width on every axis the network sees (a voxel on the boundary sees its object's
-    centre); else, or without objects, the most levels among them.
-
-    Each level costs output voxels (a valid UNet's context grows with depth): at a 20-minute
-    budget for the LM nuclei a third level shrank the output from 30×60² to 12×28² voxels
-    for 7 % more compute, and the step ran 1.8× over the cost model (docs/quality.md); on a
-    small budget the depth that covers the objects left a 4×4 output (2D nuclei, 92²
-    input): 16 pixels a sample to learn from, prediction in tiny blocks."""
+    """Of the best shape per number of levels (``(output voxels, input, output, ...)``)
+    with ≥ `MIN_OUTPUT` output voxels per segmented axis (a depth that covers the objects
+    left a 4×4 output on a small budget; none such: the largest output), the fewest levels
+    whose context, ``(input − output) / 2`` per side in world units, covers half the typical
+    object width on every axis; else, or without objects, the most levels among them."""
     if not per_levels:
         return None
     usable = {k: p for k, p in per_levels.items()
