@@ -180,7 +180,7 @@ def nuclei_2d(args, work: Path) -> dict:
     train_s, run_dir = timed(train_run, rc, work / "runs", progress=False)
     rows = run_dir.validation_scores()
     last = max(r["iteration"] for r in rows)
-    frames = {}
+    scores = {}
     for name in held:
         other = held[1 - held.index(name)] if len(held) == 2 else name
         it, params = _best(rows, name)
@@ -188,7 +188,7 @@ def nuclei_2d(args, work: Path) -> dict:
         _, params_last = _best(rows, other, last)
         raw = np.asarray(open_array(str(container / name / "raw"), "raw")[:]).astype(np.float32)
         gt = np.asarray(open_array(str(container / name / "labels"), "gt")[:])
-        frames[name] = {
+        scores[name] = {
             "best_here": {"iteration": it, "parameters": params,
                           **_kept(_setting(rows, name, it, params))},
             "chosen_on_other": {"iteration": it_o, "parameters": params_o, "on": other,
@@ -205,7 +205,7 @@ def nuclei_2d(args, work: Path) -> dict:
         "config": quality.config_summary(rc), "minutes": args.minutes,
         "iterations": rc.num_iterations,
         "train_s": round(train_s, 1), "load": [round(load0, 2), round(os.getloadavg()[0], 2)],
-        "frames": frames,
+        "frames": scores,
     }
 
 
