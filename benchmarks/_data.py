@@ -346,25 +346,22 @@ class Collection:
 
 
 def collection(folder: Path, default_voxel: Sequence[float] | None = None) -> Collection:
-    """The 2D images of the collection folder ``folder``: every ``<name>_raw.tif`` with its
-    ``<name>_labels.tif``; ``default_voxel`` as in `volume`."""
+    """The 2D images of the collection folder ``folder``: every ``<name>_raw.tif`` (or
+    ``<name>.tif``) with its ``<name>_labels.tif``, paired as ``dacapo convert
+    --collection`` pairs them (`dacapo.tools.convert_collection.pair_files`);
+    ``default_voxel`` as in `volume`."""
+    from dacapo.errors import InputError
+    from dacapo.tools.convert_collection import pair_files  # the naming rule it converts by
+
     folder = _folder(folder)
     meta = read_meta(folder)
-    raws: dict[str, Path] = {}
-    labels: dict[str, Path] = {}
-    for p in _tiffs(folder):
-        if _base(p, RAW_NAME):
-            raws[_base(p, RAW_NAME)] = p
-        elif _base(p, "labels"):
-            labels[_base(p, "labels")] = p
-        else:
-            raise DataError(p, "named neither <name>_raw.tif nor <name>_labels.tif (the "
-                               "images of a 2D collection)")
-    if not raws:
-        raise DataError(folder, "no <name>_raw.tif images")
-    for name in sorted(set(raws) | set(labels)):
-        if name not in raws:
-            raise DataError(labels[name], f"labels without a raw image ({name}_raw.tif)")
+    try:
+        pairs = pair_files(folder)
+    except InputError as e:
+        raise DataError(folder, str(e)) from None
+    raws = {name: raw for name, (raw, _) in pairs.items()}
+    labels = {name: lab for name, (_, lab) in pairs.items() if lab is not None}
+    for name in raws:
         if name not in labels:
             raise DataError(folder / f"{name}_labels.tif", f"missing: no labels for "
                                                            f"{raws[name].name}")
