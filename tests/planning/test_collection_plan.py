@@ -174,7 +174,7 @@ def test_collection_datasets_rules(tmp_path):
 
 def test_a_held_out_image_is_a_valid_dataset_name(tmp_path):
     from dacapo.experiments.datasplits import NAME
-    from dacapo.planning.collection_plan import dataset_name
+    from dacapo.experiments.datasplits import as_dataset_name as dataset_name
 
     assert dataset_name("img 01") == "img_01" and dataset_name(".hidden") == "_hidden"
     assert all(NAME.fullmatch(dataset_name(n)) for n in ("img 01", ".x", "a/b", "ü", "ok-1.t"))

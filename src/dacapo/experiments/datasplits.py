@@ -48,6 +48,13 @@ NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 NAME_RULE = "letters, digits, '_', '-' and '.', not starting with '.'"
 
 
+def as_dataset_name(text: str) -> str:
+    """``text`` with each character a dataset name may not hold (`NAME`) replaced by
+    ``_``, a leading ``.`` too: a valid dataset name for any text but the empty one."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", text)
+    return "_" + name[1:] if name.startswith(".") else name
+
+
 @attr.s
 class DatasetConfig:
     """One volume: raw intensities, ground truth and an optional mask (1 = labelled)."""

@@ -11,10 +11,10 @@ image the run has no validation. Unlabelled images are not used (apply the run t
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from dacapo.errors import InputError
+from dacapo.experiments.datasplits import as_dataset_name
 from dacapo.io.collection import collection_images
 from dacapo.planning.planner import plan_run
 
@@ -23,13 +23,6 @@ __all__ = ["collection_datasets", "plan_collection"]
 
 def _same(a: str, b: str) -> bool:
     return Path(a).resolve() == Path(b).resolve()
-
-
-def dataset_name(image: str) -> str:
-    """The dataset name of a collection image: its name, each character a file name may
-    not hold (`dacapo.experiments.datasplits.NAME`) replaced by ``_``."""
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", image)
-    return "_" + name[1:] if name.startswith(".") else name
 
 
 def collection_datasets(path: str, validate=None):
@@ -48,7 +41,7 @@ def collection_datasets(path: str, validate=None):
         held = "validation as given"
     elif len(labelled) >= 2:
         last = labelled[-1]
-        train, validate = labelled[:-1], [(dataset_name(last.name), last.raw, last.labels)]
+        train, validate = labelled[:-1], [(as_dataset_name(last.name), last.raw, last.labels)]
         held = f"image {last.name!r} held out for validation (the last labelled one by name)"
     else:
         train, held = labelled, "no validation (one labelled image; give --validate)"

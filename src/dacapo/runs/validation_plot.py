@@ -35,6 +35,7 @@ from funlib.persistence import Array
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from dacapo.experiments.datasplits import as_dataset_name
 from dacapo.experiments.tasks.evaluators import BinaryInstanceEvaluator, InstanceEvaluator
 from dacapo.io.arrays import open_array, read_array
 from dacapo.ops.label_colours import label_rgb
@@ -211,10 +212,9 @@ def plot_validation(run_dir: RunDir, task, dataset, iteration: int, prediction: 
 
 def plot_file_name(name: str, iteration: int) -> str:
     """``validation_<iteration:08d>_<name>.png``: a valid dataset name as it is (distinct
-    names, distinct files: `DataSplitConfig.problems`); another character as ``_``."""
-    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "_-.") else "_"
-                   for ch in name)
-    return f"validation_{iteration:08d}_{safe.lstrip('.') or '_'}.png"
+    names, distinct files: `DataSplitConfig.problems`), another as `as_dataset_name`
+    makes it one."""
+    return f"validation_{iteration:08d}_{as_dataset_name(name) or '_'}.png"
 
 
 def safe_plot_validation(*args, **kwargs) -> Path | None:
