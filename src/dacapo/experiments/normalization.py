@@ -126,8 +126,9 @@ def normalize_input(data: np.ndarray, config: NormalizationConfig | None) -> np.
     """Raw ``data`` as the model's float32 input (``None``: divide by the dtype maximum)."""
     if config is None:
         return normalize(data, "dtype_max")
-    if config.method != "dtype_max" and config.value_problems():
-        raise ValueError(config.value_problems()[0])
+    problems = [] if config.method == "dtype_max" else config.value_problems()
+    if problems:
+        raise ValueError(problems[0])
     if config.method != "dtype_max" and config.stats is None:
         if config.per_array:
             raise ValueError("normalization: statistics 'each_array' are computed from the "
