@@ -14,6 +14,7 @@ from funlib.geometry import Coordinate, Roi
 from funlib.persistence import open_ds, prepare_ds
 
 from dacapo.blockwise import BlockInfo, BlockwiseError, BlockwiseOptions, run_blockwise
+from dacapo.blockwise.launch import worker_restarts
 from dacapo.io.arrays import prepare_zarr
 
 VOXEL_3D = Coordinate(8, 4, 4)
@@ -199,10 +200,15 @@ def test_worker_command_template(tmp_path, raw3d, template):
 
 def test_failing_worker_command_raises(tmp_path, raw3d):
     raw_path, _ = raw3d
+    launches = tmp_path / "launches.txt"
+    command = f"sh -c 'echo launched >> {launches}; exit 1' {{command}}"
     with pytest.raises(BlockwiseError, match="36 of 36 blocks were not completed") as info:
-        _run_3d(tmp_path, raw_path, "bad", num_workers=1, worker_command="false {command}")
+        _run_3d(tmp_path, raw_path, "bad", num_workers=1, worker_command=command)
     assert "exited with code 1" in str(info.value)
     assert info.value.result.processed == 0
+    # the first launch and worker_restarts(1) = 2 more, then the job is abandoned
+    assert worker_restarts(1) == 2
+    assert launches.read_text().splitlines() == ["launched"] * 3
 
 
 def test_readonly_input_and_clean_cwd(tmp_path, raw3d, monkeypatch):

@@ -59,7 +59,16 @@ def test_near_constant_segmentation_is_degenerate():
 def test_sparse_gt_leaves_near_constant_answers_alone():
     sparse = _image(0.005)  # objects cover 0.5 %: a right answer is near-constant
     assert not is_degenerate(_image(0.004), sparse)
-    assert not is_degenerate(_image(0.995), sparse)
+    assert not is_degenerate(_image(0.012), sparse)  # a poor answer, not a degenerate one
+    # near-constant the other way: everything one object where the gt is background
+    assert is_degenerate(_image(0.995), sparse)
+    ids = np.arange(10_000, dtype=np.uint64).reshape(100, 100)
+    ids[ids < 9950] = 3
+    assert is_degenerate(ids, sparse)
+    # a gt that is one large object (value 5 on 99.5 %): one large object is an answer
+    big = np.where(_image(0.995) > 0, 5, 0).astype(np.uint16)
+    assert not is_degenerate(ids, big) and not is_degenerate(big, big)
+    assert is_degenerate(_image(0.004), big)  # background where the gt is one object
     assert is_degenerate(_image(0.0), sparse)  # constant where the gt is not: as before
     flat = np.zeros((4, 4), np.uint8)
     assert not is_degenerate(flat, flat)  # nothing to find: a constant answer is right

@@ -4,6 +4,10 @@ through a shell command template (a cluster scheduler).
 daisy 2.0 spawns ``python -m daisy._subprocess_worker`` per local worker (nothing is
 forked). With ``worker_command`` each worker is started through a template, e.g.
 ``"srun --ntasks=1 --cpus-per-task=1 {command}"`` (docs/cli.md: inside a Slurm job), running ``python -m dacapo.blockwise <spec>``.
+
+A worker that exits uncleanly (killed, pre-empted, or a command that cannot start) is
+started again up to ``worker_restarts(num_workers)`` times in all before daisy abandons
+the job; the blocks not done are then reported, and a re-run does only them.
 """
 
 from __future__ import annotations
@@ -69,6 +73,12 @@ def run_in_process(spec: Spec, plan: BlockPlan, todo: set[int]) -> None:
         close_arrays()
 
 
+def worker_restarts(num_workers: int) -> int:
+    """How many unclean worker exits a job survives: two per worker (daisy's default is
+    10 whatever the count, so a command that cannot start was launched 11 times)."""
+    return 2 * max(1, num_workers)
+
+
 def run_on_workers(spec: Spec, plan: BlockPlan, num_workers: int, options: BlockwiseOptions,
                    max_retries: int, block_timeout: float | None) -> str | None:
     """Run the job's unfinished blocks on ``num_workers`` daisy workers (local processes, or
@@ -97,6 +107,7 @@ def run_on_workers(spec: Spec, plan: BlockPlan, num_workers: int, options: Block
             check_function=functools.partial(_is_done, plan.markers),
             read_write_conflict=False, fit=plan.fit, max_workers=num_workers,
             max_retries=max_retries, timeout=block_timeout, tracking_path=False,
+            max_worker_restarts=worker_restarts(num_workers),
         )
     previous_log_dir = daisy_logging.get_log_basedir()
     daisy_logging.set_log_basedir(plan.task_dir.parent)

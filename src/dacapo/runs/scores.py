@@ -12,7 +12,8 @@ Whether higher is better is always asked of the task's score class.
 
 A segmentation is degenerate (`is_degenerate`) when one value covers at least
 ``NEAR_CONSTANT`` of its scored voxels while the GT has no such value (or when it is
-constant and the GT is not): a threshold beyond the prediction's range, a model that
+constant and the GT is not, or near-constant at an object where a sparse GT is
+near-constant at background): a threshold beyond the prediction's range, a model that
 predicts one class. Degenerate parameter sets are never chosen as best while another is
 scored, and each validation names them in one warning line (`warn_degenerate`).
 """
@@ -47,28 +48,38 @@ MAIN_METRICS = [
 NEAR_CONSTANT = 0.99
 
 
-def dominant_fraction(data) -> float:
-    """Fraction of the voxels of ``data`` (numpy, or an array with ``.data``) that hold its
-    most common value; 1.0 when it is empty."""
+def dominant(data) -> tuple[Any, float]:
+    """(most common value, the fraction of the voxels of ``data`` that hold it) of numpy or
+    an array with ``.data``; ``(None, 1.0)`` when it is empty."""
     values = np.asarray(getattr(data, "data", data))
     if values.size == 0:
-        return 1.0
+        return None, 1.0
     if values.dtype == bool:
         values = values.view(np.uint8)
     if values.dtype.kind in "iu":
-        _, counts = fastremap.unique(values, return_counts=True)
+        uniques, counts = fastremap.unique(values, return_counts=True)
     else:
-        _, counts = np.unique(values, return_counts=True)
-    return float(counts.max()) / values.size
+        uniques, counts = np.unique(values, return_counts=True)
+    top = int(np.argmax(counts))
+    return uniques[top].item(), float(counts[top]) / values.size
+
+
+def dominant_fraction(data) -> float:
+    """Fraction of the voxels of ``data`` that hold its most common value; 1.0 when empty."""
+    return dominant(data)[1]
 
 
 def is_degenerate(segmentation, gt, limit: float = NEAR_CONSTANT) -> bool:
     """Whether ``segmentation`` is (near-)constant where ``gt`` is not: one value covers at
     least ``limit`` of its voxels while the GT's most common value covers less, or it is
     constant and the GT is not. A GT that is itself near-constant (sparse objects) makes a
-    near-constant answer possibly right: then only a constant one is degenerate."""
-    seg, truth = dominant_fraction(segmentation), dominant_fraction(gt)
-    return (seg >= 1.0 and truth < 1.0) or (seg >= limit and truth < limit)
+    near-constant answer possibly right, unless it is near-constant the other way: its
+    dominant value is an object (not 0) where the GT's is background (0), or the reverse
+    (a segmentation that makes the whole image one object)."""
+    (seg_value, seg), (gt_value, truth) = dominant(segmentation), dominant(gt)
+    if (seg >= 1.0 and truth < 1.0) or (seg >= limit and truth < limit):
+        return True
+    return seg >= limit and truth >= limit and (seg_value == 0) != (gt_value == 0)
 
 
 def warn_degenerate(rows: list[dict], limit: int = 6) -> int:
@@ -84,8 +95,9 @@ def warn_degenerate(rows: list[dict], limit: int = 6) -> int:
         more = f" and {len(flagged) - limit} more" if len(flagged) > limit else ""
         logger.warning(
             "%d of %d parameter sets gave a (near-)constant segmentation (one value on >= "
-            "%g%% of the scored voxels; the gt has no such value), never chosen as best "
-            "while another is scored: %s%s", len(flagged), len(flags), 100 * NEAR_CONSTANT,
+            "%g%% of the scored voxels; the gt has none there, or background where it is "
+            "object or the reverse), never chosen as best while another is scored: %s%s",
+            len(flagged), len(flags), 100 * NEAR_CONSTANT,
             "; ".join(names), more)
     return len(flagged)
 
