@@ -149,7 +149,7 @@ def test_choose_levels_passes_over_a_depth_whose_output_is_tiny():
     """The 2D nuclei at a small budget: three levels cover half a nucleus with a 4×4 output
     (92² input), two levels do not with 48²: the two are taken; outputs of >= 8 voxels per
     segmented axis stay eligible; when every depth's output is tiny, the largest output."""
-    from dacapo.planning.rules import MIN_OUTPUT, choose_levels
+    from dacapo.planning.rules import MIN_OUTPUT, _depth_reason, choose_levels
 
     assert MIN_OUTPUT == 8
     vs = (240, 240)
@@ -160,6 +160,10 @@ def test_choose_levels_passes_over_a_depth_whose_output_is_tiny():
     assert choose_levels({2: two, 3: three_ok}, vs, 14400.0) is three_ok
     tiny2, tiny3 = (36.0, (46, 46), (6, 6)), (16.0, (92, 92), (4, 4))
     assert choose_levels({2: tiny2, 3: tiny3}, vs, 14400.0) is tiny2
+    assert _depth_reason(tiny2[1], tiny2[2], vs, 14400.0).startswith(
+        "the largest output that fits (no depth has 8 output voxels per axis)")
+    assert _depth_reason(two[1], two[2], vs, 14400.0).startswith(
+        "the deepest that fits with an output of at least 8 voxels per axis")
     sections = (16.0 * 16, (3, 60, 60), (1, 16, 16))  # z output 1 is not a segmented axis
     assert choose_levels({2: sections}, (50, 4, 4), 100.0) is sections
 

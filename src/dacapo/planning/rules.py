@@ -337,10 +337,11 @@ def _depth_reason(shape, out, voxel_size, object_width: float | None) -> str:
     if object_width is not None and min(context) >= object_width / 2:
         return (f"the fewest levels whose {text} covers half the typical object width "
                 f"{object_width:.0f} (each level costs output voxels)")
-    return (f"the deepest that fits with an output of at least {MIN_OUTPUT} voxels per axis "
-            f"({text}; none of these covers half the typical object width "
-            f"{object_width:.0f})") if object_width is not None else \
-        f"the deepest that fits ({text})"
+    fits = (f"the deepest that fits with an output of at least {MIN_OUTPUT} voxels per axis"
+            if all(o >= MIN_OUTPUT for o in out if o > 1) else
+            f"the largest output that fits (no depth has {MIN_OUTPUT} output voxels per axis)")
+    return f"{fits} ({text}" + (f"; none of these covers half the typical object width "
+                                f"{object_width:.0f})" if object_width is not None else ")")
 
 
 def guess_modality(fp: Fingerprint, units_nm: bool = True) -> str:
