@@ -11,7 +11,7 @@ import numpy as np
 
 from dacapo.io.ome_write import open_ds
 from dacapo.pipeline.validate import validate_run
-from dacapo.runs.scores import dominant_fraction
+from dacapo.runs.scores import dominant
 from dacapo.training.loop import train_run
 
 
@@ -34,9 +34,9 @@ def test_near_constant_threshold_is_flagged_once_and_never_best(tmp_path, tiny_d
     with caplog.at_level(logging.WARNING):
         rows = validate_run(run_dir, 3, run_config=rc)
     seg = open_ds(str(folder / "segmentation_0"), mode="r")
-    assert 0.99 <= dominant_fraction(np.asarray(seg[seg.roi])) < 1.0
+    assert 0.99 <= dominant(np.asarray(seg[seg.roi]))[1] < 1.0
     seg = open_ds(str(folder / "segmentation_1"), mode="r")
-    assert dominant_fraction(np.asarray(seg[seg.roi])) < 0.9
+    assert dominant(np.asarray(seg[seg.roi]))[1] < 0.9
     flags = {r["parameters"]["threshold"]: r["degenerate"] for r in rows}
     assert flags == {low: 1, mid: 0}
     lines = [r.getMessage() for r in caplog.records

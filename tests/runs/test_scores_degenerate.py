@@ -13,26 +13,28 @@ from funlib.persistence import Array
 from dacapo.runs.scores import (
     NEAR_CONSTANT,
     choose_parameters,
-    dominant_fraction,
+    dominant,
     is_degenerate,
     warn_degenerate,
 )
 
 
-def _counter_fraction(data: np.ndarray) -> float:
-    """Reference: the most common value's share, by counting every voxel in Python."""
+def _counter_dominant(data: np.ndarray) -> tuple[set, float]:
+    """Reference: (the most common values, their share), by counting every voxel in Python."""
     counts = Counter(data.ravel().tolist())
-    return max(counts.values()) / data.size if data.size else 1.0
+    top = max(counts.values())
+    return {v for v, c in counts.items() if c == top}, top / data.size
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.uint64, bool, np.float32])
-def test_dominant_fraction_vs_counting(dtype):
+def test_dominant_vs_counting(dtype):
     rng = np.random.default_rng(1)
     data = (rng.integers(0, 4, (9, 11)) * rng.integers(0, 3, (9, 11))).astype(dtype)
-    assert dominant_fraction(data) == pytest.approx(_counter_fraction(data))
-    assert dominant_fraction(Array(data, voxel_size=(1, 1))) == pytest.approx(
-        _counter_fraction(data))
-    assert dominant_fraction(np.zeros((0, 3), dtype)) == 1.0
+    values, fraction = _counter_dominant(data)
+    for given in (data, Array(data, voxel_size=(1, 1))):
+        value, share = dominant(given)
+        assert share == pytest.approx(fraction) and value in values
+    assert dominant(np.zeros((0, 3), dtype)) == (None, 1.0)
 
 
 def _image(foreground: float, size: int = 10_000) -> np.ndarray:

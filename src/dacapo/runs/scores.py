@@ -64,11 +64,6 @@ def dominant(data) -> tuple[Any, float]:
     return uniques[top].item(), float(counts[top]) / values.size
 
 
-def dominant_fraction(data) -> float:
-    """Fraction of the voxels of ``data`` that hold its most common value; 1.0 when empty."""
-    return dominant(data)[1]
-
-
 def is_degenerate(segmentation, gt, limit: float = NEAR_CONSTANT) -> bool:
     """Whether ``segmentation`` is (near-)constant where ``gt`` is not: one value covers at
     least ``limit`` of its voxels while the GT's most common value covers less, or it is
